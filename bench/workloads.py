@@ -1,0 +1,144 @@
+"""What to measure: cases, suites and profiles, as data.
+
+A *suite* is one model family (``lstm``, ``pixelcnn``, ...). For a profile it lists its
+*cases*: one model, variant, mode and set of sizes each. A case knows its prediction
+(``seq_steps_pred``: the sequential steps the seed's analysis predicts) and how to *build*
+its workload: a pure function plus device-placed arguments, which the harness in
+``bench.timing`` compiles and times. Building happens inside the runner's error guard, so a
+case whose model cannot be built becomes a row with ``status = error``, not a crash.
+
+Adding a model is one module in ``bench/suites/`` that calls :func:`register`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable
+from typing import Any
+
+MODES = ("train", "forward", "sample")
+PROFILES = ("smoke", "cpu", "full")
+
+# Size columns every row carries (empty where a model has no such axis).
+SIZE_FIELDS = ("batch", "depth", "height", "width", "kernel", "seq_len", "hidden")
+
+
+class ConfigError(ValueError):
+    """A bad user-supplied configuration; the CLI prints it as one line and exits 2."""
+
+
+@dataclasses.dataclass
+class Workload:
+    """A built case: ``fn(*args)`` is the pure computation that gets jit-compiled and timed.
+
+    ``fn`` must be a pure function of arrays/pytrees (NNX modules already split into a
+    graphdef closed over and a state passed in), so the timed region is compiled maths only.
+    ``check`` looks at the output once, after the warm-up, and returns a status other than
+    ``"ok"`` (``"nan"``, ``"range"``) to replace the timing with that verdict.
+    ``extra`` holds further columns for the row (analytic FLOPs, sampler iterations, ...).
+    """
+
+    fn: Callable[..., Any]
+    args: tuple
+    n_params: int | None = None
+    check: Callable[[Any], str] | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    nnx_mode: str = "functional"  # graphdef closed over, state passed in: no NNX traversal
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    suite: str
+    model: str
+    variant: str
+    mode: str
+    build: Callable[[], Workload] = dataclasses.field(compare=False, repr=False)
+    sizes: dict[str, int] = dataclasses.field(default_factory=dict, compare=False)
+    seq_steps_pred: int | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ConfigError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
+        unknown = set(self.sizes) - set(SIZE_FIELDS)
+        if unknown:
+            raise ConfigError(f"unknown size fields {sorted(unknown)}; allowed: {SIZE_FIELDS}")
+
+    @property
+    def key(self) -> tuple:
+        """Identifies a case within a run (used by --resume)."""
+        sizes = tuple(self.sizes.get(f) for f in SIZE_FIELDS)
+        return (self.suite, self.model, self.variant, self.mode, *sizes)
+
+    @property
+    def label(self) -> str:
+        sizes = " ".join(f"{k}={v}" for k, v in self.sizes.items())
+        return f"{self.suite}/{self.model}[{self.variant}] {self.mode} {sizes}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """A model family: its cases per profile, and optional experiments.
+
+    ``cases(profile)`` returns the list of :class:`Case` to time. ``experiments(profile,
+    run_dir)`` (optional) runs the suite's non-timing experiments (gradient-flow curves,
+    exhaustive checks, ...), writes their CSVs into the run folder and returns claim rows
+    (dicts with ``claim, check, measured, verdict``) for the report.
+    """
+
+    name: str
+    description: str
+    cases: Callable[[str], list[Case]]
+    experiments: Callable[[str, Any], list[dict]] | None = None
+
+
+_REGISTRY: dict[str, Suite] = {}
+
+
+def register(suite: Suite) -> Suite:
+    _REGISTRY[suite.name] = suite
+    return suite
+
+
+def _load_all() -> None:
+    import bench.suites
+
+    for info in pkgutil.iter_modules(bench.suites.__path__):
+        importlib.import_module(f"bench.suites.{info.name}")
+
+
+def suites() -> dict[str, Suite]:
+    _load_all()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_suites(names: Iterable[str] | None) -> list[Suite]:
+    available = suites()
+    if not names:
+        return list(available.values())
+    chosen = []
+    for name in names:
+        if name not in available:
+            raise ConfigError(f"unknown suite {name!r}; available: {', '.join(available)}")
+        chosen.append(available[name])
+    return chosen
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; available: {', '.join(PROFILES)}")
+    return profile
+
+
+def default_profile(platform: str) -> str:
+    """CPU gets a profile that finishes in minutes; accelerators get the full sizes."""
+    return "cpu" if platform == "cpu" else "full"
+
+
+def positive(name: str, value: int) -> int:
+    """Validate a size at construction time with a clear message."""
+    if not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return value
