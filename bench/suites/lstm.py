@@ -1,0 +1,69 @@
+"""LSTM suite: our LSTM vs Flax's ``nnx.RNN(nnx.OptimizedLSTMCell)``, train and forward over T.
+
+Prediction: one recurrence step per time step, so ``seq_steps_pred = T`` in both modes.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from bench.steps import finite_loss, forward_fn, n_params, train_step_fn
+from bench.workloads import Case, Suite, Workload, register
+from models.lstm import SequenceRegressor, mse_loss
+
+# (batch, input features, hidden) and the sweep over seq_len T, per profile.
+SIZES = {
+    "smoke": dict(batch=2, features=4, hidden=8, seq_lens=(4, 8)),
+    "cpu": dict(batch=32, features=64, hidden=256, seq_lens=(32, 64, 128, 256)),
+    "full": dict(batch=64, features=128, hidden=512, seq_lens=(64, 128, 256, 512, 1024)),
+}
+OUT_FEATURES = 8
+
+
+class FlaxSequenceRegressor(nnx.Module):
+    """The same task built from the library's optimized cell, for comparison."""
+
+    def __init__(self, in_features: int, hidden: int, out_features: int, *, rngs: nnx.Rngs):
+        cell = nnx.OptimizedLSTMCell(in_features, hidden, rngs=rngs)
+        self.rnn = nnx.RNN(cell)
+        self.readout = nnx.Linear(hidden, out_features, rngs=rngs)
+
+    def __call__(self, x):
+        return self.readout(self.rnn(x))
+
+
+VARIANTS = {"ours": SequenceRegressor, "flax-optimized": FlaxSequenceRegressor}
+
+
+def _build(variant: str, mode: str, batch: int, features: int, hidden: int, seq_len: int,
+           seed: int):
+    def build() -> Workload:
+        model = VARIANTS[variant](features, hidden, OUT_FEATURES, rngs=nnx.Rngs(seed))
+        kx, ky = jax.random.split(jax.random.key(seed + 1))
+        x = jax.random.normal(kx, (batch, seq_len, features), jnp.float32)
+        y = jax.random.normal(ky, (batch, seq_len, OUT_FEATURES), jnp.float32)
+        if mode == "train":
+            step, state = train_step_fn(model, mse_loss, optax.adam(1e-3))
+            return Workload(step, (*state, (x, y)), n_params(model), check=finite_loss)
+        fn, state = forward_fn(model)
+        return Workload(fn, (state, x), n_params(model))
+
+    return build
+
+
+def cases(profile: str) -> list[Case]:
+    s = SIZES[profile]
+    out = []
+    for mode in ("train", "forward"):
+        for seq_len in s["seq_lens"]:
+            for variant in VARIANTS:
+                sizes = dict(batch=s["batch"], seq_len=seq_len, hidden=s["hidden"])
+                build = _build(variant, mode, s["batch"], s["features"], s["hidden"], seq_len, 0)
+                out.append(Case("lstm", "lstm", variant, mode, build, sizes, seq_steps_pred=seq_len))
+    return out
+
+
+register(Suite("lstm", "LSTM (seed §2) vs Flax OptimizedLSTMCell over sequence length", cases))
