@@ -27,12 +27,15 @@ class FlaxSequenceRegressor(nnx.Module):
     """The same task built from the library's optimized cell, for comparison."""
 
     def __init__(self, in_features: int, hidden: int, out_features: int, *, rngs: nnx.Rngs):
-        cell = nnx.OptimizedLSTMCell(in_features, hidden, rngs=rngs)
-        self.rnn = nnx.RNN(cell)
+        self.hidden = hidden
+        self.rnn = nnx.RNN(nnx.OptimizedLSTMCell(in_features, hidden, rngs=rngs))
         self.readout = nnx.Linear(hidden, out_features, rngs=rngs)
 
     def __call__(self, x):
-        return self.readout(self.rnn(x))
+        # An explicit zero carry: the cell's own initialize_carry draws from its Rngs,
+        # which would mutate NNX state inside the traced function.
+        zeros = jnp.zeros((x.shape[0], self.hidden), x.dtype)
+        return self.readout(self.rnn(x, initial_carry=(zeros, zeros)))
 
 
 VARIANTS = {"ours": SequenceRegressor, "flax-optimized": FlaxSequenceRegressor}
