@@ -1,4 +1,4 @@
-"""LSTM (Hochreiter & Schmidhuber 1997), the model of the seed's §2.
+"""LSTM (Hochreiter & Schmidhuber 1997), the model of the seed's §2, with its backward pass.
 
 For input x(t) and previous state (h(t-1), c(t-1)), with σ the logistic function:
 
@@ -14,11 +14,23 @@ i, f, g, o along the last axis. The maths lives in pure functions of a parameter
 (``lstm_step``, ``lstm_scan``) so that the hand-derived backward pass of the seed's §2 can
 sit beside them; :class:`LSTM` is the NNX module that owns the parameters.
 
+Backward: ``lstm_bptt`` is backpropagation through time written by hand from the seed's §2-1
+and §2-2 equations (corrected where the seed slips; see its docstring), as a reverse
+``lax.scan``; ``lstm_scan_manual`` is ``lstm_scan`` with that backward pass attached as a
+``jax.custom_vjp``. ``LSTM(..., backward="manual")`` uses it, ``"autodiff"`` (default) lets JAX
+differentiate the scan. ``lstm_scan_probed`` adds zero-valued probes to every intermediate so
+that ``jax.grad`` with respect to the probes gives the per-step adjoints h̄(t), c̄(t), ī(t), ...:
+the autodiff oracle for each equation separately.
+
 Speed: the input projection x(t)·W_x does not depend on the recurrence, so it is computed for
 all T steps as one (B·T, I)×(I, 4H) matmul before the scan; only h(t-1)·W_h stays inside it.
+The backward pass mirrors this: only h̄ and c̄ are recurrent, and every weight gradient is one
+matmul over all (t, b) after the reverse scan.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +41,16 @@ def _check_positive(**sizes: int) -> None:
     for name, value in sizes.items():
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _zero_carry(x_BxTxI: jax.Array, hidden: int):
+    zeros = jnp.zeros((x_BxTxI.shape[0], hidden), x_BxTxI.dtype)
+    return zeros, zeros
+
+
+def _input_projection(params: dict, x_BxTxI: jax.Array) -> jax.Array:
+    """x(t)·W_x + b for all t at once, time-major: (T, B, 4H)."""
+    return jnp.einsum("bti,ig->tbg", x_BxTxI, params["w_x"]) + params["b"]
 
 
 def gates(z_Bx4H: jax.Array):
@@ -48,21 +70,250 @@ def lstm_step(w_h: jax.Array, carry, xw_Bx4H: jax.Array):
 
 def lstm_scan(params: dict, x_BxTxI: jax.Array, carry=None):
     """Run the LSTM over time. Returns ``(final (h, c), h_BxTxH)``."""
-    batch, hidden = x_BxTxI.shape[0], params["w_h"].shape[0]
     if carry is None:
-        zeros = jnp.zeros((batch, hidden), x_BxTxI.dtype)
-        carry = (zeros, zeros)
-    xw_TxBx4H = jnp.einsum("bti,ig->tbg", x_BxTxI, params["w_x"]) + params["b"]
+        carry = _zero_carry(x_BxTxI, params["w_h"].shape[0])
+    xw_TxBx4H = _input_projection(params, x_BxTxI)
     carry, h_TxBxH = jax.lax.scan(lambda cr, xw: lstm_step(params["w_h"], cr, xw), carry, xw_TxBx4H)
     return carry, jnp.swapaxes(h_TxBxH, 0, 1)
 
 
-class LSTM(nnx.Module):
-    """A single-layer LSTM over a (batch, time, features) sequence, returning all h(t)."""
+# --- Backward pass through time, by hand (seed §2-1, §2-2) ---------------------------------
 
-    def __init__(self, in_features: int, hidden: int, *, forget_bias: float = 1.0, rngs: nnx.Rngs):
+
+class Tape(NamedTuple):
+    """What the forward pass keeps for the backward pass: inputs and the state sequences.
+
+    The gates are not kept: given every h(t-1), their pre-activations
+    z(t) = x(t) W_x + h(t-1) W_h + b are one parallel matmul, cheaper to recompute than to store.
+    """
+
+    x_BxTxI: jax.Array
+    h0: jax.Array
+    c0: jax.Array
+    h_TxBxH: jax.Array
+    c_TxBxH: jax.Array
+
+
+class Grads(NamedTuple):
+    """Result of :func:`lstm_bptt`.
+
+    ``params``: ∂L/∂{w_x, w_h, b}; ``x``: ∂L/∂x (B, T, I); ``carry``: (∂L/∂h(0), ∂L/∂c(0));
+    ``adjoints``: the per-step total derivatives h̄(t), c̄(t) (B, T, H) and the pre-activation
+    gradients z̄(t) = (ī⊙σ'(z_i), f̄⊙σ'(z_f), ḡ⊙tanh'(z_g), ō⊙σ'(z_o)) (B, T, 4H).
+    """
+
+    params: dict
+    x: jax.Array
+    carry: tuple
+    adjoints: dict
+
+
+def lstm_scan_taped(params: dict, x_BxTxI: jax.Array, carry):
+    """``lstm_scan`` that also returns the :class:`Tape` the backward pass needs."""
+    h0, c0 = carry
+    xw_TxBx4H = _input_projection(params, x_BxTxI)
+
+    def step(cr, xw):
+        cr, _ = lstm_step(params["w_h"], cr, xw)
+        return cr, cr
+
+    carry, (h_TxBxH, c_TxBxH) = jax.lax.scan(step, carry, xw_TxBx4H)
+    tape = Tape(x_BxTxI, h0, c0, h_TxBxH, c_TxBxH)
+    return (carry, jnp.swapaxes(h_TxBxH, 0, 1)), tape
+
+
+def bptt_step(w_h: jax.Array, carry, inputs):
+    """One reverse step t of backpropagation through time (equations in :func:`lstm_bptt`).
+
+    ``carry`` = (z̄(t+1) W_hᵀ, c̄(t+1) ⊙ f(t+1)), the parts of h̄(t) and c̄(t) coming from step
+    t+1; ``inputs`` = (∂ℓ/∂h(t), i, f, g, o, tanh c(t), c(t-1)) at step t.
+    """
+    h_bar_next, c_bar_next = carry
+    dh, i, f, g, o, tanh_c, c_prev = inputs
+    h_bar = dh + h_bar_next
+    c_bar = h_bar * o * (1 - tanh_c**2) + c_bar_next
+    i_bar = c_bar * g
+    f_bar = c_bar * c_prev
+    g_bar = c_bar * i
+    o_bar = h_bar * tanh_c
+    z_bar = jnp.concatenate(
+        [i_bar * i * (1 - i), f_bar * f * (1 - f), g_bar * (1 - g**2), o_bar * o * (1 - o)],
+        axis=-1,
+    )
+    return (z_bar @ w_h.T, c_bar * f), (h_bar, c_bar, z_bar)
+
+
+def bptt_from_tape(params: dict, tape: Tape, dcarry, dh_TxBxH: jax.Array) -> Grads:
+    """The backward pass of :func:`lstm_bptt` given the forward's :class:`Tape`."""
+    w_x, w_h = params["w_x"], params["w_h"]
+    h_prev_TxBxH = jnp.concatenate([tape.h0[None], tape.h_TxBxH[:-1]], axis=0)
+    c_prev_TxBxH = jnp.concatenate([tape.c0[None], tape.c_TxBxH[:-1]], axis=0)
+    z_TxBx4H = _input_projection(params, tape.x_BxTxI) + h_prev_TxBxH @ w_h
+    i, f, g, o = gates(z_TxBx4H)
+    inputs = (dh_TxBxH, i, f, g, o, jnp.tanh(tape.c_TxBxH), c_prev_TxBxH)
+    (h0_bar, c0_bar), (h_bar, c_bar, z_bar_TxBx4H) = jax.lax.scan(
+        lambda cr, xs: bptt_step(w_h, cr, xs), dcarry, inputs, reverse=True
+    )
+    d_params = {
+        "w_x": jnp.einsum("bti,tbg->ig", tape.x_BxTxI, z_bar_TxBx4H),
+        "w_h": jnp.einsum("tbh,tbg->hg", h_prev_TxBxH, z_bar_TxBx4H),
+        "b": z_bar_TxBx4H.sum(axis=(0, 1)),
+    }
+    dx_BxTxI = jnp.einsum("tbg,ig->bti", z_bar_TxBx4H, w_x)
+    adjoints = {
+        name: jnp.swapaxes(a, 0, 1) for name, a in (("h", h_bar), ("c", c_bar), ("z", z_bar_TxBx4H))
+    }
+    return Grads(d_params, dx_BxTxI, (h0_bar, c0_bar), adjoints)
+
+
+def lstm_bptt(
+    params: dict, x_BxTxI: jax.Array, dh_BxTxH: jax.Array, carry=None, dcarry=None
+) -> Grads:
+    r"""Backpropagation through time by hand: all gradients of L given ∂ℓ/∂h(t) for every t.
+
+    ``dh_BxTxH`` is the upstream cotangent ∂ℓ/∂h(t) of the h sequence (the loss's direct
+    dependence on each h(t)); ``dcarry`` = (∂ℓ/∂h(T), ∂ℓ/∂c(T)) on the final state (default 0).
+    Writing k'(t) for the derivative of gate k's nonlinearity at its pre-activation
+    (σ' = k(1-k) for i, f, o; tanh' = 1-g² for g), for t = T, ..., 1 with h̄(T+1)-terms = 0:
+
+        h̄(t) = ∂ℓ/∂h(t) + Σ_{k∈{i,f,g,o}} W_hk (k̄(t+1) ⊙ k'(t+1))      (row form: z̄(t+1) W_hᵀ)
+        c̄(t) = h̄(t) ⊙ o(t) ⊙ (1 - tanh² c(t)) + c̄(t+1) ⊙ f(t+1)
+        ī(t) = c̄(t) ⊙ g(t)        f̄(t) = c̄(t) ⊙ c(t-1)
+        ḡ(t) = c̄(t) ⊙ i(t)        ō(t) = h̄(t) ⊙ tanh c(t)
+        z̄(t) = (ī ⊙ i(1-i), f̄ ⊙ f(1-f), ḡ ⊙ (1-g²), ō ⊙ o(1-o))  at t
+        W̄_x = Σ_t x(t)ᵀ z̄(t)      W̄_h = Σ_t h(t-1)ᵀ z̄(t)      b̄ = Σ_t z̄(t)
+        x̄(t) = z̄(t) W_xᵀ          h̄(0) = z̄(1) W_hᵀ            c̄(0) = c̄(1) ⊙ f(1)
+
+    (sums also run over the batch.) In particular the seed's §2-2 input-gate weights are the
+    i-block of W̄_x:  W̄_xi = Σ_t x(t)ᵀ (c̄(t) ⊙ g(t) ⊙ i(t)(1 - i(t))).
+
+    Where the seed slips (autodiff confirms the right-hand versions, see the tests):
+
+    §2-1 h̄(t)
+      * seed writes "[+ dL/dC(t) if loss function has h(t) term]"; correct is
+        "+ ∂ℓ/∂h(t)", the loss's direct partial with respect to h(t), not anything about c.
+      * seed writes "≈" between the two first lines; it is an equality.
+      * seed annotates σ' as "σ(x) = σ(x)(1-σ(x))"; correct is σ'(x) = σ(x)(1-σ(x)).
+      * seed annotates tanh' as "tanh(x) = (1-tanh²x)/(1+tanh²x)"; correct is
+        tanh'(x) = 1 - tanh²(x) (the factor it actually uses, 1 - tanh²(w_xg x(t+1) + w_hg h(t)),
+        is right apart from the missing bias b_g).
+      * the scalar products "· w_hk" are, for vectors, multiplication by W_hkᵀ (column form).
+    §2-1 gates
+      * c̄(t), ḡ(t) = c̄ ⊙ i, ō(t) = h̄ ⊙ tanh c(t) and f̄(t) = c̄ ⊙ c(t-1) are right (h̄(t) being
+        the total derivative, including the path through the gates of step t+1).
+      * seed writes ō(t) a second time as "ō(t) = c̄(t) · g(t)"; that line is ī(t) = c̄(t) ⊙ g(t).
+    §2-2 W̄_xi
+      * seed writes Σ_t ∂L/∂i(t) · do(t)/dw_xi = Σ_t c̄(t) · o(t)(1-o(t)) · x̄(t); correct is
+        Σ_t ∂L/∂i(t) · di(t)/dW_xi = Σ_t x(t)ᵀ (c̄(t) ⊙ g(t) ⊙ i(t)(1-i(t))): the derivative of i,
+        not o (σ' at the input gate, i(1-i), not o(1-o)); the factor g(t) of ī = c̄ ⊙ g is
+        missing; and x(t) is the input, not a gradient x̄(t).
+    """
+    hidden = params["w_h"].shape[0]
+    if carry is None:
+        carry = _zero_carry(x_BxTxI, hidden)
+    if dcarry is None:
+        dcarry = _zero_carry(x_BxTxI, hidden)
+    _, tape = lstm_scan_taped(params, x_BxTxI, carry)
+    return bptt_from_tape(params, tape, dcarry, jnp.swapaxes(dh_BxTxH, 0, 1))
+
+
+@jax.custom_vjp
+def _lstm_scan_manual(params: dict, x_BxTxI: jax.Array, carry):
+    return lstm_scan(params, x_BxTxI, carry)
+
+
+def _lstm_scan_manual_fwd(params, x_BxTxI, carry):
+    out, tape = lstm_scan_taped(params, x_BxTxI, carry)
+    return out, (params, tape)
+
+
+def _lstm_scan_manual_bwd(residuals, cotangent):
+    params, tape = residuals
+    dcarry, dh_BxTxH = cotangent
+    grads = bptt_from_tape(params, tape, dcarry, jnp.swapaxes(dh_BxTxH, 0, 1))
+    return grads.params, grads.x, grads.carry
+
+
+_lstm_scan_manual.defvjp(_lstm_scan_manual_fwd, _lstm_scan_manual_bwd)
+
+
+def lstm_scan_manual(params: dict, x_BxTxI: jax.Array, carry=None):
+    """:func:`lstm_scan` whose gradient is the hand-written :func:`lstm_bptt` (custom_vjp)."""
+    if carry is None:
+        carry = _zero_carry(x_BxTxI, params["w_h"].shape[0])
+    return _lstm_scan_manual(params, x_BxTxI, carry)
+
+
+# --- Probes: the autodiff oracle for each per-step adjoint -----------------------------------
+
+PROBE_NAMES = ("z", "i", "f", "g", "o", "c", "h")
+
+
+def zero_probes(batch: int, steps: int, hidden: int, dtype=jnp.float32) -> dict:
+    """Zero probes for :func:`lstm_scan_probed`: "z" is (B, T, 4H), the others (B, T, H)."""
+    return {
+        name: jnp.zeros((batch, steps, 4 * hidden if name == "z" else hidden), dtype)
+        for name in PROBE_NAMES
+    }
+
+
+def lstm_scan_probed(params: dict, x_BxTxI: jax.Array, probes: dict, carry=None):
+    """:func:`lstm_scan` with an additive probe after every intermediate of every step.
+
+        z(t) += p_z(t);  i, f, g, o (t) += p_i, p_f, p_g, p_o (t);  c(t) += p_c(t);  h(t) += p_h(t)
+
+    With zero probes it computes exactly what ``lstm_scan`` computes, and ∂L/∂p_k(t) is the
+    total derivative of L with respect to k(t): h̄(t), c̄(t), ī(t), ..., z̄(t), by autodiff.
+    """
+    w_h = params["w_h"]
+    if carry is None:
+        carry = _zero_carry(x_BxTxI, w_h.shape[0])
+    xw_TxBx4H = _input_projection(params, x_BxTxI)
+    probes_T = {name: jnp.swapaxes(p, 0, 1) for name, p in probes.items()}
+
+    def step(cr, inputs):
+        xw, p = inputs
+        h, c = cr
+        i, f, g, o = gates(xw + h @ w_h + p["z"])
+        i, f, g, o = i + p["i"], f + p["f"], g + p["g"], o + p["o"]
+        c = f * c + i * g + p["c"]
+        h = o * jnp.tanh(c) + p["h"]
+        return (h, c), h
+
+    carry, h_TxBxH = jax.lax.scan(step, carry, (xw_TxBx4H, probes_T))
+    return carry, jnp.swapaxes(h_TxBxH, 0, 1)
+
+
+# --- Modules ---------------------------------------------------------------------------------
+
+# How the gradient of the scan is obtained: JAX's autodiff, or the hand-written BPTT.
+BACKWARDS = {"autodiff": lstm_scan, "manual": lstm_scan_manual}
+
+
+def _check_backward(backward: str) -> None:
+    if backward not in BACKWARDS:
+        raise ValueError(f"backward must be one of {sorted(BACKWARDS)}, got {backward!r}")
+
+
+class LSTM(nnx.Module):
+    """A single-layer LSTM over a (batch, time, features) sequence, returning all h(t).
+
+    ``backward="manual"`` computes the same forward with the hand-written backward pass
+    (:func:`lstm_scan_manual`); ``"autodiff"`` lets JAX differentiate the scan.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int,
+        *,
+        forget_bias: float = 1.0,
+        backward: str = "autodiff",
+        rngs: nnx.Rngs,
+    ):
         _check_positive(in_features=in_features, hidden=hidden)
-        self.in_features, self.hidden = in_features, hidden
+        _check_backward(backward)
+        self.in_features, self.hidden, self.backward = in_features, hidden, backward
         init = nnx.initializers.lecun_normal()
         self.w_x = nnx.Param(init(rngs.params(), (in_features, 4 * hidden)))
         self.w_h = nnx.Param(nnx.initializers.orthogonal()(rngs.params(), (hidden, 4 * hidden)))
@@ -75,15 +326,23 @@ class LSTM(nnx.Module):
         return {"w_x": self.w_x[...], "w_h": self.w_h[...], "b": self.b[...]}
 
     def __call__(self, x_BxTxI: jax.Array) -> jax.Array:
-        return lstm_scan(self.params, x_BxTxI)[1]
+        return BACKWARDS[self.backward](self.params, x_BxTxI)[1]
 
 
 class SequenceRegressor(nnx.Module):
     """LSTM + per-step linear read-out: the benchmark's trainable model (MSE loss)."""
 
-    def __init__(self, in_features: int, hidden: int, out_features: int, *, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int,
+        out_features: int,
+        *,
+        backward: str = "autodiff",
+        rngs: nnx.Rngs,
+    ):
         _check_positive(out_features=out_features)
-        self.lstm = LSTM(in_features, hidden, rngs=rngs)
+        self.lstm = LSTM(in_features, hidden, backward=backward, rngs=rngs)
         self.readout = nnx.Linear(hidden, out_features, rngs=rngs)
 
     def __call__(self, x_BxTxI: jax.Array) -> jax.Array:
