@@ -85,13 +85,15 @@ class Suite:
     ``cases(profile)`` returns the list of :class:`Case` to time. ``experiments(profile,
     run_dir)`` (optional) runs the suite's non-timing experiments (gradient-flow curves,
     exhaustive checks, ...), writes their CSVs into the run folder and returns claim rows
-    (dicts with ``claim, check, measured, verdict``) for the report.
+    (dicts with ``claim, check, measured, verdict``) for the report. ``baselines`` names,
+    per mode, the variant the report divides the others' times by.
     """
 
     name: str
     description: str
     cases: Callable[[str], list[Case]]
     experiments: Callable[[str, Any], list[dict]] | None = None
+    baselines: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 _REGISTRY: dict[str, Suite] = {}

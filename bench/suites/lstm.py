@@ -69,4 +69,11 @@ def cases(profile: str) -> list[Case]:
     return out
 
 
-register(Suite("lstm", "LSTM (seed §2) vs Flax OptimizedLSTMCell over sequence length", cases))
+register(
+    Suite(
+        "lstm",
+        "LSTM (seed §2) vs Flax OptimizedLSTMCell over sequence length",
+        cases,
+        baselines={"train": "flax-optimized", "forward": "flax-optimized"},
+    )
+)

@@ -1,0 +1,173 @@
+"""Load runs as pandas DataFrames, validated against the schema in :mod:`bench.records`.
+
+``load(path)`` accepts a run folder, a ``measurements.csv``, a pytest-benchmark JSON file, or
+a list of any of these, and returns one DataFrame with proper dtypes, joined with the run
+context a user groups by (``jax``, ``backend``, ``profile``, ``git_sha``, ...). A file that
+does not match the schema raises :class:`SchemaError` naming the file, line and problem:
+never a silently wrong DataFrame.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+from collections.abc import Iterable
+
+import pandas as pd
+
+from bench import records
+
+# Run-context fields joined onto every row.
+ENV_FIELDS = ("git_sha", "git_dirty", "jax", "jaxlib", "flax", "backend", "host_cpu", "profile")
+
+
+class SchemaError(ValueError):
+    """A results file that does not match the schema this version reads."""
+
+
+def _read_csv(path: pathlib.Path, columns: dict[str, str]) -> pd.DataFrame:
+    """Read a CSV written by records.CsvAppender, checking header, row lengths and types."""
+    if not path.exists():
+        raise SchemaError(f"{path}: file not found")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise SchemaError(f"{path}: line 1: empty file, expected a header")
+    header = rows[0]
+    if header != list(columns):
+        missing = [c for c in columns if c not in header]
+        unknown = [c for c in header if c not in columns]
+        raise SchemaError(
+            f"{path}: line 1: header does not match schema v{records.SCHEMA_VERSION}"
+            f" (missing {missing}, unknown {unknown})"
+        )
+    for lineno, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise SchemaError(
+                f"{path}: line {lineno}: {len(row)} fields, expected {len(header)}"
+                " (truncated or hand-edited row?)"
+            )
+    data = {name: [r[i] for r in rows[1:]] for i, name in enumerate(header)}
+    df = pd.DataFrame(data, dtype="string")
+    for name, dtype in columns.items():
+        if dtype == "string":
+            df[name] = df[name].replace("", pd.NA)
+            continue
+        values = pd.to_numeric(df[name].replace("", pd.NA), errors="coerce")
+        bad = values.isna() & df[name].ne("") & df[name].notna()
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise SchemaError(
+                f"{path}: line {i + 2}: column {name!r} has {df[name].iloc[i]!r}, "
+                f"expected {dtype}"
+            )
+        if dtype == "Int64" and (values.dropna() % 1 != 0).any():
+            i = int(((values % 1) != 0).fillna(False).to_numpy().nonzero()[0][0])
+            raise SchemaError(f"{path}: line {i + 2}: column {name!r} is not an integer")
+        df[name] = values.astype(dtype)
+    _check_values(path, df)
+    return df
+
+
+def _check_values(path: pathlib.Path, df: pd.DataFrame) -> None:
+    for col, allowed in (("status", records.STATUSES), ("verdict", records.VERDICTS)):
+        if col in df:
+            bad = ~df[col].isin(allowed) & df[col].notna()
+            if bad.any():
+                i = int(bad.to_numpy().nonzero()[0][0])
+                raise SchemaError(
+                    f"{path}: line {i + 2}: {col} {df[col].iloc[i]!r} is not one of {allowed}"
+                )
+
+
+def load_measurements(path: str | pathlib.Path) -> pd.DataFrame:
+    return _read_csv(pathlib.Path(path), records.COLUMNS)
+
+
+def load_samples(path: str | pathlib.Path) -> pd.DataFrame:
+    return _read_csv(pathlib.Path(path), records.SAMPLE_COLUMNS)
+
+
+def load_claims(path: str | pathlib.Path) -> pd.DataFrame:
+    return _read_csv(pathlib.Path(path), records.CLAIM_COLUMNS)
+
+
+def load_env(run_dir: pathlib.Path) -> dict:
+    path = run_dir / "env.json"
+    if not path.exists():
+        raise SchemaError(f"{path}: file not found (not a run folder?)")
+    try:
+        env = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SchemaError(f"{path}: line {e.lineno}: invalid JSON: {e.msg}") from None
+    version = env.get("schema_version")
+    if version != records.SCHEMA_VERSION:
+        raise SchemaError(
+            f"{path}: schema_version {version!r}; this version of the suite reads "
+            f"{records.SCHEMA_VERSION} (re-run, or load with a matching checkout)"
+        )
+    return env
+
+
+def _load_one(path: pathlib.Path) -> pd.DataFrame:
+    if path.is_dir():
+        env = load_env(path)
+        df = load_measurements(path / "measurements.csv")
+        for field in ENV_FIELDS:
+            value = env.get(field)
+            df[field] = pd.Series([value] * len(df), dtype="string" if field != "git_dirty"
+                                  else "boolean")
+        return df
+    if path.suffix == ".json":
+        return load_pytest_benchmark(path)
+    if path.name == "measurements.csv":
+        return _load_one(path.parent)
+    raise SchemaError(f"{path}: not a run folder, measurements.csv or pytest-benchmark JSON")
+
+
+def load(paths: str | pathlib.Path | Iterable[str | pathlib.Path]) -> pd.DataFrame:
+    """One DataFrame for one or several runs."""
+    if isinstance(paths, str | pathlib.Path):
+        paths = [paths]
+    frames = [_load_one(pathlib.Path(p)) for p in paths]
+    if not frames:
+        raise SchemaError("no runs given")
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def load_pytest_benchmark(path: str | pathlib.Path) -> pd.DataFrame:
+    """A pytest-benchmark JSON file as rows shaped like ``measurements.csv``.
+
+    The benchmark tests store the case identity in ``extra_info``; timing statistics map to
+    the ``time_*`` columns (pytest-benchmark's ``iqr`` and ``median``, in seconds).
+    """
+    path = pathlib.Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SchemaError(f"{path}: not readable as JSON: {e}") from None
+    if "benchmarks" not in data:
+        raise SchemaError(f"{path}: no 'benchmarks' key: not a pytest-benchmark file")
+    machine = data.get("machine_info", {})
+    rows = []
+    for b in data["benchmarks"]:
+        info, stats = b.get("extra_info", {}), b.get("stats", {})
+        row = {c: info.get(c) for c in records.COLUMNS if c in info}
+        row.update(
+            run_id=data.get("datetime"),
+            status="ok",
+            repeats=stats.get("rounds"),
+            time_median_s=stats.get("median"),
+            time_min_s=stats.get("min"),
+            time_max_s=stats.get("max"),
+            time_iqr_s=stats.get("iqr"),
+        )
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=list(records.COLUMNS))
+    for name, dtype in records.COLUMNS.items():
+        df[name] = df[name].astype(dtype) if dtype == "string" else pd.to_numeric(
+            df[name]).astype(dtype)
+    df["host_cpu"] = pd.Series([machine.get("cpu", {}).get("brand_raw")] * len(df),
+                               dtype="string")
+    return df

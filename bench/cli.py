@@ -1,0 +1,134 @@
+"""Command line: ``python -m bench {run,report,list} ...``.
+
+A bad argument is one line on stderr and exit status 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+from bench.workloads import PROFILES, ConfigError
+
+RESULTS = pathlib.Path("results")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        raise ConfigError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="measure suites into a new run folder")
+    run.add_argument("--suite", action="append", metavar="NAME",
+                     help="suite to run (repeatable; default: all; see `list`)")
+    run.add_argument("--profile", choices=None, metavar="|".join(PROFILES),
+                     help="sizes to run (default: cpu on CPU, full on GPU/TPU)")
+    run.add_argument("--out", type=pathlib.Path, default=RESULTS,
+                     help="parent folder of the run folder (default: results/)")
+    run.add_argument("--repeats", type=_positive_int,
+                     help="timed repeats per case (default by profile: smoke 2, cpu 5, full 10)")
+    run.add_argument("--warmup", type=_positive_int, default=1,
+                     help="untimed calls before timing (default 1)")
+    run.add_argument("--resume", type=pathlib.Path, metavar="RUN_DIR",
+                     help="measure only the cases missing from an existing run folder")
+    run.add_argument("--no-experiments", action="store_true",
+                     help="time the cases only; skip the claim experiments")
+
+    report = sub.add_parser("report", help="re-render report.md (and plots) of a run folder")
+    report.add_argument("run_dir", type=pathlib.Path)
+
+    lst = sub.add_parser("list", help="list suites, or the cases of a profile")
+    lst.add_argument("--profile", metavar="|".join(PROFILES))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parser().parse_args(argv)
+        return COMMANDS[args.command](args, argv)
+    except ConfigError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; finished cases are saved (resume with --resume RUN_DIR)",
+              file=sys.stderr)
+        return 130
+
+
+def cmd_run(args, argv) -> int:
+    import jax
+
+    from bench import records, report, runner
+    from bench.workloads import check_profile, default_profile, get_suites
+
+    suites = get_suites(args.suite)
+    if args.resume is not None:
+        run_dir = args.resume
+        if not (run_dir / "env.json").exists():
+            raise ConfigError(f"--resume {run_dir}: not a run folder (no env.json)")
+        from bench.analysis import SchemaError, load_env
+
+        try:
+            env = load_env(run_dir)
+        except SchemaError as e:
+            raise ConfigError(str(e)) from None
+        if args.profile and args.profile != env["profile"]:
+            raise ConfigError(f"--profile {args.profile} differs from the run's {env['profile']}")
+        profile = env["profile"]
+    else:
+        profile = check_profile(args.profile or default_profile(jax.default_backend()))
+        env = records.environment(profile, ["python -m bench", *argv])
+        run_dir = records.create_run_dir(args.out, records.new_run_id())
+        records.write_json(run_dir / "env.json", env)
+    print(f"run folder: {run_dir} (profile {profile}, {jax.device_count()} × "
+          f"{jax.devices()[0].device_kind})", file=sys.stderr, flush=True)
+    runner.run(suites, profile, run_dir, repeats=args.repeats, warmup=args.warmup,
+               experiments=not args.no_experiments)
+    env["finished_utc"] = records.utc_now()
+    records.write_json(run_dir / "env.json", env)
+    path = report.render(run_dir)
+    print(f"results in {run_dir}/ (report: {path})")
+    return 0
+
+
+def cmd_report(args, argv) -> int:
+    from bench import report
+    from bench.analysis import SchemaError
+
+    if not args.run_dir.is_dir():
+        raise ConfigError(f"{args.run_dir}: no such run folder")
+    try:
+        print(report.render(args.run_dir))
+    except SchemaError as e:
+        raise ConfigError(str(e)) from None
+    return 0
+
+
+def cmd_list(args, argv) -> int:
+    from bench.workloads import check_profile, suites
+
+    for name, suite in suites().items():
+        print(f"{name}: {suite.description}")
+        if args.profile:
+            for case in suite.cases(check_profile(args.profile)):
+                print(f"    {case.label}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list}

@@ -1,0 +1,113 @@
+"""``report.md`` for a run folder, rendered from its CSVs alone (so it can be re-rendered).
+
+Sections: run context; claims (C1–C12 verdicts from the suites' experiments and the fits);
+variant ratios (each variant's median time over its suite's baseline variant, same sizes);
+all measurements; failures. Tables are GitHub markdown; numbers keep 3 significant digits.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import pandas as pd
+
+from bench import analysis
+from bench.workloads import SIZE_FIELDS
+
+
+def _fmt(v) -> str:
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def table(df: pd.DataFrame, columns: list[str] | None = None) -> str:
+    columns = columns or list(df.columns)
+    if df.empty:
+        return "_(none)_\n"
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for rec in df[columns].to_dict("records"):
+        cells = [_fmt(rec[c]).replace("|", "\\|").replace("\n", " ") for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _sizes(df: pd.DataFrame) -> list[str]:
+    return [f for f in SIZE_FIELDS if df[f].notna().any()]
+
+
+def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """Median time of each variant divided by its suite's baseline variant at equal sizes."""
+    ok = df[df.status == "ok"]
+    out = []
+    for (suite, mode), group in ok.groupby(["suite", "mode"]):
+        base = baselines.get(suite, {}).get(mode)
+        if base is None or base not in set(group.variant):
+            continue
+        keys = ["model", *SIZE_FIELDS]
+        ref = group[group.variant == base][keys + ["time_median_s"]]
+        merged = group.merge(ref, on=keys, suffixes=("", "_base"), how="inner")
+        merged = merged[merged.variant != base]
+        for rec in merged.to_dict("records"):
+            sizes = " ".join(f"{f}={rec[f]}" for f in SIZE_FIELDS if not pd.isna(rec[f]))
+            out.append(
+                dict(suite=suite, mode=mode, variant=rec["variant"], baseline=base, sizes=sizes,
+                     time_ms=rec["time_median_s"] * 1e3,
+                     baseline_ms=rec["time_median_s_base"] * 1e3,
+                     ratio=rec["time_median_s"] / rec["time_median_s_base"])
+            )
+    return pd.DataFrame(out)
+
+
+def render(run_dir: str | pathlib.Path) -> pathlib.Path:
+    """Write ``run_dir/report.md`` from the run's CSVs and env.json; returns its path."""
+    from bench.workloads import suites
+
+    run_dir = pathlib.Path(run_dir)
+    env = analysis.load_env(run_dir)
+    df = analysis.load_measurements(run_dir / "measurements.csv")
+    claims_path = run_dir / "claims.csv"
+    claims = analysis.load_claims(claims_path) if claims_path.exists() else None
+    baselines = {name: s.baselines for name, s in suites().items()}
+
+    parts = [f"# Run {run_dir.name}\n"]
+    parts.append(
+        f"- device: {env['device_count']} × {env['device_kind']} ({env['backend']}); "
+        f"host CPU: {env['host_cpu']} ({env['host_cpu_count']} cores)\n"
+        f"- jax {env['jax']}, jaxlib {env['jaxlib']}, flax {env['flax']}, optax {env['optax']}, "
+        f"python {env['python']}\n"
+        f"- profile: {env['profile']}; git {str(env.get('git_sha'))[:10]}"
+        f"{' (dirty)' if env.get('git_dirty') else ''}; started {env['started_utc']}"
+        f"{'; finished ' + env['finished_utc'] if env.get('finished_utc') else ' (unfinished)'}\n"
+        f"- cases: {len(df)} ({(df.status == 'ok').sum()} ok)\n"
+    )
+    if claims is not None:
+        parts.append("\n## Claims of the seed\n\n")
+        parts.append(table(claims.sort_values("claim", key=_claim_order),
+                           ["claim", "verdict", "measured", "check", "statement"]))
+    ratios = variant_ratios(df, baselines)
+    if not ratios.empty:
+        parts.append("\n## Variants against their baseline (median time ratio, <1 is faster)\n\n")
+        parts.append(table(ratios))
+    ok = df[df.status == "ok"].copy()
+    if not ok.empty:
+        ok["median_ms"] = ok.time_median_s * 1e3
+        ok["iqr_ms"] = ok.time_iqr_s * 1e3
+        cols = ["suite", "model", "variant", "mode", *_sizes(ok), "median_ms", "iqr_ms",
+                "compile_s", "seq_steps_pred", "span_ops", "work_flops", "achieved_flops_per_s"]
+        cols = [c for c in cols if c in ok and ok[c].notna().any()]
+        parts.append("\n## Measurements\n\n" + table(ok, cols))
+    failed = df[df.status != "ok"]
+    if not failed.empty:
+        parts.append("\n## Cases that did not produce a time\n\n")
+        parts.append(table(failed, ["suite", "model", "variant", "mode", *_sizes(failed),
+                                    "status", "error"]))
+    path = run_dir / "report.md"
+    path.write_text("".join(parts))
+    return path
+
+
+def _claim_order(s: pd.Series) -> pd.Series:
+    return s.str.extract(r"(\d+)")[0].astype(float)

@@ -1,0 +1,220 @@
+"""Runs suites case by case into a run folder: one failure never stops the sweep.
+
+Each case is built, measured by :func:`bench.timing.measure`, and written as one row the
+moment it finishes. A case that fails (build error, XLA error, out of memory, NaN loss,
+recompilation in the timed region) becomes a row whose ``status`` says so and whose
+``error`` holds the first line of the message; the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+import jax
+
+from bench import records
+from bench.timing import RecompilationError, measure
+from bench.workloads import SIZE_FIELDS, Case, Suite
+
+DEFAULT_REPEATS = {"smoke": 2, "cpu": 5, "full": 10}
+
+
+class HealthError(RuntimeError):
+    def __init__(self, status: str):
+        super().__init__(f"output failed its health check: {status}")
+        self.status = status
+
+
+def classify(error: BaseException) -> str:
+    if isinstance(error, HealthError):
+        return error.status
+    if isinstance(error, RecompilationError):
+        return "recompiled"
+    text = str(error)
+    if "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower():
+        return "oom"
+    return "error"
+
+
+def first_line(error: BaseException) -> str:
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]
+
+
+def device_fields() -> dict:
+    devices = jax.devices()
+    return {
+        "device_kind": devices[0].device_kind,
+        "platform": devices[0].platform,
+        "n_devices": len(devices),
+    }
+
+
+def _structure(fn, args, log) -> dict:
+    """Span and work of the traced computation (see bench.structure); empty if unknown."""
+    try:
+        from bench.structure import analyse
+
+        s = analyse(fn, *args)
+    except Exception as e:  # a structure the analyser cannot count is not a failed case
+        log(f"    span/work not counted: {first_line(e)}")
+        return {}
+    return {"span_ops": s.span_ops, "work_flops": s.work_flops}
+
+
+def measure_case(
+    case: Case, *, run_id: str, repeats: int, warmup: int, log=print
+) -> tuple[dict, list]:
+    """Build and time one case. Returns its row and its raw samples; never raises."""
+    row = {
+        "run_id": run_id,
+        "suite": case.suite,
+        "model": case.model,
+        "variant": case.variant,
+        "mode": case.mode,
+        **{f: case.sizes.get(f) for f in SIZE_FIELDS},
+        "seq_steps_pred": case.seq_steps_pred,
+        "seed": case.seed,
+        **device_fields(),
+    }
+    samples: list[float] = []
+    try:
+        w = case.build()
+        row["n_params"] = w.n_params
+        row["nnx_mode"] = w.nnx_mode
+        known = {k: v for k, v in w.extra.items() if k in records.COLUMNS}
+        other = {k: v for k, v in w.extra.items() if k not in records.COLUMNS}
+        row.update(known)
+        if other:
+            row["extra_json"] = json.dumps(other, sort_keys=True, default=str)
+        if "per_device_batch" not in row and case.sizes.get("batch"):
+            row["per_device_batch"] = case.sizes["batch"] // row["n_devices"]
+        row.update(_structure(w.fn, w.args, log))
+
+        def health(out):
+            status = w.check(out) if w.check else "ok"
+            if status != "ok":
+                raise HealthError(status)
+
+        timing = measure(w.fn, w.args, repeats=repeats, warmup=warmup, before_timing=health)
+        samples = timing.samples_s
+        row.update(
+            status="ok",
+            compile_s=timing.compile_s,
+            repeats=len(samples),
+            time_median_s=timing.median_s,
+            time_min_s=timing.min_s,
+            time_max_s=timing.max_s,
+            time_iqr_s=timing.iqr_s,
+            **timing.memory,
+        )
+        if row.get("flops_analytic"):
+            row["achieved_flops_per_s"] = row["flops_analytic"] / timing.median_s
+    except Exception as e:  # one bad case must not lose the sweep
+        row.update(status=classify(e), error=first_line(e))
+        if row["status"] == "error" and "--debug" in sys.argv:
+            traceback.print_exc()
+    return row, samples
+
+
+def completed_keys(run_dir: pathlib.Path) -> set[tuple]:
+    """Keys of the cases already recorded in a run folder (for --resume)."""
+    from bench.analysis import load_measurements
+
+    path = run_dir / "measurements.csv"
+    if not path.exists() or path.stat().st_size == 0:
+        return set()
+    df = load_measurements(path)
+    keys = set()
+    for rec in df.to_dict("records"):
+        sizes = tuple(None if _missing(rec[f]) else int(rec[f]) for f in SIZE_FIELDS)
+        keys.add((rec["suite"], rec["model"], rec["variant"], rec["mode"], *sizes))
+    return keys
+
+
+def _missing(v) -> bool:
+    import pandas as pd
+
+    return v is None or v is pd.NA or (isinstance(v, float) and v != v)
+
+
+def run(
+    suites: list[Suite],
+    profile: str,
+    run_dir: pathlib.Path,
+    *,
+    repeats: int | None = None,
+    warmup: int = 1,
+    experiments: bool = True,
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+) -> pathlib.Path:
+    """Measure every case of ``suites`` not yet in ``run_dir``, then run their experiments."""
+    repeats = repeats or DEFAULT_REPEATS[profile]
+    run_id = run_dir.name
+    done = completed_keys(run_dir)
+    cases = [c for s in suites for c in s.cases(profile)]
+    todo = [c for c in cases if c.key not in done]
+    if done:
+        log(f"resuming {run_dir}: {len(cases) - len(todo)} of {len(cases)} cases already done")
+        if not todo:
+            log("this run is already complete: no case left to measure")
+    out = records.CsvAppender(run_dir / "measurements.csv", records.COLUMNS)
+    raw = records.CsvAppender(run_dir / "samples.csv", records.SAMPLE_COLUMNS)
+    try:
+        for i, case in enumerate(todo, 1):
+            log(f"[{i}/{len(todo)}] {case.label}: compiling and timing ...")
+            t0 = time.perf_counter()
+            row, samples = measure_case(
+                case, run_id=run_id, repeats=repeats, warmup=warmup, log=log
+            )
+            out.write(row)
+            for r, t in enumerate(samples):
+                raw.write({**{k: row.get(k) for k in records.IDENTITY}, "repeat": r, "time_s": t})
+            log(f"    {_summary(row)} ({time.perf_counter() - t0:.1f} s)")
+    finally:
+        out.close()
+        raw.close()
+    if experiments:
+        run_experiments(suites, profile, run_dir, log=log)
+    return run_dir
+
+
+def run_experiments(suites, profile, run_dir, *, log) -> None:
+    done = set()
+    path = run_dir / "claims.csv"
+    if path.exists() and path.stat().st_size:
+        from bench.analysis import load_claims
+
+        done = set(load_claims(path)["suite"].dropna())
+    claims = records.CsvAppender(path, records.CLAIM_COLUMNS)
+    try:
+        for suite in suites:
+            if suite.experiments is None or suite.name in done:
+                continue
+            log(f"experiments of {suite.name} ...")
+            try:
+                rows = suite.experiments(profile, run_dir)
+            except Exception as e:
+                rows = [
+                    dict(claim="?", check=f"{suite.name} experiments", verdict="ERROR",
+                         measured=f"experiment crashed: {first_line(e)}")
+                ]
+            for r in rows:
+                claims.write({"run_id": run_dir.name, "suite": suite.name, **r})
+                log(f"    {r.get('claim')}: {r.get('verdict')} — {r.get('measured')}")
+    finally:
+        claims.close()
+
+
+def _summary(row: dict) -> str:
+    if row["status"] != "ok":
+        return f"{row['status']}: {row.get('error') or ''}"
+    return (
+        f"ok: compile {row['compile_s']:.2f} s, median {row['time_median_s'] * 1e3:.3f} ms "
+        f"over {row['repeats']} repeats"
+    )

@@ -1,0 +1,155 @@
+"""The measuring protocol, in one place. Every benchmark in the suite is timed by `measure`.
+
+1. Arguments are placed on the device (`jax.device_put`) and ready before any clock starts.
+2. The function is lowered and compiled ahead of time (`jax.jit(fn).lower(*args).compile()`);
+   that wall time is `compile_s`. The timed calls go to the compiled executable, which cannot
+   retrace: arguments of another shape or dtype raise instead of silently recompiling.
+3. `warmup` untimed calls, then `repeats` timed calls, each ended by
+   `jax.block_until_ready` on the whole output, timed with `time.perf_counter`.
+4. The timed region runs under `jax.no_tracing` and a compile counter fed by
+   `jax.monitoring`: any trace or backend compilation inside it raises `RecompilationError`
+   rather than reporting a slower number.
+
+The result keeps every raw sample; summaries (median, min, max, IQR) are derived from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import numpy as np
+
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+class RecompilationError(RuntimeError):
+    """Something was traced or compiled inside the timed region."""
+
+
+@dataclasses.dataclass
+class Timing:
+    samples_s: list[float]
+    compile_s: float | None = None
+    memory: dict[str, int] = dataclasses.field(default_factory=dict)
+    output: Any = None  # the last output, for health checks
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.samples_s)
+
+    @property
+    def min_s(self) -> float:
+        return min(self.samples_s)
+
+    @property
+    def max_s(self) -> float:
+        return max(self.samples_s)
+
+    @property
+    def iqr_s(self) -> float:
+        q75, q25 = np.percentile(self.samples_s, [75, 25])
+        return float(q75 - q25)
+
+
+class _CompileCounter:
+    """Counts backend compilations reported by jax.monitoring while active."""
+
+    def __init__(self):
+        self.count = 0
+        self.active = False
+        jax.monitoring.register_event_duration_secs_listener(self._on_event)
+
+    def _on_event(self, event: str, duration: float, **kwargs) -> None:
+        if self.active and event == _COMPILE_EVENT:
+            self.count += 1
+
+
+_counter: _CompileCounter | None = None
+
+
+@contextlib.contextmanager
+def no_recompilation() -> Iterator[None]:
+    """Raise RecompilationError if anything is traced or compiled inside the block."""
+    global _counter
+    if _counter is None:
+        _counter = _CompileCounter()
+    before = _counter.count
+    _counter.active = True
+    try:
+        with jax.no_tracing(True):
+            yield
+    except Exception as e:
+        if "no_tracing" in str(e):
+            raise RecompilationError(f"traced inside the timed region: {e}") from e
+        raise
+    finally:
+        _counter.active = False
+    if _counter.count != before:
+        raise RecompilationError(
+            f"{_counter.count - before} backend compilation(s) inside the timed region"
+        )
+
+
+def time_calls(call: Callable[[], Any], *, repeats: int, warmup: int) -> Timing:
+    """Time a zero-argument callable that dispatches device work and returns its output."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    out = None
+    for _ in range(warmup):
+        out = jax.block_until_ready(call())
+    samples = []
+    with no_recompilation():
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = jax.block_until_ready(call())
+            samples.append(time.perf_counter() - t0)
+    return Timing(samples_s=samples, output=out)
+
+
+def compile_ahead(fn: Callable, args: tuple):
+    """AOT-compile ``fn`` for ``args``. Returns ``(compiled, seconds, memory)``."""
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    seconds = time.perf_counter() - t0
+    return compiled, seconds, memory_figures(compiled)
+
+
+def memory_figures(compiled) -> dict[str, int]:
+    """Byte counts from the executable's memory analysis, where the backend gives them."""
+    try:
+        stats = compiled.memory_analysis()
+    except Exception:  # not every backend implements it
+        return {}
+    if stats is None:
+        return {}
+    fields = {
+        "mem_argument_bytes": "argument_size_in_bytes",
+        "mem_output_bytes": "output_size_in_bytes",
+        "mem_temp_bytes": "temp_size_in_bytes",
+        "mem_generated_code_bytes": "generated_code_size_in_bytes",
+    }
+    return {col: int(getattr(stats, attr)) for col, attr in fields.items() if hasattr(stats, attr)}
+
+
+def measure(
+    fn: Callable, args: tuple, *, repeats: int, warmup: int = 1, before_timing=None
+) -> Timing:
+    """The protocol: place, compile (timed apart), warm up, time ``repeats`` calls.
+
+    ``before_timing(output)`` (optional) sees the first output before any timed call and may
+    raise to abort the measurement (a health check, for instance).
+    """
+    args = jax.block_until_ready(jax.device_put(args))
+    compiled, compile_s, memory = compile_ahead(fn, args)
+    first = jax.block_until_ready(compiled(*args))
+    if before_timing is not None:
+        before_timing(first)
+    timing = time_calls(lambda: compiled(*args), repeats=repeats, warmup=max(warmup - 1, 0))
+    timing.compile_s, timing.memory = compile_s, memory
+    return timing
