@@ -1,0 +1,232 @@
+"""Seed §2-1 / §2-2: the LSTM's backward pass through time, written by hand, against autodiff.
+
+The oracle is ``jax.grad``. For the per-step adjoints (h̄(t), c̄(t), ī(t), ...) it is
+``jax.grad`` with respect to zero probes added to each intermediate (``lstm_scan_probed``),
+which lets every equation of the seed be checked on its own, independently of our BPTT.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from jax.test_util import check_grads
+
+from bench.steps import train_step_fn
+from models.lstm import (
+    LSTM,
+    SequenceRegressor,
+    gates,
+    lstm_bptt,
+    lstm_scan,
+    lstm_scan_manual,
+    lstm_scan_probed,
+    lstm_scan_taped,
+    mse_loss,
+    zero_probes,
+)
+
+# (batch, steps, in_features, hidden): generic; T = 1 with batch 1; hidden 1.
+SHAPES = [(3, 5, 4, 6), (1, 1, 2, 3), (2, 4, 3, 1)]
+
+
+def _problem(batch, steps, in_features, hidden, seed=0, dtype=np.float32):
+    """Random parameters (gates away from saturation), inputs, initial state and cotangents.
+
+    Drawn with NumPy: eager ``jax.random`` calls would each compile on first use."""
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape, scale=1.0):
+        return jnp.asarray(scale * rng.standard_normal(shape), dtype)
+
+    params = {
+        "w_x": normal(in_features, 4 * hidden, scale=in_features**-0.5),
+        "w_h": normal(hidden, 4 * hidden, scale=hidden**-0.5),
+        "b": normal(4 * hidden, scale=0.5),
+    }
+    x = normal(batch, steps, in_features)
+    carry = (normal(batch, hidden, scale=0.5), normal(batch, hidden))
+    dh = normal(batch, steps, hidden)
+    dcarry = (normal(batch, hidden), normal(batch, hidden))
+    return params, x, carry, dh, dcarry
+
+
+def _loss(scan, dh, dcarry):
+    """L = Σ_t ⟨∂ℓ/∂h(t), h(t)⟩ + ⟨∂ℓ/∂h(T), h(T)⟩ + ⟨∂ℓ/∂c(T), c(T)⟩: a linear read-out of all
+    outputs, so ∂L/∂h(t) direct is exactly ``dh``."""
+
+    def loss(params, x, carry):
+        (h_T, c_T), h = scan(params, x, carry)
+        return jnp.sum(dh * h) + jnp.sum(dcarry[0] * h_T) + jnp.sum(dcarry[1] * c_T)
+
+    return loss
+
+
+def _max_rel_err(actual, expected) -> float:
+    """max |a - e| over all leaves, relative to the largest |e| (at least 1); in NumPy."""
+    pairs = zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True)
+    pairs = [(np.asarray(a), np.asarray(e)) for a, e in pairs]
+    scale = max(1.0, *(np.abs(e).max() for _, e in pairs))
+    return max(np.abs(a - e).max() for a, e in pairs) / scale
+
+
+@jax.jit
+def _autodiff_and_manual(params, x, carry, dh, dcarry):
+    expected = jax.grad(_loss(lstm_scan, dh, dcarry), argnums=(0, 1, 2))(params, x, carry)
+    grads = lstm_bptt(params, x, dh, carry, dcarry)
+    return (grads.params, grads.x, grads.carry), expected
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_hand_written_bptt_equals_jax_grad_float32(shape):
+    actual, expected = _autodiff_and_manual(*_problem(*shape))
+    assert jax.tree.structure(actual) == jax.tree.structure(expected)
+    assert _max_rel_err(actual, expected) <= 2e-6
+
+
+@pytest.mark.parametrize("shape", SHAPES[:2])
+def test_hand_written_bptt_equals_jax_grad_float64(shape):
+    with jax.enable_x64(True):
+        actual, expected = _autodiff_and_manual(*_problem(*shape, dtype=np.float64))
+        assert actual[0]["w_x"].dtype == jnp.float64
+        assert _max_rel_err(actual, expected) <= 1e-10
+
+
+@jax.jit
+def _probe_grads(params, x, carry, dh, dcarry):
+    """Autodiff's total derivatives ∂L/∂k(t) for k in z, i, f, g, o, c, h; each (B, T, ·)."""
+
+    def loss(probes):
+        scan = lambda p, xx, cr: lstm_scan_probed(p, xx, probes, cr)  # noqa: E731
+        return _loss(scan, dh, dcarry)(params, x, carry)
+
+    return jax.grad(loss)(zero_probes(*dh.shape, dh.dtype))
+
+
+@jax.jit
+def _forward_values(params, x, carry):
+    """i, f, g, o, c(t), c(t-1) of the forward pass, each (B, T, H)."""
+    _, tape = lstm_scan_taped(params, x, carry)
+    h_prev = jnp.concatenate([tape.h0[None], tape.h_TxBxH[:-1]])
+    c_prev = jnp.concatenate([tape.c0[None], tape.c_TxBxH[:-1]])
+    z = jnp.einsum("bti,ig->tbg", x, params["w_x"]) + params["b"] + h_prev @ params["w_h"]
+    values = (*gates(z), tape.c_TxBxH, c_prev)
+    return [jnp.swapaxes(v, 0, 1) for v in values]
+
+
+def _float64_problem_with_adjoints():
+    """A float64 problem, autodiff's adjoints and the forward values, all as NumPy arrays."""
+    with jax.enable_x64(True):
+        problem = _problem(*SHAPES[0], dtype=np.float64)
+        bar = _probe_grads(*problem)
+        values = _forward_values(*problem[:3])
+    return jax.tree.map(np.asarray, (problem, bar, values))
+
+
+def test_zero_probes_reproduce_lstm_scan():
+    params, x, carry, _, _ = _problem(*SHAPES[0])
+    probes = zero_probes(*SHAPES[0][:2], SHAPES[0][3])
+    scans = jax.jit(lambda p, x, c: (lstm_scan_probed(p, x, probes, c), lstm_scan(p, x, c)))
+    probed, plain = scans(params, x, carry)
+    np.testing.assert_array_equal(probed[1], plain[1])
+
+
+def test_per_step_adjoints_h_bar_c_bar_z_bar_equal_autodiff():
+    (params, x, carry, dh, dcarry), bar, _ = _float64_problem_with_adjoints()
+    with jax.enable_x64(True):
+        adjoints = jax.jit(lstm_bptt)(params, x, dh, carry, dcarry).adjoints
+    for name in ("h", "c", "z"):
+        assert _max_rel_err(adjoints[name], bar[name]) <= 1e-10, name
+
+
+def test_seed_2_1_gate_equations_line_by_line():
+    """Each §2-1 line, with autodiff's adjoints on both sides (our BPTT plays no part)."""
+    (params, _, _, dh, dcarry), bar, (i, f, g, o, c, c_prev) = _float64_problem_with_adjoints()
+    tanh_c = np.tanh(c)
+    # c̄(t) = h̄(t) o(t)(1 - tanh² c(t)) + c̄(t+1) f(t+1), with c̄(T+1) f(T+1) := ∂ℓ/∂c(T)
+    c_bar_next = np.concatenate([bar["c"][:, 1:] * f[:, 1:], dcarry[1][:, None]], axis=1)
+    assert _max_rel_err(bar["h"] * o * (1 - tanh_c**2) + c_bar_next, bar["c"]) <= 1e-10
+    assert _max_rel_err(bar["c"] * i, bar["g"]) <= 1e-10  # ḡ = c̄ i
+    assert _max_rel_err(bar["h"] * tanh_c, bar["o"]) <= 1e-10  # ō = h̄ tanh c
+    assert _max_rel_err(bar["c"] * c_prev, bar["f"]) <= 1e-10  # f̄ = c̄ c(t-1)
+    # The seed's last line "ō(t) = c̄(t) g(t)" is ī(t), not ō(t).
+    assert _max_rel_err(bar["c"] * g, bar["i"]) <= 1e-10
+    assert _max_rel_err(bar["c"] * g, bar["o"]) > 0.1
+    # z̄ = k̄ ⊙ k': σ' = σ(1 - σ), tanh' = 1 - tanh²; the seed's note (1-tanh²)/(1+tanh²) is not.
+    zi, zf, zg, zo = np.split(bar["z"], 4, axis=-1)
+    assert _max_rel_err(bar["i"] * i * (1 - i), zi) <= 1e-10
+    assert _max_rel_err(bar["f"] * f * (1 - f), zf) <= 1e-10
+    assert _max_rel_err(bar["o"] * o * (1 - o), zo) <= 1e-10
+    assert _max_rel_err(bar["g"] * (1 - g**2), zg) <= 1e-10
+    assert _max_rel_err(bar["g"] * (1 - g**2) / (1 + g**2), zg) > 1e-2
+    # h̄(t) = ∂ℓ/∂h(t) + z̄(t+1) W_hᵀ (+ ∂ℓ/∂h(T) at t = T): the direct term is ∂ℓ/∂h(t),
+    # where the seed writes dL/dC(t).
+    h_bar_future = np.concatenate([bar["z"][:, 1:] @ params["w_h"].T, dcarry[0][:, None]], axis=1)
+    assert _max_rel_err(dh + h_bar_future, bar["h"]) <= 1e-10
+    assert _max_rel_err(bar["c"] + h_bar_future, bar["h"]) > 0.1
+
+
+def test_seed_2_2_input_gate_weight_gradient():
+    """W̄_xi = Σ_t x(t)ᵀ (c̄(t) ⊙ g(t) ⊙ i(t)(1-i(t))); the seed's Σ_t c̄ o(1-o) x̄ is not it."""
+    problem, bar, (i, _, g, o, _, _) = _float64_problem_with_adjoints()
+    params, x, carry, dh, dcarry = problem
+    hidden = dh.shape[-1]
+    with jax.enable_x64(True):
+        _, expected = _autodiff_and_manual(*problem)
+    w_xi_bar = expected[0]["w_x"][:, :hidden]
+    corrected = np.einsum("bti,bth->ih", x, bar["c"] * g * i * (1 - i))
+    as_written = np.einsum("bti,bth->ih", x, bar["c"] * o * (1 - o))
+    assert _max_rel_err(corrected, w_xi_bar) <= 1e-10
+    assert _max_rel_err(as_written, w_xi_bar) > 0.1
+
+
+def test_custom_vjp_forward_is_lstm_scan_and_gradients_match():
+    params, x, carry, dh, dcarry = _problem(*SHAPES[0])
+
+    @jax.jit
+    def both(params, x, carry):
+        outs = lstm_scan(params, x, carry), lstm_scan_manual(params, x, carry)
+        grads = [
+            jax.grad(_loss(scan, dh, dcarry), argnums=(0, 1, 2))(params, x, carry)
+            for scan in (lstm_scan, lstm_scan_manual)
+        ]
+        return outs, grads
+
+    (out, out_manual), (grad, grad_manual) = both(params, x, carry)
+    np.testing.assert_array_equal(out_manual[1], out[1])
+    assert _max_rel_err(grad_manual, grad) <= 2e-6
+
+
+def test_check_grads_on_custom_vjp_float64():
+    with jax.enable_x64(True):
+        params, x, carry, _, _ = _problem(2, 4, 3, 2, seed=3, dtype=np.float64)
+        check_grads(
+            jax.jit(lstm_scan_manual),
+            (params, x, carry),
+            order=1,
+            modes=["rev"],
+            atol=1e-6,
+            rtol=1e-6,
+        )
+
+
+def test_module_manual_backward_train_step_matches_autodiff():
+    """``SequenceRegressor(..., backward="manual")``: same loss, same Adam step as autodiff."""
+    x = jax.random.normal(jax.random.key(1), (2, 6, 3))
+    y = jax.random.normal(jax.random.key(2), (2, 6, 2))
+    results = {}
+    for backward in ("autodiff", "manual"):
+        model = SequenceRegressor(3, 5, 2, backward=backward, rngs=nnx.Rngs(0))
+        step, (params, rest, opt_state) = train_step_fn(model, mse_loss, optax.sgd(1.0))
+        new_params, _, loss = jax.jit(step)(params, rest, opt_state, (x, y))
+        results[backward] = (loss, jax.tree.map(lambda n, p: n - p, new_params, params))
+    (loss_a, step_a), (loss_m, step_m) = results["autodiff"], results["manual"]
+    assert float(loss_a) == float(loss_m)
+    assert float(jnp.max(jnp.abs(step_a["lstm"]["w_h"][...]))) > 1e-4  # a real gradient step
+    assert _max_rel_err(step_m, step_a) <= 2e-6
+
+
+def test_invalid_backward_raises():
+    with pytest.raises(ValueError, match="backward must be one of"):
+        LSTM(3, 4, backward="numeric", rngs=nnx.Rngs(0))
