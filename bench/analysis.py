@@ -59,8 +59,7 @@ def _read_csv(path: pathlib.Path, columns: dict[str, str]) -> pd.DataFrame:
         if bad.any():
             i = int(bad.to_numpy().nonzero()[0][0])
             raise SchemaError(
-                f"{path}: line {i + 2}: column {name!r} has {df[name].iloc[i]!r}, "
-                f"expected {dtype}"
+                f"{path}: line {i + 2}: column {name!r} has {df[name].iloc[i]!r}, expected {dtype}"
             )
         if dtype == "Int64" and (values.dropna() % 1 != 0).any():
             i = int(((values % 1) != 0).fillna(False).to_numpy().nonzero()[0][0])
@@ -116,8 +115,9 @@ def _load_one(path: pathlib.Path) -> pd.DataFrame:
         df = load_measurements(path / "measurements.csv")
         for field in ENV_FIELDS:
             value = env.get(field)
-            df[field] = pd.Series([value] * len(df), dtype="string" if field != "git_dirty"
-                                  else "boolean")
+            df[field] = pd.Series(
+                [value] * len(df), dtype="string" if field != "git_dirty" else "boolean"
+            )
         return df
     if path.suffix == ".json":
         return load_pytest_benchmark(path)
@@ -166,8 +166,8 @@ def load_pytest_benchmark(path: str | pathlib.Path) -> pd.DataFrame:
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(records.COLUMNS))
     for name, dtype in records.COLUMNS.items():
-        df[name] = df[name].astype(dtype) if dtype == "string" else pd.to_numeric(
-            df[name]).astype(dtype)
-    df["host_cpu"] = pd.Series([machine.get("cpu", {}).get("brand_raw")] * len(df),
-                               dtype="string")
+        df[name] = (
+            df[name].astype(dtype) if dtype == "string" else pd.to_numeric(df[name]).astype(dtype)
+        )
+    df["host_cpu"] = pd.Series([machine.get("cpu", {}).get("brand_raw")] * len(df), dtype="string")
     return df

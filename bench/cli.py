@@ -34,20 +34,43 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="measure suites into a new run folder")
-    run.add_argument("--suite", action="append", metavar="NAME",
-                     help="suite to run (repeatable; default: all; see `list`)")
-    run.add_argument("--profile", choices=None, metavar="|".join(PROFILES),
-                     help="sizes to run (default: cpu on CPU, full on GPU/TPU)")
-    run.add_argument("--out", type=pathlib.Path, default=RESULTS,
-                     help="parent folder of the run folder (default: results/)")
-    run.add_argument("--repeats", type=_positive_int,
-                     help="timed repeats per case (default by profile: smoke 2, cpu 5, full 10)")
-    run.add_argument("--warmup", type=_positive_int, default=1,
-                     help="untimed calls before timing (default 1)")
-    run.add_argument("--resume", type=pathlib.Path, metavar="RUN_DIR",
-                     help="measure only the cases missing from an existing run folder")
-    run.add_argument("--no-experiments", action="store_true",
-                     help="time the cases only; skip the claim experiments")
+    run.add_argument(
+        "--suite",
+        action="append",
+        metavar="NAME",
+        help="suite to run (repeatable; default: all; see `list`)",
+    )
+    run.add_argument(
+        "--profile",
+        choices=None,
+        metavar="|".join(PROFILES),
+        help="sizes to run (default: cpu on CPU, full on GPU/TPU)",
+    )
+    run.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=RESULTS,
+        help="parent folder of the run folder (default: results/)",
+    )
+    run.add_argument(
+        "--repeats",
+        type=_positive_int,
+        help="timed repeats per case (default by profile: smoke 2, cpu 5, full 10)",
+    )
+    run.add_argument(
+        "--warmup", type=_positive_int, default=1, help="untimed calls before timing (default 1)"
+    )
+    run.add_argument(
+        "--resume",
+        type=pathlib.Path,
+        metavar="RUN_DIR",
+        help="measure only the cases missing from an existing run folder",
+    )
+    run.add_argument(
+        "--no-experiments",
+        action="store_true",
+        help="time the cases only; skip the claim experiments",
+    )
 
     report = sub.add_parser("report", help="re-render report.md (and plots) of a run folder")
     report.add_argument("run_dir", type=pathlib.Path)
@@ -66,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("bench: interrupted; finished cases are saved (resume with --resume RUN_DIR)",
-              file=sys.stderr)
+        print(
+            "bench: interrupted; finished cases are saved (resume with --resume RUN_DIR)",
+            file=sys.stderr,
+        )
         return 130
 
 
@@ -77,7 +102,6 @@ def cmd_run(args, argv) -> int:
     from bench import records, report, runner
     from bench.workloads import check_profile, default_profile, get_suites
 
-    suites = get_suites(args.suite)
     if args.resume is not None:
         run_dir = args.resume
         if not (run_dir / "env.json").exists():
@@ -90,16 +114,31 @@ def cmd_run(args, argv) -> int:
             raise ConfigError(str(e)) from None
         if args.profile and args.profile != env["profile"]:
             raise ConfigError(f"--profile {args.profile} differs from the run's {env['profile']}")
+        if args.suite and set(args.suite) != set(env["suites"]):
+            raise ConfigError(f"--suite differs from the run's suites {env['suites']}")
         profile = env["profile"]
+        suites = get_suites(env["suites"])
     else:
+        suites = get_suites(args.suite)
         profile = check_profile(args.profile or default_profile(jax.default_backend()))
         env = records.environment(profile, ["python -m bench", *argv])
+        env["suites"] = [s.name for s in suites]
         run_dir = records.create_run_dir(args.out, records.new_run_id())
         records.write_json(run_dir / "env.json", env)
-    print(f"run folder: {run_dir} (profile {profile}, {jax.device_count()} × "
-          f"{jax.devices()[0].device_kind})", file=sys.stderr, flush=True)
-    runner.run(suites, profile, run_dir, repeats=args.repeats, warmup=args.warmup,
-               experiments=not args.no_experiments)
+    print(
+        f"run folder: {run_dir} (profile {profile}, {jax.device_count()} × "
+        f"{jax.devices()[0].device_kind})",
+        file=sys.stderr,
+        flush=True,
+    )
+    runner.run(
+        suites,
+        profile,
+        run_dir,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        experiments=not args.no_experiments,
+    )
     env["finished_utc"] = records.utc_now()
     records.write_json(run_dir / "env.json", env)
     path = report.render(run_dir)

@@ -53,10 +53,16 @@ def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd
         for rec in merged.to_dict("records"):
             sizes = " ".join(f"{f}={rec[f]}" for f in SIZE_FIELDS if not pd.isna(rec[f]))
             out.append(
-                dict(suite=suite, mode=mode, variant=rec["variant"], baseline=base, sizes=sizes,
-                     time_ms=rec["time_median_s"] * 1e3,
-                     baseline_ms=rec["time_median_s_base"] * 1e3,
-                     ratio=rec["time_median_s"] / rec["time_median_s_base"])
+                dict(
+                    suite=suite,
+                    mode=mode,
+                    variant=rec["variant"],
+                    baseline=base,
+                    sizes=sizes,
+                    time_ms=rec["time_median_s"] * 1e3,
+                    baseline_ms=rec["time_median_s_base"] * 1e3,
+                    ratio=rec["time_median_s"] / rec["time_median_s_base"],
+                )
             )
     return pd.DataFrame(out)
 
@@ -85,8 +91,12 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     )
     if claims is not None:
         parts.append("\n## Claims of the seed\n\n")
-        parts.append(table(claims.sort_values("claim", key=_claim_order),
-                           ["claim", "verdict", "measured", "check", "statement"]))
+        parts.append(
+            table(
+                claims.sort_values("claim", key=_claim_order),
+                ["claim", "verdict", "measured", "check", "statement"],
+            )
+        )
     ratios = variant_ratios(df, baselines)
     if not ratios.empty:
         parts.append("\n## Variants against their baseline (median time ratio, <1 is faster)\n\n")
@@ -95,15 +105,28 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     if not ok.empty:
         ok["median_ms"] = ok.time_median_s * 1e3
         ok["iqr_ms"] = ok.time_iqr_s * 1e3
-        cols = ["suite", "model", "variant", "mode", *_sizes(ok), "median_ms", "iqr_ms",
-                "compile_s", "seq_steps_pred", "span_ops", "work_flops", "achieved_flops_per_s"]
+        cols = [
+            "suite",
+            "model",
+            "variant",
+            "mode",
+            *_sizes(ok),
+            "median_ms",
+            "iqr_ms",
+            "compile_s",
+            "seq_steps_pred",
+            "span_ops",
+            "work_flops",
+            "achieved_flops_per_s",
+        ]
         cols = [c for c in cols if c in ok and ok[c].notna().any()]
         parts.append("\n## Measurements\n\n" + table(ok, cols))
     failed = df[df.status != "ok"]
     if not failed.empty:
         parts.append("\n## Cases that did not produce a time\n\n")
-        parts.append(table(failed, ["suite", "model", "variant", "mode", *_sizes(failed),
-                                    "status", "error"]))
+        parts.append(
+            table(failed, ["suite", "model", "variant", "mode", *_sizes(failed), "status", "error"])
+        )
     path = run_dir / "report.md"
     path.write_text("".join(parts))
     return path

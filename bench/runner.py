@@ -201,8 +201,12 @@ def run_experiments(suites, profile, run_dir, *, log) -> None:
                 rows = suite.experiments(profile, run_dir)
             except Exception as e:
                 rows = [
-                    dict(claim="?", check=f"{suite.name} experiments", verdict="ERROR",
-                         measured=f"experiment crashed: {first_line(e)}")
+                    dict(
+                        claim="?",
+                        check=f"{suite.name} experiments",
+                        verdict="ERROR",
+                        measured=f"experiment crashed: {first_line(e)}",
+                    )
                 ]
             for r in rows:
                 claims.write({"run_id": run_dir.name, "suite": suite.name, **r})

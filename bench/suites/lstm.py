@@ -41,8 +41,9 @@ class FlaxSequenceRegressor(nnx.Module):
 VARIANTS = {"ours": SequenceRegressor, "flax-optimized": FlaxSequenceRegressor}
 
 
-def _build(variant: str, mode: str, batch: int, features: int, hidden: int, seq_len: int,
-           seed: int):
+def _build(
+    variant: str, mode: str, batch: int, features: int, hidden: int, seq_len: int, seed: int
+):
     def build() -> Workload:
         model = VARIANTS[variant](features, hidden, OUT_FEATURES, rngs=nnx.Rngs(seed))
         kx, ky = jax.random.split(jax.random.key(seed + 1))
@@ -65,7 +66,9 @@ def cases(profile: str) -> list[Case]:
             for variant in VARIANTS:
                 sizes = dict(batch=s["batch"], seq_len=seq_len, hidden=s["hidden"])
                 build = _build(variant, mode, s["batch"], s["features"], s["hidden"], seq_len, 0)
-                out.append(Case("lstm", "lstm", variant, mode, build, sizes, seq_steps_pred=seq_len))
+                out.append(
+                    Case("lstm", "lstm", variant, mode, build, sizes, seq_steps_pred=seq_len)
+                )
     return out
 
 

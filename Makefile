@@ -1,0 +1,62 @@
+# Two commands do all the set-up: `make bench` and `make test`.
+# They create .venv (python3 -m venv) and install the project into it when missing.
+# On a machine that already has the dependencies (e.g. an accelerator image with a CUDA
+# jax and no network), pass the interpreter instead: `make bench PYTHON=python3`.
+# GPU machine with network: `make bench EXTRAS=dev,cuda` installs the CUDA jax plugin.
+
+comma := ,
+VENV ?= .venv
+EXTRAS ?= dev
+ARGS ?=
+
+ifeq ($(origin PYTHON),command line)
+  # Use the given interpreter as it is; import the packages from this checkout.
+  RUN := PYTHONPATH=$(CURDIR) $(PYTHON)
+  ENV :=
+else
+  RUN := $(VENV)/bin/python
+  ENV := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+endif
+
+.PHONY: help env test test-slow test-all bench bench-pytest compare lint format clean
+
+help:
+	@echo "make bench        run the benchmark (profile chosen by device) into results/<run_id>/"
+	@echo "make test         run the tests (not the slow ones)"
+	@echo "make test-slow    run only the slow tests"
+	@echo "make bench-pytest time the workloads with pytest-benchmark and save the run"
+	@echo "make compare      compare the last two pytest-benchmark runs (fails on regression)"
+	@echo "make lint         ruff check + format check"
+	@echo "Options: PYTHON=python3 (use an existing interpreter), EXTRAS=dev,cuda, ARGS='...'"
+
+env: $(ENV)
+
+$(VENV)/.installed-%: pyproject.toml
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e ".[$(EXTRAS)]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+test: $(ENV)
+	$(RUN) -m pytest $(ARGS)
+
+test-slow: $(ENV)
+	$(RUN) -m pytest -m slow $(ARGS)
+
+test-all: $(ENV)
+	$(RUN) -m pytest -m "slow or not slow" $(ARGS)
+
+bench: $(ENV)
+	$(RUN) -m bench run $(ARGS)
+
+lint: $(ENV)
+	$(RUN) -m ruff check .
+	$(RUN) -m ruff format --check .
+
+format: $(ENV)
+	$(RUN) -m ruff format .
+	$(RUN) -m ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

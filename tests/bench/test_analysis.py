@@ -1,0 +1,106 @@
+"""Loading results: proper dtypes, env joined, and corrupt files refused with file and line."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from bench import analysis
+from bench.analysis import SchemaError
+
+
+@pytest.fixture
+def run_copy(smoke_run, tmp_path):
+    copy = tmp_path / smoke_run.name
+    shutil.copytree(smoke_run, copy)
+    return copy
+
+
+def test_load_gives_typed_columns_joined_with_the_run_context(smoke_run):
+    df = analysis.load(smoke_run)
+    assert df["batch"].dtype == "Int64" and df["time_median_s"].dtype == "Float64"
+    assert df["status"].dtype == "string"
+    assert df["depth"].isna().all()  # the LSTM has no depth axis: empty, not 0
+    env = json.loads((smoke_run / "env.json").read_text())
+    assert (df["jax"] == env["jax"]).all() and (df["profile"] == "smoke").all()
+
+
+def test_several_runs_load_into_one_frame(smoke_run):
+    df = analysis.load([smoke_run, smoke_run / "measurements.csv"])
+    assert len(df) == 2 * len(analysis.load(smoke_run))
+
+
+def _edit(path, fn):
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(fn(lines)))
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda ls: ls[:-1] + [ls[-1][: len(ls[-1]) // 2]], r"line \d+: \d+ fields, expected"),
+        (lambda ls: [ls[0].replace("time_median_s", "median")] + ls[1:], "line 1: header"),
+        (lambda ls: [ls[0], ls[1].replace(",ok,", ",fine,", 1)] + ls[2:], "line 2: status 'fine'"),
+        (
+            lambda ls: [ls[0], ls[1].replace(",train,2,", ",train,two,", 1)] + ls[2:],
+            "line 2: column 'batch' has 'two'",
+        ),
+        (lambda ls: [], "line 1: empty file"),
+    ],
+    ids=["truncated-row", "renamed-column", "unknown-status", "text-in-number", "empty"],
+)
+def test_a_corrupt_measurements_file_is_refused_naming_file_and_line(run_copy, edit, message):
+    path = run_copy / "measurements.csv"
+    _edit(path, edit)
+    with pytest.raises(SchemaError, match=message) as e:
+        analysis.load(run_copy)
+    assert str(path) in str(e.value)
+
+
+def test_an_older_schema_version_is_refused_clearly(run_copy):
+    env = json.loads((run_copy / "env.json").read_text())
+    env["schema_version"] = 0
+    (run_copy / "env.json").write_text(json.dumps(env))
+    with pytest.raises(SchemaError, match="schema_version 0; this version of the suite reads 1"):
+        analysis.load(run_copy)
+
+
+def test_a_foreign_file_is_refused(tmp_path):
+    foreign = tmp_path / "data.csv"
+    foreign.write_text("a,b\n1,2\n")
+    with pytest.raises(SchemaError, match="not a run folder"):
+        analysis.load(foreign)
+    with pytest.raises(SchemaError, match="env.json: file not found"):
+        analysis.load(tmp_path)
+
+
+def test_pytest_benchmark_json_loads_into_the_same_shape(tmp_path):
+    path = tmp_path / "0001_run.json"
+    path.write_text(
+        json.dumps(
+            {
+                "datetime": "2026-11-25T00:00:00",
+                "machine_info": {"cpu": {"brand_raw": "Test CPU"}},
+                "benchmarks": [
+                    {
+                        "extra_info": {
+                            "suite": "lstm",
+                            "model": "lstm",
+                            "variant": "ours",
+                            "mode": "train",
+                            "batch": 2,
+                            "seq_len": 4,
+                            "span_ops": 10,
+                        },
+                        "stats": {"rounds": 3, "median": 0.5, "min": 0.4, "max": 0.6, "iqr": 0.1},
+                    }
+                ],
+            }
+        )
+    )
+    df = analysis.load(path)
+    row = df.iloc[0]
+    assert row.time_median_s == 0.5 and row.repeats == 3 and row.span_ops == 10
+    assert pd.isna(row.depth) and row.host_cpu == "Test CPU"
+    assert df["batch"].dtype == "Int64"

@@ -1,0 +1,95 @@
+"""The command line: a run writes a complete run folder; bad input is one line, exit 2."""
+
+import json
+import shutil
+
+import pytest
+
+from bench import analysis
+from bench.cli import main
+from bench.records import COLUMNS, SCHEMA_VERSION
+from bench.workloads import suites
+
+
+def test_run_writes_a_complete_run_folder(smoke_run):
+    names = {p.name for p in smoke_run.iterdir()}
+    assert {"measurements.csv", "samples.csv", "env.json", "report.md", "claims.csv"} <= names
+    env = json.loads((smoke_run / "env.json").read_text())
+    assert env["schema_version"] == SCHEMA_VERSION
+    assert env["profile"] == "smoke" and env["backend"] == "cpu"
+    for key in (
+        "git_sha",
+        "jax",
+        "jaxlib",
+        "flax",
+        "optax",
+        "device_kind",
+        "XLA_FLAGS",
+        "host_cpu",
+        "command",
+        "finished_utc",
+    ):
+        assert key in env
+
+
+def test_every_case_of_the_suite_has_one_row_and_its_raw_samples(smoke_run):
+    df = analysis.load(smoke_run)
+    cases = suites()["lstm"].cases("smoke")
+    assert len(df) == len(cases)
+    assert (df.status == "ok").all()
+    assert set(df.variant) == {"ours", "flax-optimized"}
+    assert (df.seq_steps_pred == df.seq_len).all()
+    samples = analysis.load_samples(smoke_run / "samples.csv")
+    assert len(samples) == int(df.repeats.sum())
+    # the median column is the median of the raw samples
+    first = df.iloc[0]
+    mine = samples[
+        (samples.variant == first.variant)
+        & (samples["mode"] == first["mode"])
+        & (samples.seq_len == first.seq_len)
+    ]
+    assert mine.time_s.median() == pytest.approx(first.time_median_s)
+
+
+def test_report_is_rerendered_from_the_csvs(smoke_run, tmp_path):
+    copy = tmp_path / smoke_run.name
+    shutil.copytree(smoke_run, copy)
+    original = (copy / "report.md").read_text()
+    (copy / "report.md").unlink()
+    assert main(["report", str(copy)]) == 0
+    assert (copy / "report.md").read_text() == original
+    assert "flax-optimized" in original and "| ratio |" in original
+
+
+def test_resuming_a_finished_run_measures_nothing(smoke_run, tmp_path, capsys):
+    copy = tmp_path / smoke_run.name
+    shutil.copytree(smoke_run, copy)
+    before = (copy / "measurements.csv").read_text()
+    assert main(["run", "--resume", str(copy)]) == 0
+    assert "already complete" in capsys.readouterr().err
+    assert (copy / "measurements.csv").read_text() == before
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--suite", "nope"], "unknown suite 'nope'; available: "),
+        (["run", "--profile", "huge"], "unknown profile 'huge'; available: smoke, cpu, full"),
+        (["run", "--repeats", "0"], "expected a positive integer, got 0"),
+        (["run", "--repeats", "many"], "expected a positive integer, got 'many'"),
+        (["run", "--resume", "no/such/run"], "not a run folder"),
+        (["report", "no/such/run"], "no such run folder"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_are_one_line_exit_2_and_write_nothing(argv, message, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path)] if argv[0] == "run" else argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_measurement_columns_are_the_documented_schema(smoke_run):
+    header = (smoke_run / "measurements.csv").read_text().splitlines()[0].split(",")
+    assert header == list(COLUMNS)

@@ -1,0 +1,62 @@
+"""The measuring protocol (bench.timing): compile apart, repeats counted, recompiles caught."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from bench.timing import RecompilationError, measure, time_calls
+
+
+def test_measure_counts_repeats_and_splits_compile_time():
+    t = measure(lambda x: jnp.sin(x) @ x, (jnp.ones((64, 64)),), repeats=4, warmup=2)
+    assert len(t.samples_s) == 4
+    assert t.compile_s is not None and t.compile_s > 0
+    assert all(s > 0 for s in t.samples_s)
+    assert t.min_s <= t.median_s <= t.max_s
+    assert t.iqr_s >= 0
+    assert t.output.shape == (64, 64)
+
+
+def test_measure_reports_memory_figures_from_the_executable():
+    t = measure(lambda x: x * 2, (jnp.ones((1000,), jnp.float32),), repeats=1)
+    # CPU's memory_analysis gives argument/output sizes: 1000 float32 each way.
+    assert t.memory["mem_argument_bytes"] == 4000
+    assert t.memory["mem_output_bytes"] == 4000
+
+
+def test_warmup_calls_happen_outside_the_timed_samples():
+    calls = []
+
+    def call():
+        calls.append(1)
+        return jnp.zeros(())
+
+    t = time_calls(call, repeats=3, warmup=2)
+    assert len(calls) == 5 and len(t.samples_s) == 3
+
+
+def test_a_recompilation_inside_the_timed_region_is_an_error():
+    sizes = iter(range(1, 100))
+
+    def call():  # a new shape every call: jit must retrace and recompile
+        return jax.jit(lambda x: x + 1)(jnp.ones(next(sizes)))
+
+    with pytest.raises(RecompilationError):
+        time_calls(call, repeats=3, warmup=0)
+
+
+def test_health_check_sees_the_first_output_before_timing():
+    seen = []
+
+    def health(out):
+        seen.append(float(out))
+        raise RuntimeError("unhealthy")
+
+    with pytest.raises(RuntimeError, match="unhealthy"):
+        measure(lambda x: x.sum(), (jnp.ones(3),), repeats=2, before_timing=health)
+    assert seen == [3.0]
+
+
+def test_invalid_repeats_is_refused():
+    with pytest.raises(ValueError, match="repeats"):
+        time_calls(lambda: jnp.zeros(()), repeats=0, warmup=0)
