@@ -38,6 +38,8 @@ class Workload:
     ``check`` looks at the output once, after the warm-up, and returns a status other than
     ``"ok"`` (``"nan"``, ``"range"``) to replace the timing with that verdict.
     ``extra`` holds further columns for the row (analytic FLOPs, sampler iterations, ...).
+    ``batch_argnum`` is the index in ``args`` of the data batch (a pytree whose leaves have
+    the batch as leading axis): data-parallel runs shard that argument and replicate the rest.
     """
 
     fn: Callable[..., Any]
@@ -46,6 +48,7 @@ class Workload:
     check: Callable[[Any], str] | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     nnx_mode: str = "functional"  # graphdef closed over, state passed in: no NNX traversal
+    batch_argnum: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -51,9 +51,11 @@ def _build(
         y = jax.random.normal(ky, (batch, seq_len, OUT_FEATURES), jnp.float32)
         if mode == "train":
             step, state = train_step_fn(model, mse_loss, optax.adam(1e-3))
-            return Workload(step, (*state, (x, y)), n_params(model), check=finite_loss)
+            return Workload(
+                step, (*state, (x, y)), n_params(model), check=finite_loss, batch_argnum=3
+            )
         fn, state = forward_fn(model)
-        return Workload(fn, (state, x), n_params(model))
+        return Workload(fn, (state, x), n_params(model), batch_argnum=1)
 
     return build
 
