@@ -122,6 +122,19 @@ def lstm_scan_taped(params: dict, x_BxTxI: jax.Array, carry):
     return (carry, jnp.swapaxes(h_TxBxH, 0, 1)), tape
 
 
+def previous_states(tape: Tape):
+    """(h(t-1), c(t-1)) for t = 1..T, time-major (T, B, H)."""
+    h_prev_TxBxH = jnp.concatenate([tape.h0[None], tape.h_TxBxH[:-1]], axis=0)
+    c_prev_TxBxH = jnp.concatenate([tape.c0[None], tape.c_TxBxH[:-1]], axis=0)
+    return h_prev_TxBxH, c_prev_TxBxH
+
+
+def preactivations(params: dict, tape: Tape) -> jax.Array:
+    """z(t) = x(t) W_x + h(t-1) W_h + b for all t at once (T, B, 4H): no recurrence left."""
+    h_prev_TxBxH, _ = previous_states(tape)
+    return _input_projection(params, tape.x_BxTxI) + h_prev_TxBxH @ params["w_h"]
+
+
 def bptt_step(w_h: jax.Array, carry, inputs):
     """One reverse step t of backpropagation through time (equations in :func:`lstm_bptt`).
 
@@ -146,10 +159,8 @@ def bptt_step(w_h: jax.Array, carry, inputs):
 def bptt_from_tape(params: dict, tape: Tape, dcarry, dh_TxBxH: jax.Array) -> Grads:
     """The backward pass of :func:`lstm_bptt` given the forward's :class:`Tape`."""
     w_x, w_h = params["w_x"], params["w_h"]
-    h_prev_TxBxH = jnp.concatenate([tape.h0[None], tape.h_TxBxH[:-1]], axis=0)
-    c_prev_TxBxH = jnp.concatenate([tape.c0[None], tape.c_TxBxH[:-1]], axis=0)
-    z_TxBx4H = _input_projection(params, tape.x_BxTxI) + h_prev_TxBxH @ w_h
-    i, f, g, o = gates(z_TxBx4H)
+    h_prev_TxBxH, c_prev_TxBxH = previous_states(tape)
+    i, f, g, o = gates(preactivations(params, tape))
     inputs = (dh_TxBxH, i, f, g, o, jnp.tanh(tape.c_TxBxH), c_prev_TxBxH)
     (h0_bar, c0_bar), (h_bar, c_bar, z_bar_TxBx4H) = jax.lax.scan(
         lambda cr, xs: bptt_step(w_h, cr, xs), dcarry, inputs, reverse=True
@@ -264,7 +275,11 @@ def lstm_scan_probed(params: dict, x_BxTxI: jax.Array, probes: dict, carry=None)
 
     With zero probes it computes exactly what ``lstm_scan`` computes, and ∂L/∂p_k(t) is the
     total derivative of L with respect to k(t): h̄(t), c̄(t), ī(t), ..., z̄(t), by autodiff.
+    ``probes`` may hold any subset of :data:`PROBE_NAMES` (B, T, ·); absent ones are zero.
     """
+    unknown = set(probes) - set(PROBE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown probes {sorted(unknown)}; allowed: {PROBE_NAMES}")
     w_h = params["w_h"]
     if carry is None:
         carry = _zero_carry(x_BxTxI, w_h.shape[0])
@@ -272,7 +287,8 @@ def lstm_scan_probed(params: dict, x_BxTxI: jax.Array, probes: dict, carry=None)
     probes_T = {name: jnp.swapaxes(p, 0, 1) for name, p in probes.items()}
 
     def step(cr, inputs):
-        xw, p = inputs
+        xw, probe = inputs
+        p = {name: probe.get(name, 0.0) for name in PROBE_NAMES}
         h, c = cr
         i, f, g, o = gates(xw + h @ w_h + p["z"])
         i, f, g, o = i + p["i"], f + p["f"], g + p["g"], o + p["o"]

@@ -24,6 +24,8 @@ from models.lstm import (
     lstm_scan_probed,
     lstm_scan_taped,
     mse_loss,
+    preactivations,
+    previous_states,
     zero_probes,
 )
 
@@ -108,10 +110,8 @@ def _probe_grads(params, x, carry, dh, dcarry):
 def _forward_values(params, x, carry):
     """i, f, g, o, c(t), c(t-1) of the forward pass, each (B, T, H)."""
     _, tape = lstm_scan_taped(params, x, carry)
-    h_prev = jnp.concatenate([tape.h0[None], tape.h_TxBxH[:-1]])
-    c_prev = jnp.concatenate([tape.c0[None], tape.c_TxBxH[:-1]])
-    z = jnp.einsum("bti,ig->tbg", x, params["w_x"]) + params["b"] + h_prev @ params["w_h"]
-    values = (*gates(z), tape.c_TxBxH, c_prev)
+    _, c_prev = previous_states(tape)
+    values = (*gates(preactivations(params, tape)), tape.c_TxBxH, c_prev)
     return [jnp.swapaxes(v, 0, 1) for v in values]
 
 
@@ -127,9 +127,17 @@ def _float64_problem_with_adjoints():
 def test_zero_probes_reproduce_lstm_scan():
     params, x, carry, _, _ = _problem(*SHAPES[0])
     probes = zero_probes(*SHAPES[0][:2], SHAPES[0][3])
-    scans = jax.jit(lambda p, x, c: (lstm_scan_probed(p, x, probes, c), lstm_scan(p, x, c)))
-    probed, plain = scans(params, x, carry)
-    np.testing.assert_array_equal(probed[1], plain[1])
+    only_c = {"c": probes["c"]}  # absent probes are zero
+
+    @jax.jit
+    def scans(p, x, c):
+        return [lstm_scan_probed(p, x, pr, c)[1] for pr in (probes, only_c)], lstm_scan(p, x, c)[1]
+
+    (probed, probed_c), plain = scans(params, x, carry)
+    np.testing.assert_array_equal(probed, plain)
+    np.testing.assert_array_equal(probed_c, plain)
+    with pytest.raises(ValueError, match="unknown probes"):
+        lstm_scan_probed(params, x, {"q": probes["c"]}, carry)
 
 
 def test_per_step_adjoints_h_bar_c_bar_z_bar_equal_autodiff():
