@@ -1,8 +1,10 @@
 """``report.md`` for a run folder, rendered from its CSVs alone (so it can be re-rendered).
 
-Sections: run context; claims (C1–C12 verdicts from the suites' experiments and the fits);
-variant ratios (each variant's median time over its suite's baseline variant, same sizes);
-all measurements; failures. Tables are GitHub markdown; numbers keep 3 significant digits.
+Rendering also writes ``fits.csv`` (see :mod:`bench.fits`) and the PNG plots
+(:mod:`bench.plots`). Sections: run context; claims (C1–C12 verdicts from the suites'
+experiments and from the measurements); variant ratios (each variant's median time over its
+suite's baseline variant, same sizes); fits; all measurements; failures. Tables are GitHub
+markdown; numbers keep 3 significant digits.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import pathlib
 
 import pandas as pd
 
-from bench import analysis
+from bench import analysis, fits, plots
 from bench.workloads import SIZE_FIELDS
 
 
@@ -101,6 +103,32 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     if not ratios.empty:
         parts.append("\n## Variants against their baseline (median time ratio, <1 is faster)\n\n")
         parts.append(table(ratios))
+    fitted = fits.fit(df)
+    fitted.to_csv(run_dir / "fits.csv", index=False)
+    if not fitted.empty:
+        parts.append("\n## Scaling fits (log-log slope of time vs the swept axis)\n\n")
+        parts.append(
+            table(
+                fitted,
+                [
+                    "suite",
+                    "variant",
+                    "mode",
+                    "axis",
+                    "fixed",
+                    "slope",
+                    "slope_ci95",
+                    "pred_exponent_steps",
+                    "pred_exponent_work",
+                    "verdict",
+                    "brent_r2",
+                    "bound",
+                ],
+            )
+        )
+    pngs = plots.render(run_dir, df)
+    if pngs:
+        parts.append("\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in pngs))
     ok = df[df.status == "ok"].copy()
     if not ok.empty:
         ok["median_ms"] = ok.time_median_s * 1e3

@@ -16,7 +16,7 @@ from models.lstm import SequenceRegressor, mse_loss
 
 # (batch, input features, hidden) and the sweep over seq_len T, per profile.
 SIZES = {
-    "smoke": dict(batch=2, features=4, hidden=8, seq_lens=(4, 8)),
+    "smoke": dict(batch=2, features=4, hidden=8, seq_lens=(4, 8, 16)),
     "cpu": dict(batch=32, features=64, hidden=256, seq_lens=(32, 64, 128, 256)),
     "full": dict(batch=64, features=128, hidden=512, seq_lens=(64, 128, 256, 512, 1024)),
 }

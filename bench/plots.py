@@ -1,0 +1,176 @@
+"""PNG plots for a run folder, drawn from its CSVs (matplotlib, no display needed).
+
+- ``time_<suite>.png``: median time vs each swept size on log-log axes, one panel per mode,
+  one line per variant, with the slope predicted by the sequential-step count drawn dashed
+  through the first point of each line;
+- ``span_<suite>.png``: the jaxpr critical-path length vs the same sizes;
+- experiment curves, where the suites wrote them (LSTM gradient flow, residual gradient norm).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.fits import _axis_frames  # noqa: E402
+
+AXIS_LABEL = {
+    "hw": "image side H = W (pixels)",
+    "depth": "depth d (layers)",
+    "seq_len": "sequence length T (steps)",
+    "batch": "batch size",
+    "kernel": "kernel size K",
+    "hidden": "hidden units",
+}
+
+
+def _panels(df: pd.DataFrame, value: str):
+    """(mode, axis, variant, rows) for every fit-able sweep in one suite."""
+    for (mode, variant), group in df.groupby(["mode", "variant"]):
+        for axis, fixed, rows in _axis_frames(group):
+            if rows[value].notna().all():
+                yield mode, axis, variant, fixed, rows
+
+
+def sweep_plot(
+    df: pd.DataFrame, suite: str, value: str, ylabel: str, path: pathlib.Path, predicted: bool
+) -> pathlib.Path | None:
+    sweeps = list(_panels(df[df.suite == suite], value))
+    if not sweeps:
+        return None
+    keys = sorted({(mode, axis) for mode, axis, *_ in sweeps})
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), squeeze=False)
+    for ax, (mode, axis) in zip(axes[0], keys, strict=True):
+        for m, a, variant, fixed, rows in sweeps:
+            if (m, a) != (mode, axis):
+                continue
+            rows = rows.sort_values("height" if axis == "hw" else axis)
+            x = rows["height" if axis == "hw" else axis].to_numpy(float)
+            y = rows[value].to_numpy(float)
+            label = variant + "".join(
+                f" {f}={rows[f].iloc[0]}"
+                for f in fixed
+                if f in ("depth", "height", "batch") and f != axis
+            )
+            (line,) = ax.loglog(x, y, "o-", label=label)
+            if predicted and rows.seq_steps_pred.notna().all():
+                steps = rows.seq_steps_pred.to_numpy(float)
+                ax.loglog(x, y[0] * steps / steps[0], "--", color=line.get_color(), alpha=0.5)
+        ax.set_xlabel(AXIS_LABEL.get(axis, axis))
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{suite} · {mode}" + (" (dashed: ∝ predicted steps)" if predicted else ""))
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def curve_plot(
+    csv: pathlib.Path,
+    x: str,
+    y: str,
+    hue: str,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    path: pathlib.Path,
+    logx=False,
+    logy=True,
+) -> pathlib.Path | None:
+    if not csv.exists():
+        return None
+    data = pd.read_csv(csv)
+    if not {x, y, hue} <= set(data.columns):
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in data.groupby(hue):
+        ax.plot(rows[x], rows[y], "-" if len(rows) > 30 else "o-", label=str(name))
+    ax.set_xscale("log" if logx else "linear")
+    ax.set_yscale("log" if logy else "linear")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# Experiment CSVs the suites write, and how to draw them: (file, x, y, hue, labels...).
+CURVES = [
+    (
+        "lstm_gradient_flow.csv",
+        "t",
+        "grad_norm",
+        "regime",
+        "time step t",
+        "‖∂L/∂c(t)‖",
+        "LSTM gradient flow (loss at t = T)",
+        False,
+        True,
+    ),
+    (
+        "resnet_gradient_norm.csv",
+        "depth",
+        "input_grad_norm",
+        "variant",
+        "blocks N",
+        "‖∂L/∂x‖ at the input",
+        "Residual variants: gradient at the input vs depth",
+        True,
+        True,
+    ),
+    (
+        "resnet_training.csv",
+        "step",
+        "loss",
+        "variant",
+        "optimizer step",
+        "training loss",
+        "Residual variants: short training run",
+        False,
+        True,
+    ),
+]
+
+
+def render(run_dir: pathlib.Path, df: pd.DataFrame) -> list[pathlib.Path]:
+    paths = []
+    for suite in sorted(df.suite.dropna().unique()):
+        ok = df[(df.status == "ok") & (df.suite == suite)]
+        paths.append(
+            sweep_plot(
+                ok,
+                suite,
+                "time_median_s",
+                "median time per call (s)",
+                run_dir / f"time_{suite}.png",
+                predicted=True,
+            )
+        )
+        paths.append(
+            sweep_plot(
+                ok,
+                suite,
+                "span_ops",
+                "critical path (ops, from jaxpr)",
+                run_dir / f"span_{suite}.png",
+                predicted=True,
+            )
+        )
+    for name, *spec, logx, logy in CURVES:
+        paths.append(
+            curve_plot(
+                run_dir / name, *spec, run_dir / name.replace(".csv", ".png"), logx=logx, logy=logy
+            )
+        )
+    return [p for p in paths if p is not None]
