@@ -50,6 +50,16 @@ test-all: $(ENV)
 bench: $(ENV)
 	$(RUN) -m bench run $(ARGS)
 
+# pytest-benchmark: time the registered workloads (smoke sizes) and save the run;
+# `make compare` then compares the last two saves (THRESHOLD: allowed median growth).
+THRESHOLD ?= 0.10
+bench-pytest: $(ENV)
+	$(RUN) -m pytest tests/benchmarks -m bench --benchmark-enable \
+		--benchmark-storage=results/pytest-benchmark --benchmark-autosave $(ARGS)
+
+compare: $(ENV)
+	$(RUN) -m bench compare --threshold $(THRESHOLD) $(ARGS)
+
 lint: $(ENV)
 	$(RUN) -m ruff check .
 	$(RUN) -m ruff format --check .

@@ -171,3 +171,12 @@ def load_pytest_benchmark(path: str | pathlib.Path) -> pd.DataFrame:
         )
     df["host_cpu"] = pd.Series([machine.get("cpu", {}).get("brand_raw")] * len(df), dtype="string")
     return df
+
+
+def compare(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Median time of each case in ``new`` over the same case in ``old`` (ok rows only)."""
+    keys = ["suite", "model", "variant", "mode", *records.SIZE_FIELDS]
+    ok = lambda df: df[df.status == "ok"][keys + ["time_median_s"]]  # noqa: E731
+    merged = ok(old).merge(ok(new), on=keys, suffixes=("_old", "_new"))
+    merged["ratio"] = merged.time_median_s_new / merged.time_median_s_old
+    return merged.sort_values("ratio", ascending=False, ignore_index=True)

@@ -12,6 +12,7 @@ import sys
 from bench.workloads import PROFILES, ConfigError
 
 RESULTS = pathlib.Path("results")
+BENCHMARK_STORAGE = RESULTS / "pytest-benchmark"  # where `make bench-pytest` saves
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,6 +75,22 @@ def parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="re-render report.md (and plots) of a run folder")
     report.add_argument("run_dir", type=pathlib.Path)
+
+    cmp = sub.add_parser("compare", help="compare two runs' median times; exit 1 on regression")
+    cmp.add_argument(
+        "runs",
+        nargs="*",
+        type=pathlib.Path,
+        metavar="RUN",
+        help="old and new run (run folder or pytest-benchmark JSON); default: "
+        f"the last two saved in {BENCHMARK_STORAGE}/",
+    )
+    cmp.add_argument(
+        "--threshold",
+        type=float,
+        default=0.10,
+        help="fail when a case's median grows by more than this fraction (default 0.10)",
+    )
 
     lst = sub.add_parser("list", help="list suites, or the cases of a profile")
     lst.add_argument("--profile", metavar="|".join(PROFILES))
@@ -159,6 +176,33 @@ def cmd_report(args, argv) -> int:
     return 0
 
 
+def cmd_compare(args, argv) -> int:
+    from bench.analysis import SchemaError, compare, load
+    from bench.report import table
+
+    runs = args.runs or sorted(BENCHMARK_STORAGE.glob("*/*.json"))[-2:]
+    if len(runs) != 2:
+        raise ConfigError(
+            f"compare needs two runs, found {len(runs)} (run `make bench-pytest` "
+            "twice, or name two run folders)"
+        )
+    try:
+        old, new = load(runs[0]), load(runs[1])
+    except SchemaError as e:
+        raise ConfigError(str(e)) from None
+    result = compare(old, new)
+    if result.empty:
+        raise ConfigError(f"{runs[0]} and {runs[1]} have no case in common")
+    print(f"old: {runs[0]}\nnew: {runs[1]}\n")
+    print(table(result))
+    worse = result[result.ratio > 1 + args.threshold]
+    if not worse.empty:
+        print(f"{len(worse)} case(s) slower by more than {args.threshold:.0%} (median)")
+        return 1
+    print(f"no case slower by more than {args.threshold:.0%} (median)")
+    return 0
+
+
 def cmd_list(args, argv) -> int:
     from bench.workloads import check_profile, suites
 
@@ -170,4 +214,4 @@ def cmd_list(args, argv) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list}
+COMMANDS = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "list": cmd_list}

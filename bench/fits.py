@@ -99,6 +99,8 @@ def _axis_frames(group: pd.DataFrame):
 def _verdict(slope, half, pred_steps, pred_work) -> str:
     if math.isnan(slope) or math.isnan(half):
         return "too few points"
+    if half > 0.5:
+        return "inconclusive (wide interval)"
     tol = max(half, 0.05)  # a floor: exponents are only meaningful to a few hundredths
     inside = lambda p: not math.isnan(p) and abs(slope - p) <= tol  # noqa: E731
     if inside(pred_steps) and inside(pred_work):

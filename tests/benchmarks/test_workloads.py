@@ -1,0 +1,49 @@
+"""pytest-benchmark timings of every registered workload at the smoke sizes.
+
+The same cases as ``python -m bench run --profile smoke``, timed by pytest-benchmark: compile
+and warm-up happen outside the timer (``bench.timing.compile_ahead`` then one call), each
+timed round blocks on the result. ``extra_info`` carries the row identity and the structural
+counts so ``bench.analysis.load`` reads the saved JSON into the ``measurements.csv`` shape.
+
+``make test`` runs each once with timing disabled (a smoke test of every workload);
+``make bench-pytest`` times and saves them; ``make compare`` compares the last two saves.
+"""
+
+import jax
+import pytest
+
+from bench.runner import device_fields
+from bench.structure import analyse
+from bench.timing import compile_ahead
+from bench.workloads import SIZE_FIELDS, suites
+
+CASES = [case for suite in suites().values() for case in suite.cases("smoke")]
+
+
+@pytest.mark.bench
+@pytest.mark.parametrize("case", CASES, ids=[c.label.replace(" ", ",") for c in CASES])
+def test_workload(benchmark, case):
+    w = case.build()
+    args = jax.block_until_ready(jax.device_put(w.args))
+    compiled, compile_s, _ = compile_ahead(w.fn, args)
+    first = jax.block_until_ready(compiled(*args))
+    if w.check is not None:
+        assert w.check(first) == "ok"
+    structure = analyse(w.fn, *args)
+    benchmark.group = f"{case.suite}/{case.mode}"
+    benchmark.extra_info.update(
+        suite=case.suite,
+        model=case.model,
+        variant=case.variant,
+        mode=case.mode,
+        **{f: case.sizes[f] for f in SIZE_FIELDS if f in case.sizes},
+        n_params=w.n_params,
+        seq_steps_pred=case.seq_steps_pred,
+        compile_s=compile_s,
+        span_ops=structure.span_ops,
+        work_flops=structure.work_flops,
+        **device_fields(),
+    )
+    benchmark.pedantic(
+        lambda: jax.block_until_ready(compiled(*args)), rounds=5, warmup_rounds=1, iterations=1
+    )
