@@ -7,12 +7,17 @@ corrected, against autodiff's per-step adjoints (gradients with respect to zero 
 
 ``gradient_flow``: ‖∂L/∂c(t)‖ for t = 1..T with the loss on the last step only,
 L = Σ_{b,j} h_j(T) (the network's last output; c̄(T) = o(T) ⊙ (1 - tanh² c(T)) then, and
-only the ratio ‖c̄(t)‖/‖c̄(T)‖ is reported), by autodiff with respect to a zero probe added to
+the claim is judged on the ratio ‖c̄(t)‖/‖c̄(T)‖), by autodiff with respect to a zero probe added to
 c(t). Regimes differ only in gate biases and a weight scale (data below). With i, o ≈ 0,
 c̄(t) ≈ f(t+1) ⊙ c̄(t+1), so over T steps the gradient is multiplied by Π f: the experiment
 also reports that product's prediction next to the measurement. Writes
 ``lstm_gradient_flow.csv`` (regime, t, grad_norm, grad_norm_rel) and
 ``lstm_gradient_flow_summary.csv`` (one row per regime).
+
+The seed's §2-3 argument, line by line: it writes tanh²(c̄(t)) where it means tanh²(c(t));
+"ō & ō close to 0" where it means the gates i and o (not gradients) close to 0;
+ḡ(t+1) = c̄(t+1)·ō(t+1) where ḡ = c̄ ⊙ i; and c̄(t) ≈ c̄(t+1) per step, which is right, but
+the per-step factor is f(t+1), and T such factors multiply (the C4 row states the result).
 
 Both run in float64 where precision matters (decays reach 1e-300) with the highest matmul
 precision (no TF32 on GPUs), so the numbers measure the maths, not rounding.
@@ -157,7 +162,8 @@ SEED_LINES = (
         "h̄(t) = [direct term] + Σ_k W_hk (k̄ ⊙ k')(t+1)",
         (lambda v: v["c_bar"] + v["h_bar_future"], lambda v: v["h_bar"]),
         (lambda v: v["dh"] + v["h_bar_future"], lambda v: v["h_bar"]),
-        "the direct term of h̄(t) is ∂ℓ/∂h(t); the seed writes '+ dL/dC(t)'",
+        "the direct term of h̄(t) is ∂ℓ/∂h(t); the seed writes '+ dL/dC(t)' (measured with "
+        "dL/dC(t) read as c̄(t))",
     ),
     SeedLine(
         "C2",
@@ -436,7 +442,8 @@ def gradient_flow(profile: str, run_dir: pathlib.Path) -> list[dict]:
             )
             summary.append(_summarise(regime, flow, steps))
     pd.concat(curves).to_csv(run_dir / "lstm_gradient_flow.csv", index=False)
-    pd.DataFrame(summary).to_csv(run_dir / "lstm_gradient_flow_summary.csv", index=False)
+    table = pd.DataFrame(summary).astype({"steps_to_half": "Int64"})  # empty: not within T
+    table.to_csv(run_dir / "lstm_gradient_flow_summary.csv", index=False)
     return [_flow_verdict({r["regime"]: r for r in summary}, s)]
 
 

@@ -180,14 +180,16 @@ def bptt_from_tape(params: dict, tape: Tape, dcarry, dh_TxBxH: jax.Array) -> Gra
 def lstm_bptt(
     params: dict, x_BxTxI: jax.Array, dh_BxTxH: jax.Array, carry=None, dcarry=None
 ) -> Grads:
-    r"""Backpropagation through time by hand: all gradients of L given ∂ℓ/∂h(t) for every t.
+    """Backpropagation through time by hand: all gradients of L given ∂ℓ/∂h(t) for every t.
 
     ``dh_BxTxH`` is the upstream cotangent ∂ℓ/∂h(t) of the h sequence (the loss's direct
     dependence on each h(t)); ``dcarry`` = (∂ℓ/∂h(T), ∂ℓ/∂c(T)) on the final state (default 0).
     Writing k'(t) for the derivative of gate k's nonlinearity at its pre-activation
-    (σ' = k(1-k) for i, f, o; tanh' = 1-g² for g), for t = T, ..., 1 with h̄(T+1)-terms = 0:
+    (σ' = k(1-k) for i, f, o; tanh' = 1-g² for g), for t = T, ..., 1, with the step-(T+1) terms
+    replaced by ``dcarry``; column-vector maths as in the module docstring, weight gradients
+    in the code's layout (``w_x`` is (I, 4H), so its gradient is Σ x(t)ᵀ z̄(t) for row vectors):
 
-        h̄(t) = ∂ℓ/∂h(t) + Σ_{k∈{i,f,g,o}} W_hk (k̄(t+1) ⊙ k'(t+1))      (row form: z̄(t+1) W_hᵀ)
+        h̄(t) = ∂ℓ/∂h(t) + Σ_{k∈{i,f,g,o}} W_hkᵀ (k̄(t+1) ⊙ k'(t+1))     (code: z̄(t+1) W_hᵀ)
         c̄(t) = h̄(t) ⊙ o(t) ⊙ (1 - tanh² c(t)) + c̄(t+1) ⊙ f(t+1)
         ī(t) = c̄(t) ⊙ g(t)        f̄(t) = c̄(t) ⊙ c(t-1)
         ḡ(t) = c̄(t) ⊙ i(t)        ō(t) = h̄(t) ⊙ tanh c(t)
