@@ -30,6 +30,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -66,6 +76,12 @@ def parser() -> argparse.ArgumentParser:
         type=pathlib.Path,
         metavar="RUN_DIR",
         help="measure only the cases missing from an existing run folder",
+    )
+    run.add_argument(
+        "--case-timeout",
+        type=_positive_float,
+        metavar="S",
+        help="stop a case after S seconds (status timeout); runs cases in a worker process",
     )
     run.add_argument(
         "--no-experiments",
@@ -155,6 +171,7 @@ def cmd_run(args, argv) -> int:
         repeats=args.repeats,
         warmup=args.warmup,
         experiments=not args.no_experiments,
+        case_timeout=args.case_timeout,
     )
     env["finished_utc"] = records.utc_now()
     records.write_json(run_dir / "env.json", env)

@@ -9,7 +9,9 @@ recompilation in the timed region) becomes a row whose ``status`` says so and wh
 from __future__ import annotations
 
 import json
+import multiprocessing
 import pathlib
+import queue
 import sys
 import time
 import traceback
@@ -67,11 +69,8 @@ def _structure(fn, args, log) -> dict:
     return {"span_ops": s.span_ops, "work_flops": s.work_flops}
 
 
-def measure_case(
-    case: Case, *, run_id: str, repeats: int, warmup: int, log=print
-) -> tuple[dict, list]:
-    """Build and time one case. Returns its row and its raw samples; never raises."""
-    row = {
+def _identity_row(case: Case, run_id: str) -> dict:
+    return {
         "run_id": run_id,
         "suite": case.suite,
         "model": case.model,
@@ -82,6 +81,13 @@ def measure_case(
         "seed": case.seed,
         **device_fields(),
     }
+
+
+def measure_case(
+    case: Case, *, run_id: str, repeats: int, warmup: int, log=print
+) -> tuple[dict, list]:
+    """Build and time one case. Returns its row and its raw samples; never raises."""
+    row = _identity_row(case, run_id)
     samples: list[float] = []
     try:
         w = case.build()
@@ -122,6 +128,56 @@ def measure_case(
     return row, samples
 
 
+class IsolatedRunner:
+    """Measures cases in a worker process so a hung case can be stopped (``--case-timeout``).
+
+    The worker (spawned, so it starts a fresh JAX) rebuilds each case from its suite, profile
+    and key, measures it with :func:`measure_case` and sends the row back. When a case runs
+    past the timeout the worker is killed, the case is recorded as ``status = timeout``, and a
+    new worker takes the next case.
+    """
+
+    def __init__(self, profile: str, timeout_s: float):
+        self.profile, self.timeout_s = profile, timeout_s
+        self._ctx = multiprocessing.get_context("spawn")
+        self._proc = None
+
+    def _start(self):
+        self._tasks, self._results = self._ctx.Queue(), self._ctx.Queue()
+        self._proc = self._ctx.Process(
+            target=_worker, args=(self.profile, self._tasks, self._results), daemon=True
+        )
+        self._proc.start()
+
+    def measure(self, case: Case, **kwargs) -> tuple[dict, list]:
+        if self._proc is None or not self._proc.is_alive():
+            self._start()
+        self._tasks.put((case.suite, case.key, kwargs))
+        try:
+            return self._results.get(timeout=self.timeout_s)
+        except queue.Empty:
+            self.close()
+            row = _identity_row(case, kwargs["run_id"])
+            row.update(status="timeout", error=f"case ran past --case-timeout {self.timeout_s} s")
+            return row, []
+
+    def close(self):
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join()
+            self._proc = None
+
+
+def _worker(profile, tasks, results):
+    from bench.workloads import suites
+
+    registry = suites()
+    while True:
+        suite, key, kwargs = tasks.get()
+        (case,) = [c for c in registry[suite].cases(profile) if c.key == key]
+        results.put(measure_case(case, log=lambda s: print(s, file=sys.stderr), **kwargs))
+
+
 def completed_keys(run_dir: pathlib.Path) -> set[tuple]:
     """Keys of the cases already recorded in a run folder (for --resume)."""
     from bench.analysis import load_measurements
@@ -151,9 +207,14 @@ def run(
     repeats: int | None = None,
     warmup: int = 1,
     experiments: bool = True,
+    case_timeout: float | None = None,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> pathlib.Path:
-    """Measure every case of ``suites`` not yet in ``run_dir``, then run their experiments."""
+    """Measure every case of ``suites`` not yet in ``run_dir``, then run their experiments.
+
+    With ``case_timeout`` (seconds) each case runs in a worker process that is killed when
+    the case takes longer (see :class:`IsolatedRunner`).
+    """
     repeats = repeats or DEFAULT_REPEATS[profile]
     run_id = run_dir.name
     done = completed_keys(run_dir)
@@ -165,13 +226,16 @@ def run(
             log("this run is already complete: no case left to measure")
     out = records.CsvAppender(run_dir / "measurements.csv", records.COLUMNS)
     raw = records.CsvAppender(run_dir / "samples.csv", records.SAMPLE_COLUMNS)
+    isolated = IsolatedRunner(profile, case_timeout) if case_timeout else None
     try:
         for i, case in enumerate(todo, 1):
             log(f"[{i}/{len(todo)}] {case.label}: compiling and timing ...")
             t0 = time.perf_counter()
-            row, samples = measure_case(
-                case, run_id=run_id, repeats=repeats, warmup=warmup, log=log
-            )
+            kwargs = dict(run_id=run_id, repeats=repeats, warmup=warmup)
+            if isolated:
+                row, samples = isolated.measure(case, **kwargs)
+            else:
+                row, samples = measure_case(case, log=log, **kwargs)
             out.write(row)
             for r, t in enumerate(samples):
                 raw.write({**{k: row.get(k) for k in records.IDENTITY}, "repeat": r, "time_s": t})
@@ -179,6 +243,8 @@ def run(
     finally:
         out.close()
         raw.close()
+        if isolated:
+            isolated.close()
     if experiments:
         run_experiments(suites, profile, run_dir, log=log)
     return run_dir

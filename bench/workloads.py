@@ -7,13 +7,16 @@ its workload: a pure function plus device-placed arguments, which the harness in
 ``bench.timing`` compiles and times. Building happens inside the runner's error guard, so a
 case whose model cannot be built becomes a row with ``status = error``, not a crash.
 
-Adding a model is one module in ``bench/suites/`` that calls :func:`register`.
+Adding a model is one module in ``bench/suites/`` that calls :func:`register`. Suites kept
+outside the package are loaded from the modules named in ``BENCH_SUITE_MODULES``
+(comma-separated import paths).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import pkgutil
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -112,6 +115,11 @@ def _load_all() -> None:
 
     for info in pkgutil.iter_modules(bench.suites.__path__):
         importlib.import_module(f"bench.suites.{info.name}")
+    for name in filter(None, os.environ.get("BENCH_SUITE_MODULES", "").split(",")):
+        try:
+            importlib.import_module(name.strip())
+        except ImportError as e:
+            raise ConfigError(f"BENCH_SUITE_MODULES: cannot import {name!r}: {e}") from None
 
 
 def suites() -> dict[str, Suite]:

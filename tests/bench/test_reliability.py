@@ -1,0 +1,129 @@
+"""Failure modes: a bad case is a row, a hung case times out, a killed run resumes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench import analysis, workloads
+from bench.cli import main
+from bench.records import create_run_dir
+
+FAULTS_MODULE = "tests.bench.faults_suite"
+
+
+@pytest.fixture
+def faults(monkeypatch):
+    monkeypatch.setenv("BENCH_SUITE_MODULES", FAULTS_MODULE)
+    yield
+    for name in ("faults", "faults-hang"):  # leave the registry as other tests expect it
+        workloads._REGISTRY.pop(name, None)
+    sys.modules.pop(FAULTS_MODULE, None)
+
+
+def _only_run(out):
+    (run_dir,) = out.iterdir()
+    return run_dir
+
+
+def test_each_failing_case_is_a_row_with_its_status_and_the_sweep_goes_on(faults, tmp_path):
+    assert main(["run", "--suite", "faults", "--profile", "smoke", "--out", str(tmp_path)]) == 0
+    df = analysis.load(_only_run(tmp_path)).set_index("variant")
+    assert df.loc["build-error", "status"] == "error"
+    assert df.loc["build-error", "error"] == "ValueError: kernel must be odd, got 4"
+    assert df.loc["oom", "status"] == "oom"
+    assert df.loc["shape-error", "status"] == "error"
+    assert "dot_general requires contracting dimensions" in df.loc["shape-error", "error"]
+    assert df.loc["nan", "status"] == "nan"
+    assert df.loc["range", "status"] == "range"
+    assert df.loc["fine", "status"] == "ok" and df.loc["fine", "time_median_s"] > 0
+    # a case without a time has no timing columns, never a made-up number
+    assert df.drop(index="fine").time_median_s.isna().all()
+
+
+def test_a_case_past_the_timeout_is_recorded_as_timeout_and_the_next_runs(faults, tmp_path):
+    argv = [
+        "run",
+        "--suite",
+        "faults-hang",
+        "--profile",
+        "smoke",
+        "--out",
+        str(tmp_path),
+        "--case-timeout",
+        "20",
+    ]
+    assert main(argv) == 0
+    df = analysis.load(_only_run(tmp_path)).set_index("variant")
+    assert df.loc["hangs", "status"] == "timeout"
+    assert "--case-timeout 20" in df.loc["hangs", "error"]
+    assert df.loc["after", "status"] == "ok"
+
+
+def _bench(*args, **kw):
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def _wait_for_rows(path, n, proc, limit_s=240):
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= n + 1:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"run ended before {n} rows: {proc.stderr.read()}")
+        time.sleep(0.05)
+    pytest.fail(f"no {n} rows after {limit_s} s")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_an_interrupted_run_keeps_finished_cases_and_resume_completes_it(sig, tmp_path):
+    proc = _bench(
+        "run", "--suite", "lstm", "--profile", "smoke", "--out", str(tmp_path), "--no-experiments"
+    )
+    path = None
+    deadline = time.monotonic() + 120
+    while path is None and time.monotonic() < deadline:
+        runs = list(tmp_path.iterdir())
+        path = runs[0] / "measurements.csv" if runs else None
+        time.sleep(0.05)
+    _wait_for_rows(path, 2, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "resume with --resume" in err
+    kept = analysis.load(path.parent)
+    assert 2 <= len(kept) < len(workloads.suites()["lstm"].cases("smoke"))
+    assert (kept.status == "ok").all()
+
+    assert main(["run", "--resume", str(path.parent), "--no-experiments"]) == 0
+    done = analysis.load(path.parent)
+    keys = done[["variant", "mode", "seq_len"]].astype(str).agg("/".join, axis=1)
+    assert keys.is_unique and len(done) == len(workloads.suites()["lstm"].cases("smoke"))
+    # the rows measured before the interruption are untouched
+    assert done.head(len(kept)).time_median_s.tolist() == kept.time_median_s.tolist()
+
+
+def test_run_folders_are_never_overwritten(tmp_path):
+    first = create_run_dir(tmp_path, "20260101T000000Z-abc")
+    (first / "measurements.csv").write_text("precious")
+    second = create_run_dir(tmp_path, "20260101T000000Z-abc")
+    assert second != first and second.name == "20260101T000000Z-abc-1"
+    assert (first / "measurements.csv").read_text() == "precious"
+
+
+def test_a_missing_suite_module_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("BENCH_SUITE_MODULES", "no_such_module")
+    assert main(["run", "--out", str(tmp_path)]) == 2
+    assert "cannot import 'no_such_module'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
