@@ -22,10 +22,13 @@ differentiate the scan. ``lstm_scan_probed`` adds zero-valued probes to every in
 that ``jax.grad`` with respect to the probes gives the per-step adjoints h̄(t), c̄(t), ī(t), ...:
 the autodiff oracle for each equation separately.
 
-Speed: the input projection x(t)·W_x does not depend on the recurrence, so it is computed for
-all T steps as one (B·T, I)×(I, 4H) matmul before the scan; only h(t-1)·W_h stays inside it.
-The backward pass mirrors this: only h̄ and c̄ are recurrent, and every weight gradient is one
-matmul over all (t, b) after the reverse scan.
+Speed: the input projection x(t)·W_x does not depend on the recurrence, so it could be one
+(B·T, I)×(I, 4H) matmul before the scan. Measured on XLA:CPU (jax 0.10.2, 2 cores, B=32,
+T=128, I=64, H=256) that hoisting made the forward 3.4× slower and the gradient 2.4× slower
+than projecting x(t) inside each step (125 vs 37 ms forward, 358 vs 151 ms grad): the scan
+then slices a large (T, B, 4H) operand per step. So ``lstm_scan`` projects per step. The
+hand-written backward pass keeps the parallel form: only h̄ and c̄ are recurrent, and every
+weight gradient is one matmul over all (t, b) after the reverse scan.
 """
 
 from __future__ import annotations
@@ -69,11 +72,17 @@ def lstm_step(w_h: jax.Array, carry, xw_Bx4H: jax.Array):
 
 
 def lstm_scan(params: dict, x_BxTxI: jax.Array, carry=None):
-    """Run the LSTM over time. Returns ``(final (h, c), h_BxTxH)``."""
+    """Run the LSTM over time. Returns ``(final (h, c), h_BxTxH)``.
+
+    The input projection is done per step, inside the scan (see the module docstring).
+    """
     if carry is None:
         carry = _zero_carry(x_BxTxI, params["w_h"].shape[0])
-    xw_TxBx4H = _input_projection(params, x_BxTxI)
-    carry, h_TxBxH = jax.lax.scan(lambda cr, xw: lstm_step(params["w_h"], cr, xw), carry, xw_TxBx4H)
+
+    def step(cr, x_BxI):
+        return lstm_step(params["w_h"], cr, x_BxI @ params["w_x"] + params["b"])
+
+    carry, h_TxBxH = jax.lax.scan(step, carry, jnp.swapaxes(x_BxTxI, 0, 1))
     return carry, jnp.swapaxes(h_TxBxH, 0, 1)
 
 

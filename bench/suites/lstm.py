@@ -1,6 +1,10 @@
-"""LSTM suite: our LSTM vs Flax's ``nnx.RNN(nnx.OptimizedLSTMCell)``, train and forward over T.
+"""LSTM suite (seed §2): our LSTM vs Flax's ``nnx.RNN(nnx.OptimizedLSTMCell)``, over T.
 
+Variants: ``autodiff`` (our LSTM, JAX differentiates the scan), ``manual-bwd`` (the same
+forward with the hand-derived backward pass attached as a ``custom_vjp``; train mode only,
+its forward is the same program) and ``flax-optimized`` (the baseline).
 Prediction: one recurrence step per time step, so ``seq_steps_pred = T`` in both modes.
+Experiments: C2/C3 (hand-written BPTT vs ``jax.grad``), C4 (gradient flow through c(t)).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from bench import experiments_lstm
 from bench.steps import finite_loss, forward_fn, n_params, train_step_fn
 from bench.workloads import Case, Suite, Workload, register
 from models.lstm import SequenceRegressor, mse_loss
@@ -38,7 +43,12 @@ class FlaxSequenceRegressor(nnx.Module):
         return self.readout(self.rnn(x, initial_carry=(zeros, zeros)))
 
 
-VARIANTS = {"ours": SequenceRegressor, "flax-optimized": FlaxSequenceRegressor}
+VARIANTS = {
+    "autodiff": SequenceRegressor,
+    "manual-bwd": lambda *a, rngs: SequenceRegressor(*a, backward="manual", rngs=rngs),
+    "flax-optimized": FlaxSequenceRegressor,
+}
+MODES = {"train": tuple(VARIANTS), "forward": ("autodiff", "flax-optimized")}
 
 
 def _build(
@@ -63,9 +73,9 @@ def _build(
 def cases(profile: str) -> list[Case]:
     s = SIZES[profile]
     out = []
-    for mode in ("train", "forward"):
+    for mode, variants in MODES.items():
         for seq_len in s["seq_lens"]:
-            for variant in VARIANTS:
+            for variant in variants:
                 sizes = dict(batch=s["batch"], seq_len=seq_len, hidden=s["hidden"])
                 build = _build(variant, mode, s["batch"], s["features"], s["hidden"], seq_len, 0)
                 out.append(
@@ -79,6 +89,10 @@ register(
         "lstm",
         "LSTM (seed §2) vs Flax OptimizedLSTMCell over sequence length",
         cases,
+        experiments=lambda profile, run_dir: [
+            *experiments_lstm.backward_claims(profile, run_dir),
+            *experiments_lstm.gradient_flow(profile, run_dir),
+        ],
         baselines={"train": "flax-optimized", "forward": "flax-optimized"},
     )
 )

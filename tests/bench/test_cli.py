@@ -13,7 +13,8 @@ from bench.workloads import suites
 
 def test_run_writes_a_complete_run_folder(smoke_run):
     names = {p.name for p in smoke_run.iterdir()}
-    assert {"measurements.csv", "samples.csv", "env.json", "report.md", "claims.csv"} <= names
+    assert {"measurements.csv", "samples.csv", "env.json", "report.md", "fits.csv"} <= names
+    assert {"time_lstm.png", "span_lstm.png"} <= names
     env = json.loads((smoke_run / "env.json").read_text())
     assert env["schema_version"] == SCHEMA_VERSION
     assert env["profile"] == "smoke" and env["backend"] == "cpu"
@@ -37,7 +38,7 @@ def test_every_case_of_the_suite_has_one_row_and_its_raw_samples(smoke_run):
     cases = suites()["lstm"].cases("smoke")
     assert len(df) == len(cases)
     assert (df.status == "ok").all()
-    assert set(df.variant) == {"ours", "flax-optimized"}
+    assert set(df.variant) == {"autodiff", "manual-bwd", "flax-optimized"}
     assert (df.seq_steps_pred == df.seq_len).all()
     samples = analysis.load_samples(smoke_run / "samples.csv")
     assert len(samples) == int(df.repeats.sum())
