@@ -84,6 +84,12 @@ def parser() -> argparse.ArgumentParser:
         help="stop a case after S seconds (status timeout); runs cases in a worker process",
     )
     run.add_argument(
+        "--devices",
+        type=_positive_int,
+        metavar="N",
+        help="run training cases data-parallel over N local devices (default: 1)",
+    )
+    run.add_argument(
         "--no-experiments",
         action="store_true",
         help="time the cases only; skip the claim experiments",
@@ -156,6 +162,9 @@ def cmd_run(args, argv) -> int:
         profile = check_profile(args.profile or default_profile(jax.default_backend()))
         env = records.environment(profile, ["python -m bench", *argv])
         env["suites"] = [s.name for s in suites]
+    # every check before the first write: a refused run leaves nothing behind
+    env["devices"] = check_devices(args.devices or env.get("devices", 1), suites, profile)
+    if args.resume is None:
         run_dir = records.create_run_dir(args.out, records.new_run_id())
         records.write_json(run_dir / "env.json", env)
     print(
@@ -172,12 +181,30 @@ def cmd_run(args, argv) -> int:
         warmup=args.warmup,
         experiments=not args.no_experiments,
         case_timeout=args.case_timeout,
+        devices=env["devices"],
     )
     env["finished_utc"] = records.utc_now()
     records.write_json(run_dir / "env.json", env)
     path = report.render(run_dir)
     print(f"results in {run_dir}/ (report: {path})")
     return 0
+
+
+def check_devices(devices: int, suites, profile: str) -> int:
+    """Refuse a device count the machine lacks or a batch it cannot split, before any run."""
+    import jax
+
+    from bench.runner import data_parallel
+
+    if devices > jax.device_count():
+        raise ConfigError(f"--devices {devices}: only {jax.device_count()} device(s) visible")
+    for case in (c for s in suites for c in s.cases(profile)):
+        if data_parallel(case, devices) and case.sizes["batch"] % devices:
+            raise ConfigError(
+                f"--devices {devices}: {case.label} has batch {case.sizes['batch']}, "
+                f"not divisible by {devices}"
+            )
+    return devices
 
 
 def cmd_report(args, argv) -> int:

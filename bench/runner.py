@@ -49,12 +49,9 @@ def first_line(error: BaseException) -> str:
 
 
 def device_fields() -> dict:
-    devices = jax.devices()
-    return {
-        "device_kind": devices[0].device_kind,
-        "platform": devices[0].platform,
-        "n_devices": len(devices),
-    }
+    """Where an unsharded case runs: one device (data-parallel cases override n_devices)."""
+    device = jax.devices()[0]
+    return {"device_kind": device.device_kind, "platform": device.platform, "n_devices": 1}
 
 
 def _structure(fn, args, log) -> dict:
@@ -83,14 +80,23 @@ def _identity_row(case: Case, run_id: str) -> dict:
     }
 
 
+def data_parallel(case: Case, devices: int) -> bool:
+    """Training cases run data-parallel when more than one device is asked for."""
+    return devices > 1 and case.mode == "train" and case.sizes.get("batch") is not None
+
+
 def measure_case(
-    case: Case, *, run_id: str, repeats: int, warmup: int, log=print
+    case: Case, *, run_id: str, repeats: int, warmup: int, devices: int = 1, log=print
 ) -> tuple[dict, list]:
     """Build and time one case. Returns its row and its raw samples; never raises."""
     row = _identity_row(case, run_id)
     samples: list[float] = []
     try:
         w = case.build()
+        if data_parallel(case, devices):
+            from bench.sharding import shard_workload
+
+            w = shard_workload(w, devices, case.sizes["batch"])
         row["n_params"] = w.n_params
         row["nnx_mode"] = w.nnx_mode
         known = {k: v for k, v in w.extra.items() if k in records.COLUMNS}
@@ -208,6 +214,7 @@ def run(
     warmup: int = 1,
     experiments: bool = True,
     case_timeout: float | None = None,
+    devices: int = 1,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> pathlib.Path:
     """Measure every case of ``suites`` not yet in ``run_dir``, then run their experiments.
@@ -231,7 +238,7 @@ def run(
         for i, case in enumerate(todo, 1):
             log(f"[{i}/{len(todo)}] {case.label}: compiling and timing ...")
             t0 = time.perf_counter()
-            kwargs = dict(run_id=run_id, repeats=repeats, warmup=warmup)
+            kwargs = dict(run_id=run_id, repeats=repeats, warmup=warmup, devices=devices)
             if isolated:
                 row, samples = isolated.measure(case, **kwargs)
             else:
