@@ -60,7 +60,8 @@ def _build(batch: int, seq_len: int, seed: int):
 
         fn, state = forward_fn(model)
         extra = {"flops_analytic": FLOPS_PER_STEP * batch * seq_len}
-        return Workload(fn, (state, jnp.asarray(x_np)), n_params(model), check, extra)
+        x = jnp.asarray(x_np)
+        return Workload(fn, (state, x), n_params(model), check, extra, batch_argnum=1)
 
     return build
 
