@@ -81,7 +81,7 @@ CLAIM_COLUMNS: dict[str, str] = {
     "statement": "string",
 }
 
-STATUSES = ("ok", "error", "oom", "timeout", "nan", "range", "recompiled")
+STATUSES = ("ok", "error", "oom", "timeout", "nan", "range", "wrong", "recompiled")
 VERDICTS = ("PASS", "FAIL", "CORRECTED", "ERROR")  # ERROR: the check itself crashed
 
 FILES = {
