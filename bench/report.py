@@ -13,7 +13,7 @@ import pathlib
 
 import pandas as pd
 
-from bench import analysis, fits, plots
+from bench import analysis, claims, fits, plots
 from bench.workloads import SIZE_FIELDS
 
 
@@ -77,7 +77,7 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     env = analysis.load_env(run_dir)
     df = analysis.load_measurements(run_dir / "measurements.csv")
     claims_path = run_dir / "claims.csv"
-    claims = analysis.load_claims(claims_path) if claims_path.exists() else None
+    measured_claims = analysis.load_claims(claims_path) if claims_path.exists() else None
     baselines = {name: s.baselines for name, s in suites().items()}
 
     parts = [f"# Run {run_dir.name}\n"]
@@ -91,20 +91,19 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
         f"{'; finished ' + env['finished_utc'] if env.get('finished_utc') else ' (unfinished)'}\n"
         f"- cases: {len(df)} ({(df.status == 'ok').sum()} ok)\n"
     )
-    if claims is not None:
+    fitted = fits.fit(df)
+    fitted.to_csv(run_dir / "fits.csv", index=False)
+    derived = claims.derive(df, fitted)
+    derived.to_csv(run_dir / "claims_derived.csv", index=False)
+    found = [c for c in (measured_claims, derived) if c is not None and not c.empty]
+    if found:
+        every = pd.concat(found, ignore_index=True).sort_values("claim", key=_claim_order)
         parts.append("\n## Claims of the seed\n\n")
-        parts.append(
-            table(
-                claims.sort_values("claim", key=_claim_order),
-                ["claim", "verdict", "measured", "check", "statement"],
-            )
-        )
+        parts.append(table(every, ["claim", "verdict", "measured", "check", "statement"]))
     ratios = variant_ratios(df, baselines)
     if not ratios.empty:
         parts.append("\n## Variants against their baseline (median time ratio, <1 is faster)\n\n")
         parts.append(table(ratios))
-    fitted = fits.fit(df)
-    fitted.to_csv(run_dir / "fits.csv", index=False)
     if not fitted.empty:
         parts.append("\n## Scaling fits (log-log slope of time vs the swept axis)\n\n")
         parts.append(
