@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.fits import _axis_frames  # noqa: E402
@@ -35,6 +36,11 @@ def _panels(df: pd.DataFrame, value: str):
         for axis, fixed, rows in _axis_frames(group):
             if rows[value].notna().all():
                 yield mode, axis, variant, fixed, rows
+
+
+def _axis_values(sweeps, mode, axis) -> set:
+    col = "height" if axis == "hw" else axis
+    return {float(v) for m, a, _, _, rows in sweeps if (m, a) == (mode, axis) for v in rows[col]}
 
 
 def sweep_plot(
@@ -61,6 +67,9 @@ def sweep_plot(
             if predicted and rows.seq_steps_pred.notna().all():
                 steps = rows.seq_steps_pred.to_numpy(float)
                 ax.loglog(x, y[0] * steps / steps[0], "--", color=line.get_color(), alpha=0.5)
+        ax.set_xticks(sorted(_axis_values(sweeps, mode, axis)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(AXIS_LABEL.get(axis, axis))
         ax.set_ylabel(ylabel)
         ax.set_title(f"{suite} · {mode}" + (" (dashed: ∝ predicted steps)" if predicted else ""))
