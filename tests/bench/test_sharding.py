@@ -1,0 +1,342 @@
+"""Data parallelism (bench.sharding, suite ``scaling``): batch split, parameters replicated.
+
+The checks that need several devices run in a child pytest with ``JAX_NUM_CPU_DEVICES=8``
+(the device count is fixed when JAX starts, and this process already has one device):
+``TestOnEightDevices`` is skipped here and run there by ``test_eight_device_checks``.
+Fake CPU devices share the host's cores, so nothing here looks at a time.
+"""
+
+import math
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from jax.sharding import PartitionSpec
+
+from bench import sharding
+from bench.sharding import data_mesh, scaling_table, shard_workload
+from bench.workloads import ConfigError, Workload, suites
+
+EIGHT = 8
+needs_eight = pytest.mark.skipif(
+    jax.device_count() < EIGHT, reason="needs 8 devices: run by test_eight_device_checks"
+)
+
+
+def _toy_workload(batch: int, batch_argnum: int | None = 1) -> Workload:
+    """A linear least-squares step: parameters, then a batch (x, y) with leading axis batch."""
+    params = {"w": jnp.ones((3, 2)), "b": jnp.zeros((2,))}
+    x, y = jnp.ones((batch, 3)), jnp.ones((batch, 2))
+
+    def fn(params, xy):
+        x, y = xy
+        return jnp.mean((x @ params["w"] + params["b"] - y) ** 2)
+
+    return Workload(fn, (params, (x, y)), batch_argnum=batch_argnum)
+
+
+# --- on one device (this process) ---------------------------------------------------------
+
+
+def test_a_batch_not_divisible_by_the_devices_is_one_clear_error():
+    with pytest.raises(ConfigError, match=r"^batch 30 is not divisible by 8 devices$"):
+        shard_workload(_toy_workload(30), 8, 30)
+
+
+def test_a_workload_without_a_batch_argument_cannot_be_sharded():
+    with pytest.raises(ConfigError, match="no batch argument"):
+        shard_workload(_toy_workload(4, batch_argnum=None), 1, 4)
+
+
+def test_the_batch_given_must_be_the_leading_axis_of_the_batch_argument():
+    with pytest.raises(ConfigError, match="leading axes are .*expected 8"):
+        shard_workload(_toy_workload(4), 1, 8)
+
+
+@pytest.mark.parametrize("n", [0, -1, jax.device_count() + 1])
+def test_a_mesh_needs_between_one_and_the_available_devices(n):
+    with pytest.raises(ConfigError, match="positive integer|only 1 available"):
+        data_mesh(n)
+
+
+def test_one_device_mesh_is_one_axis_named_data():
+    mesh = data_mesh(1)
+    assert mesh.axis_names == ("data",) and mesh.devices.shape == (1,)
+
+
+def test_sharding_on_one_device_sets_the_row_columns_and_keeps_the_result():
+    w = _toy_workload(4)
+    s = shard_workload(w, 1, 4)
+    assert s.extra == {"n_devices": 1, "per_device_batch": 4}
+    assert s.fn is w.fn and s.batch_argnum == 1
+    assert float(jax.jit(s.fn)(*s.args)) == pytest.approx(float(w.fn(*w.args)))
+
+
+def test_on_one_device_the_scaling_suite_has_only_n_equals_1():
+    cases = suites()["scaling"].cases("smoke")
+    assert [c.variant for c in cases] == ["strong-n1", "weak-n1"]
+    assert {c.mode for c in cases} == {"train"}
+
+
+def _rows(kind: str, times: dict[int, float], batch_of) -> list[dict]:
+    return [
+        dict(
+            suite="scaling",
+            model="lstm",
+            variant=f"{kind}-n{n}",
+            mode="train",
+            status="ok",
+            batch=batch_of(n),
+            per_device_batch=batch_of(n) // n,
+            seq_len=16,
+            hidden=8,
+            n_devices=n,
+            time_median_s=t,
+        )
+        for n, t in times.items()
+    ]
+
+
+def test_scaling_table_speedup_and_efficiency_for_strong_and_weak_scaling():
+    strong = _rows("strong", {1: 8.0, 2: 5.0, 4: 2.0}, lambda n: 64)
+    weak = _rows("weak", {1: 1.0, 2: 1.25, 4: 2.0}, lambda n: 8 * n)
+    failed = _rows("strong", {8: 0.1}, lambda n: 64)
+    failed[0]["status"] = "oom"
+    other = _rows("strong", {1: 1.0}, lambda n: 64)
+    other[0]["suite"] = "lstm"
+    t = scaling_table(pd.DataFrame(strong + weak + failed + other))
+
+    assert list(zip(t.kind, t.n_devices, strict=True)) == [
+        ("strong", 1),
+        ("strong", 2),
+        ("strong", 4),
+        ("weak", 1),
+        ("weak", 2),
+        ("weak", 4),
+    ]
+    s, w = t[t.kind == "strong"], t[t.kind == "weak"]
+    # strong: speed-up t1 / tN, efficiency t1 / (N tN)
+    np.testing.assert_allclose(s.speedup, [1.0, 8 / 5, 8 / 2])
+    np.testing.assert_allclose(s.efficiency, [1.0, 8 / (2 * 5), 8 / (4 * 2)])
+    # weak: efficiency t1 / tN, speed-up N t1 / tN (throughput ratio)
+    np.testing.assert_allclose(w.efficiency, [1.0, 1 / 1.25, 1 / 2])
+    np.testing.assert_allclose(w.speedup, [1.0, 2 / 1.25, 4 / 2])
+    np.testing.assert_allclose(s.time_ms, [8000.0, 5000.0, 2000.0])
+    assert list(w.per_device_batch) == [8, 8, 8]
+
+
+def test_scaling_table_without_a_one_device_row_leaves_speedup_empty():
+    t = scaling_table(pd.DataFrame(_rows("strong", {2: 1.0, 4: 0.5}, lambda n: 64)))
+    assert t.speedup.isna().all() and t.efficiency.isna().all()
+    assert list(t.time_ms) == [1000.0, 500.0]
+
+
+def test_scaling_table_of_no_scaling_rows_is_empty_with_its_columns():
+    t = scaling_table(pd.DataFrame(_rows("strong", {1: 1.0}, lambda n: 64)).assign(suite="lstm"))
+    assert t.empty and {"n_devices", "speedup", "efficiency"} <= set(t.columns)
+
+
+def test_a_single_process_has_no_run_folder_suffix_and_joins_no_cluster(monkeypatch):
+    for name in sharding.DISTRIBUTED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    assert sharding.process_suffix() == ""
+    assert sharding.maybe_initialize_distributed() is False
+
+
+def test_a_partial_cluster_description_is_an_error(monkeypatch):
+    for name in sharding.DISTRIBUTED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "localhost:1234")
+    with pytest.raises(ConfigError, match="JAX_NUM_PROCESSES, JAX_PROCESS_ID"):
+        sharding.maybe_initialize_distributed()
+
+
+@pytest.mark.skipif(jax.device_count() >= EIGHT, reason="this is the 8-device child itself")
+def test_eight_device_checks():
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(EIGHT), "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"{__file__}::TestOnEightDevices",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    n_tests = sum(name.startswith("test_") for name in vars(TestOnEightDevices))
+    assert f"{n_tests} passed" in proc.stdout  # none skipped: the child has its 8 devices
+
+
+# Run by each of two processes with 4 CPU devices each: one SPMD train step over all 8.
+TWO_PROCESS_SCRIPT = """
+import json, sys
+from bench.sharding import maybe_initialize_distributed, process_suffix, shard_workload
+assert maybe_initialize_distributed()
+import jax, numpy as np
+from bench.sharding import data_mesh
+from bench.suites import lstm, scaling
+build = lstm._build(scaling.LSTM_VARIANT, "train", 16, 4, 8, 5, seed=0)
+w = shard_workload(build(), 8, 16)
+step = jax.jit(w.fn)
+params, rest, opt, batch = w.args
+for _ in range(3):
+    params, opt, loss = step(params, rest, opt, batch)
+local = lambda a: np.asarray(a.addressable_shards[0].data)
+print(json.dumps(dict(
+    suffix=process_suffix(),
+    n_devices=jax.device_count(),
+    batch_rows_here=sum(s.data.shape[0] for s in jax.tree.leaves(batch)[0].addressable_shards),
+    mesh2_processes=sorted({d.process_index for d in data_mesh(2).devices.flat}),
+    loss=float(local(loss)),
+    params=[local(p).tolist() for p in jax.tree.leaves(params)],
+)))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_run_one_spmd_train_step_that_matches_one_device():
+    import json
+    import socket
+
+    from bench.suites import lstm, scaling
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", TWO_PROCESS_SCRIPT],
+            env={
+                **os.environ,
+                "JAX_NUM_CPU_DEVICES": "4",
+                "JAX_PLATFORMS": "cpu",
+                "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
+                "JAX_NUM_PROCESSES": "2",
+                "JAX_PROCESS_ID": str(k),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(2)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+
+    single = lstm._build(scaling.LSTM_VARIANT, "train", 16, 4, 8, 5, seed=0)()
+    step = jax.jit(single.fn)
+    params, rest, opt, batch = single.args
+    for _ in range(3):
+        params, opt, loss = step(params, rest, opt, batch)
+
+    assert [r["suffix"] for r in results] == ["-p0", "-p1"]
+    for r in results:
+        assert r["n_devices"] == 8 and r["batch_rows_here"] == 8  # half the batch each
+        assert r["mesh2_processes"] == [0, 1]  # a 2-device mesh takes one device from each
+        np.testing.assert_allclose(r["loss"], float(loss), rtol=1e-5)
+        for got, want in zip(r["params"], jax.tree.leaves(params), strict=True):
+            np.testing.assert_allclose(np.asarray(got, np.float32), want, rtol=1e-5, atol=1e-5)
+
+
+# --- on eight devices (the child) ---------------------------------------------------------
+
+
+BATCH, FEATURES, HIDDEN, SEQ_LEN = 16, 4, 8, 5
+
+
+@pytest.fixture(scope="module")
+def lstm_step():
+    """The LSTM suite's train workload, once on one device and once split over eight."""
+    from bench.suites import lstm, scaling
+
+    build = lstm._build(scaling.LSTM_VARIANT, "train", BATCH, FEATURES, HIDDEN, SEQ_LEN, seed=0)
+    return build(), shard_workload(build(), EIGHT, BATCH)
+
+
+@needs_eight
+class TestOnEightDevices:
+    def test_the_batch_is_split_over_the_data_axis(self, lstm_step):
+        _, sharded = lstm_step
+        for leaf in jax.tree.leaves(sharded.args[sharded.batch_argnum]):
+            assert leaf.sharding.spec == PartitionSpec("data")
+            assert len(leaf.addressable_shards) == EIGHT
+            assert {s.data.shape[0] for s in leaf.addressable_shards} == {BATCH // EIGHT}
+            assert len({s.device for s in leaf.addressable_shards}) == EIGHT
+        assert sharded.extra == {"n_devices": EIGHT, "per_device_batch": BATCH // EIGHT}
+
+    def test_parameters_and_optimizer_state_are_replicated(self, lstm_step):
+        _, sharded = lstm_step
+        others = [a for i, a in enumerate(sharded.args) if i != sharded.batch_argnum]
+        leaves = jax.tree.leaves(others)
+        assert leaves
+        for leaf in leaves:
+            assert leaf.sharding.is_fully_replicated
+            assert len(leaf.addressable_shards) == EIGHT
+            assert all(s.data.shape == leaf.shape for s in leaf.addressable_shards)
+
+    def test_sharded_train_steps_give_the_single_device_parameters(self, lstm_step):
+        single, sharded = lstm_step
+        step_1 = jax.jit(single.fn)
+        step_8 = jax.jit(sharded.fn).lower(*sharded.args).compile()
+        # XLA inserted the gradient reduction across devices; we wrote no collective.
+        assert "all-reduce" in step_8.as_text()
+        (p1, rest1, o1, batch1), (p8, rest8, o8, batch8) = single.args, sharded.args
+        for _ in range(3):
+            p1, o1, loss1 = step_1(p1, rest1, o1, batch1)
+            p8, o8, loss8 = step_8(p8, rest8, o8, batch8)
+            np.testing.assert_allclose(loss8, loss1, rtol=1e-5)
+        for a, b in zip(jax.tree.leaves(p8), jax.tree.leaves(p1), strict=True):
+            assert a.sharding.is_fully_replicated  # the next step can take them as they are
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        # and the step moved the parameters: the comparison is not between two no-ops
+        moved = [
+            float(jnp.max(jnp.abs(a - b)))
+            for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(single.args[0]), strict=True)
+        ]
+        assert max(moved) > 1e-4
+
+    def test_the_scaling_suite_spans_one_to_eight_devices(self):
+        cases = suites()["scaling"].cases("smoke")
+        assert [c.variant for c in cases] == [
+            *(f"strong-n{n}" for n in (1, 2, 4, 8)),
+            *(f"weak-n{n}" for n in (1, 2, 4, 8)),
+        ]
+        assert len({c.key for c in cases}) == len(cases)  # --resume tells them apart
+
+    def test_cli_run_of_the_scaling_suite_writes_rows_for_1_2_4_8_devices(self, tmp_path):
+        from bench import analysis
+        from bench.cli import main
+
+        argv = ["run", "--suite", "scaling", "--profile", "smoke", "--out", str(tmp_path)]
+        assert main(argv) == 0
+        (run_dir,) = tmp_path.iterdir()
+        df = analysis.load(run_dir)
+        assert (df.suite == "scaling").all() and (df.status == "ok").all(), df.error
+        strong, weak = (
+            df[df.variant.str.startswith("strong")],
+            df[df.variant.str.startswith("weak")],
+        )
+        assert list(strong.n_devices) == [1, 2, 4, 8] == list(weak.n_devices)
+        assert (strong.batch == strong.batch.iloc[0]).all()  # global batch fixed
+        assert (weak.per_device_batch == weak.per_device_batch.iloc[0]).all()  # per device fixed
+        assert (df.per_device_batch * df.n_devices == df.batch).all()
+
+        table = scaling_table(df)
+        assert len(table) == 8
+        assert (table[table.n_devices == 1].speedup == 1.0).all()
+        assert table.efficiency.map(math.isfinite).all()
