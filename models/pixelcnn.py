@@ -65,7 +65,7 @@ Connections (seed §4-1a). A connection is an edge from one input unit (layer l 
 q, channel c) to one output unit (layer l, position p, channel c') through an unmasked tap
 whose q lies inside the image (taps that land in the zero padding join no unit). Layer l
 contributes C_in·C_out·Σ_{unmasked (a,b)} (H − |a − r|)⁺·(W − |b − r|)⁺, the 1×1 read-out
-H·W·C. For H, W ≫ K and d ≫ 1 this is ≈ ½·d·H·W·K²·C²: Θ(d·H·W·K²) at fixed C.
+H·W·C. For H, W ≫ K this is ≈ ½·H·W·K²·(C + (d − 1)·C²): Θ(d·H·W·K²) at fixed C.
 """
 
 from __future__ import annotations
@@ -266,8 +266,11 @@ def connections(height: int, width: int, kernel: int, depth: int, channels: int)
 
 
 def connections_order(height: int, width: int, kernel: int, depth: int, channels: int) -> int:
-    """The seed's order O(d·H·W·K²), with the channel factor C² written out."""
-    return depth * height * width * kernel**2 * channels**2
+    """The seed's order d·H·W·K² with each layer's C_in·C_out written out: H·W·K²·(C + (d−1)·C²).
+
+    Exact count / this → (K² ± 1)/(2K²) ≈ ½ for H, W ≫ K (the mask keeps about half the taps).
+    """
+    return height * width * kernel**2 * (channels + (depth - 1) * channels**2)
 
 
 def macs_per_pixel(kernel: int, depth: int, channels: int) -> int:

@@ -351,6 +351,29 @@ def test_network_connections_small_example_and_leading_order():
     # 9 + 12 + 9 + 12 = 42 positions; mask B adds the centre: 42 + 16 = 58.
     # Total: 42·1·2 + 58·2·2 + 16·2 (read-out) = 84 + 232 + 32 = 348.
     assert connections(4, 4, 3, 2, 2) == 348
-    # For H, W ≫ K and d ≫ 1 the count tends to n_B/K² = (K²+1)/(2K²) of d·H·W·K²·C².
+    # For H, W ≫ K and d ≫ 1 the count tends to n_B/K² = (K²+1)/(2K²) of H·W·K²·(C+(d-1)C²).
     ratio = connections(512, 512, 3, 64, 8) / connections_order(512, 512, 3, 64, 8)
     assert abs(ratio - 5 / 9) < 0.01
+    ratio = connections(512, 512, 7, 64, 8) / connections_order(512, 512, 7, 64, 8)
+    assert abs(ratio - 25 / 49) < 0.01
+
+
+# --- The benchmark wiring (bench/suites/pixelcnn.py) at the smoke profile.
+
+
+def test_smoke_cases_build_run_and_pass_their_health_checks():
+    from bench.suites.pixelcnn import binary_image_check, cases, numpy_initialized
+
+    for case in cases("smoke"):
+        work = case.build()
+        out = jax.jit(work.fn)(*work.args)
+        assert work.check(out) == "ok", case.label
+        expected_steps = case.sizes["depth"] * (
+            1 if case.mode == "train" else case.sizes["height"] * case.sizes["width"]
+        )
+        assert case.seq_steps_pred == expected_steps
+    assert binary_image_check(jnp.full((1, 2, 2), 0.5)) == "range"
+    # The NumPy-drawn weights must give a model whose logits depend on the image.
+    model = numpy_initialized(depth=2, channels=4, seed=0)
+    logits = jax.jit(pixelcnn_logits)(model.params, binary_images(jax.random.key(11), (2, 5, 5)))
+    assert float(jnp.std(logits)) > 0.01
