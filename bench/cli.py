@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args, argv) -> int:
+    from bench.sharding import maybe_initialize_distributed, process_suffix
+
+    maybe_initialize_distributed()  # before JAX touches a device; no-op for one process
     import jax
 
     from bench import records, report, runner
@@ -165,7 +168,7 @@ def cmd_run(args, argv) -> int:
     # every check before the first write: a refused run leaves nothing behind
     env["devices"] = check_devices(args.devices or env.get("devices", 1), suites, profile)
     if args.resume is None:
-        run_dir = records.create_run_dir(args.out, records.new_run_id())
+        run_dir = records.create_run_dir(args.out, records.new_run_id() + process_suffix())
         records.write_json(run_dir / "env.json", env)
     print(
         f"run folder: {run_dir} (profile {profile}, {jax.device_count()} × "

@@ -137,6 +137,13 @@ def memory_figures(compiled) -> dict[str, int]:
     return {col: int(getattr(stats, attr)) for col, attr in fields.items() if hasattr(stats, attr)}
 
 
+def _place(x):
+    """Put a leaf on the device; arrays spread over several processes stay as they are."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return x
+    return jax.device_put(x)
+
+
 def measure(
     fn: Callable, args: tuple, *, repeats: int, warmup: int = 1, before_timing=None
 ) -> Timing:
@@ -145,7 +152,7 @@ def measure(
     ``before_timing(output)`` (optional) sees the first output before any timed call and may
     raise to abort the measurement (a health check, for instance).
     """
-    args = jax.block_until_ready(jax.device_put(args))
+    args = jax.block_until_ready(jax.tree.map(_place, args))
     compiled, compile_s, memory = compile_ahead(fn, args)
     first = jax.block_until_ready(compiled(*args))
     if before_timing is not None:
