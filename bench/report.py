@@ -13,7 +13,7 @@ import pathlib
 
 import pandas as pd
 
-from bench import analysis, claims, fits, plots
+from bench import analysis, claims, fits, plots, sharding
 from bench.workloads import SIZE_FIELDS
 
 
@@ -104,6 +104,10 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     if not ratios.empty:
         parts.append("\n## Variants against their baseline (median time ratio, <1 is faster)\n\n")
         parts.append(table(ratios))
+    scaling = sharding.scaling_table(df)
+    if not scaling.empty:
+        parts.append("\n## Data-parallel scaling (efficiency: strong t1/(N·tN), weak t1/tN)\n\n")
+        parts.append(table(scaling))
     if not fitted.empty:
         parts.append("\n## Scaling fits (log-log slope of time vs the swept axis)\n\n")
         parts.append(
