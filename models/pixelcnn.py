@@ -102,6 +102,8 @@ def causal_mask(kernel: int, mask_type: str) -> np.ndarray:
 
 def n_taps(kernel: int, mask_type: str) -> int:
     """Unmasked taps: the first n of the K×K kernel in raster order."""
+    if mask_type not in MASK_TYPES:
+        raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
     return (kernel * kernel - 1) // 2 + (mask_type == "B")
 
 
@@ -290,6 +292,7 @@ class MaskedConv(nnx.Module):
     def __init__(
         self, in_features: int, out_features: int, kernel: int, *, mask_type: str, rngs: nnx.Rngs
     ):
+        _check_config(kernel, depth=1, channels=min(in_features, out_features))
         n = n_taps(kernel, mask_type)
         self.kernel, self.mask_type = kernel, mask_type
         init = nnx.initializers.he_normal(in_axis=(0, 1), out_axis=2)
