@@ -54,7 +54,7 @@ def device_fields() -> dict:
     return {"device_kind": device.device_kind, "platform": device.platform, "n_devices": 1}
 
 
-def _structure(fn, args, log) -> dict:
+def structure_columns(fn, args, log=print) -> dict:
     """Span and work of the traced computation (see bench.structure); empty if unknown."""
     try:
         from bench.structure import analyse
@@ -106,7 +106,7 @@ def measure_case(
             row["extra_json"] = json.dumps(other, sort_keys=True, default=str)
         if "per_device_batch" not in row and case.sizes.get("batch"):
             row["per_device_batch"] = case.sizes["batch"] // row["n_devices"]
-        row.update(_structure(w.fn, w.args, log))
+        row.update(structure_columns(w.fn, w.args, log))
 
         def health(out):
             status = w.check(out) if w.check else "ok"

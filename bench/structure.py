@@ -551,7 +551,13 @@ def _size(v) -> int:
 
 
 def _reject_unknown_nested(eqn: JaxprEqn) -> None:
-    """A higher-order primitive without a rule here would be silently mis-counted."""
+    """A higher-order primitive without a rule here would be silently mis-counted.
+
+    Combining scatters carry their combiner (``update_jaxpr``, one scalar op) as a nested
+    jaxpr; they have their own rule above, so they are not refused.
+    """
+    if eqn.primitive.name in SCATTER_COMBINE:
+        return
     nested = (
         v
         for value in eqn.params.values()

@@ -242,3 +242,15 @@ def test_lstm_span_and_work_are_linear_in_time():
         assert (s.span_ops, s.work_flops, s.critical_loops) == (7 * t + 1, per_step * t, (t,))
     assert spans[1] - spans[0] == spans[2] - spans[1] == 2 * 7
     assert works[1] - works[0] == works[2] - works[1] == 2 * per_step
+
+
+def test_a_scatter_add_counts_one_op_per_update_and_is_not_refused():
+    # x.at[i].add(u): gradients of gathers (e.g. integer-label cross-entropy) produce these.
+    # Per update: 1 for the scatter-add, plus 3 elementwise ops (lt, add, select) with which
+    # jnp wraps negative indices.
+    def work(n):
+        s = analyse(lambda x, i, u: x.at[i].add(u), jnp.zeros(10), jnp.arange(n), jnp.ones(n))
+        assert "scatter-add" not in s.defaulted
+        return s.work_flops
+
+    assert work(3) == 4 * 3 and work(6) == 4 * 6

@@ -12,8 +12,7 @@ counts so ``bench.analysis.load`` reads the saved JSON into the ``measurements.c
 import jax
 import pytest
 
-from bench.runner import device_fields
-from bench.structure import analyse
+from bench.runner import device_fields, structure_columns
 from bench.timing import compile_ahead
 from bench.workloads import SIZE_FIELDS, suites
 
@@ -29,7 +28,6 @@ def test_workload(benchmark, case):
     first = jax.block_until_ready(compiled(*args))
     if w.check is not None:
         assert w.check(first) == "ok"
-    structure = analyse(w.fn, *args)
     benchmark.group = f"{case.suite}/{case.mode}"
     benchmark.extra_info.update(
         suite=case.suite,
@@ -40,8 +38,7 @@ def test_workload(benchmark, case):
         n_params=w.n_params,
         seq_steps_pred=case.seq_steps_pred,
         compile_s=compile_s,
-        span_ops=structure.span_ops,
-        work_flops=structure.work_flops,
+        **structure_columns(w.fn, args),
         **device_fields(),
     )
     benchmark.pedantic(
