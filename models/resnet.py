@@ -45,8 +45,8 @@ cross-sample terms, which is what training sees. Variances are computed in two p
 activations grow along a residual stack and E[x²] − E[x]² loses precision in float32.
 
 The N blocks share one shape, so their parameters are stacked on a leading axis (the layout
-``nnx.vmap`` would create) and applied with ``nnx.scan``: compile time does not grow with N, and the
-BatchNorm running averages of all blocks are carried out of the scan as stacked state.
+``nnx.vmap`` would create) and applied with ``nnx.scan``: compile time does not grow with N,
+and the BatchNorm running averages of all blocks are carried out of the scan as stacked state.
 """
 
 from __future__ import annotations
@@ -89,8 +89,9 @@ def _stack(modules: list[nnx.Module]) -> nnx.Module:
     """One module whose arrays are the modules' arrays stacked on a new leading axis.
 
     This is the layout ``nnx.vmap`` gives a module created under it (same graphdef, every
-    leaf with a leading axis of length N). Building the blocks one at a time and stacking on
-    the host keeps one random-kernel shape for any N, instead of one compiled kernel per N.
+    leaf with a leading axis of length N). Building the blocks one at a time keeps one shape
+    per random draw whatever N: run eagerly, JAX compiles a PRNG kernel per shape (seconds
+    each on a CPU), and only the cheap stacking is compiled per N.
     """
     graphdef, _ = nnx.split(modules[0])
     states = [nnx.split(m)[1] for m in modules]

@@ -14,13 +14,15 @@ state fresh ``Variable`` objects at the gradient's trace level and returning its
 
 Experiments (C6), at initialisation and after a short training run:
 
-1. ``resnet_grad_norms.csv``: ‖∂ℓ/∂x‖ at the network input (the image) and at the input of
-   every block (and of the head), for N over a sweep, the three variants, a few seeds.
-   ℓ is the mean cross-entropy of random labels on a batch of random images.
-2. ``resnet_training.csv``: training-loss curves of the three variants at the deepest N
-   trained, SGD with momentum 0.9 at a small grid of learning rates, full batch, on
-   random images with random labels (learnable only by memorisation, so the training loss
-   measures the ease of optimisation alone).
+1. ``resnet_gradient_norm.csv``: ‖∂ℓ/∂x‖ at the network input (the image) against the depth
+   N, for the three variants (median and range over a few seeds), and
+   ``resnet_gradient_per_block.csv``: every seed's norm at the image, at the input of every
+   block and at the head's input. ℓ is the mean cross-entropy of random labels on a batch
+   of random images.
+2. ``resnet_training_lr_grid.csv``: training-loss curves of the three variants at one depth,
+   SGD with momentum 0.9 at a small grid of learning rates, full batch, on random images
+   with random labels (learnable only by memorisation, so the training loss measures the
+   ease of optimisation alone); ``resnet_training.csv``: each variant at its best rate.
 
 The verdict rule is in :func:`judge`.
 """
@@ -184,7 +186,7 @@ def grad_norms(graphdef, state, x, labels, n_blocks: int, width: int):
 
 
 def grad_sweep(e: dict) -> list[dict]:
-    """Tidy rows: variant, n_blocks, seed, tap (image | block | head), block, grad_norm."""
+    """Tidy rows: variant, depth (N), seed, tap (image | block | head), block, grad_norm."""
     x, labels = _data(e["batch"], e["image"], seed=1000)
     keys = [(variant, n_blocks) for variant in VARIANTS for n_blocks in e["depths"]]
     models = {
@@ -207,7 +209,7 @@ def grad_sweep(e: dict) -> list[dict]:
     for seed in range(e["seeds"]):
         norms = sweep({key: models[key, seed][1] for key in keys})
         for (variant, n_blocks), (g_image, g_blocks) in norms.items():
-            base = dict(variant=variant, n_blocks=n_blocks, seed=seed)
+            base = dict(variant=variant, depth=n_blocks, seed=seed)
             rows.append(dict(base, tap="image", block="", grad_norm=float(g_image)))
             for l, g in enumerate(np.asarray(g_blocks)):
                 tap = "head" if l == n_blocks else "block"
@@ -266,21 +268,18 @@ def judge(grad_rows: list[dict], finals: dict[str, float], e: dict) -> dict:
     Gradients: for each variant, g(N) = median over seeds of ‖∂ℓ/∂image‖ at init; its
     spread max_N g / min_N g over the sweep. "Neither vanishes nor explodes" ⇔ spread ≤ 10.
     Training: best final loss (mean of the last 10% of steps) over the learning-rate grid at
-    the deepest N trained; "easier to train" ⇔ pre-act's is ≤ post-act's and ≤ plain's.
+    the trained depth; "easier to train" ⇔ pre-act's is ≤ post-act's and ≤ plain's.
     PASS: pre-act is stable and easier to train. FAIL: pre-act's gradients are not stable.
     CORRECTED: pre-act is stable but not easier to train than both others; the statement
     says what the numbers support.
     """
     depths = e["depths"]
-    g = {
-        v: [_median(grad_rows, variant=v, n_blocks=n, tap="image") for n in depths]
-        for v in VARIANTS
-    }
+    g = {v: [_median(grad_rows, variant=v, depth=n, tap="image") for n in depths] for v in VARIANTS}
     spread = {v: max(gs) / min(gs) for v, gs in g.items()}
     stable = {v: spread[v] <= STABLE_SPREAD for v in VARIANTS}
     head = {
-        v: _median(grad_rows, variant=v, n_blocks=depths[-1], tap="block", block=0)
-        / _median(grad_rows, variant=v, n_blocks=depths[-1], tap="head")
+        v: _median(grad_rows, variant=v, depth=depths[-1], tap="block", block=0)
+        / _median(grad_rows, variant=v, depth=depths[-1], tap="head")
         for v in VARIANTS
     }
     easier = finals["pre-act"] <= finals["post-act"] and finals["pre-act"] <= finals["plain"]
@@ -301,7 +300,7 @@ def judge(grad_rows: list[dict], finals: dict[str, float], e: dict) -> dict:
         "‖∂ℓ/∂image‖ at init vs N for post-act, pre-act and plain stacks (BatchNorm, batch "
         f"statistics); rule: gradients neither vanish nor explode iff max/min over N ≤ "
         f"{STABLE_SPREAD:g}; 'easier to train' iff pre-act's final full-batch SGD loss on random "
-        "labels at the deepest N trained is ≤ post-act's and plain's. PASS = both; FAIL = "
+        "labels at the trained depth is ≤ post-act's and plain's. PASS = both; FAIL = "
         "pre-act unstable; CORRECTED = stable but not easier to train"
     )
     row = dict(claim="C6", check=check, measured=measured)
@@ -321,6 +320,11 @@ def judge(grad_rows: list[dict], finals: dict[str, float], e: dict) -> dict:
             + " and ".join(f"{v} ({finals[v]:.3g})" for v in others)
             + f" reached a lower training loss than pre-act ({finals['pre-act']:.3g}): "
             "depth-stable gradients did not make it easier to train at this depth and budget"
+            + (
+                f"; the shortcut itself matters: the plain stack reached only {finals['plain']:.3g}"
+                if finals["plain"] > max(finals["post-act"], finals["pre-act"])
+                else ""
+            )
         )
     return row
 
@@ -332,21 +336,46 @@ def _write(path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def input_gradient_summary(grad_rows: list[dict], e: dict) -> list[dict]:
+    """One row per (variant, depth): ‖∂ℓ/∂image‖, median and range over the seeds."""
+    out = []
+    for variant in VARIANTS:
+        for depth in e["depths"]:
+            g = [
+                r["grad_norm"]
+                for r in grad_rows
+                if r["variant"] == variant and r["depth"] == depth and r["tap"] == "image"
+            ]
+            out.append(
+                dict(
+                    variant=variant,
+                    depth=depth,
+                    input_grad_norm=float(np.median(g)),
+                    input_grad_norm_min=min(g),
+                    input_grad_norm_max=max(g),
+                    seeds=len(g),
+                )
+            )
+    return out
+
+
 def experiments(profile: str, run_dir) -> list[dict]:
     e = EXPERIMENTS[profile]
     grad_rows = grad_sweep(e)
-    _write(run_dir / "resnet_grad_norms.csv", grad_rows)
+    _write(run_dir / "resnet_gradient_norm.csv", input_gradient_summary(grad_rows, e))
+    _write(run_dir / "resnet_gradient_per_block.csv", grad_rows)
 
-    curves, finals = [], {}
-    per_run = train_curves(e)
-    for (variant, lr), losses in per_run.items():
-        for step, loss in enumerate(losses):
-            curves.append(
-                dict(variant=variant, n_blocks=e["train_depth"], lr=lr, step=step, loss=float(loss))
-            )
-    for variant in VARIANTS:
-        finals[variant] = min(final_loss(per_run[variant, lr]) for lr in e["lrs"])
-    _write(run_dir / "resnet_training.csv", curves)
+    curves = train_curves(e)
+    rows = [
+        dict(variant=v, depth=e["train_depth"], lr=lr, step=step, loss=float(loss))
+        for (v, lr), losses in curves.items()
+        for step, loss in enumerate(losses)
+    ]
+    _write(run_dir / "resnet_training_lr_grid.csv", rows)
+    best_lr = {v: min(e["lrs"], key=lambda lr, v=v: final_loss(curves[v, lr])) for v in VARIANTS}
+    finals = {v: final_loss(curves[v, best_lr[v]]) for v in VARIANTS}
+    # The curves the verdict uses: each variant at its best learning rate.
+    _write(run_dir / "resnet_training.csv", [r for r in rows if r["lr"] == best_lr[r["variant"]]])
     return [judge(grad_rows, finals, e)]
 
 

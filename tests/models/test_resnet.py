@@ -258,7 +258,7 @@ def _grad_rows(image_norms):
     rows = []
     for variant, norms in image_norms.items():
         for n, g in zip((2, 8), norms, strict=True):
-            base = dict(variant=variant, n_blocks=n, seed=0)
+            base = dict(variant=variant, depth=n, seed=0)
             rows.append(dict(base, tap="image", block="", grad_norm=g))
             rows.append(dict(base, tap="block", block=0, grad_norm=g))
             rows.append(dict(base, tap="head", block=n, grad_norm=1.0))
