@@ -33,6 +33,15 @@ def forward_fn(model: nnx.Module, apply: Callable[[nnx.Module, Any], Any] | None
     return fn, state
 
 
+def fresh(state):
+    """A copy of ``state`` in new Variables, created at the current trace level.
+
+    NNX refuses to merge Variables created outside a transformation (``jax.grad``) into
+    modules that ``nnx.scan`` over (stacked BatchNorms, say): merge a fresh copy instead.
+    """
+    return jax.tree.map(lambda a: a, state)
+
+
 def train_step_fn(
     model: nnx.Module,
     loss: Callable[[nnx.Module, Any], jax.Array],
@@ -40,19 +49,22 @@ def train_step_fn(
 ):
     """``(step, (params, rest, opt_state))`` for one optax step on ``loss(model, batch)``.
 
-    ``step(params, rest, opt_state, batch) -> (params, opt_state, loss)``: gradients are taken
-    with respect to ``nnx.Param`` leaves only; other state (``rest``) is passed through.
+    ``step(params, rest, opt_state, batch) -> (params, rest, opt_state, loss)``: gradients are
+    taken with respect to ``nnx.Param`` leaves only; the other state (``rest``: BatchNorm's
+    running averages, ...) is updated by the forward pass and returned, so repeated steps
+    carry it like ``nnx.Optimizer`` would.
     """
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     opt_state = tx.init(params)
 
     def step(params, rest, opt_state, batch):
         def objective(p):
-            return loss(nnx.merge(graphdef, p, rest), batch)
+            m = nnx.merge(graphdef, p, fresh(rest))
+            return loss(m, batch), nnx.state(m, nnx.Not(nnx.Param))
 
-        value, grads = jax.value_and_grad(objective)(params)
+        (value, rest), grads = jax.value_and_grad(objective, has_aux=True)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value
+        return optax.apply_updates(params, updates), rest, opt_state, value
 
     return step, (params, rest, opt_state)
 

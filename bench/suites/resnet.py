@@ -6,11 +6,8 @@ training mode) and one inference forward pass (BatchNorm on its running averages
 ``seq_steps_pred = N``: the blocks are applied one after the other (a scan over N), so the
 sequential depth of a step grows with N whatever the batch or image size.
 
-Train steps carry BatchNorm's running averages: ``bench.steps.train_step_fn`` closes over the
-non-parameter state inside ``jax.grad``, which NNX refuses for a model that runs
-``nnx.scan`` over modules holding ``nnx.BatchStat`` ("Cannot extract graph node from
-different trace level"); :func:`train_step_with_state` differs from it only in giving the
-state fresh ``Variable`` objects at the gradient's trace level and returning its update.
+Train steps (``bench.steps.train_step_fn``) carry BatchNorm's running averages from step to
+step.
 
 Experiments (C6), at initialisation and after a short training run:
 
@@ -38,7 +35,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from bench.steps import finite_loss, forward_fn, n_params
+from bench.steps import finite_loss, forward_fn, fresh, n_params, train_step_fn
 from bench.workloads import Case, Suite, Workload, register
 from models.resnet import (
     KERNEL,
@@ -89,29 +86,6 @@ STABLE_SPREAD = 10.0
 TAIL = 0.1  # final loss = mean over the last 10% of the steps
 
 
-def _fresh(state):
-    """Copy a State into new Variable objects created at the current trace level."""
-    return jax.tree.map(lambda a: a, state)
-
-
-def train_step_with_state(model: nnx.Module, loss, tx: optax.GradientTransformation):
-    """``(step, (params, rest, opt_state))``; ``step(params, rest, opt_state, batch) ->
-    (params, rest, opt_state, loss)``, ``rest`` being the non-Param state it updates."""
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    opt_state = tx.init(params)
-
-    def step(params, rest, opt_state, batch):
-        def objective(p):
-            m = nnx.merge(graphdef, p, _fresh(rest))
-            return loss(m, batch), nnx.state(m, nnx.Not(nnx.Param))
-
-        (value, rest), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), rest, opt_state, value
-
-    return step, (params, rest, opt_state)
-
-
 def _data(batch: int, image: int, seed: int):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(batch, image, image, IN_CHANNELS)).astype(np.float32)
@@ -133,7 +107,7 @@ def _build(variant: str, mode: str, batch: int, image: int, width: int, n_blocks
         sizes = (batch, image, IN_CHANNELS, width, n_blocks, N_CLASSES)
         if mode == "train":
             tx = optax.sgd(0.1, momentum=0.9)
-            step, state = train_step_with_state(model, cross_entropy_loss, tx)
+            step, state = train_step_fn(model, cross_entropy_loss, tx)
             extra = {"flops_analytic": train_step_flops(*sizes), "norm": "batch statistics"}
             return Workload(
                 step, (*state, (x, labels)), n_params(model), finite_loss, extra, batch_argnum=3
@@ -179,7 +153,7 @@ def grad_norms(graphdef, state, x, labels, n_blocks: int, width: int):
     probe = jnp.zeros((n_blocks + 1, *x.shape[:3], width), x.dtype)
 
     def loss(x, probe):
-        return cross_entropy_loss(nnx.merge(graphdef, _fresh(state)), (x, labels), probe)
+        return cross_entropy_loss(nnx.merge(graphdef, fresh(state)), (x, labels), probe)
 
     g_image, g_probe = jax.grad(loss, argnums=(0, 1))(x, probe)
     return jnp.linalg.norm(g_image), jnp.sqrt(jnp.sum(g_probe**2, axis=(1, 2, 3, 4)))
@@ -228,7 +202,7 @@ def train_curves(e: dict, seed: int = 0) -> dict[tuple[str, float], np.ndarray]:
     steps, states = {}, {}
     for variant in VARIANTS:
         model = _model(variant, e["train_depth"], e["width"], seed)
-        steps[variant], states[variant] = train_step_with_state(model, cross_entropy_loss, tx)
+        steps[variant], states[variant] = train_step_fn(model, cross_entropy_loss, tx)
 
     def run(step, state):
         def body(carry, _):

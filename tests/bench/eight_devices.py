@@ -56,8 +56,8 @@ class TestOnEightDevices:
         assert "all-reduce" in step_8.as_text()
         (p1, rest1, o1, batch1), (p8, rest8, o8, batch8) = single.args, sharded.args
         for _ in range(3):
-            p1, o1, loss1 = step_1(p1, rest1, o1, batch1)
-            p8, o8, loss8 = step_8(p8, rest8, o8, batch8)
+            p1, rest1, o1, loss1 = step_1(p1, rest1, o1, batch1)
+            p8, rest8, o8, loss8 = step_8(p8, rest8, o8, batch8)
             np.testing.assert_allclose(loss8, loss1, rtol=1e-5)
         for a, b in zip(jax.tree.leaves(p8), jax.tree.leaves(p1), strict=True):
             assert a.sharding.is_fully_replicated  # the next step can take them as they are

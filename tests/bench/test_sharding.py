@@ -187,7 +187,7 @@ w = shard_workload(build(), 8, 16)
 step = jax.jit(w.fn)
 params, rest, opt, batch = w.args
 for _ in range(3):
-    params, opt, loss = step(params, rest, opt, batch)
+    params, rest, opt, loss = step(params, rest, opt, batch)
 local = lambda a: np.asarray(a.addressable_shards[0].data)
 print(json.dumps(dict(
     suffix=process_suffix(),
@@ -237,7 +237,7 @@ def test_two_processes_run_one_spmd_train_step_that_matches_one_device():
     step = jax.jit(single.fn)
     params, rest, opt, batch = single.args
     for _ in range(3):
-        params, opt, loss = step(params, rest, opt, batch)
+        params, rest, opt, loss = step(params, rest, opt, batch)
 
     assert [r["suffix"] for r in results] == ["-p0", "-p1"]
     for r in results:

@@ -183,7 +183,7 @@ def test_a_few_sgd_steps_lower_the_loss(tiny):
     step = jax.jit(step)
     losses = []
     for _ in range(10):
-        params, opt, loss = step(params, rest, opt, batch)
+        params, rest, opt, loss = step(params, rest, opt, batch)
         losses.append(float(loss))
     assert np.isfinite(losses).all() and losses[-1] < 0.9 * losses[0], losses
 

@@ -256,7 +256,7 @@ def test_train_steps_lower_the_nll_of_a_fixed_batch():
     step = jax.jit(step)
     losses = []
     for _ in range(30):
-        params, opt_state, loss = step(params, rest, opt_state, x)
+        params, rest, opt_state, loss = step(params, rest, opt_state, x)
         losses.append(float(loss))
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.6 * losses[0], losses

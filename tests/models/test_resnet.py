@@ -17,8 +17,8 @@ import optax
 import pytest
 from flax import nnx
 
-from bench.steps import forward_fn, n_params
-from bench.suites.resnet import judge, train_step_with_state
+from bench.steps import forward_fn, n_params, train_step_fn
+from bench.suites.resnet import judge
 from models.resnet import (
     VARIANTS,
     PlainBlock,
@@ -235,7 +235,7 @@ def test_forward_flops_match_xla_cost_analysis_for_one_block():
 
 def test_stateful_train_step_threads_batchnorm_statistics_and_lowers_the_loss():
     model = make("pre-act", n_blocks=1)
-    step, (params, rest, opt_state) = train_step_with_state(
+    step, (params, rest, opt_state) = train_step_fn(
         model, cross_entropy_loss, optax.sgd(0.1, momentum=0.9)
     )
     batch = (images(4), jnp.array([0, 1, 2, 3]))
