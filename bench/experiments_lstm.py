@@ -65,7 +65,7 @@ UNDERFLOW = 1e-280  # below this, float64 ratios are underflow, not measurements
 # --- C2, C3: the backward equations ------------------------------------------------------
 
 
-def _random_problem(batch, seq_len, features, hidden, *, dtype, seed=0):
+def random_problem(batch, seq_len, features, hidden, *, dtype, seed=0):
     """Params with gates away from saturation, inputs, initial state, cotangents (NumPy RNG)."""
     rng = np.random.default_rng(seed)
 
@@ -84,7 +84,7 @@ def _random_problem(batch, seq_len, features, hidden, *, dtype, seed=0):
     return params, x, carry, dh, dcarry
 
 
-def _linear_loss(scan, dh, dcarry):
+def linear_loss(scan, dh, dcarry):
     """L = Σ_t ⟨dh(t), h(t)⟩ + ⟨dh_T, h(T)⟩ + ⟨dc_T, c(T)⟩, so ∂ℓ/∂h(t) direct is ``dh``."""
 
     def loss(params, x, carry):
@@ -97,7 +97,7 @@ def _linear_loss(scan, dh, dcarry):
 @jax.jit
 def _manual_and_autodiff(params, x, carry, dh, dcarry):
     grads = lstm_bptt(params, x, dh, carry, dcarry)
-    expected = jax.grad(_linear_loss(lstm_scan, dh, dcarry), argnums=(0, 1, 2))(params, x, carry)
+    expected = jax.grad(linear_loss(lstm_scan, dh, dcarry), argnums=(0, 1, 2))(params, x, carry)
     return (grads.params, grads.x, grads.carry), expected
 
 
@@ -107,7 +107,7 @@ def _adjoints_and_values(params, x, carry, dh, dcarry):
 
     def loss(probes):
         scan = lambda p, xx, cr: lstm_scan_probed(p, xx, probes, cr)  # noqa: E731
-        return _linear_loss(scan, dh, dcarry)(params, x, carry)
+        return linear_loss(scan, dh, dcarry)(params, x, carry)
 
     bar = jax.grad(loss)(zero_probes(*dh.shape, dh.dtype))
     _, tape = lstm_scan_taped(params, x, carry)
@@ -245,7 +245,7 @@ def backward_claims(profile: str, run_dir: pathlib.Path) -> list[dict]:
     with jax.default_matmul_precision("highest"):
         for dtype, x64 in ((np.float32, False), (np.float64, True)):
             with jax.enable_x64(x64):
-                problem = _random_problem(**s, dtype=dtype)
+                problem = random_problem(**s, dtype=dtype)
                 manual, expected = _manual_and_autodiff(*problem)
                 hidden = s["hidden"]
                 for claim, what, a, e in (
@@ -269,7 +269,7 @@ def backward_claims(profile: str, run_dir: pathlib.Path) -> list[dict]:
                         )
                     )
         with jax.enable_x64(True):
-            v = _equation_arrays(_random_problem(**s, dtype=np.float64))
+            v = _equation_arrays(random_problem(**s, dtype=np.float64))
     for line in SEED_LINES:
         for form, (expression, reference) in (
             ("as written", line.as_written),

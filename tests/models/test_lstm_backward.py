@@ -13,6 +13,7 @@ import pytest
 from flax import nnx
 from jax.test_util import check_grads
 
+from bench.experiments_lstm import linear_loss, random_problem
 from bench.steps import train_step_fn
 from models.lstm import (
     LSTM,
@@ -34,35 +35,13 @@ SHAPES = [(3, 5, 4, 6), (1, 1, 2, 3), (2, 4, 3, 1)]
 
 
 def _problem(batch, steps, in_features, hidden, seed=0, dtype=np.float32):
-    """Random parameters (gates away from saturation), inputs, initial state and cotangents.
-
-    Drawn with NumPy: eager ``jax.random`` calls would each compile on first use."""
-    rng = np.random.default_rng(seed)
-
-    def normal(*shape, scale=1.0):
-        return jnp.asarray(scale * rng.standard_normal(shape), dtype)
-
-    params = {
-        "w_x": normal(in_features, 4 * hidden, scale=in_features**-0.5),
-        "w_h": normal(hidden, 4 * hidden, scale=hidden**-0.5),
-        "b": normal(4 * hidden, scale=0.5),
-    }
-    x = normal(batch, steps, in_features)
-    carry = (normal(batch, hidden, scale=0.5), normal(batch, hidden))
-    dh = normal(batch, steps, hidden)
-    dcarry = (normal(batch, hidden), normal(batch, hidden))
-    return params, x, carry, dh, dcarry
+    """Random parameters (gates away from saturation), inputs, initial state and cotangents."""
+    return random_problem(batch, steps, in_features, hidden, dtype=dtype, seed=seed)
 
 
-def _loss(scan, dh, dcarry):
-    """L = Σ_t ⟨∂ℓ/∂h(t), h(t)⟩ + ⟨∂ℓ/∂h(T), h(T)⟩ + ⟨∂ℓ/∂c(T), c(T)⟩: a linear read-out of all
-    outputs, so ∂L/∂h(t) direct is exactly ``dh``."""
-
-    def loss(params, x, carry):
-        (h_T, c_T), h = scan(params, x, carry)
-        return jnp.sum(dh * h) + jnp.sum(dcarry[0] * h_T) + jnp.sum(dcarry[1] * c_T)
-
-    return loss
+# L = Σ_t ⟨∂ℓ/∂h(t), h(t)⟩ + ⟨∂ℓ/∂h(T), h(T)⟩ + ⟨∂ℓ/∂c(T), c(T)⟩: a linear read-out of all
+# outputs, so ∂L/∂h(t) direct is exactly ``dh``.
+_loss = linear_loss
 
 
 def _max_rel_err(actual, expected) -> float:
