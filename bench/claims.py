@@ -63,13 +63,14 @@ def c8_pixelcnn_training_span(df: pd.DataFrame, fits: pd.DataFrame) -> list[dict
     if len(over_d) < 3 or len(over_hw) < 2:
         return []
     line = exact_line(over_d.depth, over_d.span_ops)
-    spans_hw = dict(zip(over_hw.height, over_hw.span_ops, strict=True))
+    spans_hw = {int(h): int(s) for h, s in zip(over_hw.height, over_hw.span_ops, strict=True)}
     flat = len(set(spans_hw.values())) == 1
     measured = (
-        f"span over d={list(over_d.depth)} at H=W={side}: {list(over_d.span_ops)} "
+        f"span over d={[int(d) for d in over_d.depth]} at H=W={side}: "
+        f"{[int(s) for s in over_d.span_ops]} "
         + (f"= {line[0]}·d + {line[1]} exactly" if line else "(not on one line)")
         + f"; over H=W={list(spans_hw)} at d={depth}: {list(spans_hw.values())}"
-        + ("(identical)" if flat else "(differs)")
+        + (" (identical)" if flat else " (differs)")
         + "; "
         + _slope_text(fits, "pixelcnn", "train", "depth")
         + "; "

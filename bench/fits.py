@@ -96,11 +96,9 @@ def _axis_frames(group: pd.DataFrame):
                 yield name, fixed, group.loc[rows.index]
 
 
-def _verdict(slope, half, pred_steps, pred_work) -> str:
+def _judge(slope, half, pred_steps, pred_work) -> str:
     if math.isnan(slope) or math.isnan(half):
         return "too few points"
-    if half > 0.5:
-        return "inconclusive (wide interval)"
     tol = max(half, 0.05)  # a floor: exponents are only meaningful to a few hundredths
     inside = lambda p: not math.isnan(p) and abs(slope - p) <= tol  # noqa: E731
     if inside(pred_steps) and inside(pred_work):
@@ -113,6 +111,11 @@ def _verdict(slope, half, pred_steps, pred_work) -> str:
     if lo < slope < hi:
         return "between steps and work"
     return "matches neither"
+
+
+def _verdict(slope, half, pred_steps, pred_work) -> str:
+    verdict = _judge(slope, half, pred_steps, pred_work)
+    return f"{verdict} (wide interval)" if half > 0.5 else verdict
 
 
 def brent_fit(rows: pd.DataFrame) -> dict:
