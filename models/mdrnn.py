@@ -30,6 +30,24 @@ always the short side) and the up/left neighbours of a cell are, on the previous
 the same lane and the lane before it. Cells of the skewed grid outside the image are kept
 at zero, which is exactly the zero boundary the recurrence needs.
 
+Speed (what the wavefront does so as not to waste the machine):
+
+* the input projection W_x x + b of a whole layer is one matmul before its scan (it is not
+  recurrent); only h·[U_u | U_v] stays in the step, as one matmul on the previous diagonal
+  whose two halves are then moved to the cells below / to the right (a lane shift commutes
+  with the row-wise product);
+* one logistic over all 5k gates (tanh(x) = 2σ(2x) - 1), so a step is one matmul and one
+  elementwise kernel rather than one kernel per gate;
+* the skewed grid holds L·(L+M-1) cells for L·M real ones, about twice for a square image.
+  The diagonals are run as a few scans over *lane windows* (:func:`diagonal_windows`): the
+  growing and shrinking triangles are cut into pieces, each computing only the lanes on the
+  image, which brings the work to ~(1 + 1/pieces)× the raster's;
+* layers 2..d are one ``lax.scan`` over stacked weights, so compile time does not grow with
+  d (the windowed scans compile slowly on CPU: seconds for a train step).
+
+Which schedule is fastest depends on the device and sizes: :func:`default_schedule` holds the
+measured rule that ``schedule="auto"`` uses.
+
 The generative model (:class:`MDRNNPixel`, compared with PixelCNN in the seed's §4-3)
 predicts a binary pixel x(i, j) from the top layer at (i-1, j) and (i, j-1): its logit
 depends only on pixels (i', j') ≤ (i, j) component-wise, (i', j') ≠ (i, j). All pixels of an

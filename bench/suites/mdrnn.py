@@ -11,10 +11,19 @@ images, Bernoulli logits from the top layer at (i-1, j) and (i, j-1)):
   each, on pre-drawn uniform noise: ``seq_steps_pred = (H+W-1)·d``.
 
 CPU profile: forward at batch 1 over H = W = 16, 32 (all three schedules) and 64 (wavefront),
-k = 32, d = 2; train at H = W = 8 and 16 with d = 8 (the PixelCNN suite's (16, 8) and (8, 8)
-training sizes, for claim C12), batch 1; the sampler at 16×16, d = 8. A wavefront train step
-compiles in several seconds on 2 cores (one scan per lane window, forward and backward), which
-is what bounds this profile.
+and at batch 16, 16×16 (raster vs wavefront: where ``default_schedule`` picks raster), k = 32,
+d = 2; train at H = W = 8 and 16 with d = 8 (the PixelCNN suite's (16, 8) and (8, 8) training
+sizes, for claim C12), batch 1; the sampler at 16×16, d = 8. A wavefront train step compiles
+in several seconds on 2 cores (one scan per lane window, forward and backward), which is what
+bounds this profile (about 30 s in all on an idle 2-core machine).
+
+Measured while choosing ``models.mdrnn.default_schedule`` (2-core CPU, k = 32, d = 2, batch
+1..64, H = W = 16..64, min of ≤ 15 interleaved repeats): raster / wavefront time ratio 1.2-2.2×
+forward and 1.1-1.9× forward+backward wherever batch < 16 or H = W ≥ 32; 0.67-0.97× at batch
+16-64 on 16×16, which the rule gives to raster. At batch 1, 64×64, forward+backward: 1.92×
+(k = 32), 2.58× (k = 16), 1.72× (d = 8). The pipelined schedule was 0.71-0.87× the
+wavefront's speed at batch 1, d = 8 on CPU (a step costs its arithmetic there, so fewer and
+wider steps do not pay); it is the rule's choice on accelerators, unmeasured here.
 
 Experiments:
 
@@ -55,7 +64,7 @@ from models.mdrnn import (
 
 SUITE = "mdrnn"
 
-# (batch, side, depth) runs per mode; hidden width k per profile.
+# (batch, side, depth, schedule) runs per mode, (batch, side, depth) samples; k per profile.
 SIZES = {
     "smoke": dict(
         hidden=4,
@@ -68,6 +77,7 @@ SIZES = {
         forward=[
             *((1, side, 2, s) for side in (16, 32) for s in SCHEDULES),
             (1, 64, 2, "wavefront"),
+            *((16, 16, 2, s) for s in ("raster", "wavefront")),  # where the rule picks raster
         ],
         train=[(1, 16, 8, s) for s in SCHEDULES] + [(1, 8, 8, "wavefront")],
         sample=[(1, 16, 8)],
@@ -110,7 +120,7 @@ def _extra(side: int, depth: int, hidden: int, schedule: str) -> dict:
     windows = len(diagonal_windows(side, side, depth if schedule == "pipelined" else 1))
     return dict(
         schedule=schedule,
-        scans_per_layer=1 if schedule == "raster" else windows,
+        window_scans=1 if schedule == "raster" else windows,  # scans per layer (pipelined: all)
         macs_per_image=macs(1, hidden, depth, side, side) + 2 * hidden * side * side,
         connections=connections(1, hidden, depth, side, side),
     )
