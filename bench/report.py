@@ -69,6 +69,36 @@ def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd
     return pd.DataFrame(out)
 
 
+def peak_fractions(df: pd.DataFrame) -> pd.DataFrame:
+    """Each case with analytic FLOPs as a fraction of its suite's measured matmul rate.
+
+    A suite that times a ``model == "matmul"``, ``variant == "peak"`` case gets this table:
+    the device's practical peak measured in the same run, not a datasheet number.
+    """
+    ok = df[(df.status == "ok") & df.achieved_flops_per_s.notna()]
+    out = []
+    for suite, group in ok.groupby("suite"):
+        peak = group[(group.model == "matmul") & (group.variant == "peak")]
+        if peak.empty:
+            continue
+        rate = float(peak.achieved_flops_per_s.max())
+        for rec in group.drop(peak.index).to_dict("records"):
+            sizes = " ".join(f"{f}={rec[f]}" for f in SIZE_FIELDS if not pd.isna(rec[f]))
+            out.append(
+                dict(
+                    suite=suite,
+                    model=rec["model"],
+                    variant=rec["variant"],
+                    mode=rec["mode"],
+                    sizes=sizes,
+                    gflop_per_s=rec["achieved_flops_per_s"] / 1e9,
+                    matmul_gflop_per_s=rate / 1e9,
+                    fraction=rec["achieved_flops_per_s"] / rate,
+                )
+            )
+    return pd.DataFrame(out)
+
+
 def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     """Write ``run_dir/report.md`` from the run's CSVs and env.json; returns its path."""
     from bench.workloads import suites
@@ -104,6 +134,10 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     if not ratios.empty:
         parts.append("\n## Variants against their baseline (median time ratio, <1 is faster)\n\n")
         parts.append(table(ratios))
+    peak = peak_fractions(df)
+    if not peak.empty:
+        parts.append("\n## Achieved FLOP/s against a large matmul on the same device\n\n")
+        parts.append(table(peak))
     scaling = sharding.scaling_table(df)
     if not scaling.empty:
         parts.append("\n## Data-parallel scaling (efficiency: strong t1/(N·tN), weak t1/tN)\n\n")

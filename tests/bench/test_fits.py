@@ -100,3 +100,39 @@ def test_c12_compares_training_spans_of_pixelcnn_and_mdrnn_at_equal_sizes():
     mdrnn["span_ops"] = 5  # shallower than PixelCNN: the claim would be false
     (row,) = claims.c12_training_parallelism(pd.concat([pix, mdrnn]), fits.fit(pix))
     assert row["verdict"] == "FAIL"
+
+
+def test_report_gives_each_case_its_fraction_of_the_matmul_measured_in_the_same_run():
+    from bench.report import peak_fractions
+
+    df = frame(
+        [
+            dict(
+                suite="convnet",
+                model="matmul",
+                variant="peak",
+                mode="forward",
+                status="ok",
+                achieved_flops_per_s=2e11,
+            ),
+            dict(
+                suite="convnet",
+                model="convnet",
+                variant="seed",
+                mode="train",
+                status="ok",
+                batch=8,
+                achieved_flops_per_s=5e10,
+            ),
+            dict(
+                suite="lstm",
+                model="lstm",
+                variant="autodiff",
+                mode="train",
+                status="ok",
+                achieved_flops_per_s=1e10,
+            ),  # no matmul in its suite: no row
+        ]
+    )
+    (row,) = peak_fractions(df).to_dict("records")
+    assert row["model"] == "convnet" and row["fraction"] == pytest.approx(0.25)
