@@ -82,7 +82,12 @@ def _identity_row(case: Case, run_id: str) -> dict:
 
 def data_parallel(case: Case, devices: int) -> bool:
     """Training cases run data-parallel when more than one device is asked for."""
-    return devices > 1 and case.mode == "train" and case.sizes.get("batch") is not None
+    return (
+        devices > 1
+        and case.mode == "train"
+        and case.sizes.get("batch") is not None
+        and not case.places_itself
+    )
 
 
 def measure_case(

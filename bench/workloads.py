@@ -64,6 +64,9 @@ class Case:
     sizes: dict[str, int] = dataclasses.field(default_factory=dict, compare=False)
     seq_steps_pred: int | None = None
     seed: int = 0
+    # True when the case places its own data over devices (the scaling suite): the run's
+    # --devices does not re-shard it.
+    places_itself: bool = False
 
     def __post_init__(self):
         if self.mode not in MODES:

@@ -73,6 +73,7 @@ def cases(profile: str) -> list[Case]:
                     build,
                     sizes,
                     seq_steps_pred=s["seq_len"],
+                    places_itself=True,
                 )
             )
     return out

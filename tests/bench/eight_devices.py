@@ -99,3 +99,24 @@ class TestOnEightDevices:
         assert len(table) == 8
         assert (table[table.n_devices == 1].speedup == 1.0).all()
         assert table.efficiency.map(math.isfinite).all()
+
+    def test_devices_flag_does_not_reshard_a_suite_that_places_its_own_data(self, tmp_path):
+        from bench import analysis
+        from bench.cli import main
+
+        argv = [
+            "run",
+            "--suite",
+            "scaling",
+            "--profile",
+            "smoke",
+            "--out",
+            str(tmp_path),
+            "--devices",
+            "8",
+            "--no-experiments",
+        ]
+        assert main(argv) == 0
+        (run_dir,) = tmp_path.iterdir()
+        df = analysis.load(run_dir)
+        assert list(df.n_devices) == [1, 2, 4, 8, 1, 2, 4, 8]

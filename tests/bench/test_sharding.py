@@ -171,7 +171,7 @@ def test_eight_device_checks():
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "5 passed" in proc.stdout and "skipped" not in proc.stdout
+    assert "6 passed" in proc.stdout and "skipped" not in proc.stdout
 
 
 # Run by each of two processes with 4 CPU devices each: one SPMD train step over all 8.
