@@ -52,6 +52,18 @@ def parser() -> argparse.ArgumentParser:
         help="suite to run (repeatable; default: all; see `list`)",
     )
     run.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME",
+        help="only the cases of this model (repeatable; see `list --profile P`)",
+    )
+    run.add_argument(
+        "--variant",
+        action="append",
+        metavar="NAME",
+        help="only the cases of this variant (repeatable)",
+    )
+    run.add_argument(
         "--profile",
         choices=None,
         metavar="|".join(PROFILES),
@@ -142,7 +154,7 @@ def cmd_run(args, argv) -> int:
     import jax
 
     from bench import records, report, runner
-    from bench.workloads import check_profile, default_profile, get_suites
+    from bench.workloads import case_filter, check_profile, default_profile, get_suites
 
     if args.resume is not None:
         run_dir = args.resume
@@ -160,12 +172,15 @@ def cmd_run(args, argv) -> int:
             raise ConfigError(f"--suite differs from the run's suites {env['suites']}")
         profile = env["profile"]
         suites = get_suites(env["suites"])
+        args.model, args.variant = env.get("models"), env.get("variants")
     else:
         suites = get_suites(args.suite)
         profile = check_profile(args.profile or default_profile(jax.default_backend()))
         env = records.environment(profile, ["python -m bench", *argv])
         env["suites"] = [s.name for s in suites]
+        env["models"], env["variants"] = args.model, args.variant
     # every check before the first write: a refused run leaves nothing behind
+    keep = case_filter(suites, profile, args.model, args.variant)
     env["devices"] = check_devices(args.devices or env.get("devices", 1), suites, profile)
     if args.resume is None:
         run_dir = records.create_run_dir(args.out, records.new_run_id() + process_suffix())
@@ -185,6 +200,7 @@ def cmd_run(args, argv) -> int:
         experiments=not args.no_experiments,
         case_timeout=args.case_timeout,
         devices=env["devices"],
+        keep=keep,
     )
     env["finished_utc"] = records.utc_now()
     records.write_json(run_dir / "env.json", env)

@@ -220,6 +220,7 @@ def run(
     experiments: bool = True,
     case_timeout: float | None = None,
     devices: int = 1,
+    keep: Callable[[Case], bool] = lambda case: True,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> pathlib.Path:
     """Measure every case of ``suites`` not yet in ``run_dir``, then run their experiments.
@@ -230,7 +231,7 @@ def run(
     repeats = repeats or DEFAULT_REPEATS[profile]
     run_id = run_dir.name
     done = completed_keys(run_dir)
-    cases = [c for s in suites for c in s.cases(profile)]
+    cases = [c for s in suites for c in s.cases(profile) if keep(c)]
     todo = [c for c in cases if c.key not in done]
     if done:
         log(f"resuming {run_dir}: {len(cases) - len(todo)} of {len(cases)} cases already done")

@@ -142,6 +142,23 @@ def get_suites(names: Iterable[str] | None) -> list[Suite]:
     return chosen
 
 
+def case_filter(suites: list[Suite], profile: str, models=None, variants=None):
+    """A predicate keeping the cases of the named models/variants; unknown names are refused."""
+    cases = [c for s in suites for c in s.cases(profile)]
+    for flag, names, field in (("--model", models, "model"), ("--variant", variants, "variant")):
+        known = sorted({getattr(c, field) for c in cases})
+        for name in names or ():
+            if name not in known:
+                raise ConfigError(
+                    f"unknown {field} {name!r} for {flag}; available: {', '.join(known)}"
+                )
+
+    def keep(case: Case) -> bool:
+        return (not models or case.model in models) and (not variants or case.variant in variants)
+
+    return keep
+
+
 def check_profile(profile: str) -> str:
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; available: {', '.join(PROFILES)}")

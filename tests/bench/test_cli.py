@@ -80,6 +80,8 @@ def test_resuming_a_finished_run_measures_nothing(smoke_run, tmp_path, capsys):
         (["run", "--repeats", "many"], "expected a positive integer, got 'many'"),
         (["run", "--resume", "no/such/run"], "not a run folder"),
         (["report", "no/such/run"], "no such run folder"),
+        (["run", "--suite", "pixelcnn", "--variant", "cachd"], "unknown variant 'cachd'"),
+        (["run", "--suite", "lstm", "--model", "gru"], "unknown model 'gru' for --model"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -94,3 +96,22 @@ def test_bad_arguments_are_one_line_exit_2_and_write_nothing(argv, message, tmp_
 def test_measurement_columns_are_the_documented_schema(smoke_run):
     header = (smoke_run / "measurements.csv").read_text().splitlines()[0].split(",")
     assert header == list(COLUMNS)
+
+
+def test_model_and_variant_filters_keep_only_those_cases(tmp_path):
+    argv = [
+        "run",
+        "--suite",
+        "lstm",
+        "--variant",
+        "manual-bwd",
+        "--profile",
+        "smoke",
+        "--out",
+        str(tmp_path),
+        "--no-experiments",
+    ]
+    assert main(argv) == 0
+    (run_dir,) = tmp_path.iterdir()
+    df = analysis.load(run_dir)
+    assert set(df.variant) == {"manual-bwd"} and len(df) == 3  # train only, three T
