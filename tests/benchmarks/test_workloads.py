@@ -42,5 +42,5 @@ def test_workload(benchmark, case):
         **device_fields(),
     )
     benchmark.pedantic(
-        lambda: jax.block_until_ready(compiled(*args)), rounds=5, warmup_rounds=1, iterations=1
+        lambda: jax.block_until_ready(compiled(*args)), rounds=20, warmup_rounds=1, iterations=1
     )
