@@ -82,6 +82,8 @@ def test_resuming_a_finished_run_measures_nothing(smoke_run, tmp_path, capsys):
         (["report", "no/such/run"], "no such run folder"),
         (["run", "--suite", "pixelcnn", "--variant", "cachd"], "unknown variant 'cachd'"),
         (["run", "--suite", "lstm", "--model", "gru"], "unknown model 'gru' for --model"),
+        (["run", "--devices", "2"], "--devices 2: only 1 device(s) visible"),
+        (["run", "--case-timeout", "-1"], "expected a positive number, got -1.0"),
         (["frobnicate"], "invalid choice"),
     ],
 )

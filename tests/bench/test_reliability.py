@@ -127,3 +127,17 @@ def test_a_missing_suite_module_is_a_one_line_error(monkeypatch, capsys, tmp_pat
     assert main(["run", "--out", str(tmp_path)]) == 2
     assert "cannot import 'no_such_module'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suite, variant", [("lstm", "manual-bwd"), ("pixelcnn", "cached")])
+def test_the_same_case_built_twice_gives_identical_outputs(suite, variant):
+    import jax
+    import numpy as np
+
+    (case, *_) = [c for c in workloads.suites()[suite].cases("smoke") if c.variant == variant]
+    outputs = []
+    for _ in range(2):
+        w = case.build()
+        outputs.append(jax.tree.leaves(jax.jit(w.fn)(*w.args)))
+    for a, b in zip(*outputs, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
