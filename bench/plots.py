@@ -38,6 +38,21 @@ def _panels(df: pd.DataFrame, value: str):
                 yield mode, axis, variant, fixed, rows
 
 
+def _label(ax, xlabel: str, ylabel: str, title: str, legend_size: int) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
+def _save(fig, path: pathlib.Path) -> pathlib.Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _axis_values(sweeps, mode, axis) -> set:
     col = "height" if axis == "hw" else axis
     return {float(v) for m, a, _, _, rows in sweeps if (m, a) == (mode, axis) for v in rows[col]}
@@ -70,15 +85,9 @@ def sweep_plot(
         ax.set_xticks(sorted(_axis_values(sweeps, mode, axis)))
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel(AXIS_LABEL.get(axis, axis))
-        ax.set_ylabel(ylabel)
-        ax.set_title(f"{suite} · {mode}" + (" (dashed: ∝ predicted steps)" if predicted else ""))
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        title = f"{suite} · {mode}" + (" (dashed: ∝ predicted steps)" if predicted else "")
+        _label(ax, AXIS_LABEL.get(axis, axis), ylabel, title, legend_size=7)
+    return _save(fig, path)
 
 
 def curve_plot(
@@ -103,15 +112,8 @@ def curve_plot(
         ax.plot(rows[x], rows[y], "-" if len(rows) > 30 else "o-", label=str(name))
     ax.set_xscale("log" if logx else "linear")
     ax.set_yscale("log" if logy else "linear")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _label(ax, xlabel, ylabel, title, legend_size=8)
+    return _save(fig, path)
 
 
 # Experiment CSVs the suites write, and how to draw them: (file, x, y, hue, labels...).
