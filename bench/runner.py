@@ -54,12 +54,12 @@ def device_fields() -> dict:
     return {"device_kind": device.device_kind, "platform": device.platform, "n_devices": 1}
 
 
-def structure_columns(fn, args, log=print) -> dict:
+def structure_columns(fn, args, log=print, while_trip_count=None) -> dict:
     """Span and work of the traced computation (see bench.structure); empty if unknown."""
     try:
         from bench.structure import analyse
 
-        s = analyse(fn, *args)
+        s = analyse(fn, *args, while_trip_count=while_trip_count)
     except Exception as e:  # a structure the analyser cannot count is not a failed case
         log(f"    span/work not counted: {first_line(e)}")
         return {}
@@ -111,7 +111,7 @@ def measure_case(
             row["extra_json"] = json.dumps(other, sort_keys=True, default=str)
         if "per_device_batch" not in row and case.sizes.get("batch"):
             row["per_device_batch"] = case.sizes["batch"] // row["n_devices"]
-        row.update(structure_columns(w.fn, w.args, log))
+        row.update(structure_columns(w.fn, w.args, log, w.while_trip_count))
 
         def health(out):
             status = w.check(out) if w.check else "ok"

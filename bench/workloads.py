@@ -52,6 +52,8 @@ class Workload:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     nnx_mode: str = "functional"  # graphdef closed over, state passed in: no NNX traversal
     batch_argnum: int | None = None
+    # trip count of a data-dependent while loop, for the span/work count (bench.structure)
+    while_trip_count: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

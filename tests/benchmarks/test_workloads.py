@@ -38,7 +38,7 @@ def test_workload(benchmark, case):
         n_params=w.n_params,
         seq_steps_pred=case.seq_steps_pred,
         compile_s=compile_s,
-        **structure_columns(w.fn, args),
+        **structure_columns(w.fn, args, while_trip_count=w.while_trip_count),
         **device_fields(),
     )
     benchmark.pedantic(
