@@ -80,9 +80,7 @@ def parser() -> argparse.ArgumentParser:
         type=_positive_int,
         help="timed repeats per case (default by profile: smoke 2, cpu 5, full 10)",
     )
-    run.add_argument(
-        "--warmup", type=_positive_int, default=1, help="untimed calls before timing (default 1)"
-    )
+    run.add_argument("--warmup", type=_positive_int, help="untimed calls before timing (default 1)")
     run.add_argument(
         "--resume",
         type=pathlib.Path,
@@ -173,12 +171,18 @@ def cmd_run(args, argv) -> int:
         profile = env["profile"]
         suites = get_suites(env["suites"])
         args.model, args.variant = env.get("models"), env.get("variants")
+        # measure the missing cases as the run measured the others, unless told otherwise
+        args.repeats = args.repeats or env.get("repeats")
+        args.warmup = args.warmup or env.get("warmup")
+        args.case_timeout = args.case_timeout or env.get("case_timeout")
     else:
         suites = get_suites(args.suite)
         profile = check_profile(args.profile or default_profile(jax.default_backend()))
         env = records.environment(profile, ["python -m bench", *argv])
         env["suites"] = [s.name for s in suites]
         env["models"], env["variants"] = args.model, args.variant
+        env["repeats"], env["warmup"] = args.repeats, args.warmup or 1
+        env["case_timeout"] = args.case_timeout
     # every check before the first write: a refused run leaves nothing behind
     keep = case_filter(suites, profile, args.model, args.variant)
     env["devices"] = check_devices(args.devices or env.get("devices", 1), suites, profile)
@@ -196,7 +200,7 @@ def cmd_run(args, argv) -> int:
         profile,
         run_dir,
         repeats=args.repeats,
-        warmup=args.warmup,
+        warmup=args.warmup or 1,
         experiments=not args.no_experiments,
         case_timeout=args.case_timeout,
         devices=env["devices"],

@@ -204,6 +204,40 @@ def completed_keys(run_dir: pathlib.Path) -> set[tuple]:
     return keys
 
 
+def repair_interrupted(run_dir: pathlib.Path) -> None:
+    """Undo what a killed run left half-written, before resuming it.
+
+    A line without its newline is a write cut short: dropped. Raw samples of a case with no
+    row in measurements.csv belong to a case that did not finish (it is measured again):
+    dropped, so no case ends up with two sets of samples.
+    """
+    import csv
+    import os
+
+    def complete_lines(path):
+        text = path.read_text() if path.exists() else ""
+        return text[: text.rfind("\n") + 1]
+
+    rows_path, samples_path = run_dir / "measurements.csv", run_dir / "samples.csv"
+    rows_text, samples_text = complete_lines(rows_path), complete_lines(samples_path)
+    key = lambda rec: tuple(rec[c] for c in records.IDENTITY)  # noqa: E731
+    done = {key(rec) for rec in csv.DictReader(rows_text.splitlines())}
+    sample_lines = samples_text.splitlines(keepends=True)
+    kept = sample_lines[:1] + [
+        line
+        for line, rec in zip(sample_lines[1:], csv.DictReader(sample_lines), strict=True)
+        if key(rec) in done
+    ]
+    for path, _, new in (
+        (rows_path, rows_text, rows_text),
+        (samples_path, samples_text, "".join(kept)),
+    ):
+        if path.exists() and path.read_text() != new:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(new)
+            os.replace(tmp, path)
+
+
 def _missing(v) -> bool:
     import pandas as pd
 
@@ -230,6 +264,7 @@ def run(
     """
     repeats = repeats or DEFAULT_REPEATS[profile]
     run_id = run_dir.name
+    repair_interrupted(run_dir)
     done = completed_keys(run_dir)
     cases = [c for s in suites for c in s.cases(profile) if keep(c)]
     todo = [c for c in cases if c.key not in done]
@@ -249,9 +284,10 @@ def run(
                 row, samples = isolated.measure(case, **kwargs)
             else:
                 row, samples = measure_case(case, log=log, **kwargs)
-            out.write(row)
+            # samples first, the row last: a case counts as done once its row is written
             for r, t in enumerate(samples):
                 raw.write({**{k: row.get(k) for k in records.IDENTITY}, "repeat": r, "time_s": t})
+            out.write(row)
             log(f"    {_summary(row)} ({time.perf_counter() - t0:.1f} s)")
     finally:
         out.close()

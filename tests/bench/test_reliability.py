@@ -141,3 +141,32 @@ def test_the_same_case_built_twice_gives_identical_outputs(suite, variant):
         outputs.append(jax.tree.leaves(jax.jit(w.fn)(*w.args)))
     for a, b in zip(*outputs, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_resume_after_a_write_cut_short_keeps_one_row_and_one_set_of_samples_per_case(tmp_path):
+    argv = [
+        "run",
+        "--suite",
+        "binary_adder",
+        "--profile",
+        "smoke",
+        "--out",
+        str(tmp_path),
+        "--no-experiments",
+        "--repeats",
+        "3",
+    ]
+    assert main(argv) == 0
+    run_dir = _only_run(tmp_path)
+    rows = run_dir / "measurements.csv"
+    # killed while writing the last row: its samples are on disk, the row is half a line
+    text = rows.read_text()
+    last = text.rstrip("\n").rsplit("\n", 1)[1]
+    rows.write_text(text[: len(text) - len(last) - 1] + last[:25])
+
+    assert main(["run", "--resume", str(run_dir), "--no-experiments"]) == 0
+    df = analysis.load(run_dir)
+    samples = analysis.load_samples(run_dir / "samples.csv")
+    assert len(df) == len(workloads.suites()["binary_adder"].cases("smoke"))
+    assert df.seq_len.is_unique and (df.repeats == 3).all()
+    assert samples.groupby("seq_len").size().to_dict() == {n: 3 for n in df.seq_len}
