@@ -102,7 +102,7 @@ def _manual_and_autodiff(params, x, carry, dh, dcarry):
 
 
 @jax.jit
-def _adjoints_and_values(params, x, carry, dh, dcarry):
+def adjoints_and_values(params, x, carry, dh, dcarry):
     """Autodiff's ∂L/∂k(t) for every intermediate k (B, T, ·), and the forward's values."""
 
     def loss(probes):
@@ -221,7 +221,7 @@ def _equation_arrays(problem) -> dict:
     """Everything the seed's lines refer to, from autodiff only, as float64 NumPy arrays."""
     params, x, _, dh, dcarry = problem
     hidden = dh.shape[-1]
-    bar, values = _adjoints_and_values(*problem)
+    bar, values = adjoints_and_values(*problem)
     _, expected = _manual_and_autodiff(*problem)
     v = {k: np.asarray(a) for k, a in values.items()}
     v |= {f"{k}_bar": np.asarray(a) for k, a in bar.items()}

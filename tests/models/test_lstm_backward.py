@@ -13,20 +13,16 @@ import pytest
 from flax import nnx
 from jax.test_util import check_grads
 
-from bench.experiments_lstm import linear_loss, random_problem
+from bench.experiments_lstm import adjoints_and_values, linear_loss, random_problem
 from bench.steps import train_step_fn
 from models.lstm import (
     LSTM,
     SequenceRegressor,
-    gates,
     lstm_bptt,
     lstm_scan,
     lstm_scan_manual,
     lstm_scan_probed,
-    lstm_scan_taped,
     mse_loss,
-    preactivations,
-    previous_states,
     zero_probes,
 )
 
@@ -74,27 +70,12 @@ def test_hand_written_bptt_equals_jax_grad_float64():
         assert _max_rel_err((grads.params, grads.x, grads.carry), expected) <= 1e-10
 
 
-@jax.jit
-def _autodiff_adjoints_and_values(params, x, carry, dh, dcarry):
-    """Autodiff's total derivatives ∂L/∂k(t) for k in z, i, f, g, o, c, h, and the forward's
-    i, f, g, o, c(t), c(t-1); each (B, T, ·)."""
-
-    def loss(probes):
-        scan = lambda p, xx, cr: lstm_scan_probed(p, xx, probes, cr)  # noqa: E731
-        return _loss(scan, dh, dcarry)(params, x, carry)
-
-    bar = jax.grad(loss)(zero_probes(*dh.shape, dh.dtype))
-    _, tape = lstm_scan_taped(params, x, carry)
-    _, c_prev = previous_states(tape)
-    values = (*gates(preactivations(params, tape)), tape.c_TxBxH, c_prev)
-    return bar, [jnp.swapaxes(v, 0, 1) for v in values]
-
-
 def _float64_problem_with_adjoints():
     """A float64 problem, autodiff's adjoints and the forward values, all as NumPy arrays."""
     with jax.enable_x64(True):
         problem = _problem(*SHAPES[0], dtype=np.float64)
-        bar, values = _autodiff_adjoints_and_values(*problem)
+        bar, values = adjoints_and_values(*problem)
+        values = [values[k] for k in ("i", "f", "g", "o", "c", "c_prev")]
     return jax.tree.map(np.asarray, (problem, bar, values))
 
 
