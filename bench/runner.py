@@ -14,7 +14,6 @@ import pathlib
 import queue
 import sys
 import time
-import traceback
 from collections.abc import Callable
 
 import jax
@@ -134,8 +133,6 @@ def measure_case(
             row["achieved_flops_per_s"] = row["flops_analytic"] / timing.median_s
     except Exception as e:  # one bad case must not lose the sweep
         row.update(status=classify(e), error=first_line(e))
-        if row["status"] == "error" and "--debug" in sys.argv:
-            traceback.print_exc()
     return row, samples
 
 
