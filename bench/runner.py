@@ -19,6 +19,7 @@ from collections.abc import Callable
 import jax
 
 from bench import records
+from bench.structure import analyse
 from bench.timing import RecompilationError, measure
 from bench.workloads import SIZE_FIELDS, Case, Suite
 
@@ -56,8 +57,6 @@ def device_fields() -> dict:
 def structure_columns(fn, args, log=print, while_trip_count=None) -> dict:
     """Span and work of the traced computation (see bench.structure); empty if unknown."""
     try:
-        from bench.structure import analyse
-
         s = analyse(fn, *args, while_trip_count=while_trip_count)
     except Exception as e:  # a structure the analyser cannot count is not a failed case
         log(f"    span/work not counted: {first_line(e)}")
