@@ -1,18 +1,87 @@
-"""Span (critical path) and work counted from jaxprs: small programs with hand-derived counts.
+"""Span (critical path), executed loop steps and work counted from jaxprs: small programs
+with hand-derived counts.
 
 Conventions (bench/structure.py): each non-layout primitive is one op of span; layout ops
 (reshape, broadcast, transpose, slicing, dtype conversion) are free; elementwise ops cost one
 per output element, reductions one per input element, a matmul 2·M·N·K; dead code is free.
+``steps_executed`` counts loop iterations run one after another, every loop a barrier.
+
+The same expected numbers are asserted on every JAX version CI runs (jax 0.10 on Python 3.11,
+the newest jax on Python 3.12): the counts do not depend on how a JAX version lays out its
+loop primitives.
 """
 
 import jax
 import jax.numpy as jnp
 import pytest
+from jax.extend.core import ClosedJaxpr
 
-from bench.structure import analyse, critical_loop_trips
+from bench.structure import UnknownLayout, analyse, analyse_jaxpr, critical_loop_trips
 from models.lstm import lstm_scan
 
 X3 = jnp.ones(3)
+
+
+def sines(n):
+    """A scan of n steps, one sin per step along the carry."""
+    return lambda x: jax.lax.scan(lambda c, _: (jnp.sin(c), None), x, None, length=n)[0]
+
+
+def two_independent_scans(x):
+    return sines(4)(x) + sines(6)(x)
+
+
+def two_dependent_scans(x):
+    return sines(6)(sines(4)(x))
+
+
+def nested_scans(x):  # 3 outer steps, each a scan of 4
+    return jax.lax.scan(lambda c, _: (sines(4)(c), None), x, None, length=3)[0]
+
+
+def scan_whose_outputs_ignore_the_carry(xs):  # the carry is dead; the 5 steps still run
+    return jax.lax.scan(lambda c, x: (c + 1.0, jnp.sin(jnp.sin(x))), 0.0, xs)[1]
+
+
+def static_fori_loop(x):
+    return jax.lax.fori_loop(0, 7, lambda i, c: jnp.sin(c) * 2.0, x)
+
+
+def loop_free(x):
+    return jnp.sin(x) + 1.0
+
+
+# program, argument, (span_ops, steps_executed, work_flops, loop_steps on the critical path)
+TOY_PROGRAMS = {
+    "one scan": (sines(5), X3, (5, 5, 5 * 3, 5)),
+    # the span crosses the longer scan only; execution runs both, one after the other
+    "two independent scans": (two_independent_scans, X3, (6 + 1, 4 + 6, 10 * 3 + 3, 6)),
+    "two dependent scans": (two_dependent_scans, X3, (10, 10, 10 * 3, 10)),
+    "nested scans": (nested_scans, X3, (12, 12, 12 * 3, 12)),
+    "scan whose outputs ignore the carry": (
+        scan_whose_outputs_ignore_the_carry,
+        jnp.ones((5, 3)),
+        (2, 5, 5 * 2 * 3, 1),
+    ),
+    "static fori_loop": (static_fori_loop, X3, (7 * 2, 7, 7 * 2 * 3, 7)),
+    "loop-free": (loop_free, X3, (2, 0, 2 * 3, 0)),
+}
+
+
+@pytest.mark.parametrize("name", TOY_PROGRAMS)
+def test_toy_programs_have_their_hand_derived_counts(name):
+    fn, arg, expected = TOY_PROGRAMS[name]
+    s = analyse(fn, arg)
+    assert (s.span_ops, s.steps_executed, s.work_flops, s.loop_steps) == expected
+
+
+def test_a_scan_layout_it_does_not_know_is_a_named_failure():
+    closed = jax.make_jaxpr(sines(3))(X3)
+    (eqn,) = closed.jaxpr.eqns
+    params = {k: v for k, v in eqn.params.items() if k not in ("num_consts", "num_carry", "ft_in")}
+    renamed = closed.jaxpr.replace(eqns=[eqn.replace(params={**params, "carry_layout": 1})])
+    with pytest.raises(UnknownLayout, match="scan parameters .*carry_layout"):
+        analyse_jaxpr(ClosedJaxpr(renamed, closed.consts))
 
 
 def test_chain_of_adds_has_span_n_and_work_n_times_size():
