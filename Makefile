@@ -3,6 +3,8 @@
 # On a machine that already has the dependencies (e.g. an accelerator image with a CUDA
 # jax and no network), pass the interpreter instead: `make bench PYTHON=python3`.
 # GPU machine with network: `make bench EXTRAS=dev,cuda` installs the CUDA jax plugin.
+# CI runs two legs (.ci/run): `make test` (this machine's python3, e.g. 3.11 with jax 0.10) and
+# `make test-latest` (Python 3.12 with the newest jax, flax and optax, in .venv-latest).
 
 comma := ,
 VENV ?= .venv
@@ -18,11 +20,18 @@ else
   ENV := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 endif
 
-.PHONY: help env test test-slow test-all bench bench-pytest compare lint format clean
+# The newest-jax leg: this Python version (found on the PATH or through pyenv), its own venv.
+LATEST_PYTHON_VERSION ?= 3.12
+LATEST_VENV ?= .venv-latest
+
+.PHONY: help env test test-latest test-matrix test-slow test-all bench bench-pytest compare \
+	lint format clean
 
 help:
 	@echo "make bench        run the benchmark (profile chosen by device) into results/<run_id>/"
 	@echo "make test         run the tests (not the slow ones)"
+	@echo "make test-latest  the same tests on Python $(LATEST_PYTHON_VERSION) with the newest jax/flax/optax"
+	@echo "make test-matrix  both legs, as CI runs them"
 	@echo "make test-slow    run only the slow tests"
 	@echo "make bench-pytest time the workloads with pytest-benchmark and save the run"
 	@echo "make compare      compare the last two pytest-benchmark runs (fails on regression)"
@@ -40,6 +49,17 @@ $(VENV)/.installed-%: pyproject.toml
 
 test: $(ENV)
 	$(RUN) -m pytest $(ARGS)
+
+# Skipped, with a one-line message, where no Python $(LATEST_PYTHON_VERSION) is installed.
+test-latest:
+	@py=$$(.ci/find-python $(LATEST_PYTHON_VERSION)) || { echo "make test-latest:" \
+	  "SKIPPED: no Python $(LATEST_PYTHON_VERSION) on the PATH or in pyenv"; exit 0; }; \
+	set -e; test -x $(LATEST_VENV)/bin/python || $$py -m venv $(LATEST_VENV); \
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip; \
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade -e ".[dev]"; \
+	$(LATEST_VENV)/bin/python -m pytest $(ARGS)
+
+test-matrix: test test-latest
 
 test-slow: $(ENV)
 	$(RUN) -m pytest -m slow $(ARGS)
@@ -69,4 +89,4 @@ format: $(ENV)
 	$(RUN) -m ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(LATEST_VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -107,8 +107,10 @@ def _judge(slope, half, pred_steps, pred_work) -> str:
         return "follows sequential steps"
     if inside(pred_work):
         return "follows work"
-    lo, hi = sorted(p for p in (pred_steps, pred_work) if not math.isnan(p)) or (slope, slope)
-    if lo < slope < hi:
+    predicted = sorted(p for p in (pred_steps, pred_work) if not math.isnan(p))
+    if not predicted:
+        return "no prediction (steps and work not counted)"
+    if len(predicted) == 2 and predicted[0] < slope < predicted[1]:
         return "between steps and work"
     return "matches neither"
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 
 from bench.workloads import SIZE_FIELDS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: steps_executed and note columns
 
 IDENTITY = ("run_id", "suite", "model", "variant", "mode", *SIZE_FIELDS)
 
@@ -49,6 +49,7 @@ COLUMNS: dict[str, str] = {
     "time_iqr_s": "Float64",
     "seq_steps_pred": "Int64",
     "span_ops": "Int64",
+    "steps_executed": "Int64",
     "work_flops": "Float64",
     "flops_analytic": "Float64",
     "achieved_flops_per_s": "Float64",
@@ -63,6 +64,7 @@ COLUMNS: dict[str, str] = {
     "mem_generated_code_bytes": "Int64",
     "seed": "Int64",
     "extra_json": "string",
+    "note": "string",
 }
 
 SAMPLE_COLUMNS: dict[str, str] = {
@@ -82,7 +84,9 @@ CLAIM_COLUMNS: dict[str, str] = {
 }
 
 STATUSES = ("ok", "error", "oom", "timeout", "nan", "range", "wrong", "recompiled")
-VERDICTS = ("PASS", "FAIL", "CORRECTED", "ERROR")  # ERROR: the check itself crashed
+# INCONCLUSIVE: the data cannot decide (too few points, missing counts); ERROR: the check
+# itself crashed
+VERDICTS = ("PASS", "FAIL", "CORRECTED", "INCONCLUSIVE", "ERROR")
 
 FILES = {
     "measurements.csv": COLUMNS,

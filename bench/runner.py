@@ -55,13 +55,18 @@ def device_fields() -> dict:
 
 
 def structure_columns(fn, args, log=print, while_trip_count=None) -> dict:
-    """Span and work of the traced computation (see bench.structure); empty if unknown."""
+    """Span, executed loop steps and work of the traced computation (see bench.structure).
+
+    A program the analyser cannot count is not a failed case: the row keeps its timing, its
+    count columns stay empty, and its ``note`` says why.
+    """
     try:
         s = analyse(fn, *args, while_trip_count=while_trip_count)
-    except Exception as e:  # a structure the analyser cannot count is not a failed case
-        log(f"    span/work not counted: {first_line(e)}")
-        return {}
-    return {"span_ops": s.span_ops, "work_flops": s.work_flops}
+    except Exception as e:
+        note = f"span/work not counted: {first_line(e)}"
+        log(f"    {note}")
+        return {"note": note}
+    return {"span_ops": s.span_ops, "steps_executed": s.steps_executed, "work_flops": s.work_flops}
 
 
 def _identity_row(case: Case, run_id: str) -> dict:

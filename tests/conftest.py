@@ -1,8 +1,20 @@
 import pathlib
+import platform
 
+import flax
+import jax
+import optax
 import pytest
 
 from bench.cli import main
+
+
+def pytest_report_header(config):
+    """Which leg of the test matrix this is (make test / make test-latest)."""
+    return (
+        f"versions: python {platform.python_version()}, jax {jax.__version__}, "
+        f"flax {flax.__version__}, optax {optax.__version__}"
+    )
 
 
 @pytest.fixture(scope="session")

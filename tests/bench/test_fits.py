@@ -136,3 +136,18 @@ def test_report_gives_each_case_its_fraction_of_the_matmul_measured_in_the_same_
     )
     (row,) = peak_fractions(df).to_dict("records")
     assert row["model"] == "convnet" and row["fraction"] == pytest.approx(0.25)
+
+
+def test_rows_without_structural_counts_are_missing_not_a_crash():
+    df = pixelcnn_rows(lambda side, depth: 10 * depth + 3)
+    df["span_ops"] = pd.NA
+    df["work_flops"] = pd.NA
+    df["seq_steps_pred"] = pd.NA
+    df["note"] = "span/work not counted: UnknownLayout: structure: cannot read this JAX's scan"
+    table = fits.fit(df)
+    assert set(table.axis) == {"depth", "hw"}
+    assert "brent_r2" not in table  # no counts: no two-term fit
+    assert set(table.verdict) == {"no prediction (steps and work not counted)"}
+    (c8,) = claims.c8_pixelcnn_training_span(df, table)
+    assert c8["verdict"] == "INCONCLUSIVE"
+    assert "6 of 6 rows have no span" in c8["measured"] and "UnknownLayout" in c8["measured"]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 
 from bench import analysis, workloads
@@ -41,7 +42,20 @@ def test_each_failing_case_is_a_row_with_its_status_and_the_sweep_goes_on(faults
     assert df.loc["range", "status"] == "range"
     assert df.loc["fine", "status"] == "ok" and df.loc["fine", "time_median_s"] > 0
     # a case without a time has no timing columns, never a made-up number
-    assert df.drop(index="fine").time_median_s.isna().all()
+    assert df.drop(index=["fine", "uncountable"]).time_median_s.isna().all()
+
+
+def test_a_program_the_analyser_cannot_count_keeps_its_time_and_says_why(faults, tmp_path):
+    argv = ["run", "--suite", "faults", "--variant", "uncountable", "--variant", "fine"]
+    assert main([*argv, "--profile", "smoke", "--out", str(tmp_path)]) == 0
+    run_dir = _only_run(tmp_path)
+    df = analysis.load(run_dir).set_index("variant")
+    row = df.loc["uncountable"]
+    assert row.status == "ok" and row.time_median_s > 0
+    assert pd.isna(row.span_ops) and pd.isna(row.work_flops) and pd.isna(row.steps_executed)
+    assert "no rule for higher-order primitive 'custom_linear_solve'" in row.note
+    assert df.loc["fine", "steps_executed"] == 0 and pd.isna(df.loc["fine", "note"])
+    assert (run_dir / "report.md").exists()
 
 
 def test_a_case_past_the_timeout_is_recorded_as_timeout_and_the_next_runs(faults, tmp_path):
