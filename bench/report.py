@@ -13,7 +13,8 @@ import pathlib
 
 import pandas as pd
 
-from bench import analysis, claims, fits, plots, sharding
+from bench import analysis, fits, plots, sharding
+from bench.claims import derived as claims
 from bench.workloads import SIZE_FIELDS
 
 

@@ -5,7 +5,8 @@ import math
 import pandas as pd
 import pytest
 
-from bench import claims, fits
+from bench import fits
+from bench.claims import derived as claims
 from bench.records import COLUMNS
 
 
