@@ -26,17 +26,21 @@ Speed: the input projection x(t)·W_x does not depend on the recurrence, so it c
 (B·T, I)×(I, 4H) matmul before the scan. Measured on XLA:CPU (jax 0.10.2, 2 cores, B=32,
 T=128, I=64, H=256) that hoisting made the forward 3.4× slower and the gradient 2.4× slower
 than projecting x(t) inside each step (125 vs 37 ms forward, 358 vs 151 ms grad): the scan
-then slices a large (T, B, 4H) operand per step. So ``lstm_scan`` projects per step. The
-hand-written backward pass keeps the parallel form: only h̄ and c̄ are recurrent, and every
-weight gradient is one matmul over all (t, b) after the reverse scan.
+then slices a large (T, B, 4H) operand per step. So :func:`lstm_step` projects per step, and
+both backward passes run that same forward (:func:`lstm_steps`): the hand-written one keeps
+every step's values on its :class:`Tape`, as autodiff keeps its residuals, so the two differ
+only in the backward. That backward keeps the parallel form: only h̄ and c̄ are recurrent,
+and every weight gradient is one matmul over all (t, b) after the reverse scan.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 
@@ -62,45 +66,53 @@ def gates(z_Bx4H: jax.Array):
     return jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jnp.tanh(zg), jax.nn.sigmoid(zo)
 
 
-def lstm_step(w_h: jax.Array, carry, xw_Bx4H: jax.Array):
-    """One time step given the precomputed input projection ``x(t)·W_x + b``."""
+class StepValues(NamedTuple):
+    """What one time step computes, each (B, H): the new state and the four gates."""
+
+    h: jax.Array
+    c: jax.Array
+    i: jax.Array
+    f: jax.Array
+    g: jax.Array
+    o: jax.Array
+
+
+def lstm_step(params: dict, carry, x_BxI: jax.Array):
+    """One time step: x(t) is projected inside the step (see the module docstring)."""
     h, c = carry
-    i, f, g, o = gates(xw_Bx4H + h @ w_h)
+    i, f, g, o = gates(x_BxI @ params["w_x"] + params["b"] + h @ params["w_h"])
     c = f * c + i * g
     h = o * jnp.tanh(c)
-    return (h, c), h
+    return (h, c), StepValues(h, c, i, f, g, o)
+
+
+def lstm_steps(params: dict, x_BxTxI: jax.Array, carry):
+    """The forward pass, the same for both backward passes: :func:`lstm_step` scanned over
+    time. Returns the final (h, c) and every step's :class:`StepValues`, time-major (T, B, H)
+    (values a caller does not use are dead code to XLA)."""
+    step = functools.partial(lstm_step, params)
+    return jax.lax.scan(step, carry, jnp.swapaxes(x_BxTxI, 0, 1))
 
 
 def lstm_scan(params: dict, x_BxTxI: jax.Array, carry=None):
-    """Run the LSTM over time. Returns ``(final (h, c), h_BxTxH)``.
-
-    The input projection is done per step, inside the scan (see the module docstring).
-    """
+    """Run the LSTM over time. Returns ``(final (h, c), h_BxTxH)``."""
     if carry is None:
         carry = _zero_carry(x_BxTxI, params["w_h"].shape[0])
-
-    def step(cr, x_BxI):
-        return lstm_step(params["w_h"], cr, x_BxI @ params["w_x"] + params["b"])
-
-    carry, h_TxBxH = jax.lax.scan(step, carry, jnp.swapaxes(x_BxTxI, 0, 1))
-    return carry, jnp.swapaxes(h_TxBxH, 0, 1)
+    carry, values = lstm_steps(params, x_BxTxI, carry)
+    return carry, jnp.swapaxes(values.h, 0, 1)
 
 
 # --- Backward pass through time, by hand (seed §2-1, §2-2) ---------------------------------
 
 
 class Tape(NamedTuple):
-    """What the forward pass keeps for the backward pass: inputs and the state sequences.
-
-    The gates are not kept: given every h(t-1), their pre-activations
-    z(t) = x(t) W_x + h(t-1) W_h + b are one parallel matmul, cheaper to recompute than to store.
-    """
+    """What the forward pass keeps for the backward pass: the inputs, the initial state, and
+    every step's :class:`StepValues` (time-major), as autodiff keeps its residuals."""
 
     x_BxTxI: jax.Array
     h0: jax.Array
     c0: jax.Array
-    h_TxBxH: jax.Array
-    c_TxBxH: jax.Array
+    steps: StepValues
 
 
 class Grads(NamedTuple):
@@ -118,23 +130,17 @@ class Grads(NamedTuple):
 
 
 def lstm_scan_taped(params: dict, x_BxTxI: jax.Array, carry):
-    """``lstm_scan`` that also returns the :class:`Tape` the backward pass needs."""
+    """``lstm_scan`` (the same forward, :func:`lstm_steps`) that also returns the
+    :class:`Tape` the backward pass needs."""
     h0, c0 = carry
-    xw_TxBx4H = _input_projection(params, x_BxTxI)
-
-    def step(cr, xw):
-        cr, _ = lstm_step(params["w_h"], cr, xw)
-        return cr, cr
-
-    carry, (h_TxBxH, c_TxBxH) = jax.lax.scan(step, carry, xw_TxBx4H)
-    tape = Tape(x_BxTxI, h0, c0, h_TxBxH, c_TxBxH)
-    return (carry, jnp.swapaxes(h_TxBxH, 0, 1)), tape
+    carry, steps = lstm_steps(params, x_BxTxI, carry)
+    return (carry, jnp.swapaxes(steps.h, 0, 1)), Tape(x_BxTxI, h0, c0, steps)
 
 
 def previous_states(tape: Tape):
     """(h(t-1), c(t-1)) for t = 1..T, time-major (T, B, H)."""
-    h_prev_TxBxH = jnp.concatenate([tape.h0[None], tape.h_TxBxH[:-1]], axis=0)
-    c_prev_TxBxH = jnp.concatenate([tape.c0[None], tape.c_TxBxH[:-1]], axis=0)
+    h_prev_TxBxH = jnp.concatenate([tape.h0[None], tape.steps.h[:-1]], axis=0)
+    c_prev_TxBxH = jnp.concatenate([tape.c0[None], tape.steps.c[:-1]], axis=0)
     return h_prev_TxBxH, c_prev_TxBxH
 
 
@@ -169,8 +175,8 @@ def bptt_from_tape(params: dict, tape: Tape, dcarry, dh_TxBxH: jax.Array) -> Gra
     """The backward pass of :func:`lstm_bptt` given the forward's :class:`Tape`."""
     w_x, w_h = params["w_x"], params["w_h"]
     h_prev_TxBxH, c_prev_TxBxH = previous_states(tape)
-    i, f, g, o = gates(preactivations(params, tape))
-    inputs = (dh_TxBxH, i, f, g, o, jnp.tanh(tape.c_TxBxH), c_prev_TxBxH)
+    s = tape.steps
+    inputs = (dh_TxBxH, s.i, s.f, s.g, s.o, jnp.tanh(s.c), c_prev_TxBxH)
     (h0_bar, c0_bar), (h_bar, c_bar, z_bar_TxBx4H) = jax.lax.scan(
         lambda cr, xs: bptt_step(w_h, cr, xs), dcarry, inputs, reverse=True
     )
@@ -294,21 +300,68 @@ def lstm_scan_probed(params: dict, x_BxTxI: jax.Array, probes: dict, carry=None)
     w_h = params["w_h"]
     if carry is None:
         carry = _zero_carry(x_BxTxI, w_h.shape[0])
-    xw_TxBx4H = _input_projection(params, x_BxTxI)
     probes_T = {name: jnp.swapaxes(p, 0, 1) for name, p in probes.items()}
 
     def step(cr, inputs):
-        xw, probe = inputs
+        x_BxI, probe = inputs
         p = {name: probe.get(name, 0.0) for name in PROBE_NAMES}
         h, c = cr
-        i, f, g, o = gates(xw + h @ w_h + p["z"])
+        i, f, g, o = gates(x_BxI @ params["w_x"] + params["b"] + h @ w_h + p["z"])
         i, f, g, o = i + p["i"], f + p["f"], g + p["g"], o + p["o"]
         c = f * c + i * g + p["c"]
         h = o * jnp.tanh(c) + p["h"]
         return (h, c), h
 
-    carry, h_TxBxH = jax.lax.scan(step, carry, (xw_TxBx4H, probes_T))
+    carry, h_TxBxH = jax.lax.scan(step, carry, (jnp.swapaxes(x_BxTxI, 0, 1), probes_T))
     return carry, jnp.swapaxes(h_TxBxH, 0, 1)
+
+
+# --- Autodiff oracles for checking a backward pass ---------------------------------------------
+
+
+def random_problem(batch, seq_len, features, hidden, *, dtype, seed=0):
+    """Params with gates away from saturation, inputs, initial state, cotangents (NumPy RNG)."""
+    rng = np.random.default_rng(seed)  # NumPy: the same problem on every JAX version
+
+    def normal(*shape, scale=1.0):
+        return jnp.asarray(scale * rng.standard_normal(shape), dtype)
+
+    params = {
+        "w_x": normal(features, 4 * hidden, scale=features**-0.5),
+        "w_h": normal(hidden, 4 * hidden, scale=hidden**-0.5),
+        "b": normal(4 * hidden, scale=0.5),
+    }
+    x = normal(batch, seq_len, features)
+    carry = (normal(batch, hidden, scale=0.5), normal(batch, hidden))
+    dh = normal(batch, seq_len, hidden)
+    dcarry = (normal(batch, hidden), normal(batch, hidden))
+    return params, x, carry, dh, dcarry
+
+
+def linear_loss(scan, dh, dcarry):
+    """L = Σ_t ⟨dh(t), h(t)⟩ + ⟨dh_T, h(T)⟩ + ⟨dc_T, c(T)⟩, so ∂ℓ/∂h(t) direct is ``dh``."""
+
+    def loss(params, x, carry):
+        (h_T, c_T), h = scan(params, x, carry)
+        return jnp.sum(dh * h) + jnp.sum(dcarry[0] * h_T) + jnp.sum(dcarry[1] * c_T)
+
+    return loss
+
+
+@jax.jit
+def adjoints_and_values(params, x, carry, dh, dcarry):
+    """Autodiff's ∂L/∂k(t) for every intermediate k (B, T, ·), and the forward's values."""
+
+    def loss(probes):
+        scan = lambda p, xx, cr: lstm_scan_probed(p, xx, probes, cr)  # noqa: E731
+        return linear_loss(scan, dh, dcarry)(params, x, carry)
+
+    bar = jax.grad(loss)(zero_probes(*dh.shape, dh.dtype))
+    _, tape = lstm_scan_taped(params, x, carry)
+    _, c_prev = previous_states(tape)
+    s = tape.steps
+    values = dict(i=s.i, f=s.f, g=s.g, o=s.o, c=s.c, c_prev=c_prev)
+    return bar, {k: jnp.swapaxes(v, 0, 1) for k, v in values.items()}
 
 
 # --- Modules ---------------------------------------------------------------------------------
