@@ -17,6 +17,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from bench import records
+from bench.workloads import IDENTITY
 
 # Run-context fields joined onto every row.
 ENV_FIELDS = ("git_sha", "git_dirty", "jax", "jaxlib", "flax", "backend", "host_cpu", "profile")
@@ -175,7 +176,7 @@ def load_pytest_benchmark(path: str | pathlib.Path) -> pd.DataFrame:
 
 def compare(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     """Median time of each case in ``new`` over the same case in ``old`` (ok rows only)."""
-    keys = ["suite", "model", "variant", "mode", *records.SIZE_FIELDS]
+    keys = list(IDENTITY)
     ok = lambda df: df[df.status == "ok"][keys + ["time_median_s"]]  # noqa: E731
     merged = ok(old).merge(ok(new), on=keys, suffixes=("_old", "_new"))
     merged["ratio"] = merged.time_median_s_new / merged.time_median_s_old

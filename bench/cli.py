@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {run,report,list} ...``.
+"""Command line: ``python -m bench {run,report,compare,list} ...``.
 
 A bad argument is one line on stderr and exit status 2, before anything is written.
 """
@@ -9,7 +9,21 @@ import argparse
 import pathlib
 import sys
 
-from bench.workloads import PROFILES, ConfigError
+import jax
+
+from bench import records, report, runner
+from bench.analysis import SchemaError, compare, load, load_env
+from bench.config import RunConfig
+from bench.sharding import maybe_initialize_distributed, process_suffix
+from bench.workloads import (
+    PROFILES,
+    ConfigError,
+    case_filter,
+    check_profile,
+    default_profile,
+    get_suites,
+    suites,
+)
 
 RESULTS = pathlib.Path("results")
 BENCHMARK_STORAGE = RESULTS / "pytest-benchmark"  # where `make bench-pytest` saves
@@ -146,66 +160,44 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args, argv) -> int:
-    from bench.sharding import maybe_initialize_distributed, process_suffix
-
-    maybe_initialize_distributed()  # before JAX touches a device; no-op for one process
-    import jax
-
-    from bench import records, report, runner
-    from bench.workloads import case_filter, check_profile, default_profile, get_suites
-
+    # Joining a multi-process cluster must come before anything touches a device, so it is
+    # the first thing a run does (the imports above create no arrays).
+    maybe_initialize_distributed()
     if args.resume is not None:
-        run_dir = args.resume
-        if not (run_dir / "env.json").exists():
-            raise ConfigError(f"--resume {run_dir}: not a run folder (no env.json)")
-        from bench.analysis import SchemaError, load_env
-
-        try:
-            env = load_env(run_dir)
-        except SchemaError as e:
-            raise ConfigError(str(e)) from None
-        if args.profile and args.profile != env["profile"]:
-            raise ConfigError(f"--profile {args.profile} differs from the run's {env['profile']}")
-        if args.suite and set(args.suite) != set(env["suites"]):
-            raise ConfigError(f"--suite differs from the run's suites {env['suites']}")
-        profile = env["profile"]
-        suites = get_suites(env["suites"])
-        args.model, args.variant = env.get("models"), env.get("variants")
-        # measure the missing cases as the run measured the others, unless told otherwise
-        args.repeats = args.repeats or env.get("repeats")
-        args.warmup = args.warmup or env.get("warmup")
-        args.case_timeout = args.case_timeout or env.get("case_timeout")
+        run_dir, config, run_id = _resumed(args)
     else:
-        suites = get_suites(args.suite)
-        profile = check_profile(args.profile or default_profile(jax.default_backend()))
-        env = records.environment(profile, ["python -m bench", *argv])
-        env["suites"] = [s.name for s in suites]
-        env["models"], env["variants"] = args.model, args.variant
-        env["repeats"], env["warmup"] = args.repeats, args.warmup or 1
-        env["case_timeout"] = args.case_timeout
+        chosen = get_suites(args.suite)
+        config = RunConfig.create(
+            profile=check_profile(args.profile or default_profile(jax.default_backend())),
+            suites=[s.name for s in chosen],
+            repeats=args.repeats,
+            warmup=args.warmup,
+            models=args.model,
+            variants=args.variant,
+            case_timeout_s=args.case_timeout,
+            devices=args.devices,
+            experiments=not args.no_experiments,
+        )
     # every check before the first write: a refused run leaves nothing behind
-    keep = case_filter(suites, profile, args.model, args.variant)
-    env["devices"] = check_devices(args.devices or env.get("devices", 1), suites, profile)
+    chosen = get_suites(config.suites)
+    keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
+    if args.resume is not None and (args.model or args.variant):  # this session only
+        only = case_filter(chosen, config.profile, args.model, args.variant)
+        keep = lambda case, run=keep: run(case) and only(case)  # noqa: E731
+    check_devices(config.devices)
     if args.resume is None:
-        run_dir = records.create_run_dir(args.out, records.new_run_id() + process_suffix())
+        run_id = records.new_run_id() + process_suffix()
+        run_dir = records.create_run_dir(args.out, run_id)
+        env = records.environment(run_id, config, ["python -m bench", *argv])
         records.write_json(run_dir / "env.json", env)
     print(
-        f"run folder: {run_dir} (profile {profile}, {jax.device_count()} × "
+        f"run folder: {run_dir} (profile {config.profile}, {jax.device_count()} × "
         f"{jax.devices()[0].device_kind})",
         file=sys.stderr,
         flush=True,
     )
-    runner.run(
-        suites,
-        profile,
-        run_dir,
-        repeats=args.repeats,
-        warmup=args.warmup or 1,
-        experiments=not args.no_experiments,
-        case_timeout=args.case_timeout,
-        devices=env["devices"],
-        keep=keep,
-    )
+    runner.run(config, run_id, run_dir, keep=keep)
+    env = load_env(run_dir)
     env["finished_utc"] = records.utc_now()
     records.write_json(run_dir / "env.json", env)
     path = report.render(run_dir)
@@ -213,27 +205,41 @@ def cmd_run(args, argv) -> int:
     return 0
 
 
-def check_devices(devices: int, suites, profile: str) -> int:
-    """Refuse a device count the machine lacks or a batch it cannot split, before any run."""
-    import jax
+def _resumed(args) -> tuple[pathlib.Path, RunConfig, str]:
+    """The run folder, configuration and id of ``--resume RUN_DIR``; flags that would change
+    how the run measures are refused (the run's own settings continue it)."""
+    run_dir = args.resume
+    if not (run_dir / "env.json").exists():
+        raise ConfigError(f"--resume {run_dir}: not a run folder (no env.json)")
+    try:
+        env = load_env(run_dir)
+    except SchemaError as e:
+        raise ConfigError(str(e)) from None
+    config = RunConfig.from_env(env)
+    if args.profile and args.profile != config.profile:
+        raise ConfigError(f"--profile {args.profile} differs from the run's {config.profile}")
+    if args.suite and set(args.suite) != set(config.suites):
+        raise ConfigError(f"--suite differs from the run's suites {list(config.suites)}")
+    for flag, given, recorded in (
+        ("--repeats", args.repeats, config.repeats),
+        ("--warmup", args.warmup, config.warmup),
+        ("--case-timeout", args.case_timeout, config.case_timeout_s),
+        ("--devices", args.devices, config.devices),
+    ):
+        if given is not None and given != recorded:
+            raise ConfigError(f"{flag} {given} differs from the run's {recorded}")
+    return run_dir, config, env.get("run_id") or run_dir.name
 
-    from bench.runner import data_parallel
 
+def check_devices(devices: int) -> int:
+    """Refuse a device count the machine lacks, before any run. (Cases whose batch it does
+    not divide run on one device; their rows say so.)"""
     if devices > jax.device_count():
         raise ConfigError(f"--devices {devices}: only {jax.device_count()} device(s) visible")
-    for case in (c for s in suites for c in s.cases(profile)):
-        if data_parallel(case, devices) and case.sizes["batch"] % devices:
-            raise ConfigError(
-                f"--devices {devices}: {case.label} has batch {case.sizes['batch']}, "
-                f"not divisible by {devices}"
-            )
     return devices
 
 
 def cmd_report(args, argv) -> int:
-    from bench import report
-    from bench.analysis import SchemaError
-
     if not args.run_dir.is_dir():
         raise ConfigError(f"{args.run_dir}: no such run folder")
     try:
@@ -244,9 +250,6 @@ def cmd_report(args, argv) -> int:
 
 
 def cmd_compare(args, argv) -> int:
-    from bench.analysis import SchemaError, compare, load
-    from bench.report import table
-
     runs = args.runs or sorted(BENCHMARK_STORAGE.glob("*/*.json"))[-2:]
     if len(runs) != 2:
         raise ConfigError(
@@ -261,7 +264,7 @@ def cmd_compare(args, argv) -> int:
     if result.empty:
         raise ConfigError(f"{runs[0]} and {runs[1]} have no case in common")
     print(f"old: {runs[0]}\nnew: {runs[1]}\n")
-    print(table(result))
+    print(report.table(result))
     worse = result[result.ratio > 1 + args.threshold]
     if not worse.empty:
         print(f"{len(worse)} case(s) slower by more than {args.threshold:.0%} (median)")
@@ -271,8 +274,6 @@ def cmd_compare(args, argv) -> int:
 
 
 def cmd_list(args, argv) -> int:
-    from bench.workloads import check_profile, suites
-
     for name, suite in suites().items():
         print(f"{name}: {suite.description}")
         if args.profile:

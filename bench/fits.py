@@ -26,7 +26,7 @@ import pandas as pd
 
 from bench.workloads import SIZE_FIELDS
 
-GROUP = ["suite", "model", "variant", "mode"]
+GROUP = ["suite", "model", "variant", "mode", "n_devices"]
 
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (then ≈ normal).
 _T975 = [
@@ -81,8 +81,9 @@ def loglog_slope(x, y) -> tuple[float, float]:
     return float(slope), t975(n - 2) * se
 
 
-def _axis_frames(group: pd.DataFrame):
-    """Yield (axis, fixed fields, rows) for each size axis that varies alone in ``group``."""
+def sweeps(group: pd.DataFrame):
+    """Yield (axis, fixed fields, rows) for each size axis that varies alone in ``group``
+    (rows of one variant and mode): the sweeps that fits and plots are drawn from."""
     fields = [f for f in SIZE_FIELDS if group[f].notna().any()]
     hw_together = {"height", "width"} <= set(fields) and (group.height == group.width).all()
     axes = [f for f in fields if not (hw_together and f == "width")]
@@ -151,12 +152,12 @@ def fit(df: pd.DataFrame) -> pd.DataFrame:
     """The fits table for a run's measurements (ok rows only)."""
     ok = df[(df.status == "ok") & df.time_median_s.notna()]
     out = []
-    for key, group in ok.groupby(GROUP):
+    for key, group in ok.groupby(GROUP, dropna=False):
         brent = {}
         usable = group.dropna(subset=["work_flops", "span_ops"])
         if len(usable) >= 3:
             brent = brent_fit(usable)
-        for axis, fixed, rows in _axis_frames(group):
+        for axis, fixed, rows in sweeps(group):
             x = rows["height" if axis == "hw" else axis]
             slope, half = loglog_slope(x, rows.time_median_s)
             pred_steps, _ = (

@@ -4,7 +4,7 @@
   one line per variant, with the slope predicted by the sequential-step count drawn dashed
   through the first point of each line;
 - ``span_<suite>.png``: the jaxpr critical-path length vs the same sizes;
-- experiment curves, where the suites wrote them (LSTM gradient flow, residual gradient norm).
+- experiment curves, as each claim module declares them (``bench.claims.Curve``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.fits import _axis_frames  # noqa: E402
+from bench.claims import Curve  # noqa: E402
+from bench.fits import sweeps  # noqa: E402
 
 AXIS_LABEL = {
     "hw": "image side H = W (pixels)",
@@ -32,8 +33,8 @@ AXIS_LABEL = {
 
 def _panels(df: pd.DataFrame, value: str):
     """(mode, axis, variant, rows) for every fit-able sweep in one suite."""
-    for (mode, variant), group in df.groupby(["mode", "variant"]):
-        for axis, fixed, rows in _axis_frames(group):
+    for (mode, variant, _), group in df.groupby(["mode", "variant", "n_devices"], dropna=False):
+        for axis, fixed, rows in sweeps(group):
             if rows[value].notna().all():
                 yield mode, axis, variant, fixed, rows
 
@@ -90,71 +91,25 @@ def sweep_plot(
     return _save(fig, path)
 
 
-def curve_plot(
-    csv: pathlib.Path,
-    x: str,
-    y: str,
-    hue: str,
-    xlabel: str,
-    ylabel: str,
-    title: str,
-    path: pathlib.Path,
-    logx=False,
-    logy=True,
-) -> pathlib.Path | None:
+def curve_plot(run_dir: pathlib.Path, curve: Curve) -> pathlib.Path | None:
+    """One experiment table drawn as declared by its claim module (``bench.claims.Curve``)."""
+    csv = run_dir / curve.table
     if not csv.exists():
         return None
     data = pd.read_csv(csv)
-    if not {x, y, hue} <= set(data.columns):
+    if not {curve.x, curve.y, curve.hue} <= set(data.columns):
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, rows in data.groupby(hue):
-        ax.plot(rows[x], rows[y], "-" if len(rows) > 30 else "o-", label=str(name))
-    ax.set_xscale("log" if logx else "linear")
-    ax.set_yscale("log" if logy else "linear")
-    _label(ax, xlabel, ylabel, title, legend_size=8)
-    return _save(fig, path)
+    for name, rows in data.groupby(curve.hue):
+        ax.plot(rows[curve.x], rows[curve.y], "-" if len(rows) > 30 else "o-", label=str(name))
+    ax.set_xscale("log" if curve.logx else "linear")
+    ax.set_yscale("log" if curve.logy else "linear")
+    _label(ax, curve.xlabel, curve.ylabel, curve.title, legend_size=8)
+    return _save(fig, run_dir / curve.png)
 
 
-# Experiment CSVs the suites write, and how to draw them: (file, x, y, hue, labels...).
-CURVES = [
-    (
-        "lstm_gradient_flow.csv",
-        "t",
-        "grad_norm",
-        "regime",
-        "time step t",
-        "‖∂L/∂c(t)‖",
-        "LSTM gradient flow (loss at t = T)",
-        False,
-        True,
-    ),
-    (
-        "resnet_gradient_norm.csv",
-        "depth",
-        "input_grad_norm",
-        "variant",
-        "blocks N",
-        "‖∂L/∂x‖ at the input",
-        "Residual variants: gradient at the input vs depth",
-        True,
-        True,
-    ),
-    (
-        "resnet_training.csv",
-        "step",
-        "loss",
-        "variant",
-        "optimizer step",
-        "training loss",
-        "Residual variants: short training run",
-        False,
-        True,
-    ),
-]
-
-
-def render(run_dir: pathlib.Path, df: pd.DataFrame) -> list[pathlib.Path]:
+def render(run_dir: pathlib.Path, df: pd.DataFrame, curves=()) -> list[pathlib.Path]:
+    """The sweep plots of every suite in ``df``, and the declared experiment ``curves``."""
     paths = []
     for suite in sorted(df.suite.dropna().unique()):
         ok = df[(df.status == "ok") & (df.suite == suite)]
@@ -178,10 +133,5 @@ def render(run_dir: pathlib.Path, df: pd.DataFrame) -> list[pathlib.Path]:
                 predicted=True,
             )
         )
-    for name, *spec, logx, logy in CURVES:
-        paths.append(
-            curve_plot(
-                run_dir / name, *spec, run_dir / name.replace(".csv", ".png"), logx=logx, logy=logy
-            )
-        )
+    paths.extend(curve_plot(run_dir, curve) for curve in curves)
     return [p for p in paths if p is not None]

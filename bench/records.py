@@ -24,11 +24,10 @@ import subprocess
 import sys
 from collections.abc import Iterable
 
-from bench.workloads import SIZE_FIELDS
+from bench.config import RunConfig
+from bench.workloads import IDENTITY, SIZE_FIELDS, case_key
 
-SCHEMA_VERSION = 2  # 2: steps_executed and note columns
-
-IDENTITY = ("run_id", "suite", "model", "variant", "mode", *SIZE_FIELDS)
+SCHEMA_VERSION = 2  # 2: steps_executed and note columns; n_devices in a case's identity
 
 # column -> pandas dtype. Int64/Float64/string are nullable: empty cells stay missing.
 COLUMNS: dict[str, str] = {
@@ -68,6 +67,7 @@ COLUMNS: dict[str, str] = {
 }
 
 SAMPLE_COLUMNS: dict[str, str] = {
+    "run_id": "string",
     **{c: COLUMNS[c] for c in IDENTITY},
     "repeat": "Int64",
     "time_s": "Float64",
@@ -77,16 +77,17 @@ CLAIM_COLUMNS: dict[str, str] = {
     "run_id": "string",
     "claim": "string",
     "suite": "string",
-    "check": "string",
-    "measured": "string",
     "verdict": "string",
+    "check": "string",
+    "measure": "string",
+    "rule": "string",
+    "measured": "string",
     "statement": "string",
+    "slip": "string",
 }
 
 STATUSES = ("ok", "error", "oom", "timeout", "nan", "range", "wrong", "recompiled")
-# INCONCLUSIVE: the data cannot decide (too few points, missing counts); ERROR: the check
-# itself crashed
-VERDICTS = ("PASS", "FAIL", "CORRECTED", "INCONCLUSIVE", "ERROR")
+VERDICTS = ("PASS", "FAIL", "CORRECTED", "INCONCLUSIVE", "ERROR")  # see bench.claims
 
 FILES = {
     "measurements.csv": COLUMNS,
@@ -178,8 +179,8 @@ def _host_cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(profile: str, argv: list[str] | None = None) -> dict:
-    """The run context that every row of a run shares."""
+def environment(run_id: str, config: RunConfig, argv: list[str] | None = None) -> dict:
+    """The run context that every row of a run shares, with the run's configuration."""
     import flax
     import jax
     import jaxlib
@@ -189,6 +190,7 @@ def environment(profile: str, argv: list[str] | None = None) -> dict:
     devices = jax.devices()
     return {
         "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
         **git_info(),
         "started_utc": utc_now(),
         "python": platform.python_version(),
@@ -209,8 +211,8 @@ def environment(profile: str, argv: list[str] | None = None) -> dict:
         "jax_env": {k: v for k, v in os.environ.items() if k.startswith("JAX_")},
         "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
         "jax_enable_x64": bool(jax.config.jax_enable_x64),
-        "profile": profile,
         "command": " ".join(argv if argv is not None else sys.argv),
+        **config.to_env(),
     }
 
 
@@ -222,3 +224,48 @@ def write_json(path: pathlib.Path, data: dict) -> None:
 
 def read_json(path: pathlib.Path) -> dict:
     return json.loads(path.read_text())
+
+
+# --- Resuming: what a run folder already holds ------------------------------------------------
+
+
+def _complete_lines(path: pathlib.Path) -> str:
+    """The file's text up to its last newline: a line without one is a write cut short."""
+    text = path.read_text() if path.exists() else ""
+    return text[: text.rfind("\n") + 1]
+
+
+def completed_keys(run_dir: pathlib.Path) -> set[tuple]:
+    """Identities (:func:`bench.workloads.case_key`) of the cases recorded in a run folder."""
+    lines = _complete_lines(run_dir / "measurements.csv").splitlines()
+    return {case_key(record) for record in csv.DictReader(lines)}
+
+
+def repair_interrupted(run_dir: pathlib.Path) -> None:
+    """Undo what a killed run left half-written, before resuming it.
+
+    A line without its newline is a write cut short: dropped. Raw samples of a case with no
+    row in measurements.csv belong to a case that did not finish (it is measured again):
+    dropped, so no case ends up with two sets of samples.
+    """
+    rows_path, samples_path = run_dir / "measurements.csv", run_dir / "samples.csv"
+    rows_text, samples_text = _complete_lines(rows_path), _complete_lines(samples_path)
+    done = {case_key(record) for record in csv.DictReader(rows_text.splitlines())}
+    sample_lines = samples_text.splitlines(keepends=True)
+    kept = sample_lines[:1] + [
+        line
+        for line, record in zip(sample_lines[1:], csv.DictReader(sample_lines), strict=True)
+        if case_key(record) in done
+    ]
+    for path, new in ((rows_path, rows_text), (samples_path, "".join(kept))):
+        if path.exists() and path.read_text() != new:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(new)
+            os.replace(tmp, path)
+
+
+def recorded_claims(path: pathlib.Path) -> set[str]:
+    """Claim ids with a verdict in ``claims.csv`` (an ERROR row does not count: that claim's
+    experiment runs again on resume, and the report keeps each claim's last row)."""
+    lines = _complete_lines(path).splitlines()
+    return {r["claim"] for r in csv.DictReader(lines) if r.get("verdict") not in (None, "ERROR")}

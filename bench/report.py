@@ -1,21 +1,22 @@
 """``report.md`` for a run folder, rendered from its CSVs alone (so it can be re-rendered).
 
-Rendering also writes ``fits.csv`` (see :mod:`bench.fits`) and the PNG plots
-(:mod:`bench.plots`). Sections: run context; claims (C1–C12 verdicts from the suites'
-experiments and from the measurements); variant ratios (each variant's median time over its
-suite's baseline variant, same sizes); fits; all measurements; failures. Tables are GitHub
-markdown; numbers keep 3 significant digits.
+Rendering also writes ``fits.csv`` (see :mod:`bench.fits`), ``claims_derived.csv`` and the
+PNG plots (:mod:`bench.plots`). Sections: run context; claims (verdicts from the claims'
+experiments and from the measurements, ``bench.claims``); variant ratios (each variant's
+median time and work over its suite's baseline variant, same sizes); achieved FLOP/s; the
+data-parallel scaling table; fits; all measurements; failures. Tables are GitHub markdown;
+numbers keep 3 significant digits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import pandas as pd
 
-from bench import analysis, fits, plots, sharding
-from bench.claims import derived as claims
-from bench.workloads import SIZE_FIELDS
+from bench import analysis, claims, fits, plots, records
+from bench.workloads import SIZE_FIELDS, suites
 
 
 def _fmt(v) -> str:
@@ -42,15 +43,16 @@ def _sizes(df: pd.DataFrame) -> list[str]:
 
 
 def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd.DataFrame:
-    """Median time of each variant divided by its suite's baseline variant at equal sizes."""
+    """Median time (and work) of each variant over its suite's baseline variant at equal
+    sizes; a work ratio outside [0.9, 1.1] should be explained by the variant's note."""
     ok = df[df.status == "ok"]
     out = []
     for (suite, mode), group in ok.groupby(["suite", "mode"]):
         base = baselines.get(suite, {}).get(mode)
         if base is None or base not in set(group.variant):
             continue
-        keys = ["model", *SIZE_FIELDS]
-        ref = group[group.variant == base][keys + ["time_median_s"]]
+        keys = ["model", *SIZE_FIELDS, "n_devices"]
+        ref = group[group.variant == base][keys + ["time_median_s", "work_flops"]]
         merged = group.merge(ref, on=keys, suffixes=("", "_base"), how="inner")
         merged = merged[merged.variant != base]
         for rec in merged.to_dict("records"):
@@ -65,6 +67,8 @@ def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd
                     time_ms=rec["time_median_s"] * 1e3,
                     baseline_ms=rec["time_median_s_base"] * 1e3,
                     ratio=rec["time_median_s"] / rec["time_median_s_base"],
+                    work_ratio=rec["work_flops"] / rec["work_flops_base"],
+                    note=rec["note"],
                 )
             )
     return pd.DataFrame(out)
@@ -100,18 +104,106 @@ def peak_fractions(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Time, speed-up and efficiency per device count, from the scaling suite's rows.
+
+    Scaling vocabulary, with ``t_N`` the step time on N devices: *strong* scaling keeps the
+    global batch fixed (ideal ``t_N = t_1 / N``), *weak* scaling the per-device batch (ideal
+    ``t_N = t_1``). Groups the ``ok`` rows of suite ``scaling`` by run, model, kind (the
+    variant: ``strong`` or ``weak``), mode and the sizes other than the batch; within a group
+    the N = 1 row is the reference. Speed-up is the throughput ratio
+    ``(B_N / t_N) / (B_1 / t_1)`` and efficiency ``speed-up / N`` (strong: ``t_1 / (N t_N)``,
+    weak: ``t_1 / t_N``). A group without an N = 1 row gets empty speed-up and efficiency.
+    Several rows for one N in a group (repeated runs merged without ``run_id``) are reduced
+    to the median of their median times.
+    """
+    columns = [
+        "model",
+        "kind",
+        "mode",
+        "n_devices",
+        "batch",
+        "per_device_batch",
+        "time_ms",
+        "samples_per_s",
+        "speedup",
+        "efficiency",
+    ]
+    rows = df
+    if "suite" in rows:
+        rows = rows[rows["suite"] == "scaling"]
+    if "status" in rows:
+        rows = rows[rows["status"] == "ok"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    rows = rows.assign(kind=rows["variant"])
+    others = [f for f in SIZE_FIELDS if f != "batch" and f in rows and rows[f].notna().any()]
+    keys = [k for k in ("run_id", "model", "kind", "mode") if k in rows] + others
+    out = []
+    for _, group in rows.groupby(keys, dropna=False, sort=True):
+        per_n = (
+            group.groupby("n_devices")
+            .agg(
+                batch=("batch", "first"),
+                per_device_batch=("per_device_batch", "first"),
+                time_s=("time_median_s", "median"),
+            )
+            .sort_index()
+        )
+        throughput = per_n["batch"].astype(float) / per_n["time_s"].astype(float)
+        ref = throughput.get(1)
+        first = group.iloc[0]
+        for n, rec in per_n.iterrows():
+            speedup = float(throughput[n] / ref) if ref is not None else float("nan")
+            out.append(
+                {
+                    **{k: first[k] for k in keys},
+                    "n_devices": int(n),
+                    "batch": rec["batch"],
+                    "per_device_batch": rec["per_device_batch"],
+                    "time_ms": float(rec["time_s"]) * 1e3,
+                    "samples_per_s": float(throughput[n]),
+                    "speedup": speedup,
+                    "efficiency": speedup / int(n),
+                }
+            )
+    table = pd.DataFrame(out)
+    return table[[c for c in keys if c not in columns] + columns].reset_index(drop=True)
+
+
+def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) -> pd.DataFrame:
+    """Every claim's verdict: the experiments' (``claims.csv``, the last row of each claim)
+    and those derived from the measurements (rewritten to ``claims_derived.csv``)."""
+    columns = [c for c in records.CLAIM_COLUMNS if c != "run_id"]
+    found = []
+    path = run_dir / "claims.csv"
+    if path.exists():
+        measured = analysis.load_claims(path)
+        found.append(measured.drop_duplicates("claim", keep="last")[columns])
+    rows = [
+        {"suite": "+".join(rule.suites), **dataclasses.asdict(v)}
+        for rule in claims.derived()
+        for v in rule.judge(df, fitted)
+    ]
+    derived = pd.DataFrame(rows, columns=columns)
+    derived.to_csv(run_dir / "claims_derived.csv", index=False)
+    found.append(derived)
+    found = [f for f in found if not f.empty]
+    if not found:
+        return pd.DataFrame(columns=columns)
+    every = pd.concat(found, ignore_index=True)
+    return every.sort_values("claim", key=lambda s: s.map(claims.claim_number), ignore_index=True)
+
+
 def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     """Write ``run_dir/report.md`` from the run's CSVs and env.json; returns its path."""
-    from bench.workloads import suites
-
     run_dir = pathlib.Path(run_dir)
     env = analysis.load_env(run_dir)
     df = analysis.load_measurements(run_dir / "measurements.csv")
-    claims_path = run_dir / "claims.csv"
-    measured_claims = analysis.load_claims(claims_path) if claims_path.exists() else None
     baselines = {name: s.baselines for name, s in suites().items()}
+    run_suites = set(df.suite.dropna()) | set(env.get("suites", ()))
 
-    parts = [f"# Run {run_dir.name}\n"]
+    parts = [f"# Run {env.get('run_id') or run_dir.name}\n"]
     parts.append(
         f"- device: {env['device_count']} × {env['device_kind']} ({env['backend']}); "
         f"host CPU: {env['host_cpu']} ({env['host_cpu_count']} cores)\n"
@@ -124,22 +216,22 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     )
     fitted = fits.fit(df)
     fitted.to_csv(run_dir / "fits.csv", index=False)
-    derived = claims.derive(df, fitted)
-    derived.to_csv(run_dir / "claims_derived.csv", index=False)
-    found = [c for c in (measured_claims, derived) if c is not None and not c.empty]
-    if found:
-        every = pd.concat(found, ignore_index=True).sort_values("claim", key=_claim_order)
+    every = claims_table(run_dir, df, fitted)
+    if not every.empty:
         parts.append("\n## Claims of the seed\n\n")
-        parts.append(table(every, ["claim", "verdict", "measured", "check", "statement"]))
+        parts.append(table(every, ["claim", "verdict", "measure", "measured", "rule", "statement"]))
     ratios = variant_ratios(df, baselines)
     if not ratios.empty:
-        parts.append("\n## Variants against their baseline (median time ratio, <1 is faster)\n\n")
+        parts.append(
+            "\n## Variants against their baseline (median time ratio, <1 is faster; work ratio "
+            "from the jaxpr, explained by the note where it is not ≈ 1)\n\n"
+        )
         parts.append(table(ratios))
     peak = peak_fractions(df)
     if not peak.empty:
         parts.append("\n## Achieved FLOP/s against a large matmul on the same device\n\n")
         parts.append(table(peak))
-    scaling = sharding.scaling_table(df)
+    scaling = scaling_table(df)
     if not scaling.empty:
         parts.append("\n## Data-parallel scaling (efficiency: strong t1/(N·tN), weak t1/tN)\n\n")
         parts.append(table(scaling))
@@ -164,7 +256,8 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
                 ],
             )
         )
-    pngs = plots.render(run_dir, df)
+    curves = [c for e in claims.experiments(run_suites) for c in e.curves]
+    pngs = plots.render(run_dir, df, curves)
     if pngs:
         parts.append("\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in pngs))
     ok = df[df.status == "ok"].copy()
@@ -177,13 +270,16 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
             "variant",
             "mode",
             *_sizes(ok),
+            "n_devices",
             "median_ms",
             "iqr_ms",
             "compile_s",
             "seq_steps_pred",
             "span_ops",
+            "steps_executed",
             "work_flops",
             "achieved_flops_per_s",
+            "note",
         ]
         cols = [c for c in cols if c in ok and ok[c].notna().any()]
         parts.append("\n## Measurements\n\n" + table(ok, cols))
@@ -196,7 +292,3 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     path = run_dir / "report.md"
     path.write_text("".join(parts))
     return path
-
-
-def _claim_order(s: pd.Series) -> pd.Series:
-    return s.str.extract(r"(\d+)")[0].astype(float)

@@ -8,6 +8,7 @@ recompilation in the timed region) becomes a row whose ``status`` says so and wh
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import pathlib
@@ -18,12 +19,12 @@ from collections.abc import Callable
 
 import jax
 
-from bench import records
+from bench import claims, records
+from bench.config import RunConfig
+from bench.sharding import shard_workload
 from bench.structure import analyse
 from bench.timing import RecompilationError, measure
-from bench.workloads import SIZE_FIELDS, Case, Suite
-
-DEFAULT_REPEATS = {"smoke": 2, "cpu": 5, "full": 10}
+from bench.workloads import IDENTITY, SIZE_FIELDS, Case, get_suites, suites
 
 
 class HealthError(RuntimeError):
@@ -69,7 +70,8 @@ def structure_columns(fn, args, log=print, while_trip_count=None) -> dict:
     return {"span_ops": s.span_ops, "steps_executed": s.steps_executed, "work_flops": s.work_flops}
 
 
-def _identity_row(case: Case, run_id: str) -> dict:
+def _identity_row(case: Case, run_id: str, devices: int) -> dict:
+    n_devices, reason = case.placement(devices)
     return {
         "run_id": run_id,
         "suite": case.suite,
@@ -80,31 +82,26 @@ def _identity_row(case: Case, run_id: str) -> dict:
         "seq_steps_pred": case.seq_steps_pred,
         "seed": case.seed,
         **device_fields(),
+        "n_devices": n_devices,
+        "note": reason or None,
     }
 
 
-def data_parallel(case: Case, devices: int) -> bool:
-    """Training cases run data-parallel when more than one device is asked for."""
-    return (
-        devices > 1
-        and case.mode == "train"
-        and case.sizes.get("batch") is not None
-        and not case.places_itself
-    )
+def _add_note(row: dict, note: str) -> None:
+    if note:
+        row["note"] = f"{row['note']}; {note}" if row.get("note") else note
 
 
 def measure_case(
     case: Case, *, run_id: str, repeats: int, warmup: int, devices: int = 1, log=print
 ) -> tuple[dict, list]:
     """Build and time one case. Returns its row and its raw samples; never raises."""
-    row = _identity_row(case, run_id)
+    row = _identity_row(case, run_id, devices)
     samples: list[float] = []
     try:
         w = case.build()
-        if data_parallel(case, devices):
-            from bench.sharding import shard_workload
-
-            w = shard_workload(w, devices, case.sizes["batch"])
+        if case.devices is None and row["n_devices"] > 1:
+            w = shard_workload(w, row["n_devices"], case.sizes["batch"])
         row["n_params"] = w.n_params
         row["nnx_mode"] = w.nnx_mode
         known = {k: v for k, v in w.extra.items() if k in records.COLUMNS}
@@ -114,7 +111,10 @@ def measure_case(
             row["extra_json"] = json.dumps(other, sort_keys=True, default=str)
         if "per_device_batch" not in row and case.sizes.get("batch"):
             row["per_device_batch"] = case.sizes["batch"] // row["n_devices"]
-        row.update(structure_columns(w.fn, w.args, log, w.while_trip_count))
+        _add_note(row, w.note)
+        counts = structure_columns(w.fn, w.args, log, w.while_trip_count)
+        _add_note(row, counts.pop("note", ""))
+        row.update(counts)
 
         def health(out):
             status = w.check(out) if w.check else "ok"
@@ -144,9 +144,9 @@ class IsolatedRunner:
     """Measures cases in a worker process so a hung case can be stopped (``--case-timeout``).
 
     The worker (spawned, so it starts a fresh JAX) rebuilds each case from its suite, profile
-    and key, measures it with :func:`measure_case` and sends the row back. When a case runs
-    past the timeout the worker is killed, the case is recorded as ``status = timeout``, and a
-    new worker takes the next case.
+    and identity, measures it with :func:`measure_case` and sends the row back. When a case
+    runs past the timeout the worker is killed, the case is recorded as ``status = timeout``,
+    and a new worker takes the next case.
     """
 
     def __init__(self, profile: str, timeout_s: float):
@@ -164,12 +164,12 @@ class IsolatedRunner:
     def measure(self, case: Case, **kwargs) -> tuple[dict, list]:
         if self._proc is None or not self._proc.is_alive():
             self._start()
-        self._tasks.put((case.suite, case.key, kwargs))
+        self._tasks.put((case.suite, case.key(kwargs["devices"]), kwargs))
         try:
             return self._results.get(timeout=self.timeout_s)
         except queue.Empty:
             self.close()
-            row = _identity_row(case, kwargs["run_id"])
+            row = _identity_row(case, kwargs["run_id"], kwargs["devices"])
             row.update(status="timeout", error=f"case ran past --case-timeout {self.timeout_s} s")
             return row, []
 
@@ -181,113 +181,55 @@ class IsolatedRunner:
 
 
 def _worker(profile, tasks, results):
-    from bench.workloads import suites
-
     registry = suites()
     while True:
         suite, key, kwargs = tasks.get()
-        (case,) = [c for c in registry[suite].cases(profile) if c.key == key]
+        devices = kwargs["devices"]
+        (case,) = [c for c in registry[suite].cases(profile) if c.key(devices) == key]
         results.put(measure_case(case, log=lambda s: print(s, file=sys.stderr), **kwargs))
 
 
-def completed_keys(run_dir: pathlib.Path) -> set[tuple]:
-    """Keys of the cases already recorded in a run folder (for --resume)."""
-    from bench.analysis import load_measurements
-
-    path = run_dir / "measurements.csv"
-    if not path.exists() or path.stat().st_size == 0:
-        return set()
-    df = load_measurements(path)
-    keys = set()
-    for rec in df.to_dict("records"):
-        sizes = tuple(None if _missing(rec[f]) else int(rec[f]) for f in SIZE_FIELDS)
-        keys.add((rec["suite"], rec["model"], rec["variant"], rec["mode"], *sizes))
-    return keys
-
-
-def repair_interrupted(run_dir: pathlib.Path) -> None:
-    """Undo what a killed run left half-written, before resuming it.
-
-    A line without its newline is a write cut short: dropped. Raw samples of a case with no
-    row in measurements.csv belong to a case that did not finish (it is measured again):
-    dropped, so no case ends up with two sets of samples.
-    """
-    import csv
-    import os
-
-    def complete_lines(path):
-        text = path.read_text() if path.exists() else ""
-        return text[: text.rfind("\n") + 1]
-
-    rows_path, samples_path = run_dir / "measurements.csv", run_dir / "samples.csv"
-    rows_text, samples_text = complete_lines(rows_path), complete_lines(samples_path)
-    key = lambda rec: tuple(rec[c] for c in records.IDENTITY)  # noqa: E731
-    done = {key(rec) for rec in csv.DictReader(rows_text.splitlines())}
-    sample_lines = samples_text.splitlines(keepends=True)
-    kept = sample_lines[:1] + [
-        line
-        for line, rec in zip(sample_lines[1:], csv.DictReader(sample_lines), strict=True)
-        if key(rec) in done
-    ]
-    for path, _, new in (
-        (rows_path, rows_text, rows_text),
-        (samples_path, samples_text, "".join(kept)),
-    ):
-        if path.exists() and path.read_text() != new:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(new)
-            os.replace(tmp, path)
-
-
-def _missing(v) -> bool:
-    import pandas as pd
-
-    return v is None or v is pd.NA or (isinstance(v, float) and v != v)
-
-
 def run(
-    suites: list[Suite],
-    profile: str,
+    config: RunConfig,
+    run_id: str,
     run_dir: pathlib.Path,
     *,
-    repeats: int | None = None,
-    warmup: int = 1,
-    experiments: bool = True,
-    case_timeout: float | None = None,
-    devices: int = 1,
     keep: Callable[[Case], bool] = lambda case: True,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> pathlib.Path:
-    """Measure every case of ``suites`` not yet in ``run_dir``, then run their experiments.
+    """Measure every case of the configured suites not yet in ``run_dir``, then run the claims'
+    experiments. ``keep`` narrows the cases (``--model`` / ``--variant``).
 
-    With ``case_timeout`` (seconds) each case runs in a worker process that is killed when
-    the case takes longer (see :class:`IsolatedRunner`).
+    With ``config.case_timeout_s`` each case runs in a worker process that is killed when it
+    takes longer (see :class:`IsolatedRunner`).
     """
-    repeats = repeats or DEFAULT_REPEATS[profile]
-    run_id = run_dir.name
-    repair_interrupted(run_dir)
-    done = completed_keys(run_dir)
-    cases = [c for s in suites for c in s.cases(profile) if keep(c)]
-    todo = [c for c in cases if c.key not in done]
+    records.repair_interrupted(run_dir)
+    done = records.completed_keys(run_dir)
+    cases = [c for s in get_suites(config.suites) for c in s.cases(config.profile) if keep(c)]
+    todo = [c for c in cases if c.key(config.devices) not in done]
     if done:
         log(f"resuming {run_dir}: {len(cases) - len(todo)} of {len(cases)} cases already done")
         if not todo:
             log("this run is already complete: no case left to measure")
     out = records.CsvAppender(run_dir / "measurements.csv", records.COLUMNS)
     raw = records.CsvAppender(run_dir / "samples.csv", records.SAMPLE_COLUMNS)
-    isolated = IsolatedRunner(profile, case_timeout) if case_timeout else None
+    timeout = config.case_timeout_s
+    isolated = IsolatedRunner(config.profile, timeout) if timeout else None
+    kwargs = dict(
+        run_id=run_id, repeats=config.repeats, warmup=config.warmup, devices=config.devices
+    )
     try:
         for i, case in enumerate(todo, 1):
             log(f"[{i}/{len(todo)}] {case.label}: compiling and timing ...")
             t0 = time.perf_counter()
-            kwargs = dict(run_id=run_id, repeats=repeats, warmup=warmup, devices=devices)
             if isolated:
                 row, samples = isolated.measure(case, **kwargs)
             else:
                 row, samples = measure_case(case, log=log, **kwargs)
             # samples first, the row last: a case counts as done once its row is written
+            identity = {k: row.get(k) for k in ("run_id", *IDENTITY)}
             for r, t in enumerate(samples):
-                raw.write({**{k: row.get(k) for k in records.IDENTITY}, "repeat": r, "time_s": t})
+                raw.write({**identity, "repeat": r, "time_s": t})
             out.write(row)
             log(f"    {_summary(row)} ({time.perf_counter() - t0:.1f} s)")
     finally:
@@ -295,40 +237,38 @@ def run(
         raw.close()
         if isolated:
             isolated.close()
-    if experiments:
-        run_experiments(suites, profile, run_dir, log=log)
+    if config.experiments:
+        run_experiments(config, run_id, run_dir, log=log)
     return run_dir
 
 
-def run_experiments(suites, profile, run_dir, *, log) -> None:
-    done = set()
+def run_experiments(config: RunConfig, run_id: str, run_dir: pathlib.Path, *, log) -> None:
+    """Run each claim experiment of the configured suites whose claims are not yet recorded."""
     path = run_dir / "claims.csv"
-    if path.exists() and path.stat().st_size:
-        from bench.analysis import load_claims
-
-        done = set(load_claims(path)["suite"].dropna())
-    claims = records.CsvAppender(path, records.CLAIM_COLUMNS)
+    done = records.recorded_claims(path)
+    appender = records.CsvAppender(path, records.CLAIM_COLUMNS)
     try:
-        for suite in suites:
-            if suite.experiments is None or suite.name in done:
+        for experiment in claims.experiments(config.suites):
+            if set(experiment.claims) <= done:
                 continue
-            log(f"experiments of {suite.name} ...")
+            log(f"claims {', '.join(experiment.claims)} ({experiment.suite}) ...")
             try:
-                rows = suite.experiments(profile, run_dir)
+                verdicts = [dataclasses.asdict(v) for v in experiment.run(config.profile, run_dir)]
             except Exception as e:
-                rows = [
+                verdicts = [
                     dict(
-                        claim="?",
-                        check=f"{suite.name} experiments",
+                        claim=claim,
                         verdict="ERROR",
+                        check=f"{experiment.suite} experiment",
                         measured=f"experiment crashed: {first_line(e)}",
                     )
+                    for claim in experiment.claims
                 ]
-            for r in rows:
-                claims.write({"run_id": run_dir.name, "suite": suite.name, **r})
-                log(f"    {r.get('claim')}: {r.get('verdict')} — {r.get('measured')}")
+            for v in verdicts:
+                appender.write({"run_id": run_id, "suite": experiment.suite, **v})
+                log(f"    {v['claim']}: {v['verdict']} — {v['measured']}")
     finally:
-        claims.close()
+        appender.close()
 
 
 def _summary(row: dict) -> str:

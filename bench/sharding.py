@@ -9,14 +9,8 @@ collective. The mesh axis is ``AxisType.Auto`` for that reason: with ``Explicit`
 traced shardings would be part of the types and the gradient contraction over the sharded
 batch would need annotating by hand.
 
-Scaling vocabulary used by :func:`scaling_table`, with ``t_N`` the step time on N devices:
-
-- *strong* scaling keeps the global batch fixed: ideal ``t_N = t_1 / N``;
-- *weak* scaling keeps the per-device batch fixed: ideal ``t_N = t_1``.
-
-Both are summarised by one speed-up, the throughput ratio ``(B_N / t_N) / (B_1 / t_1)``
-(``B`` the global batch), and ``efficiency = speed-up / N``: that is ``t_1 / (N t_N)`` for
-strong and ``t_1 / t_N`` for weak scaling.
+The scaling suite's rows become speed-up and efficiency in the report
+(:func:`bench.report.scaling_table`).
 
 Several processes (multi-host): :func:`maybe_initialize_distributed` joins the JAX cluster
 when the environment says so; the mesh then spans ``jax.devices()`` of all processes and
@@ -27,14 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 
 import jax
 import numpy as np
-import pandas as pd
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from bench.workloads import SIZE_FIELDS, ConfigError, Workload
+from bench.workloads import ConfigError, Workload
 
 DATA_AXIS = "data"
 
@@ -109,71 +101,6 @@ def shard_workload(w: Workload, n_devices: int, batch: int) -> Workload:
     args = tuple(place(i, arg) for i, arg in enumerate(w.args))
     extra = {**w.extra, "n_devices": n_devices, "per_device_batch": batch // n_devices}
     return dataclasses.replace(w, args=args, extra=extra)
-
-
-def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Time, speed-up and efficiency per device count, from the scaling suite's rows.
-
-    Groups the ``ok`` rows of suite ``scaling`` by run, model, kind (the variant without its
-    ``-n<N>`` suffix: ``strong`` or ``weak``), mode and the sizes other than the batch; within
-    a group the N = 1 row is the reference. Speed-up is the throughput ratio
-    ``(B_N / t_N) / (B_1 / t_1)`` and efficiency ``speed-up / N`` (strong: ``t_1 / (N t_N)``,
-    weak: ``t_1 / t_N``). A group without an N = 1 row gets empty speed-up and efficiency.
-    Several rows for one N in a group (repeated runs merged without ``run_id``) are reduced
-    to the median of their median times.
-    """
-    columns = [
-        "model",
-        "kind",
-        "mode",
-        "n_devices",
-        "batch",
-        "per_device_batch",
-        "time_ms",
-        "samples_per_s",
-        "speedup",
-        "efficiency",
-    ]
-    rows = df
-    if "suite" in rows:
-        rows = rows[rows["suite"] == "scaling"]
-    if "status" in rows:
-        rows = rows[rows["status"] == "ok"]
-    if rows.empty:
-        return pd.DataFrame(columns=columns)
-    rows = rows.assign(kind=rows["variant"].map(lambda v: re.sub(r"-n\d+$", "", str(v))))
-    others = [f for f in SIZE_FIELDS if f != "batch" and f in rows and rows[f].notna().any()]
-    keys = [k for k in ("run_id", "model", "kind", "mode") if k in rows] + others
-    out = []
-    for _, group in rows.groupby(keys, dropna=False, sort=True):
-        per_n = (
-            group.groupby("n_devices")
-            .agg(
-                batch=("batch", "first"),
-                per_device_batch=("per_device_batch", "first"),
-                time_s=("time_median_s", "median"),
-            )
-            .sort_index()
-        )
-        throughput = per_n["batch"].astype(float) / per_n["time_s"].astype(float)
-        ref = throughput.get(1)
-        first = group.iloc[0]
-        for n, rec in per_n.iterrows():
-            speedup = float(throughput[n] / ref) if ref is not None else float("nan")
-            out.append(
-                {
-                    **{k: first[k] for k in keys},
-                    "n_devices": int(n),
-                    "batch": rec["batch"],
-                    "per_device_batch": rec["per_device_batch"],
-                    "time_ms": float(rec["time_s"]) * 1e3,
-                    "samples_per_s": float(throughput[n]),
-                    "speedup": speedup,
-                    "efficiency": speedup / int(n),
-                }
-            )
-    table = pd.DataFrame(out)
-    return table[[c for c in keys if c not in columns] + columns].reset_index(drop=True)
 
 
 def maybe_initialize_distributed(*, auto: bool = False) -> bool:

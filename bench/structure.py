@@ -87,6 +87,7 @@ raises :class:`UnknownLayout` rather than counting wrongly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
@@ -182,6 +183,8 @@ class Structure:
     """Total operations of the live program, loops multiplied by their trip counts."""
     steps_executed: int
     """Loop iterations the program executes one after another, every loop a barrier."""
+    work_by_primitive: dict[str, int]
+    """``work_flops`` split by primitive name (``dot_general``: 2 × multiply-adds)."""
     loop_steps: int
     """Innermost loop iterations crossed by the critical path."""
     critical_loops: tuple[int, ...]
@@ -225,6 +228,7 @@ def analyse_jaxpr(closed: ClosedJaxpr, *, while_trip_count: int | None = None) -
         span_ops=deepest.length,
         work_flops=cost.flops,
         steps_executed=cost.steps,
+        work_by_primitive=dict(sorted(cost.by_primitive)),
         loop_steps=deepest.steps,
         critical_loops=deepest.loops,
         n_eqns=_count_eqns(jaxpr),
@@ -323,21 +327,36 @@ def _as_loop(paths: Paths) -> Paths:
 
 
 class _Cost(NamedTuple):
-    """Work of a program: its operations, and the loop iterations it executes in sequence."""
+    """Work of a program: its operations (in all and per primitive), and the loop iterations
+    it executes in sequence."""
 
     flops: int
     steps: int
+    by_primitive: tuple[tuple[str, int], ...] = ()
 
     def __add__(self, other: _Cost) -> _Cost:  # programs one after the other
-        return _Cost(self.flops + other.flops, self.steps + other.steps)
+        merged = dict(self.by_primitive)
+        for name, flops in other.by_primitive:
+            merged[name] = merged.get(name, 0) + flops
+        return _Cost(self.flops + other.flops, self.steps + other.steps, tuple(merged.items()))
 
     def repeat(self, n: int) -> _Cost:
         """n iterations of a loop whose body costs ``self``: each iteration executes the
         body's own loops in sequence, or counts one step if it has none."""
-        return _Cost(n * self.flops, n * max(self.steps, 1))
+        scaled = tuple((name, n * flops) for name, flops in self.by_primitive)
+        return _Cost(n * self.flops, n * max(self.steps, 1), scaled)
+
+    def most(self, other: _Cost) -> _Cost:
+        """The larger of two alternatives (``cond`` branches), measure by measure."""
+        merged = dict(self.by_primitive)
+        for name, flops in other.by_primitive:
+            merged[name] = max(merged.get(name, 0), flops)
+        return _Cost(
+            max(self.flops, other.flops), max(self.steps, other.steps), tuple(merged.items())
+        )
 
 
-_FREE = _Cost(0, 0)
+_FREE = _Cost(0, 0, ())
 
 
 # --- The counter ---------------------------------------------------------------------------
@@ -461,15 +480,16 @@ class _Counter:
             cost, in_needed, carry = self._loop_work(body, needed, n_body, n_carry, n)
             carry = tuple(a or b for a, b in zip(carry, cond_in[n_cond:], strict=True))
             # the condition runs n + 1 times, inside the loop's steps
-            test = _Cost(cond_cost.flops * (n + 1), 0)
+            test = cond_cost._replace(steps=0).repeat(n + 1)._replace(steps=0)
             return cost.repeat(n) + test, (*cond_in[:n_cond], *in_needed[:n_body], *carry)
         if name == "cond":
             branches = [self.work(_open(b), needed) for b in params["branches"]]
             in_needed = [any(col) for col in zip(*(b[1] for b in branches), strict=True)]
-            most = _Cost(max(b[0].flops for b in branches), max(b[0].steps for b in branches))
+            most = functools.reduce(_Cost.most, (b[0] for b in branches))
             return most, (True, *in_needed)
         _reject_unknown_nested(eqn)
-        return _Cost(self._flops(eqn), 0), (True,) * len(eqn.invars)
+        flops = self._flops(eqn)
+        return _Cost(flops, 0, ((name, flops),) if flops else ()), (True,) * len(eqn.invars)
 
     def _loop_work(self, body: Jaxpr, needed, n_consts: int, n_carry: int, n: int):
         """Cost of one iteration of a loop body, with the carry's liveness at its fixed point.

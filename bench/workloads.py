@@ -7,9 +7,9 @@ its workload: a pure function plus device-placed arguments, which the harness in
 ``bench.timing`` compiles and times. Building happens inside the runner's error guard, so a
 case whose model cannot be built becomes a row with ``status = error``, not a crash.
 
-Adding a model is one module in ``bench/suites/`` that calls :func:`register`. Suites kept
-outside the package are loaded from the modules named in ``BENCH_SUITE_MODULES``
-(comma-separated import paths).
+Adding a model is one module in ``bench/suites/`` that calls :func:`register` (its claims, if
+any, one module in ``bench/claims/``). Suites kept outside the package are loaded from the
+modules named in ``BENCH_SUITE_MODULES`` (comma-separated import paths).
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ import dataclasses
 import importlib
 import os
 import pkgutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 MODES = ("train", "forward", "sample")
 PROFILES = ("smoke", "cpu", "full")
@@ -43,6 +46,7 @@ class Workload:
     ``extra`` holds further columns for the row (analytic FLOPs, sampler iterations, ...).
     ``batch_argnum`` is the index in ``args`` of the data batch (a pytree whose leaves have
     the batch as leading axis): data-parallel runs shard that argument and replicate the rest.
+    ``note`` explains, op by op, a difference in work from the variants it is compared with.
     """
 
     fn: Callable[..., Any]
@@ -54,10 +58,45 @@ class Workload:
     batch_argnum: int | None = None
     # trip count of a data-dependent while loop, for the span/work count (bench.structure)
     while_trip_count: int | None = None
+    # for the row's note: why this case's numbers differ from its compared variants'
+    note: str = ""
+
+
+IDENTITY = ("suite", "model", "variant", "mode", *SIZE_FIELDS, "n_devices")
+"""The columns that identify a case within a run, and the one definition of that identity:
+``--resume`` (which cases are done), ``samples.csv`` (which row a sample belongs to), the
+analysis, fits, report and ``compare`` all match cases by :func:`case_key` over these."""
+
+
+def case_key(record: Mapping[str, Any]) -> tuple:
+    """A case's identity as a tuple of ``str`` / ``int`` / ``None``, from any record of it:
+    a row dict, a ``csv.DictReader`` record (strings, ``""`` when missing) or a pandas row
+    (``NA`` when missing)."""
+    return tuple(_plain(record.get(column)) for column in IDENTITY)
+
+
+def _plain(value):
+    missing = value is None or value is pd.NA or value == ""
+    if missing or (isinstance(value, float) and value != value):  # NaN
+        return None
+    if isinstance(value, str):
+        return int(value) if value.lstrip("-").isdigit() else value
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | np.integer) or (isinstance(value, float) and value.is_integer()):
+        return int(value)
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
+    """One measurement: a model, variant, mode and sizes, and how to build its workload.
+
+    ``devices`` is set only by a case that places its own data over that many devices (the
+    scaling suite); every other case runs on one device, or data-parallel over the run's
+    ``--devices`` when :meth:`placement` allows it.
+    """
+
     suite: str
     model: str
     variant: str
@@ -66,9 +105,7 @@ class Case:
     sizes: dict[str, int] = dataclasses.field(default_factory=dict, compare=False)
     seq_steps_pred: int | None = None
     seed: int = 0
-    # True when the case places its own data over devices (the scaling suite): the run's
-    # --devices does not re-shard it.
-    places_itself: bool = False
+    devices: int | None = None
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -77,33 +114,56 @@ class Case:
         if unknown:
             raise ConfigError(f"unknown size fields {sorted(unknown)}; allowed: {SIZE_FIELDS}")
 
-    @property
-    def key(self) -> tuple:
-        """Identifies a case within a run (used by --resume)."""
-        sizes = tuple(self.sizes.get(f) for f in SIZE_FIELDS)
-        return (self.suite, self.model, self.variant, self.mode, *sizes)
+    def placement(self, run_devices: int) -> tuple[int, str]:
+        """``(n_devices, reason)``: where this case runs in a run with ``--devices run_devices``.
+
+        Training cases whose batch divides ``run_devices`` run data-parallel over them; the
+        others run on one device, and the reason (empty when nothing was asked) says why.
+        """
+        if self.devices is not None:
+            return self.devices, ""
+        if run_devices == 1:
+            return 1, ""
+        batch = self.sizes.get("batch")
+        if self.mode != "train":
+            return 1, f"one device: data parallelism splits training batches, not {self.mode}"
+        if batch is None:
+            return 1, "one device: this case has no batch to split"
+        if batch % run_devices:
+            return 1, f"one device: batch {batch} is not divisible by --devices {run_devices}"
+        return run_devices, ""
+
+    def key(self, run_devices: int = 1) -> tuple:
+        """This case's identity (:data:`IDENTITY`) in a run with ``--devices run_devices``."""
+        record = dict(
+            suite=self.suite,
+            model=self.model,
+            variant=self.variant,
+            mode=self.mode,
+            **self.sizes,
+            n_devices=self.placement(run_devices)[0],
+        )
+        return case_key(record)
 
     @property
     def label(self) -> str:
         sizes = " ".join(f"{k}={v}" for k, v in self.sizes.items())
-        return f"{self.suite}/{self.model}[{self.variant}] {self.mode} {sizes}"
+        devices = f" devices={self.devices}" if self.devices is not None else ""
+        return f"{self.suite}/{self.model}[{self.variant}] {self.mode} {sizes}{devices}"
 
 
 @dataclasses.dataclass(frozen=True)
 class Suite:
-    """A model family: its cases per profile, and optional experiments.
+    """A model family: the cases it times, per profile.
 
-    ``cases(profile)`` returns the list of :class:`Case` to time. ``experiments(profile,
-    run_dir)`` (optional) runs the suite's non-timing experiments (gradient-flow curves,
-    exhaustive checks, ...), writes their CSVs into the run folder and returns claim rows
-    (dicts with ``claim, check, measured, verdict``) for the report. ``baselines`` names,
-    per mode, the variant the report divides the others' times by.
+    ``cases(profile)`` returns the list of :class:`Case` to time. ``baselines`` names, per
+    mode, the variant the report divides the others' times by. The claims about a suite's
+    model live in ``bench/claims/``, not here.
     """
 
     name: str
     description: str
     cases: Callable[[str], list[Case]]
-    experiments: Callable[[str, Any], list[dict]] | None = None
     baselines: dict[str, str] = dataclasses.field(default_factory=dict)
 
 

@@ -372,6 +372,18 @@ def sequential_steps(schedule: str, height: int, width: int, depth: int) -> int:
     }[schedule]
 
 
+def cells_computed(schedule: str, height: int, width: int, depth: int) -> int:
+    """Cell updates one image costs under ``schedule``: H·W·d for the raster scan. The
+    wavefronts update whole lane windows at every step (:func:`diagonal_windows`; cells off
+    the image are computed and masked), so they do more: the price of fewer steps."""
+    if schedule == "raster":
+        return height * width * depth
+    L, M = sorted((height, width))
+    if schedule == "wavefront":
+        return depth * sum((t1 - t0) * (b - a) for t0, t1, a, b in diagonal_windows(L, M))
+    return depth * sum((t1 - t0) * (b - a) for t0, t1, a, b in diagonal_windows(L, M, depth))
+
+
 def default_schedule(
     batch: int, height: int, width: int, hidden: int, depth: int, backend: str | None = None
 ) -> str:

@@ -1,4 +1,4 @@
-"""LSTM experiments behind claims C2, C3 (seed §2-1, §2-2) and C4 (seed §2-3).
+"""C2, C3 (seed §2-1, §2-2) and C4 (seed §2-3): the LSTM's backward pass and gradient flow.
 
 ``backward_claims``: the hand-written backward pass through time (``models.lstm.lstm_bptt``)
 against ``jax.grad`` on random data, and each equation of the seed, as written and as
@@ -34,16 +34,17 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
+from bench.claims import Curve, Experiment, Verdict, register, write_table
 from models.lstm import (
     LSTM,
-    gates,
+    adjoints_and_values,
+    linear_loss,
     lstm_bptt,
     lstm_scan,
     lstm_scan_probed,
     lstm_scan_taped,
     preactivations,
-    previous_states,
-    zero_probes,
+    random_problem,
 )
 
 # (batch, seq_len, features, hidden) per profile.
@@ -65,56 +66,11 @@ UNDERFLOW = 1e-280  # below this, float64 ratios are underflow, not measurements
 # --- C2, C3: the backward equations ------------------------------------------------------
 
 
-def random_problem(batch, seq_len, features, hidden, *, dtype, seed=0):
-    """Params with gates away from saturation, inputs, initial state, cotangents (NumPy RNG)."""
-    rng = np.random.default_rng(seed)
-
-    def normal(*shape, scale=1.0):
-        return jnp.asarray(scale * rng.standard_normal(shape), dtype)
-
-    params = {
-        "w_x": normal(features, 4 * hidden, scale=features**-0.5),
-        "w_h": normal(hidden, 4 * hidden, scale=hidden**-0.5),
-        "b": normal(4 * hidden, scale=0.5),
-    }
-    x = normal(batch, seq_len, features)
-    carry = (normal(batch, hidden, scale=0.5), normal(batch, hidden))
-    dh = normal(batch, seq_len, hidden)
-    dcarry = (normal(batch, hidden), normal(batch, hidden))
-    return params, x, carry, dh, dcarry
-
-
-def linear_loss(scan, dh, dcarry):
-    """L = Σ_t ⟨dh(t), h(t)⟩ + ⟨dh_T, h(T)⟩ + ⟨dc_T, c(T)⟩, so ∂ℓ/∂h(t) direct is ``dh``."""
-
-    def loss(params, x, carry):
-        (h_T, c_T), h = scan(params, x, carry)
-        return jnp.sum(dh * h) + jnp.sum(dcarry[0] * h_T) + jnp.sum(dcarry[1] * c_T)
-
-    return loss
-
-
 @jax.jit
 def _manual_and_autodiff(params, x, carry, dh, dcarry):
     grads = lstm_bptt(params, x, dh, carry, dcarry)
     expected = jax.grad(linear_loss(lstm_scan, dh, dcarry), argnums=(0, 1, 2))(params, x, carry)
     return (grads.params, grads.x, grads.carry), expected
-
-
-@jax.jit
-def adjoints_and_values(params, x, carry, dh, dcarry):
-    """Autodiff's ∂L/∂k(t) for every intermediate k (B, T, ·), and the forward's values."""
-
-    def loss(probes):
-        scan = lambda p, xx, cr: lstm_scan_probed(p, xx, probes, cr)  # noqa: E731
-        return linear_loss(scan, dh, dcarry)(params, x, carry)
-
-    bar = jax.grad(loss)(zero_probes(*dh.shape, dh.dtype))
-    _, tape = lstm_scan_taped(params, x, carry)
-    _, c_prev = previous_states(tape)
-    i, f, g, o = gates(preactivations(params, tape))
-    values = dict(i=i, f=f, g=g, o=o, c=tape.c_TxBxH, c_prev=c_prev)
-    return bar, {k: jnp.swapaxes(v, 0, 1) for k, v in values.items()}
 
 
 def _errors(actual, expected) -> tuple[float, float]:
@@ -140,6 +96,7 @@ class SeedLine:
     as_written: tuple
     corrected: tuple
     fix: str = ""
+    slip: str = ""  # what kind of mistake the fix corrects (bench.claims.SLIPS)
 
 
 def _next(a, last):
@@ -164,6 +121,7 @@ SEED_LINES = (
         (lambda v: v["dh"] + v["h_bar_future"], lambda v: v["h_bar"]),
         "the direct term of h̄(t) is ∂ℓ/∂h(t); the seed writes '+ dL/dC(t)' (measured with "
         "dL/dC(t) read as c̄(t))",
+        "notation or transcription slip",
     ),
     SeedLine(
         "C2",
@@ -187,6 +145,7 @@ SEED_LINES = (
         (lambda v: v["c_bar"] * v["g"], lambda v: v["o_bar"]),
         (lambda v: v["c_bar"] * v["g"], lambda v: v["i_bar"]),
         "the seed's second ō line is the input gate's: ī(t) = c̄(t) ⊙ g(t)",
+        "notation or transcription slip",
     ),
     SeedLine(
         "C2",
@@ -199,6 +158,7 @@ SEED_LINES = (
         (lambda v: v["g_bar"] * (1 - v["g"] ** 2) / (1 + v["g"] ** 2), lambda v: v["z_bar_g"]),
         (lambda v: v["g_bar"] * (1 - v["g"] ** 2), lambda v: v["z_bar_g"]),
         "tanh'(x) = 1 - tanh²(x); the seed's note writes tanh(x) = (1-tanh²x)/(1+tanh²x)",
+        "mathematical error",
     ),
     SeedLine(
         "C3",
@@ -213,6 +173,7 @@ SEED_LINES = (
         ),
         "W̄_xi = Σ_t x(t)ᵀ (ī(t) ⊙ i(t)(1 - i(t))) with ī = c̄ ⊙ g: the seed differentiates o, "
         "not i (do/dw, o(1-o)), drops the factor g(t), and writes x̄(t) for the input x(t)",
+        "mathematical error",
     ),
 )
 
@@ -238,7 +199,7 @@ def _equation_arrays(problem) -> dict:
     return v
 
 
-def backward_claims(profile: str, run_dir: pathlib.Path) -> list[dict]:
+def backward_claims(profile: str, run_dir: pathlib.Path) -> list[Verdict]:
     """C2 and C3: hand-written BPTT vs ``jax.grad``, and the seed's equations one by one."""
     s = BACKWARD_SIZES[profile]
     rows = []
@@ -287,19 +248,20 @@ def backward_claims(profile: str, run_dir: pathlib.Path) -> list[dict]:
                 )
             )
     table = pd.DataFrame(rows)
-    table.to_csv(run_dir / "lstm_backward_equations.csv", index=False)
+    write_table(run_dir, "lstm_backward_equations.csv", rows)
     sizes = ", ".join(f"{k}={val}" for k, val in s.items())
     return [_backward_verdict(claim, table, sizes) for claim in ("C2", "C3")]
 
 
-def _backward_verdict(claim: str, table: pd.DataFrame, sizes: str) -> dict:
+def _backward_verdict(claim: str, table: pd.DataFrame, sizes: str) -> Verdict:
     t = table[table.claim == claim]
     bptt = t[t.form == "hand-written BPTT"].set_index("dtype").max_rel_err
     bptt_ok = bptt["float32"] <= TOL_F32 and bptt["float64"] <= TOL_F64
     corrected = t[t.form == "corrected"]
     written = t[t.form == "as written"]
     wrong = written[written.max_rel_err > TOL_F64]
-    fixes = {line.equation: line.fix for line in SEED_LINES}
+    lines = {line.equation: line for line in SEED_LINES}
+    slips = {lines[r.equation].slip for r in wrong.itertuples()}
     if not bptt_ok or (corrected.max_rel_err > TOL_F64).any():
         verdict = "FAIL"
     elif len(wrong):
@@ -315,18 +277,41 @@ def _backward_verdict(claim: str, table: pd.DataFrame, sizes: str) -> dict:
             or "none"
         )
     )
-    statement = "; ".join(fixes[r.equation] for r in wrong.itertuples()) if len(wrong) else ""
+    if verdict == "FAIL":
+        statement = "the backward equations, even corrected, do not give autodiff's gradients"
+    elif verdict == "PASS":
+        statement = "every line of the seed equals autodiff's adjoint"
+    else:
+        statement = "; ".join(
+            f"{lines[r.equation].fix} ({lines[r.equation].slip})" for r in wrong.itertuples()
+        )
     if verdict == "CORRECTED" and claim == "C2":
         statement += (
             "; notation (not measurable): σ'(x) = σ(x)(1-σ(x)) is labelled 'σ(x) = ...', the "
             "'≈' in h̄ is an equality, and w_hk multiplies as W_hkᵀ for vectors"
         )
-    check = (
-        f"hand-written reverse-scan BPTT vs jax.grad on random data ({sizes}; float32 and "
-        f"float64), and each seed line vs autodiff's per-step adjoints (grad w.r.t. zero "
-        f"probes) in float64; tolerances {TOL_F32:g} (f32) / {TOL_F64:g} (f64) relative"
+    return Verdict(
+        claim=claim,
+        verdict=verdict,
+        check=(
+            f"hand-written reverse-scan BPTT vs jax.grad on random data ({sizes}; float32 and "
+            "float64), and each seed line vs autodiff's per-step adjoints (grad w.r.t. zero "
+            "probes) in float64"
+        ),
+        measure="max relative error against autodiff",
+        rule=(
+            f"FAIL iff the BPTT (tolerance {TOL_F32:g} f32 / {TOL_F64:g} f64) or any corrected "
+            f"line is off; CORRECTED iff a seed line as written is off by > {TOL_F64:g}; "
+            "else PASS"
+        ),
+        measured=measured,
+        statement=statement,
+        slip=(
+            ("mathematical error" if "mathematical error" in slips else min(slips))
+            if verdict == "CORRECTED"
+            else ""
+        ),
     )
-    return dict(claim=claim, check=check, measured=measured, verdict=verdict, statement=statement)
 
 
 # --- C4: gradient flow through the cell -------------------------------------------------
@@ -418,7 +403,7 @@ def _fmt_ratio(r: float) -> str:
     return f"{r:.3g}" if r > UNDERFLOW else f"<{UNDERFLOW:g} (underflow)"
 
 
-def gradient_flow(profile: str, run_dir: pathlib.Path) -> list[dict]:
+def gradient_flow(profile: str, run_dir: pathlib.Path) -> list[Verdict]:
     """C4: does the cell gradient survive T steps when f ≈ 1 and i, o ≈ 0?"""
     s = FLOW_SIZES[profile]
     batch, steps, features, hidden = s["batch"], s["seq_len"], s["features"], s["hidden"]
@@ -441,13 +426,12 @@ def gradient_flow(profile: str, run_dir: pathlib.Path) -> list[dict]:
                 )
             )
             summary.append(_summarise(regime, flow, steps))
-    pd.concat(curves).to_csv(run_dir / "lstm_gradient_flow.csv", index=False)
-    table = pd.DataFrame(summary).astype({"steps_to_half": "Int64"})  # empty: not within T
-    table.to_csv(run_dir / "lstm_gradient_flow_summary.csv", index=False)
+    write_table(run_dir, "lstm_gradient_flow.csv", pd.concat(curves).to_dict("records"))
+    write_table(run_dir, "lstm_gradient_flow_summary.csv", summary)  # steps_to_half empty: > T
     return [_flow_verdict({r["regime"]: r for r in summary}, s)]
 
 
-def _flow_verdict(r: dict, s: dict) -> dict:
+def _flow_verdict(r: dict, s: dict) -> Verdict:
     def kept(name):
         return KEPT[0] <= r[name]["ratio_1_to_T"] <= KEPT[1] and r[name]["max_ratio"] <= KEPT[1]
 
@@ -483,11 +467,51 @@ def _flow_verdict(r: dict, s: dict) -> dict:
             f"vanishes (×{r['default']['factor_per_step']:.3g} and "
             f"×{r['half_bf0']['factor_per_step']:.3g} per step)."
         )
+    elif verdict == "PASS":
+        statement = (
+            f"in the seed's regime the cell gradient is kept over T={steps} steps "
+            f"(ratio {_fmt_ratio(seed['ratio_1_to_T'])})"
+        )
+    else:
+        statement = "the cell gradient is not kept even when T(1-f) ≪ 1"
     check = (
         f"‖∂L/∂c(t)‖ for t=1..T by autodiff (gradient w.r.t. a zero probe added to c(t)), "
         f"L = Σ h(T), T={steps}, batch={s['batch']}, hidden={s['hidden']}, float64, random "
-        f"N(0,1) inputs, zero initial state; kept iff ‖c̄(1)‖/‖c̄(T)‖ ∈ [{KEPT[0]}, {KEPT[1]}] "
-        f"and never > {KEPT[1]}; regimes: "
+        "N(0,1) inputs, zero initial state; regimes: "
         + "; ".join(f"{g.name} = {g.description}" for g in REGIMES)
     )
-    return dict(claim="C4", check=check, measured=measured, verdict=verdict, statement=statement)
+    return Verdict(
+        claim="C4",
+        verdict=verdict,
+        check=check,
+        measure="‖c̄(1)‖/‖c̄(T)‖ by autodiff",
+        rule=(
+            f"kept iff ‖c̄(1)‖/‖c̄(T)‖ ∈ [{KEPT[0]}, {KEPT[1]}] and never > {KEPT[1]}; PASS iff "
+            "kept in the seed's regime while default init and f≈0.5 decay; CORRECTED iff kept "
+            "only with 1-f ≪ 1/T; else FAIL"
+        ),
+        measured=measured,
+        statement=statement,
+        slip="mathematical error" if verdict == "CORRECTED" else "",
+    )
+
+
+register(Experiment("lstm", ("C2", "C3"), backward_claims))
+register(
+    Experiment(
+        "lstm",
+        ("C4",),
+        gradient_flow,
+        curves=(
+            Curve(
+                "lstm_gradient_flow.csv",
+                "t",
+                "grad_norm",
+                "regime",
+                "time step t",
+                "‖∂L/∂c(t)‖",
+                "LSTM gradient flow (loss at t = T)",
+            ),
+        ),
+    )
+)

@@ -4,24 +4,25 @@ Variants: ``autodiff`` (our LSTM, JAX differentiates the scan), ``manual-bwd`` (
 forward with the hand-derived backward pass attached as a ``custom_vjp``; train mode only,
 its forward is the same program) and ``flax-optimized`` (the baseline).
 Prediction: one recurrence step per time step, so ``seq_steps_pred = T`` in both modes.
-Experiments: C2/C3 (hand-written BPTT vs ``jax.grad``), C4 (gradient flow through c(t)).
+Claims C2–C4 (hand-written BPTT vs ``jax.grad``, gradient flow) are in ``bench/claims/lstm.py``.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from bench import experiments_lstm
 from bench.steps import finite_loss, forward_fn, n_params, train_step_fn
 from bench.workloads import Case, Suite, Workload, register
 from models.lstm import SequenceRegressor, mse_loss
 
 # (batch, input features, hidden) and the sweep over seq_len T, per profile.
 SIZES = {
-    "smoke": dict(batch=2, features=4, hidden=8, seq_lens=(4, 8, 16)),
+    "smoke": dict(batch=8, features=4, hidden=8, seq_lens=(4, 8, 16)),
     "cpu": dict(batch=32, features=64, hidden=256, seq_lens=(32, 64, 128, 256)),
     "full": dict(batch=64, features=128, hidden=512, seq_lens=(64, 128, 256, 512, 1024)),
 }
@@ -51,23 +52,19 @@ VARIANTS = {
 MODES = {"train": tuple(VARIANTS), "forward": ("autodiff", "flax-optimized")}
 
 
-def _build(
+def workload(
     variant: str, mode: str, batch: int, features: int, hidden: int, seq_len: int, seed: int
-):
-    def build() -> Workload:
-        model = VARIANTS[variant](features, hidden, OUT_FEATURES, rngs=nnx.Rngs(seed))
-        kx, ky = jax.random.split(jax.random.key(seed + 1))
-        x = jax.random.normal(kx, (batch, seq_len, features), jnp.float32)
-        y = jax.random.normal(ky, (batch, seq_len, OUT_FEATURES), jnp.float32)
-        if mode == "train":
-            step, state = train_step_fn(model, mse_loss, optax.adam(1e-3))
-            return Workload(
-                step, (*state, (x, y)), n_params(model), check=finite_loss, batch_argnum=3
-            )
-        fn, state = forward_fn(model)
-        return Workload(fn, (state, x), n_params(model), batch_argnum=1)
-
-    return build
+) -> Workload:
+    """One LSTM train step (Adam on the MSE of a linear read-out) or forward pass."""
+    model = VARIANTS[variant](features, hidden, OUT_FEATURES, rngs=nnx.Rngs(seed))
+    kx, ky = jax.random.split(jax.random.key(seed + 1))
+    x = jax.random.normal(kx, (batch, seq_len, features), jnp.float32)
+    y = jax.random.normal(ky, (batch, seq_len, OUT_FEATURES), jnp.float32)
+    if mode == "train":
+        step, state = train_step_fn(model, mse_loss, optax.adam(1e-3))
+        return Workload(step, (*state, (x, y)), n_params(model), check=finite_loss, batch_argnum=3)
+    fn, state = forward_fn(model)
+    return Workload(fn, (state, x), n_params(model), batch_argnum=1)
 
 
 def cases(profile: str) -> list[Case]:
@@ -77,7 +74,8 @@ def cases(profile: str) -> list[Case]:
         for seq_len in s["seq_lens"]:
             for variant in variants:
                 sizes = dict(batch=s["batch"], seq_len=seq_len, hidden=s["hidden"])
-                build = _build(variant, mode, s["batch"], s["features"], s["hidden"], seq_len, 0)
+                args = (variant, mode, s["batch"], s["features"], s["hidden"], seq_len, 0)
+                build = functools.partial(workload, *args)
                 out.append(
                     Case("lstm", "lstm", variant, mode, build, sizes, seq_steps_pred=seq_len)
                 )
@@ -89,10 +87,6 @@ register(
         "lstm",
         "LSTM (seed §2) vs Flax OptimizedLSTMCell over sequence length",
         cases,
-        experiments=lambda profile, run_dir: [
-            *experiments_lstm.backward_claims(profile, run_dir),
-            *experiments_lstm.gradient_flow(profile, run_dir),
-        ],
         baselines={"train": "flax-optimized", "forward": "flax-optimized"},
     )
 )

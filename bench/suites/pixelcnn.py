@@ -25,20 +25,10 @@ CPU profile: 28×28, d = 8, batch 16 for naive vs cached at C = 8 channels (one 
 ≈ 1-3 s on 2 cores; C = 16 doubles it and would not fit the suite's CPU budget), plus cached
 over H = W and d, and batch 1 / 64.
 
-Experiments:
-
-* C7 (``connection_sweep``): the exact connection count (``models.pixelcnn.connections``,
-  counted over the masks) over a sweep of d, H = W, K and C, against the seed's order written
-  with each layer's channels, H·W·K²·(C + (d−1)·C²); local exponents along each axis.
-* C9 (``sampler_span``): span (longest chain of dependent operations, ``bench.structure``)
-  of the naive and cached samplers over H = W, d and K, fitted to α·H·W·d + β·H·W + γ, and
-  whether it depends on K; plus the three samplers' exact agreement on shared noise.
+Claims C7-C9 are checked in ``bench/claims/pixelcnn.py``.
 """
 
 from __future__ import annotations
-
-import csv
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -47,14 +37,10 @@ import optax
 from flax import nnx
 
 from bench.steps import finite_loss, forward_fn, n_params, train_step_fn
-from bench.structure import analyse
 from bench.workloads import Case, Suite, Workload, register
 from models.pixelcnn import (
     PixelCNN,
-    connections,
-    connections_order,
     macs_per_pixel,
-    n_taps,
     nll_loss,
     sample_cached,
     sample_fixed_point,
@@ -153,6 +139,23 @@ def _build_train(side: int, depth: int, batch: int, channels: int, seed: int):
     return build
 
 
+def sampler_note(variant: str, side: int, passes: int) -> str:
+    """Why a sampler's work differs from the naive sampler's (the baseline)."""
+    pixels = side * side
+    if variant == "cached":
+        return (
+            "cached: updates only each new pixel's receptive field, one forward pass of work in "
+            f"all, where the naive sampler recomputes the whole image for each of the {pixels} "
+            "pixels"
+        )
+    if variant == "fixed-point":
+        return (
+            f"fixed-point: {passes} parallel passes over the whole image (one forward pass "
+            f"each) until the sample stops changing, against {pixels} for the naive sampler"
+        )
+    return ""
+
+
 def _build_sample(variant: str, side: int, depth: int, batch: int, channels: int, seed: int):
     def build() -> Workload:
         model = numpy_initialized(depth, channels, seed)
@@ -175,6 +178,7 @@ def _build_sample(variant: str, side: int, depth: int, batch: int, channels: int
             extra,
             batch_argnum=1,
             while_trip_count=passes if variant == "fixed-point" else None,
+            note=sampler_note(variant, side, passes),
         )
 
     return build
@@ -195,217 +199,11 @@ def cases(profile: str) -> list[Case]:
     return out
 
 
-# --- C7: connections ------------------------------------------------------------------------
-
-SWEEP = {
-    "smoke": dict(depths=(1, 2, 4, 8), sides=(8, 16, 32, 64), kernels=(3, 5, 7), channels=(1, 4)),
-    "cpu": dict(
-        depths=(1, 2, 4, 8, 16, 32),
-        sides=(8, 16, 32, 64, 128, 256),
-        kernels=(3, 5, 7, 9),
-        channels=(1, 4, 16, 64),
-    ),
-}
-SWEEP["full"] = SWEEP["cpu"]
-DRIFT_TOL = 0.1  # exact/order may move by less than this between the two largest values
-
-
-def _ratio(height, kernel, depth, channels) -> float:
-    args = (height, height, kernel, depth, channels)
-    return connections(*args) / connections_order(*args)
-
-
-def _drift(axis: str, values: tuple, base: dict) -> float:
-    """Relative change of exact/order between the two largest values of one axis."""
-    lo, hi = (_ratio(**{**base, axis: v}) for v in values[-2:])
-    return hi / lo - 1
-
-
-def connection_sweep(profile: str, run_dir) -> list[dict]:
-    s = SWEEP[profile]
-    rows = []
-    for depth in s["depths"]:
-        for side in s["sides"]:
-            for kernel in s["kernels"]:
-                for channels in s["channels"]:
-                    exact = connections(side, side, kernel, depth, channels)
-                    order = connections_order(side, side, kernel, depth, channels)
-                    rows.append((depth, side, kernel, channels, exact, order, exact / order))
-    with open(run_dir / "pixelcnn_connections.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["depth", "height", "width", "kernel", "channels", "connections",
-                         "order_hwk2c", "ratio"])  # fmt: skip
-        for depth, side, kernel, channels, exact, order, ratio in rows:
-            writer.writerow([depth, side, side, kernel, channels, exact, order, f"{ratio:.6f}"])
-
-    ratios = np.array([r[-1] for r in rows])
-    exact, order = np.array([r[4] for r in rows], float), np.array([r[5] for r in rows], float)
-    fitted = float(exact @ order / (order @ order))  # least squares: exact ≈ c · order
-    # O(·) means exact/order stays bounded: it lies in (0, 1] and settles, i.e. barely moves
-    # between the two largest values of each axis (the others at their largest too).
-    big = dict(height=s["sides"][-1], kernel=s["kernels"][-1], depth=s["depths"][-1],
-               channels=s["channels"][-1])  # fmt: skip
-    drift = {
-        "d": _drift("depth", s["depths"], big),
-        "H=W": _drift("height", s["sides"], big),
-        "K": _drift("kernel", s["kernels"], big),
-    }
-    settled = all(abs(x) < DRIFT_TOL for x in drift.values())
-    bounded = bool(ratios.max() <= 1.0 and ratios.min() > 0)
-    measured = (
-        f"{len(rows)} configs (d {s['depths'][0]}..{s['depths'][-1]}, H=W "
-        f"{s['sides'][0]}..{s['sides'][-1]}, K {s['kernels'][0]}..{s['kernels'][-1]}, C "
-        f"{s['channels'][0]}..{s['channels'][-1]}): exact / (H·W·K²·(C+(d−1)C²)) in "
-        f"[{ratios.min():.3f}, {ratios.max():.3f}], least-squares constant {fitted:.3f}; "
-        "change of that ratio between the two largest values of "
-        + ", ".join(f"{k} {v:+.1%}" for k, v in drift.items())
-    )
-    row = dict(
-        claim="C7",
-        check="exact connection count over the masks (edges unit→unit through unmasked "
-        "taps landing inside the image; brute force and Jacobian non-zeros agree in "
-        "tests) vs the seed's O(d·H·W·K²) over a sweep",
-        measured=measured + " (the O(·) holds at fixed C; the mask keeps about half the taps)",
-        verdict="PASS" if settled and bounded else "FAIL",
-    )
-    if row["verdict"] == "FAIL":
-        row["statement"] = "the exact count does not grow linearly in d, H·W and K²"
-    return [row]
-
-
-# --- C9: sequential steps of sampling ------------------------------------------------------
-
-SPAN_SWEEP = {
-    "smoke": dict(sides=(3, 4, 5), depths=(1, 2, 3), kernels=(3, 5), channels=2, batch=1),
-    "cpu": dict(sides=(4, 8, 12), depths=(1, 2, 4, 8), kernels=(3, 5, 7), channels=4, batch=2),
-}
-SPAN_SWEEP["full"] = SPAN_SWEEP["cpu"]
-AGREEMENT = {  # (kernel, depth, side, batch, channels) configs; weight scales; noise seeds
-    "smoke": dict(configs=((3, 2, 5, 2, 4),), scales=(1.0, 3.0), seeds=(0,)),
-    "cpu": dict(configs=((3, 3, 8, 4, 8), (5, 2, 7, 4, 8)), scales=(1.0, 3.0), seeds=(0, 1)),
-}
-AGREEMENT["full"] = AGREEMENT["cpu"]
-
-
-def _params(kernel: int, depth: int, channels: int, seed: int, scale: float = 1.0) -> dict:
-    params = numpy_initialized(depth, channels, seed, kernel=kernel).params
-    return jax.tree.map(lambda v: scale * v, params)
-
-
-def sampler_agreement(profile: str, run_dir) -> tuple[int, int, list[int]]:
-    """Run the three samplers on shared noise; returns (identical, total, fixed-point passes)."""
-    a = AGREEMENT[profile]
-    rows, identical, passes_seen = [], 0, []
-    naive, cached, fixed = (jax.jit(SAMPLERS[v]) for v in SAMPLERS)
-    for kernel, depth, side, batch, channels in a["configs"]:
-        for seed in a["seeds"]:
-            for scale in a["scales"]:
-                params = _params(kernel, depth, channels, seed, scale)
-                rng = np.random.default_rng(100 + seed)
-                u = jnp.asarray(rng.random((batch, side, side), np.float32))
-                x_naive, x_cached = naive(params, u), cached(params, u)
-                x_fixed, passes = fixed(params, u)
-                same_cached = bool((x_naive == x_cached).all())
-                same_fixed = bool((x_naive == x_fixed).all())
-                identical += same_cached and same_fixed
-                passes_seen.append(int(passes))
-                rows.append([kernel, depth, side, side, batch, channels, seed, scale,
-                             same_cached, same_fixed, int(passes), side * side + 1,
-                             f"{float(x_naive.mean()):.4f}"])  # fmt: skip
-    with open(run_dir / "pixelcnn_sampler_agreement.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["kernel", "depth", "height", "width", "batch", "channels", "seed",
-                         "weight_scale", "cached_equals_naive", "fixed_point_equals_naive",
-                         "fixed_point_passes", "passes_bound", "mean_pixel"])  # fmt: skip
-        writer.writerows(rows)
-    return identical, len(rows), passes_seen
-
-
-def sampler_span(profile: str, run_dir) -> list[dict]:
-    s = SPAN_SWEEP[profile]
-    rows = []
-    for kernel in s["kernels"]:
-        for depth in s["depths"]:
-            params = _params(kernel, depth, s["channels"], seed=0)
-            for side in s["sides"]:
-                u = jnp.zeros((s["batch"], side, side), jnp.float32)
-                for variant in ("naive", "cached"):
-                    st = analyse(functools.partial(SAMPLERS[variant], params), u)
-                    rows.append(dict(variant=variant, kernel=kernel, depth=depth, side=side,
-                                     span_ops=st.span_ops, loop_steps=st.loop_steps,
-                                     work_flops=st.work_flops))  # fmt: skip
-    with open(run_dir / "pixelcnn_sampler_span.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*rows[0], "height", "width"])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "height": row["side"], "width": row["side"]})
-
-    # Fit span = α·H·W·d + β·H·W + γ per sampler; does the span depend on K?
-    fits, k_free, k_work = {}, True, []
-    for variant in ("naive", "cached"):
-        rs = [r for r in rows if r["variant"] == variant]
-        hw = np.array([r["side"] ** 2 for r in rs], float)
-        d = np.array([r["depth"] for r in rs], float)
-        span = np.array([r["span_ops"] for r in rs], float)
-        design = np.stack([hw * d, hw, np.ones_like(hw)], axis=1)
-        coef, *_ = np.linalg.lstsq(design, span, rcond=None)
-        residual = float(np.abs(design @ coef - span).max() / span.max())
-        fits[variant] = (coef, residual)
-        for depth in s["depths"]:
-            for side in s["sides"]:
-                same = [r for r in rs if r["depth"] == depth and r["side"] == side]
-                k_free &= len({r["span_ops"] for r in same}) == 1
-                if variant == "cached":
-                    works = sorted((r["kernel"], r["work_flops"]) for r in same)
-                    k_work.append(works[-1][1] / works[0][1])
-    k_lo, k_hi = s["kernels"][0], s["kernels"][-1]
-    identical, total, passes = sampler_agreement(profile, run_dir)
-    (a_n, b_n, _), res_n = fits["naive"]
-    (a_c, b_c, _), res_c = fits["cached"]
-    linear = res_n < 0.01 and res_c < 0.01 and a_n > 0 and a_c > 0
-    measured = (
-        f"span (bench.structure) over H=W {s['sides']}, d {s['depths']}, K {s['kernels']}: "
-        f"naive {a_n:.2f}·H·W·d + {b_n:.2f}·H·W (max residual {res_n:.1%}), cached "
-        f"{a_c:.2f}·H·W·d + {b_c:.2f}·H·W (max residual {res_c:.1%}); span "
-        + ("identical" if k_free else "NOT identical")
-        + f" for every K at fixed H, W, d, while the cached sampler's work grows "
-        f"{min(k_work):.1f}-{max(k_work):.1f}× from K={k_lo} to K={k_hi} (mask-B taps "
-        f"{n_taps(k_hi, 'B') / n_taps(k_lo, 'B'):.1f}×); naive, cached and fixed-point samples "
-        f"identical in {identical}/{total} runs (fixed-point passes {min(passes)}-"
-        f"{max(passes)}, bound H·W+1)"
-    )
-    if identical != total or not linear:
-        verdict = "FAIL"
-    else:
-        verdict = "CORRECTED" if k_free else "PASS"
-    return [
-        dict(
-            claim="C9",
-            check="span (longest chain of dependent ops, loops unrolled) of the naive and "
-            "cached raster samplers traced over H=W, d, K; least-squares fit; exact "
-            "agreement of the three samplers on shared per-pixel noise",
-            measured=measured,
-            verdict=verdict,
-            statement=(
-                "sampling needs Θ(H·W·d) sequential steps, independent of K: the K²·C² "
-                "multiply-adds of each step are one parallel operation (they set the work, "
-                "O(H·W·d·K²·C²) for the cached sampler, not the span); the seed's "
-                "O(H·W·d·K²) counts work, not sequential steps"
-            ),
-        )
-    ]
-
-
-def experiments(profile: str, run_dir) -> list[dict]:
-    return [*connection_sweep(profile, run_dir), *sampler_span(profile, run_dir)]
-
-
 register(
     Suite(
-        SUITE,
+        "pixelcnn",
         "PixelCNN (seed §4-1): train over d and H=W; naive vs cached vs fixed-point sampling",
         cases,
-        experiments=experiments,
         baselines={"sample": "naive"},
     )
 )

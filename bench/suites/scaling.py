@@ -8,10 +8,9 @@ replicates parameters and optimizer state, and XLA reduces the gradients. Two va
 - ``weak``: the per-device batch is fixed, the global batch is ``N`` times it (ideal: ``t_1``).
 
 Device counts N are the powers of two up to ``jax.device_count()``: 1, 2, 4, 8 on eight
-devices, N = 1 only on one. The variant name carries N (``strong-n4``) because a row's
-identity (the case key that ``--resume`` and ``samples.csv`` use) has no device column;
-``n_devices`` and ``per_device_batch`` are columns of every row.
-:func:`bench.sharding.scaling_table` turns the rows into speed-up and efficiency.
+devices, N = 1 only on one. Each case places its own data (``Case.devices = N``), so the
+run's ``--devices`` does not re-shard it; ``n_devices`` is part of a case's identity, and
+the report's scaling table turns the rows into speed-up and efficiency.
 
 Prediction: data parallelism splits the batch, not the time axis, so every device still
 runs the whole recurrence: ``seq_steps_pred = T`` at every N.
@@ -48,10 +47,9 @@ def device_counts() -> list[int]:
 
 
 def _build(n_devices: int, batch: int, features: int, hidden: int, seq_len: int, seed: int):
-    single = lstm._build(LSTM_VARIANT, "train", batch, features, hidden, seq_len, seed)
-
     def build() -> Workload:
-        return shard_workload(single(), n_devices, batch)
+        single = lstm.workload(LSTM_VARIANT, "train", batch, features, hidden, seq_len, seed)
+        return shard_workload(single, n_devices, batch)
 
     return build
 
@@ -68,12 +66,12 @@ def cases(profile: str) -> list[Case]:
                 Case(
                     "scaling",
                     MODEL,
-                    f"{kind}-n{n}",
+                    kind,
                     "train",
                     build,
                     sizes,
                     seq_steps_pred=s["seq_len"],
-                    places_itself=True,
+                    devices=n,
                 )
             )
     return out

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec
 
-from bench.sharding import scaling_table, shard_workload
+from bench.report import scaling_table
+from bench.sharding import shard_workload
 from bench.workloads import suites
 
 EIGHT = 8
@@ -24,7 +25,9 @@ def lstm_step():
     """The LSTM suite's train workload, once on one device and once split over eight."""
     from bench.suites import lstm, scaling
 
-    build = lstm._build(scaling.LSTM_VARIANT, "train", BATCH, FEATURES, HIDDEN, SEQ_LEN, seed=0)
+    def build():
+        return lstm.workload(scaling.LSTM_VARIANT, "train", BATCH, FEATURES, HIDDEN, SEQ_LEN, 0)
+
     return build(), shard_workload(build(), EIGHT, BATCH)
 
 
@@ -71,11 +74,11 @@ class TestOnEightDevices:
 
     def test_the_scaling_suite_spans_one_to_eight_devices(self):
         cases = suites()["scaling"].cases("smoke")
-        assert [c.variant for c in cases] == [
-            *(f"strong-n{n}" for n in (1, 2, 4, 8)),
-            *(f"weak-n{n}" for n in (1, 2, 4, 8)),
+        assert [(c.variant, c.devices) for c in cases] == [
+            *(("strong", n) for n in (1, 2, 4, 8)),
+            *(("weak", n) for n in (1, 2, 4, 8)),
         ]
-        assert len({c.key for c in cases}) == len(cases)  # --resume tells them apart
+        assert len({c.key() for c in cases}) == len(cases)  # n_devices tells them apart
 
     def test_cli_run_of_the_scaling_suite_writes_rows_for_1_2_4_8_devices(self, tmp_path):
         from bench import analysis
@@ -86,10 +89,7 @@ class TestOnEightDevices:
         (run_dir,) = tmp_path.iterdir()
         df = analysis.load(run_dir)
         assert (df.suite == "scaling").all() and (df.status == "ok").all(), df.error
-        strong, weak = (
-            df[df.variant.str.startswith("strong")],
-            df[df.variant.str.startswith("weak")],
-        )
+        strong, weak = df[df.variant == "strong"], df[df.variant == "weak"]
         assert list(strong.n_devices) == [1, 2, 4, 8] == list(weak.n_devices)
         assert (strong.batch == strong.batch.iloc[0]).all()  # global batch fixed
         assert (weak.per_device_batch == weak.per_device_batch.iloc[0]).all()  # per device fixed
@@ -120,3 +120,21 @@ class TestOnEightDevices:
         (run_dir,) = tmp_path.iterdir()
         df = analysis.load(run_dir)
         assert list(df.n_devices) == [1, 2, 4, 8, 1, 2, 4, 8]
+
+    def test_devices_8_runs_every_profile_case_divisible_training_cases_on_8(self, tmp_path):
+        """`run --profile smoke --devices 8`: never a refusal. Training cases whose batch 8
+        divides run data-parallel; the others run on one device and their note says why."""
+        from bench import analysis
+        from bench.cli import main
+
+        argv = ["run", "--profile", "smoke", "--devices", "8", "--no-experiments"]
+        assert main([*argv, "--suite", "lstm", "--suite", "pixelcnn", "--out", str(tmp_path)]) == 0
+        (run_dir,) = tmp_path.iterdir()
+        df = analysis.load(run_dir)
+        assert (df.status == "ok").all(), df.error
+        split = df[df.n_devices == 8]
+        assert len(split) > 0 and (split["mode"] == "train").all()
+        assert (split.batch % 8 == 0).all() and (split.per_device_batch * 8 == split.batch).all()
+        single = df[df.n_devices == 1]
+        assert len(single) > 0 and single.note.str.startswith("one device: ").all()
+        assert set(single["mode"]) >= {"forward", "sample"}

@@ -44,7 +44,7 @@ def _edit(path, fn):
         (lambda ls: [ls[0].replace("time_median_s", "median")] + ls[1:], "line 1: header"),
         (lambda ls: [ls[0], ls[1].replace(",ok,", ",fine,", 1)] + ls[2:], "line 2: status 'fine'"),
         (
-            lambda ls: [ls[0], ls[1].replace(",train,2,", ",train,two,", 1)] + ls[2:],
+            lambda ls: [ls[0], ls[1].replace(",train,8,", ",train,two,", 1)] + ls[2:],
             "line 2: column 'batch' has 'two'",
         ),
         (lambda ls: [], "line 1: empty file"),

@@ -1,22 +1,31 @@
-"""Every suite's claim experiments run at the smoke profile and return well-formed verdicts."""
+"""Every claim experiment runs at the smoke profile and returns well-formed verdicts."""
 
 import pytest
 
-from bench.records import VERDICTS
-from bench.workloads import suites
+from bench import claims
+from bench.claims import VERDICTS, Verdict
 
-WITH_EXPERIMENTS = [s for s in suites().values() if s.experiments is not None]
+EXPERIMENTS = claims.experiments()
 
 
-@pytest.mark.parametrize("suite", WITH_EXPERIMENTS, ids=[s.name for s in WITH_EXPERIMENTS])
-def test_experiments_return_claim_rows_from_measurements(suite, tmp_path):
-    rows = suite.experiments("smoke", tmp_path)
-    assert rows, "a suite with experiments must report at least one claim"
-    for row in rows:
-        assert row["claim"].startswith("C") and row["claim"][1:].isdigit()
-        assert row["verdict"] in VERDICTS and row["verdict"] != "ERROR"
-        assert row["measured"] and row["check"]
-        if row["verdict"] == "CORRECTED":
-            assert row.get("statement"), "a CORRECTED claim states the right statement"
+@pytest.mark.parametrize("experiment", EXPERIMENTS, ids=[",".join(e.claims) for e in EXPERIMENTS])
+def test_experiments_return_one_verdict_per_claim_from_measurements(experiment, tmp_path):
+    verdicts = experiment.run("smoke", tmp_path)
+    assert [v.claim for v in verdicts] == list(experiment.claims)
+    for v in verdicts:
+        assert isinstance(v, Verdict)
+        assert v.verdict in VERDICTS and v.verdict != "ERROR"
+        assert v.measured and v.check and v.rule and v.measure and v.statement
+        if v.verdict == "CORRECTED":
+            assert v.slip, "a CORRECTED claim names the kind of slip"
     for csv in tmp_path.glob("*.csv"):
         assert csv.stat().st_size > 0
+    for curve in experiment.curves:
+        assert (tmp_path / curve.table).exists(), f"{curve.table} declared but not written"
+
+
+def test_every_claim_of_the_seed_has_one_home():
+    homes = [c for e in EXPERIMENTS for c in e.claims] + [
+        c for d in claims.derived() for c in d.claims
+    ]
+    assert sorted(homes, key=claims.claim_number) == [f"C{i}" for i in range(1, 13)]

@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 
 from bench import fits
-from bench.claims import derived as claims
 from bench.records import COLUMNS
 
 
@@ -69,86 +68,12 @@ def test_brent_fit_recovers_work_and_span_coefficients():
     assert b["brent_r2"] == pytest.approx(1.0)
 
 
-def test_exact_line_accepts_collinear_integers_only():
-    assert claims.exact_line([2, 4, 8], [25, 45, 85]) == (10, 5)
-    assert claims.exact_line([2, 4, 8], [25, 45, 86]) is None
-
-
-def test_c8_passes_when_training_span_is_linear_in_depth_and_flat_in_image_size():
-    df = pixelcnn_rows(lambda side, depth: 10 * depth + 3)
-    (row,) = claims.c8_pixelcnn_training_span(df, fits.fit(df))
-    assert row["verdict"] == "PASS" and "= 10·d + 3 exactly" in row["measured"]
-
-
-def test_c8_fails_when_the_span_grows_with_the_image():
-    df = pixelcnn_rows(lambda side, depth: 10 * depth + side)
-    (row,) = claims.c8_pixelcnn_training_span(df, fits.fit(df))
-    assert row["verdict"] == "FAIL" and "(differs)" in row["measured"]
-
-
-def test_claims_need_their_measurements():
-    empty = frame([])
-    assert claims.derive(empty, fits.fit(empty)).empty
-
-
-def test_c12_compares_training_spans_of_pixelcnn_and_mdrnn_at_equal_sizes():
-    pix = pixelcnn_rows(lambda side, depth: 10 * depth + 3)
-    mdrnn = pix.copy()
-    mdrnn["suite"], mdrnn["model"], mdrnn["variant"] = "mdrnn", "mdrnn", "wavefront"
-    mdrnn["span_ops"] = 7 * (2 * mdrnn.height - 1) * mdrnn.depth  # (H+W-1)·d steps
-    (row,) = claims.c12_training_parallelism(pd.concat([pix, mdrnn]), fits.fit(pix))
-    assert row["verdict"] == "PASS" and "H=W=32 d=4 mdrnn wavefront" in row["measured"]
-    mdrnn["span_ops"] = 5  # shallower than PixelCNN: the claim would be false
-    (row,) = claims.c12_training_parallelism(pd.concat([pix, mdrnn]), fits.fit(pix))
-    assert row["verdict"] == "FAIL"
-
-
-def test_report_gives_each_case_its_fraction_of_the_matmul_measured_in_the_same_run():
-    from bench.report import peak_fractions
-
-    df = frame(
-        [
-            dict(
-                suite="convnet",
-                model="matmul",
-                variant="peak",
-                mode="forward",
-                status="ok",
-                achieved_flops_per_s=2e11,
-            ),
-            dict(
-                suite="convnet",
-                model="convnet",
-                variant="seed",
-                mode="train",
-                status="ok",
-                batch=8,
-                achieved_flops_per_s=5e10,
-            ),
-            dict(
-                suite="lstm",
-                model="lstm",
-                variant="autodiff",
-                mode="train",
-                status="ok",
-                achieved_flops_per_s=1e10,
-            ),  # no matmul in its suite: no row
-        ]
-    )
-    (row,) = peak_fractions(df).to_dict("records")
-    assert row["model"] == "convnet" and row["fraction"] == pytest.approx(0.25)
-
-
 def test_rows_without_structural_counts_are_missing_not_a_crash():
     df = pixelcnn_rows(lambda side, depth: 10 * depth + 3)
     df["span_ops"] = pd.NA
     df["work_flops"] = pd.NA
     df["seq_steps_pred"] = pd.NA
-    df["note"] = "span/work not counted: UnknownLayout: structure: cannot read this JAX's scan"
     table = fits.fit(df)
     assert set(table.axis) == {"depth", "hw"}
     assert "brent_r2" not in table  # no counts: no two-term fit
     assert set(table.verdict) == {"no prediction (steps and work not counted)"}
-    (c8,) = claims.c8_pixelcnn_training_span(df, table)
-    assert c8["verdict"] == "INCONCLUSIVE"
-    assert "6 of 6 rows have no span" in c8["measured"] and "UnknownLayout" in c8["measured"]

@@ -14,11 +14,10 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 import pytest
 
 from bench import sharding
-from bench.sharding import data_mesh, scaling_table, shard_workload
+from bench.sharding import data_mesh, shard_workload
 from bench.workloads import ConfigError, Workload, suites
 
 EIGHT = 8
@@ -76,66 +75,8 @@ def test_sharding_on_one_device_sets_the_row_columns_and_keeps_the_result():
 
 def test_on_one_device_the_scaling_suite_has_only_n_equals_1():
     cases = suites()["scaling"].cases("smoke")
-    assert [c.variant for c in cases] == ["strong-n1", "weak-n1"]
+    assert [(c.variant, c.devices) for c in cases] == [("strong", 1), ("weak", 1)]
     assert {c.mode for c in cases} == {"train"}
-
-
-def _rows(kind: str, times: dict[int, float], batch_of) -> list[dict]:
-    return [
-        dict(
-            suite="scaling",
-            model="lstm",
-            variant=f"{kind}-n{n}",
-            mode="train",
-            status="ok",
-            batch=batch_of(n),
-            per_device_batch=batch_of(n) // n,
-            seq_len=16,
-            hidden=8,
-            n_devices=n,
-            time_median_s=t,
-        )
-        for n, t in times.items()
-    ]
-
-
-def test_scaling_table_speedup_and_efficiency_for_strong_and_weak_scaling():
-    strong = _rows("strong", {1: 8.0, 2: 5.0, 4: 2.0}, lambda n: 64)
-    weak = _rows("weak", {1: 1.0, 2: 1.25, 4: 2.0}, lambda n: 8 * n)
-    failed = _rows("strong", {8: 0.1}, lambda n: 64)
-    failed[0]["status"] = "oom"
-    other = _rows("strong", {1: 1.0}, lambda n: 64)
-    other[0]["suite"] = "lstm"
-    t = scaling_table(pd.DataFrame(strong + weak + failed + other))
-
-    assert list(zip(t.kind, t.n_devices, strict=True)) == [
-        ("strong", 1),
-        ("strong", 2),
-        ("strong", 4),
-        ("weak", 1),
-        ("weak", 2),
-        ("weak", 4),
-    ]
-    s, w = t[t.kind == "strong"], t[t.kind == "weak"]
-    # strong: speed-up t1 / tN, efficiency t1 / (N tN)
-    np.testing.assert_allclose(s.speedup, [1.0, 8 / 5, 8 / 2])
-    np.testing.assert_allclose(s.efficiency, [1.0, 8 / (2 * 5), 8 / (4 * 2)])
-    # weak: efficiency t1 / tN, speed-up N t1 / tN (throughput ratio)
-    np.testing.assert_allclose(w.efficiency, [1.0, 1 / 1.25, 1 / 2])
-    np.testing.assert_allclose(w.speedup, [1.0, 2 / 1.25, 4 / 2])
-    np.testing.assert_allclose(s.time_ms, [8000.0, 5000.0, 2000.0])
-    assert list(w.per_device_batch) == [8, 8, 8]
-
-
-def test_scaling_table_without_a_one_device_row_leaves_speedup_empty():
-    t = scaling_table(pd.DataFrame(_rows("strong", {2: 1.0, 4: 0.5}, lambda n: 64)))
-    assert t.speedup.isna().all() and t.efficiency.isna().all()
-    assert list(t.time_ms) == [1000.0, 500.0]
-
-
-def test_scaling_table_of_no_scaling_rows_is_empty_with_its_columns():
-    t = scaling_table(pd.DataFrame(_rows("strong", {1: 1.0}, lambda n: 64)).assign(suite="lstm"))
-    assert t.empty and {"n_devices", "speedup", "efficiency"} <= set(t.columns)
 
 
 def test_a_single_process_has_no_run_folder_suffix_and_joins_no_cluster(monkeypatch):
@@ -171,7 +112,7 @@ def test_eight_device_checks():
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "6 passed" in proc.stdout and "skipped" not in proc.stdout
+    assert "7 passed" in proc.stdout and "skipped" not in proc.stdout
 
 
 # Run by each of two processes with 4 CPU devices each: one SPMD train step over all 8.
@@ -233,7 +174,7 @@ def test_two_processes_run_one_spmd_train_step_that_matches_one_device():
         assert proc.returncode == 0, err[-3000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
 
-    single = lstm._build(scaling.LSTM_VARIANT, "train", 16, 4, 8, 5, seed=0)()
+    single = lstm.workload(scaling.LSTM_VARIANT, "train", 16, 4, 8, 5, seed=0)
     step = jax.jit(single.fn)
     params, rest, opt, batch = single.args
     for _ in range(3):

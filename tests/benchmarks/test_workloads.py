@@ -39,7 +39,7 @@ def test_workload(benchmark, case):
         seq_steps_pred=case.seq_steps_pred,
         compile_s=compile_s,
         **structure_columns(w.fn, args, while_trip_count=w.while_trip_count),
-        **device_fields(),
+        **{**device_fields(), "n_devices": case.placement(1)[0]},
     )
     benchmark.pedantic(
         lambda: jax.block_until_ready(compiled(*args)), rounds=20, warmup_rounds=1, iterations=1

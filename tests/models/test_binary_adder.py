@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.steps import n_params
 from models.binary_adder import (
     SEED_WEIGHTS,
     SEED_WEIGHTS_ROW_CONVENTION,
@@ -18,6 +17,7 @@ from models.binary_adder import (
     bits_to_int,
     int_to_bits,
 )
+from tests.models.helpers import n_params
 
 add_jit = jax.jit(add, static_argnums=3)  # one compile per n_bits instead of eager dispatch
 

@@ -1,7 +1,7 @@
 """Seed §3-1: the VGG-style net and its parameter count (claim C5), plus its FLOP model.
 
-Models are built with ``nnx.eval_shape`` and filled by NumPy (``numpy_initialized``): each
-jax.random draw compiles a kernel per shape, which costs seconds on a loaded 2-core CPU.
+Models are abstract (``nnx.eval_shape``) where only shapes matter, and drawn from an "rbg"
+key otherwise: a threefry draw compiles a kernel per shape, seconds each on a loaded CPU.
 """
 
 import jax
@@ -11,8 +11,6 @@ import optax
 import pytest
 from flax import nnx
 
-from bench.steps import forward_fn, n_params, train_step_fn
-from bench.suites.convnet import abstract_model, numpy_initialized
 from models.convnet import (
     POOL,
     SEED,
@@ -25,6 +23,7 @@ from models.convnet import (
     max_pool_2x2,
     train_step_flops,
 )
+from tests.models.helpers import n_params, train
 
 SEED_COUNTS = {
     "conv1": 1_792,
@@ -43,9 +42,21 @@ def images(batch, size=16, channels=3, seed=1):
     return jnp.asarray(x.astype(np.float32))
 
 
+def build(config: ConvNetConfig, rngs: nnx.Rngs) -> ConvNet:
+    c = config
+    return ConvNet(
+        c.image_size, c.in_channels, c.num_classes, layers=c.layers, fc_features=c.fc_features,
+        rngs=rngs,
+    )  # fmt: skip
+
+
+def abstract_model(config: ConvNetConfig) -> ConvNet:
+    return nnx.eval_shape(lambda: build(config, nnx.Rngs(0)))
+
+
 @pytest.fixture(scope="module")
 def tiny():
-    return numpy_initialized(TINY, seed=0)
+    return build(TINY, nnx.Rngs(jax.random.key(0, impl="rbg")))
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +107,8 @@ def test_output_shape_dtype_finite_and_jit_agrees(tiny, eager_logits):
     assert eager_logits.shape == (3, 5) and eager_logits.dtype == jnp.float32
     assert bool(jnp.all(jnp.isfinite(eager_logits)))
     assert float(jnp.std(eager_logits)) > 0
-    fn, state = forward_fn(tiny)
-    np.testing.assert_allclose(jax.jit(fn)(state, images(3)), eager_logits, rtol=1e-5, atol=1e-5)
+    jitted = nnx.jit(lambda model, x: model(x))(tiny, images(3))
+    np.testing.assert_allclose(jitted, eager_logits, rtol=1e-5, atol=1e-5)
 
 
 def test_matches_a_plain_lax_reference(tiny, eager_logits):
@@ -145,21 +156,29 @@ def test_max_pool_2x2_equals_reduce_window_and_its_gradient():
 
 def test_forward_flops_match_xla_cost_analysis():
     """No loops in the net, so XLA's count is valid; it adds bias/ReLU/pool ops (~0.3%)."""
-    fn, state = forward_fn(abstract_model(SMALL))
+    graphdef, state = nnx.split(abstract_model(SMALL))
+    forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
     x = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
-    xla = jax.jit(fn).lower(state, x).compile().cost_analysis()["flops"]
+    xla = forward.lower(state, x).compile().cost_analysis()["flops"]
     analytic = forward_flops(SMALL, batch=2)
     assert analytic <= xla <= 1.01 * analytic, (xla, analytic)
 
 
 def test_train_step_flops_match_xla_cost_analysis():
     """Forward + backward + SGD update vs 3·F - F_conv1: XLA's extra is elementwise (~1%)."""
-    step, state = train_step_fn(abstract_model(SMALL), cross_entropy_loss, optax.sgd(0.1))
+    graphdef, params = nnx.split(abstract_model(SMALL))
+    tx = optax.sgd(0.1)
+
+    def step(params, batch):
+        grads = jax.grad(lambda p: cross_entropy_loss(nnx.merge(graphdef, p), batch))(params)
+        updates, _ = tx.update(grads, tx.init(params), params)
+        return optax.apply_updates(params, updates)
+
     batch = (
         jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32),
         jax.ShapeDtypeStruct((2,), jnp.int32),
     )
-    xla = jax.jit(step).lower(*state, batch).compile().cost_analysis()["flops"]
+    xla = jax.jit(step).lower(params, batch).compile().cost_analysis()["flops"]
     analytic = train_step_flops(SMALL, batch=2)
     assert analytic <= xla <= 1.03 * analytic, (xla, analytic)
     assert 2.9 < analytic / forward_flops(SMALL, batch=2) < 3.0
@@ -177,14 +196,10 @@ def test_seed_forward_flops():
     assert forward_flops(SEED) == expected == 7_830_930_944
 
 
-def test_a_few_sgd_steps_lower_the_loss(tiny):
-    step, (params, rest, opt) = train_step_fn(tiny, cross_entropy_loss, optax.sgd(0.05))
+def test_a_few_sgd_steps_lower_the_loss():
+    model = build(TINY, nnx.Rngs(jax.random.key(1, impl="rbg")))  # trained in place
     batch = (images(8), jnp.arange(8) % 5)
-    step = jax.jit(step)
-    losses = []
-    for _ in range(10):
-        params, rest, opt, loss = step(params, rest, opt, batch)
-        losses.append(float(loss))
+    losses = train(model, cross_entropy_loss, batch, optax.sgd(0.05), steps=10)
     assert np.isfinite(losses).all() and losses[-1] < 0.9 * losses[0], losses
 
 

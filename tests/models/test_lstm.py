@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from bench.steps import n_params
 from models.lstm import LSTM, SequenceRegressor
+from tests.models.helpers import n_params
 
 
 def numpy_lstm(w_x, w_h, b, x_BxTxI):

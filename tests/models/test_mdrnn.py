@@ -17,7 +17,6 @@ import optax
 import pytest
 from flax import nnx
 
-from bench.steps import n_params, train_step_fn
 from models.mdrnn import (
     MDRNN,
     SCHEDULES,
@@ -31,6 +30,7 @@ from models.mdrnn import (
     skew,
     unskew,
 )
+from tests.models.helpers import n_params, train
 
 TOL = dict(rtol=1e-5, atol=1e-5)  # float32 model vs float64 reference
 
@@ -300,15 +300,11 @@ def test_diagonal_sampler_equals_naive_sampler(hw, cell):
 
 def test_nll_training_step_lowers_the_loss():
     model = pixel_model("raster", depth=2, hidden=8)
-    step, (params, rest, opt_state) = train_step_fn(model, nll_loss, optax.adam(3e-2))
-    step = jax.jit(step)
     x = (jax.random.uniform(jax.random.key(4), (8, 6, 6)) < 0.3).astype(jnp.float32)
-    losses = []
-    for _ in range(15):
-        params, rest, opt_state, loss = step(params, rest, opt_state, x)
-        losses.append(float(loss))
+    before = float(nll_loss(model, x))
+    losses = train(model, nll_loss, x, optax.adam(3e-2), steps=15)
     assert np.isfinite(losses).all()
-    assert losses[0] == pytest.approx(float(nll_loss(model, x)), rel=1e-5)
+    assert losses[0] == pytest.approx(before, rel=1e-5)
     assert losses[-1] < 0.9 * losses[0]
 
 

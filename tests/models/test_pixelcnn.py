@@ -11,7 +11,6 @@ import optax
 import pytest
 from flax import nnx
 
-from bench.steps import n_params, train_step_fn
 from models.pixelcnn import (
     MaskedConv,
     PixelCNN,
@@ -33,6 +32,7 @@ from models.pixelcnn import (
     sample_fixed_point,
     sample_naive,
 )
+from tests.models.helpers import n_params, train
 
 ATOL = 1e-5  # float32, sums of at most a few hundred O(1) products
 
@@ -252,12 +252,7 @@ def test_train_steps_lower_the_nll_of_a_fixed_batch():
     # Vertical stripes: every pixel equals the one above it, learnable through the mask.
     stripes = binary_images(jax.random.key(6), (8, 1, 6))
     x = jnp.broadcast_to(stripes, (8, 6, 6))
-    step, (params, rest, opt_state) = train_step_fn(model, nll_loss, optax.adam(1e-2))
-    step = jax.jit(step)
-    losses = []
-    for _ in range(30):
-        params, rest, opt_state, loss = step(params, rest, opt_state, x)
-        losses.append(float(loss))
+    losses = train(model, nll_loss, x, optax.adam(1e-2), steps=30)
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.6 * losses[0], losses
 
@@ -364,26 +359,3 @@ def test_network_connections_small_example_and_leading_order():
     assert abs(ratio - 5 / 9) < 0.01
     ratio = connections(512, 512, 7, 64, 8) / connections_order(512, 512, 7, 64, 8)
     assert abs(ratio - 25 / 49) < 0.01
-
-
-# --- The benchmark wiring (bench/suites/pixelcnn.py) at the smoke profile.
-
-
-def test_smoke_cases_build_run_and_pass_their_health_checks():
-    from bench.suites.pixelcnn import binary_image_check, cases, numpy_initialized
-
-    first_of_each = {(c.mode, c.variant): c for c in reversed(cases("smoke"))}.values()
-    assert {c.variant for c in first_of_each} == {"masked", "naive", "cached", "fixed-point"}
-    for case in first_of_each:
-        work = case.build()
-        out = jax.jit(work.fn)(*work.args)
-        assert work.check(out) == "ok", case.label
-        expected_steps = case.sizes["depth"] * (
-            1 if case.mode == "train" else case.sizes["height"] * case.sizes["width"]
-        )
-        assert case.seq_steps_pred == expected_steps
-    assert binary_image_check(jnp.full((1, 2, 2), 0.5)) == "range"
-    # The NumPy-drawn weights must give a model whose logits depend on the image.
-    model = numpy_initialized(depth=2, channels=4, seed=0)
-    logits = jax.jit(pixelcnn_logits)(model.params, binary_images(jax.random.key(11), (2, 5, 5)))
-    assert float(jnp.std(logits)) > 0.01

@@ -17,8 +17,6 @@ import optax
 import pytest
 from flax import nnx
 
-from bench.steps import forward_fn, n_params, train_step_fn
-from bench.suites.resnet import judge
 from models.resnet import (
     VARIANTS,
     PlainBlock,
@@ -28,6 +26,7 @@ from models.resnet import (
     cross_entropy_loss,
     forward_flops,
 )
+from tests.models.helpers import n_params, train
 
 BLOCKS = {"post-act": PostActBlock, "pre-act": PreActBlock, "plain": PlainBlock}
 ATOL = RTOL = 1e-5  # float32, small nets
@@ -76,9 +75,9 @@ def test_logits_are_batch_by_classes_float32_and_finite_in_both_modes(variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_jit_agrees_with_eager(variant):
-    fn, state = forward_fn(make(variant))
-    x = images()
-    np.testing.assert_allclose(jax.jit(fn)(state, x), fn(state, x), rtol=RTOL, atol=ATOL)
+    model, x = make(variant), images()
+    jitted = nnx.jit(lambda model, x: model(x))(model, x)
+    np.testing.assert_allclose(jitted, model(x), rtol=RTOL, atol=ATOL)
 
 
 def test_parameter_count_is_exact_and_the_same_for_every_variant():
@@ -221,61 +220,26 @@ def test_forward_flops_match_xla_cost_analysis_for_one_block():
     # ReLU and pooling (a few %).
     model = make("pre-act", n_blocks=1, width=8)
     model.eval()
-    fn, state = forward_fn(model)
+    graphdef, state = nnx.split(model)
     x = jax.ShapeDtypeStruct((2, 8, 8, 3), jnp.float32)
-    xla = jax.jit(fn).lower(state, x).compile().cost_analysis()["flops"]
+    forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
+    xla = forward.lower(state, x).compile().cost_analysis()["flops"]
     convs, head = 2 * 2 * 64 * 9 * (3 * 8 + 2 * 8 * 8), 2 * 2 * 8 * 5
     assert forward_flops(2, 8, 3, 8, 1, 5) == convs + head
     in_bounds = convs * ((3 * 8 - 2) / (3 * 8)) ** 2 + head
     assert 1.0 <= xla / in_bounds <= 1.1
 
 
-# --- the C6 experiment's machinery (bench/suites/resnet.py) -----------------------------------
-
-
-def test_stateful_train_step_threads_batchnorm_statistics_and_lowers_the_loss():
+def test_training_updates_batchnorm_statistics_and_lowers_the_loss():
     model = make("pre-act", n_blocks=1)
-    step, (params, rest, opt_state) = train_step_fn(
-        model, cross_entropy_loss, optax.sgd(0.1, momentum=0.9)
-    )
     batch = (images(4), jnp.array([0, 1, 2, 3]))
-    step = jax.jit(step)
-    start = jax.tree.map(jnp.copy, rest)
-    losses = []
-    for _ in range(5):
-        params, rest, opt_state, loss = step(params, rest, opt_state, batch)
-        losses.append(float(loss))
+    start = jax.tree.map(jnp.copy, nnx.state(model, nnx.BatchStat))
+    losses = train(model, cross_entropy_loss, batch, optax.sgd(0.1, momentum=0.9), steps=5)
     assert losses[-1] < losses[0]
     moved = [
         float(jnp.abs(a - b).max())
-        for a, b in zip(jax.tree.leaves(start), jax.tree.leaves(rest), strict=True)
+        for a, b in zip(
+            jax.tree.leaves(start), jax.tree.leaves(nnx.state(model, nnx.BatchStat)), strict=True
+        )
     ]
     assert min(moved) > 0  # every running mean and variance was updated
-
-
-def _grad_rows(image_norms):
-    """Synthetic sweep rows: image_norms[variant] = norms at depths (2, 8)."""
-    rows = []
-    for variant, norms in image_norms.items():
-        for n, g in zip((2, 8), norms, strict=True):
-            base = dict(variant=variant, depth=n, seed=0)
-            rows.append(dict(base, tap="image", block="", grad_norm=g))
-            rows.append(dict(base, tap="block", block=0, grad_norm=g))
-            rows.append(dict(base, tap="head", block=n, grad_norm=1.0))
-    return rows
-
-
-E = dict(depths=(2, 8), seeds=1, train_depth=8, steps=10, lrs=(0.1,))
-
-
-def test_c6_rule_passes_fails_or_corrects_from_the_numbers():
-    stable = _grad_rows({"post-act": [1, 50], "pre-act": [1, 3], "plain": [1, 1e4]})
-    unstable = _grad_rows({"post-act": [1, 2], "pre-act": [1, 30], "plain": [1, 1e4]})
-    easier = {"post-act": 1.0, "pre-act": 0.5, "plain": 2.0}
-    harder = {"post-act": 0.1, "pre-act": 0.5, "plain": 2.0}
-    assert judge(stable, easier, E)["verdict"] == "PASS"
-    assert judge(unstable, easier, E)["verdict"] == "FAIL"
-    row = judge(stable, harder, E)
-    assert row["verdict"] == "CORRECTED"
-    assert "post-act (0.1)" in row["statement"] and "plain's grows 1e+04×" in row["statement"]
-    assert "spread 3×" in row["measured"] and "spread 50×" in row["measured"]

@@ -1,0 +1,120 @@
+"""C5 (seed §3-1): the VGG-style net has 207,507,816 parameters, 205,521,920 in FC-1024.
+
+Experiment: the seed's net built abstractly (``nnx.eval_shape``: nothing allocated) and its
+parameters counted exactly, per layer, against the seed's boxed numbers; plus the analytic
+forward FLOPs against XLA's cost analysis on a small image (no loops, so XLA's count holds).
+
+Rule (docs/claims.md): PASS iff every per-layer count and the total equal the seed's;
+CORRECTED iff they differ (the statement gives the exact counts, and the slip says which
+kind of mistake); FAIL iff the model's count disagrees with the analytic formula (the model
+would not be the seed's net, so its count could not judge the seed).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from bench.claims import Experiment, Verdict, register, write_table
+from bench.steps import forward_fn
+from models.convnet import (
+    SEED,
+    ConvNet,
+    ConvNetConfig,
+    forward_flops,
+    layer_param_counts,
+    layer_table,
+)
+
+# The seed's boxed per-layer counts (§3-1) and total: the claim under test.
+SEED_CLAIM = {
+    "conv1": 1_792,
+    "conv2": 73_856,
+    "conv3": 295_168,
+    "conv4": 590_080,
+    "fc1": 205_521_920,
+    "fc2": 1_025_000,
+}
+SEED_TOTAL = 207_507_816
+
+
+def abstract_model(config: ConvNetConfig) -> ConvNet:
+    """The net's structure and parameter shapes, without allocating them."""
+    return nnx.eval_shape(
+        lambda: ConvNet(
+            config.image_size,
+            config.in_channels,
+            config.num_classes,
+            layers=config.layers,
+            fc_features=config.fc_features,
+            rngs=nnx.Rngs(0),
+        )
+    )
+
+
+def xla_forward_flops(config: ConvNetConfig, batch: int) -> float:
+    fn, state = forward_fn(abstract_model(config))
+    x = jax.ShapeDtypeStruct((batch, config.image_size, config.image_size, 3), jnp.float32)
+    return float(jax.jit(fn).lower(state, x).compile().cost_analysis()["flops"])
+
+
+def judge(counts: dict[str, int], formula: dict[str, int], xla_ratio: float) -> Verdict:
+    total, fc1 = sum(counts.values()), counts.get("fc1", 0)
+    share = fc1 / total
+    per_layer_ok = counts == SEED_CLAIM and total == SEED_TOTAL
+    measured = (
+        f"{total:,} parameters in the Flax model (nnx.eval_shape, nothing allocated), "
+        f"FC-1024 {fc1:,} = {share:.2%}; per-layer "
+        + ("all six equal the seed's" if counts == SEED_CLAIM else f"{counts}")
+        + f"; XLA cost analysis / analytic forward FLOPs = {xla_ratio:.4f} at 32 px"
+    )
+    if counts != formula:
+        verdict, statement, slip = "FAIL", "the model's count disagrees with the formula", ""
+    elif per_layer_ok:
+        verdict, slip = "PASS", ""
+        statement = f"the net has {total:,} parameters, {fc1:,} ({share:.2%}) of them in FC-1024"
+    else:
+        verdict, slip = "CORRECTED", "mathematical error"
+        statement = f"the net has {total:,} parameters, {fc1:,} ({share:.2%}) of them in FC-1024"
+    return Verdict(
+        claim="C5",
+        verdict=verdict,
+        check="exact count of the nnx.Param leaves of models.convnet.ConvNet at 224×224×3, "
+        "1000 classes, per layer, vs the seed's 207,507,816 and 205,521,920",
+        measure="exact parameter count",
+        rule="PASS iff every layer's count and the total equal the seed's; CORRECTED iff the "
+        "model (equal to the analytic formula) differs from the seed; FAIL iff the model "
+        "differs from the formula",
+        measured=measured,
+        statement=statement,
+        slip=slip,
+    )
+
+
+def run(profile: str, run_dir) -> list[Verdict]:
+    counts = layer_param_counts(abstract_model(SEED))
+    formula = {layer.name: layer.params for layer in layer_table(SEED)}
+    rows = [
+        dict(layer=name, params_model=count, params_seed=SEED_CLAIM.get(name, ""),
+             params_formula=formula.get(name, ""))
+        for name, count in counts.items()
+    ]  # fmt: skip
+    rows.append(
+        dict(layer="total", params_model=sum(counts.values()), params_seed=SEED_TOTAL,
+             params_formula=sum(formula.values()))
+    )  # fmt: skip
+    write_table(run_dir, "convnet_params.csv", rows)
+
+    small = ConvNetConfig(image_size=32)
+    xla, analytic = xla_forward_flops(small, batch=2), forward_flops(small, batch=2)
+    write_table(
+        run_dir,
+        "convnet_flops.csv",
+        [dict(image_size=32, batch=2, flops_analytic=analytic, flops_xla=int(xla),
+              ratio_xla=round(xla / analytic, 5))],
+    )  # fmt: skip
+    return [judge(counts, formula, xla / analytic)]
+
+
+register(Experiment("convnet", ("C5",), run))

@@ -1,0 +1,83 @@
+"""The configuration of a run: built once from the command line, or from ``env.json`` on
+``--resume``, then frozen and handed whole to the runner."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from bench.workloads import PROFILES, ConfigError
+
+DEFAULT_REPEATS = {"smoke": 2, "cpu": 5, "full": 10}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """What a run measures and how. Every value is the one actually used (defaults resolved),
+    so ``env.json`` records it and a resume continues with the same settings."""
+
+    profile: str
+    suites: tuple[str, ...]
+    repeats: int
+    warmup: int = 1
+    models: tuple[str, ...] = ()
+    variants: tuple[str, ...] = ()
+    case_timeout_s: float | None = None
+    devices: int = 1
+    experiments: bool = True
+
+    def __post_init__(self):
+        if self.profile not in PROFILES:
+            raise ConfigError(f"unknown profile {self.profile!r}; available: {', '.join(PROFILES)}")
+        for name in ("repeats", "warmup", "devices"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        timeout = self.case_timeout_s
+        finite = isinstance(timeout, int | float) and 0 < timeout < math.inf
+        if timeout is not None and not finite:
+            raise ConfigError(f"case timeout must be a positive finite number, got {timeout!r}")
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        profile: str,
+        suites,
+        repeats: int | None = None,
+        warmup: int | None = None,
+        **options,
+    ) -> RunConfig:
+        """A new run's configuration; ``repeats`` and ``warmup`` default by profile."""
+        if profile not in DEFAULT_REPEATS:
+            raise ConfigError(f"unknown profile {profile!r}; available: {', '.join(PROFILES)}")
+        options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+        return cls(
+            profile=profile,
+            suites=tuple(suites),
+            repeats=repeats or DEFAULT_REPEATS[profile],
+            warmup=warmup or 1,
+            **{k: v for k, v in options.items() if v is not None},
+        )
+
+    def to_env(self) -> dict[str, Any]:
+        """The fields as ``env.json`` stores them (JSON lists for the tuples)."""
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, Any]) -> RunConfig:
+        """The configuration a run recorded in its ``env.json``."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        missing = {"profile", "suites", "repeats"} - set(env)
+        if missing:
+            raise ConfigError(f"env.json has no {', '.join(sorted(missing))}: not a run's record")
+        values = {k: env[k] for k in fields if k in env and env[k] is not None}
+        for name in ("suites", "models", "variants"):
+            if name in values:
+                values[name] = tuple(values[name])
+        return cls(**values)
