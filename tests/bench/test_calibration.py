@@ -16,6 +16,7 @@ import pytest
 from bench.calibration import (
     Calibration,
     Constant,
+    best_of,
     bytes_moved,
     calibrate,
     limit,
@@ -160,3 +161,26 @@ def test_two_scans_one_after_the_other_add_their_steps():
         program_limit(lambda x: sines(7)(sines(5)(x)), (x,), TOY),
     )
     assert two.steps_s - one.steps_s == pytest.approx(5e-6)
+
+
+def test_best_of_takes_the_highest_rates_and_the_lowest_costs():
+    slow = Calibration.of(
+        matmul_flops_per_s=1e9,
+        bandwidth_bytes_per_s=4e9,
+        loop_iteration_s=1e-6,
+        dependent_op_s=1e-6,
+    )
+    fast = Calibration.of(
+        matmul_flops_per_s=2e9,
+        bandwidth_bytes_per_s=3e9,
+        loop_iteration_s=2e-6,
+        dependent_op_s=5e-7,
+    )
+    best = best_of(slow, fast)
+    assert best.matmul_flops_per_s.value == 2e9
+    assert best.bandwidth_bytes_per_s.value == 4e9
+    assert best.loop_iteration_s.value == 1e-6
+    assert best.dependent_op_s.value == 5e-7
+    assert best.matmul_flops_per_s.how.startswith("best of 2")
+    with pytest.raises(ValueError):
+        best_of()
