@@ -46,44 +46,34 @@ POOL = "M"  # a 2×2 max-pool with stride 2 in a layer list (torchvision's VGG n
 KERNEL = 3
 
 
-@dataclasses.dataclass(frozen=True)
-class ConvNetConfig:
-    """Sizes of the net; the defaults are the seed's. ``layers``: channel counts and POOLs."""
+SEED_LAYERS = (64, POOL, 128, POOL, 256, 256, POOL)  # the seed's convolutions and pools
 
-    image_size: int = 224
-    in_channels: int = 3
-    num_classes: int = 1000
-    layers: tuple = (64, POOL, 128, POOL, 256, 256, POOL)
-    fc_features: int = 1024
 
-    def __post_init__(self):
-        for name in ("image_size", "in_channels", "num_classes", "fc_features"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for entry in self.layers:
-            if entry != POOL and (not isinstance(entry, int) or entry < 1):
-                raise ValueError(f"layers entries must be positive ints or {POOL!r}, got {entry!r}")
-        if not any(entry != POOL for entry in self.layers):
-            raise ValueError("layers must contain at least one convolution")
-        n_pools = self.layers.count(POOL)
-        if self.image_size % 2**n_pools:
-            raise ValueError(
-                f"image_size {self.image_size} is not divisible by 2^{n_pools} ({n_pools} pools)"
-            )
+def check_sizes(image_size: int, in_channels: int, num_classes: int, layers, fc_features: int):
+    """Refuse sizes the net cannot have, with a message naming the bad one."""
+    for name, value in (
+        ("image_size", image_size),
+        ("in_channels", in_channels),
+        ("num_classes", num_classes),
+        ("fc_features", fc_features),
+    ):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    for entry in layers:
+        if entry != POOL and (not isinstance(entry, int) or entry < 1):
+            raise ValueError(f"layers entries must be positive ints or {POOL!r}, got {entry!r}")
+    if not any(entry != POOL for entry in layers):
+        raise ValueError("layers must contain at least one convolution")
+    n_pools = tuple(layers).count(POOL)
+    if image_size % 2**n_pools:
+        raise ValueError(
+            f"image_size {image_size} is not divisible by 2^{n_pools} ({n_pools} pools)"
+        )
 
-    @property
-    def final_size(self) -> int:
-        return self.image_size // 2 ** self.layers.count(POOL)
 
-    @property
-    def final_channels(self) -> int:
-        return [entry for entry in self.layers if entry != POOL][-1]
-
-    def widened(self, mult: float) -> ConvNetConfig:
-        """The same net with every conv's channel count scaled by ``mult`` (at least 1)."""
-        layers = tuple(e if e == POOL else max(1, round(e * mult)) for e in self.layers)
-        return dataclasses.replace(self, layers=layers)
+def widened(layers: tuple, mult: float) -> tuple:
+    """``layers`` with every conv's channel count scaled by ``mult`` (at least 1)."""
+    return tuple(e if e == POOL else max(1, round(e * mult)) for e in layers)
 
 
 def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
@@ -115,10 +105,17 @@ class Layer:
     flops: int  # forward, per example, 2·MACs
 
 
-def layer_table(config: ConvNetConfig) -> list[Layer]:
+def layer_table(
+    image_size: int = 224,
+    in_channels: int = 3,
+    num_classes: int = 1000,
+    layers: tuple = SEED_LAYERS,
+    fc_features: int = 1024,
+) -> list[Layer]:
     """Analytic parameter count, output shape and forward FLOPs of each weighted layer."""
-    size, channels, table = config.image_size, config.in_channels, []
-    for entry in config.layers:
+    check_sizes(image_size, in_channels, num_classes, layers, fc_features)
+    size, channels, table = image_size, in_channels, []
+    for entry in layers:
         if entry == POOL:
             size //= 2
             continue
@@ -127,20 +124,20 @@ def layer_table(config: ConvNetConfig) -> list[Layer]:
         table.append(Layer(f"conv{len(table) + 1}", (size, size, entry), params, 2 * macs))
         channels = entry
     n_in = size * size * channels
-    for i, n_out in enumerate((config.fc_features, config.num_classes)):
+    for i, n_out in enumerate((fc_features, num_classes)):
         table.append(Layer(f"fc{i + 1}", (n_out,), n_in * n_out + n_out, 2 * n_in * n_out))
         n_in = n_out
     return table
 
 
-def forward_flops(config: ConvNetConfig, batch: int = 1) -> int:
+def forward_flops(*, batch: int = 1, **sizes) -> int:
     """FLOPs (2·MACs of convs and dense layers) of one forward pass over ``batch`` images."""
-    return batch * sum(layer.flops for layer in layer_table(config))
+    return batch * sum(layer.flops for layer in layer_table(**sizes))
 
 
-def train_step_flops(config: ConvNetConfig, batch: int = 1) -> int:
+def train_step_flops(*, batch: int = 1, **sizes) -> int:
     """FLOPs of forward + backward: 3× forward, less conv1's (unneeded) input gradient."""
-    table = layer_table(config)
+    table = layer_table(**sizes)
     return batch * (3 * sum(layer.flops for layer in table) - table[0].flops)
 
 
@@ -153,31 +150,30 @@ class ConvNet(nnx.Module):
         in_channels: int = 3,
         num_classes: int = 1000,
         *,
-        layers: tuple = ConvNetConfig.layers,
+        layers: tuple = SEED_LAYERS,
         fc_features: int = 1024,
         rngs: nnx.Rngs,
     ):
-        self.config = config = ConvNetConfig(
-            image_size, in_channels, num_classes, tuple(layers), fc_features
-        )
+        check_sizes(image_size, in_channels, num_classes, layers, fc_features)
+        self.image_size, self.in_channels, self.layers = image_size, in_channels, tuple(layers)
         convs, channels = [], in_channels
-        for entry in config.layers:
+        for entry in self.layers:
             if entry != POOL:
                 convs.append(nnx.Conv(channels, entry, (KERNEL, KERNEL), padding="SAME", rngs=rngs))
                 channels = entry
         self.convs = nnx.List(convs)
-        n_flat = config.final_size**2 * config.final_channels
-        self.fc1 = nnx.Linear(n_flat, fc_features, rngs=rngs)
+        final_size = image_size // 2 ** self.layers.count(POOL)
+        self.fc1 = nnx.Linear(final_size**2 * channels, fc_features, rngs=rngs)
         self.fc2 = nnx.Linear(fc_features, num_classes, rngs=rngs)
 
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
-        size, channels = self.config.image_size, self.config.in_channels
+        size, channels = self.image_size, self.in_channels
         if x_BxHxWxC.shape[1:] != (size, size, channels):
             raise ValueError(
                 f"expected images (batch, {size}, {size}, {channels}), got {x_BxHxWxC.shape}"
             )
         x, convs = x_BxHxWxC, iter(self.convs)
-        for entry in self.config.layers:
+        for entry in self.layers:
             if entry == POOL:
                 x = max_pool_2x2(x)
             else:
@@ -210,5 +206,6 @@ def cross_entropy_loss(model: ConvNet, batch) -> jax.Array:
     return optax.softmax_cross_entropy(logits, one_hot).mean()
 
 
-# Named variants, as data.
-SEED = ConvNetConfig()  # the seed's §3-1 network: 207,507,816 parameters
+# Named sizes, as data: keyword arguments of ConvNet and of the counting functions above.
+SEED = dict(image_size=224, in_channels=3, num_classes=1000, layers=SEED_LAYERS, fc_features=1024)
+"""The seed's §3-1 network: 207,507,816 parameters (``ConvNet(**SEED, rngs=...)``)."""

@@ -558,12 +558,3 @@ def nll_loss(model: MDRNNPixel, x_BxHxW: jax.Array) -> jax.Array:
     """Bernoulli negative log-likelihood, nats per pixel: softplus(l) - x·l, averaged."""
     logits = model(x_BxHxW)
     return jnp.mean(jax.nn.softplus(logits) - x_BxHxW * logits)
-
-
-# ---------------------------------------------------------------------------- variants
-
-SIZES = {
-    "tiny": dict(hidden=8, depth=2),
-    "small": dict(hidden=32, depth=4),
-    "base": dict(hidden=64, depth=8),
-}

@@ -338,7 +338,3 @@ class PixelCNN(nnx.Module):
 def nll_loss(model: PixelCNN, x_BxHxW: jax.Array) -> jax.Array:
     """The training objective for ``bench.steps.train_step_fn``: NLL in nats per pixel."""
     return nll(model.params, x_BxHxW)
-
-
-# Named sizes, as data.
-PIXELCNN_MNIST = dict(kernel=3, depth=8, channels=16)  # binarised 28×28 MNIST-sized

@@ -14,18 +14,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from bench.claims import Experiment, Verdict, register, write_table
 from bench.steps import forward_fn
-from models.convnet import (
-    SEED,
-    ConvNet,
-    ConvNetConfig,
-    forward_flops,
-    layer_param_counts,
-    layer_table,
-)
+from bench.suites.convnet import abstract_model, seed_net
+from models.convnet import SEED, forward_flops, layer_param_counts, layer_table
 
 # The seed's boxed per-layer counts (§3-1) and total: the claim under test.
 SEED_CLAIM = {
@@ -39,23 +32,10 @@ SEED_CLAIM = {
 SEED_TOTAL = 207_507_816
 
 
-def abstract_model(config: ConvNetConfig) -> ConvNet:
-    """The net's structure and parameter shapes, without allocating them."""
-    return nnx.eval_shape(
-        lambda: ConvNet(
-            config.image_size,
-            config.in_channels,
-            config.num_classes,
-            layers=config.layers,
-            fc_features=config.fc_features,
-            rngs=nnx.Rngs(0),
-        )
-    )
-
-
-def xla_forward_flops(config: ConvNetConfig, batch: int) -> float:
-    fn, state = forward_fn(abstract_model(config))
-    x = jax.ShapeDtypeStruct((batch, config.image_size, config.image_size, 3), jnp.float32)
+def xla_forward_flops(sizes: dict, batch: int) -> float:
+    fn, state = forward_fn(abstract_model(sizes))
+    side, channels = sizes["image_size"], sizes["in_channels"]
+    x = jax.ShapeDtypeStruct((batch, side, side, channels), jnp.float32)
     return float(jax.jit(fn).lower(state, x).compile().cost_analysis()["flops"])
 
 
@@ -94,7 +74,7 @@ def judge(counts: dict[str, int], formula: dict[str, int], xla_ratio: float) -> 
 
 def run(profile: str, run_dir) -> list[Verdict]:
     counts = layer_param_counts(abstract_model(SEED))
-    formula = {layer.name: layer.params for layer in layer_table(SEED)}
+    formula = {layer.name: layer.params for layer in layer_table(**SEED)}
     rows = [
         dict(layer=name, params_model=count, params_seed=SEED_CLAIM.get(name, ""),
              params_formula=formula.get(name, ""))
@@ -106,8 +86,8 @@ def run(profile: str, run_dir) -> list[Verdict]:
     )  # fmt: skip
     write_table(run_dir, "convnet_params.csv", rows)
 
-    small = ConvNetConfig(image_size=32)
-    xla, analytic = xla_forward_flops(small, batch=2), forward_flops(small, batch=2)
+    small = seed_net(32)
+    xla, analytic = xla_forward_flops(small, batch=2), forward_flops(batch=2, **small)
     write_table(
         run_dir,
         "convnet_flops.csv",

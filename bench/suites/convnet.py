@@ -29,7 +29,6 @@ from models.convnet import (
     KERNEL,
     SEED,
     ConvNet,
-    ConvNetConfig,
     cross_entropy_loss,
     layer_table,
     train_step_flops,
@@ -44,30 +43,22 @@ SIZES = {
     "cpu": dict(train=((32, 32), (64, 16)), matmul=2048),
     "full": dict(train=((64, 256), (128, 128), (224, 64)), matmul=8192),
 }
-DEPTH = len(layer_table(SEED))  # weighted layers: 4 conv + 2 FC
+DEPTH = len(layer_table(**SEED))  # weighted layers: 4 conv + 2 FC
 
 
-def config_for(image_size: int) -> ConvNetConfig:
+def seed_net(image_size: int) -> dict:
     """The seed's net (widths, FC-1024, 1000 classes) on image_size × image_size × 3 inputs."""
-    return ConvNetConfig(image_size=image_size)
+    return {**SEED, "image_size": image_size}
 
 
-def abstract_model(config: ConvNetConfig) -> ConvNet:
-    return nnx.eval_shape(
-        lambda: ConvNet(
-            config.image_size,
-            config.in_channels,
-            config.num_classes,
-            layers=config.layers,
-            fc_features=config.fc_features,
-            rngs=nnx.Rngs(0),
-        )
-    )
+def abstract_model(sizes: dict) -> ConvNet:
+    """The net's structure and parameter shapes, nothing allocated."""
+    return nnx.eval_shape(lambda: ConvNet(**sizes, rngs=nnx.Rngs(0)))
 
 
-def numpy_initialized(config: ConvNetConfig, seed: int) -> ConvNet:
+def numpy_initialized(sizes: dict, seed: int) -> ConvNet:
     """A ConvNet whose parameters are drawn by NumPy: N(0, 2/fan_in) kernels, zero biases."""
-    graphdef, state = nnx.split(abstract_model(config))
+    graphdef, state = nnx.split(abstract_model(sizes))
     rng = np.random.default_rng(seed)
 
     def draw(leaf):
@@ -81,13 +72,13 @@ def numpy_initialized(config: ConvNetConfig, seed: int) -> ConvNet:
 
 def _build_train(image_size: int, batch: int, seed: int):
     def build() -> Workload:
-        config = config_for(image_size)
-        model = numpy_initialized(config, seed)
+        sizes = seed_net(image_size)
+        model = numpy_initialized(sizes, seed)
         rng = np.random.default_rng(seed + 1)
         x = jnp.asarray(rng.normal(size=(batch, image_size, image_size, 3)).astype(np.float32))
-        labels = jnp.asarray(rng.integers(0, config.num_classes, batch).astype(np.int32))
+        labels = jnp.asarray(rng.integers(0, sizes["num_classes"], batch).astype(np.int32))
         step, state = train_step_fn(model, cross_entropy_loss, optax.sgd(1e-3, momentum=0.9))
-        extra = {"flops_analytic": train_step_flops(config, batch)}
+        extra = {"flops_analytic": train_step_flops(batch=batch, **sizes)}
         return Workload(
             step, (*state, (x, labels)), n_params(model), finite_loss, extra, batch_argnum=3
         )

@@ -15,13 +15,13 @@ from models.convnet import (
     POOL,
     SEED,
     ConvNet,
-    ConvNetConfig,
     cross_entropy_loss,
     forward_flops,
     layer_param_counts,
     layer_table,
     max_pool_2x2,
     train_step_flops,
+    widened,
 )
 from tests.models.helpers import n_params, train
 
@@ -33,8 +33,9 @@ SEED_COUNTS = {
     "fc1": 205_521_920,
     "fc2": 1_025_000,
 }
-TINY = ConvNetConfig(16, 3, 5, layers=(4, POOL, 8, POOL, 8, 8, POOL), fc_features=16)
-SMALL = ConvNetConfig(32, 3, 10)  # the seed's widths on 32×32 images
+TINY = dict(image_size=16, in_channels=3, num_classes=5, layers=(4, POOL, 8, POOL, 8, 8, POOL),
+            fc_features=16)  # fmt: skip
+SMALL = {**SEED, "num_classes": 10, "image_size": 32}  # the seed's widths on 32×32 images
 
 
 def images(batch, size=16, channels=3, seed=1):
@@ -42,21 +43,13 @@ def images(batch, size=16, channels=3, seed=1):
     return jnp.asarray(x.astype(np.float32))
 
 
-def build(config: ConvNetConfig, rngs: nnx.Rngs) -> ConvNet:
-    c = config
-    return ConvNet(
-        c.image_size, c.in_channels, c.num_classes, layers=c.layers, fc_features=c.fc_features,
-        rngs=rngs,
-    )  # fmt: skip
-
-
-def abstract_model(config: ConvNetConfig) -> ConvNet:
-    return nnx.eval_shape(lambda: build(config, nnx.Rngs(0)))
+def abstract_model(sizes: dict) -> ConvNet:
+    return nnx.eval_shape(lambda: ConvNet(**sizes, rngs=nnx.Rngs(0)))
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return build(TINY, nnx.Rngs(jax.random.key(0, impl="rbg")))
+    return ConvNet(**TINY, rngs=nnx.Rngs(jax.random.key(0, impl="rbg")))
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +76,21 @@ def test_seed_per_layer_counts_and_fc1024_share():
 
 @pytest.mark.parametrize(
     "cfg",
-    [SEED, ConvNetConfig(32, 1, 10), SEED.widened(0.25), TINY],
+    [
+        SEED,
+        {**SEED, "image_size": 32, "in_channels": 1, "num_classes": 10},
+        {**SEED, "layers": widened(SEED["layers"], 0.25)},
+        TINY,
+    ],
     ids=["seed", "32px-gray", "seed-quarter-width", "tiny"],
 )
 def test_analytic_table_matches_the_model(cfg):
     counts = layer_param_counts(abstract_model(cfg))
-    assert {layer.name: layer.params for layer in layer_table(cfg)} == counts
+    assert {layer.name: layer.params for layer in layer_table(**cfg)} == counts
 
 
 def test_seed_activation_shapes():
-    shapes = {layer.name: layer.out_shape for layer in layer_table(SEED)}
+    shapes = {layer.name: layer.out_shape for layer in layer_table(**SEED)}
     assert shapes == {
         "conv1": (224, 224, 64),
         "conv2": (112, 112, 128),
@@ -117,7 +115,7 @@ def test_matches_a_plain_lax_reference(tiny, eager_logits):
     @jax.jit
     def reference(h):
         convs = iter(tiny.convs)
-        for entry in TINY.layers:
+        for entry in TINY["layers"]:
             if entry == POOL:
                 h = jax.lax.reduce_window(
                     h, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID"
@@ -160,7 +158,7 @@ def test_forward_flops_match_xla_cost_analysis():
     forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
     x = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
     xla = forward.lower(state, x).compile().cost_analysis()["flops"]
-    analytic = forward_flops(SMALL, batch=2)
+    analytic = forward_flops(batch=2, **SMALL)
     assert analytic <= xla <= 1.01 * analytic, (xla, analytic)
 
 
@@ -179,9 +177,9 @@ def test_train_step_flops_match_xla_cost_analysis():
         jax.ShapeDtypeStruct((2,), jnp.int32),
     )
     xla = jax.jit(step).lower(params, batch).compile().cost_analysis()["flops"]
-    analytic = train_step_flops(SMALL, batch=2)
+    analytic = train_step_flops(batch=2, **SMALL)
     assert analytic <= xla <= 1.03 * analytic, (xla, analytic)
-    assert 2.9 < analytic / forward_flops(SMALL, batch=2) < 3.0
+    assert 2.9 < analytic / forward_flops(batch=2, **SMALL) < 3.0
 
 
 def test_seed_forward_flops():
@@ -193,11 +191,11 @@ def test_seed_forward_flops():
         + 200_704 * 1024
         + 1024 * 1000
     )
-    assert forward_flops(SEED) == expected == 7_830_930_944
+    assert forward_flops(**SEED) == expected == 7_830_930_944
 
 
 def test_a_few_sgd_steps_lower_the_loss():
-    model = build(TINY, nnx.Rngs(jax.random.key(1, impl="rbg")))  # trained in place
+    model = ConvNet(**TINY, rngs=nnx.Rngs(jax.random.key(1, impl="rbg")))  # trained in place
     batch = (images(8), jnp.arange(8) % 5)
     losses = train(model, cross_entropy_loss, batch, optax.sgd(0.05), steps=10)
     assert np.isfinite(losses).all() and losses[-1] < 0.9 * losses[0], losses
