@@ -1,24 +1,28 @@
-"""Scaling fits: does wall time follow the predicted sequential steps, the work, or neither?
+"""Scaling fits: does wall time follow the sequential depth, the work, or neither?
 
-For each (suite, model, variant, mode) and each swept size axis (rows where only that axis
-changes; ``height`` and ``width`` swept together count as one axis ``hw``), fit
+A *sweep* is a set of rows of one (suite, model, variant, mode, n_devices) where exactly one
+size axis changes; ``height`` and ``width`` changed together count as one axis, ``hw``, whose
+value is the pixel count H·W. Along a sweep, fit
 
     log time = slope · log axis + c
 
-by least squares, with a 95% confidence interval from the t distribution. The same fit on
-``seq_steps_pred`` and ``work_flops`` gives the *predicted* exponents: from the sequential
-steps the seed counts, and from the total work. The verdict says which one the measured
-slope's interval contains.
+by least squares, with a 95% confidence interval from the t distribution. The same slope of
+each structural count over the same points is that count's *predicted* exponent: of
+``span_ops`` (the dataflow critical path), ``steps_executed`` (loop iterations executed in
+sequence), ``work_flops`` and ``seq_steps_pred`` (the seed's formula). A device on which a
+sweep is latency-bound shows the depth's exponent; a work-bound one, the work's.
 
-Brent's bound says time ≈ work / parallelism + span × per-step latency. The two-term fit
-``time ≈ a·work + b·span`` (non-negative a, b) over all sizes of a group, with its R², tells
-whether that model is work-bound on this device (the a·work share dominates) or
-latency-bound (the b·span share dominates): the same suite on a CPU and a GPU lands
-differently, and this says why.
+Which one a device is, is read from Brent's bound: time ≈ work / parallelism + span ×
+per-step latency. The fit ``time ≈ c + a·work + b·span`` (non-negative c, a, b; c is the
+fixed cost of one call) over every row of a group, both regimes together (their work and span
+differ in ratio, which is what separates a from b), gives the device's constants; a row's
+*span share* is b·span over the fitted time. A sweep whose median span share is at least
+:data:`LATENCY_SHARE` is latency-bound, one at most 1 − that is work-bound.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -27,40 +31,22 @@ import pandas as pd
 from bench.workloads import SIZE_FIELDS
 
 GROUP = ["suite", "model", "variant", "mode", "n_devices"]
+COUNTS = {
+    "span_ops": "span",
+    "steps_executed": "steps",
+    "work_flops": "work",
+    "seq_steps_pred": "seed",
+}
+"""Structural counts whose exponent along a sweep is reported, and their short names."""
+LATENCY_SHARE = 0.8
+"""A sweep is latency-bound when the Brent fit gives its span term this share of the time."""
 
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (then ≈ normal).
 _T975 = [
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
-]
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+]  # fmt: skip
 
 
 def t975(dof: int) -> float:
@@ -81,6 +67,13 @@ def loglog_slope(x, y) -> tuple[float, float]:
     return float(slope), t975(n - 2) * se
 
 
+def axis_values(rows: pd.DataFrame, axis: str) -> pd.Series:
+    """The swept quantity: the size itself, or the pixel count H·W for ``hw``."""
+    if axis == "hw":
+        return (rows.height * rows.width).astype(float)
+    return rows[axis].astype(float)
+
+
 def sweeps(group: pd.DataFrame):
     """Yield (axis, fixed fields, rows) for each size axis that varies alone in ``group``
     (rows of one variant and mode): the sweeps that fits and plots are drawn from."""
@@ -97,59 +90,80 @@ def sweeps(group: pd.DataFrame):
                 yield name, fixed, group.loc[rows.index]
 
 
-def _judge(slope, half, pred_steps, pred_work) -> str:
-    if math.isnan(slope) or math.isnan(half):
-        return "too few points"
-    tol = max(half, 0.05)  # a floor: exponents are only meaningful to a few hundredths
-    inside = lambda p: not math.isnan(p) and abs(slope - p) <= tol  # noqa: E731
-    if inside(pred_steps) and inside(pred_work):
-        return "consistent with both"
-    if inside(pred_steps):
-        return "follows sequential steps"
-    if inside(pred_work):
-        return "follows work"
-    predicted = sorted(p for p in (pred_steps, pred_work) if not math.isnan(p))
-    if not predicted:
-        return "no prediction (steps and work not counted)"
-    if len(predicted) == 2 and predicted[0] < slope < predicted[1]:
-        return "between steps and work"
-    return "matches neither"
-
-
-def _verdict(slope, half, pred_steps, pred_work) -> str:
-    verdict = _judge(slope, half, pred_steps, pred_work)
-    return f"{verdict} (wide interval)" if half > 0.5 else verdict
-
-
 def brent_fit(rows: pd.DataFrame) -> dict:
-    """Non-negative least squares time ≈ a·work + b·span, with R² and the span share."""
+    """Non-negative least squares ``time ≈ c + a·work + b·span``, with R².
+
+    Every subset of the three terms is solved by least squares on scaled columns, and the best
+    fit whose coefficients are all non-negative is kept (the NNLS solution of three terms).
+    """
     t = rows.time_median_s.to_numpy(float)
-    cols = {"work": rows.work_flops.to_numpy(float), "span": rows.span_ops.to_numpy(float)}
+    cols = {
+        "call": np.ones(len(rows)),
+        "work": rows.work_flops.to_numpy(float),
+        "span": rows.span_ops.to_numpy(float),
+    }
     best = None
-    for use in (("work", "span"), ("work",), ("span",)):
-        X = np.stack([cols[u] for u in use], axis=1)
-        coef, *_ = np.linalg.lstsq(X, t, rcond=None)
-        if (coef < 0).any():
-            continue
-        pred = X @ coef
-        sse = float(((t - pred) ** 2).sum())
-        if best is None or sse < best[0] - 1e-18:
-            best = (sse, dict(zip(use, coef, strict=True)), pred)
-    sse, coef, pred = best
+    for k in (3, 2, 1):
+        for use in itertools.combinations(cols, k):
+            scale = np.array([max(cols[u].max(), 1e-30) for u in use])
+            X = np.stack([cols[u] for u in use], axis=1) / scale
+            coef, *_ = np.linalg.lstsq(X, t, rcond=None)
+            if (coef < 0).any():
+                continue
+            sse = float(((t - X @ coef) ** 2).sum())
+            if best is None or sse < best[0] * (1 - 1e-9):
+                best = (sse, dict(zip(use, coef / scale, strict=True)))
+    sse, coef = best
     sst = float(((t - t.mean()) ** 2).sum())
-    a, b = coef.get("work", 0.0), coef.get("span", 0.0)
-    share = float(np.median(b * cols["span"] / np.maximum(pred, 1e-30)))
     return {
-        "brent_a_s_per_flop": a,
-        "brent_b_s_per_op": b,
+        "brent_c_s": coef.get("call", 0.0),
+        "brent_a_s_per_flop": coef.get("work", 0.0),
+        "brent_b_s_per_op": coef.get("span", 0.0),
         "brent_r2": 1 - sse / sst if sst > 0 else math.nan,
-        "brent_span_share": share,
-        "bound": "latency-bound" if share > 0.5 else "work-bound",
     }
 
 
+def span_share(rows: pd.DataFrame, brent: dict) -> pd.Series:
+    """The span term's share of each row's fitted time."""
+    span = brent["brent_b_s_per_op"] * rows.span_ops.astype(float)
+    work = brent["brent_a_s_per_flop"] * rows.work_flops.astype(float)
+    return span / (brent["brent_c_s"] + work + span).clip(lower=1e-30)
+
+
+def bound(share: float) -> str:
+    if math.isnan(share):
+        return ""
+    if share >= LATENCY_SHARE:
+        return "latency-bound"
+    return "work-bound" if share <= 1 - LATENCY_SHARE else "mixed"
+
+
+def _exponent(x: pd.Series, count: pd.Series) -> float:
+    """The count's log-log slope along the sweep: 0 for a constant count (a loop-free
+    program's 0 steps included), nan where it is missing or mixes 0 with other values."""
+    if count.isna().any():
+        return math.nan
+    if count.nunique() == 1:
+        return 0.0
+    if (count <= 0).any():
+        return math.nan
+    return loglog_slope(x, count.astype(float))[0]
+
+
+def _follows(slope: float, half: float, exponents: dict[str, float]) -> str:
+    """Which counts' exponents the slope's interval contains (a description, not a verdict)."""
+    if math.isnan(slope) or math.isnan(half):
+        return "too few points"
+    tol = max(half, 0.05)  # exponents are only meaningful to a few hundredths
+    inside = [name for name, e in exponents.items() if not math.isnan(e) and abs(slope - e) <= tol]
+    if not any(not math.isnan(e) for e in exponents.values()):
+        return "no prediction (counts missing)"
+    text = "follows " + " = ".join(inside) if inside else "matches no count"
+    return f"{text} (wide interval)" if half > 0.5 else text
+
+
 def fit(df: pd.DataFrame) -> pd.DataFrame:
-    """The fits table for a run's measurements (ok rows only)."""
+    """The fits table for a run's measurements (ok rows only): one row per sweep."""
     ok = df[(df.status == "ok") & df.time_median_s.notna()]
     out = []
     for key, group in ok.groupby(GROUP, dropna=False):
@@ -158,32 +172,30 @@ def fit(df: pd.DataFrame) -> pd.DataFrame:
         if len(usable) >= 3:
             brent = brent_fit(usable)
         for axis, fixed, rows in sweeps(group):
-            x = rows["height" if axis == "hw" else axis]
+            x = axis_values(rows, axis)
             slope, half = loglog_slope(x, rows.time_median_s)
-            pred_steps, _ = (
-                loglog_slope(x, rows.seq_steps_pred)
-                if rows.seq_steps_pred.notna().all()
-                else (math.nan, 0)
+            exponents = {name: _exponent(x, rows[col]) for col, name in COUNTS.items()}
+            share = (
+                float(span_share(rows, brent).median())
+                if brent and rows[["work_flops", "span_ops"]].notna().all().all()
+                else math.nan
             )
-            pred_work, _ = (
-                loglog_slope(x, rows.work_flops) if rows.work_flops.notna().all() else (math.nan, 0)
-            )
-            pred_span, _ = (
-                loglog_slope(x, rows.span_ops) if rows.span_ops.notna().all() else (math.nan, 0)
-            )
+            regimes = rows.regime.dropna().unique() if "regime" in rows else []
             out.append(
                 {
                     **dict(zip(GROUP, key, strict=True)),
+                    "regime": regimes[0] if len(regimes) == 1 else "",
                     "axis": axis,
-                    "axis_values": " ".join(str(v) for v in sorted(x.unique())),
+                    "axis_values": " ".join(f"{v:g}" for v in sorted(x.unique())),
+                    "axis_range": float(x.max() / x.min()),
                     "fixed": " ".join(f"{f}={rows[f].iloc[0]}" for f in fixed),
                     "n_points": len(rows),
                     "slope": slope,
                     "slope_ci95": half,
-                    "pred_exponent_steps": pred_steps,
-                    "span_exponent": pred_span,
-                    "pred_exponent_work": pred_work,
-                    "verdict": _verdict(slope, half, pred_steps, pred_work),
+                    **{f"{name}_exponent": e for name, e in exponents.items()},
+                    "span_share": share,
+                    "bound": bound(share),
+                    "follows": _follows(slope, half, exponents),
                     **brent,
                 }
             )

@@ -19,10 +19,10 @@ import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.claims import Curve  # noqa: E402
-from bench.fits import sweeps  # noqa: E402
+from bench.fits import axis_values, sweeps  # noqa: E402
 
 AXIS_LABEL = {
-    "hw": "image side H = W (pixels)",
+    "hw": "pixels H·W",
     "depth": "depth d (layers)",
     "seq_len": "sequence length T (steps)",
     "batch": "batch size",
@@ -55,8 +55,12 @@ def _save(fig, path: pathlib.Path) -> pathlib.Path:
 
 
 def _axis_values(sweeps, mode, axis) -> set:
-    col = "height" if axis == "hw" else axis
-    return {float(v) for m, a, _, _, rows in sweeps if (m, a) == (mode, axis) for v in rows[col]}
+    return {
+        float(v)
+        for m, a, _, _, rows in sweeps
+        if (m, a) == (mode, axis)
+        for v in axis_values(rows, axis)
+    }
 
 
 def sweep_plot(
@@ -72,7 +76,7 @@ def sweep_plot(
             if (m, a) != (mode, axis):
                 continue
             rows = rows.sort_values("height" if axis == "hw" else axis)
-            x = rows["height" if axis == "hw" else axis].to_numpy(float)
+            x = axis_values(rows, axis).to_numpy(float)
             y = rows[value].to_numpy(float)
             label = variant + "".join(
                 f" {f}={rows[f].iloc[0]}"

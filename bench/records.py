@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from bench.config import RunConfig
 from bench.workloads import IDENTITY, SIZE_FIELDS, case_key
 
-SCHEMA_VERSION = 2  # 2: steps_executed and note columns; n_devices in a case's identity
+SCHEMA_VERSION = 2  # 2: steps_executed, note and regime columns; n_devices in the identity
 
 # column -> pandas dtype. Int64/Float64/string are nullable: empty cells stay missing.
 COLUMNS: dict[str, str] = {
@@ -37,6 +37,7 @@ COLUMNS: dict[str, str] = {
     "variant": "string",
     "mode": "string",
     **{f: "Int64" for f in SIZE_FIELDS},
+    "regime": "string",
     "n_params": "Int64",
     "status": "string",
     "error": "string",

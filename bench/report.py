@@ -171,15 +171,55 @@ def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
     return table[[c for c in keys if c not in columns] + columns].reset_index(drop=True)
 
 
+def depth_table(fitted: pd.DataFrame) -> pd.DataFrame:
+    """The sweeps, latency-bound and work-bound ones of a variant side by side."""
+    t = fitted.sort_values(["suite", "variant", "mode", "axis", "regime"]).copy()
+    t["slope"] = [
+        f"{s:.2f} ± {c:.2f}" if c == c else f"{s:.2f}"
+        for s, c in zip(t.slope, t.slope_ci95, strict=True)
+    ]
+    t["points"] = [f"{n} over {r:.3g}×" for n, r in zip(t.n_points, t.axis_range, strict=True)]
+    columns = ["suite", "variant", "mode", "axis", "regime", "fixed", "points", "slope",
+               "span_exponent", "steps_exponent", "work_exponent", "span_share",
+               "bound"]  # fmt: skip
+    return t[columns].rename(
+        columns={
+            "span_exponent": "span",
+            "steps_exponent": "steps",
+            "work_exponent": "work",
+            "span_share": "span share",
+        }  # fmt: skip
+    )
+
+
+def device_constants(fitted: pd.DataFrame) -> str:
+    """What the Brent fits say about the device: the cost of one operation on the critical
+    path, of one FLOP, and the work per operation below which a step is latency-bound."""
+    if "brent_b_s_per_op" not in fitted:
+        return ""
+    groups = fitted.drop_duplicates(["suite", "model", "variant", "mode"])
+    usable = groups[(groups.brent_b_s_per_op > 0) & (groups.brent_a_s_per_flop > 0)]
+    if usable.empty:
+        return ""
+    b, a = usable.brent_b_s_per_op.median(), usable.brent_a_s_per_flop.median()
+    return (
+        f"\nAcross the {len(usable)} fitted groups with both terms, the median constants are "
+        f"b = {b * 1e6:.3g} µs per operation on the critical path and a = {a * 1e9:.3g} ns per "
+        f"FLOP (≈ {1 / a / 1e9:.3g} GFLOP/s): on this device a step whose work per dependent "
+        f"operation is below b/a ≈ {b / a:.3g} FLOPs waits on its depth, above it on its work.\n"
+    )
+
+
 def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) -> pd.DataFrame:
-    """Every claim's verdict: the experiments' (``claims.csv``, the last row of each claim)
-    and those derived from the measurements (rewritten to ``claims_derived.csv``)."""
+    """Every claim's verdicts: the experiments' (``claims.csv``, the last row of each claim
+    and measure) and those derived from the measurements (rewritten to
+    ``claims_derived.csv``); a claim about sequential steps has one row per measure."""
     columns = [c for c in records.CLAIM_COLUMNS if c != "run_id"]
     found = []
     path = run_dir / "claims.csv"
     if path.exists():
         measured = analysis.load_claims(path)
-        found.append(measured.drop_duplicates("claim", keep="last")[columns])
+        found.append(measured.drop_duplicates(["claim", "measure"], keep="last")[columns])
     rows = [
         {"suite": "+".join(rule.suites), **dataclasses.asdict(v)}
         for rule in claims.derived()
@@ -192,7 +232,9 @@ def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) 
     if not found:
         return pd.DataFrame(columns=columns)
     every = pd.concat(found, ignore_index=True)
-    return every.sort_values("claim", key=lambda s: s.map(claims.claim_number), ignore_index=True)
+    return every.sort_values(
+        "claim", key=lambda s: s.map(claims.claim_number), kind="stable", ignore_index=True
+    )
 
 
 def render(run_dir: str | pathlib.Path) -> pathlib.Path:
@@ -236,26 +278,16 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
         parts.append("\n## Data-parallel scaling (efficiency: strong t1/(N·tN), weak t1/tN)\n\n")
         parts.append(table(scaling))
     if not fitted.empty:
-        parts.append("\n## Scaling fits (log-log slope of time vs the swept axis)\n\n")
         parts.append(
-            table(
-                fitted,
-                [
-                    "suite",
-                    "variant",
-                    "mode",
-                    "axis",
-                    "fixed",
-                    "slope",
-                    "slope_ci95",
-                    "pred_exponent_steps",
-                    "pred_exponent_work",
-                    "verdict",
-                    "brent_r2",
-                    "bound",
-                ],
-            )
+            "\n## Sequential depth on the clock: latency-bound and work-bound sweeps\n\n"
+            "Each row is a sweep of one size axis (hw: the pixel count H·W). `slope` is the "
+            "fitted log-log exponent of wall time, ± its 95% interval; the span, steps and work "
+            "columns are the exponents of those counts over the same points. `span share` is the "
+            "share of the time the Brent fit time ≈ c + a·work + b·span gives the span term; a "
+            f"sweep is latency-bound from {fits.LATENCY_SHARE}.\n\n"
         )
+        parts.append(table(depth_table(fitted)))
+        parts.append(device_constants(fitted))
     curves = [c for e in claims.experiments(run_suites) for c in e.curves]
     pngs = plots.render(run_dir, df, curves)
     if pngs:

@@ -79,6 +79,7 @@ def _identity_row(case: Case, run_id: str, devices: int) -> dict:
         "variant": case.variant,
         "mode": case.mode,
         **{f: case.sizes.get(f) for f in SIZE_FIELDS},
+        "regime": case.regime,
         "seq_steps_pred": case.seq_steps_pred,
         "seed": case.seed,
         **device_fields(),

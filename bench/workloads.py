@@ -25,6 +25,9 @@ import numpy as np
 import pandas as pd
 
 MODES = ("train", "forward", "sample")
+REGIMES = ("work", "latency")
+"""A case's regime: sized for the work to dominate (``work``), or small enough that the
+sequential depth should (``latency``: the sweeps that judge claims about sequential steps)."""
 PROFILES = ("smoke", "cpu", "full")
 
 # Size columns every row carries (empty where a model has no such axis).
@@ -106,10 +109,13 @@ class Case:
     seq_steps_pred: int | None = None
     seed: int = 0
     devices: int | None = None
+    regime: str = "work"
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
+        if self.regime not in REGIMES:
+            raise ConfigError(f"regime {self.regime!r} is not one of {', '.join(REGIMES)}")
         unknown = set(self.sizes) - set(SIZE_FIELDS)
         if unknown:
             raise ConfigError(f"unknown size fields {sorted(unknown)}; allowed: {SIZE_FIELDS}")

@@ -21,6 +21,8 @@ import pathlib
 import pkgutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from bench.fits import COUNTS, LATENCY_SHARE
+
 VERDICTS = ("PASS", "FAIL", "CORRECTED", "INCONCLUSIVE", "ERROR")
 """PASS: the seed's claim holds as stated. FAIL: the measurements contradict it.
 CORRECTED: the seed was wrong and the statement gives the right claim, with ``slip`` saying
@@ -153,3 +155,102 @@ def claim_number(claim: str) -> int:
     """``"C12"`` → 12, for ordering claims."""
     digits = "".join(ch for ch in claim if ch.isdigit())
     return int(digits) if digits else 10**6
+
+
+# --- Wall time in a latency-bound regime: one rule for every claim about sequential steps ----
+
+MIN_POINTS = 5
+"""No verdict from a sweep of fewer points."""
+MIN_RANGE = 8.0
+"""...or over less than this ratio between its largest and smallest value of the axis."""
+TOLERANCE = 0.15
+"""The fitted wall-time exponent must lie within this of the structural count's exponent."""
+MAX_CI = 0.15
+"""...and be known this well (95% half-width); a wider interval cannot decide."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One sweep judged by :func:`scaling_check`: PASS, FAIL or INCONCLUSIVE, and why."""
+
+    outcome: str
+    text: str
+
+
+def scaling_check(fits, *, suite: str, variant: str, mode: str, axis: str, measure: str) -> Check:
+    """Does wall time follow ``measure`` (a structural count) along the latency-bound sweep
+    of ``variant`` / ``mode`` over ``axis``?
+
+    The count's own log-log slope over the same points is the prediction, so the constant
+    terms of a count (9·d + 23 is not ∝ d) are predicted too. INCONCLUSIVE, with the reason,
+    when the sweep has fewer than :data:`MIN_POINTS` points, spans less than
+    :data:`MIN_RANGE`, is not latency-bound on this device (the Brent fit gives the span term
+    less than ``bench.fits.LATENCY_SHARE`` of the time), or its interval is wider than
+    :data:`MAX_CI`; else PASS iff |slope − the count's slope| ≤ :data:`TOLERANCE`, else FAIL.
+    """
+    name = f"{suite} {variant} {mode} vs {axis}"
+    if fits.empty:
+        return Check("INCONCLUSIVE", f"{name}: no sweep measured")
+    rows = fits[
+        (fits.suite == suite)
+        & (fits.variant == variant)
+        & (fits["mode"] == mode)
+        & (fits.axis == axis)
+        & (fits.regime == "latency")
+    ]
+    if rows.empty:
+        return Check("INCONCLUSIVE", f"{name}: no latency-bound sweep measured")
+    r = rows.sort_values("n_points").iloc[-1]
+    count = f"{COUNTS[measure]}_exponent"
+    predicted = r[count]
+    text = (
+        f"{name}: time ∝ {axis}^{r.slope:.2f} ± {r.slope_ci95:.2f}, {measure} ∝ "
+        f"{axis}^{predicted:.2f} ({r.n_points} points over {r.axis_range:.3g}×, span share "
+        f"{r.span_share:.2f})"
+    )
+    reasons = []
+    if r.n_points < MIN_POINTS:
+        reasons.append(f"fewer than {MIN_POINTS} points")
+    if r.axis_range < MIN_RANGE:
+        reasons.append(f"a range under {MIN_RANGE:g}×")
+    if predicted != predicted:
+        reasons.append(f"{measure} not counted")
+    if not r.span_share >= LATENCY_SHARE:
+        reasons.append(f"not latency-bound here (span share < {LATENCY_SHARE})")
+    if not r.slope_ci95 <= MAX_CI:
+        reasons.append(f"interval wider than ±{MAX_CI}")
+    if reasons:
+        return Check("INCONCLUSIVE", f"{text}: no verdict, {', '.join(reasons)}")
+    off = abs(r.slope - predicted)
+    if off <= TOLERANCE:
+        return Check("PASS", f"{text}: within {TOLERANCE}")
+    return Check("FAIL", f"{text}: off by {off:.2f} > {TOLERANCE}")
+
+
+def time_verdict(claim: str, checks: Sequence[Check], measure: str, what: str) -> Verdict:
+    """A claim's wall-time half from its sweeps: FAIL if any sweep fails, PASS if all pass,
+    else INCONCLUSIVE (the sweeps that could not decide say why)."""
+    outcomes = {c.outcome for c in checks}
+    if not checks:
+        outcomes = {"INCONCLUSIVE"}
+    verdict = "FAIL" if "FAIL" in outcomes else "PASS" if outcomes == {"PASS"} else "INCONCLUSIVE"
+    failed = [c.text.split(":")[0] for c in checks if c.outcome == "FAIL"]
+    statement = {
+        "PASS": f"in the latency-bound regime, wall time grows as the {measure} does, along "
+        f"every sweep ({len(checks)})",
+        "FAIL": f"in the latency-bound regime, wall time does not follow the {measure}: "
+        + "; ".join(failed),
+        "INCONCLUSIVE": f"the sweeps measured here cannot decide whether wall time follows "
+        f"the {measure}",
+    }[verdict]
+    return Verdict(
+        claim=claim,
+        verdict=verdict,
+        check=f"wall time of {what} along latency-bound sweeps, against the {measure}",
+        measure=f"wall time vs {measure} (latency-bound)",
+        rule=f"per sweep: INCONCLUSIVE with < {MIN_POINTS} points, a range < {MIN_RANGE:g}×, a "
+        f"span share < {LATENCY_SHARE} or a 95% interval > ±{MAX_CI}; else PASS iff the "
+        f"fitted exponent is within {TOLERANCE} of the {measure}'s; any FAIL fails the claim",
+        measured="; ".join(c.text for c in checks) or "no sweep",
+        statement=statement,
+    )

@@ -24,7 +24,15 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
-from bench.claims import Derived, Experiment, Verdict, register, write_table
+from bench.claims import (
+    Derived,
+    Experiment,
+    Verdict,
+    register,
+    scaling_check,
+    time_verdict,
+    write_table,
+)
 from bench.claims.pixelcnn import ok_rows, uncounted
 from bench.structure import analyse
 from models.mdrnn import CELLS, SCHEDULES, MDRNNPixel, connections, macs, sequential_steps
@@ -118,7 +126,6 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
         ax: _slope(lambda v, ax=ax: count(**{ax: v}), vals) for ax, vals in axes.items()
     }
     seed_exp = {ax: _slope(lambda v, ax=ax: seed(**{ax: v}), vals) for ax, vals in axes.items()}
-    seed_wrong = any(abs(measured_exp[ax] - seed_exp[ax]) > 0.5 for ax in axes)
 
     # Multiply-adds actually issued by the raster program, read from its jaxpr.
     mac_rows = []
@@ -127,12 +134,24 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
         traced = _forward("raster", _abstract_params(C, k, d, "lstm"), x).work_by_primitive
         traced = traced.get("dot_general", 0) // 2  # 2 FLOPs per multiply-add
         mac_rows.append((traced, macs(C, k, d, H, W)))
-    macs_ok = all(t == m for t, m in mac_rows)
 
-    measured = (
+    swept = (
         f"{len(rows)} configs (cells lstm/tanh, C {s['channels']}, k {s['hiddens']}, d "
-        f"{s['depths']}, H {s['sides']}, W = H or {s['wide']}): cell-by-cell count = closed "
-        f"form in {len(rows) - mismatches}/{len(rows)}; growth exponents of the count at the "
+        f"{s['depths']}, H {s['sides']}, W = H or {s['wide']})"
+    )
+    return [c10_verdict(mismatches, len(rows), mac_rows, measured_exp, seed_exp, swept)]
+
+
+def c10_verdict(
+    mismatches: int, n_configs: int, mac_rows: list, measured_exp: dict, seed_exp: dict, swept: str
+) -> Verdict:
+    """The C10 rule: the closed form against the cell-by-cell count and the traced
+    multiply-adds, and the count's growth exponents against the seed's (docs/claims.md)."""
+    macs_ok = all(t == m for t, m in mac_rows)
+    seed_wrong = any(abs(measured_exp[ax] - seed_exp[ax]) > SEED_EXPONENT_TOL for ax in seed_exp)
+    measured = (
+        f"{swept}: cell-by-cell count = closed "
+        f"form in {n_configs - mismatches}/{n_configs}; growth exponents of the count at the "
         "largest sizes "
         + ", ".join(f"{ax} {v:.2f}" for ax, v in measured_exp.items())
         + " vs the seed's O(d + W·k²) "
@@ -142,29 +161,41 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
     )
     formula_ok = mismatches == 0 and macs_ok
     verdict = "FAIL" if not formula_ok else ("CORRECTED" if seed_wrong else "PASS")
-    return [
-        Verdict(
-            claim="C10",
-            verdict=verdict,
-            check="connections (weight × cell pairs between units that exist) counted cell by "
-            "cell over a sweep, vs the derived closed form and the seed's O(d + W·k²); "
-            "multiply-adds of the raster program read from its jaxpr",
-            measure="exact connection count",
-            rule="FAIL iff the closed form differs from the cell-by-cell count (or the traced "
-            "multiply-adds from macs); CORRECTED iff the count's growth exponent along an axis "
-            "differs from the seed's by > 0.5; else PASS",
-            measured=measured,
-            slip="mathematical error" if verdict == "CORRECTED" else "",
-            statement=(
-                "connections = G·[H·W·(C + (d−1)·k) + d·k·(2HW − H − W)] with G = 5k gate "
-                "units per cell for the 2-D LSTM (k for a tanh cell) = Θ(d·H·W·k²): linear in "
-                "d, H and W, quadratic in k — not O(d + W·k²). The distinct weights number "
-                "G·(C + (3d − 1)·k + d) = Θ(d·k²), independent of H and W."
-                if formula_ok
-                else "the closed form does not match the cell-by-cell count"
-            ),
+    grows = ", ".join(f"{ax}^{v:.2f}" for ax, v in measured_exp.items())
+    seed_grows = ", ".join(f"{ax}^{v:.2f}" for ax, v in seed_exp.items())
+    if verdict == "FAIL":
+        statement = (
+            f"the closed form misses the cell-by-cell count in {mismatches} configs"
+            if mismatches
+            else "the traced multiply-adds miss the closed form"
         )
-    ]
+    elif verdict == "CORRECTED":
+        statement = (
+            "connections = G·[H·W·(C + (d−1)·k) + d·k·(2HW − H − W)] with G = 5k gate units "
+            f"per cell for the 2-D LSTM (k for a tanh cell), equal to the cell-by-cell count in "
+            f"{n_configs}/{n_configs} configs; it grows as {grows} at the largest sizes: "
+            f"Θ(d·H·W·k²), not the seed's O(d + W·k²) ({seed_grows}). The distinct weights "
+            "number G·(C + (3d − 1)·k + d) = Θ(d·k²), independent of H and W"
+        )
+    else:
+        statement = f"the count grows as {grows}, as the seed's O(d + W·k²) does ({seed_grows})"
+    return Verdict(
+        claim="C10",
+        verdict=verdict,
+        check="connections (weight × cell pairs between units that exist) counted cell by "
+        "cell over a sweep, vs the derived closed form and the seed's O(d + W·k²); "
+        "multiply-adds of the raster program read from its jaxpr",
+        measure="exact connection count",
+        rule="FAIL iff the closed form differs from the cell-by-cell count (or the traced "
+        "multiply-adds from macs); CORRECTED iff the count's growth exponent along an axis "
+        f"differs from the seed's by > {SEED_EXPONENT_TOL}; else PASS",
+        measured=measured,
+        slip="mathematical error" if verdict == "CORRECTED" else "",
+        statement=statement,
+    )
+
+
+SEED_EXPONENT_TOL = 0.5  # a growth exponent this far from the seed's is another order
 
 
 # --- C11: sequential steps ------------------------------------------------------------------
@@ -196,6 +227,14 @@ def sequential_steps_sweep(profile: str, run_dir) -> list[Verdict]:
     write_table(
         run_dir, "mdrnn_sequential_steps.csv", [dict(zip(columns, r, strict=True)) for r in rows]
     )
+    return [c11_verdict(rows)]
+
+
+def c11_verdict(rows: list[tuple]) -> Verdict:
+    """The C11 rule on (schedule, H, W, d, steps executed, loop steps on the span, formula)
+    rows of traced programs (see docs/claims.md)."""
+    wave = [r for r in rows if r[0] == "wavefront" and r[1] == r[2]]
+    _, eH, eW, ed, executed, on_span, _ = max(wave, key=lambda r: (r[1], r[3]))
     rows = [
         (schedule, H, W, d, counted, formula) for schedule, H, W, d, counted, _, formula in rows
     ]
@@ -208,97 +247,208 @@ def sequential_steps_sweep(profile: str, run_dir) -> list[Verdict]:
         if schedule == "wavefront"
     }
     square = [r for (H, W), r in ratios.items() if H == W]
-    thin = {hw: r for hw, r in ratios.items() if hw[0] != hw[1]}
-    bounded = max(ratios.values()) <= 2.0
+    (tH, tW), thinnest = max(ratios.items(), key=lambda item: item[1])
+    bounded = thinnest <= C11_BOUND
     by_schedule = {}
     for schedule, H, W, d, counted, _ in rows:
         by_schedule.setdefault(schedule, []).append(f"{H}×{W},d={d}:{counted}")
+    both_measures = f"at {eH}×{eW}, d={ed} the wavefront executes {executed} loop steps in "
+    if on_span < executed:
+        both_measures += (
+            f"sequence (steps_executed) while its dataflow critical path crosses only {on_span} "
+            "of them (span): lane windows that do not depend on each other overlap in the "
+            "ideal, but XLA runs every loop in turn"
+        )
+    else:
+        both_measures += "sequence, and its dataflow critical path crosses all of them"
     measured = (
         f"loop steps executed by the traced programs (steps_executed) = formula in "
         f"{sum(c == p for *_, c, p in rows)}/{len(rows)} (schedule, H, W, d); e.g. "
         + "; ".join(f"{k} " + ", ".join(v[-2:]) for k, v in by_schedule.items())
-        + f"; wavefront steps / (√(HW)·d): squares {min(square):.2f}..{max(square):.2f}, thin "
-        + ", ".join(f"{H}×{W} {r:.2f}" for (H, W), r in thin.items())
+        + f"; wavefront steps / (√(HW)·d): squares {min(square):.2f}..{max(square):.2f}, "
+        + ", ".join(f"{H}×{W} {r:.2f}" for (H, W), r in ratios.items() if H != W)
+        + f"; {both_measures}"
     )
     if not agree:
         verdict = "FAIL"
-    else:
-        verdict = "PASS" if bounded else "CORRECTED"
-    return [
-        Verdict(
-            claim="C11",
-            verdict=verdict,
-            check="loop iterations executed in sequence by each schedule's forward program "
-            "(steps_executed of its jaxpr) over H, W, d, vs H·W·d, (H+W−1)·d, H+W+d−2; the "
-            "sampler's vs H+W−1 anti-diagonals (d layer updates each)",
-            measure="steps_executed",
-            rule="FAIL iff a program executes other than its formula's steps; PASS iff "
-            "(H+W−1)·d ≤ 2·√(HW)·d on every grid; else CORRECTED",
-            measured=measured,
-            slip="mathematical error" if verdict == "CORRECTED" else "",
-            statement=(
-                "a diagonal wavefront needs exactly (H+W−1)·d sequential steps, "
-                "Θ((H+W)·d): that is Θ(√(HW)·d) only when H and W are comparable (a 1×n "
-                "grid needs n·d, not √n·d). Pipelining the layers (layer ℓ on diagonal t−ℓ) "
-                "needs H+W+d−2 = Θ(H+W+d); sampling still needs (H+W−1)·d, since the next "
-                "diagonal's pixels wait for the top layer."
-                if verdict != "FAIL"
-                else "the traced programs do not take the predicted number of scan steps"
-            ),
+        wrong = sum(c != p for *_, c, p in rows)
+        statement = f"{wrong} traced programs execute another number of steps than predicted"
+    elif bounded:
+        verdict = "PASS"
+        statement = (
+            f"a diagonal wavefront executes (H+W−1)·d steps, at most {thinnest:.2f}·√(HW)·d on "
+            f"every grid swept: O(√(HW)·d) holds here; {both_measures}"
         )
-    ]
+    else:
+        verdict = "CORRECTED"
+        statement = (
+            f"a diagonal wavefront executes exactly (H+W−1)·d steps, Θ((H+W)·d): "
+            f"{min(square):.2f}..{max(square):.2f}·√(HW)·d on square grids but "
+            f"{thinnest:.2f}·√(HW)·d on {tH}×{tW}, so Θ(√(HW)·d) only when H and W are "
+            "comparable; pipelining the layers executes H+W+d−2 steps; the sampler H+W−1, each "
+            f"updating d layers; {both_measures}"
+        )
+    return Verdict(
+        claim="C11",
+        verdict=verdict,
+        check="loop iterations executed in sequence by each schedule's forward program "
+        "(steps_executed of its jaxpr) over H, W, d, vs H·W·d, (H+W−1)·d, H+W+d−2; the "
+        "sampler's vs H+W−1 anti-diagonals (d layer updates each)",
+        measure="steps_executed",
+        rule="FAIL iff a program executes other than its formula's steps; PASS iff "
+        f"(H+W−1)·d ≤ {C11_BOUND:g}·√(HW)·d on every grid; else CORRECTED",
+        measured=measured,
+        slip="mathematical error" if verdict == "CORRECTED" else "",
+        statement=statement,
+    )
+
+
+C11_BOUND = 2.0  # (H+W−1)·d within this many √(HW)·d on every grid: the seed's O(√(HW)·d)
+
+
+def c11_wall_time(df: pd.DataFrame, fits: pd.DataFrame) -> list[Verdict]:
+    """C11's wall-time half: each schedule's forward time along its latency-bound sweeps
+    follows the loop steps it executes (the structural half is :func:`sequential_steps_sweep`)."""
+    if ok_rows(df, "mdrnn", "forward").empty:
+        return []
+    checks = [
+        scaling_check(fits, suite="mdrnn", variant=schedule, mode="forward", axis=axis,
+                      measure="steps_executed")
+        for schedule in SCHEDULES
+        for axis in ("hw", "depth")
+    ]  # fmt: skip
+    return [time_verdict("C11", checks, "steps_executed", "each MDRNN schedule's forward pass")]
 
 
 # --- C12: training parallelism, PixelCNN vs MDRNN -------------------------------------------
 
-
 C12_CHECK = (
-    "training-step spans (jaxpr critical path) at equal H, W, d; the MDRNN's must "
-    "exceed PixelCNN's and grow with H+W while PixelCNN's does not"
+    "training steps of PixelCNN (C channels) and the MDRNN (k = C hidden units), each schedule, "
+    "at equal batch, width, depth and image sizes (bench.suites.mdrnn.MATCHED_TRAIN)"
+)
+C12_MIN_SIZES = 3  # image sizes per schedule and regime for a verdict
+C12_RULE_SPAN = (
+    f"per schedule and regime with ≥ {C12_MIN_SIZES} sizes: PASS iff the MDRNN's span exceeds "
+    "PixelCNN's at every size and the ratio grows with every larger image; FAIL otherwise; "
+    f"INCONCLUSIVE without {C12_MIN_SIZES} matched sizes"
+)
+C12_RULE_TIME = (
+    f"latency-bound regime, per schedule with ≥ {C12_MIN_SIZES} sizes, noise u = the sum of the "
+    "four timings' relative IQRs (smallest and largest image, both models): PASS iff the MDRNN "
+    "is slower at every size and its time ratio grows from the smallest to the largest image by "
+    "more than u; FAIL iff it is faster by more than u at some size or the ratio shrinks by more "
+    "than u; else INCONCLUSIVE"
 )
 
 
-def c12_training_parallelism(df: pd.DataFrame, fits: pd.DataFrame) -> list[Verdict]:
-    pix = ok_rows(df, "pixelcnn", "train")
-    mdr = ok_rows(df, "mdrnn", "train")
-    if pix.empty or mdr.empty:
-        return []
-    if missing := uncounted(pd.concat([pix, mdr]), "C12", C12_CHECK):
-        return missing
-    keys = ["height", "width", "depth"]
-    both = pix.merge(mdr, on=keys, suffixes=("_pix", "_mdrnn"))
-    if both.empty:
-        return []
-    parts, ok = [], True
-    for variant, rows in both.sort_values(keys).groupby("variant_mdrnn"):
+def matched_pairs(df: pd.DataFrame) -> pd.DataFrame:
+    """PixelCNN's and the MDRNN's training rows at equal batch, width, depth and image size."""
+    keys = ["regime", "batch", "hidden", "depth", "height", "width"]
+    pix, mdr = ok_rows(df, "pixelcnn", "train"), ok_rows(df, "mdrnn", "train")
+    return pix.merge(mdr, on=keys, suffixes=("_pix", "_mdrnn")).sort_values(
+        [*keys, "variant_mdrnn"]
+    )
+
+
+def _groups(pairs: pd.DataFrame):
+    for (regime, schedule), rows in pairs.groupby(["regime", "variant_mdrnn"]):
+        for _, same in rows.groupby(["batch", "hidden", "depth"]):
+            if same.height.nunique() >= C12_MIN_SIZES:
+                yield regime, schedule, same.sort_values("height")
+
+
+def c12_structure(pairs: pd.DataFrame) -> Verdict:
+    parts, outcomes = [], []
+    for regime, schedule, rows in _groups(pairs):
         ratios = (rows.span_ops_mdrnn / rows.span_ops_pix).tolist()
-        # the MDRNN is deeper at every size, and its lead grows with the image
-        ok &= all(r > 1 for r in ratios) and (len(ratios) < 2 or ratios[-1] > ratios[0])
-        for r, ratio in zip(rows.to_dict("records"), ratios, strict=True):
-            time = ""
-            if not pd.isna(r["time_median_s_pix"]) and not pd.isna(r["time_median_s_mdrnn"]):
-                time = f", time ×{r['time_median_s_mdrnn'] / r['time_median_s_pix']:.2f}"
-            parts.append(
-                f"H=W={r['height']} d={r['depth']} mdrnn {variant}: span {r['span_ops_mdrnn']} "
-                f"vs pixelcnn {r['span_ops_pix']} (×{ratio:.1f}{time})"
-            )
-    return [
-        Verdict(
-            claim="C12",
-            verdict="PASS" if ok else "FAIL",
-            check=C12_CHECK,
-            measure="span_ops",
-            rule="PASS iff the MDRNN's training span exceeds PixelCNN's at every shared size "
-            "and the ratio grows with the image; else FAIL",
-            measured="; ".join(parts),
-            statement="PixelCNN trains in fewer sequential steps than the MDRNN, and its lead "
-            "grows with the image"
-            if ok
-            else "the MDRNN's training span is not above PixelCNN's, growing with the image",
+        grows = all(b > a for a, b in zip(ratios, ratios[1:], strict=False))
+        outcomes.append(all(r > 1 for r in ratios) and grows)
+        parts.append(
+            f"{schedule} ({regime}, batch {rows.batch.iloc[0]}, k = C = {rows.hidden.iloc[0]}, "
+            f"d {rows.depth.iloc[0]}): span ×"
+            + ", ×".join(f"{r:.3g}" for r in ratios)
+            + f" PixelCNN's at H=W {list(rows.height.astype(int))}"
         )
-    ]
+    if not outcomes:
+        verdict, statement = "INCONCLUSIVE", f"fewer than {C12_MIN_SIZES} matched sizes"
+    elif all(outcomes):
+        verdict = "PASS"
+        statement = (
+            "at equal sizes the MDRNN trains in more sequential steps than PixelCNN under every "
+            "schedule, and the gap grows with the image: PixelCNN's depth does not grow with it"
+        )
+    else:
+        verdict, statement = "FAIL", "the MDRNN's training span is not above PixelCNN's, growing"
+    return Verdict(
+        claim="C12",
+        verdict=verdict,
+        check=C12_CHECK,
+        measure="span_ops",
+        rule=C12_RULE_SPAN,
+        measured="; ".join(parts) or "no matched sizes",
+        statement=statement,
+    )
+
+
+def c12_time(pairs: pd.DataFrame) -> Verdict:
+    parts, outcomes = [], []
+    for regime, schedule, rows in _groups(pairs):
+        ratios = (rows.time_median_s_mdrnn / rows.time_median_s_pix).tolist()
+        text = (
+            f"{schedule} ({regime}): time ×" + ", ×".join(f"{r:.3g}" for r in ratios)
+            + f" PixelCNN's at H=W {list(rows.height.astype(int))}"
+        )  # fmt: skip
+        if regime != "latency":
+            parts.append(text + " (work-bound sizes: shown, not judged)")
+            continue
+        rel = lambda r, m: r[f"time_iqr_s_{m}"] / r[f"time_median_s_{m}"]  # noqa: E731
+        ends = (rows.iloc[0], rows.iloc[-1])
+        u = float(sum(rel(r, m) for r in ends for m in ("pix", "mdrnn")))
+        change = ratios[-1] / ratios[0] - 1
+        if min(ratios) < 1 - u or change < -u:
+            outcomes.append("FAIL")
+        elif min(ratios) > 1 and change > u:
+            outcomes.append("PASS")
+        else:
+            outcomes.append("INCONCLUSIVE")
+        parts.append(f"{text}: ratio grows {change:+.0%} (noise ±{u:.0%}): {outcomes[-1]}")
+    if not outcomes:
+        verdict = "INCONCLUSIVE"
+        statement = f"no latency-bound regime with {C12_MIN_SIZES} matched sizes was measured"
+    elif "FAIL" in outcomes:
+        verdict = "FAIL"
+        statement = "in the latency-bound regime the MDRNN's training time does not pull away"
+    elif set(outcomes) == {"PASS"}:
+        verdict = "PASS"
+        statement = (
+            "in the latency-bound regime the MDRNN trains slower than PixelCNN at every size, "
+            "and the more so the larger the image, under every schedule"
+        )
+    else:
+        verdict = "INCONCLUSIVE"
+        statement = "the timings' noise is larger than the change in the ratio"
+    return Verdict(
+        claim="C12",
+        verdict=verdict,
+        check=C12_CHECK,
+        measure="wall time ratio (latency-bound)",
+        rule=C12_RULE_TIME,
+        measured="; ".join(parts) or "no matched sizes",
+        statement=statement,
+    )
+
+
+def c12_training_parallelism(df: pd.DataFrame, fits: pd.DataFrame) -> list[Verdict]:
+    pairs = matched_pairs(df)
+    if pairs.empty:
+        return []
+    rows = pd.concat([ok_rows(df, "pixelcnn", "train"), ok_rows(df, "mdrnn", "train")])
+    if missing := uncounted(rows, "C12", C12_CHECK):
+        return missing
+    return [c12_structure(pairs), c12_time(pairs)]
 
 
 register(Experiment("mdrnn", ("C10",), connection_sweep))
 register(Experiment("mdrnn", ("C11",), sequential_steps_sweep))
+register(Derived(("mdrnn",), ("C11",), c11_wall_time))
 register(Derived(("pixelcnn", "mdrnn"), ("C12",), c12_training_parallelism))

@@ -20,7 +20,16 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from bench.claims import Derived, Experiment, Verdict, register, write_table
+from bench.claims import (
+    Derived,
+    Experiment,
+    Verdict,
+    register,
+    scaling_check,
+    time_verdict,
+    write_table,
+)
+from bench.fits import sweeps
 from bench.structure import analyse
 from bench.suites.pixelcnn import SAMPLERS, numpy_initialized
 from models.pixelcnn import connections, connections_order, n_taps
@@ -71,9 +80,7 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
         ],
     )  # fmt: skip
 
-    ratios = np.array([r[-1] for r in rows])
     exact, order = np.array([r[4] for r in rows], float), np.array([r[5] for r in rows], float)
-    fitted = float(exact @ order / (order @ order))  # least squares: exact ≈ c · order
     # O(·) means exact/order stays bounded: it lies in (0, 1] and settles, i.e. barely moves
     # between the two largest values of each axis (the others at their largest too).
     big = dict(height=s["sides"][-1], kernel=s["kernels"][-1], depth=s["depths"][-1],
@@ -83,35 +90,52 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
         "H=W": _drift("height", s["sides"], big),
         "K": _drift("kernel", s["kernels"], big),
     }
+    swept = (
+        f"{len(rows)} configs (d {s['depths'][0]}..{s['depths'][-1]}, H=W "
+        f"{s['sides'][0]}..{s['sides'][-1]}, K {s['kernels'][0]}..{s['kernels'][-1]}, C "
+        f"{s['channels'][0]}..{s['channels'][-1]})"
+    )
+    return [c7_verdict(exact, order, drift, swept)]
+
+
+def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) -> Verdict:
+    """The C7 rule on exact counts and the seed's order over a sweep (see docs/claims.md)."""
+    ratios = exact / order
+    fitted = float(exact @ order / (order @ order))  # least squares: exact ≈ c · order
     settled = all(abs(x) < DRIFT_TOL for x in drift.values())
     bounded = bool(ratios.max() <= 1.0 and ratios.min() > 0)
     measured = (
-        f"{len(rows)} configs (d {s['depths'][0]}..{s['depths'][-1]}, H=W "
-        f"{s['sides'][0]}..{s['sides'][-1]}, K {s['kernels'][0]}..{s['kernels'][-1]}, C "
-        f"{s['channels'][0]}..{s['channels'][-1]}): exact / (H·W·K²·(C+(d−1)C²)) in "
-        f"[{ratios.min():.3f}, {ratios.max():.3f}], least-squares constant {fitted:.3f}; "
-        "change of that ratio between the two largest values of "
-        + ", ".join(f"{k} {v:+.1%}" for k, v in drift.items())
+        f"{swept}: exact / (H·W·K²·(C+(d−1)C²)) in [{ratios.min():.3f}, {ratios.max():.3f}], "
+        f"least-squares constant {fitted:.3f}; change of that ratio between the two largest "
+        "values of " + ", ".join(f"{k} {v:+.1%}" for k, v in drift.items())
     )
-    holds = settled and bounded
-    return [
-        Verdict(
-            claim="C7",
-            verdict="PASS" if holds else "FAIL",
-            check="exact connection count over the masks (edges unit→unit through unmasked "
-            "taps landing inside the image; brute force and Jacobian non-zeros agree in "
-            "tests) vs the seed's O(d·H·W·K²) over a sweep",
-            measure="exact connection count",
-            rule=f"PASS iff exact / (H·W·K²·(C+(d−1)C²)) lies in (0, 1] and changes by less "
-            f"than {DRIFT_TOL:.0%} between the two largest values of each axis; else FAIL",
-            measured=measured + " (the O(·) holds at fixed C; the mask keeps about half the taps)",
-            statement=(
-                "connections = Θ(d·H·W·K²) at fixed channels"
-                if holds
-                else "the exact count does not grow linearly in d, H·W and K²"
-            ),
+    if settled and bounded:
+        verdict = "PASS"
+        statement = (
+            f"connections ≈ {fitted:.2f}·H·W·K²·(C+(d−1)C²) = Θ(d·H·W·K²) at fixed channels (the "
+            "mask keeps about half the taps)"
         )
-    ]
+    else:
+        verdict = "FAIL"
+        moved = [k for k, v in drift.items() if abs(v) >= DRIFT_TOL]
+        statement = (
+            f"exact / order still moves along {', '.join(moved)}: the count does not grow as "
+            "d·H·W·K²"
+            if moved
+            else f"exact / order leaves (0, 1] ({ratios.min():.3g}..{ratios.max():.3g})"
+        )
+    return Verdict(
+        claim="C7",
+        verdict=verdict,
+        check="exact connection count over the masks (edges unit→unit through unmasked "
+        "taps landing inside the image; brute force and Jacobian non-zeros agree in "
+        "tests) vs the seed's O(d·H·W·K²) over a sweep",
+        measure="exact connection count",
+        rule=f"PASS iff exact / (H·W·K²·(C+(d−1)C²)) lies in (0, 1] and changes by less "
+        f"than {DRIFT_TOL:.0%} between the two largest values of each axis; else FAIL",
+        measured=measured,
+        statement=statement,
+    )
 
 
 # --- C9: sequential steps of sampling ------------------------------------------------------
@@ -180,31 +204,42 @@ def sampler_span(profile: str, run_dir) -> list[Verdict]:
         [{**row, "height": row["side"], "width": row["side"]} for row in rows],
     )
 
-    # Fit span = α·H·W·d + β·H·W + γ per sampler; does the span depend on K?
+    identical, total, passes = sampler_agreement(profile, run_dir)
+    return [c9_verdict(rows, identical, total, passes)]
+
+
+def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) -> Verdict:
+    """The C9 rule on the samplers' spans (rows: variant, kernel, depth, side, span_ops,
+    work_flops) and their agreement on shared noise (see docs/claims.md)."""
+    kernels, depths, sides = (sorted({r[k] for r in rows}) for k in ("kernel", "depth", "side"))
+    # Fit span = α·H·W·d + β·H·W + γ per sampler and kernel; does the span depend on K?
     fits, k_free, k_work = {}, True, []
     for variant in ("naive", "cached"):
         rs = [r for r in rows if r["variant"] == variant]
-        hw = np.array([r["side"] ** 2 for r in rs], float)
-        d = np.array([r["depth"] for r in rs], float)
-        span = np.array([r["span_ops"] for r in rs], float)
-        design = np.stack([hw * d, hw, np.ones_like(hw)], axis=1)
-        coef, *_ = np.linalg.lstsq(design, span, rcond=None)
-        residual = float(np.abs(design @ coef - span).max() / span.max())
-        fits[variant] = (coef, residual)
-        for depth in s["depths"]:
-            for side in s["sides"]:
+        per_kernel = []
+        for kernel in kernels:
+            rk = [r for r in rs if r["kernel"] == kernel]
+            hw = np.array([r["side"] ** 2 for r in rk], float)
+            d = np.array([r["depth"] for r in rk], float)
+            span = np.array([r["span_ops"] for r in rk], float)
+            design = np.stack([hw * d, hw, np.ones_like(hw)], axis=1)
+            coef, *_ = np.linalg.lstsq(design, span, rcond=None)
+            per_kernel.append((coef, float(np.abs(design @ coef - span).max() / span.max())))
+        fits[variant] = (per_kernel[0][0], max(res for _, res in per_kernel))  # the smallest K
+        for depth in depths:
+            for side in sides:
                 same = [r for r in rs if r["depth"] == depth and r["side"] == side]
                 k_free &= len({r["span_ops"] for r in same}) == 1
                 if variant == "cached":
                     works = sorted((r["kernel"], r["work_flops"]) for r in same)
                     k_work.append(works[-1][1] / works[0][1])
-    k_lo, k_hi = s["kernels"][0], s["kernels"][-1]
-    identical, total, passes = sampler_agreement(profile, run_dir)
+    k_lo, k_hi = kernels[0], kernels[-1]
     (a_n, b_n, _), res_n = fits["naive"]
     (a_c, b_c, _), res_c = fits["cached"]
     linear = res_n < 0.01 and res_c < 0.01 and a_n > 0 and a_c > 0
     measured = (
-        f"span (bench.structure) over H=W {s['sides']}, d {s['depths']}, K {s['kernels']}: "
+        f"span (bench.structure) over H=W {sides}, d {depths}, K {kernels}, fitted per K (at "
+        f"K={kernels[0]}): "
         f"naive {a_n:.2f}·H·W·d + {b_n:.2f}·H·W (max residual {res_n:.1%}), cached "
         f"{a_c:.2f}·H·W·d + {b_c:.2f}·H·W (max residual {res_c:.1%}); span "
         + ("identical" if k_free else "NOT identical")
@@ -216,33 +251,39 @@ def sampler_span(profile: str, run_dir) -> list[Verdict]:
     )
     if identical != total or not linear:
         verdict = "FAIL"
-        statement = "the samplers' spans are not Θ(H·W·d), or they disagree"
+        statement = (
+            f"the samplers disagree in {total - identical} of {total} runs"
+            if identical != total
+            else f"the span is not α·H·W·d + β·H·W (max residuals {res_n:.1%}, {res_c:.1%})"
+        )
     elif k_free:
         verdict = "CORRECTED"
         statement = (
-            "sampling needs Θ(H·W·d) sequential steps, independent of K: the K²·C² "
-            "multiply-adds of each step are one parallel operation (they set the work, "
-            "O(H·W·d·K²·C²) for the cached sampler, not the span); the seed's "
-            "O(H·W·d·K²) counts work, not sequential steps"
+            f"sampling takes {a_n:.3g}·H·W·d + {b_n:.3g}·H·W sequential operations (naive; "
+            f"cached {a_c:.3g}·H·W·d + {b_c:.3g}·H·W), Θ(H·W·d) and the same for K = {k_lo} "
+            f"and {k_hi}, while the cached sampler's work grows {min(k_work):.1f}-"
+            f"{max(k_work):.1f}× over that K: the K² multiply-adds of a step are one parallel "
+            "operation; the seed's O(H·W·d·K²) counts work, not sequential steps"
         )
     else:
         verdict = "PASS"
-        statement = "the samplers' spans grow with K as the seed's O(H·W·d·K²) says"
-    return [
-        Verdict(
-            claim="C9",
-            verdict=verdict,
-            check="span (longest chain of dependent ops, loops unrolled) of the naive and "
-            "cached raster samplers traced over H=W, d, K; least-squares fit; exact "
-            "agreement of the three samplers on shared per-pixel noise",
-            measure="span_ops",
-            rule="FAIL iff the samplers disagree or span ≠ α·H·W·d + β·H·W (max residual ≥ 1%); "
-            "CORRECTED iff the span does not depend on K; PASS iff it does",
-            measured=measured,
-            statement=statement,
-            slip="mathematical error" if verdict == "CORRECTED" else "",
+        statement = (
+            f"the samplers' spans grow with K ({a_n:.3g}·H·W·d at K = {k_lo}) as the seed's "
+            "O(H·W·d·K²) says"
         )
-    ]
+    return Verdict(
+        claim="C9",
+        verdict=verdict,
+        check="span (longest chain of dependent ops, loops unrolled) of the naive and "
+        "cached raster samplers traced over H=W, d, K; least-squares fit; exact "
+        "agreement of the three samplers on shared per-pixel noise",
+        measure="span_ops",
+        rule="FAIL iff the samplers disagree or span ≠ α·H·W·d + β·H·W (max residual ≥ 1%); "
+        "CORRECTED iff the span does not depend on K; PASS iff it does",
+        measured=measured,
+        statement=statement,
+        slip="mathematical error" if verdict == "CORRECTED" else "",
+    )
 
 
 # --- C8: the training step's sequential depth, from the timed cases ------------------------
@@ -284,25 +325,76 @@ def exact_line(xs, ys) -> tuple[Fraction, Fraction] | None:
     return slope, y0 - slope * x0
 
 
-def _slope_text(fits: pd.DataFrame, suite: str, mode: str, axis: str) -> str:
-    f = (
-        fits[(fits.suite == suite) & (fits["mode"] == mode) & (fits.axis == axis)]
-        if not fits.empty
-        else fits
-    )
-    if f.empty:
-        return f"no wall-time sweep over {axis}"
-    r = f.iloc[0]
-    return (
-        f"wall time ∝ {axis}^{r.slope:.2f} ± {r.slope_ci95:.2f} "
-        f"(work predicts {r.pred_exponent_work:.2f}; {r.bound} by the Brent fit, "
-        f"R² {r.brent_r2:.2f})"
-    )
-
-
 C8_CHECK = (
-    "jaxpr span of the training step: exactly linear in d, constant in H·W "
-    "(the sequential-operation count); wall time fitted alongside"
+    "jaxpr span of the training step along each sweep of the timed train cases: exactly "
+    "linear in d, the same for every H·W"
+)
+
+
+def c8_structure(rows: pd.DataFrame) -> Verdict:
+    """C8 on the count: the span along every d sweep is an exact line with a positive slope,
+    and along every H·W sweep it does not change."""
+    lines, flats = [], []
+    for axis, fixed, sweep in sweeps(rows):
+        where = " ".join(f"{f}={sweep[f].iloc[0]}" for f in fixed if f in ("batch", "hidden"))
+        if axis == "depth":
+            sweep = sweep.sort_values("depth")
+            lines.append((where, exact_line(sweep.depth, sweep.span_ops), sweep))
+        elif axis == "hw":
+            sweep = sweep.sort_values("height")
+            flats.append((where, sorted(set(sweep.span_ops.astype(int))), sweep))
+    if not lines or not flats:
+        return Verdict(
+            claim="C8",
+            verdict="INCONCLUSIVE",
+            check=C8_CHECK,
+            measure="span_ops",
+            rule=C8_RULE,
+            measured=f"{len(lines)} sweep(s) over d and {len(flats)} over H·W",
+            statement="the run has no sweep over d and over H·W to judge the span on",
+        )
+    parts = [
+        f"over d={list(sw.depth.astype(int))} ({where}): span {list(sw.span_ops.astype(int))}"
+        + (f" = {line[0]}·d + {line[1]} exactly" if line else " (not on one line)")
+        for where, line, sw in lines
+    ] + [
+        f"over H=W={list(sw.height.astype(int))} ({where}): span "
+        + (f"{spans[0]} at every size" if len(spans) == 1 else f"takes values {spans}")
+        for where, spans, sw in flats
+    ]
+    linear = all(line is not None and line[0] > 0 for _, line, _ in lines)
+    flat = all(len(spans) == 1 for _, spans, _ in flats)
+    if linear and flat:
+        slopes = sorted({str(line[0]) for _, line, _ in lines})
+        verdict = "PASS"
+        statement = (
+            f"the training step takes {' or '.join(slopes)} sequential operations per layer "
+            "plus a constant, Θ(d), and the same number at every image size"
+        )
+    else:
+        verdict = "FAIL"
+        statement = "; ".join(
+            text
+            for ok, text in (
+                (linear, "the span is not an exact line in d"),
+                (flat, "the span changes with H·W"),
+            )
+            if not ok
+        )
+    return Verdict(
+        claim="C8",
+        verdict=verdict,
+        check=C8_CHECK,
+        measure="span_ops",
+        rule=C8_RULE,
+        measured="; ".join(parts),
+        statement=statement,
+    )
+
+
+C8_RULE = (
+    "PASS iff along every sweep over d the span is an exact line with a positive slope and "
+    "along every sweep over H·W it is one value; FAIL otherwise; INCONCLUSIVE without both sweeps"
 )
 
 
@@ -312,43 +404,29 @@ def c8_pixelcnn_training_span(df: pd.DataFrame, fits: pd.DataFrame) -> list[Verd
         return []
     if missing := uncounted(rows, "C8", C8_CHECK):
         return missing
-    side = rows.height.mode().iloc[0]
-    depth = rows.depth.mode().iloc[0]
-    over_d = rows[rows.height == side].drop_duplicates("depth")
-    over_hw = rows[rows.depth == depth].drop_duplicates("height")
-    if len(over_d) < 3 or len(over_hw) < 2:
+    checks = [
+        scaling_check(fits, suite="pixelcnn", variant="masked", mode="train", axis=axis,
+                      measure="span_ops")
+        for axis in ("depth", "hw")
+    ]  # fmt: skip
+    return [c8_structure(rows), time_verdict("C8", checks, "span_ops", "PixelCNN's train step")]
+
+
+def c9_wall_time(df: pd.DataFrame, fits: pd.DataFrame) -> list[Verdict]:
+    """C9's wall-time half: each sampler's time along its latency-bound sweeps follows its
+    span (the structural half is :func:`sampler_span`)."""
+    if ok_rows(df, "pixelcnn", "sample").empty:
         return []
-    line = exact_line(over_d.depth, over_d.span_ops)
-    spans_hw = {int(h): int(s) for h, s in zip(over_hw.height, over_hw.span_ops, strict=True)}
-    flat = len(set(spans_hw.values())) == 1
-    measured = (
-        f"span over d={[int(d) for d in over_d.depth]} at H=W={side}: "
-        f"{[int(s) for s in over_d.span_ops]} "
-        + (f"= {line[0]}·d + {line[1]} exactly" if line else "(not on one line)")
-        + f"; over H=W={list(spans_hw)} at d={depth}: {list(spans_hw.values())}"
-        + (" (identical)" if flat else " (differs)")
-        + "; "
-        + _slope_text(fits, "pixelcnn", "train", "depth")
-        + "; "
-        + _slope_text(fits, "pixelcnn", "train", "hw")
-    )
-    ok = line is not None and line[0] > 0 and flat
-    return [
-        Verdict(
-            claim="C8",
-            verdict="PASS" if ok else "FAIL",
-            check=C8_CHECK,
-            measure="span_ops",
-            rule="PASS iff the span is exactly linear in d with a positive slope and equal "
-            "for every H·W; else FAIL",
-            measured=measured,
-            statement="the training step's span is Θ(d) and independent of H·W"
-            if ok
-            else "the training step's span is not Θ(d) independent of H·W",
-        )
-    ]
+    checks = [
+        scaling_check(fits, suite="pixelcnn", variant=sampler, mode="sample", axis=axis,
+                      measure="span_ops")
+        for sampler in SAMPLERS
+        for axis in ("hw", "depth")
+    ]  # fmt: skip
+    return [time_verdict("C9", checks, "span_ops", "the naive, cached and fixed-point samplers")]
 
 
 register(Experiment("pixelcnn", ("C7",), connection_sweep))
 register(Experiment("pixelcnn", ("C9",), sampler_span))
 register(Derived(("pixelcnn",), ("C8",), c8_pixelcnn_training_span))
+register(Derived(("pixelcnn",), ("C9",), c9_wall_time))

@@ -15,10 +15,18 @@ from bench.steps import forward_fn, n_params
 from bench.workloads import Case, Suite, Workload, register
 from models.binary_adder import BinaryAdderRNN
 
+# (batch, numbers of bits n) per regime and profile. The latency sweep adds one pair at a time
+# over long numbers: each step is a handful of scalar operations, so the chain of n steps
+# is all there is to wait for.
 SIZES = {
-    "smoke": dict(batch=256, seq_lens=(8, 16)),
-    "cpu": dict(batch=1024, seq_lens=(16, 64, 256, 1024)),
-    "full": dict(batch=65536, seq_lens=(16, 64, 256, 1024, 4096)),
+    "smoke": dict(work=(256, (8, 16)), latency=(1, (64, 128, 256, 512, 1024))),
+    "cpu": dict(
+        work=(1024, (16, 64, 256, 1024)), latency=(1, (2048, 4096, 8192, 16384, 32768, 65536))
+    ),
+    "full": dict(
+        work=(65536, (16, 64, 256, 1024, 4096)),
+        latency=(1, (4096, 8192, 16384, 32768, 65536, 131072)),
+    ),
 }
 # 2·MACs per step and pair: W_xh x (3×2) + W_hh h (3×3) + W_hy·h (3).
 FLOPS_PER_STEP = 2 * (6 + 9 + 3)
@@ -57,18 +65,19 @@ def _build(batch: int, seq_len: int, seed: int):
 
 
 def cases(profile: str) -> list[Case]:
-    s = SIZES[profile]
     return [
         Case(
             "binary_adder",
             "binary_adder",
             "seed",
             "forward",
-            _build(s["batch"], n, seed=0),
-            dict(batch=s["batch"], seq_len=n, hidden=3),
+            _build(batch, n, seed=0),
+            dict(batch=batch, seq_len=n, hidden=3),
             seq_steps_pred=n,
+            regime=regime,
         )
-        for n in s["seq_lens"]
+        for regime, (batch, seq_lens) in SIZES[profile].items()
+        for n in seq_lens
     ]
 
 

@@ -26,6 +26,13 @@ SIZES = {
     "cpu": dict(batch=32, features=64, hidden=256, seq_lens=(32, 64, 128, 256)),
     "full": dict(batch=64, features=128, hidden=512, seq_lens=(64, 128, 256, 512, 1024)),
 }
+# The latency-bound sweep: one sequence of a 4-unit LSTM, forward, over long T; each step's
+# arithmetic is a few hundred FLOPs, so the chain of T steps is what the time measures.
+LATENCY = {
+    "smoke": dict(batch=1, features=4, hidden=4, seq_lens=(16, 32, 64, 128, 256)),
+    "cpu": dict(batch=1, features=4, hidden=4, seq_lens=(256, 512, 1024, 2048, 4096, 8192)),
+    "full": dict(batch=1, features=4, hidden=4, seq_lens=(1024, 2048, 4096, 8192, 16384, 32768)),
+}
 OUT_FEATURES = 8
 
 
@@ -79,6 +86,14 @@ def cases(profile: str) -> list[Case]:
                 out.append(
                     Case("lstm", "lstm", variant, mode, build, sizes, seq_steps_pred=seq_len)
                 )
+    s = LATENCY[profile]
+    for seq_len in s["seq_lens"]:
+        sizes = dict(batch=s["batch"], seq_len=seq_len, hidden=s["hidden"])
+        args = ("autodiff", "forward", s["batch"], s["features"], s["hidden"], seq_len, 0)
+        build = functools.partial(workload, *args)
+        out.append(
+            Case("lstm", "lstm", "autodiff", "forward", build, sizes, seq_len, regime="latency")
+        )
     return out
 
 

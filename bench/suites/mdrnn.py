@@ -12,10 +12,10 @@ images, Bernoulli logits from the top layer at (i-1, j) and (i, j-1)):
 
 CPU profile: forward at batch 1 over H = W = 16, 32 (all three schedules) and 64 (wavefront),
 and at batch 16, 16×16 (raster vs wavefront: where ``default_schedule`` picks raster), k = 32,
-d = 2; train at H = W = 8 and 16 with d = 8 (the PixelCNN suite's (16, 8) and (8, 8) training
-sizes, for claim C12), batch 1; the sampler at 16×16, d = 8. A wavefront train step compiles
-in several seconds on 2 cores (one scan per lane window, forward and backward), which is what
-bounds this profile (about 30 s in all on an idle 2-core machine).
+d = 2; a latency-bound forward sweep (batch 1, k = 2) over H = W and d for C11; train steps
+matched with PixelCNN's (:data:`MATCHED_TRAIN`, for C12) in both regimes; the sampler at
+16×16, d = 8. A wavefront train step compiles in seconds on 2 cores (one scan per lane
+window, forward and backward), which is what bounds this profile.
 
 Measured while choosing ``models.mdrnn.default_schedule`` (2-core CPU, k = 32, d = 2, batch
 1..64, H = W = 16..64, min of ≤ 15 interleaved repeats): raster / wavefront time ratio 1.2-2.2×
@@ -50,46 +50,68 @@ from models.mdrnn import (
 
 SUITE = "mdrnn"
 
+
 # (batch, side, depth, schedule) runs per mode, (batch, side, depth) samples; k per profile.
+def _runs(mode: str, regime: str, batch: int, hidden: int, sizes, schedules=SCHEDULES):
+    """(mode, regime, batch, hidden k, H = W, d, schedule) for every size and schedule."""
+    return [(mode, regime, batch, hidden, side, d, s) for side, d in sizes for s in schedules]
+
+
+# Forward passes and samples per profile. The latency regime (batch 1, k = 2) sweeps H = W and
+# d so that the chain of steps, not the arithmetic, should be what the time measures.
 SIZES = {
-    "smoke": dict(
-        hidden=4,
-        forward=[(2, 6, 2, s) for s in SCHEDULES],
-        train=[(2, 6, 2, "wavefront")],
-        sample=[(2, 6, 2)],
-    ),
-    "cpu": dict(
-        hidden=32,
-        forward=[
-            *((1, side, 2, s) for side in (16, 32) for s in SCHEDULES),
-            (1, 64, 2, "wavefront"),
-            *((16, 16, 2, s) for s in ("raster", "wavefront")),  # where the rule picks raster
-        ],
-        train=[(1, 16, 8, s) for s in SCHEDULES] + [(1, 8, 8, "wavefront")],
-        sample=[(1, 16, 8)],
-    ),
-    "full": dict(
-        hidden=64,
-        forward=[
-            (batch, side, depth, s)
-            for batch, side, depth in [
-                *((1, side, 8) for side in (16, 32, 64, 128)),
-                *((batch, 64, 8) for batch in (16, 64)),
-                *((1, 64, depth) for depth in (2, 4, 16)),
-            ]
-            for s in SCHEDULES
-        ],
-        train=[
-            (batch, side, depth, s)
-            for batch, side, depth in [
-                *((64, side, 8) for side in (16, 28, 32, 64)),
-                *((64, 28, depth) for depth in (2, 4, 16, 32)),
-                (1, 64, 8),
-            ]
-            for s in SCHEDULES
-        ],
-        sample=[(16, 28, 8), (1, 28, 8), (64, 28, 8), (16, 64, 8)],
-    ),
+    "smoke": [
+        *_runs("forward", "work", 2, 4, [(6, 2)]),
+        ("sample", "work", 2, 4, 6, 2, "diagonal"),
+    ],
+    "cpu": [
+        *_runs("forward", "work", 1, 32, [(16, 2), (32, 2)]),
+        *_runs("forward", "work", 1, 32, [(64, 2)], ("wavefront",)),
+        *_runs("forward", "work", 16, 32, [(16, 2)], ("raster", "wavefront")),  # rule: raster
+        *_runs(
+            "forward",
+            "latency",
+            1,
+            2,
+            [*((side, 2) for side in (2, 4, 6, 8, 12, 16)), *((8, d) for d in (1, 4, 6, 8))],
+        ),
+        ("sample", "work", 1, 32, 16, 8, "diagonal"),
+    ],
+    "full": [
+        *_runs(
+            "forward",
+            "work",
+            1,
+            64,
+            [*((side, 8) for side in (16, 32, 64, 128)), *((64, d) for d in (2, 4, 16))],
+        ),
+        *_runs("forward", "work", 16, 64, [(64, 8)]),
+        *_runs("forward", "work", 64, 64, [(64, 8)]),
+        *_runs(
+            "forward",
+            "latency",
+            1,
+            2,
+            [*((side, 2) for side in (4, 8, 16, 32, 64)), *((16, d) for d in (1, 4, 8, 16))],
+        ),
+        *(("sample", "work", b, 64, side, 8, "diagonal") for b, side in ((16, 28), (1, 28))),
+        ("sample", "work", 64, 64, 28, 8, "diagonal"),
+        ("sample", "work", 16, 64, 64, 8, "diagonal"),
+    ],
+}
+# C12: the MDRNN (hidden width k) and PixelCNN (C = k channels) trained at equal batch, width,
+# depth and image sizes, each MDRNN schedule at every size, per regime. The PixelCNN suite
+# times its side of these too.
+MATCHED_TRAIN = {
+    "smoke": {"work": dict(batch=2, width=4, depth=2, sides=(6,), schedules=("wavefront",))},
+    "cpu": {
+        "latency": dict(batch=1, width=2, depth=2, sides=(4, 8, 16), schedules=SCHEDULES),
+        "work": dict(batch=4, width=16, depth=4, sides=(8, 12, 16), schedules=SCHEDULES),
+    },
+    "full": {
+        "latency": dict(batch=1, width=2, depth=2, sides=(8, 16, 32), schedules=SCHEDULES),
+        "work": dict(batch=64, width=64, depth=8, sides=(16, 32, 64), schedules=SCHEDULES),
+    },
 }
 
 
@@ -148,19 +170,20 @@ def _build(mode: str, batch: int, side: int, depth: int, hidden: int, schedule: 
 
 
 def cases(profile: str) -> list[Case]:
-    s = SIZES[profile]
-    hidden, out = s["hidden"], []
-    for mode in ("forward", "train"):
-        for batch, side, depth, schedule in s[mode]:
-            sizes = dict(batch=batch, depth=depth, height=side, width=side, hidden=hidden)
+    runs = list(SIZES[profile])
+    for regime, m in MATCHED_TRAIN[profile].items():
+        sizes = [(side, m["depth"]) for side in m["sides"]]
+        runs += _runs("train", regime, m["batch"], m["width"], sizes, m["schedules"])
+    out = []
+    for mode, regime, batch, hidden, side, depth, schedule in runs:
+        sizes = dict(batch=batch, depth=depth, height=side, width=side, hidden=hidden)
+        if mode == "sample":
+            build = _build("sample", batch, side, depth, hidden, "wavefront", seed=0)
+            pred = (2 * side - 1) * depth
+        else:
             build = _build(mode, batch, side, depth, hidden, schedule, seed=0)
             pred = sequential_steps(schedule, side, side, depth)
-            out.append(Case(SUITE, "mdrnn-lstm", schedule, mode, build, sizes, pred))
-    for batch, side, depth in s["sample"]:
-        sizes = dict(batch=batch, depth=depth, height=side, width=side, hidden=hidden)
-        build = _build("sample", batch, side, depth, hidden, "wavefront", seed=0)
-        pred = (2 * side - 1) * depth
-        out.append(Case(SUITE, "mdrnn-lstm", "diagonal", "sample", build, sizes, pred))
+        out.append(Case(SUITE, "mdrnn-lstm", schedule, mode, build, sizes, pred, regime=regime))
     return out
 
 

@@ -37,6 +37,7 @@ import optax
 from flax import nnx
 
 from bench.steps import finite_loss, forward_fn, n_params, train_step_fn
+from bench.suites.mdrnn import MATCHED_TRAIN
 from bench.workloads import Case, Suite, Workload, register
 from models.pixelcnn import (
     PixelCNN,
@@ -51,43 +52,96 @@ SUITE = "pixelcnn"
 KERNEL = 3
 SAMPLERS = {"naive": sample_naive, "cached": sample_cached, "fixed-point": sample_fixed_point}
 
-# Train: (H = W, d) pairs; sample: (variant, H = W, d, batch) tuples; per profile.
+# Per profile and regime: train runs (H = W, d) and sample runs (sampler, H = W, d), with the
+# batch and channels C they run at. The work regime times MNIST-sized steps; the latency
+# regime one image with C = 2..4 channels, where the chain of dependent steps (d layers to
+# train; H·W·d to sample) should be what the time measures: ≥ 5 points over ≥ 8× per axis.
 SIZES = {
     "smoke": dict(
-        train=dict(batch=2, channels=4, runs=((6, 1), (6, 2), (8, 2))),
+        train=dict(work=dict(batch=2, channels=4, runs=((6, 1), (6, 2), (8, 2)))),
         sample=dict(
-            channels=4, runs=(("naive", 5, 2, 2), ("cached", 5, 2, 2), ("fixed-point", 5, 2, 2))
+            work=dict(
+                batch=2,
+                channels=4,
+                runs=(("naive", 5, 2), ("cached", 5, 2), ("fixed-point", 5, 2)),
+            ),
         ),
     ),
     "cpu": dict(
-        train=dict(batch=16, channels=16, runs=((28, 2), (28, 4), (28, 8), (8, 8), (16, 8))),
+        train=dict(
+            work=dict(batch=16, channels=16, runs=((28, 2), (28, 4), (28, 8), (8, 8), (16, 8))),
+            latency=dict(
+                batch=1,
+                channels=2,
+                runs=(
+                    *((8, d) for d in (1, 2, 4, 8, 16, 32)),
+                    *((side, 2) for side in (4, 6, 12, 16, 24, 32)),
+                ),
+            ),
+        ),
         sample=dict(
-            channels=8,
-            runs=(
-                *(("naive", side, 8, 16) for side in (8, 16, 28)),
-                ("naive", 28, 8, 1),
-                *(("cached", side, 8, 16) for side in (8, 16, 28)),
-                *(("cached", 28, depth, 16) for depth in (2, 4)),
-                *(("cached", 28, 8, batch) for batch in (1, 64)),
-                ("fixed-point", 28, 8, 16),
+            work=dict(
+                batch=16,
+                channels=8,
+                runs=(
+                    *(("naive", side, 8) for side in (8, 16, 28)),
+                    *(("cached", side, 8) for side in (8, 16, 28)),
+                    *(("cached", 28, depth) for depth in (2, 4)),
+                    ("fixed-point", 28, 8),
+                ),
+            ),
+            latency=dict(
+                batch=1,
+                channels=4,
+                runs=tuple(
+                    (sampler, side, depth)
+                    for sampler in SAMPLERS
+                    for side, depth in (
+                        *((side, 2) for side in (4, 6, 8, 11, 16)),
+                        *((8, d) for d in (1, 4, 8, 16)),
+                    )
+                ),
             ),
         ),
     ),
     "full": dict(
         train=dict(
-            batch=64,
-            channels=64,
-            runs=(*((28, d) for d in (2, 4, 8, 16, 32)), *((s, 8) for s in (16, 32, 64))),
+            work=dict(
+                batch=64,
+                channels=64,
+                runs=(*((28, d) for d in (2, 4, 8, 16, 32)), *((s, 8) for s in (16, 32, 64))),
+            ),
+            latency=dict(
+                batch=1,
+                channels=2,
+                runs=(
+                    *((16, d) for d in (1, 2, 4, 8, 16, 32, 64)),
+                    *((side, 2) for side in (4, 8, 16, 32, 64)),
+                ),
+            ),
         ),
         sample=dict(
-            channels=64,
-            runs=(
-                *(("naive", side, 8, 16) for side in (8, 16, 28)),
-                *(("naive", 28, 8, batch) for batch in (1, 64)),
-                *(("cached", side, 8, 16) for side in (8, 16, 28, 32)),
-                *(("cached", 28, depth, 16) for depth in (2, 4, 16)),
-                *(("cached", 28, 8, batch) for batch in (1, 64)),
-                ("fixed-point", 28, 8, 16),
+            work=dict(
+                batch=16,
+                channels=64,
+                runs=(
+                    *(("naive", side, 8) for side in (8, 16, 28)),
+                    *(("cached", side, 8) for side in (8, 16, 28, 32)),
+                    *(("cached", 28, depth) for depth in (2, 4, 16)),
+                    ("fixed-point", 28, 8),
+                ),
+            ),
+            latency=dict(
+                batch=1,
+                channels=4,
+                runs=tuple(
+                    (sampler, side, depth)
+                    for sampler in SAMPLERS
+                    for side, depth in (
+                        *((side, 2) for side in (4, 8, 16, 23, 32)),
+                        *((16, d) for d in (1, 4, 8, 16)),
+                    )
+                ),
             ),
         ),
     ),
@@ -186,16 +240,31 @@ def _build_sample(variant: str, side: int, depth: int, batch: int, channels: int
 
 def cases(profile: str) -> list[Case]:
     train, sample = SIZES[profile]["train"], SIZES[profile]["sample"]
-    out = []
-    for side, depth in train["runs"]:
-        build = _build_train(side, depth, train["batch"], train["channels"], seed=0)
-        sizes = _sizes(train["batch"], side, depth, train["channels"])
-        out.append(Case(SUITE, SUITE, "masked", "train", build, sizes, seq_steps_pred=depth))
-    for variant, side, depth, batch in sample["runs"]:
-        build = _build_sample(variant, side, depth, batch, sample["channels"], seed=0)
-        sizes = _sizes(batch, side, depth, sample["channels"])
-        pred = side * side * depth
-        out.append(Case(SUITE, SUITE, variant, "sample", build, sizes, seq_steps_pred=pred))
+    runs = [
+        (regime, s["batch"], s["channels"], side, depth)
+        for regime, s in train.items()
+        for side, depth in s["runs"]
+    ]
+    matched = MATCHED_TRAIN.get(profile, {})
+    runs += [
+        (regime, m["batch"], m["width"], side, m["depth"])
+        for regime, m in matched.items()
+        for side in m["sides"]
+    ]
+    out, seen = [], set()
+    for regime, batch, channels, side, depth in runs:
+        if (batch, channels, side, depth) in seen:  # a matched size already in a sweep
+            continue
+        seen.add((batch, channels, side, depth))
+        build = _build_train(side, depth, batch, channels, seed=0)
+        sizes = _sizes(batch, side, depth, channels)
+        out.append(Case(SUITE, SUITE, "masked", "train", build, sizes, depth, regime=regime))
+    for regime, s in sample.items():
+        for variant, side, depth in s["runs"]:
+            build = _build_sample(variant, side, depth, s["batch"], s["channels"], seed=0)
+            sizes = _sizes(s["batch"], side, depth, s["channels"])
+            pred = side * side * depth
+            out.append(Case(SUITE, SUITE, variant, "sample", build, sizes, pred, regime=regime))
     return out
 
 

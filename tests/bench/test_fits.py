@@ -47,25 +47,37 @@ def test_loglog_slope_recovers_a_power_law_with_a_confidence_interval():
     assert math.isnan(fits.loglog_slope([1, 2], [1, 2])[1])  # 2 points: no interval
 
 
-def test_a_latency_bound_sweep_follows_the_sequential_steps_not_the_work():
+def test_a_latency_bound_sweep_follows_the_span_not_the_work():
     df = pixelcnn_rows(lambda side, depth: 10 * depth + 3)
     table = fits.fit(df).set_index("axis")
     over_d = table.loc["depth"]
-    assert over_d.pred_exponent_steps == pytest.approx(1.0)
-    assert over_d.pred_exponent_work == pytest.approx(1.0)
+    assert over_d.seed_exponent == pytest.approx(1.0)  # the seed's d
+    assert over_d.work_exponent == pytest.approx(1.0)
+    assert over_d.slope == pytest.approx(over_d.span_exponent)  # 10·d + 3, not quite ∝ d
     over_hw = table.loc["hw"]
+    assert over_hw.axis_values == "64 256 1024" and over_hw.axis_range == 16
     assert over_hw.slope == pytest.approx(0.0, abs=1e-9)
-    assert over_hw.pred_exponent_work == pytest.approx(2.0)  # work ∝ H·W = side²
-    assert over_hw.verdict == "follows sequential steps"
+    assert over_hw.work_exponent == pytest.approx(1.0)  # work ∝ H·W
+    assert over_hw.follows == "follows span = seed"  # both are flat in H·W
+    assert (table.bound == "latency-bound").all() and (table.span_share > 0.99).all()
 
 
-def test_brent_fit_recovers_work_and_span_coefficients():
+def test_brent_fit_recovers_the_call_work_and_span_constants():
     rows = pixelcnn_rows(lambda side, depth: 10 * depth)
-    rows["time_median_s"] = 2e-9 * rows.work_flops + 5e-4 * rows.span_ops
+    rows["time_median_s"] = 3e-5 + 2e-9 * rows.work_flops + 5e-4 * rows.span_ops
     b = fits.brent_fit(rows)
+    assert b["brent_c_s"] == pytest.approx(3e-5, rel=1e-6)
     assert b["brent_a_s_per_flop"] == pytest.approx(2e-9, rel=1e-6)
     assert b["brent_b_s_per_op"] == pytest.approx(5e-4, rel=1e-6)
     assert b["brent_r2"] == pytest.approx(1.0)
+
+
+def test_a_work_bound_sweep_is_called_so():
+    rows = pixelcnn_rows(lambda side, depth: 10 * depth)
+    rows["time_median_s"] = 1e-6 * rows.work_flops + 1e-9 * rows.span_ops
+    table = fits.fit(rows).set_index("axis")
+    assert (table.bound == "work-bound").all()
+    assert table.loc["hw"].follows == "follows work"
 
 
 def test_rows_without_structural_counts_are_missing_not_a_crash():
@@ -76,4 +88,5 @@ def test_rows_without_structural_counts_are_missing_not_a_crash():
     table = fits.fit(df)
     assert set(table.axis) == {"depth", "hw"}
     assert "brent_r2" not in table  # no counts: no two-term fit
-    assert set(table.verdict) == {"no prediction (steps and work not counted)"}
+    assert set(table.follows) == {"no prediction (counts missing)"}
+    assert table.span_share.isna().all() and set(table.bound) == {""}

@@ -1,19 +1,124 @@
-"""C12 (bench/claims/mdrnn.py): training spans of PixelCNN and the MDRNN side by side."""
+"""C11's wall-time half and C12 (bench/claims/mdrnn.py), on rows whose answer is known."""
 
 import pandas as pd
 
 from bench import fits
-from bench.claims.mdrnn import c12_training_parallelism
-from tests.bench.test_fits import pixelcnn_rows
+from bench.claims.mdrnn import c10_verdict, c11_verdict, c11_wall_time, c12_training_parallelism
+from tests.bench.test_fits import frame
+
+SIDES = (4, 8, 16)
 
 
-def test_c12_compares_training_spans_of_pixelcnn_and_mdrnn_at_equal_sizes():
-    pix = pixelcnn_rows(lambda side, depth: 10 * depth + 3)
-    mdrnn = pix.copy()
-    mdrnn["suite"], mdrnn["model"], mdrnn["variant"] = "mdrnn", "mdrnn", "wavefront"
-    mdrnn["span_ops"] = 7 * (2 * mdrnn.height - 1) * mdrnn.depth  # (H+W-1)·d steps
-    (row,) = c12_training_parallelism(pd.concat([pix, mdrnn]), fits.fit(pix))
-    assert row.verdict == "PASS" and "H=W=32 d=4 mdrnn wavefront" in row.measured
-    mdrnn["span_ops"] = 5  # shallower than PixelCNN: the claim would be false
-    (row,) = c12_training_parallelism(pd.concat([pix, mdrnn]), fits.fit(pix))
-    assert row.verdict == "FAIL"
+def matched(pix_span, pix_time, mdrnn_span, mdrnn_time, *, regime="latency", iqr=0.01):
+    """Train rows of PixelCNN and each MDRNN schedule at equal batch, width, depth, sizes."""
+    rows = []
+    for side in SIDES:
+        base = dict(mode="train", batch=1, hidden=2, depth=2, height=side, width=side,
+                    regime=regime, status="ok")  # fmt: skip
+        rows.append(
+            dict(base, suite="pixelcnn", model="pixelcnn", variant="masked",
+                 span_ops=pix_span(side), time_median_s=pix_time(side),
+                 time_iqr_s=iqr * pix_time(side))
+        )  # fmt: skip
+        for schedule in ("raster", "wavefront", "pipelined"):
+            rows.append(
+                dict(base, suite="mdrnn", model="mdrnn-lstm", variant=schedule,
+                     span_ops=mdrnn_span(side), time_median_s=mdrnn_time(side),
+                     time_iqr_s=iqr * mdrnn_time(side))
+            )  # fmt: skip
+    return frame(rows)
+
+
+def c12(df):
+    return c12_training_parallelism(df, fits.fit(df))
+
+
+def deeper(side):  # (H+W-1)·d steps of ~7 ops
+    return 7 * (2 * side - 1) * 2
+
+
+def test_c12_passes_when_the_mdrnn_is_deeper_and_slower_the_larger_the_image():
+    structure, time = c12(matched(lambda s: 41, lambda s: 1e-4, deeper, lambda s: 2e-6 * deeper(s)))
+    assert structure.verdict == "PASS" and "H=W [4, 8, 16]" in structure.measured
+    assert time.verdict == "PASS" and time.measure == "wall time ratio (latency-bound)"
+
+
+def test_c12_fails_on_the_span_when_the_mdrnn_is_shallower():
+    structure, _ = c12(matched(lambda s: 41, lambda s: 1e-4, lambda s: 5, lambda s: 2e-4))
+    assert structure.verdict == "FAIL"
+
+
+def test_c12_fails_on_time_when_the_mdrnn_trains_faster():
+    _, time = c12(matched(lambda s: 41, lambda s: 1e-3, deeper, lambda s: 1e-4))
+    assert time.verdict == "FAIL"
+
+
+def test_c12_cannot_decide_on_time_when_the_noise_hides_the_change():
+    _, time = c12(
+        matched(lambda s: 41, lambda s: 1e-4, deeper, lambda s: 2e-4 * (1 + s / 400), iqr=0.2)
+    )
+    assert time.verdict == "INCONCLUSIVE" and "noise" in time.measured
+
+
+def test_c12_work_bound_sizes_are_shown_but_not_judged():
+    _, time = c12(matched(lambda s: 41, lambda s: 1e-4, deeper, lambda s: 2e-4, regime="work"))
+    assert time.verdict == "INCONCLUSIVE" and "shown, not judged" in time.measured
+
+
+def test_c12_needs_three_matched_sizes():
+    df = matched(lambda s: 41, lambda s: 1e-4, deeper, lambda s: 2e-4)
+    structure, _ = c12(df[df.height != 16])
+    assert structure.verdict == "INCONCLUSIVE"
+    assert c12_training_parallelism(frame([]), fits.fit(frame([]))) == []
+
+
+def test_c11_wall_time_is_inconclusive_without_latency_sweeps():
+    df = matched(lambda s: 41, lambda s: 1e-4, deeper, lambda s: 2e-4)
+    forward = df[df.suite == "mdrnn"].assign(mode="forward")
+    (v,) = c11_wall_time(pd.concat([df, forward]), fits.fit(forward))
+    assert v.verdict == "INCONCLUSIVE"
+    assert v.measure == "wall time vs steps_executed (latency-bound)"
+
+
+# --- C10 and C11: the rules, on numbers that make them come out each way ---------------------
+
+EXPONENTS = {"d": 1.0, "H": 1.0, "W": 1.0, "k": 2.0}  # the count's
+SEED = {"d": 0.0, "H": 0.0, "W": 1.0, "k": 2.0}  # the seed's O(d + W·k²) at large sizes
+
+
+def test_c10_corrects_the_seed_when_the_count_grows_otherwise():
+    v = c10_verdict(0, 10, [(5, 5)], EXPONENTS, SEED, "10 configs")
+    assert v.verdict == "CORRECTED" and "Θ(d·H·W·k²)" in v.statement
+
+
+def test_c10_passes_when_the_count_grows_as_the_seed_says():
+    assert c10_verdict(0, 10, [(5, 5)], SEED, SEED, "10 configs").verdict == "PASS"
+
+
+def test_c10_fails_when_the_closed_form_misses_the_count_or_the_traced_macs():
+    assert c10_verdict(2, 10, [(5, 5)], EXPONENTS, SEED, "10").verdict == "FAIL"
+    assert c10_verdict(0, 10, [(5, 6)], EXPONENTS, SEED, "10").verdict == "FAIL"
+
+
+def steps_rows(grids, executed=lambda s, H, W, d: (H + W - 1) * d):
+    return [
+        (s, H, W, d, executed(s, H, W, d), executed(s, H, W, d) - 1, (H + W - 1) * d)
+        for s in ("wavefront",)
+        for H, W in grids
+        for d in (1, 2)
+    ]
+
+
+def test_c11_corrects_the_seed_off_the_diagonal():
+    v = c11_verdict(steps_rows([(4, 4), (8, 8), (1, 32)]))
+    assert v.verdict == "CORRECTED" and "1×32" in v.statement
+    assert "crosses only" in v.statement  # the two depth measures, side by side
+
+
+def test_c11_passes_on_square_grids():
+    assert c11_verdict(steps_rows([(4, 4), (8, 8)])).verdict == "PASS"
+
+
+def test_c11_fails_when_a_program_executes_other_steps():
+    rows = steps_rows([(4, 4), (8, 8)], executed=lambda s, H, W, d: H * W * d)
+    assert c11_verdict(rows).verdict == "FAIL"

@@ -1,11 +1,17 @@
-"""C8 (bench/claims/pixelcnn.py): PixelCNN's training span, judged from timed rows whose
-answer is known."""
+"""C8 (bench/claims/pixelcnn.py): PixelCNN's training depth, judged from timed rows whose
+answer is known: on the span, and on wall time in a latency-bound sweep."""
 
+import numpy as np
 import pandas as pd
 
 from bench import fits
 from bench.claims import pixelcnn
+from tests.bench.claims.test_scaling_rule import sweep
 from tests.bench.test_fits import frame, pixelcnn_rows
+
+
+def c8(df):
+    return pixelcnn.c8_pixelcnn_training_span(df, fits.fit(df))
 
 
 def test_exact_line_accepts_collinear_integers_only():
@@ -13,16 +19,39 @@ def test_exact_line_accepts_collinear_integers_only():
     assert pixelcnn.exact_line([2, 4, 8], [25, 45, 86]) is None
 
 
-def test_c8_passes_when_training_span_is_linear_in_depth_and_flat_in_image_size():
+def test_c8_passes_on_the_span_when_it_is_linear_in_depth_and_flat_in_image_size():
+    structure, _ = c8(pixelcnn_rows(lambda side, depth: 10 * depth + 3))
+    assert structure.verdict == "PASS" and "= 10·d + 3 exactly" in structure.measured
+    assert "10 sequential operations per layer" in structure.statement
+
+
+def test_c8_fails_on_the_span_when_it_grows_with_the_image():
+    structure, _ = c8(pixelcnn_rows(lambda side, depth: 10 * depth + side))
+    assert structure.verdict == "FAIL" and "changes with H·W" in structure.statement
+
+
+def test_c8_fails_on_the_span_when_it_is_not_a_line_in_depth():
+    structure, _ = c8(pixelcnn_rows(lambda side, depth: depth * depth + 3))
+    assert structure.verdict == "FAIL" and "not an exact line in d" in structure.statement
+
+
+def test_c8_without_both_sweeps_cannot_decide_on_the_span():
     df = pixelcnn_rows(lambda side, depth: 10 * depth + 3)
-    (row,) = pixelcnn.c8_pixelcnn_training_span(df, fits.fit(df))
-    assert row.verdict == "PASS" and "= 10·d + 3 exactly" in row.measured
+    structure, _ = c8(df[df.height == 16])  # no sweep over H·W
+    assert structure.verdict == "INCONCLUSIVE"
 
 
-def test_c8_fails_when_the_span_grows_with_the_image():
-    df = pixelcnn_rows(lambda side, depth: 10 * depth + side)
-    (row,) = pixelcnn.c8_pixelcnn_training_span(df, fits.fit(df))
-    assert row.verdict == "FAIL" and "(differs)" in row.measured
+def test_c8_wall_time_half_passes_on_a_latency_bound_sweep_that_follows_the_span():
+    over_d = sweep((1, 2, 4, 8, 16, 32), lambda d: 1e-5 * (10 * d + 3))
+    over_hw = over_d.iloc[[1]].copy()
+    rows = [over_d]
+    for side in (4, 6, 12, 16, 24):
+        r = over_d.iloc[[1]].copy()
+        r["height"] = r["width"] = side
+        rows.append(r)
+    _, wall_time = c8(pd.concat(rows + [over_hw], ignore_index=True).drop_duplicates())
+    assert wall_time.verdict == "PASS", wall_time.measured
+    assert wall_time.measure == "wall time vs span_ops (latency-bound)"
 
 
 def test_c8_needs_its_measurements():
@@ -34,6 +63,52 @@ def test_c8_is_inconclusive_on_rows_without_a_structural_count():
     df = pixelcnn_rows(lambda side, depth: 10 * depth + 3)
     df["span_ops"] = pd.NA
     df["note"] = "span/work not counted: UnknownLayout: structure: cannot read this JAX's scan"
-    (c8,) = pixelcnn.c8_pixelcnn_training_span(df, fits.fit(df))
-    assert c8.verdict == "INCONCLUSIVE"
-    assert "6 of 6 rows have no span" in c8.measured and "UnknownLayout" in c8.measured
+    (verdict,) = c8(df)
+    assert verdict.verdict == "INCONCLUSIVE"
+    assert "6 of 6 rows have no span" in verdict.measured and "UnknownLayout" in verdict.measured
+
+
+# --- C7 and C9: the rules, on numbers that make them come out each way -----------------------
+
+
+def test_c7_passes_when_exact_over_order_is_bounded_and_settles():
+    order = np.array([100.0, 200.0, 400.0])
+    v = pixelcnn.c7_verdict(0.5 * order, order, {"d": 0.0, "H=W": 0.02, "K": -0.03}, "3 configs")
+    assert v.verdict == "PASS" and "0.50·H·W·K²" in v.statement
+
+
+def test_c7_fails_when_the_ratio_keeps_moving_or_leaves_its_bounds():
+    order = np.array([100.0, 200.0, 400.0])
+    moving = pixelcnn.c7_verdict(0.5 * order, order, {"d": 0.3, "H=W": 0, "K": 0}, "3 configs")
+    assert moving.verdict == "FAIL" and "moves along d" in moving.statement
+    above = pixelcnn.c7_verdict(2 * order, order, {"d": 0, "H=W": 0, "K": 0}, "3 configs")
+    assert above.verdict == "FAIL"
+
+
+def span_rows(span, work=lambda v, k, d, side: 10.0 * k * k * d * side * side):
+    return [
+        dict(variant=v, kernel=k, depth=d, side=side, span_ops=span(v, k, d, side),
+             work_flops=work(v, k, d, side))
+        for v in ("naive", "cached")
+        for k in (3, 5)
+        for d in (1, 2, 4)
+        for side in (3, 4, 5)
+    ]  # fmt: skip
+
+
+def test_c9_corrects_the_seed_when_the_span_is_hwd_and_free_of_k():
+    v = pixelcnn.c9_verdict(span_rows(lambda v, k, d, s: 3 * s * s * d + 4 * s * s), 8, 8, [3])
+    assert v.verdict == "CORRECTED" and v.slip == "mathematical error"
+    assert "3·H·W·d + 4·H·W" in v.statement
+
+
+def test_c9_passes_when_the_span_grows_with_k_as_the_seed_says():
+    v = pixelcnn.c9_verdict(span_rows(lambda v, k, d, s: k * k * s * s * d), 8, 8, [3])
+    assert v.verdict == "PASS"
+
+
+def test_c9_fails_when_the_samplers_disagree_or_the_span_is_not_linear():
+    linear = span_rows(lambda v, k, d, s: 3 * s * s * d)
+    assert pixelcnn.c9_verdict(linear, 7, 8, [3]).verdict == "FAIL"
+    quadratic = span_rows(lambda v, k, d, s: (s * s * d) ** 2)
+    assert pixelcnn.c9_verdict(quadratic, 8, 8, [3]).verdict == "FAIL"
