@@ -150,15 +150,17 @@ def load_mnist_npz(path: str | os.PathLike, *, seed: int = 0) -> Splits:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
-    try:
-        arrays = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable npz file ({_one_line(e)})") from None
-    if not isinstance(arrays, np.lib.npyio.NpzFile):  # a bare .npy array
-        raise DataError(f"{path}: an .npy array, not an npz archive of x_train and x_test")
-    with arrays:
-        x_train = _mnist_array(path, arrays, "x_train")
-        x_test = _mnist_array(path, arrays, "x_test")
+    # Opened here, not by np.load: numpy leaks its own handle when a zip turns out truncated.
+    with open(path, "rb") as file:
+        try:
+            arrays = np.load(file, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"{path}: not a readable npz file ({_one_line(e)})") from None
+        if not isinstance(arrays, np.lib.npyio.NpzFile):  # a bare .npy array
+            raise DataError(f"{path}: an .npy array, not an npz archive of x_train and x_test")
+        with arrays:
+            x_train = _mnist_array(path, arrays, "x_train")
+            x_test = _mnist_array(path, arrays, "x_test")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(
             f"{path}: x_train images {x_train.shape[1:]} and x_test images "
