@@ -35,7 +35,7 @@ import math
 import os
 import pathlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +48,7 @@ from bench.steps import n_params, train_step_fn
 from bench.timing import compile_ahead
 
 SPLITS = ("train", "validation", "test")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +56,9 @@ class TrainConfig:
     """How one model is trained to a target.
 
     ``max_steps`` Adam steps of ``batch`` images (epochs of a seeded shuffle, the last
-    incomplete batch of an epoch dropped) at learning rate ``lr``; evaluation every
+    incomplete batch of an epoch dropped) at learning rate ``lr``, constant or (``lr_schedule
+    = "cosine"``) decayed to 0 at ``max_steps`` by a half cosine; ``weight_decay`` > 0 makes
+    it AdamW (decoupled weight decay, Loshchilov & Hutter 2019). Evaluation every
     ``eval_every`` steps; stop early at ``budget_s`` training seconds, after ``patience``
     evaluations in a row without a better validation NLL (None: never), or at the target when
     ``stop_at_target``. The train NLL is evaluated on the first ``train_eval_size`` training
@@ -65,6 +68,8 @@ class TrainConfig:
 
     batch: int = 64
     lr: float = 1e-3
+    lr_schedule: str = "constant"
+    weight_decay: float = 0.0
     max_steps: int = 1000
     eval_every: int = 50
     budget_s: float = math.inf
@@ -80,6 +85,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.budget_s <= 0:
             raise ValueError("lr and budget_s must be positive")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
 
@@ -92,6 +101,16 @@ class TrainResult:
     curve: list[dict]
     summary: dict
     state: nnx.State
+
+
+def optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """Adam (AdamW when ``config.weight_decay`` > 0) at the config's learning-rate schedule."""
+    lr = config.lr
+    if config.lr_schedule == "cosine":
+        lr = optax.cosine_decay_schedule(config.lr, config.max_steps)
+    if config.weight_decay > 0:
+        return optax.adamw(lr, weight_decay=config.weight_decay)
+    return optax.adam(lr)
 
 
 def validation_target(splits: Splits, ratio: float) -> float:
@@ -139,7 +158,7 @@ def train_to_target(
     pixels = height * width
     if config.batch > n_train:
         raise ValueError(f"batch {config.batch} exceeds the {n_train} training images")
-    tx = optax.adam(config.lr)
+    tx = optimizer(config)
     step, (params, rest, opt_state) = train_step_fn(model, loss, tx)
     graphdef = nnx.graphdef(model)
 
@@ -313,14 +332,17 @@ def sample_grid(
     real: np.ndarray,
     *,
     title: str = "",
-    columns: int = 8,
+    columns: int | None = None,
 ) -> pathlib.Path:
     """A PNG of model ``samples`` (left) beside ``real`` images (right), each (N, H, W) of
-    0/1 (or probabilities) tiled ``columns`` wide, 1 px gaps; ``title`` over the figure."""
+    0/1 (or probabilities), tiled ``columns`` wide (default: a square grid) with 1-pixel
+    grey gaps, black ink on white; ``title`` over the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    columns = columns or math.ceil(math.sqrt(max(len(samples), len(real))))
 
     def tile(images: np.ndarray) -> np.ndarray:
         images = np.asarray(images, np.float32)
@@ -328,23 +350,25 @@ def sample_grid(
         rows = -(-n // columns)
         canvas = np.full((rows * (h + 1) + 1, columns * (w + 1) + 1), 0.5, np.float32)
         for k, image in enumerate(images):
-            r, c = divmod(k, columns)
-            canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = (
-                image
-            )
+            top, left = 1 + (k // columns) * (h + 1), 1 + (k % columns) * (w + 1)
+            canvas[top : top + h, left : left + w] = image
         return canvas
 
-    panels: Sequence[tuple[str, np.ndarray]] = (
-        (f"samples ({len(samples)})", samples),
-        (f"real test images ({len(real)})", real),
+    panels = [
+        (tile(samples), f"model samples ({len(samples)})"),
+        (tile(real), f"real images ({len(real)})"),
+    ]
+    height_px = max(canvas.shape[0] for canvas, _ in panels)
+    inch_per_px = 3.0 / max(canvas.shape[1] for canvas, _ in panels)  # 3-inch-wide panels
+    fig, axes = plt.subplots(
+        1, 2, figsize=(6.6, height_px * inch_per_px + (0.9 if title else 0.5)), squeeze=True
     )
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4.4))
-    for ax, (label, images) in zip(axes, panels, strict=True):
-        ax.imshow(tile(images), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(label, fontsize=10)
+    for ax, (canvas, label) in zip(axes, panels, strict=True):
+        ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
         ax.set_axis_off()
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = pathlib.Path(path)
     fig.savefig(path, dpi=100)

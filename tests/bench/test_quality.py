@@ -121,6 +121,8 @@ def test_invalid_configs_raise():
         TrainConfig(batch=0)
     with pytest.raises(ValueError, match="patience"):
         TrainConfig(patience=0)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear")
 
 
 # --- checkpoints
