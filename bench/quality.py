@@ -182,7 +182,7 @@ def train_to_target(
     step_c, step_compile_s, _ = compile_ahead(train_step, (params, rest, opt_state, data, idx0))
     eval_c, eval_compile_s, _ = compile_ahead(nll_sum, (params, rest, *chunks["test"][0]))
 
-    def evaluate(params) -> dict[str, NLL]:
+    def evaluate(params, rest) -> dict[str, NLL]:
         out = {}
         for split, parts in chunks.items():
             total = sum(float(eval_c(params, rest, x, w)) for x, w in parts)
@@ -192,12 +192,12 @@ def train_to_target(
     rng = np.random.default_rng(config.seed)
     per_epoch = n_train // config.batch
     order = np.empty(0, np.int32)
-    curve, best, best_params, best_step = [], math.inf, params, 0
+    curve, best, best_state, best_step = [], math.inf, (params, rest), 0
     train_s, eval_s, steps, stale = 0.0, 0.0, 0, 0
     time_to_target, target_step, stop = math.nan, -1, "max_steps"
     while True:
         t0 = time.perf_counter()
-        nll = evaluate(params)
+        nll = evaluate(params, rest)
         eval_s += time.perf_counter() - t0
         curve.append(
             {"step": steps, "epoch": steps / per_epoch, "train_s": train_s}
@@ -209,7 +209,7 @@ def train_to_target(
             stop = "non-finite validation NLL"
             break
         if val < best:
-            best, best_params, best_step, stale = val, params, steps, 0
+            best, best_state, best_step, stale = val, (params, rest), steps, 0
         else:
             stale += 1
         if target_nats is not None and target_step < 0 and val <= target_nats:
@@ -237,7 +237,7 @@ def train_to_target(
         jax.block_until_ready(params)
         train_s += time.perf_counter() - t0
 
-    nnx.update(model, best_params)
+    nnx.update(model, *best_state)
     selected = curve[[row["step"] for row in curve].index(best_step)]
     base_val = independent_pixel_nll(splits.train, splits.validation).nats_per_image
     base_test = independent_pixel_nll(splits.train, splits.test).nats_per_image
@@ -368,6 +368,38 @@ def sample_grid(
         ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def curve_plot(
+    path: str | os.PathLike,
+    curves: dict[str, list[dict]],
+    *,
+    baseline_nats: float,
+    target_ratio: float = 0.75,
+    split: str = "test",
+) -> pathlib.Path:
+    """A PNG of each model's ``split`` NLL against training wall seconds, one axis for all,
+    as a fraction of the independent-pixel baseline, with the target ratio dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, rows in curves.items():
+        seconds = [row["train_s"] for row in rows[1:]]  # step 0 (random init) is off the scale
+        ratio = [row[f"{split}_nats"] / baseline_nats for row in rows[1:]]
+        ax.plot(seconds, ratio, marker=".", label=name)
+    ax.axhline(target_ratio, color="k", linestyle="--", linewidth=1, label=f"{target_ratio}×")
+    ax.set_xlabel("training wall time (s, evaluation excluded)")
+    ax.set_ylabel(f"{split} NLL / independent-pixel baseline")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     path = pathlib.Path(path)
     fig.savefig(path, dpi=100)

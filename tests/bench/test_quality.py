@@ -14,6 +14,7 @@ from bench.quality import (
     MDRNN_SCHEDULES,
     QUALITY_SIZES,
     TrainConfig,
+    curve_plot,
     draw_noise,
     fixed_point_passes,
     identity_violations,
@@ -202,9 +203,16 @@ def test_trained_mdrnn_sampler_obeys_the_sampling_rule(digits):
     assert wrong == near_ties <= 1  # the raster forward and the diagonal sampler round apart
 
 
-def test_sample_grid_writes_a_png(tmp_path, digits):
-    path = sample_grid(tmp_path / "grid.png", digits.test[:16], digits.test[16:32], title="t")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_sample_grid_and_curve_plot_write_pngs(tmp_path, digits, trained):
+    _, result = trained
+    grid = sample_grid(tmp_path / "grid.png", digits.test[:16], digits.test[16:32], title="t")
+    curves = curve_plot(
+        tmp_path / "curves.png",
+        {"tiny": result.curve},
+        baseline_nats=result.summary["baseline_test_nats"],
+    )
+    for path in (grid, curves):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("profile", sorted(QUALITY_SIZES))
