@@ -12,17 +12,18 @@ each structural count over the same points is that count's *predicted* exponent:
 sequence), ``work_flops`` and ``seq_steps_pred`` (the seed's formula). A device on which a
 sweep is latency-bound shows the depth's exponent; a work-bound one, the work's.
 
-Which one a device is, is read from Brent's bound: time ≈ work / parallelism + span ×
-per-step latency. The fit ``time ≈ c + a·work + b·span`` (non-negative c, a, b; c is the
-fixed cost of one call) over every row of a group, both regimes together (their work and span
-differ in ratio, which is what separates a from b), gives the device's constants; a row's
-*span share* is b·span over the fitted time. A sweep whose median span share is at least
-:data:`LATENCY_SHARE` is latency-bound, one at most 1 − that is work-bound.
+Which one a device is, is read from Brent's bound: time ≈ work / parallelism + depth ×
+per-step latency. The fit ``time ≈ a·work + b·depth`` (non-negative a, b) over every row of a
+group, both regimes together (their work and depth differ in ratio, which is what separates a
+from b), gives the device's constants; a row's *depth share* is b·depth over the fitted time.
+The fit is made twice, with the dataflow span (``span_ops``) and with the loop steps executed
+(``steps_executed``) as the depth, because a claim is judged on one of them. A sweep whose
+median share is at least :data:`LATENCY_SHARE` is latency-bound, one at most 1 − that is
+work-bound (by the span, in the ``bound`` column).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -90,44 +91,39 @@ def sweeps(group: pd.DataFrame):
                 yield name, fixed, group.loc[rows.index]
 
 
-def brent_fit(rows: pd.DataFrame) -> dict:
-    """Non-negative least squares ``time ≈ c + a·work + b·span``, with R².
+def brent_fit(rows: pd.DataFrame, depth: str = "span_ops") -> dict:
+    """Non-negative least squares ``time ≈ a·work + b·depth``, with R².
 
-    Every subset of the three terms is solved by least squares on scaled columns, and the best
-    fit whose coefficients are all non-negative is kept (the NNLS solution of three terms).
+    ``depth`` is ``span_ops`` or ``steps_executed``. Each subset of the two terms is solved by
+    least squares on scaled columns, and the best fit whose coefficients are non-negative is
+    kept (the NNLS solution of two terms).
     """
     t = rows.time_median_s.to_numpy(float)
-    cols = {
-        "call": np.ones(len(rows)),
-        "work": rows.work_flops.to_numpy(float),
-        "span": rows.span_ops.to_numpy(float),
-    }
+    cols = {"work": rows.work_flops.to_numpy(float), "depth": rows[depth].to_numpy(float)}
     best = None
-    for k in (3, 2, 1):
-        for use in itertools.combinations(cols, k):
-            scale = np.array([max(cols[u].max(), 1e-30) for u in use])
-            X = np.stack([cols[u] for u in use], axis=1) / scale
-            coef, *_ = np.linalg.lstsq(X, t, rcond=None)
-            if (coef < 0).any():
-                continue
-            sse = float(((t - X @ coef) ** 2).sum())
-            if best is None or sse < best[0] * (1 - 1e-9):
-                best = (sse, dict(zip(use, coef / scale, strict=True)))
+    for use in (("work", "depth"), ("work",), ("depth",)):
+        scale = np.array([max(cols[u].max(), 1e-30) for u in use])
+        X = np.stack([cols[u] for u in use], axis=1) / scale
+        coef, *_ = np.linalg.lstsq(X, t, rcond=None)
+        if (coef < 0).any():
+            continue
+        sse = float(((t - X @ coef) ** 2).sum())
+        if best is None or sse < best[0] * (1 - 1e-9):
+            best = (sse, dict(zip(use, coef / scale, strict=True)))
     sse, coef = best
     sst = float(((t - t.mean()) ** 2).sum())
     return {
-        "brent_c_s": coef.get("call", 0.0),
-        "brent_a_s_per_flop": coef.get("work", 0.0),
-        "brent_b_s_per_op": coef.get("span", 0.0),
-        "brent_r2": 1 - sse / sst if sst > 0 else math.nan,
+        "a_s_per_flop": coef.get("work", 0.0),
+        "b_s_per_step": coef.get("depth", 0.0),
+        "r2": 1 - sse / sst if sst > 0 else math.nan,
     }
 
 
-def span_share(rows: pd.DataFrame, brent: dict) -> pd.Series:
-    """The span term's share of each row's fitted time."""
-    span = brent["brent_b_s_per_op"] * rows.span_ops.astype(float)
-    work = brent["brent_a_s_per_flop"] * rows.work_flops.astype(float)
-    return span / (brent["brent_c_s"] + work + span).clip(lower=1e-30)
+def depth_share(rows: pd.DataFrame, brent: dict, depth: str = "span_ops") -> pd.Series:
+    """The depth term's share of each row's fitted time."""
+    deep = brent["b_s_per_step"] * rows[depth].astype(float)
+    work = brent["a_s_per_flop"] * rows.work_flops.astype(float)
+    return deep / (work + deep).clip(lower=1e-30)
 
 
 def bound(share: float) -> str:
@@ -162,24 +158,30 @@ def _follows(slope: float, half: float, exponents: dict[str, float]) -> str:
     return f"{text} (wide interval)" if half > 0.5 else text
 
 
+DEPTHS = {"span_ops": "span", "steps_executed": "steps"}
+"""The two depth measures the Brent fit is made with, and their short names."""
+
+
 def fit(df: pd.DataFrame) -> pd.DataFrame:
     """The fits table for a run's measurements (ok rows only): one row per sweep."""
     ok = df[(df.status == "ok") & df.time_median_s.notna()]
     out = []
     for key, group in ok.groupby(GROUP, dropna=False):
         brent = {}
-        usable = group.dropna(subset=["work_flops", "span_ops"])
-        if len(usable) >= 3:
-            brent = brent_fit(usable)
+        for depth in DEPTHS:
+            usable = group.dropna(subset=["work_flops", depth])
+            if len(usable) >= 3 and usable[depth].gt(0).any():
+                brent[depth] = brent_fit(usable, depth)
         for axis, fixed, rows in sweeps(group):
             x = axis_values(rows, axis)
             slope, half = loglog_slope(x, rows.time_median_s)
             exponents = {name: _exponent(x, rows[col]) for col, name in COUNTS.items()}
-            share = (
-                float(span_share(rows, brent).median())
-                if brent and rows[["work_flops", "span_ops"]].notna().all().all()
+            shares = {
+                name: float(depth_share(rows, brent[depth], depth).median())
+                if depth in brent and rows[["work_flops", depth]].notna().all().all()
                 else math.nan
-            )
+                for depth, name in DEPTHS.items()
+            }
             regimes = rows.regime.dropna().unique() if "regime" in rows else []
             out.append(
                 {
@@ -193,10 +195,14 @@ def fit(df: pd.DataFrame) -> pd.DataFrame:
                     "slope": slope,
                     "slope_ci95": half,
                     **{f"{name}_exponent": e for name, e in exponents.items()},
-                    "span_share": share,
-                    "bound": bound(share),
+                    **{f"{name}_share": v for name, v in shares.items()},
+                    "bound": bound(shares["span"]),
                     "follows": _follows(slope, half, exponents),
-                    **brent,
+                    **{
+                        f"brent_{DEPTHS[depth]}_{k}": v
+                        for depth, b in brent.items()
+                        for k, v in b.items()
+                    },
                 }
             )
     return pd.DataFrame(out)

@@ -181,27 +181,31 @@ def depth_table(fitted: pd.DataFrame) -> pd.DataFrame:
     t["points"] = [f"{n} over {r:.3g}×" for n, r in zip(t.n_points, t.axis_range, strict=True)]
     columns = ["suite", "variant", "mode", "axis", "regime", "fixed", "points", "slope",
                "span_exponent", "steps_exponent", "work_exponent", "span_share",
-               "bound"]  # fmt: skip
+               "steps_share", "bound"]  # fmt: skip
     return t[columns].rename(
         columns={
             "span_exponent": "span",
             "steps_exponent": "steps",
             "work_exponent": "work",
             "span_share": "span share",
+            "steps_share": "steps share",
         }  # fmt: skip
     )
 
 
 def device_constants(fitted: pd.DataFrame) -> str:
-    """What the Brent fits say about the device: the cost of one operation on the critical
-    path, of one FLOP, and the work per operation below which a step is latency-bound."""
-    if "brent_b_s_per_op" not in fitted:
+    """What the Brent fits (time ≈ a·work + b·span) say about the device: the cost of one
+    operation on the critical path, of one FLOP, and the work per operation below which a step
+    waits on its depth."""
+    if "brent_span_b_s_per_step" not in fitted:
         return ""
     groups = fitted.drop_duplicates(["suite", "model", "variant", "mode"])
-    usable = groups[(groups.brent_b_s_per_op > 0) & (groups.brent_a_s_per_flop > 0)]
+    a, b = groups.brent_span_a_s_per_flop, groups.brent_span_b_s_per_step
+    usable = groups[(a > 0) & (b > 0)]
     if usable.empty:
         return ""
-    b, a = usable.brent_b_s_per_op.median(), usable.brent_a_s_per_flop.median()
+    b = usable.brent_span_b_s_per_step.median()
+    a = usable.brent_span_a_s_per_flop.median()
     return (
         f"\nAcross the {len(usable)} fitted groups with both terms, the median constants are "
         f"b = {b * 1e6:.3g} µs per operation on the critical path and a = {a * 1e9:.3g} ns per "
@@ -283,8 +287,9 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
             "Each row is a sweep of one size axis (hw: the pixel count H·W). `slope` is the "
             "fitted log-log exponent of wall time, ± its 95% interval; the span, steps and work "
             "columns are the exponents of those counts over the same points. `span share` is the "
-            "share of the time the Brent fit time ≈ c + a·work + b·span gives the span term; a "
-            f"sweep is latency-bound from {fits.LATENCY_SHARE}.\n\n"
+            "share of the time the Brent fit time ≈ a·work + b·span gives the span term (`steps "
+            "share`: the same with the loop steps executed as the depth); a sweep is "
+            f"latency-bound from {fits.LATENCY_SHARE}.\n\n"
         )
         parts.append(table(depth_table(fitted)))
         parts.append(device_constants(fitted))

@@ -5,7 +5,9 @@
    that wall time is `compile_s`. The timed calls go to the compiled executable, which cannot
    retrace: arguments of another shape or dtype raise instead of silently recompiling.
 3. `warmup` untimed calls, then `repeats` timed calls, each ended by
-   `jax.block_until_ready` on the whole output, timed with `time.perf_counter`.
+   `jax.block_until_ready` on the whole output, timed with `time.perf_counter`. A fast call
+   gets more repeats: as many as fill :data:`MIN_TIMED_S` of samples (judged from the first,
+   untimed call), at most :data:`MAX_REPEATS`: the median of five 50 µs calls is mostly noise.
 4. The timed region runs under `jax.no_tracing` and a compile counter fed by
    `jax.monitoring`: any trace or backend compilation inside it raises `RecompilationError`
    rather than reporting a slower number.
@@ -26,6 +28,8 @@ import jax
 import numpy as np
 
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+MIN_TIMED_S = 0.2
+MAX_REPEATS = 100
 
 
 class RecompilationError(RuntimeError):
@@ -147,16 +151,20 @@ def _place(x):
 def measure(
     fn: Callable, args: tuple, *, repeats: int, warmup: int = 1, before_timing=None
 ) -> Timing:
-    """The protocol: place, compile (timed apart), warm up, time ``repeats`` calls.
+    """The protocol: place, compile (timed apart), warm up, time ``repeats`` calls (more for
+    a fast call, see the module docstring).
 
     ``before_timing(output)`` (optional) sees the first output before any timed call and may
     raise to abort the measurement (a health check, for instance).
     """
     args = jax.block_until_ready(jax.tree.map(_place, args))
     compiled, compile_s, memory = compile_ahead(fn, args)
+    t0 = time.perf_counter()
     first = jax.block_until_ready(compiled(*args))
+    first_s = time.perf_counter() - t0
     if before_timing is not None:
         before_timing(first)
+    repeats = max(repeats, min(MAX_REPEATS, int(MIN_TIMED_S / max(first_s, 1e-9))))
     timing = time_calls(lambda: compiled(*args), repeats=repeats, warmup=max(warmup - 1, 0))
     timing.compile_s, timing.memory = compile_s, memory
     return timing

@@ -184,8 +184,9 @@ def scaling_check(fits, *, suite: str, variant: str, mode: str, axis: str, measu
     The count's own log-log slope over the same points is the prediction, so the constant
     terms of a count (9·d + 23 is not ∝ d) are predicted too. INCONCLUSIVE, with the reason,
     when the sweep has fewer than :data:`MIN_POINTS` points, spans less than
-    :data:`MIN_RANGE`, is not latency-bound on this device (the Brent fit gives the span term
-    less than ``bench.fits.LATENCY_SHARE`` of the time), or its interval is wider than
+    :data:`MIN_RANGE`, is not latency-bound on this device (the Brent fit with ``measure`` as
+    the depth gives it less than ``bench.fits.LATENCY_SHARE`` of the time), or its interval is
+    wider than
     :data:`MAX_CI`; else PASS iff |slope − the count's slope| ≤ :data:`TOLERANCE`, else FAIL.
     """
     name = f"{suite} {variant} {mode} vs {axis}"
@@ -203,10 +204,11 @@ def scaling_check(fits, *, suite: str, variant: str, mode: str, axis: str, measu
     r = rows.sort_values("n_points").iloc[-1]
     count = f"{COUNTS[measure]}_exponent"
     predicted = r[count]
+    share = r[f"{COUNTS[measure]}_share"]
     text = (
         f"{name}: time ∝ {axis}^{r.slope:.2f} ± {r.slope_ci95:.2f}, {measure} ∝ "
-        f"{axis}^{predicted:.2f} ({r.n_points} points over {r.axis_range:.3g}×, span share "
-        f"{r.span_share:.2f})"
+        f"{axis}^{predicted:.2f} ({r.n_points} points over {r.axis_range:.3g}×, "
+        f"{COUNTS[measure]} share {share:.2f})"
     )
     reasons = []
     if r.n_points < MIN_POINTS:
@@ -215,8 +217,8 @@ def scaling_check(fits, *, suite: str, variant: str, mode: str, axis: str, measu
         reasons.append(f"a range under {MIN_RANGE:g}×")
     if predicted != predicted:
         reasons.append(f"{measure} not counted")
-    if not r.span_share >= LATENCY_SHARE:
-        reasons.append(f"not latency-bound here (span share < {LATENCY_SHARE})")
+    if not share >= LATENCY_SHARE:
+        reasons.append(f"not latency-bound here ({COUNTS[measure]} share < {LATENCY_SHARE})")
     if not r.slope_ci95 <= MAX_CI:
         reasons.append(f"interval wider than ±{MAX_CI}")
     if reasons:
@@ -249,7 +251,7 @@ def time_verdict(claim: str, checks: Sequence[Check], measure: str, what: str) -
         check=f"wall time of {what} along latency-bound sweeps, against the {measure}",
         measure=f"wall time vs {measure} (latency-bound)",
         rule=f"per sweep: INCONCLUSIVE with < {MIN_POINTS} points, a range < {MIN_RANGE:g}×, a "
-        f"span share < {LATENCY_SHARE} or a 95% interval > ±{MAX_CI}; else PASS iff the "
+        f"{measure} share < {LATENCY_SHARE} or a 95% interval > ±{MAX_CI}; else PASS iff the "
         f"fitted exponent is within {TOLERANCE} of the {measure}'s; any FAIL fails the claim",
         measured="; ".join(c.text for c in checks) or "no sweep",
         statement=statement,

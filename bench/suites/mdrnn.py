@@ -73,7 +73,7 @@ SIZES = {
             "latency",
             1,
             2,
-            [*((side, 2) for side in (2, 4, 6, 8, 12, 16)), *((8, d) for d in (1, 4, 6, 8))],
+            [*((side, 2) for side in (6, 8, 12, 16, 24, 32)), *((16, d) for d in (1, 4, 6, 8))],
         ),
         ("sample", "work", 1, 32, 16, 8, "diagonal"),
     ],

@@ -97,7 +97,7 @@ SIZES = {
                     (sampler, side, depth)
                     for sampler in SAMPLERS
                     for side, depth in (
-                        *((side, 2) for side in (4, 6, 8, 11, 16)),
+                        *((side, 2) for side in (6, 8, 11, 16, 23)),
                         *((8, d) for d in (1, 4, 8, 16)),
                     )
                 ),

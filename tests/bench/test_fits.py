@@ -62,14 +62,13 @@ def test_a_latency_bound_sweep_follows_the_span_not_the_work():
     assert (table.bound == "latency-bound").all() and (table.span_share > 0.99).all()
 
 
-def test_brent_fit_recovers_the_call_work_and_span_constants():
+def test_brent_fit_recovers_the_work_and_depth_constants():
     rows = pixelcnn_rows(lambda side, depth: 10 * depth)
-    rows["time_median_s"] = 3e-5 + 2e-9 * rows.work_flops + 5e-4 * rows.span_ops
+    rows["time_median_s"] = 2e-9 * rows.work_flops + 5e-4 * rows.span_ops
     b = fits.brent_fit(rows)
-    assert b["brent_c_s"] == pytest.approx(3e-5, rel=1e-6)
-    assert b["brent_a_s_per_flop"] == pytest.approx(2e-9, rel=1e-6)
-    assert b["brent_b_s_per_op"] == pytest.approx(5e-4, rel=1e-6)
-    assert b["brent_r2"] == pytest.approx(1.0)
+    assert b["a_s_per_flop"] == pytest.approx(2e-9, rel=1e-6)
+    assert b["b_s_per_step"] == pytest.approx(5e-4, rel=1e-6)
+    assert b["r2"] == pytest.approx(1.0)
 
 
 def test_a_work_bound_sweep_is_called_so():
@@ -87,6 +86,6 @@ def test_rows_without_structural_counts_are_missing_not_a_crash():
     df["seq_steps_pred"] = pd.NA
     table = fits.fit(df)
     assert set(table.axis) == {"depth", "hw"}
-    assert "brent_r2" not in table  # no counts: no two-term fit
+    assert "brent_span_r2" not in table  # no counts: no two-term fit
     assert set(table.follows) == {"no prediction (counts missing)"}
     assert table.span_share.isna().all() and set(table.bound) == {""}

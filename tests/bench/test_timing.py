@@ -4,10 +4,12 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from bench import timing
 from bench.timing import RecompilationError, measure, time_calls
 
 
-def test_measure_counts_repeats_and_splits_compile_time():
+def test_measure_counts_repeats_and_splits_compile_time(monkeypatch):
+    monkeypatch.setattr(timing, "MIN_TIMED_S", 0.0)  # no extra repeats for a fast call
     t = measure(lambda x: jnp.sin(x) @ x, (jnp.ones((64, 64)),), repeats=4, warmup=2)
     assert len(t.samples_s) == 4
     assert t.compile_s is not None and t.compile_s > 0
@@ -15,6 +17,11 @@ def test_measure_counts_repeats_and_splits_compile_time():
     assert t.min_s <= t.median_s <= t.max_s
     assert t.iqr_s >= 0
     assert t.output.shape == (64, 64)
+
+
+def test_a_fast_call_is_repeated_for_long_enough_to_time_it():
+    t = measure(lambda x: x + 1.0, (jnp.ones(3),), repeats=2)
+    assert 2 < len(t.samples_s) <= timing.MAX_REPEATS
 
 
 def test_measure_reports_memory_figures_from_the_executable():
