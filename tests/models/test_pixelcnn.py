@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
@@ -12,6 +13,8 @@ import pytest
 from flax import nnx
 
 from bench.steps import n_params, train_step_fn
+from bench.structure import analyse
+from models import pixelcnn
 from models.pixelcnn import (
     MaskedConv,
     PixelCNN,
@@ -119,6 +122,57 @@ def test_masked_conv_equals_full_masked_kernel_conv(kernel, mask_type):
     loop = numpy_masked_conv(np.asarray(x), w_full, np.asarray(b), mask)
     np.testing.assert_allclose(got, loop, atol=ATOL, rtol=1e-5)
     np.testing.assert_allclose(got, lax_conv, atol=ATOL, rtol=1e-5)
+
+
+def shifted_copies_conv(x_BxHxWxI, w_NxIxO, b_O, kernel):
+    """The formulation ``masked_conv`` replaced: the n taps sliced from ONE padded input, so
+    autodiff sums their gradients in a chain of n − 1 adds."""
+    _, height, width, _ = x_BxHxWxI.shape
+    r = kernel // 2
+    xp = jnp.pad(x_BxHxWxI, ((0, 0), (r, 0), (r, r), (0, 0)))
+    taps = [divmod(t, kernel) for t in range(w_NxIxO.shape[0])]
+    cols = jnp.concatenate([xp[:, a : a + height, b : b + width] for a, b in taps], -1)
+    return cols @ w_NxIxO.reshape(-1, w_NxIxO.shape[2]) + b_O
+
+
+@pytest.mark.parametrize("kernel, mask_type", [(3, "A"), (3, "B"), (5, "B"), (7, "B")])
+def test_masked_conv_and_its_gradients_equal_the_shifted_copies_formulation(kernel, mask_type):
+    kx, kw, kb, kg = jax.random.split(jax.random.key(10 + kernel), 4)
+    x = jax.random.normal(kx, (2, 5, 6, 3))
+    w = jax.random.normal(kw, (n_taps(kernel, mask_type), 3, 4))
+    b = jax.random.normal(kb, (4,))
+    cotangent = jax.random.normal(kg, (2, 5, 6, 4))
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def value_and_vjp(conv, x, w, b, cotangent):
+        y, vjp = jax.vjp(lambda x, w, b: conv(x, w, b, kernel), x, w, b)
+        return y, *vjp(cotangent)
+
+    with jax.default_matmul_precision("highest"):
+        got = value_and_vjp(masked_conv, x, w, b, cotangent)
+        want = value_and_vjp(shifted_copies_conv, x, w, b, cotangent)
+    for name, g, v in zip(("y", "dx", "dw", "db"), got, want, strict=True):
+        np.testing.assert_allclose(g, v, atol=1e-4, rtol=1e-5, err_msg=name)
+
+
+def train_step_span(kernel: int, depth: int) -> int:
+    """Span (``bench.structure``) of one Adam step on the NLL, built as the benchmark builds it."""
+    abstract = nnx.eval_shape(lambda: PixelCNN(kernel, depth, 2, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
+    model = nnx.merge(graphdef, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state))
+    step, state = train_step_fn(model, nll_loss, optax.adam(1e-3))
+    return analyse(step, *state, jnp.zeros((1, 4, 4))).span_ops
+
+
+def test_a_training_step_span_grows_with_depth_but_not_with_the_kernel(monkeypatch):
+    # Summing a layer's K² taps is one parallel operation, forward and backward.
+    spans = {(k, d): train_step_span(k, d) for k in (3, 5, 7) for d in (2, 4)}
+    for depth in (2, 4):
+        assert spans[3, depth] == spans[5, depth] == spans[7, depth], spans
+    assert spans[3, 4] > spans[3, 2], spans
+    # The test can fail: with the taps sliced from one input the span grows with K.
+    monkeypatch.setattr(pixelcnn, "masked_conv", shifted_copies_conv)
+    assert train_step_span(3, 4) < train_step_span(5, 4) < train_step_span(7, 4)
 
 
 # --- The model: shapes, values, jit, parameter count, bad configurations.
