@@ -114,7 +114,7 @@ def test_one_forward_pass_gives_each_horizon_the_gradient_of_a_run_of_that_lengt
     np.testing.assert_allclose(both["rho"][0, :5], alone["rho"][0], rtol=1e-12)
     np.testing.assert_array_equal(both["rho"][0, 5:], 0.0)
     np.testing.assert_allclose(both["prod_f"][0], alone["prod_f"][0], rtol=1e-12)
-    assert both["rho"][1, -1] == 1.0 and both["rho"].shape == (2, 12)
+    assert both["rho"][1, -1] == pytest.approx(1.0, abs=1e-12) and both["rho"].shape == (2, 12)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_smoke_experiment_writes_its_table_and_one_verdict(smoke):
     types = {"regime": str, "seq_len": int}
     rows = [{k: types.get(k, float)(val) for k, val in r.items()} for r in rows]
     assert c4.judge(rows) == v  # the verdict is a function of the written table
-    assert all(r["rho_min"] <= 1.0 <= r["rho_max"] for r in rows)  # ρ(T) = 1
+    assert all(r["rho_min"] <= 1 + 1e-12 and r["rho_max"] >= 1 - 1e-12 for r in rows)  # ρ(T) = 1
     # With i, o ≈ 0 and f = σ(0) ≈ ½ the gradient halves per step back.
     closed_bf0 = next(r for r in rows if r["regime"] == "closed_bf0" and r["seq_len"] == 10)
     assert closed_bf0["rho_first"] < 0.01
