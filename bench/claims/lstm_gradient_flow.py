@@ -68,7 +68,7 @@ TABLE = "lstm_gradient_flow_sweep.csv"
 
 # Sizes per profile: the horizons T and the LSTM's batch, input features and hidden units.
 SIZES = {
-    "smoke": dict(horizons=(10, 100, 300), batch=4, features=4, hidden=8),
+    "smoke": dict(horizons=(10, 100, 300, 1000), batch=4, features=4, hidden=8),
     "cpu": dict(horizons=(10, 100, 1000), batch=8, features=8, hidden=32),
     "full": dict(horizons=(10, 100, 1000, 4000), batch=32, features=64, hidden=256),
 }
