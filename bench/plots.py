@@ -105,7 +105,15 @@ def curve_plot(run_dir: pathlib.Path, curve: Curve) -> pathlib.Path | None:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, rows in data.groupby(curve.hue):
-        ax.plot(rows[curve.x], rows[curve.y], "-" if len(rows) > 30 else "o-", label=str(name))
+        rows = rows.sort_values(curve.x)
+        (line,) = ax.plot(
+            rows[curve.x], rows[curve.y], "-" if len(rows) > 30 else "o-", label=str(name)
+        )
+        if curve.y_low and curve.y_high and {curve.y_low, curve.y_high} <= set(rows.columns):
+            ax.fill_between(
+                rows[curve.x], rows[curve.y_low], rows[curve.y_high], color=line.get_color(),
+                alpha=0.2,
+            )  # fmt: skip
     ax.set_xscale("log" if curve.logx else "linear")
     ax.set_yscale("log" if curve.logy else "linear")
     _label(ax, curve.xlabel, curve.ylabel, curve.title, legend_size=8)

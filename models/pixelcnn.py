@@ -41,6 +41,15 @@ count is therefore
 
     n_A·C + C  +  (d − 1)·(n_B·C² + C)  +  C + 1.
 
+A layer is one parallel step, forward and backward. The forward sums the n taps inside one
+matmul. In the backward, the gradient of the padded input is the sum of the n taps' shifted
+gradients; were the n shifted copies sliced from one array, autodiff would add them in a
+chain of n − 1 adds and a training step's span would grow with K² (9·d + 23 at K = 3,
+29·d + 3 at K = 7). Each tap therefore slices its own copy of the padded input (one
+broadcast, split n ways), and the taps' gradients are summed by one reduction, the transpose
+of that broadcast: the span of a training step does not depend on K (tested). The copies are
+layout only: XLA slices the padded input directly, and the compiled step is as fast as before.
+
 Sampling (seed §4-1b). All per-pixel noise is drawn up front, u ~ U[0, 1)^(B×H×W), and
 x_p = [u_p < σ(ℓ_p)]; every sampler below consumes the same u, so they return the same image:
 
@@ -119,13 +128,23 @@ def kernel_size(params: dict) -> int:
 
 def masked_conv(x_BxHxWxI: jax.Array, w_NxIxO: jax.Array, b_O: jax.Array, kernel: int):
     """Zero-padded 'SAME' K×K convolution using only the first n taps (the mask's)."""
-    batch, height, width, _ = x_BxHxWxI.shape
-    r = kernel // 2
+    batch, height, width, c_in = x_BxHxWxI.shape
+    n, r = w_NxIxO.shape[0], kernel // 2
     # No padding below: unmasked taps never reach rows after the centre.
     xp = jnp.pad(x_BxHxWxI, ((0, 0), (r, 0), (r, r), (0, 0)))
-    taps = [divmod(t, kernel) for t in range(w_NxIxO.shape[0])]
-    cols_BxHxWxNI = jnp.concatenate([xp[:, a : a + height, b : b + width] for a, b in taps], -1)
-    return cols_BxHxWxNI @ w_NxIxO.reshape(-1, w_NxIxO.shape[2]) + b_O
+    # Each tap slices its own copy of xp, so that xp is used once: autodiff then sums the n
+    # taps' gradients with one reduction (the transpose of the broadcast), not a chain of
+    # n − 1 adds whose length would grow with K².
+    copies = jax.lax.split(jnp.broadcast_to(xp, (n, *xp.shape)), [1] * n, axis=0)
+    taps = [divmod(t, kernel) for t in range(n)]
+    cols_BxHxWxNI = jnp.concatenate(
+        [
+            copy[0, :, a : a + height, b : b + width]
+            for copy, (a, b) in zip(copies, taps, strict=True)
+        ],
+        -1,
+    )
+    return cols_BxHxWxNI @ w_NxIxO.reshape(n * c_in, -1) + b_O
 
 
 def pixelcnn_logits(params: dict, x_BxHxW: jax.Array) -> jax.Array:

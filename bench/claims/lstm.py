@@ -5,19 +5,11 @@ against ``jax.grad`` on random data, and each equation of the seed, as written a
 corrected, against autodiff's per-step adjoints (gradients with respect to zero probes,
 ``models.lstm.lstm_scan_probed``). Writes ``lstm_backward_equations.csv``.
 
-``gradient_flow``: ‖∂L/∂c(t)‖ for t = 1..T with the loss on the last step only,
-L = Σ_{b,j} h_j(T) (the network's last output; c̄(T) = o(T) ⊙ (1 - tanh² c(T)) then, and
-the claim is judged on the ratio ‖c̄(t)‖/‖c̄(T)‖), by autodiff with respect to a zero probe added to
-c(t). Regimes differ only in gate biases and a weight scale (data below). With i, o ≈ 0,
-c̄(t) ≈ f(t+1) ⊙ c̄(t+1), so over T steps the gradient is multiplied by Π f: the experiment
-also reports that product's prediction next to the measurement. Writes
-``lstm_gradient_flow.csv`` (regime, t, grad_norm, grad_norm_rel) and
-``lstm_gradient_flow_summary.csv`` (one row per regime).
-
-The seed's §2-3 argument, line by line: it writes tanh²(c̄(t)) where it means tanh²(c(t));
-"ō & ō close to 0" where it means the gates i and o (not gradients) close to 0;
-ḡ(t+1) = c̄(t+1)·ō(t+1) where ḡ = c̄ ⊙ i; and c̄(t) ≈ c̄(t+1) per step, which is right, but
-the per-step factor is f(t+1), and T such factors multiply (the C4 row states the result).
+``gradient_flow`` (C4): ‖∂L/∂c(t)‖ by autodiff (a zero probe added to c(t)) with the loss on
+the last of T steps, over forget-gate biases × T and regimes whose large recurrent weights or
+open gates can make it explode, so that "no vanishing, no exploding" is a measurement that
+could come out false. Writes ``lstm_gradient_flow_sweep.csv``; the rule is
+:func:`judge_gradient_flow` (stated in docs/claims.md).
 
 Both run in float64 where precision matters (decays reach 1e-300) with the highest matmul
 precision (no TF32 on GPUs), so the numbers measure the maths, not rounding.
@@ -26,7 +18,10 @@ precision (no TF32 on GPUs), so the numbers measure the maths, not rounding.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import pathlib
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -53,14 +48,7 @@ BACKWARD_SIZES = {
     "cpu": dict(batch=8, seq_len=64, features=16, hidden=32),
     "full": dict(batch=32, seq_len=256, features=64, hidden=256),
 }
-FLOW_SIZES = {
-    "smoke": dict(batch=2, seq_len=64, features=4, hidden=8),
-    "cpu": dict(batch=8, seq_len=1000, features=8, hidden=32),
-    "full": dict(batch=32, seq_len=4096, features=64, hidden=256),
-}
 TOL_F32, TOL_F64 = 1e-5, 1e-10  # max |error| / max |reference|
-KEPT = (0.5, 2.0)  # ‖c̄(1)‖/‖c̄(T)‖ in this range: the gradient is carried unchanged
-UNDERFLOW = 1e-280  # below this, float64 ratios are underflow, not measurements
 
 
 # --- C2, C3: the backward equations ------------------------------------------------------
@@ -314,186 +302,300 @@ def _backward_verdict(claim: str, table: pd.DataFrame, sizes: str) -> Verdict:
     )
 
 
-# --- C4: gradient flow through the cell -------------------------------------------------
+# --- C4: gradient flow through the cell (rule: docs/claims.md, and judge_gradient_flow) ---
+
+FLOW_CLAIM = "C4"
+FLOW_TABLE = "lstm_gradient_flow_sweep.csv"
+
+# Sizes per profile: the horizons T and the LSTM's batch, input features and hidden units.
+FLOW_SIZES = {
+    "smoke": dict(horizons=(10, 100, 300, 1000), batch=4, features=4, hidden=8),
+    "cpu": dict(horizons=(10, 100, 1000), batch=8, features=8, hidden=32),
+    "full": dict(horizons=(10, 100, 1000, 4000), batch=32, features=64, hidden=256),
+}
+FORGET_BIASES = (0, 2, 4, 6, 8, 12)
+CLOSED = -6.0  # b_i = b_o for "i, o ≈ 0": σ(−6) ≈ 0.0025
+
+# Thresholds of the rule (module docstring).
+F_NEAR_1 = 0.05  # f ≈ 1: 1 − f ≤ this (mean over batch and units, at every step)
+GATE_NEAR_0 = 0.02  # i, o ≈ 0: i and o ≤ this (likewise)
+KEPT_LO, KEPT_HI = 0.5, 2.0  # carried unchanged: every ρ(t) = ‖c̄(t)‖/‖c̄(T)‖ in [lo, hi]
+SHORT_HORIZON = 0.1  # T·(1 − f) ≤ this: the product Π f should still be ≈ 1
+LONG_HORIZON = 1.0  # T·(1 − f) ≥ this: Π f ≈ e^{−T(1−f)} ≤ 0.37 if the gradient compounds
+MIN_RUNS = 2  # at least this many short and long runs in the seed's regime
+PROD_F_TOL = 2.0  # ρ(1) within this factor of the Π f prediction
 
 
 @dataclasses.dataclass(frozen=True)
 class Regime:
-    """Gate biases (b_g = 0) and a scale on the default-initialised weights W_x, W_h."""
+    """Gate biases (b_g = 0) and a scale on the default recurrent weights W_h."""
 
     name: str
     b_i: float
     b_f: float
     b_o: float
-    weight_scale: float
-    description: str
+    w_h_scale: float = 1.0
 
     def params(self, base: dict) -> dict:
         hidden = base["w_h"].shape[0]
-        b = jnp.concatenate([jnp.full((hidden,), v) for v in (self.b_i, self.b_f, 0.0, self.b_o)])
-        return {
-            "w_x": self.weight_scale * base["w_x"],
-            "w_h": self.weight_scale * base["w_h"],
-            "b": b.astype(base["b"].dtype),
-        }
+        biases = (self.b_i, self.b_f, 0.0, self.b_o)  # gate order i, f, g, o
+        b = jnp.concatenate([jnp.full((hidden,), v, base["b"].dtype) for v in biases])
+        return {"w_x": base["w_x"], "w_h": self.w_h_scale * base["w_h"], "b": b}
 
 
 REGIMES = (
-    Regime("seed_bf6", -6, 6, -6, 1.0, "seed's regime: b_f=+6, b_i=b_o=-6, default weights"),
-    Regime("seed_bf6_smallW", -6, 6, -6, 0.01, "b_f=+6, b_i=b_o=-6, weights ×0.01 (f≈σ(6))"),
-    Regime("near1_bf12", -6, 12, -6, 1.0, "1-f ≪ 1/T: b_f=+12, b_i=b_o=-6, default weights"),
-    Regime("default", 0, 1, 0, 1.0, "default init: b_f=+1, b_i=b_o=0"),
-    Regime("half_bf0", 0, 0, 0, 0.1, "f≈0.5: all biases 0, weights ×0.1"),
+    *(Regime(f"closed_bf{b}", CLOSED, b, CLOSED) for b in FORGET_BIASES),
+    *(Regime(f"closed_bf12_wh{s}", CLOSED, 12, CLOSED, s) for s in (10, 100, 1000)),
+    *(Regime(f"open_bf12_wh{s}", 0, 12, 0, s) for s in (1, 3)),
 )
 
 
-@jax.jit
-def _cell_gradient_flow(params, x_BxTxI):
-    """‖∂L/∂c(t)‖ over (batch, units) for each t, L = Σ h(T); plus the gates' statistics."""
+@functools.partial(jax.jit, static_argnames="horizons")
+def cell_gradient_flow(params: dict, x_BxTxI: jax.Array, horizons: tuple[int, ...]) -> dict:
+    """For each horizon T (≤ the sequence length) and the loss L_T = Σ h(T): the ratios
+    ρ(t) = ‖∂L_T/∂c(t)‖ / ‖∂L_T/∂c(T)‖ (K, T_max), zero after T, and their Π f prediction (K,);
+    plus the gates' means over batch and units at each step (T_max,).
+
+    One forward pass of the longest sequence serves every horizon: step t's state does not
+    depend on inputs after t, so L_T's gradient is that of a run of length T.
+    """
     batch, steps, _ = x_BxTxI.shape
     hidden = params["w_h"].shape[0]
 
-    def loss(probe_c):
-        (h_T, _), _ = lstm_scan_probed(params, x_BxTxI, {"c": probe_c})
-        return h_T.sum()
+    def losses(probe_c):
+        _, h_BxTxH = lstm_scan_probed(params, x_BxTxI, {"c": probe_c})
+        return jnp.stack([h_BxTxH[:, t - 1].sum() for t in horizons])
 
-    c_bar_BxTxH = jax.grad(loss)(jnp.zeros((batch, steps, hidden), x_BxTxI.dtype))
+    c_bar_KxBxTxH = jax.jacrev(losses)(jnp.zeros((batch, steps, hidden), x_BxTxI.dtype))
+    norms_KxT = jnp.sqrt((c_bar_KxBxTxH**2).sum(axis=(1, 3)))
     zeros = jnp.zeros((batch, hidden), x_BxTxI.dtype)
     _, tape = lstm_scan_taped(params, x_BxTxI, (zeros, zeros))
     zi, zf, _, zo = jnp.split(preactivations(params, tape), 4, axis=-1)
-    # With i, o ≈ 0: c̄(1) ≈ Π_{t=2}^T f(t) ⊙ c̄(T). log σ and σ(-z) keep 1 - f exact near f = 1.
-    prod_f = jnp.exp(jax.nn.log_sigmoid(zf[1:]).sum(axis=0))
-    c_bar_T = c_bar_BxTxH[:, -1]
+    # c̄(1) ≈ Π_{t=2}^T f(t) ⊙ c̄(T) when i, o ≈ 0; log σ keeps the product exact near f = 1.
+    log_f_cum_TxBxH = jnp.cumsum(jax.nn.log_sigmoid(zf), axis=0)
+    rho, prod_f = [], []
+    for k, t in enumerate(horizons):
+        rho.append(norms_KxT[k] / norms_KxT[k, t - 1])
+        c_bar_T = c_bar_KxBxTxH[k, :, t - 1]
+        prod_f_BxH = jnp.exp(log_f_cum_TxBxH[t - 1] - log_f_cum_TxBxH[0])
+        prod_f.append(jnp.linalg.norm(prod_f_BxH * c_bar_T) / jnp.linalg.norm(c_bar_T))
     return dict(
-        grad_norm=jnp.sqrt((c_bar_BxTxH**2).sum(axis=(0, 2))),
-        predicted_ratio=jnp.linalg.norm(prod_f * c_bar_T) / jnp.linalg.norm(c_bar_T),
-        one_minus_f=jax.nn.sigmoid(-zf).mean(),
-        i_mean=jax.nn.sigmoid(zi).mean(),
-        o_mean=jax.nn.sigmoid(zo).mean(),
+        rho=jnp.stack(rho),
+        prod_f=jnp.stack(prod_f),
+        one_minus_f=jax.nn.sigmoid(-zf).mean(axis=(1, 2)),
+        i=jax.nn.sigmoid(zi).mean(axis=(1, 2)),
+        o=jax.nn.sigmoid(zo).mean(axis=(1, 2)),
     )
 
 
-def _summarise(regime: Regime, flow: dict, steps: int) -> dict:
-    rel = flow["grad_norm"] / flow["grad_norm"][-1]
-    below_half = np.nonzero(rel[::-1] < 0.5)[0]
-    normal = np.nonzero(rel > UNDERFLOW)[0]
-    t0 = normal[0]  # earliest step whose ratio is a number, not underflow
-    per_step = float(rel[t0] ** (1.0 / (steps - 1 - t0))) if t0 < steps - 1 else 1.0
-    return dict(
-        regime=regime.name,
-        description=regime.description,
-        b_i=regime.b_i,
-        b_f=regime.b_f,
-        b_o=regime.b_o,
-        weight_scale=regime.weight_scale,
-        seq_len=steps,
-        mean_i=float(flow["i_mean"]),
-        mean_o=float(flow["o_mean"]),
-        mean_1_minus_f=float(flow["one_minus_f"]),
-        T_times_1_minus_f=steps * float(flow["one_minus_f"]),
-        ratio_1_to_T=float(rel[0]),
-        predicted_prod_f=float(flow["predicted_ratio"]),
-        max_ratio=float(rel.max()),
-        factor_per_step=per_step,
-        steps_to_half=int(below_half[0]) if len(below_half) else None,
-    )
-
-
-def _fmt_ratio(r: float) -> str:
-    return f"{r:.3g}" if r > UNDERFLOW else f"<{UNDERFLOW:g} (underflow)"
+def flow_sweep(profile: str, seed: int = 0) -> list[dict]:
+    """One row per (regime, T): the measured gates and the ratios ρ (module docstring)."""
+    s = FLOW_SIZES[profile]
+    horizons = tuple(s["horizons"])
+    rows = []
+    with jax.enable_x64(True), jax.default_matmul_precision("highest"):
+        base = LSTM(s["features"], s["hidden"], rngs=nnx.Rngs(seed)).params
+        base = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), base)
+        shape = (s["batch"], max(horizons), s["features"])
+        x = jax.random.normal(jax.random.key(seed), shape, jnp.float64)
+        for regime in REGIMES:
+            flow = cell_gradient_flow(regime.params(base), x, horizons)
+            flow = jax.tree.map(np.asarray, flow)
+            for k, steps in enumerate(horizons):
+                rho = flow["rho"][k, :steps]
+                one_minus_f, i, o = (flow[g][:steps] for g in ("one_minus_f", "i", "o"))
+                rows.append(
+                    dict(
+                        regime=regime.name,
+                        b_i=regime.b_i,
+                        b_f=regime.b_f,
+                        b_o=regime.b_o,
+                        w_h_scale=regime.w_h_scale,
+                        seq_len=steps,
+                        mean_1_minus_f=float(one_minus_f.mean()),
+                        mean_i=float(i.mean()),
+                        mean_o=float(o.mean()),
+                        worst_1_minus_f=float(one_minus_f.max()),
+                        worst_i=float(i.max()),
+                        worst_o=float(o.max()),
+                        horizon=steps * float(one_minus_f.mean()),
+                        rho_first=float(rho[0]),
+                        rho_min=float(rho.min()),
+                        rho_max=float(rho.max()),
+                        prod_f_prediction=float(flow["prod_f"][k]),
+                    )
+                )
+    return rows
 
 
 def gradient_flow(profile: str, run_dir: pathlib.Path) -> list[Verdict]:
-    """C4: does the cell gradient survive T steps when f ≈ 1 and i, o ≈ 0?"""
-    s = FLOW_SIZES[profile]
-    batch, steps, features, hidden = s["batch"], s["seq_len"], s["features"], s["hidden"]
-    curves, summary = [], []
-    with jax.enable_x64(True), jax.default_matmul_precision("highest"):
-        base = LSTM(features, hidden, rngs=nnx.Rngs(0)).params
-        base = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), base)
-        x = jax.random.normal(jax.random.key(1), (batch, steps, features), jnp.float64)
-        for regime in REGIMES:
-            flow = jax.tree.map(np.asarray, _cell_gradient_flow(regime.params(base), x))
-            norm = flow["grad_norm"]
-            curves.append(
-                pd.DataFrame(
-                    dict(
-                        regime=regime.name,
-                        t=np.arange(1, steps + 1),
-                        grad_norm=norm,
-                        grad_norm_rel=norm / norm[-1],
-                    )
-                )
+    """C4: measure the sweep, write it to ``lstm_gradient_flow_sweep.csv``, judge it."""
+    rows = flow_sweep(profile)
+    write_table(run_dir, FLOW_TABLE, rows)
+    return [judge_gradient_flow(rows)]
+
+
+# --- The rule --------------------------------------------------------------------------------
+
+
+def in_seed_regime(row: Mapping) -> bool:
+    """f ≈ 1 and i, o ≈ 0 at every step, read from the measured gates."""
+    return (
+        row["worst_1_minus_f"] <= F_NEAR_1
+        and row["worst_i"] <= GATE_NEAR_0
+        and row["worst_o"] <= GATE_NEAR_0
+    )
+
+
+def vanished(row: Mapping) -> bool:
+    return row["rho_min"] < KEPT_LO
+
+
+def exploded(row: Mapping) -> bool:
+    return row["rho_max"] > KEPT_HI  # inf (float64 overflow) counts
+
+
+def kept(row: Mapping) -> bool:
+    return not vanished(row) and not exploded(row)
+
+
+def _run(row: Mapping) -> str:
+    return (
+        f"{row['regime']} T={row['seq_len']} (T(1−f)={row['horizon']:.3g}, "
+        f"i, o ≤ {max(row['worst_i'], row['worst_o']):.2g})"
+    )
+
+
+def _within_prod_f(row: Mapping) -> bool:
+    measured, predicted = row["rho_first"], row["prod_f_prediction"]
+    if not (measured > 0 and predicted > 0 and math.isfinite(measured)):
+        return False
+    return abs(math.log(measured / predicted)) <= math.log(PROD_F_TOL)
+
+
+FLOW_RULE = (
+    f"seed's regime: at every step mean 1−f ≤ {F_NEAR_1}, mean i, o ≤ {GATE_NEAR_0}; kept: every "
+    f"ρ(t)=‖c̄(t)‖/‖c̄(T)‖ in [{KEPT_LO}, {KEPT_HI}], vanished: min ρ < {KEPT_LO}, exploded: "
+    f"max ρ > {KEPT_HI}; short: T(1−f) ≤ {SHORT_HORIZON}, long: T(1−f) ≥ {LONG_HORIZON}. "
+    f"INCONCLUSIVE if < {MIN_RUNS} short or long runs in the seed's regime; FAIL if one there "
+    "exploded or a short one vanished; INCONCLUSIVE if no run of the flow_sweep exploded; PASS if "
+    "every long one kept it; CORRECTED if every long one vanished; else INCONCLUSIVE"
+)
+FLOW_CHECK = (
+    "‖∂L/∂c(t)‖ for t = 1..T by autodiff (gradient w.r.t. a zero probe added to c(t)), "
+    "L = Σ h(T), float64; flow_sweep of b_f × T with i, o ≈ 0 by bias, large recurrent weights, "
+    "and f ≈ 1 with i, o ≈ 0.5"
+)
+FLOW_MEASURE = "ρ(t) = ‖∂L/∂c(t)‖/‖∂L/∂c(T)‖ over t = 1..T (min, max, ρ(1)); measured gates"
+
+
+def judge_gradient_flow(rows: Sequence[Mapping]) -> Verdict:
+    """C4's verdict from the flow_sweep's rows (columns as written by :func:`flow_sweep`)."""
+    seed = [r for r in rows if in_seed_regime(r)]
+    short = [r for r in seed if r["horizon"] <= SHORT_HORIZON]
+    long = [r for r in seed if r["horizon"] >= LONG_HORIZON]
+    others = [r for r in rows if not in_seed_regime(r)]
+    summary = (
+        f"{len(rows)} runs, {len(seed)} in the seed's regime ({len(short)} short, "
+        f"{len(long)} long); kept in {sum(map(kept, short))}/{len(short)} short and "
+        f"{sum(map(kept, long))}/{len(long)} long runs"
+    )
+    if seed:
+        worst_up = max(seed, key=lambda r: r["rho_max"])
+        worst_down = min(seed, key=lambda r: r["rho_min"])
+        summary += (
+            f"; in the seed's regime max ρ {worst_up['rho_max']:.3g} at {_run(worst_up)}, "
+            f"min ρ {worst_down['rho_min']:.3g} at {_run(worst_down)}"
+        )
+    if others:
+        top = max(others, key=lambda r: r["rho_max"])
+        summary += (
+            f"; outside it {sum(map(exploded, others))}/{len(others)} runs exploded "
+            f"(max ρ {top['rho_max']:.3g} at {_run(top)})"
+        )
+
+    def verdict(word: str, measured: str, statement: str = "", slip: str = "") -> Verdict:
+        statement = statement or f"the sweep cannot decide: {measured.split(';')[0]}"
+        return Verdict(
+            FLOW_CLAIM, word, FLOW_CHECK, FLOW_MEASURE, FLOW_RULE, measured, statement, slip
+        )
+
+    if len(short) < MIN_RUNS or len(long) < MIN_RUNS:
+        return verdict(
+            "INCONCLUSIVE",
+            f"{summary}; need ≥ {MIN_RUNS} short and ≥ {MIN_RUNS} long runs in the seed's "
+            "regime to tell f ≈ 1 from T(1−f) ≪ 1",
+        )
+    blown = [r for r in seed if exploded(r)]
+    lost = [r for r in short if vanished(r)]
+    if blown or lost:
+        parts = []
+        if blown:
+            r = max(blown, key=lambda r: r["rho_max"])
+            parts.append(
+                f"with f ≈ 1 and i, o ≈ 0 the cell gradient exploded in {len(blown)} run(s), "
+                f"growing up to ×{r['rho_max']:.3g} ({_run(r)})"
             )
-            summary.append(_summarise(regime, flow, steps))
-    write_table(run_dir, "lstm_gradient_flow.csv", pd.concat(curves).to_dict("records"))
-    write_table(run_dir, "lstm_gradient_flow_summary.csv", summary)  # steps_to_half empty: > T
-    return [_flow_verdict({r["regime"]: r for r in summary}, s)]
-
-
-def _flow_verdict(r: dict, s: dict) -> Verdict:
-    def kept(name):
-        return KEPT[0] <= r[name]["ratio_1_to_T"] <= KEPT[1] and r[name]["max_ratio"] <= KEPT[1]
-
-    others_decay = all(r[n]["ratio_1_to_T"] < KEPT[0] for n in ("default", "half_bf0"))
-    if kept("seed_bf6") and others_decay:
-        verdict = "PASS"
-    elif kept("near1_bf12") and others_decay:
-        verdict = "CORRECTED"
-    else:
-        verdict = "FAIL"
-    steps = s["seq_len"]
-    measured = "; ".join(
-        f"{n}: 1-f={x['mean_1_minus_f']:.2g}, T(1-f)={x['T_times_1_minus_f']:.2g}, "
-        f"mean i={x['mean_i']:.2g}, o={x['mean_o']:.2g}, "
-        f"‖c̄(1)‖/‖c̄(T)‖={_fmt_ratio(x['ratio_1_to_T'])} (Π f predicts "
-        f"{_fmt_ratio(x['predicted_prod_f'])}), max over t {x['max_ratio']:.3g}, "
-        f"×{x['factor_per_step']:.4g} per step back, halved after "
-        f"{x['steps_to_half'] if x['steps_to_half'] is not None else f'>{steps}'} steps"
-        for n, x in r.items()
-    )
-    seed, near1 = r["seed_bf6"], r["near1_bf12"]
-    statement = ""
-    if verdict == "CORRECTED":
-        statement = (
-            "With i, o ≈ 0 the cell gradient obeys c̄(t) ≈ f(t+1) ⊙ c̄(t+1), so over k steps it "
-            "is multiplied by Π f: it is carried unchanged iff Π f ≈ 1, i.e. k(1-f) ≪ 1, not "
-            f"merely f ≈ 1. The seed's regime (b_f=+6, 1-f≈{seed['mean_1_minus_f']:.2g}) "
-            f"keeps it only ~{seed['steps_to_half']} steps before it halves; over T={steps} "
-            f"the ratio is {_fmt_ratio(seed['ratio_1_to_T'])}. With b_f=+12 "
-            f"(T(1-f)={near1['T_times_1_minus_f']:.2g}) the ratio is "
-            f"{near1['ratio_1_to_T']:.3g}. It never explodes (max ratio over all regimes "
-            f"{max(x['max_ratio'] for x in r.values()):.3g}); at default init and f≈0.5 it "
-            f"vanishes (×{r['default']['factor_per_step']:.3g} and "
-            f"×{r['half_bf0']['factor_per_step']:.3g} per step)."
+        if lost:
+            r = min(lost, key=lambda r: r["rho_min"])
+            parts.append(
+                f"it vanished in {len(lost)} run(s) even with T(1−f) ≤ {SHORT_HORIZON}, down "
+                f"to ×{r['rho_min']:.3g} ({_run(r)})"
+            )
+        return verdict("FAIL", summary, "; ".join(parts))
+    if not any(exploded(r) for r in rows):
+        return verdict(
+            "INCONCLUSIVE",
+            f"{summary}; no run of the flow_sweep exploded, so the measurement was never shown "
+            "able to see an explosion",
         )
-    elif verdict == "PASS":
-        statement = (
-            f"in the seed's regime the cell gradient is kept over T={steps} steps "
-            f"(ratio {_fmt_ratio(seed['ratio_1_to_T'])})"
+    n_kept = sum(map(kept, long))
+    if n_kept == len(long):
+        r = max(long, key=lambda r: r["horizon"])
+        return verdict(
+            "PASS",
+            summary,
+            f"with f ≈ 1 and i, o ≈ 0 the cell gradient was carried unchanged (ρ in "
+            f"[{KEPT_LO}, {KEPT_HI}]) in all {len(seed)} runs, up to T(1−f) = "
+            f"{r['horizon']:.3g}; it never exploded there, while it did outside that regime",
         )
-    else:
-        statement = "the cell gradient is not kept even when T(1-f) ≪ 1"
-    check = (
-        f"‖∂L/∂c(t)‖ for t=1..T by autodiff (gradient w.r.t. a zero probe added to c(t)), "
-        f"L = Σ h(T), T={steps}, batch={s['batch']}, hidden={s['hidden']}, float64, random "
-        "N(0,1) inputs, zero initial state; regimes: "
-        + "; ".join(f"{g.name} = {g.description}" for g in REGIMES)
+    if n_kept == 0:
+        statement = _corrected_statement(seed, short, long, others)
+        return verdict("CORRECTED", summary, statement, "mathematical error")
+    return verdict(
+        "INCONCLUSIVE",
+        f"{summary}; the long runs are mixed ({n_kept}/{len(long)} kept): T(1−f) does not decide",
     )
-    return Verdict(
-        claim="C4",
-        verdict=verdict,
-        check=check,
-        measure="‖c̄(1)‖/‖c̄(T)‖ by autodiff",
-        rule=(
-            f"kept iff ‖c̄(1)‖/‖c̄(T)‖ ∈ [{KEPT[0]}, {KEPT[1]}] and never > {KEPT[1]}; PASS iff "
-            "kept in the seed's regime while default init and f≈0.5 decay; CORRECTED iff kept "
-            "only with 1-f ≪ 1/T; else FAIL"
-        ),
-        measured=measured,
-        statement=statement,
-        slip="mathematical error" if verdict == "CORRECTED" else "",
+
+
+def _corrected_statement(seed, short, long, others) -> str:
+    deepest = min(long, key=lambda r: r["rho_min"])
+    shortest_long = min(long, key=lambda r: r["horizon"])
+    worst_up = max(seed, key=lambda r: r["rho_max"])
+    statement = (
+        "with f ≈ 1 and i, o ≈ 0 the cell gradient is carried unchanged iff T(1−f) ≪ 1, "
+        f"not merely f ≈ 1: kept in all {len(short)} runs with T(1−f) ≤ {SHORT_HORIZON}, "
+        f"vanished in all {len(long)} with T(1−f) ≥ {LONG_HORIZON} (already ×"
+        f"{shortest_long['rho_first']:.3g} at {_run(shortest_long)}, down to ×"
+        f"{deepest['rho_min']:.3g} at {_run(deepest)})"
     )
+    if all(_within_prod_f(r) for r in seed):
+        statement += (
+            f"; over T steps it is multiplied by Π f ≈ e^{{−T(1−f)}} (ρ(1) within ×"
+            f"{PROD_F_TOL:g} of Π f in all {len(seed)} runs)"
+        )
+    statement += (
+        f"; it did not explode there (max ρ {worst_up['rho_max']:.3g}; recurrent weights up "
+        f"to ×{max(r['w_h_scale'] for r in seed):g} while the gates stayed closed)"
+    )
+    blown = [r for r in others if exploded(r)]
+    if blown:
+        r = max(blown, key=lambda r: r["rho_max"])
+        statement += f", but it exploded in {len(blown)} runs outside it"
+        if all(max(b["worst_i"], b["worst_o"]) > GATE_NEAR_0 for b in blown):
+            statement += f", all with i or o > {GATE_NEAR_0} at some step"
+        statement += f", up to ×{r['rho_max']:.3g} at {_run(r)}"
+    return statement
 
 
 register(Experiment("lstm", ("C2", "C3"), backward_claims))
@@ -504,13 +606,14 @@ register(
         gradient_flow,
         curves=(
             Curve(
-                "lstm_gradient_flow.csv",
-                "t",
-                "grad_norm",
+                FLOW_TABLE,
+                "seq_len",
+                "rho_min",
                 "regime",
-                "time step t",
-                "‖∂L/∂c(t)‖",
-                "LSTM gradient flow (loss at t = T)",
+                "sequence length T",
+                "min over t of ‖∂L/∂c(t)‖ / ‖∂L/∂c(T)‖",
+                "LSTM cell gradient kept over T steps? (1 = unchanged)",
+                logx=True,
             ),
         ),
     )

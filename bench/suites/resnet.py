@@ -48,7 +48,7 @@ SIZES = {
 }
 
 
-def random_batch(batch: int, image: int, seed: int):
+def _random_batch(batch: int, image: int, seed: int):
     """Random images and labels (learnable only by memorisation)."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(batch, image, image, IN_CHANNELS)).astype(np.float32)
@@ -56,7 +56,7 @@ def random_batch(batch: int, image: int, seed: int):
     return jnp.asarray(x), jnp.asarray(labels)
 
 
-def resnet(variant: str, n_blocks: int, width: int, seed: int) -> ResNet:
+def _resnet(variant: str, n_blocks: int, width: int, seed: int) -> ResNet:
     # An "rbg" key: XLA:CPU compiles a threefry draw in seconds per parameter shape, an
     # RngBitGenerator draw in a fraction of that; the distributions are the model's own.
     rngs = nnx.Rngs(jax.random.key(seed, impl="rbg"))
@@ -65,8 +65,8 @@ def resnet(variant: str, n_blocks: int, width: int, seed: int) -> ResNet:
 
 def _build(variant: str, mode: str, batch: int, image: int, width: int, n_blocks: int, seed):
     def build() -> Workload:
-        model = resnet(variant, n_blocks, width, seed)
-        x, labels = random_batch(batch, image, seed + 1)
+        model = _resnet(variant, n_blocks, width, seed)
+        x, labels = _random_batch(batch, image, seed + 1)
         sizes = (batch, image, IN_CHANNELS, width, n_blocks, N_CLASSES)
         if mode == "train":
             tx = optax.sgd(0.1, momentum=0.9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import jax
@@ -119,6 +120,37 @@ def test_masked_conv_equals_full_masked_kernel_conv(kernel, mask_type):
     loop = numpy_masked_conv(np.asarray(x), w_full, np.asarray(b), mask)
     np.testing.assert_allclose(got, loop, atol=ATOL, rtol=1e-5)
     np.testing.assert_allclose(got, lax_conv, atol=ATOL, rtol=1e-5)
+
+
+def shifted_copies_conv(x_BxHxWxI, w_NxIxO, b_O, kernel):
+    """The formulation ``masked_conv`` replaced: the n taps sliced from ONE padded input, so
+    autodiff sums their gradients in a chain of n − 1 adds."""
+    _, height, width, _ = x_BxHxWxI.shape
+    r = kernel // 2
+    xp = jnp.pad(x_BxHxWxI, ((0, 0), (r, 0), (r, r), (0, 0)))
+    taps = [divmod(t, kernel) for t in range(w_NxIxO.shape[0])]
+    cols = jnp.concatenate([xp[:, a : a + height, b : b + width] for a, b in taps], -1)
+    return cols @ w_NxIxO.reshape(-1, w_NxIxO.shape[2]) + b_O
+
+
+@pytest.mark.parametrize("kernel, mask_type", [(3, "A"), (3, "B"), (5, "B"), (7, "B")])
+def test_masked_conv_and_its_gradients_equal_the_shifted_copies_formulation(kernel, mask_type):
+    kx, kw, kb, kg = jax.random.split(jax.random.key(10 + kernel), 4)
+    x = jax.random.normal(kx, (2, 5, 6, 3))
+    w = jax.random.normal(kw, (n_taps(kernel, mask_type), 3, 4))
+    b = jax.random.normal(kb, (4,))
+    cotangent = jax.random.normal(kg, (2, 5, 6, 4))
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def value_and_vjp(conv, x, w, b, cotangent):
+        y, vjp = jax.vjp(lambda x, w, b: conv(x, w, b, kernel), x, w, b)
+        return y, *vjp(cotangent)
+
+    with jax.default_matmul_precision("highest"):
+        got = value_and_vjp(masked_conv, x, w, b, cotangent)
+        want = value_and_vjp(shifted_copies_conv, x, w, b, cotangent)
+    for name, g, v in zip(("y", "dx", "dw", "db"), got, want, strict=True):
+        np.testing.assert_allclose(g, v, atol=1e-4, rtol=1e-5, err_msg=name)
 
 
 # --- The model: shapes, values, jit, parameter count, bad configurations.

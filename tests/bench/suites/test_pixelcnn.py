@@ -2,9 +2,15 @@
 
 import jax
 import jax.numpy as jnp
+import optax
+from flax import nnx
 
+from bench.steps import train_step_fn
+from bench.structure import analyse
 from bench.suites.pixelcnn import binary_image_check, cases, numpy_initialized
-from models.pixelcnn import pixelcnn_logits
+from models import pixelcnn
+from models.pixelcnn import PixelCNN, nll_loss, pixelcnn_logits
+from tests.models.test_pixelcnn import shifted_copies_conv
 
 
 def binary_images(key, shape):
@@ -27,3 +33,23 @@ def test_smoke_cases_build_run_and_pass_their_health_checks():
     model = numpy_initialized(depth=2, channels=4, seed=0)
     logits = jax.jit(pixelcnn_logits)(model.params, binary_images(jax.random.key(11), (2, 5, 5)))
     assert float(jnp.std(logits)) > 0.01
+
+
+def train_step_span(kernel: int, depth: int) -> int:
+    """Span (``bench.structure``) of one Adam step on the NLL, built as the benchmark builds it."""
+    abstract = nnx.eval_shape(lambda: PixelCNN(kernel, depth, 2, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
+    model = nnx.merge(graphdef, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state))
+    step, state = train_step_fn(model, nll_loss, optax.adam(1e-3))
+    return analyse(step, *state, jnp.zeros((1, 4, 4))).span_ops
+
+
+def test_a_training_step_span_grows_with_depth_but_not_with_the_kernel(monkeypatch):
+    # Summing a layer's K² taps is one parallel operation, forward and backward.
+    spans = {(k, d): train_step_span(k, d) for k in (3, 5, 7) for d in (2, 4)}
+    for depth in (2, 4):
+        assert spans[3, depth] == spans[5, depth] == spans[7, depth], spans
+    assert spans[3, 4] > spans[3, 2], spans
+    # The test can fail: with the taps sliced from one input the span grows with K.
+    monkeypatch.setattr(pixelcnn, "masked_conv", shifted_copies_conv)
+    assert train_step_span(3, 4) < train_step_span(5, 4) < train_step_span(7, 4)
