@@ -14,6 +14,7 @@ import jax
 from bench import records, report, runner
 from bench.analysis import SchemaError, compare, load, load_env
 from bench.config import RunConfig
+from bench.data import DataError, load_mnist_npz
 from bench.sharding import maybe_initialize_distributed, process_suffix
 from bench.workloads import (
     PROFILES,
@@ -114,6 +115,12 @@ def parser() -> argparse.ArgumentParser:
         help="run training cases data-parallel over N local devices (default: 1)",
     )
     run.add_argument(
+        "--data",
+        metavar="PATH",
+        help="binarised MNIST from a local mnist.npz (x_train, x_test) for the trained suite "
+        "(default: the 8×8 digits that ship with scikit-learn)",
+    )
+    run.add_argument(
         "--no-experiments",
         action="store_true",
         help="time the cases only; skip the claim experiments",
@@ -177,7 +184,10 @@ def cmd_run(args, argv) -> int:
             case_timeout_s=args.case_timeout,
             devices=args.devices,
             experiments=not args.no_experiments,
+            data=str(pathlib.Path(args.data).absolute()) if args.data else None,
         )
+        if config.data is not None:
+            check_data(config.data)
     # every check before the first write: a refused run leaves nothing behind
     chosen = get_suites(config.suites)
     keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
@@ -225,10 +235,19 @@ def _resumed(args) -> tuple[pathlib.Path, RunConfig, str]:
         ("--warmup", args.warmup, config.warmup),
         ("--case-timeout", args.case_timeout, config.case_timeout_s),
         ("--devices", args.devices, config.devices),
+        ("--data", args.data and str(pathlib.Path(args.data).absolute()), config.data),
     ):
         if given is not None and given != recorded:
             raise ConfigError(f"{flag} {given} differs from the run's {recorded}")
     return run_dir, config, env.get("run_id") or run_dir.name
+
+
+def check_data(path: str) -> None:
+    """Refuse a --data file that cannot be used, before anything is written."""
+    try:
+        load_mnist_npz(path)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
 
 
 def check_devices(devices: int) -> int:

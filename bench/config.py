@@ -27,6 +27,7 @@ class RunConfig:
     case_timeout_s: float | None = None
     devices: int = 1
     experiments: bool = True
+    data: str | None = None  # a local mnist.npz for the trained models (default: the digits)
 
     def __post_init__(self):
         if self.profile not in PROFILES:

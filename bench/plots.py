@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import pathlib
 
 import matplotlib
@@ -16,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.claims import Curve  # noqa: E402
@@ -147,3 +150,78 @@ def render(run_dir: pathlib.Path, df: pd.DataFrame, curves=()) -> list[pathlib.P
         )
     paths.extend(curve_plot(run_dir, curve) for curve in curves)
     return [p for p in paths if p is not None]
+
+
+# --- trained models (bench/suites/trained.py) ------------------------------------------------
+
+
+def sample_grid(
+    path: str | os.PathLike,
+    samples: np.ndarray,
+    real: np.ndarray,
+    *,
+    title: str = "",
+    columns: int | None = None,
+) -> pathlib.Path:
+    """A PNG of model ``samples`` (left) beside ``real`` images (right), each (N, H, W) of
+    0/1 (or probabilities), tiled ``columns`` wide (default: a square grid) with 1-pixel
+    grey gaps, black ink on white; ``title`` over the figure."""
+    columns = columns or math.ceil(math.sqrt(max(len(samples), len(real))))
+
+    def tile(images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images, np.float32)
+        n, h, w = images.shape
+        rows = -(-n // columns)
+        canvas = np.full((rows * (h + 1) + 1, columns * (w + 1) + 1), 0.5, np.float32)
+        for k, image in enumerate(images):
+            top, left = 1 + (k // columns) * (h + 1), 1 + (k % columns) * (w + 1)
+            canvas[top : top + h, left : left + w] = image
+        return canvas
+
+    panels = [
+        (tile(samples), f"model samples ({len(samples)})"),
+        (tile(real), f"real images ({len(real)})"),
+    ]
+    height_px = max(canvas.shape[0] for canvas, _ in panels)
+    inch_per_px = 3.0 / max(canvas.shape[1] for canvas, _ in panels)  # 3-inch-wide panels
+    fig, axes = plt.subplots(
+        1, 2, figsize=(6.6, height_px * inch_per_px + (0.9 if title else 0.5)), squeeze=True
+    )
+    for ax, (canvas, label) in zip(axes, panels, strict=True):
+        ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def training_curves(
+    path: str | os.PathLike,
+    curves: dict[str, list[dict]],
+    *,
+    baseline_nats: float,
+    target_ratio: float = 0.75,
+    split: str = "test",
+) -> pathlib.Path:
+    """A PNG of each model's ``split`` NLL against training wall seconds, one axis for all,
+    as a fraction of the independent-pixel baseline, with the target ratio dashed."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, rows in curves.items():
+        seconds = [row["train_s"] for row in rows[1:]]  # step 0 (random init) is off the scale
+        ratio = [row[f"{split}_nats"] / baseline_nats for row in rows[1:]]
+        ax.plot(seconds, ratio, marker=".", label=name)
+    ax.axhline(target_ratio, color="k", linestyle="--", linewidth=1, label=f"{target_ratio}×")
+    ax.set_xlabel("training wall time (s, evaluation excluded)")
+    ax.set_ylabel(f"{split} NLL / independent-pixel baseline")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

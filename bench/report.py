@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+import numpy as np
 import pandas as pd
 
 from bench import analysis, claims, fits, plots, records
@@ -214,6 +215,60 @@ def device_constants(fitted: pd.DataFrame) -> str:
     )
 
 
+SONG_2021 = "Song et al. 2021 report 6.3× (PixelCNN++, MNIST) and 1.18× (CIFAR-10)"
+
+
+def trained_section(run_dir: pathlib.Path, df: pd.DataFrame) -> str:
+    """The trained suite's tables: time to quality, and the samplers with trained weights."""
+    path = run_dir / "trained_summary.csv"
+    if not path.exists():
+        return ""
+    summary = pd.read_csv(path)
+    first = summary.dropna(subset=["time_to_target_s"]).sort_values("time_to_target_s")
+    pixels = float(summary.test_nats.iloc[0] / (summary.test_bpd.iloc[0] * np.log(2)))
+    base = float(summary.baseline_test_nats.iloc[0])
+    parts = [
+        "\n## Trained on the data: time to quality, and sampling with trained weights\n\n",
+        f"Independent-pixel baseline on the test split: {base:.4g} nats per image "
+        f"({base / pixels / np.log(2):.4g} bits per dimension); target: a validation NLL of "
+        f"{summary.target_nats.iloc[0]:.4g} nats (0.75× the validation baseline).\n\n",
+    ]
+    if not first.empty:
+        a = first.iloc[0]
+        parts.append(
+            f"First to the target: {a.model}, after {a.time_to_target_s:.3g} s of training"
+        )
+        if len(first) > 1:
+            b = first.iloc[1]
+            parts.append(f", {b.time_to_target_s / a.time_to_target_s:.2f}× sooner than {b.model}")
+        parts.append(".\n\n")
+    columns = ["model", "steps", "target_step", "time_to_target_s", "train_s", "compile_s",
+               "test_ratio", "test_bpd", "params", "train_span_ops",
+               "train_steps_executed"]  # fmt: skip
+    parts.append(table(summary, [c for c in columns if c in summary]))
+    sampling = run_dir / "trained_sampling.csv"
+    if sampling.exists():
+        parts.append("\nSamplers and the sampling rule x_p = [u_p < σ(ℓ_p(x))]:\n\n")
+        parts.append(table(pd.read_csv(sampling)))
+    rows = df[(df.suite == "trained") & (df.status == "ok")]
+    if not rows.empty:
+        times = rows.pivot_table(index="model", columns="variant", values="time_median_s")
+        lines = []
+        needed = ["naive", "cached", "fixed-point"]
+        for model, t in times.iterrows():
+            if set(needed) <= set(t.index) and t[needed].notna().all():
+                lines.append(
+                    f"{model}: naive {t['naive'] * 1e3:.3g} ms, cached {t['cached'] * 1e3:.3g} "
+                    f"ms, fixed-point {t['fixed-point'] * 1e3:.3g} ms: fixed-point "
+                    f"{t['naive'] / t['fixed-point']:.2f}× faster than naive"
+                )
+        if lines:
+            parts.append("\nSampler times (batch 16): " + "; ".join(lines) + f" ({SONG_2021}).\n")
+    images = sorted(p.name for p in run_dir.glob("trained_*.png"))
+    parts.append("\n" + "".join(f"![{name}]({name})\n" for name in images))
+    return "".join(parts)
+
+
 def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) -> pd.DataFrame:
     """Every claim's verdicts: the experiments' (``claims.csv``, the last row of each claim
     and measure) and those derived from the measurements (rewritten to
@@ -227,7 +282,7 @@ def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) 
     rows = [
         {"suite": "+".join(rule.suites), **dataclasses.asdict(v)}
         for rule in claims.derived()
-        for v in rule.judge(df, fitted)
+        for v in rule.judge(df, fitted, run_dir)
     ]
     derived = pd.DataFrame(rows, columns=columns)
     derived.to_csv(run_dir / "claims_derived.csv", index=False)
@@ -294,6 +349,7 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
         parts.append(table(depth_table(fitted)))
         parts.append(device_constants(fitted))
     curves = [c for e in claims.experiments(run_suites) for c in e.curves]
+    parts.append(trained_section(run_dir, df))
     pngs = plots.render(run_dir, df, curves)
     if pngs:
         parts.append("\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in pngs))

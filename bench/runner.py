@@ -24,7 +24,7 @@ from bench.config import RunConfig
 from bench.sharding import shard_workload
 from bench.structure import analyse
 from bench.timing import RecompilationError, measure
-from bench.workloads import IDENTITY, SIZE_FIELDS, Case, get_suites, suites
+from bench.workloads import IDENTITY, SIZE_FIELDS, Case, get_suites, set_run_dir, suites
 
 
 class HealthError(RuntimeError):
@@ -150,15 +150,17 @@ class IsolatedRunner:
     and a new worker takes the next case.
     """
 
-    def __init__(self, profile: str, timeout_s: float):
-        self.profile, self.timeout_s = profile, timeout_s
+    def __init__(self, profile: str, timeout_s: float, run_dir: pathlib.Path):
+        self.profile, self.timeout_s, self.run_dir = profile, timeout_s, run_dir
         self._ctx = multiprocessing.get_context("spawn")
         self._proc = None
 
     def _start(self):
         self._tasks, self._results = self._ctx.Queue(), self._ctx.Queue()
         self._proc = self._ctx.Process(
-            target=_worker, args=(self.profile, self._tasks, self._results), daemon=True
+            target=_worker,
+            args=(self.profile, self.run_dir, self._tasks, self._results),
+            daemon=True,
         )
         self._proc.start()
 
@@ -181,7 +183,8 @@ class IsolatedRunner:
             self._proc = None
 
 
-def _worker(profile, tasks, results):
+def _worker(profile, run_dir, tasks, results):
+    set_run_dir(run_dir)
     registry = suites()
     while True:
         suite, key, kwargs = tasks.get()
@@ -205,8 +208,10 @@ def run(
     takes longer (see :class:`IsolatedRunner`).
     """
     records.repair_interrupted(run_dir)
+    set_run_dir(run_dir)
     done = records.completed_keys(run_dir)
-    cases = [c for s in get_suites(config.suites) for c in s.cases(config.profile) if keep(c)]
+    chosen = get_suites(config.suites)
+    cases = [c for s in chosen for c in s.cases(config.profile) if keep(c)]
     todo = [c for c in cases if c.key(config.devices) not in done]
     if done:
         log(f"resuming {run_dir}: {len(cases) - len(todo)} of {len(cases)} cases already done")
@@ -215,12 +220,21 @@ def run(
     out = records.CsvAppender(run_dir / "measurements.csv", records.COLUMNS)
     raw = records.CsvAppender(run_dir / "samples.csv", records.SAMPLE_COLUMNS)
     timeout = config.case_timeout_s
-    isolated = IsolatedRunner(config.profile, timeout) if timeout else None
+    isolated = IsolatedRunner(config.profile, timeout, run_dir) if timeout else None
+    prepared = set()
     kwargs = dict(
         run_id=run_id, repeats=config.repeats, warmup=config.warmup, devices=config.devices
     )
     try:
         for i, case in enumerate(todo, 1):
+            suite = next(s for s in chosen if s.name == case.suite)
+            if suite.prepare is not None and suite.name not in prepared:
+                prepared.add(suite.name)
+                log(f"preparing {suite.name} ...")
+                try:
+                    suite.prepare(config, run_dir)
+                except Exception as e:  # its cases then fail one by one, as rows
+                    log(f"    preparing {suite.name} failed: {first_line(e)}")
             log(f"[{i}/{len(todo)}] {case.label}: compiling and timing ...")
             t0 = time.perf_counter()
             if isolated:

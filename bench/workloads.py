@@ -163,14 +163,34 @@ class Suite:
     """A model family: the cases it times, per profile.
 
     ``cases(profile)`` returns the list of :class:`Case` to time. ``baselines`` names, per
-    mode, the variant the report divides the others' times by. The claims about a suite's
-    model live in ``bench/claims/``, not here.
+    mode, the variant the report divides the others' times by. ``prepare(config, run_dir)``
+    (optional) is work its cases need done first, such as training the models they sample:
+    the runner calls it before the suite's cases, once per run folder (it skips what the
+    folder already holds, so a resume reuses it); cases find its outputs under
+    :func:`run_dir`. The claims about a suite's model live in ``bench/claims/``, not here.
     """
 
     name: str
     description: str
     cases: Callable[[str], list[Case]]
     baselines: dict[str, str] = dataclasses.field(default_factory=dict)
+    prepare: Callable[[Any, Any], None] | None = None
+
+
+_RUN_DIR: list = []
+
+
+def run_dir():
+    """The folder of the run being measured (a ``pathlib.Path``), for cases that read what
+    their suite's ``prepare`` wrote there; a ``ConfigError`` outside a run."""
+    if not _RUN_DIR:
+        raise ConfigError("this case needs a run folder (it reads what its suite prepared)")
+    return _RUN_DIR[-1]
+
+
+def set_run_dir(path) -> None:
+    """Set by the runner (and its worker process) before any case is built."""
+    _RUN_DIR[:] = [path]
 
 
 _REGISTRY: dict[str, Suite] = {}

@@ -117,8 +117,9 @@ class Experiment:
 
 @dataclasses.dataclass(frozen=True)
 class Derived:
-    """Claims judged from a run's measurements: ``judge(measurements, fits)`` returns their
-    verdicts, or nothing when the run did not measure the cases they need."""
+    """Claims judged from a run's measurements: ``judge(measurements, fits, run_dir)`` returns
+    their verdicts, or nothing when the run did not measure what they need (``run_dir`` holds
+    the tables a suite wrote beside its rows, such as the trained suite's)."""
 
     suites: tuple[str, ...]
     claims: tuple[str, ...]
