@@ -13,6 +13,7 @@ import jax
 
 from bench import records, report, runner
 from bench.analysis import SchemaError, compare, load, load_env
+from bench.calibration import calibrate
 from bench.config import RunConfig
 from bench.data import DataError, load_mnist_npz
 from bench.sharding import maybe_initialize_distributed, process_suffix
@@ -206,7 +207,12 @@ def cmd_run(args, argv) -> int:
         file=sys.stderr,
         flush=True,
     )
-    runner.run(config, run_id, run_dir, keep=keep)
+    env = load_env(run_dir)
+    if "calibration" not in env:  # measured once per run folder; a resume keeps the first
+        print("calibrating the device ...", file=sys.stderr, flush=True)
+        env["calibration"] = calibrate(config.profile).as_dict()
+        records.write_json(run_dir / "env.json", env)
+    runner.run(config, run_id, run_dir, calibration=env["calibration"], keep=keep)
     env = load_env(run_dir)
     env["finished_utc"] = records.utc_now()
     records.write_json(run_dir / "env.json", env)

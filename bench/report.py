@@ -215,6 +215,59 @@ def device_constants(fitted: pd.DataFrame) -> str:
     )
 
 
+def limits_section(env: dict, df: pd.DataFrame, fitted: pd.DataFrame) -> str:
+    """The device calibration, each case's efficiency against its limit (ranked), the term
+    that bounds each suite, and the calibration beside the Brent fits' constants."""
+    cal = env.get("calibration")
+    rows = df[(df.status == "ok") & df.efficiency.notna()].copy()
+    if not cal or rows.empty:
+        return ""
+    parts = [
+        "\n## Every case against its limit\n\n",
+        "The limit of a case is the time this device could not beat: max(work / peak FLOP/s, "
+        "bytes moved / bandwidth) + loop steps executed × the cost of one loop iteration, from "
+        "the calibration below (bench/calibration.py); efficiency = limit / the fastest "
+        "repeat.\n\n",
+        table(
+            pd.DataFrame(
+                [
+                    dict(constant=k, value=v["value"], unit=v["unit"], how=v["how"])
+                    for k, v in cal.items()
+                ]
+            )  # fmt: skip
+        ),
+    ]
+    if "brent_span_a_s_per_flop" in fitted:
+        a = fitted.drop_duplicates(["suite", "model", "variant", "mode"]).brent_span_a_s_per_flop
+        a = a[a > 0]
+        if not a.empty:
+            parts.append(
+                f"\nBeside it, the Brent fits' median cost of a FLOP is {a.median() * 1e9:.3g} ns "
+                f"(≈ {1 / a.median() / 1e9:.3g} GFLOP/s), against the calibrated peak of "
+                f"{cal['matmul_flops_per_s']['value'] / 1e9:.3g} GFLOP/s: the cases' own "
+                "arithmetic runs that much below a large matmul's.\n"
+            )
+    by_suite = rows.groupby("suite").agg(
+        cases=("efficiency", "size"),
+        median_efficiency=("efficiency", "median"),
+        best=("efficiency", "max"),
+        bound=("limit_bound", lambda b: b.mode().iloc[0]),
+    )
+    parts.append("\nPer suite (the term that bounds most of its cases):\n\n")
+    parts.append(table(by_suite.reset_index()))
+    rows["sizes"] = [
+        " ".join(f"{f}={r[f]}" for f in SIZE_FIELDS if not pd.isna(r[f]))
+        for r in rows.to_dict("records")
+    ]
+    rows["median_ms"], rows["limit_ms"] = rows.time_median_s * 1e3, rows.limit_s * 1e3
+    ranked = rows.sort_values("efficiency")
+    columns = ["suite", "model", "variant", "mode", "sizes", "median_ms", "limit_ms",
+               "limit_bound", "efficiency"]  # fmt: skip
+    parts.append("\nThe least efficient cases first (all of them in `measurements.csv`):\n\n")
+    parts.append(table(ranked.head(15), columns))
+    return "".join(parts)
+
+
 SONG_2021 = "Song et al. 2021 report 6.3× (PixelCNN++, MNIST) and 1.18× (CIFAR-10)"
 
 
@@ -350,6 +403,7 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
         parts.append(device_constants(fitted))
     curves = [c for e in claims.experiments(run_suites) for c in e.curves]
     parts.append(trained_section(run_dir, df))
+    parts.append(limits_section(env, df, fitted))
     pngs = plots.render(run_dir, df, curves)
     if pngs:
         parts.append("\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in pngs))

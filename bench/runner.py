@@ -20,6 +20,7 @@ from collections.abc import Callable
 import jax
 
 from bench import claims, records
+from bench.calibration import Calibration, bytes_moved, limit
 from bench.config import RunConfig
 from bench.sharding import shard_workload
 from bench.structure import analyse
@@ -94,9 +95,21 @@ def _add_note(row: dict, note: str) -> None:
 
 
 def measure_case(
-    case: Case, *, run_id: str, repeats: int, warmup: int, devices: int = 1, log=print
+    case: Case,
+    *,
+    run_id: str,
+    repeats: int,
+    warmup: int,
+    devices: int = 1,
+    calibration: dict | None = None,
+    log=print,
 ) -> tuple[dict, list]:
-    """Build and time one case. Returns its row and its raw samples; never raises."""
+    """Build and time one case. Returns its row and its raw samples; never raises.
+
+    With the run's ``calibration`` (``Calibration.as_dict()``), the row gets its limit (the
+    time the device could not beat, ``bench.calibration.limit``), the term that sets it, and
+    ``efficiency`` = limit / the fastest repeat (calibration keeps each constant's best too).
+    """
     row = _identity_row(case, run_id, devices)
     samples: list[float] = []
     try:
@@ -136,6 +149,14 @@ def measure_case(
         )
         if row.get("flops_analytic"):
             row["achieved_flops_per_s"] = row["flops_analytic"] / timing.median_s
+        moved = bytes_moved(timing.memory)
+        if calibration and moved is not None and "work_flops" in row:
+            lim = limit(
+                row["work_flops"], moved, row["steps_executed"], Calibration.from_dict(calibration)
+            )
+            row.update(
+                limit_s=lim.limit_s, limit_bound=lim.bound, efficiency=lim.efficiency(timing.min_s)
+            )
     except Exception as e:  # one bad case must not lose the sweep
         row.update(status=classify(e), error=first_line(e))
     return row, samples
@@ -198,6 +219,7 @@ def run(
     run_id: str,
     run_dir: pathlib.Path,
     *,
+    calibration: dict | None = None,
     keep: Callable[[Case], bool] = lambda case: True,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> pathlib.Path:
@@ -223,7 +245,11 @@ def run(
     isolated = IsolatedRunner(config.profile, timeout, run_dir) if timeout else None
     prepared = set()
     kwargs = dict(
-        run_id=run_id, repeats=config.repeats, warmup=config.warmup, devices=config.devices
+        run_id=run_id,
+        repeats=config.repeats,
+        warmup=config.warmup,
+        devices=config.devices,
+        calibration=calibration,
     )
     try:
         for i, case in enumerate(todo, 1):
