@@ -62,12 +62,16 @@ def gates(z_Bx4H: jax.Array):
     return jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jnp.tanh(zg), jax.nn.sigmoid(zo)
 
 
+def cell_update(c_prev: jax.Array, i, f, g, o):
+    """c(t) = f ⊙ c(t-1) + i ⊙ g and h(t) = o ⊙ tanh c(t), given the gates. Returns (h, c)."""
+    c = f * c_prev + i * g
+    return o * jnp.tanh(c), c
+
+
 def lstm_step(w_h: jax.Array, carry, xw_Bx4H: jax.Array):
     """One time step given the precomputed input projection ``x(t)·W_x + b``."""
     h, c = carry
-    i, f, g, o = gates(xw_Bx4H + h @ w_h)
-    c = f * c + i * g
-    h = o * jnp.tanh(c)
+    h, c = cell_update(c, *gates(xw_Bx4H + h @ w_h))
     return (h, c), h
 
 
