@@ -185,7 +185,8 @@ def linearise(w_h: jax.Array, s_prev: jax.Array, xw: jax.Array, jacobian: str = 
     w_hk = jnp.split(w_h, 4, axis=-1)  # W_hk[m, j]
     s, d = _cell_derivatives(w_h, s_prev, xw)
     if jacobian == "diagonal":
-        dh_dh = sum(dk * jnp.diagonal(wk) for dk, wk in zip(d.dh_dz, w_hk, strict=True))
+        unit = jnp.arange(hidden)  # W_hk[j, j] by indexing: jnp.diagonal is platform-dependent
+        dh_dh = sum(dk * wk[unit, unit] for dk, wk in zip(d.dh_dz, w_hk, strict=True))
         return s, jnp.concatenate([dh_dh, d.dc_dc], axis=-1)
 
     def rows(ds_dz):  # Σ_k ∂s_j/∂z_{k,j} W_hk[m, j] as (..., j, m): broadcasts, no dot
