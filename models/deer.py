@@ -54,7 +54,10 @@ most ``tol``, or k reaches the cap. A non-finite δ (overflow) stops the loop to
 trajectory is exact by the argument above, so there the criterion is the residual instead.
 The result reports the iterations k, the last δ, the final residual max_t |s(t) - F(s(t-1))|
 (absolute) and ``converged``: δ ≤ tol, or k = T with the scaled residual ≤ tol. A case that
-does not converge within its cap is reported, not raised.
+does not converge within its cap is reported, not raised. ``tol`` must sit above the rounding
+noise of the scan: near 1e-6 in float32, a slowly contracting quasi-Newton iteration
+(|diag J| close to 1) can stagnate a little above it and run to its cap with an accurate
+trajectory; the residual tells that case from a real failure.
 
 Gradients: implicit differentiation (DEER's way), a ``jax.custom_vjp``. At the solution
 s(t) = F(s(t-1), x(t); W_h), the adjoint of a cotangent ḡ(t) on s(t) is the linear recurrence
@@ -73,10 +76,12 @@ solution as k grows; (3) the implicit gradient is the gradient of the exact traj
 evaluated at the converged one, for one extra scan whatever k was. For quasi-DEER that scan is
 dense (O(T·H³)): its cheap forward does not make a cheap backward.
 
-What the work and span are. Per iteration: one parallel evaluation of F (O(T·H²) work, h·W_h
-is H×4H per step), the Jacobians (O(T·H²) full, O(T·H) diagonal) and the scan (O(T·H³) full,
-O(T·H) diagonal), at span O(log T). So DEER is O(k·T·H³), but quasi-DEER on this LSTM is
-O(k·T·H²), not O(k·T·H): evaluating F itself is quadratic in H, as in the sequential scan.
+What the work, span and memory are. Per iteration: one parallel evaluation of F (O(T·H²)
+work, h·W_h is H×4H per step), the Jacobians (O(T·H²) full, O(T·H) diagonal) and the scan
+(O(T·H³) full, O(T·H) diagonal), at span O(log T). So DEER is O(k·T·H³), but quasi-DEER on
+this LSTM is O(k·T·H²), not O(k·T·H): evaluating F itself is quadratic in H, as in the
+sequential scan. The full variant holds T·B·(2H)² Jacobian entries, a few times over inside
+the scan: 4 GiB per copy in float32 at T = 65,536, H = 64, B = 1.
 
 The binary adder's threshold RNN (``models/binary_adder.py``) is handled by
 :func:`adder_fixed_point`: its step function has zero derivative almost everywhere, so the
@@ -104,7 +109,8 @@ JACOBIANS = ("full", "diagonal")
 """``full``: DEER (Newton); ``diagonal``: quasi-DEER (diag J only)."""
 
 DEFAULT_TOL = {jnp.dtype(jnp.float32): 1e-6, jnp.dtype(jnp.float64): 1e-12}
-"""Default ``tol`` on the scaled update, by dtype: about 8 ulp in float32, 4500 in float64."""
+"""Default ``tol`` on the scaled update, by dtype: about 8 ulp in float32, 4500 in float64;
+8 ulp for any other floating dtype."""
 
 
 class Stats(NamedTuple):
@@ -300,7 +306,7 @@ def _options(jacobian: str, tol: float | None, max_iter: int | None, dtype, step
     if max_iter is not None and (not isinstance(max_iter, int) or max_iter < 1):
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
     if tol is None:
-        tol = DEFAULT_TOL.get(jnp.dtype(dtype), 1e-6)
+        tol = DEFAULT_TOL.get(jnp.dtype(dtype), 8 * float(jnp.finfo(dtype).eps))
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol!r}")
     return Options(jacobian, float(tol), steps if max_iter is None else max_iter)
