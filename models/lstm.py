@@ -77,13 +77,23 @@ class StepValues(NamedTuple):
     o: jax.Array
 
 
+def cell_update(c_prev: jax.Array, i, f, g, o):
+    """c(t) = f ⊙ c(t-1) + i ⊙ g and h(t) = o ⊙ tanh c(t), given the gates. Returns (h, c)."""
+    c = f * c_prev + i * g
+    return o * jnp.tanh(c), c
+
+
+def lstm_cell(w_h: jax.Array, carry, xw_Bx4H: jax.Array):
+    """One step given its input projection ``x(t)·W_x + b``: the new (h, c) and the gates."""
+    h, c = carry
+    i, f, g, o = gates(xw_Bx4H + h @ w_h)
+    h, c = cell_update(c, i, f, g, o)
+    return (h, c), StepValues(h, c, i, f, g, o)
+
+
 def lstm_step(params: dict, carry, x_BxI: jax.Array):
     """One time step: x(t) is projected inside the step (see the module docstring)."""
-    h, c = carry
-    i, f, g, o = gates(x_BxI @ params["w_x"] + params["b"] + h @ params["w_h"])
-    c = f * c + i * g
-    h = o * jnp.tanh(c)
-    return (h, c), StepValues(h, c, i, f, g, o)
+    return lstm_cell(params["w_h"], carry, x_BxI @ params["w_x"] + params["b"])
 
 
 def lstm_steps(params: dict, x_BxTxI: jax.Array, carry):

@@ -76,6 +76,8 @@ SIZES = {
             [*((side, 2) for side in (6, 8, 12, 16, 24, 32)), *((16, d) for d in (1, 4, 6, 8))],
         ),
         ("sample", "work", 1, 32, 16, 8, "diagonal"),
+        # raster vs wavefront forward+backward at batch 1, 64×64, d = 2 (the speed goal)
+        *_runs("train", "work", 1, 32, [(64, 2)], ("raster", "wavefront")),
     ],
     "full": [
         *_runs(
