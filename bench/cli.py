@@ -17,6 +17,7 @@ from bench.calibration import calibrate
 from bench.config import RunConfig
 from bench.data import DataError, load_mnist_npz
 from bench.sharding import maybe_initialize_distributed, process_suffix
+from bench.timing import default_cache_dir, use_compile_cache
 from bench.workloads import (
     PROFILES,
     ConfigError,
@@ -122,6 +123,18 @@ def parser() -> argparse.ArgumentParser:
         "(default: the 8×8 digits that ship with scikit-learn)",
     )
     run.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not use JAX's persistent compilation cache (default: on, in "
+        "$XDG_CACHE_HOME or ~/.cache /seqdepth-bench/jax; each row says whether it hit)",
+    )
+    run.add_argument(
+        "--trace",
+        metavar="DIR",
+        help="write a jax.profiler trace of each measured case's timed calls under DIR "
+        "(one folder per case; open in Perfetto or XProf)",
+    )
+    run.add_argument(
         "--no-experiments",
         action="store_true",
         help="time the cases only; skip the claim experiments",
@@ -186,6 +199,8 @@ def cmd_run(args, argv) -> int:
             devices=args.devices,
             experiments=not args.no_experiments,
             data=str(pathlib.Path(args.data).absolute()) if args.data else None,
+            compile_cache=None if args.no_compile_cache else default_cache_dir(),
+            trace_dir=str(pathlib.Path(args.trace).absolute()) if args.trace else None,
         )
         if config.data is not None:
             check_data(config.data)
@@ -196,6 +211,7 @@ def cmd_run(args, argv) -> int:
         only = case_filter(chosen, config.profile, args.model, args.variant)
         keep = lambda case, run=keep: run(case) and only(case)  # noqa: E731
     check_devices(config.devices)
+    use_compile_cache(config.compile_cache)
     if args.resume is None:
         run_id = records.new_run_id() + process_suffix()
         run_dir = records.create_run_dir(args.out, run_id)

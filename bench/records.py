@@ -42,6 +42,7 @@ COLUMNS: dict[str, str] = {
     "status": "string",
     "error": "string",
     "compile_s": "Float64",
+    "compile_cache": "string",
     "repeats": "Int64",
     "time_median_s": "Float64",
     "time_min_s": "Float64",

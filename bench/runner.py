@@ -24,7 +24,7 @@ from bench.calibration import Calibration, bytes_moved, limit
 from bench.config import RunConfig
 from bench.sharding import shard_workload
 from bench.structure import analyse
-from bench.timing import RecompilationError, measure
+from bench.timing import RecompilationError, measure, use_compile_cache
 from bench.workloads import IDENTITY, SIZE_FIELDS, Case, get_suites, set_run_dir, suites
 
 
@@ -102,6 +102,7 @@ def measure_case(
     warmup: int,
     devices: int = 1,
     calibration: dict | None = None,
+    trace_dir: str | None = None,
     log=print,
 ) -> tuple[dict, list]:
     """Build and time one case. Returns its row and its raw samples; never raises.
@@ -135,7 +136,10 @@ def measure_case(
             if status != "ok":
                 raise HealthError(status)
 
-        timing = measure(w.fn, w.args, repeats=repeats, warmup=warmup, before_timing=health)
+        trace = None if trace_dir is None else str(pathlib.Path(trace_dir) / _slug(case.label))
+        timing = measure(
+            w.fn, w.args, repeats=repeats, warmup=warmup, before_timing=health, trace_dir=trace
+        )
         samples = timing.samples_s
         row.update(
             status="ok",
@@ -162,6 +166,11 @@ def measure_case(
     return row, samples
 
 
+def _slug(label: str) -> str:
+    """A file-system-safe folder name for a case's label."""
+    return "".join(ch if ch.isalnum() or ch in "-_=." else "_" for ch in label)[:150]
+
+
 class IsolatedRunner:
     """Measures cases in a worker process so a hung case can be stopped (``--case-timeout``).
 
@@ -171,8 +180,9 @@ class IsolatedRunner:
     and a new worker takes the next case.
     """
 
-    def __init__(self, profile: str, timeout_s: float, run_dir: pathlib.Path):
-        self.profile, self.timeout_s, self.run_dir = profile, timeout_s, run_dir
+    def __init__(self, config: RunConfig, run_dir: pathlib.Path):
+        self.profile, self.timeout_s, self.run_dir = config.profile, config.case_timeout_s, run_dir
+        self.compile_cache = config.compile_cache
         self._ctx = multiprocessing.get_context("spawn")
         self._proc = None
 
@@ -180,7 +190,7 @@ class IsolatedRunner:
         self._tasks, self._results = self._ctx.Queue(), self._ctx.Queue()
         self._proc = self._ctx.Process(
             target=_worker,
-            args=(self.profile, self.run_dir, self._tasks, self._results),
+            args=(self.profile, self.run_dir, self.compile_cache, self._tasks, self._results),
             daemon=True,
         )
         self._proc.start()
@@ -204,7 +214,8 @@ class IsolatedRunner:
             self._proc = None
 
 
-def _worker(profile, run_dir, tasks, results):
+def _worker(profile, run_dir, compile_cache, tasks, results):
+    use_compile_cache(compile_cache)
     set_run_dir(run_dir)
     registry = suites()
     while True:
@@ -242,7 +253,7 @@ def run(
     out = records.CsvAppender(run_dir / "measurements.csv", records.COLUMNS)
     raw = records.CsvAppender(run_dir / "samples.csv", records.SAMPLE_COLUMNS)
     timeout = config.case_timeout_s
-    isolated = IsolatedRunner(config.profile, timeout, run_dir) if timeout else None
+    isolated = IsolatedRunner(config, run_dir) if timeout else None
     prepared = set()
     kwargs = dict(
         run_id=run_id,
@@ -250,6 +261,7 @@ def run(
         warmup=config.warmup,
         devices=config.devices,
         calibration=calibration,
+        trace_dir=config.trace_dir,
     )
     try:
         for i, case in enumerate(todo, 1):
