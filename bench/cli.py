@@ -10,8 +10,9 @@ import pathlib
 import sys
 
 import jax
+import pandas as pd
 
-from bench import records, report, runner
+from bench import plan, records, report, runner
 from bench.analysis import SchemaError, compare, load, load_env
 from bench.calibration import calibrate
 from bench.config import RunConfig
@@ -161,6 +162,16 @@ def parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list suites, or the cases of a profile")
     lst.add_argument("--profile", metavar="|".join(PROFILES))
+
+    plan = sub.add_parser(
+        "plan", help="estimate each case's time and the total, before running (builds, traces)"
+    )
+    plan.add_argument("--profile", metavar="|".join(PROFILES))
+    plan.add_argument("--suite", action="append", metavar="NAME")
+    plan.add_argument("--model", action="append", metavar="NAME")
+    plan.add_argument("--variant", action="append", metavar="NAME")
+    plan.add_argument("--repeats", type=_positive_int)
+    plan.add_argument("--no-experiments", action="store_true")
     return p
 
 
@@ -317,10 +328,52 @@ def cmd_compare(args, argv) -> int:
 def cmd_list(args, argv) -> int:
     for name, suite in suites().items():
         print(f"{name}: {suite.description}")
+        for variant, why in (suite.unavailable() if suite.unavailable else {}).items():
+            print(f"    (variant {variant} is absent here: {why})")
         if args.profile:
             for case in suite.cases(check_profile(args.profile)):
                 print(f"    {case.label}")
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "list": cmd_list}
+def cmd_plan(args, argv) -> int:
+    chosen = get_suites(args.suite)
+    config = RunConfig.create(
+        profile=check_profile(args.profile or default_profile(jax.default_backend())),
+        suites=[s.name for s in chosen],
+        repeats=args.repeats,
+        models=args.model,
+        variants=args.variant,
+        experiments=not args.no_experiments,
+    )
+    keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
+    print(f"calibrating {jax.devices()[0].device_kind} ...", file=sys.stderr, flush=True)
+    cal, cost = calibrate(config.profile), plan.compile_cost()
+    rows, total = [], 0.0
+    for case in (c for s in chosen for c in s.cases(config.profile) if keep(c)):
+        e = plan.estimate(case, cal, cost, repeats=config.repeats, warmup=config.warmup)
+        rows.append(dict(case=e.label, compile_s=e.compile_s, call_ms=e.call_s * 1e3,
+                         repeats=e.repeats, total_s=e.total_s))  # fmt: skip
+        total += e.total_s
+    side = plan.side_costs(chosen, config.profile, config.experiments)
+    rows += [dict(case=name, total_s=seconds) for name, seconds in side]
+    total += sum(seconds for _, seconds in side)
+    print(report.table(pd.DataFrame(rows)))
+    print(
+        f"{len(rows) - len(side)} cases, estimated {total:.0f} s ({total / 60:.1f} min) in all "
+        f"on {jax.device_count()} × {jax.devices()[0].device_kind}, cold compilation cache "
+        f"(compile {cost.fixed_s:.2f} s + {cost.per_eqn_s * 1e3:.2f} ms per equation + "
+        f"{cost.per_loop_s * 1e3:.0f} ms per loop; "
+        f"arithmetic at {plan.ASSUMED_EFFICIENCY:.0%} of "
+        f"{cal.matmul_flops_per_s.value / 1e9:.3g} GFLOP/s)"
+    )
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "list": cmd_list,
+    "plan": cmd_plan,
+}

@@ -175,6 +175,8 @@ class Suite:
     cases: Callable[[str], list[Case]]
     baselines: dict[str, str] = dataclasses.field(default_factory=dict)
     prepare: Callable[[Any, Any], None] | None = None
+    prepare_cost_s: dict[str, float] = dataclasses.field(default_factory=dict)  # for the plan
+    unavailable: Callable[[], dict[str, str]] | None = None  # variants this machine can't run
 
 
 _RUN_DIR: list = []

@@ -113,6 +113,8 @@ class Experiment:
     claims: tuple[str, ...]
     run: Callable[[str, pathlib.Path], list[Verdict]]
     curves: tuple[Curve, ...] = ()
+    cost_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Seconds it takes per profile (measured on a 2-core CPU), for ``python -m bench plan``."""
 
 
 @dataclasses.dataclass(frozen=True)

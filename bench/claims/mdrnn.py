@@ -506,7 +506,7 @@ def c12_training_parallelism(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None)
     return verdicts
 
 
-register(Experiment("mdrnn", ("C10",), connection_sweep))
-register(Experiment("mdrnn", ("C11",), sequential_steps_sweep))
+register(Experiment("mdrnn", ("C10",), connection_sweep, cost_s=dict(smoke=1, cpu=2, full=2)))
+register(Experiment("mdrnn", ("C11",), sequential_steps_sweep, cost_s=dict(smoke=1, cpu=2, full=2)))
 register(Derived(("mdrnn",), ("C11",), c11_wall_time))
 register(Derived(("pixelcnn", "mdrnn", "trained"), ("C12",), c12_training_parallelism))

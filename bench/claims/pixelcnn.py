@@ -426,7 +426,7 @@ def c9_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Ver
     return [time_verdict("C9", checks, "span_ops", "the naive, cached and fixed-point samplers")]
 
 
-register(Experiment("pixelcnn", ("C7",), connection_sweep))
-register(Experiment("pixelcnn", ("C9",), sampler_span))
+register(Experiment("pixelcnn", ("C7",), connection_sweep, cost_s=dict(smoke=1, cpu=1, full=1)))
+register(Experiment("pixelcnn", ("C9",), sampler_span, cost_s=dict(smoke=2, cpu=3, full=3)))
 register(Derived(("pixelcnn",), ("C8",), c8_pixelcnn_training_span))
 register(Derived(("pixelcnn",), ("C9",), c9_wall_time))

@@ -454,6 +454,7 @@ register(
         "resnet",
         ("C6",),
         run,
+        cost_s=dict(smoke=5, cpu=90, full=600),
         curves=(
             Curve(
                 SUMMARY_TABLE,

@@ -305,5 +305,6 @@ register(
         cases,
         baselines={"sample": "naive"},
         prepare=train_all,
+        prepare_cost_s=dict(smoke=15, cpu=70, full=70),
     )
 )
