@@ -163,15 +163,20 @@ def parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list suites, or the cases of a profile")
     lst.add_argument("--profile", metavar="|".join(PROFILES))
 
-    plan = sub.add_parser(
+    planner = sub.add_parser(
         "plan", help="estimate each case's time and the total, before running (builds, traces)"
     )
-    plan.add_argument("--profile", metavar="|".join(PROFILES))
-    plan.add_argument("--suite", action="append", metavar="NAME")
-    plan.add_argument("--model", action="append", metavar="NAME")
-    plan.add_argument("--variant", action="append", metavar="NAME")
-    plan.add_argument("--repeats", type=_positive_int)
-    plan.add_argument("--no-experiments", action="store_true")
+    planner.add_argument("--profile", metavar="|".join(PROFILES))
+    planner.add_argument("--suite", action="append", metavar="NAME")
+    planner.add_argument("--model", action="append", metavar="NAME")
+    planner.add_argument("--variant", action="append", metavar="NAME")
+    planner.add_argument("--repeats", type=_positive_int)
+    planner.add_argument("--no-experiments", action="store_true")
+    planner.add_argument(
+        "--assume",
+        choices=sorted(plan.ASSUMED),
+        help="plan for another device, with stated constants instead of calibrating this one",
+    )
     return p
 
 
@@ -347,8 +352,13 @@ def cmd_plan(args, argv) -> int:
         experiments=not args.no_experiments,
     )
     keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
-    print(f"calibrating {jax.devices()[0].device_kind} ...", file=sys.stderr, flush=True)
-    cal, cost = calibrate(config.profile), plan.compile_cost()
+    if args.assume:
+        cal, cost = plan.ASSUMED[args.assume]
+        device = f"an assumed {args.assume} ({cal.matmul_flops_per_s.how})"
+    else:
+        print(f"calibrating {jax.devices()[0].device_kind} ...", file=sys.stderr, flush=True)
+        cal, cost = calibrate(config.profile), plan.compile_cost()
+        device = f"{jax.device_count()} × {jax.devices()[0].device_kind}"
     rows, total = [], 0.0
     for case in (c for s in chosen for c in s.cases(config.profile) if keep(c)):
         e = plan.estimate(case, cal, cost, repeats=config.repeats, warmup=config.warmup)
@@ -361,7 +371,7 @@ def cmd_plan(args, argv) -> int:
     print(report.table(pd.DataFrame(rows)))
     print(
         f"{len(rows) - len(side)} cases, estimated {total:.0f} s ({total / 60:.1f} min) in all "
-        f"on {jax.device_count()} × {jax.devices()[0].device_kind}, cold compilation cache "
+        f"on {device}, cold compilation cache "
         f"(compile {cost.fixed_s:.2f} s + {cost.per_eqn_s * 1e3:.2f} ms per equation + "
         f"{cost.per_loop_s * 1e3:.0f} ms per loop; "
         f"arithmetic at {plan.ASSUMED_EFFICIENCY:.0%} of "

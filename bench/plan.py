@@ -106,6 +106,24 @@ def program_size(jaxpr) -> tuple[int, int]:
     return eqns, loops
 
 
+ASSUMED = {
+    "h100": (
+        Calibration.of(
+            matmul_flops_per_s=200e12,
+            bandwidth_bytes_per_s=2.5e12,
+            loop_iteration_s=10e-6,
+            dependent_op_s=5e-6,
+            how="assumed for one H100-class GPU: ~200 TFLOP/s float32 matmul (TF32, the "
+            "default precision), 2.5 TB/s, ~10 µs per loop iteration (a kernel launch and "
+            "the loop's predicate), ~5 µs per dependent kernel",
+        ),
+        CompileCost(fixed_s=0.5, per_eqn_s=2e-3, per_loop_s=0.2),
+    )
+}
+"""Device constants for planning a run on a machine other than this one (``plan --assume``):
+a calibration and a compile cost, stated here rather than measured."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Estimate:
     label: str
