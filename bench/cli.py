@@ -26,6 +26,7 @@ from bench.workloads import (
     check_profile,
     default_profile,
     get_suites,
+    planning,
     suites,
 )
 
@@ -361,7 +362,8 @@ def cmd_plan(args, argv) -> int:
         device = f"{jax.device_count()} × {jax.devices()[0].device_kind}"
     rows, total = [], 0.0
     for case in (c for s in chosen for c in s.cases(config.profile) if keep(c)):
-        e = plan.estimate(case, cal, cost, repeats=config.repeats, warmup=config.warmup)
+        with planning():
+            e = plan.estimate(case, cal, cost, repeats=config.repeats, warmup=config.warmup)
         rows.append(dict(case=e.label, compile_s=e.compile_s, call_ms=e.call_s * 1e3,
                          repeats=e.repeats, total_s=e.total_s))  # fmt: skip
         total += e.total_s

@@ -14,6 +14,7 @@ modules named in ``BENCH_SUITE_MODULES`` (comma-separated import paths).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import os
@@ -184,10 +185,28 @@ _RUN_DIR: list = []
 
 def run_dir():
     """The folder of the run being measured (a ``pathlib.Path``), for cases that read what
-    their suite's ``prepare`` wrote there; a ``ConfigError`` outside a run."""
+    their suite's ``prepare`` wrote there; ``None`` while planning (:func:`planning`); a
+    ``ConfigError`` otherwise outside a run."""
+    if _RUN_DIR and _RUN_DIR[-1] is PLANNING:
+        return None
     if not _RUN_DIR:
         raise ConfigError("this case needs a run folder (it reads what its suite prepared)")
     return _RUN_DIR[-1]
+
+
+PLANNING = object()
+
+
+@contextlib.contextmanager
+def planning():
+    """While planning (``python -m bench plan``) nothing is prepared: a case that reads
+    prepared weights builds with fresh ones instead, the same program to estimate."""
+    saved = list(_RUN_DIR)
+    _RUN_DIR[:] = [PLANNING]
+    try:
+        yield
+    finally:
+        _RUN_DIR[:] = saved
 
 
 def set_run_dir(path) -> None:

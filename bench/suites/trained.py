@@ -239,7 +239,8 @@ def _pixelcnn_checks(model, u, weights: str) -> dict:
 def _build_sample(profile: str, trainee_name: str, variant: str, weights: str, side: int):
     def build() -> Workload:
         trainee = {t.name: t for t in trainees(profile)}[trainee_name]
-        model = trained_model(trainee, run_dir()) if weights == "trained" else trainee.build(0)
+        folder = run_dir() if weights == "trained" else None  # None while planning
+        model = trained_model(trainee, folder) if folder is not None else trainee.build(0)
         u = quality.draw_noise(1, SAMPLE_BATCH, side, side)
         if trainee_name == "pixelcnn":
             sampler = SAMPLERS[variant]
