@@ -132,19 +132,19 @@ def _note(variant: str, mode: str, hidden: int, k: int) -> str:
     n = 2 * hidden
     if variant == "deer":
         scan = (
-            f"forms the dense {n}×{n} Jacobians and runs an associative scan of about 2T "
-            f"combines, each a {n}×{n} matrix product ({2 * n**3} FLOPs) and a matrix-vector "
-            "product: O(T·H³) per iteration"
+            f"their dense {n}×{n} Jacobians, and an associative scan of about 2T combines, each "
+            f"a product of two {n}×{n} matrices ({2 * n**3} FLOPs) and a matrix-vector product "
+            "(O(T·H³))"
         )
     else:
         scan = (
-            f"forms the Jacobians' diagonals ({n} per step) and runs an associative scan of "
-            "about 2T elementwise combines: O(T·H) per iteration"
+            f"the diagonals of their Jacobians ({n} numbers a step), and an associative scan of "
+            "about 2T elementwise combines (O(T·H))"
         )
     text = (
-        f"Newton, k = {k} iterations (measured); each evaluates all T LSTM cells at once "
-        f"(the sequential scan's work, 8H² = {8 * hidden**2} FLOPs of h·W_h per step and "
-        f"cell), {scan}; plus one cell evaluation for the residual"
+        f"k = {k} Newton iterations (measured), each: all T cells evaluated at once (the whole "
+        f"sequential scan's work; h·W_h is 8H² = {8 * hidden**2} FLOPs a step), {scan}; then "
+        "one more evaluation of the cells for the residual"
     )
     if mode == "train":
         text += (
