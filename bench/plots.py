@@ -253,8 +253,7 @@ def speedup_heatmap(table: pd.DataFrame, path: str | os.PathLike) -> pathlib.Pat
         squeeze=False,
         layout="constrained",
     )
-    cmap = plt.get_cmap("RdBu").copy()
-    cmap.set_bad("0.85")
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="0.85")
     image = None
     for row, (mode, batch) in enumerate(groups):
         sizes = table[(table["mode"] == mode) & (table.batch == batch)]

@@ -63,7 +63,7 @@ def _grid(modes, batches, seq_lens, hiddens):
 
 # (mode, batch, seq_len, hidden) cells per profile; every variant at each cell, guards applied.
 SIZES = {
-    "smoke": [("forward", 1, 16, 2), ("train", 2, 16, 2)],
+    "smoke": [("forward", 1, 8, 2), ("train", 2, 8, 2)],
     # Where the scan's per-step overhead should dominate (batch 1, small H, long T), and
     # one larger H for the crossover; iterations vs T from T = 256 to 4,096 at H = 4.
     "cpu": [("forward", 1, 256, 4), ("forward", 1, 4096, 4), ("forward", 1, 4096, 16)],
