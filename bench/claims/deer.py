@@ -17,6 +17,8 @@ quasi-DEER)". It is judged four times, each on its own measure:
 
 The structural sweep traces programs without running them (``jax.ShapeDtypeStruct``
 inputs), so every profile traces the same sizes, up to T = 65,536 and H = 64, in seconds.
+Its experiment returns the first two verdicts (``claims = ("C13", "C13")``); the derived
+rule, the last two.
 """
 
 from __future__ import annotations
@@ -37,10 +39,6 @@ from bench.suites.deer import evaluator
 
 CLAIM = "C13"
 PARALLEL = ("deer", "quasi-deer")
-CLAIM_TEXT = (
-    "a nonlinear recurrence of T steps can be evaluated in O(k·log T) sequential steps for k "
-    "Newton iterations, at O(k·T·H³) work (O(k·T·H) for quasi-DEER)"
-)
 
 # --- The structural sweep (traced, not run) ------------------------------------------------
 
@@ -162,7 +160,7 @@ def judge_span(rows: Sequence[Mapping]) -> Verdict:
             f"{c:.3g} (residual {off_k:.1%}, k = {', '.join(map(str, by_k.k.astype(int)))}); at "
             f"T = {int(t_max.seq_len)}, k = {int(t_max.k)}: span {int(t_max.span_ops)}"
         )
-        if not wrong_steps.empty or off_t > SPAN_RESIDUAL or off_k > SPAN_RESIDUAL or a <= 0:
+        if not wrong_steps.empty or off_t > SPAN_RESIDUAL or off_k > SPAN_RESIDUAL:
             failures.append(variant)
     if not seq.empty and seq.span_ops.notna().all():
         top = seq.loc[seq.seq_len.idxmax()]
