@@ -235,7 +235,8 @@ def speedup_heatmap(table: pd.DataFrame, path: str | os.PathLike) -> pathlib.Pat
     one panel per (mode, batch) and variant, from :func:`bench.claims.deer.speedups`.
 
     Colour: log₂ of the speed-up (blue faster, red slower); each cell says ×speed-up and the
-    Newton iterations k, or the status of a case without a time (``diverged``, ...); a cell
+    Newton iterations k (and "tie" where :func:`bench.claims.deer.outcome` cannot decide), or
+    the status of a case without a time (``diverged``, ...); a cell
     without a time is grey (unlabelled where nothing was measured). The crossover (speed-up
     1) is drawn as a thick black line between the cells on either side of it.
     """
@@ -271,6 +272,8 @@ def speedup_heatmap(table: pd.DataFrame, path: str | os.PathLike) -> pathlib.Pat
                     grid[i, j] = np.log2(cell.speedup) if cell.speedup == cell.speedup else np.nan
                     k = cell.newton_iterations
                     text = f"×{cell.speedup:.2g}" if cell.speedup == cell.speedup else cell.status
+                    if cell.get("outcome") == "tie":  # the medians and the minima disagree
+                        text += " (tie)"
                     if k is not None and k == k:
                         text += f"\nk={int(k)}"
                     dark = abs(grid[i, j]) > 0.6 * limit
