@@ -91,7 +91,8 @@ CLAIM_COLUMNS: dict[str, str] = {
     "slip": "string",
 }
 
-STATUSES = ("ok", "error", "oom", "timeout", "nan", "range", "wrong", "recompiled")
+STATUSES = ("ok", "error", "oom", "timeout", "nan", "range", "wrong", "recompiled", "diverged")
+"""``diverged``: an iterative evaluator did not converge within its cap (bench/suites/deer.py)."""
 VERDICTS = ("PASS", "FAIL", "CORRECTED", "INCONCLUSIVE", "ERROR")  # see bench.claims
 
 FILES = {

@@ -322,6 +322,63 @@ def trained_section(run_dir: pathlib.Path, df: pd.DataFrame) -> str:
     return "".join(parts)
 
 
+def deer_section(run_dir: pathlib.Path, df: pd.DataFrame) -> str:
+    """The deer suite (C13): speed-up over the sequential scan on the (T, hidden) grid as a heat
+    map with the crossover marked, the Newton iterations vs T, and the published numbers."""
+    from bench.claims import deer  # the suite's tables live beside its claim
+
+    speedups = deer.speedups(df)
+    if speedups.empty:
+        return ""
+    png = plots.speedup_heatmap(speedups, run_dir / "deer_speedup.png")
+    parts = [
+        "\n## DEER: the LSTM evaluated in parallel over time\n\n",
+        "Speed-up = median time of the sequential scan / median time of the parallel evaluator, "
+        "at the same sizes, parameters and inputs (above 1: the parallel evaluator is faster); "
+        "k = Newton iterations to converge (measured per case, in `extra_json`).\n\n",
+        f"![{png.stem}]({png.name})\n\n",
+        table(deer.speedup_grid(speedups)),
+    ]
+    lines = deer.crossovers(speedups)
+    if lines:
+        parts.append(
+            f"\nCrossover in hidden size (a win needs ≥ {deer.FASTER}, a loss ≤ {deer.SLOWER}, "
+            "by the medians and by the fastest repeats): " + "; ".join(lines) + ".\n"
+        )
+    parts += ["\nNewton iterations to converge, by T:\n\n", table(deer.iterations_table(speedups))]
+    ours = speedups[(speedups.batch == 1) & speedups.speedup.notna()]
+    rows = []
+    for hidden, published in deer.PUBLISHED_SPEEDUP.items():
+        here = ours[ours.hidden == hidden]
+        best = here.loc[here.speedup.idxmax()] if not here.empty else None
+        rows.append(
+            dict(
+                hidden=hidden,
+                published=f"×{published:g} (DEER, GRU, A100)",
+                this_run="not measured"
+                if best is None
+                else f"×{best.speedup:.3g} ({best.variant}, {best['mode']}, T={best.seq_len})",
+            )
+        )
+    if not ours.empty:
+        best = ours.loc[ours.speedup.idxmax()]
+        rows.append(
+            dict(
+                hidden="best here",
+                published="",
+                this_run=f"×{best.speedup:.3g} ({best.variant}, {best['mode']}, T={best.seq_len}, "
+                f"H={best.hidden})",
+            )
+        )
+    device = df[df.suite == "deer"].device_kind.dropna()
+    parts += [
+        f"\nPublished: {deer.PUBLISHED}. Batch 1 on this device "
+        f"({device.iloc[0] if not device.empty else 'unknown'}):\n\n",
+        table(pd.DataFrame(rows)),
+    ]
+    return "".join(parts)
+
+
 def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) -> pd.DataFrame:
     """Every claim's verdicts: the experiments' (``claims.csv``, the last row of each claim
     and measure) and those derived from the measurements (rewritten to
@@ -403,6 +460,7 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
         parts.append(device_constants(fitted))
     curves = [c for e in claims.experiments(run_suites) for c in e.curves]
     parts.append(trained_section(run_dir, df))
+    parts.append(deer_section(run_dir, df))
     parts.append(limits_section(env, df, fitted))
     pngs = plots.render(run_dir, df, curves)
     if pngs:
