@@ -178,7 +178,7 @@ def side_costs(suites: Iterable[Suite], profile: str, experiments: bool) -> list
     ]
     if experiments:
         out += [
-            (f"claims {', '.join(e.claims)}", e.cost_s.get(profile, 0.0))
+            (f"claims {', '.join(dict.fromkeys(e.claims))}", e.cost_s.get(profile, 0.0))
             for e in claims.experiments(names)
         ]
     return out

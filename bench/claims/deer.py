@@ -589,6 +589,7 @@ register(
                 logx=True,
             ),
         ),  # fmt: skip
+        cost_s=dict(smoke=2, cpu=3, full=3),
     )
 )
 register(Derived(("deer",), (CLAIM,), judge_rows))
