@@ -221,8 +221,13 @@ def workload(
 
 
 def cases(profile: str) -> list[Case]:
+    return cases_of(SIZES[profile])
+
+
+def cases_of(cells) -> list[Case]:
+    """Every variant at each (mode, batch, seq_len, hidden) cell, the memory guard applied."""
     out = []
-    for mode, batch, seq_len, hidden in SIZES[profile]:
+    for mode, batch, seq_len, hidden in cells:
         for variant in VARIANTS:
             if not fits_memory(variant, mode, batch, seq_len, hidden):
                 continue
