@@ -194,7 +194,10 @@ def workload(
         return Workload(fn, args, n_params, check=check, batch_argnum=batch_argnum)
     if is_planning():  # a typical count, without compiling here (the plan counts the compile)
         k = TYPICAL_ITERATIONS[variant]
-        return Workload(fn, args, n_params, batch_argnum=batch_argnum, while_trip_count=k)
+        note = _note(variant, mode, hidden, k)
+        return Workload(
+            fn, args, n_params, batch_argnum=batch_argnum, while_trip_count=k, note=note
+        )
     t0 = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()  # the runner's compile then hits the cache
     compile_s = time.perf_counter() - t0
