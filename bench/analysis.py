@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench import records
-from bench.workloads import IDENTITY
+from bench.workloads import IDENTITY, case_key
 
 # Run-context fields joined onto every row.
 ENV_FIELDS = ("git_sha", "git_dirty", "jax", "jaxlib", "flax", "backend", "host_cpu", "profile")
@@ -96,7 +96,8 @@ def _read_csv(
 
 
 TIMES = ("time_median_s", "time_min_s", "time_max_s")
-"""Columns every ``ok`` row has, finite and not negative (and ``time_s`` of every sample)."""
+"""Columns every ``ok`` row has, finite and not negative (as ``repeats`` and every sample's
+``time_s``)."""
 
 
 def _check_values(path: pathlib.Path, df: pd.DataFrame) -> None:
@@ -110,7 +111,7 @@ def _check_values(path: pathlib.Path, df: pd.DataFrame) -> None:
                 )
     timed = [("time_s", df.index == df.index)] if "time_s" in df else []
     if "status" in df:
-        timed = [(c, (df.status == "ok").fillna(False).to_numpy()) for c in TIMES]
+        timed = [(c, (df.status == "ok").fillna(False).to_numpy()) for c in (*TIMES, "repeats")]
     what = "an ok row" if "status" in df else "a sample"
     for col, rows in timed:
         values = df[col].to_numpy(dtype="float64", na_value=np.nan)
@@ -131,11 +132,32 @@ def _check_values(path: pathlib.Path, df: pd.DataFrame) -> None:
             raise SchemaError(f"{path}: line {rows[1]}: the same {what} as line {rows[0]}")
 
 
-def check_resumable(path: pathlib.Path, columns: dict[str, str]) -> None:
-    """Raise :class:`SchemaError` unless ``path`` (a run's CSV with these columns) is sound up to
-    its last line end: what ``--resume`` keeps of it and appends to."""
-    if path.exists() and path.read_bytes().rfind(b"\n") >= 0:
-        _read_csv(path, columns, complete_lines=True)
+def check_resumable(run_dir: pathlib.Path) -> None:
+    """Raise :class:`SchemaError` unless a run folder's CSVs are sound up to their last line end
+    (what ``--resume`` keeps of them and appends to), and each row with a time has exactly
+    its ``repeats`` samples, and a row without one none (samples of a case with no row are a
+    case cut short: the resume drops them)."""
+    frames = {}
+    for name, columns in records.FILES.items():
+        path = run_dir / name
+        if path.exists() and path.read_bytes().rfind(b"\n") >= 0:
+            frames[name] = _read_csv(path, columns, complete_lines=True)
+    rows, samples = frames.get("measurements.csv"), frames.get("samples.csv")
+    if rows is None:
+        return
+    counts: dict[tuple, int] = {}
+    if samples is not None:
+        for record in samples[list(IDENTITY)].to_dict("records"):
+            key = case_key(record)
+            counts[key] = counts.get(key, 0) + 1
+    for line, row in enumerate(rows.to_dict("records"), start=2):
+        found = counts.get(case_key(row), 0)
+        expected = int(row["repeats"]) if row["status"] == "ok" else 0
+        if found != expected:
+            raise SchemaError(
+                f"{run_dir / 'samples.csv'}: {found} samples of the case on line {line} of "
+                f"measurements.csv, whose row says {expected}"
+            )
 
 
 def load_measurements(path: str | pathlib.Path) -> pd.DataFrame:

@@ -460,11 +460,10 @@ def prepare(run_dir: pathlib.Path) -> None:
     files is damaged (:class:`bench.records.RunFolderError` with file and line, nothing
     touched), else repair what a killed run left half written
     (:func:`bench.records.repair_interrupted`)."""
-    for name, columns in records.FILES.items():
-        try:
-            analysis.check_resumable(run_dir / name, columns)
-        except analysis.SchemaError as e:
-            raise records.RunFolderError(f"{e}: the run folder is damaged") from None
+    try:
+        analysis.check_resumable(run_dir)
+    except analysis.SchemaError as e:
+        raise records.RunFolderError(f"{e}: the run folder is damaged") from None
     records.repair_interrupted(run_dir)
 
 

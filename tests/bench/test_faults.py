@@ -563,6 +563,21 @@ def test_a_damaged_run_folder_is_refused_with_file_and_line(run_copy, damage, ca
         _one_line_exit_2(main(["report", str(run_copy)]), capsys, "line")
 
 
+@pytest.mark.parametrize("edit", ["cut-a-sample", "delete-samples"])
+def test_resume_refuses_a_row_whose_samples_were_damaged(run_copy, edit, capsys):
+    """A sample line cut short whose case has a row is not a kill (the row is written after
+    its samples): resume refuses it rather than drop a sample of a finished case."""
+    path = run_copy / SAMPLES
+    if edit == "cut-a-sample":
+        path.write_text(path.read_text()[:-4])
+    else:
+        path.unlink()
+    before = _files(run_copy)
+    line = _one_line_exit_2(main(["run", "--resume", str(run_copy)]), capsys, "samples of the")
+    assert "measurements.csv, whose row says" in line
+    assert _files(run_copy) == before
+
+
 @pytest.mark.parametrize(
     "env, message",
     [([1, 2], "a JSON list, expected an object"), ({"drop": "profile"}, "no profile")],
