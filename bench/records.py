@@ -201,9 +201,10 @@ def _reason(error: OSError) -> str:
 
 def io_failure(run_dir: pathlib.Path, error: OSError) -> RunFolderError:
     """The one line for a run that could not write its folder (full disk, read-only, ...)."""
+    where = f" ({error.filename})" if getattr(error, "filename", None) else ""
     return RunFolderError(
-        f"cannot write to {run_dir}: {_reason(error)} ({getattr(error, 'filename', '') or ''}); "
-        f"finished cases are saved: free the space or fix the folder, then --resume {run_dir}"
+        f"cannot write to {run_dir}: {_reason(error)}{where}; finished cases are saved: "
+        f"free the space or fix the folder, then --resume {run_dir}"
     )
 
 

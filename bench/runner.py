@@ -125,7 +125,7 @@ def first_line(error: BaseException) -> str:
             prefix = line[: -len(TRACEBACK)].strip()
             text = f"{prefix} {inner[-1].strip()}" if inner else prefix
             break
-    return f"{type(error).__name__}: {text}"[:500]
+    return (f"{type(error).__name__}: {text}" if text else type(error).__name__)[:500]
 
 
 def device_fields() -> dict:
