@@ -632,8 +632,10 @@ def test_a_claim_row_cut_short_is_refused_and_resume_repairs_it(run_copy):
     ],  # fmt: skip
 )
 def test_a_run_killed_at_any_moment_resumes_to_the_same_complete_folder(sig, moment, tmp_path):
+    if sig == signal.SIGINT and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        pytest.skip("SIGINT is ignored here (started in the background): a child inherits it")
     argv = ["run", "--suite", "binary_adder", "--profile", "smoke", "--out", str(tmp_path)]
-    proc = _bench(*argv, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = _bench(*argv)
 
     def reached():
         runs = list(tmp_path.iterdir())
