@@ -12,11 +12,15 @@ import pathlib
 import sys
 
 import jax
+import pandas as pd
 
-from bench import records, report, runner
+from bench import plan, records, report, runner
 from bench.analysis import SchemaError, compare, load, load_env
+from bench.calibration import calibrate
 from bench.config import RunConfig
+from bench.data import DataError, load_mnist_npz
 from bench.sharding import maybe_initialize_distributed, process_suffix
+from bench.timing import default_cache_dir, use_compile_cache
 from bench.workloads import (
     PROFILES,
     ConfigError,
@@ -24,6 +28,7 @@ from bench.workloads import (
     check_profile,
     default_profile,
     get_suites,
+    planning,
     plugin_errors,
     suites,
 )
@@ -117,6 +122,24 @@ def parser() -> argparse.ArgumentParser:
         help="run training cases data-parallel over N local devices (default: 1)",
     )
     run.add_argument(
+        "--data",
+        metavar="PATH",
+        help="binarised MNIST from a local mnist.npz (x_train, x_test) for the trained suite "
+        "(default: the 8×8 digits that ship with scikit-learn)",
+    )
+    run.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not use JAX's persistent compilation cache (default: on, in "
+        "$XDG_CACHE_HOME or ~/.cache /seqdepth-bench/jax; each row says whether it hit)",
+    )
+    run.add_argument(
+        "--trace",
+        metavar="DIR",
+        help="write a jax.profiler trace of each measured case's timed calls under DIR "
+        "(one folder per case; open in Perfetto or XProf)",
+    )
+    run.add_argument(
         "--no-experiments",
         action="store_true",
         help="time the cases only; skip the claim experiments",
@@ -149,6 +172,21 @@ def parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list suites, or the cases of a profile")
     lst.add_argument("--profile", metavar="|".join(PROFILES))
+
+    planner = sub.add_parser(
+        "plan", help="estimate each case's time and the total, before running (builds, traces)"
+    )
+    planner.add_argument("--profile", metavar="|".join(PROFILES))
+    planner.add_argument("--suite", action="append", metavar="NAME")
+    planner.add_argument("--model", action="append", metavar="NAME")
+    planner.add_argument("--variant", action="append", metavar="NAME")
+    planner.add_argument("--repeats", type=_positive_int)
+    planner.add_argument("--no-experiments", action="store_true")
+    planner.add_argument(
+        "--assume",
+        choices=sorted(plan.ASSUMED),
+        help="plan for another device, with stated constants instead of calibrating this one",
+    )
     return p
 
 
@@ -188,10 +226,16 @@ def cmd_run(args, argv) -> int:
         case_timeout_s=args.case_timeout,
         devices=args.devices,
         experiments=not args.no_experiments,
+        data=str(pathlib.Path(args.data).absolute()) if args.data else None,
+        compile_cache=None if args.no_compile_cache else default_cache_dir(),
+        trace_dir=str(pathlib.Path(args.trace).absolute()) if args.trace else None,
     )
+    if config.data is not None:
+        check_data(config.data)
     # every check before the first write: a refused run leaves nothing behind
     keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
     check_devices(config.devices)
+    use_compile_cache(config.compile_cache)
     run_id = records.new_run_id() + process_suffix()
     run_dir = records.create_run_dir(args.out, run_id)
     with _writing(run_dir), records.RunLock(run_dir):
@@ -222,6 +266,7 @@ def _resume(args, argv) -> int:
             ("--warmup", args.warmup, config.warmup),
             ("--case-timeout", args.case_timeout, config.case_timeout_s),
             ("--devices", args.devices, config.devices),
+            ("--data", args.data and str(pathlib.Path(args.data).absolute()), config.data),
         ):
             if given is not None and given != recorded:
                 raise ConfigError(f"{flag} {given} differs from the run's {recorded}")
@@ -232,11 +277,12 @@ def _resume(args, argv) -> int:
             keep = lambda case, run=keep: run(case) and only(case)  # noqa: E731
         check_devices(config.devices)
         values = records.check_settings(run_dir, env, allow_mixed=args.allow_mixed)
-        runner.prepare(run_dir)  # repaired if a run was killed; refused if damaged
+        runner.repair_or_refuse(run_dir)  # repaired if a run was killed; refused if damaged
         env = records.begin_session(
             run_dir, env, ["python -m bench", *argv], values, first_row=records.row_count(run_dir)
         )
         experiments = config.experiments and not args.no_experiments
+        use_compile_cache(config.compile_cache)
         return _measure(config, env["run_id"], run_dir, env, keep, experiments=experiments)
 
 
@@ -257,7 +303,20 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None) -> int:
         flush=True,
     )
     with runner.user_signals():
-        outcome = runner.run(config, run_id, run_dir, keep=keep, env=env, experiments=experiments)
+        env = load_env(run_dir)
+        if "calibration" not in env:  # measured once per run folder; a resume keeps the first
+            print("calibrating the device ...", file=sys.stderr, flush=True)
+            env["calibration"] = calibrate(config.profile).as_dict()
+            records.write_json(run_dir / "env.json", env)
+        outcome = runner.run(
+            config,
+            run_id,
+            run_dir,
+            calibration=env["calibration"],
+            keep=keep,
+            env=env,
+            experiments=experiments,
+        )
         records.end_session(run_dir, env=load_env(run_dir))
         path = report.render(run_dir)
     print(f"results in {run_dir}/ (report: {path})")
@@ -275,6 +334,14 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None) -> int:
         )
         return 1
     return 0
+
+
+def check_data(path: str) -> None:
+    """Refuse a --data file that cannot be used, before anything is written."""
+    try:
+        load_mnist_npz(path)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
 
 
 def check_devices(devices: int) -> int:
@@ -326,10 +393,58 @@ def cmd_list(args, argv) -> int:
         print(f"bench: warning: {problem}", file=sys.stderr)
     for name, suite in registered.items():
         print(f"{name}: {suite.description}")
+        for variant, why in (suite.unavailable() if suite.unavailable else {}).items():
+            print(f"    (variant {variant} is absent here: {why})")
         if args.profile:
             for case in suite.cases(check_profile(args.profile)):
                 print(f"    {case.label}")
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "list": cmd_list}
+def cmd_plan(args, argv) -> int:
+    chosen = get_suites(args.suite)
+    config = RunConfig.create(
+        profile=check_profile(args.profile or default_profile(jax.default_backend())),
+        suites=[s.name for s in chosen],
+        repeats=args.repeats,
+        models=args.model,
+        variants=args.variant,
+        experiments=not args.no_experiments,
+    )
+    keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
+    if args.assume:
+        cal, cost = plan.ASSUMED[args.assume]
+        device = f"an assumed {args.assume} ({cal.matmul_flops_per_s.how})"
+    else:
+        print(f"calibrating {jax.devices()[0].device_kind} ...", file=sys.stderr, flush=True)
+        cal, cost = calibrate(config.profile), plan.compile_cost()
+        device = f"{jax.device_count()} × {jax.devices()[0].device_kind}"
+    rows, total = [], 0.0
+    for case in (c for s in chosen for c in s.cases(config.profile) if keep(c)):
+        with planning():
+            e = plan.estimate(case, cal, cost, repeats=config.repeats, warmup=config.warmup)
+        rows.append(dict(case=e.label, compile_s=e.compile_s, call_ms=e.call_s * 1e3,
+                         repeats=e.repeats, total_s=e.total_s))  # fmt: skip
+        total += e.total_s
+    side = plan.side_costs(chosen, config.profile, config.experiments)
+    rows += [dict(case=name, total_s=seconds) for name, seconds in side]
+    total += sum(seconds for _, seconds in side)
+    print(report.table(pd.DataFrame(rows)))
+    print(
+        f"{len(rows) - len(side)} cases, estimated {total:.0f} s ({total / 60:.1f} min) in all "
+        f"on {device}, cold compilation cache "
+        f"(compile {cost.fixed_s:.2f} s + {cost.per_eqn_s * 1e3:.2f} ms per equation + "
+        f"{cost.per_loop_s * 1e3:.0f} ms per loop; "
+        f"arithmetic at {plan.ASSUMED_EFFICIENCY:.0%} of "
+        f"{cal.matmul_flops_per_s.value / 1e9:.3g} GFLOP/s)"
+    )
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "list": cmd_list,
+    "plan": cmd_plan,
+}

@@ -28,11 +28,12 @@ from collections.abc import Callable, Iterator
 import jax
 
 from bench import analysis, claims, records
+from bench.calibration import Calibration, bytes_moved, limit
 from bench.config import RunConfig
 from bench.sharding import shard_workload
 from bench.structure import analyse
-from bench.timing import RecompilationError, measure
-from bench.workloads import IDENTITY, SIZE_FIELDS, Case, get_suites, suites
+from bench.timing import RecompilationError, measure, use_compile_cache
+from bench.workloads import IDENTITY, SIZE_FIELDS, Case, get_suites, set_run_dir, suites
 
 
 class HealthError(RuntimeError):
@@ -173,9 +174,22 @@ def _add_note(row: dict, note: str) -> None:
 
 
 def measure_case(
-    case: Case, *, run_id: str, repeats: int, warmup: int, devices: int = 1, log=print
+    case: Case,
+    *,
+    run_id: str,
+    repeats: int,
+    warmup: int,
+    devices: int = 1,
+    calibration: dict | None = None,
+    trace_dir: str | None = None,
+    log=print,
 ) -> tuple[dict, list]:
-    """Build and time one case. Returns its row and its raw samples; never raises."""
+    """Build and time one case. Returns its row and its raw samples; never raises.
+
+    With the run's ``calibration`` (``Calibration.as_dict()``), the row gets its limit (the
+    time the device could not beat, ``bench.calibration.limit``), the term that sets it, and
+    ``efficiency`` = limit / the fastest repeat (calibration keeps each constant's best too).
+    """
     row = _identity_row(case, run_id, devices)
     samples: list[float] = []
     try:
@@ -201,7 +215,10 @@ def measure_case(
             if status != "ok":
                 raise HealthError(status)
 
-        timing = measure(w.fn, w.args, repeats=repeats, warmup=warmup, before_timing=health)
+        trace = None if trace_dir is None else str(pathlib.Path(trace_dir) / _slug(case.label))
+        timing = measure(
+            w.fn, w.args, repeats=repeats, warmup=warmup, before_timing=health, trace_dir=trace
+        )
         samples = timing.samples_s
         row.update(
             status="ok",
@@ -215,6 +232,14 @@ def measure_case(
         )
         if row.get("flops_analytic"):
             row["achieved_flops_per_s"] = row["flops_analytic"] / timing.median_s
+        moved = bytes_moved(timing.memory)
+        if calibration and moved is not None and "work_flops" in row:
+            lim = limit(
+                row["work_flops"], moved, row["steps_executed"], Calibration.from_dict(calibration)
+            )
+            row.update(
+                limit_s=lim.limit_s, limit_bound=lim.bound, efficiency=lim.efficiency(timing.min_s)
+            )
         if timing.median_s > 0 and timing.iqr_s / timing.median_s > SPREAD_LIMIT:
             _add_note(
                 row,
@@ -227,6 +252,11 @@ def measure_case(
         row.update(status=classify(e), error=first_line(e))
         samples = []
     return row, samples
+
+
+def _slug(label: str) -> str:
+    """A file-system-safe folder name for a case's label."""
+    return "".join(ch if ch.isalnum() or ch in "-_=." else "_" for ch in label)[:150]
 
 
 class IsolatedRunner:
@@ -245,8 +275,9 @@ class IsolatedRunner:
 
     STARTUP_S = 600.0  # a worker that cannot start a case in this long is not coming
 
-    def __init__(self, profile: str, timeout_s: float):
-        self.profile, self.timeout_s = profile, timeout_s
+    def __init__(self, config: RunConfig, run_dir: pathlib.Path):
+        self.profile, self.timeout_s, self.run_dir = config.profile, config.case_timeout_s, run_dir
+        self.compile_cache = config.compile_cache
         self._ctx = multiprocessing.get_context("spawn")
         self._proc = None
 
@@ -257,7 +288,14 @@ class IsolatedRunner:
         self._results, worker_results = self._ctx.Pipe(duplex=False)
         self._proc = self._ctx.Process(
             target=_worker,
-            args=(self.profile, worker_tasks, worker_results, os.getpid()),
+            args=(
+                self.profile,
+                self.run_dir,
+                self.compile_cache,
+                worker_tasks,
+                worker_results,
+                os.getpid(),
+            ),
             daemon=True,
         )
         self._proc.start()
@@ -337,11 +375,13 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _worker(profile, tasks, results, parent_pid):
+def _worker(profile, run_dir, compile_cache, tasks, results, parent_pid):
     global _watching
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it stops us
     _watching = True  # so a KeyboardInterrupt here is the case's own
+    use_compile_cache(compile_cache)
+    set_run_dir(run_dir)
     registry = suites()
     while True:
         try:
@@ -369,6 +409,7 @@ def run(
     run_id: str,
     run_dir: pathlib.Path,
     *,
+    calibration: dict | None = None,
     keep: Callable[[Case], bool] = lambda case: True,
     env: dict | None = None,
     experiments: bool | None = None,
@@ -385,10 +426,12 @@ def run(
     With ``config.case_timeout_s`` each case runs in a worker process that is killed when it
     takes longer (see :class:`IsolatedRunner`).
     """
-    prepare(run_dir)
+    repair_or_refuse(run_dir)
+    set_run_dir(run_dir)
     died = records.deaths(env or {})
     done = records.completed_keys(run_dir)
-    run_cases = [c for s in get_suites(config.suites) for c in s.cases(config.profile)]
+    chosen = get_suites(config.suites)
+    run_cases = [c for s in chosen for c in s.cases(config.profile)]
     cases = [c for c in run_cases if keep(c)]
     todo = [c for c in cases if c.key(config.devices) not in done]
     if done:
@@ -396,9 +439,15 @@ def run(
         if not todo:
             log("this run is already complete: no case left to measure")
     timeout = config.case_timeout_s
-    isolated = IsolatedRunner(config.profile, timeout) if timeout else None
+    isolated = IsolatedRunner(config, run_dir) if timeout else None
+    prepared = set()
     kwargs = dict(
-        run_id=run_id, repeats=config.repeats, warmup=config.warmup, devices=config.devices
+        run_id=run_id,
+        repeats=config.repeats,
+        warmup=config.warmup,
+        devices=config.devices,
+        calibration=calibration,
+        trace_dir=config.trace_dir,
     )
     measured = 0
     with contextlib.ExitStack() as stack:
@@ -413,6 +462,16 @@ def run(
             _check_stop()
             key = case.key(config.devices)
             deaths = died.get(records.case_death_key(key), 0)
+            suite = next(s for s in chosen if s.name == case.suite)
+            if suite.prepare is not None and suite.name not in prepared:
+                prepared.add(suite.name)
+                log(f"preparing {suite.name} ...")
+                try:
+                    suite.prepare(config, run_dir)
+                except BaseException as e:  # its cases then fail one by one, as rows
+                    if _users(e):
+                        raise
+                    log(f"    preparing {suite.name} failed: {first_line(e)}")
             t0 = time.perf_counter()
             if deaths >= records.CRASH_LIMIT:
                 log(f"[{i}/{len(todo)}] {case.label}: not measured again")
@@ -455,7 +514,7 @@ def _killed(deaths: int) -> str:
     )
 
 
-def prepare(run_dir: pathlib.Path) -> None:
+def repair_or_refuse(run_dir: pathlib.Path) -> None:
     """Make a run folder ready to be added to: refuse it if what a resume would keep of its
     files is damaged (:class:`bench.records.RunFolderError` with file and line, nothing
     touched), else repair what a killed run left half written
