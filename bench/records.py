@@ -539,7 +539,8 @@ def repair_interrupted(run_dir: pathlib.Path) -> None:
     aside for a rename (``*.tmp``) that never happened are removed.
     """
     for tmp in run_dir.glob("*.tmp"):
-        tmp.unlink()
+        if tmp.is_file():  # (bench writes files aside; a folder is someone else's)
+            tmp.unlink()
     rows_path, samples_path = run_dir / "measurements.csv", run_dir / "samples.csv"
     rows_text, samples_text = _complete_lines(rows_path), _complete_lines(samples_path)
     done = {case_key(record) for record in _records(rows_text)}
