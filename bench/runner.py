@@ -33,7 +33,15 @@ from bench.config import RunConfig
 from bench.sharding import shard_workload
 from bench.structure import analyse
 from bench.timing import RecompilationError, measure, use_compile_cache
-from bench.workloads import IDENTITY, SIZE_FIELDS, Case, get_suites, set_run_dir, suites
+from bench.workloads import (
+    IDENTITY,
+    SIZE_FIELDS,
+    Case,
+    get_suites,
+    running,
+    set_run_dir,
+    suites,
+)
 
 
 class HealthError(RuntimeError):
@@ -404,17 +412,7 @@ class Outcome:
     failed_claims: tuple[str, ...]  # claims whose experiment ended in ERROR
 
 
-def run(
-    config: RunConfig,
-    run_id: str,
-    run_dir: pathlib.Path,
-    *,
-    calibration: dict | None = None,
-    keep: Callable[[Case], bool] = lambda case: True,
-    env: dict | None = None,
-    experiments: bool | None = None,
-    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
-) -> Outcome:
+def run(config: RunConfig, run_id: str, run_dir: pathlib.Path, **options) -> Outcome:
     """Measure every case of the configured suites not yet in ``run_dir``, then run the claims'
     experiments whose claims are missing or ERROR. ``keep`` narrows the cases (``--model`` /
     ``--variant``); ``experiments`` (default: the config's) skips the experiments this session.
@@ -426,8 +424,22 @@ def run(
     With ``config.case_timeout_s`` each case runs in a worker process that is killed when it
     takes longer (see :class:`IsolatedRunner`).
     """
+    with running(run_dir):
+        return _run(config, run_id, run_dir, **options)
+
+
+def _run(
+    config: RunConfig,
+    run_id: str,
+    run_dir: pathlib.Path,
+    *,
+    calibration: dict | None = None,
+    keep: Callable[[Case], bool] = lambda case: True,
+    env: dict | None = None,
+    experiments: bool | None = None,
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+) -> Outcome:
     repair_or_refuse(run_dir)
-    set_run_dir(run_dir)
     died = records.deaths(env or {})
     done = records.completed_keys(run_dir)
     chosen = get_suites(config.suites)

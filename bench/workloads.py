@@ -216,8 +216,20 @@ def planning():
 
 
 def set_run_dir(path) -> None:
-    """Set by the runner (and its worker process) before any case is built."""
+    """Set by the runner's worker process before any case is built."""
     _RUN_DIR[:] = [path]
+
+
+@contextlib.contextmanager
+def running(path):
+    """The runner measures into ``path`` (for :func:`run_dir`); the previous state comes back
+    after, so a run inside a longer-lived process (tests, a notebook) leaves nothing behind."""
+    saved = list(_RUN_DIR)
+    _RUN_DIR[:] = [path]
+    try:
+        yield
+    finally:
+        _RUN_DIR[:] = saved
 
 
 _REGISTRY: dict[str, Suite] = {}
