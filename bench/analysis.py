@@ -10,14 +10,16 @@ never a silently wrong DataFrame.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import pathlib
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 from bench import records
-from bench.workloads import IDENTITY
+from bench.workloads import IDENTITY, case_key
 
 # Run-context fields joined onto every row.
 ENV_FIELDS = ("git_sha", "git_dirty", "jax", "jaxlib", "flax", "backend", "host_cpu", "profile")
@@ -27,12 +29,35 @@ class SchemaError(ValueError):
     """A results file that does not match the schema this version reads."""
 
 
-def _read_csv(path: pathlib.Path, columns: dict[str, str]) -> pd.DataFrame:
-    """Read a CSV written by records.CsvAppender, checking header, row lengths and types."""
+def _read_csv(
+    path: pathlib.Path, columns: dict[str, str], *, complete_lines: bool = False
+) -> pd.DataFrame:
+    """Read a CSV written by records.CsvAppender, checking encoding, header, row lengths, types
+    and values (see :func:`_check_values`). ``complete_lines``: read only up to the last line
+    end, as a resume keeps it (a last line cut short is what it repairs)."""
     if not path.exists():
         raise SchemaError(f"{path}: file not found")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    data = path.read_bytes()
+    if complete_lines:
+        data = data[: data.rfind(b"\n") + 1]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise SchemaError(
+            f"{path}: line {line}: byte {data[e.start]:#04x} is not UTF-8: not written by bench"
+        ) from None
+    if text and not text.endswith("\n"):  # every row ends its line: this one was cut short
+        line = text.count("\n") + 1
+        raise SchemaError(
+            f"{path}: line {line}: the last row has no line end: cut short "
+            "(`python -m bench run --resume` on its run folder repairs it)"
+        )
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        rows = list(reader)
+    except csv.Error as e:
+        raise SchemaError(f"{path}: line {reader.line_num}: not valid CSV: {e}") from None
     if not rows:
         raise SchemaError(f"{path}: line 1: empty file, expected a header")
     header = rows[0]
@@ -70,6 +95,11 @@ def _read_csv(path: pathlib.Path, columns: dict[str, str]) -> pd.DataFrame:
     return df
 
 
+TIMES = ("time_median_s", "time_min_s", "time_max_s")
+"""Columns every ``ok`` row has, finite and not negative (as ``repeats`` and every sample's
+``time_s``)."""
+
+
 def _check_values(path: pathlib.Path, df: pd.DataFrame) -> None:
     for col, allowed in (("status", records.STATUSES), ("verdict", records.VERDICTS)):
         if col in df:
@@ -79,6 +109,55 @@ def _check_values(path: pathlib.Path, df: pd.DataFrame) -> None:
                 raise SchemaError(
                     f"{path}: line {i + 2}: {col} {df[col].iloc[i]!r} is not one of {allowed}"
                 )
+    timed = [("time_s", df.index == df.index)] if "time_s" in df else []
+    if "status" in df:
+        timed = [(c, (df.status == "ok").fillna(False).to_numpy()) for c in (*TIMES, "repeats")]
+    what = "an ok row" if "status" in df else "a sample"
+    for col, rows in timed:
+        values = df[col].to_numpy(dtype="float64", na_value=np.nan)
+        missing = rows & np.isnan(values)
+        bad = rows & ~np.isnan(values) & ~((values >= 0) & (values < np.inf))
+        for flagged in (missing, bad):
+            if flagged.any():
+                i = int(flagged.nonzero()[0][0])
+                value = "missing" if missing[i] else repr(float(values[i]))
+                raise SchemaError(f"{path}: line {i + 2}: {col} is {value} on {what}")
+    keys = [c for c in IDENTITY if c in df]
+    if keys and "claim" not in df:
+        keys += ["repeat"] if "repeat" in df else []
+        duplicated = df.duplicated(keys, keep=False)
+        if duplicated.any():
+            rows = (duplicated.to_numpy().nonzero()[0] + 2)[:2]
+            what = "sample" if "repeat" in df else "case"
+            raise SchemaError(f"{path}: line {rows[1]}: the same {what} as line {rows[0]}")
+
+
+def check_resumable(run_dir: pathlib.Path) -> None:
+    """Raise :class:`SchemaError` unless a run folder's CSVs are sound up to their last line end
+    (what ``--resume`` keeps of them and appends to), and each row with a time has exactly
+    its ``repeats`` samples, and a row without one none (samples of a case with no row are a
+    case cut short: the resume drops them)."""
+    frames = {}
+    for name, columns in records.FILES.items():
+        path = run_dir / name
+        if path.exists() and path.read_bytes().rfind(b"\n") >= 0:
+            frames[name] = _read_csv(path, columns, complete_lines=True)
+    rows, samples = frames.get("measurements.csv"), frames.get("samples.csv")
+    if rows is None:
+        return
+    counts: dict[tuple, int] = {}
+    if samples is not None:
+        for record in samples[list(IDENTITY)].to_dict("records"):
+            key = case_key(record)
+            counts[key] = counts.get(key, 0) + 1
+    for line, row in enumerate(rows.to_dict("records"), start=2):
+        found = counts.get(case_key(row), 0)
+        expected = int(row["repeats"]) if row["status"] == "ok" else 0
+        if found != expected:
+            raise SchemaError(
+                f"{run_dir / 'samples.csv'}: {found} samples of the case on line {line} of "
+                f"measurements.csv, whose row says {expected}"
+            )
 
 
 def load_measurements(path: str | pathlib.Path) -> pd.DataFrame:
@@ -93,32 +172,62 @@ def load_claims(path: str | pathlib.Path) -> pd.DataFrame:
     return _read_csv(pathlib.Path(path), records.CLAIM_COLUMNS)
 
 
+ENV_REQUIRED = (
+    "run_id", "profile", "suites", "repeats", "started_utc", "python", "jax", "jaxlib", "flax",
+    "optax", "backend", "device_kind", "device_count", "host_cpu", "host_cpu_count",
+)  # fmt: skip
+"""What a run's env.json always holds (the report and ``--resume`` read them)."""
+
+
 def load_env(run_dir: pathlib.Path) -> dict:
     path = run_dir / "env.json"
     if not path.exists():
         raise SchemaError(f"{path}: file not found (not a run folder?)")
     try:
-        env = json.loads(path.read_text())
+        env = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise SchemaError(f"{path}: byte {e.start}: not UTF-8: not written by bench") from None
     except json.JSONDecodeError as e:
         raise SchemaError(f"{path}: line {e.lineno}: invalid JSON: {e.msg}") from None
+    if not isinstance(env, dict):
+        raise SchemaError(f"{path}: a JSON {type(env).__name__}, expected an object (a run's env)")
     version = env.get("schema_version")
     if version != records.SCHEMA_VERSION:
         raise SchemaError(
             f"{path}: schema_version {version!r}; this version of the suite reads "
             f"{records.SCHEMA_VERSION} (re-run, or load with a matching checkout)"
         )
+    missing = [k for k in ENV_REQUIRED if k not in env]
+    if missing:
+        raise SchemaError(f"{path}: no {', '.join(missing)}: not a run's env.json")
+    if not isinstance(env["run_id"], str) or not env["run_id"]:
+        raise SchemaError(f"{path}: run_id {env['run_id']!r} is not a run id")
+    sessions = env.get("sessions", [])
+    if not isinstance(sessions, list) or not all(
+        isinstance(x, dict) and isinstance(x.get("first_row"), int) for x in sessions
+    ):
+        raise SchemaError(f"{path}: sessions must be a list of objects with a first_row")
     return env
+
+
+def _session_of_rows(env: dict, n: int) -> np.ndarray:
+    """The index in ``records.sessions(env)`` of the session that wrote each of n rows."""
+    starts = [s["first_row"] for s in records.sessions(env)]
+    return np.searchsorted(np.asarray(starts), np.arange(n), side="right") - 1
 
 
 def _load_one(path: pathlib.Path) -> pd.DataFrame:
     if path.is_dir():
         env = load_env(path)
         df = load_measurements(path / "measurements.csv")
+        # each row gets the context of the session that wrote it (they differ only in a run
+        # resumed with --allow-mixed)
+        sessions = records.sessions(env)
+        index = _session_of_rows(env, len(df))
+        df["session"] = pd.Series([sessions[i]["session"] for i in index], dtype="Int64")
         for field in ENV_FIELDS:
-            value = env.get(field)
-            df[field] = pd.Series(
-                [value] * len(df), dtype="string" if field != "git_dirty" else "boolean"
-            )
+            values = [sessions[i].get(field, env.get(field)) for i in index]
+            df[field] = pd.Series(values, dtype="string" if field != "git_dirty" else "boolean")
         return df
     if path.suffix == ".json":
         return load_pytest_benchmark(path)

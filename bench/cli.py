@@ -6,6 +6,8 @@ A bad argument is one line on stderr and exit status 2, before anything is writt
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import pathlib
 import sys
 
@@ -27,6 +29,7 @@ from bench.workloads import (
     default_profile,
     get_suites,
     planning,
+    plugin_errors,
     suites,
 )
 
@@ -54,8 +57,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {value}")
     return value
 
 
@@ -141,6 +144,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="time the cases only; skip the claim experiments",
     )
+    run.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="with --resume: continue although the code version, devices, platform or flags "
+        "differ from the run's (env.json then records each session's)",
+    )
 
     report = sub.add_parser("report", help="re-render report.md (and plots) of a run folder")
     report.add_argument("run_dir", type=pathlib.Path)
@@ -189,12 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(
             "bench: interrupted; finished cases are saved (resume with --resume RUN_DIR)",
             file=sys.stderr,
+            flush=True,
         )
-        return 130
+        return 128 + getattr(e, "signum", 2)
 
 
 def cmd_run(args, argv) -> int:
@@ -202,83 +212,128 @@ def cmd_run(args, argv) -> int:
     # the first thing a run does (the imports above create no arrays).
     maybe_initialize_distributed()
     if args.resume is not None:
-        run_dir, config, run_id = _resumed(args)
-    else:
-        chosen = get_suites(args.suite)
-        config = RunConfig.create(
-            profile=check_profile(args.profile or default_profile(jax.default_backend())),
-            suites=[s.name for s in chosen],
-            repeats=args.repeats,
-            warmup=args.warmup,
-            models=args.model,
-            variants=args.variant,
-            case_timeout_s=args.case_timeout,
-            devices=args.devices,
-            experiments=not args.no_experiments,
-            data=str(pathlib.Path(args.data).absolute()) if args.data else None,
-            compile_cache=None if args.no_compile_cache else default_cache_dir(),
-            trace_dir=str(pathlib.Path(args.trace).absolute()) if args.trace else None,
-        )
-        if config.data is not None:
-            check_data(config.data)
+        return _resume(args, argv)
+    if args.allow_mixed:
+        raise ConfigError("--allow-mixed is for --resume")
+    chosen = get_suites(args.suite)
+    config = RunConfig.create(
+        profile=check_profile(args.profile or default_profile(jax.default_backend())),
+        suites=[s.name for s in chosen],
+        repeats=args.repeats,
+        warmup=args.warmup,
+        models=args.model,
+        variants=args.variant,
+        case_timeout_s=args.case_timeout,
+        devices=args.devices,
+        experiments=not args.no_experiments,
+        data=str(pathlib.Path(args.data).absolute()) if args.data else None,
+        compile_cache=None if args.no_compile_cache else default_cache_dir(),
+        trace_dir=str(pathlib.Path(args.trace).absolute()) if args.trace else None,
+    )
+    if config.data is not None:
+        check_data(config.data)
     # every check before the first write: a refused run leaves nothing behind
-    chosen = get_suites(config.suites)
     keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
-    if args.resume is not None and (args.model or args.variant):  # this session only
-        only = case_filter(chosen, config.profile, args.model, args.variant)
-        keep = lambda case, run=keep: run(case) and only(case)  # noqa: E731
     check_devices(config.devices)
     use_compile_cache(config.compile_cache)
-    if args.resume is None:
-        run_id = records.new_run_id() + process_suffix()
-        run_dir = records.create_run_dir(args.out, run_id)
+    run_id = records.new_run_id() + process_suffix()
+    run_dir = records.create_run_dir(args.out, run_id)
+    with _writing(run_dir), records.RunLock(run_dir):
         env = records.environment(run_id, config, ["python -m bench", *argv])
         records.write_json(run_dir / "env.json", env)
+        return _measure(config, run_id, run_dir, env, keep)
+
+
+def _resume(args, argv) -> int:
+    """``run --resume RUN_DIR``: the run's own settings continue it. Flags that would change
+    how it measures are refused; ``--model`` / ``--variant`` / ``--no-experiments`` narrow
+    this session only. Everything is checked under the folder's lock, before any write."""
+    run_dir = args.resume
+    if not (run_dir / "env.json").is_file():
+        raise ConfigError(f"--resume {run_dir}: not a run folder (no env.json)")
+    with _writing(run_dir), records.RunLock(run_dir):
+        try:
+            env = load_env(run_dir)
+        except SchemaError as e:
+            raise ConfigError(str(e)) from None
+        config = RunConfig.from_env(env)
+        if args.profile and args.profile != config.profile:
+            raise ConfigError(f"--profile {args.profile} differs from the run's {config.profile}")
+        if args.suite and set(args.suite) != set(config.suites):
+            raise ConfigError(f"--suite differs from the run's suites {list(config.suites)}")
+        for flag, given, recorded in (
+            ("--repeats", args.repeats, config.repeats),
+            ("--warmup", args.warmup, config.warmup),
+            ("--case-timeout", args.case_timeout, config.case_timeout_s),
+            ("--devices", args.devices, config.devices),
+            ("--data", args.data and str(pathlib.Path(args.data).absolute()), config.data),
+        ):
+            if given is not None and given != recorded:
+                raise ConfigError(f"{flag} {given} differs from the run's {recorded}")
+        chosen = get_suites(config.suites)
+        keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
+        if args.model or args.variant:  # this session only
+            only = case_filter(chosen, config.profile, args.model, args.variant)
+            keep = lambda case, run=keep: run(case) and only(case)  # noqa: E731
+        check_devices(config.devices)
+        values = records.check_settings(run_dir, env, allow_mixed=args.allow_mixed)
+        runner.repair_or_refuse(run_dir)  # repaired if a run was killed; refused if damaged
+        env = records.begin_session(
+            run_dir, env, ["python -m bench", *argv], values, first_row=records.row_count(run_dir)
+        )
+        experiments = config.experiments and not args.no_experiments
+        use_compile_cache(config.compile_cache)
+        return _measure(config, env["run_id"], run_dir, env, keep, experiments=experiments)
+
+
+@contextlib.contextmanager
+def _writing(run_dir: pathlib.Path):
+    """A failed write to the run folder (full disk, read-only, ...) as one line."""
+    try:
+        yield
+    except OSError as e:
+        raise records.io_failure(run_dir, e) from None
+
+
+def _measure(config, run_id, run_dir, env, keep, experiments=None) -> int:
     print(
         f"run folder: {run_dir} (profile {config.profile}, {jax.device_count()} × "
         f"{jax.devices()[0].device_kind})",
         file=sys.stderr,
         flush=True,
     )
-    env = load_env(run_dir)
-    if "calibration" not in env:  # measured once per run folder; a resume keeps the first
-        print("calibrating the device ...", file=sys.stderr, flush=True)
-        env["calibration"] = calibrate(config.profile).as_dict()
-        records.write_json(run_dir / "env.json", env)
-    runner.run(config, run_id, run_dir, calibration=env["calibration"], keep=keep)
-    env = load_env(run_dir)
-    env["finished_utc"] = records.utc_now()
-    records.write_json(run_dir / "env.json", env)
-    path = report.render(run_dir)
-    print(f"results in {run_dir}/ (report: {path})")
-    return 0
-
-
-def _resumed(args) -> tuple[pathlib.Path, RunConfig, str]:
-    """The run folder, configuration and id of ``--resume RUN_DIR``; flags that would change
-    how the run measures are refused (the run's own settings continue it)."""
-    run_dir = args.resume
-    if not (run_dir / "env.json").exists():
-        raise ConfigError(f"--resume {run_dir}: not a run folder (no env.json)")
-    try:
+    with runner.user_signals():
         env = load_env(run_dir)
-    except SchemaError as e:
-        raise ConfigError(str(e)) from None
-    config = RunConfig.from_env(env)
-    if args.profile and args.profile != config.profile:
-        raise ConfigError(f"--profile {args.profile} differs from the run's {config.profile}")
-    if args.suite and set(args.suite) != set(config.suites):
-        raise ConfigError(f"--suite differs from the run's suites {list(config.suites)}")
-    for flag, given, recorded in (
-        ("--repeats", args.repeats, config.repeats),
-        ("--warmup", args.warmup, config.warmup),
-        ("--case-timeout", args.case_timeout, config.case_timeout_s),
-        ("--devices", args.devices, config.devices),
-        ("--data", args.data and str(pathlib.Path(args.data).absolute()), config.data),
-    ):
-        if given is not None and given != recorded:
-            raise ConfigError(f"{flag} {given} differs from the run's {recorded}")
-    return run_dir, config, env.get("run_id") or run_dir.name
+        if "calibration" not in env:  # measured once per run folder; a resume keeps the first
+            print("calibrating the device ...", file=sys.stderr, flush=True)
+            env["calibration"] = calibrate(config.profile).as_dict()
+            records.write_json(run_dir / "env.json", env)
+        outcome = runner.run(
+            config,
+            run_id,
+            run_dir,
+            calibration=env["calibration"],
+            keep=keep,
+            env=env,
+            experiments=experiments,
+        )
+        records.end_session(run_dir, env=load_env(run_dir))
+        path = report.render(run_dir)
+    print(f"results in {run_dir}/ (report: {path})")
+    if outcome.left:
+        print(
+            f"bench: {outcome.left} case(s) of the run not measured yet (this session was "
+            f"narrowed): --resume {run_dir} measures them",
+            file=sys.stderr,
+        )
+    if outcome.failed_claims:
+        print(
+            f"bench: the experiment of {', '.join(outcome.failed_claims)} failed (ERROR in "
+            f"claims.csv): --resume {run_dir} runs it again",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def check_data(path: str) -> None:
@@ -300,6 +355,7 @@ def check_devices(devices: int) -> int:
 def cmd_report(args, argv) -> int:
     if not args.run_dir.is_dir():
         raise ConfigError(f"{args.run_dir}: no such run folder")
+    records.check_not_in_use(args.run_dir)
     try:
         print(report.render(args.run_dir))
     except SchemaError as e:
@@ -332,7 +388,10 @@ def cmd_compare(args, argv) -> int:
 
 
 def cmd_list(args, argv) -> int:
-    for name, suite in suites().items():
+    registered = suites()
+    for problem in plugin_errors():
+        print(f"bench: warning: {problem}", file=sys.stderr)
+    for name, suite in registered.items():
         print(f"{name}: {suite.description}")
         for variant, why in (suite.unavailable() if suite.unavailable else {}).items():
             print(f"    (variant {variant} is absent here: {why})")

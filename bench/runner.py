@@ -2,30 +2,46 @@
 
 Each case is built, measured by :func:`bench.timing.measure`, and written as one row the
 moment it finishes. A case that fails (build error, XLA error, out of memory, NaN loss,
-recompilation in the timed region) becomes a row whose ``status`` says so and whose
-``error`` holds the first line of the message; the sweep goes on.
+recompilation in the timed region, and anything else it raises: ``SystemExit``, its own
+``KeyboardInterrupt``) becomes a row whose ``status`` says so and whose ``error`` holds the
+first line of the message; the sweep goes on. A case that kills the process is found by the
+next ``--resume`` (see :func:`bench.records.mark_in_flight`) and, after
+:data:`bench.records.CRASH_LIMIT` deaths, recorded as ``crashed`` instead of tried again.
+Only the user stops a run: Ctrl-C or SIGTERM (:func:`user_signals`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import json
 import multiprocessing
+import os
 import pathlib
-import queue
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import jax
 
-from bench import claims, records
+from bench import analysis, claims, records
 from bench.calibration import Calibration, bytes_moved, limit
 from bench.config import RunConfig
 from bench.sharding import shard_workload
 from bench.structure import analyse
 from bench.timing import RecompilationError, measure, use_compile_cache
-from bench.workloads import IDENTITY, SIZE_FIELDS, Case, get_suites, set_run_dir, suites
+from bench.workloads import (
+    IDENTITY,
+    SIZE_FIELDS,
+    Case,
+    get_suites,
+    running,
+    set_run_dir,
+    suites,
+)
 
 
 class HealthError(RuntimeError):
@@ -34,20 +50,91 @@ class HealthError(RuntimeError):
         self.status = status
 
 
+SPREAD_LIMIT = 0.25
+"""A row whose timed samples have an interquartile range above this fraction of their median
+gets a note saying its time is not to be trusted (a stall, another process, throttling): with
+2 repeats the median is their mean, and one 4 s stall moves it by 2 s."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user stopped the run: Ctrl-C (SIGINT) or SIGTERM."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_watching = False  # user_signals() is active: a KeyboardInterrupt not from it is a case's own
+_stop: int | None = None  # the signal the user sent, once they did
+
+
+@contextlib.contextmanager
+def user_signals() -> Iterator[None]:
+    """While active, SIGINT and SIGTERM raise :class:`Interrupted` and are remembered, so a
+    ``KeyboardInterrupt`` raised by a case's own code is told apart from the user's, and an
+    interrupt swallowed inside a library still stops the run at the next case. (A signal that
+    was ignored when the run started stays ignored; off the main thread nothing changes.)"""
+    global _watching, _stop
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        global _stop
+        _stop = signum
+        raise Interrupted(signum)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, handler)
+    _watching, _stop = True, None
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        _watching, _stop = False, None
+
+
+def _check_stop() -> None:
+    if _stop is not None:
+        raise Interrupted(_stop)
+
+
+def _users(error: BaseException) -> bool:
+    """Whether ``error`` (caught around a case) is the user stopping the run."""
+    return _stop is not None or (isinstance(error, KeyboardInterrupt) and not _watching)
+
+
 def classify(error: BaseException) -> str:
     if isinstance(error, HealthError):
         return error.status
     if isinstance(error, RecompilationError):
         return "recompiled"
+    if isinstance(error, MemoryError):
+        return "oom"
     text = str(error)
     if "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower():
         return "oom"
     return "error"
 
 
+TRACEBACK = "Traceback (most recent call last):"
+
+
 def first_line(error: BaseException) -> str:
-    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]
+    """``Type: message`` on one line. A message that embeds a Python traceback (an error in a
+    host callback) gives the traceback's own last line, the error raised in the callback."""
+    lines = [ln.rstrip() for ln in str(error).splitlines() if ln.strip()]
+    text = lines[0].strip() if lines else ""
+    for i, line in enumerate(lines):
+        if line.endswith(TRACEBACK):
+            inner = [ln for ln in lines[i + 1 :] if not ln[:1].isspace()]
+            prefix = line[: -len(TRACEBACK)].strip()
+            text = f"{prefix} {inner[-1].strip()}" if inner else prefix
+            break
+    return (f"{type(error).__name__}: {text}" if text else type(error).__name__)[:500]
 
 
 def device_fields() -> dict:
@@ -161,8 +248,17 @@ def measure_case(
             row.update(
                 limit_s=lim.limit_s, limit_bound=lim.bound, efficiency=lim.efficiency(timing.min_s)
             )
-    except Exception as e:  # one bad case must not lose the sweep
+        if timing.median_s > 0 and timing.iqr_s / timing.median_s > SPREAD_LIMIT:
+            _add_note(
+                row,
+                f"unsteady: IQR {timing.iqr_s / timing.median_s:.0%} of the median (limit "
+                f"{SPREAD_LIMIT:.0%}); re-measure before trusting this time",
+            )
+    except BaseException as e:  # one bad case must not lose the sweep, nor end it
+        if _users(e):
+            raise
         row.update(status=classify(e), error=first_line(e))
+        samples = []
     return row, samples
 
 
@@ -172,13 +268,20 @@ def _slug(label: str) -> str:
 
 
 class IsolatedRunner:
-    """Measures cases in a worker process so a hung case can be stopped (``--case-timeout``).
+    """Measures cases in a worker process so a hung or crashing case cannot stop the run
+    (``--case-timeout``).
 
     The worker (spawned, so it starts a fresh JAX) rebuilds each case from its suite, profile
-    and identity, measures it with :func:`measure_case` and sends the row back. When a case
-    runs past the timeout the worker is killed, the case is recorded as ``status = timeout``,
-    and a new worker takes the next case.
+    and identity, says it has started the case, measures it with :func:`measure_case` and sends
+    the row back. The timeout counts from that start, not from the worker's own start-up (a
+    fresh process importing JAX). A case that runs past it has its worker killed and is
+    recorded as ``timeout``; a case whose worker dies (an abort, a signal, an exit) is
+    ``crashed`` with the worker's exit signal or status. Either way a new worker takes the next
+    case. Workers die with the bench process (a parent-death signal on Linux, a watchdog
+    thread elsewhere), so none outlives a killed run.
     """
+
+    STARTUP_S = 600.0  # a worker that cannot start a case in this long is not coming
 
     def __init__(self, config: RunConfig, run_dir: pathlib.Path):
         self.profile, self.timeout_s, self.run_dir = config.profile, config.case_timeout_s, run_dir
@@ -187,71 +290,166 @@ class IsolatedRunner:
         self._proc = None
 
     def _start(self):
-        self._tasks, self._results = self._ctx.Queue(), self._ctx.Queue()
+        # pipes, not queues: a message is in the pipe when send() returns, so a worker that
+        # aborts right after saying it started a case has still said so
+        worker_tasks, self._tasks = self._ctx.Pipe(duplex=False)
+        self._results, worker_results = self._ctx.Pipe(duplex=False)
         self._proc = self._ctx.Process(
             target=_worker,
-            args=(self.profile, self.run_dir, self.compile_cache, self._tasks, self._results),
+            args=(
+                self.profile,
+                self.run_dir,
+                self.compile_cache,
+                worker_tasks,
+                worker_results,
+                os.getpid(),
+            ),
             daemon=True,
         )
         self._proc.start()
+        worker_tasks.close()  # the worker's ends: closed here, so its death reads as EOF
+        worker_results.close()
+
+    def _receive(self, limit_s: float):
+        """The worker's next message, ``("died", exitcode)``, or ``("late",)`` after limit_s."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            try:
+                if self._results.poll(max(0.0, min(0.2, deadline - time.monotonic()))):
+                    return self._results.recv()
+            except (EOFError, OSError):  # the worker's end closed: it is gone
+                self._proc.join()
+            if self._proc.exitcode is not None:
+                return ("died", self._proc.exitcode)
+            if time.monotonic() >= deadline:
+                return ("late",)
 
     def measure(self, case: Case, **kwargs) -> tuple[dict, list]:
         if self._proc is None or not self._proc.is_alive():
             self._start()
-        self._tasks.put((case.suite, case.key(kwargs["devices"]), kwargs))
-        try:
-            return self._results.get(timeout=self.timeout_s)
-        except queue.Empty:
+        self._tasks.send((case.suite, case.key(kwargs["devices"]), kwargs))
+        started = self._receive(self.STARTUP_S)
+        if started[0] != "started":
             self.close()
-            row = _identity_row(case, kwargs["run_id"], kwargs["devices"])
-            row.update(status="timeout", error=f"case ran past --case-timeout {self.timeout_s} s")
-            return row, []
+            how = _ended(started[1]) if started[0] == "died" else "did not answer"
+            raise records.RunFolderError(
+                f"the case worker process {how} before it could start {case.label} "
+                "(its error, if any, is above)"
+            )
+        message = self._receive(self.timeout_s)
+        if message[0] == "done":
+            return message[1], message[2]
+        self.close()
+        row = _identity_row(case, kwargs["run_id"], kwargs["devices"])
+        if message[0] == "late":
+            row.update(
+                status="timeout",
+                error=f"case ran past --case-timeout {self.timeout_s} s (counted from its start)",
+            )
+        else:
+            row.update(status="crashed", error=f"the worker process {_ended(message[1])}")
+        return row, []
 
     def close(self):
         if self._proc is not None:
             self._proc.kill()
             self._proc.join()
+            self._tasks.close()
+            self._results.close()
             self._proc = None
 
 
-def _worker(profile, run_dir, compile_cache, tasks, results):
+def _ended(exitcode: int) -> str:
+    if exitcode < 0:
+        return f"was killed by {signal.Signals(-exitcode).name}"
+    return f"exited with status {exitcode}"
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this process end when ``parent_pid`` does, however that one ends."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        if libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent_pid:  # the parent died before prctl took effect
+                os._exit(1)
+            return
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker(profile, run_dir, compile_cache, tasks, results, parent_pid):
+    global _watching
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it stops us
+    _watching = True  # so a KeyboardInterrupt here is the case's own
     use_compile_cache(compile_cache)
     set_run_dir(run_dir)
     registry = suites()
     while True:
-        suite, key, kwargs = tasks.get()
+        try:
+            suite, key, kwargs = tasks.recv()
+        except EOFError:  # the bench process closed its end: no more cases
+            return
+        results.send(("started",))
         devices = kwargs["devices"]
         (case,) = [c for c in registry[suite].cases(profile) if c.key(devices) == key]
-        results.put(measure_case(case, log=lambda s: print(s, file=sys.stderr), **kwargs))
+        row, samples = measure_case(case, log=lambda s: print(s, file=sys.stderr), **kwargs)
+        results.send(("done", row, samples))
 
 
-def run(
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a session of a run did."""
+
+    measured: int  # rows written by this session
+    left: int  # cases of the run still without a row (a session narrowed by --model/--variant)
+    failed_claims: tuple[str, ...]  # claims whose experiment ended in ERROR
+
+
+def run(config: RunConfig, run_id: str, run_dir: pathlib.Path, **options) -> Outcome:
+    """Measure every case of the configured suites not yet in ``run_dir``, then run the claims'
+    experiments whose claims are missing or ERROR. ``keep`` narrows the cases (``--model`` /
+    ``--variant``); ``experiments`` (default: the config's) skips the experiments this session.
+
+    The caller holds the folder's lock (:class:`bench.records.RunLock`). A folder left by a
+    killed run is repaired first, then checked whole with the loaders (damage is refused, not
+    appended to). ``env`` (the run's env.json) says which cases killed earlier sessions.
+
+    With ``config.case_timeout_s`` each case runs in a worker process that is killed when it
+    takes longer (see :class:`IsolatedRunner`).
+    """
+    with running(run_dir):
+        return _run(config, run_id, run_dir, **options)
+
+
+def _run(
     config: RunConfig,
     run_id: str,
     run_dir: pathlib.Path,
     *,
     calibration: dict | None = None,
     keep: Callable[[Case], bool] = lambda case: True,
+    env: dict | None = None,
+    experiments: bool | None = None,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
-) -> pathlib.Path:
-    """Measure every case of the configured suites not yet in ``run_dir``, then run the claims'
-    experiments. ``keep`` narrows the cases (``--model`` / ``--variant``).
-
-    With ``config.case_timeout_s`` each case runs in a worker process that is killed when it
-    takes longer (see :class:`IsolatedRunner`).
-    """
-    records.repair_interrupted(run_dir)
-    set_run_dir(run_dir)
+) -> Outcome:
+    repair_or_refuse(run_dir)
+    died = records.deaths(env or {})
     done = records.completed_keys(run_dir)
     chosen = get_suites(config.suites)
-    cases = [c for s in chosen for c in s.cases(config.profile) if keep(c)]
+    run_cases = [c for s in chosen for c in s.cases(config.profile)]
+    cases = [c for c in run_cases if keep(c)]
     todo = [c for c in cases if c.key(config.devices) not in done]
     if done:
         log(f"resuming {run_dir}: {len(cases) - len(todo)} of {len(cases)} cases already done")
         if not todo:
             log("this run is already complete: no case left to measure")
-    out = records.CsvAppender(run_dir / "measurements.csv", records.COLUMNS)
-    raw = records.CsvAppender(run_dir / "samples.csv", records.SAMPLE_COLUMNS)
     timeout = config.case_timeout_s
     isolated = IsolatedRunner(config, run_dir) if timeout else None
     prepared = set()
@@ -263,65 +461,133 @@ def run(
         calibration=calibration,
         trace_dir=config.trace_dir,
     )
-    try:
+    measured = 0
+    with contextlib.ExitStack() as stack:
+        out = records.CsvAppender(run_dir / "measurements.csv", records.COLUMNS)
+        stack.callback(out.close)
+        raw = records.CsvAppender(run_dir / "samples.csv", records.SAMPLE_COLUMNS)
+        stack.callback(raw.close)
+        if isolated:
+            stack.callback(isolated.close)
+        stack.callback(records.clear_in_flight, run_dir)  # not a death: the user or the disk
         for i, case in enumerate(todo, 1):
+            _check_stop()
+            key = case.key(config.devices)
+            deaths = died.get(records.case_death_key(key), 0)
             suite = next(s for s in chosen if s.name == case.suite)
             if suite.prepare is not None and suite.name not in prepared:
                 prepared.add(suite.name)
                 log(f"preparing {suite.name} ...")
                 try:
                     suite.prepare(config, run_dir)
-                except Exception as e:  # its cases then fail one by one, as rows
+                except BaseException as e:  # its cases then fail one by one, as rows
+                    if _users(e):
+                        raise
                     log(f"    preparing {suite.name} failed: {first_line(e)}")
-            log(f"[{i}/{len(todo)}] {case.label}: compiling and timing ...")
             t0 = time.perf_counter()
-            if isolated:
-                row, samples = isolated.measure(case, **kwargs)
+            if deaths >= records.CRASH_LIMIT:
+                log(f"[{i}/{len(todo)}] {case.label}: not measured again")
+                row, samples = _identity_row(case, run_id, config.devices), []
+                row.update(status="crashed", error=_killed(deaths))
             else:
-                row, samples = measure_case(case, log=log, **kwargs)
+                log(f"[{i}/{len(todo)}] {case.label}: compiling and timing ...")
+                records.mark_in_flight(run_dir, {"case": case.label, "key": list(key)})
+                if isolated:
+                    row, samples = isolated.measure(case, **kwargs)
+                else:
+                    row, samples = measure_case(case, log=log, **kwargs)
+                _check_stop()  # an interrupt swallowed inside the case: its row is not kept
             # samples first, the row last: a case counts as done once its row is written
             identity = {k: row.get(k) for k in ("run_id", *IDENTITY)}
             for r, t in enumerate(samples):
                 raw.write({**identity, "repeat": r, "time_s": t})
             out.write(row)
+            records.clear_in_flight(run_dir)
+            measured += 1
             log(f"    {_summary(row)} ({time.perf_counter() - t0:.1f} s)")
-    finally:
-        out.close()
-        raw.close()
-        if isolated:
-            isolated.close()
-    if config.experiments:
-        run_experiments(config, run_id, run_dir, log=log)
-    return run_dir
+    failed: list[str] = []
+    if config.experiments if experiments is None else experiments:
+        failed = run_experiments(config, run_id, run_dir, log=log, died=died)
+    recorded = records.completed_keys(run_dir)
+    left = sum(c.key(config.devices) not in recorded for c in run_cases if _in_run(config, c))
+    return Outcome(measured=measured, left=left, failed_claims=tuple(failed))
 
 
-def run_experiments(config: RunConfig, run_id: str, run_dir: pathlib.Path, *, log) -> None:
-    """Run each claim experiment of the configured suites whose claims are not yet recorded."""
+def _in_run(config: RunConfig, case: Case) -> bool:
+    return (not config.models or case.model in config.models) and (
+        not config.variants or case.variant in config.variants
+    )
+
+
+def _killed(deaths: int) -> str:
+    return (
+        f"killed the bench process {deaths} times while being measured; not tried again "
+        "(see the sessions in env.json)"
+    )
+
+
+def repair_or_refuse(run_dir: pathlib.Path) -> None:
+    """Make a run folder ready to be added to: refuse it if what a resume would keep of its
+    files is damaged (:class:`bench.records.RunFolderError` with file and line, nothing
+    touched), else repair what a killed run left half written
+    (:func:`bench.records.repair_interrupted`)."""
+    try:
+        analysis.check_resumable(run_dir)
+    except analysis.SchemaError as e:
+        raise records.RunFolderError(f"{e}: the run folder is damaged") from None
+    records.repair_interrupted(run_dir)
+
+
+def run_experiments(
+    config: RunConfig, run_id: str, run_dir: pathlib.Path, *, log, died=None
+) -> list[str]:
+    """Run each claim experiment of the configured suites with a claim missing or ERROR in
+    ``claims.csv``; its verdicts replace any earlier rows of its claims, as one block (see
+    :func:`bench.records.record_claims`). Returns the claims left ERROR."""
     path = run_dir / "claims.csv"
     done = records.recorded_claims(path)
-    appender = records.CsvAppender(path, records.CLAIM_COLUMNS)
+    failed = []
     try:
         for experiment in claims.experiments(config.suites):
             if set(experiment.claims) <= done:
                 continue
-            log(f"claims {', '.join(experiment.claims)} ({experiment.suite}) ...")
-            try:
-                verdicts = [dataclasses.asdict(v) for v in experiment.run(config.profile, run_dir)]
-            except Exception as e:
+            _check_stop()
+            deaths = (died or {}).get(records.experiment_death_key(experiment.claims), 0)
+            check = f"{experiment.suite} experiment"
+            if deaths >= records.CRASH_LIMIT:
                 verdicts = [
-                    dict(
-                        claim=claim,
-                        verdict="ERROR",
-                        check=f"{experiment.suite} experiment",
-                        measured=f"experiment crashed: {first_line(e)}",
-                    )
-                    for claim in experiment.claims
+                    dict(claim=c, verdict="ERROR", check=check, measured=_killed(deaths))
+                    for c in experiment.claims
                 ]
+            else:
+                log(f"claims {', '.join(experiment.claims)} ({experiment.suite}) ...")
+                records.mark_in_flight(run_dir, {"experiment": list(experiment.claims)})
+                try:
+                    found = experiment.run(config.profile, run_dir)
+                    verdicts = [dataclasses.asdict(v) for v in found]
+                except BaseException as e:
+                    if _users(e):
+                        raise
+                    verdicts = [
+                        dict(
+                            claim=c,
+                            verdict="ERROR",
+                            check=check,
+                            measured=f"experiment crashed: {first_line(e)}",
+                        )
+                        for c in experiment.claims
+                    ]
+                _check_stop()
+            rows = [{"run_id": run_id, "suite": experiment.suite, **v} for v in verdicts]
+            records.record_claims(path, rows)
+            records.clear_in_flight(run_dir)
             for v in verdicts:
-                appender.write({"run_id": run_id, "suite": experiment.suite, **v})
                 log(f"    {v['claim']}: {v['verdict']} — {v['measured']}")
+                if v["verdict"] == "ERROR":
+                    failed.append(v["claim"])
     finally:
-        appender.close()
+        records.clear_in_flight(run_dir)
+    return failed
 
 
 def _summary(row: dict) -> str:

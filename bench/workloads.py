@@ -216,8 +216,20 @@ def planning():
 
 
 def set_run_dir(path) -> None:
-    """Set by the runner (and its worker process) before any case is built."""
+    """Set by the runner's worker process before any case is built."""
     _RUN_DIR[:] = [path]
+
+
+@contextlib.contextmanager
+def running(path):
+    """The runner measures into ``path`` (for :func:`run_dir`); the previous state comes back
+    after, so a run inside a longer-lived process (tests, a notebook) leaves nothing behind."""
+    saved = list(_RUN_DIR)
+    _RUN_DIR[:] = [path]
+    try:
+        yield
+    finally:
+        _RUN_DIR[:] = saved
 
 
 _REGISTRY: dict[str, Suite] = {}
@@ -228,31 +240,49 @@ def register(suite: Suite) -> Suite:
     return suite
 
 
+_BROKEN: dict[str, str] = {}  # plugin module -> why it could not be imported
+
+
 def _load_all() -> None:
     import bench.suites
 
     for info in pkgutil.iter_modules(bench.suites.__path__):
         importlib.import_module(f"bench.suites.{info.name}")
+    _BROKEN.clear()
     for name in filter(None, os.environ.get("BENCH_SUITE_MODULES", "").split(",")):
+        name = name.strip()
         try:
-            importlib.import_module(name.strip())
-        except ImportError as e:
-            raise ConfigError(f"BENCH_SUITE_MODULES: cannot import {name!r}: {e}") from None
+            importlib.import_module(name)
+        except Exception as e:  # a broken plugin must not break the suites that do load
+            lines = str(e).strip().splitlines()
+            _BROKEN[name] = f"{type(e).__name__}: {lines[0] if lines else ''}"
+
+
+def plugin_errors() -> list[str]:
+    """One line per module of ``BENCH_SUITE_MODULES`` that could not be imported."""
+    return [f"BENCH_SUITE_MODULES: cannot import {n!r}: {why}" for n, why in _BROKEN.items()]
 
 
 def suites() -> dict[str, Suite]:
+    """The registered suites (those of a plugin that fails to import are missing: see
+    :func:`plugin_errors`)."""
     _load_all()
     return dict(sorted(_REGISTRY.items()))
 
 
 def get_suites(names: Iterable[str] | None) -> list[Suite]:
+    """The named suites, or all of them; a broken plugin refuses "all" (a run would silently
+    lack its suites), and a name it may have defined."""
     available = suites()
     if not names:
+        if _BROKEN:
+            raise ConfigError("; ".join(plugin_errors()))
         return list(available.values())
     chosen = []
     for name in names:
         if name not in available:
-            raise ConfigError(f"unknown suite {name!r}; available: {', '.join(available)}")
+            hint = f" ({'; '.join(plugin_errors())})" if _BROKEN else ""
+            raise ConfigError(f"unknown suite {name!r}; available: {', '.join(available)}{hint}")
         chosen.append(available[name])
     return chosen
 

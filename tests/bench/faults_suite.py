@@ -1,5 +1,17 @@
-"""Suites that fail on purpose, for the reliability tests (loaded via BENCH_SUITE_MODULES)."""
+"""Suites that fail on purpose, for the reliability and fault-injection tests (loaded via
+BENCH_SUITE_MODULES).
 
+- ``faults``: cases that fail in the ordinary ways (build error, OOM, NaN, ...);
+- ``faults-hang``: a case that never finishes, then one that does;
+- ``faults-rude``: cases that try to end the run from inside (``SystemExit``, their own
+  ``KeyboardInterrupt``, ``MemoryError``, a 64 TiB array, an error in a host callback, a stall
+  in one timed call), safe to run in the test process;
+- ``faults-crash``: a case that aborts the process measuring it, then one that is fine;
+- ``faults-worker``: for ``--case-timeout``: a case that starts slowly, one that aborts its
+  worker, one that hangs, one after them.
+"""
+
+import os
 import time
 
 import jax
@@ -62,5 +74,92 @@ def hang_cases(profile):
     ]
 
 
+def _call(fn):
+    def build():
+        fn()
+        return Workload(lambda x: x + 1, (jnp.ones(3),), n_params=0)
+
+    return build
+
+
+def _exit():
+    raise SystemExit(0)
+
+
+def _own_interrupt():
+    raise KeyboardInterrupt("raised by the case, not by the user")
+
+
+def _memory():
+    bytearray(2**62)
+
+
+def _abort():
+    os.abort()  # as an XLA check failure would
+
+
+def _huge(x):
+    return jnp.zeros((2**44,), jnp.float32) + x  # 64 TiB: no machine has it
+
+
+def _failing_callback(x):
+    def host(v):
+        raise ValueError("the host callback failed")
+
+    return jax.pure_callback(host, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+
+
+def _stalls_once(stall_s=1.0, normal_s=0.25):
+    """A call of ``normal_s`` whose third call (the second timed one) stalls for ``stall_s``."""
+    calls = []
+
+    def host(v):
+        calls.append(1)
+        time.sleep(stall_s if len(calls) == 3 else normal_s)
+        return v
+
+    def fn(x):
+        return jax.pure_callback(host, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+
+    return _workload(fn, jnp.ones(3))
+
+
+RUDE = {
+    "exits": ("forward", _call(_exit)),
+    "interrupts": ("forward", _call(_own_interrupt)),
+    "memory": ("forward", _call(_memory)),
+    "huge": ("forward", _workload(_huge, jnp.float32(1))),
+    "callback": ("forward", _workload(_failing_callback, jnp.ones(3))),
+    "stall": ("forward", _stalls_once()),
+    "fine": ("forward", _workload(lambda x: jnp.sin(x), jnp.ones(3))),
+}
+
+
+def rude_cases(profile):
+    return [
+        Case("faults-rude", "toy", name, mode, build, {"batch": 1})
+        for name, (mode, build) in RUDE.items()
+    ]
+
+
+def crash_cases(profile):
+    return [
+        Case("faults-crash", "toy", "aborts", "forward", _call(_abort), {"batch": 1}),
+        Case("faults-crash", "toy", "fine", "forward", _sleep(0), {"batch": 1}),
+    ]
+
+
+def worker_cases(profile):
+    return [
+        Case("faults-worker", "toy", "slow-start", "forward", _sleep(2), {"batch": 1}),
+        Case("faults-worker", "toy", "aborts", "forward", _call(_abort), {"batch": 1}),
+        Case("faults-worker", "toy", "hangs", "forward", _sleep(600), {"batch": 1}),
+        Case("faults-worker", "toy", "after", "forward", _sleep(0), {"batch": 1}),
+    ]
+
+
 register(Suite("faults", "cases that fail on purpose", cases))
 register(Suite("faults-hang", "a case that never finishes", hang_cases))
+register(Suite("faults-rude", "cases that try to end the run", rude_cases))
+register(Suite("faults-crash", "a case that kills the process", crash_cases))
+register(Suite("faults-worker", "cases for --case-timeout", worker_cases))

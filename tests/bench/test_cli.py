@@ -83,7 +83,8 @@ def test_resuming_a_finished_run_measures_nothing(smoke_run, tmp_path, capsys):
         (["run", "--suite", "pixelcnn", "--variant", "cachd"], "unknown variant 'cachd'"),
         (["run", "--suite", "lstm", "--model", "gru"], "unknown model 'gru' for --model"),
         (["run", "--devices", "2"], "--devices 2: only 1 device(s) visible"),
-        (["run", "--case-timeout", "-1"], "expected a positive number, got -1.0"),
+        (["run", "--case-timeout", "-1"], "expected a positive finite number, got -1.0"),
+        (["run", "--case-timeout", "inf"], "expected a positive finite number, got inf"),
         (["frobnicate"], "invalid choice"),
     ],
 )
