@@ -9,20 +9,37 @@ counts so ``bench.analysis.load`` reads the saved JSON into the ``measurements.c
 ``make bench-pytest`` times and saves them; ``make compare`` compares the last two saves.
 """
 
+from contextlib import nullcontext
+
 import jax
 import pytest
 
+from bench.config import RunConfig
 from bench.runner import device_fields, structure_columns
 from bench.timing import compile_ahead
-from bench.workloads import SIZE_FIELDS, suites
+from bench.workloads import SIZE_FIELDS, running, suites
 
 CASES = [case for suite in suites().values() for case in suite.cases("smoke")]
 
 
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory):
+    """One folder where every suite with a ``prepare`` (the trained models) has prepared what
+    its cases read, as ``python -m bench run --profile smoke`` does in its run folder."""
+    folder = tmp_path_factory.mktemp("prepared")
+    config = RunConfig.create(profile="smoke", suites=tuple(suites()))
+    for suite in suites().values():
+        if suite.prepare is not None:
+            suite.prepare(config, folder)
+    return folder
+
+
 @pytest.mark.bench
 @pytest.mark.parametrize("case", CASES, ids=[c.label.replace(" ", ",") for c in CASES])
-def test_workload(benchmark, case):
-    w = case.build()
+def test_workload(benchmark, case, request):
+    needs_folder = suites()[case.suite].prepare is not None
+    with running(request.getfixturevalue("prepared")) if needs_folder else nullcontext():
+        w = case.build()
     args = jax.block_until_ready(jax.device_put(w.args))
     compiled, compile_s, _ = compile_ahead(w.fn, args)
     first = jax.block_until_ready(compiled(*args))
