@@ -86,7 +86,7 @@ class TestOnEightDevices:
 
         argv = ["run", "--suite", "scaling", "--profile", "smoke", "--out", str(tmp_path)]
         assert main(argv) == 0
-        (run_dir,) = tmp_path.iterdir()
+        (run_dir,) = [p for p in tmp_path.iterdir() if not p.is_symlink()]  # not latest
         df = analysis.load(run_dir)
         assert (df.suite == "scaling").all() and (df.status == "ok").all(), df.error
         strong, weak = df[df.variant == "strong"], df[df.variant == "weak"]
@@ -117,7 +117,7 @@ class TestOnEightDevices:
             "--no-experiments",
         ]
         assert main(argv) == 0
-        (run_dir,) = tmp_path.iterdir()
+        (run_dir,) = [p for p in tmp_path.iterdir() if not p.is_symlink()]  # not latest
         df = analysis.load(run_dir)
         assert list(df.n_devices) == [1, 2, 4, 8, 1, 2, 4, 8]
 
@@ -129,7 +129,7 @@ class TestOnEightDevices:
 
         argv = ["run", "--profile", "smoke", "--devices", "8", "--no-experiments"]
         assert main([*argv, "--suite", "lstm", "--suite", "pixelcnn", "--out", str(tmp_path)]) == 0
-        (run_dir,) = tmp_path.iterdir()
+        (run_dir,) = [p for p in tmp_path.iterdir() if not p.is_symlink()]  # not latest
         df = analysis.load(run_dir)
         assert (df.status == "ok").all(), df.error
         split = df[df.n_devices == 8]
