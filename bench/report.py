@@ -498,7 +498,9 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
         parts.append(table(depth_table(fitted)))
         parts.append(device_constants(fitted))
     curves = [c for e in claims.experiments(run_suites) for c in e.curves]
-    pngs = plots.render(run_dir, df, curves)
+    samples_csv = run_dir / "samples.csv"
+    samples = analysis.load_samples(samples_csv) if samples_csv.exists() else None
+    pngs = plots.render(run_dir, df, curves, samples)
     if pngs:
         parts.append("\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in pngs))
     ok = df[df.status == "ok"].copy()
