@@ -20,16 +20,17 @@ import math
 from bench.workloads import PROFILES, ConfigError, Suite, default_profile
 
 CPU_PROFILE_S = {
-    "binary_adder": 20.0,
-    "convnet": 40.0,
+    "binary_adder": 5.0,
+    "convnet": 15.0,
     "lstm": 90.0,
-    "mdrnn": 120.0,
-    "pixelcnn": 120.0,
-    "resnet": 40.0,
+    "mdrnn": 270.0,
+    "pixelcnn": 90.0,
+    "resnet": 30.0,
     "scaling": 10.0,
 }
-"""Seconds of compiling and timing the cases of each suite at the ``cpu`` profile on a shared
-2-core Xeon (rounded up from the run folders of 2026-11-30; experiments not included)."""
+"""Seconds of building, compiling and timing the cases of each suite at the ``cpu`` profile on
+a shared 2-core Xeon (a run of 2026-11-30 at load average 6-9: the compile and timed seconds of
+its rows × 1.5 for building and tracing, rounded; experiments not included)."""
 UNKNOWN_SUITE_S = 60.0
 """The same for a suite not listed above (one loaded through BENCH_SUITE_MODULES)."""
 
