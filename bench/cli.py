@@ -12,9 +12,11 @@ import pathlib
 import sys
 
 import jax
+import pandas as pd
 
-from bench import estimate, records, report, runner
+from bench import estimate, plan, records, report, runner
 from bench.analysis import SchemaError, load_env
+from bench.calibration import calibrate
 from bench.compare import (
     PROBLEMS,
     THRESHOLD,
@@ -26,7 +28,9 @@ from bench.compare import (
     render,
 )
 from bench.config import RunConfig
+from bench.data import DataError, load_mnist_npz
 from bench.sharding import maybe_initialize_distributed, process_suffix
+from bench.timing import default_cache_dir, use_compile_cache
 from bench.workloads import (
     PROFILES,
     ConfigError,
@@ -34,6 +38,7 @@ from bench.workloads import (
     check_profile,
     default_profile,
     get_suites,
+    planning,
     suites,
 )
 
@@ -99,9 +104,7 @@ def parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = p.add_subparsers(
-        dest="command", required=True, parser_class=_Parser, metavar="{run,report,compare,list}"
-    )
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="measure suites into a new run folder")
     run.add_argument(
@@ -170,6 +173,24 @@ def parser() -> argparse.ArgumentParser:
         help="run training cases data-parallel over N local devices (default: 1)",
     )
     run.add_argument(
+        "--data",
+        metavar="PATH",
+        help="binarised MNIST from a local mnist.npz (x_train, x_test) for the trained suite "
+        "(default: the 8×8 digits that ship with scikit-learn)",
+    )
+    run.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not use JAX's persistent compilation cache (default: on, in "
+        "$XDG_CACHE_HOME or ~/.cache /seqdepth-bench/jax; each row says whether it hit)",
+    )
+    run.add_argument(
+        "--trace",
+        metavar="DIR",
+        help="write a jax.profiler trace of each measured case's timed calls under DIR "
+        "(one folder per case; open in Perfetto or XProf)",
+    )
+    run.add_argument(
         "--no-experiments",
         action="store_true",
         help="time the cases only; skip the claim experiments",
@@ -223,6 +244,21 @@ def parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list suites, or the cases of a profile")
     lst.add_argument("--profile", metavar="|".join(PROFILES))
+
+    planner = sub.add_parser(
+        "plan", help="estimate each case's time and the total, before running (builds, traces)"
+    )
+    planner.add_argument("--profile", metavar="|".join(PROFILES))
+    planner.add_argument("--suite", action="append", metavar="NAME")
+    planner.add_argument("--model", action="append", metavar="NAME")
+    planner.add_argument("--variant", action="append", metavar="NAME")
+    planner.add_argument("--repeats", type=_positive_int)
+    planner.add_argument("--no-experiments", action="store_true")
+    planner.add_argument(
+        "--assume",
+        choices=sorted(plan.ASSUMED),
+        help="plan for another device, with stated constants instead of calibrating this one",
+    )
     return p
 
 
@@ -267,7 +303,12 @@ def cmd_run(args, argv) -> int:
             case_timeout_s=args.case_timeout,
             devices=args.devices,
             experiments=not args.no_experiments,
+            data=str(pathlib.Path(args.data).absolute()) if args.data else None,
+            compile_cache=None if args.no_compile_cache else default_cache_dir(),
+            trace_dir=str(pathlib.Path(args.trace).absolute()) if args.trace else None,
         )
+        if config.data is not None:
+            check_data(config.data)
     # every check before the first write: a refused run leaves nothing behind
     chosen = get_suites(config.suites)
     keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
@@ -277,6 +318,7 @@ def cmd_run(args, argv) -> int:
     check_devices(config.devices)
     if args.resume is not None and (args.name or args.allow_slow):
         raise ConfigError("--name and --allow-slow are for a new run, not --resume")
+    use_compile_cache(config.compile_cache)
     if args.resume is None:
         backend = jax.default_backend()
         slow = estimate.check(
@@ -298,7 +340,12 @@ def cmd_run(args, argv) -> int:
         file=sys.stderr,
         flush=True,
     )
-    runner.run(config, run_id, run_dir, keep=keep)
+    env = load_env(run_dir)
+    if "calibration" not in env:  # measured once per run folder; a resume keeps the first
+        print("calibrating the device ...", file=sys.stderr, flush=True)
+        env["calibration"] = calibrate(config.profile).as_dict()
+        records.write_json(run_dir / "env.json", env)
+    runner.run(config, run_id, run_dir, calibration=env["calibration"], keep=keep)
     env = load_env(run_dir)
     env["finished_utc"] = records.utc_now()
     env["load_avg_finish"] = _load_avg()
@@ -350,10 +397,19 @@ def _resumed(args) -> tuple[pathlib.Path, RunConfig, str]:
         ("--warmup", args.warmup, config.warmup),
         ("--case-timeout", args.case_timeout, config.case_timeout_s),
         ("--devices", args.devices, config.devices),
+        ("--data", args.data and str(pathlib.Path(args.data).absolute()), config.data),
     ):
         if given is not None and given != recorded:
             raise ConfigError(f"{flag} {given} differs from the run's {recorded}")
     return run_dir, config, env.get("run_id") or run_dir.name
+
+
+def check_data(path: str) -> None:
+    """Refuse a --data file that cannot be used, before anything is written."""
+    try:
+        load_mnist_npz(path)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
 
 
 def check_devices(devices: int) -> int:
@@ -406,10 +462,58 @@ def cmd_compare(args, argv) -> int:
 def cmd_list(args, argv) -> int:
     for name, suite in suites().items():
         print(f"{name}: {suite.description}")
+        for variant, why in (suite.unavailable() if suite.unavailable else {}).items():
+            print(f"    (variant {variant} is absent here: {why})")
         if args.profile:
             for case in suite.cases(check_profile(args.profile)):
                 print(f"    {case.label}")
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "list": cmd_list}
+def cmd_plan(args, argv) -> int:
+    chosen = get_suites(args.suite)
+    config = RunConfig.create(
+        profile=check_profile(args.profile or default_profile(jax.default_backend())),
+        suites=[s.name for s in chosen],
+        repeats=args.repeats,
+        models=args.model,
+        variants=args.variant,
+        experiments=not args.no_experiments,
+    )
+    keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
+    if args.assume:
+        cal, cost = plan.ASSUMED[args.assume]
+        device = f"an assumed {args.assume} ({cal.matmul_flops_per_s.how})"
+    else:
+        print(f"calibrating {jax.devices()[0].device_kind} ...", file=sys.stderr, flush=True)
+        cal, cost = calibrate(config.profile), plan.compile_cost()
+        device = f"{jax.device_count()} × {jax.devices()[0].device_kind}"
+    rows, total = [], 0.0
+    for case in (c for s in chosen for c in s.cases(config.profile) if keep(c)):
+        with planning():
+            e = plan.estimate(case, cal, cost, repeats=config.repeats, warmup=config.warmup)
+        rows.append(dict(case=e.label, compile_s=e.compile_s, call_ms=e.call_s * 1e3,
+                         repeats=e.repeats, total_s=e.total_s))  # fmt: skip
+        total += e.total_s
+    side = plan.side_costs(chosen, config.profile, config.experiments)
+    rows += [dict(case=name, total_s=seconds) for name, seconds in side]
+    total += sum(seconds for _, seconds in side)
+    print(report.table(pd.DataFrame(rows)))
+    print(
+        f"{len(rows) - len(side)} cases, estimated {total:.0f} s ({total / 60:.1f} min) in all "
+        f"on {device}, cold compilation cache "
+        f"(compile {cost.fixed_s:.2f} s + {cost.per_eqn_s * 1e3:.2f} ms per equation + "
+        f"{cost.per_loop_s * 1e3:.0f} ms per loop; "
+        f"arithmetic at {plan.ASSUMED_EFFICIENCY:.0%} of "
+        f"{cal.matmul_flops_per_s.value / 1e9:.3g} GFLOP/s)"
+    )
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "list": cmd_list,
+    "plan": cmd_plan,
+}

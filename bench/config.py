@@ -27,6 +27,9 @@ class RunConfig:
     case_timeout_s: float | None = None
     devices: int = 1
     experiments: bool = True
+    data: str | None = None  # a local mnist.npz for the trained models (default: the digits)
+    compile_cache: str | None = None  # JAX's persistent compilation cache folder (None: off)
+    trace_dir: str | None = None  # jax.profiler traces of the timed calls, one folder per case
 
     def __post_init__(self):
         if self.profile not in PROFILES:

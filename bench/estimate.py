@@ -9,8 +9,9 @@ The estimate is deliberately simple, and says so: the seconds each suite's cases
 ``cpu`` profile on a 2-core CPU (:data:`CPU_PROFILE_S`), scaled by how much larger the asked
 profile's cases are, measured by a size product per case (batch × depth × height × width ×
 kernel² × seq_len × hidden²: a stand-in for the work, exact for none of the models). It is an
-order of magnitude, for deciding whether to start; a plan that times each case's work on the
-device can replace it.
+order of magnitude, for deciding whether to start, given at once; ``python -m bench plan``
+(:mod:`bench.plan`) estimates each case from its traced program and the device's calibration,
+after building every case, which for a profile this large is itself slow.
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ CPU_PROFILE_S = {
     "pixelcnn": 90.0,
     "resnet": 30.0,
     "scaling": 10.0,
+    "deer": 30.0,
+    "trained": 85.0,
 }
 """Seconds of building, compiling and timing the cases of each suite at the ``cpu`` profile on
 a shared 2-core Xeon (a run of 2026-11-30 at load average 6-9: the compile and timed seconds of
-its rows × 1.5 for building and tracing, rounded; experiments not included)."""
+its rows × 1.5 for building and tracing, rounded; experiments not included). deer and trained:
+``python -m bench plan --profile cpu`` on the same machine (trained includes its prepare step)."""
 UNKNOWN_SUITE_S = 60.0
 """The same for a suite not listed above (one loaded through BENCH_SUITE_MODULES)."""
 
@@ -69,5 +73,8 @@ def check(suites: list[Suite], profile: str, backend: str, *, allowed: bool, fla
         "(the cpu profile's times scaled by the cases' size products)"
     )
     if not allowed:
-        raise ConfigError(f"{line}; pass {flag} to run it anyway")
+        raise ConfigError(
+            f"{line}; pass {flag} to run it anyway (`python -m bench plan --profile {profile}` "
+            "estimates each case, after building them all)"
+        )
     return line

@@ -42,6 +42,7 @@ COLUMNS: dict[str, str] = {
     "status": "string",
     "error": "string",
     "compile_s": "Float64",
+    "compile_cache": "string",
     "repeats": "Int64",
     "time_median_s": "Float64",
     "time_min_s": "Float64",
@@ -53,6 +54,9 @@ COLUMNS: dict[str, str] = {
     "work_flops": "Float64",
     "flops_analytic": "Float64",
     "achieved_flops_per_s": "Float64",
+    "limit_s": "Float64",
+    "limit_bound": "string",
+    "efficiency": "Float64",
     "n_devices": "Int64",
     "per_device_batch": "Int64",
     "device_kind": "string",
@@ -87,7 +91,8 @@ CLAIM_COLUMNS: dict[str, str] = {
     "slip": "string",
 }
 
-STATUSES = ("ok", "error", "oom", "timeout", "nan", "range", "wrong", "recompiled")
+STATUSES = ("ok", "error", "oom", "timeout", "nan", "range", "wrong", "recompiled", "diverged")
+"""``diverged``: an iterative evaluator did not converge within its cap (bench/suites/deer.py)."""
 VERDICTS = ("PASS", "FAIL", "CORRECTED", "INCONCLUSIVE", "ERROR")  # see bench.claims
 
 FILES = {

@@ -19,6 +19,7 @@ import math
 import pathlib
 import re
 
+import numpy as np
 import pandas as pd
 
 from bench import analysis, claims, fits, plots, records
@@ -238,6 +239,170 @@ def device_constants(fitted: pd.DataFrame) -> str:
     )
 
 
+def limits_section(env: dict, df: pd.DataFrame, fitted: pd.DataFrame) -> str:
+    """The device calibration, each case's efficiency against its limit (ranked), the term
+    that bounds each suite, and the calibration beside the Brent fits' constants."""
+    cal = env.get("calibration")
+    rows = df[(df.status == "ok") & df.efficiency.notna()].copy()
+    if not cal or rows.empty:
+        return ""
+    parts = [
+        "\n## Every case against its limit\n\n",
+        "The limit of a case is the time this device could not beat: max(work / peak FLOP/s, "
+        "bytes moved / bandwidth) + loop steps executed × the cost of one loop iteration, from "
+        "the calibration below (bench/calibration.py); efficiency = limit / the fastest "
+        "repeat.\n\n",
+        table(
+            pd.DataFrame(
+                [
+                    dict(constant=k, value=v["value"], unit=v["unit"], how=v["how"])
+                    for k, v in cal.items()
+                ]
+            )  # fmt: skip
+        ),
+    ]
+    if "brent_span_a_s_per_flop" in fitted:
+        a = fitted.drop_duplicates(["suite", "model", "variant", "mode"]).brent_span_a_s_per_flop
+        a = a[a > 0]
+        if not a.empty:
+            parts.append(
+                f"\nBeside it, the Brent fits' median cost of a FLOP is {a.median() * 1e9:.3g} ns "
+                f"(≈ {1 / a.median() / 1e9:.3g} GFLOP/s), against the calibrated peak of "
+                f"{cal['matmul_flops_per_s']['value'] / 1e9:.3g} GFLOP/s: the cases' own "
+                "arithmetic runs that much below a large matmul's.\n"
+            )
+    by_suite = rows.groupby("suite").agg(
+        cases=("efficiency", "size"),
+        median_efficiency=("efficiency", "median"),
+        best=("efficiency", "max"),
+        bound=("limit_bound", lambda b: b.mode().iloc[0]),
+    )
+    parts.append("\nPer suite (the term that bounds most of its cases):\n\n")
+    parts.append(table(by_suite.reset_index()))
+    rows["sizes"] = [
+        " ".join(f"{f}={r[f]}" for f in SIZE_FIELDS if not pd.isna(r[f]))
+        for r in rows.to_dict("records")
+    ]
+    rows["median_ms"], rows["limit_ms"] = rows.time_median_s * 1e3, rows.limit_s * 1e3
+    ranked = rows.sort_values("efficiency")
+    columns = ["suite", "model", "variant", "mode", "sizes", "median_ms", "limit_ms",
+               "limit_bound", "efficiency"]  # fmt: skip
+    parts.append("\nThe least efficient cases first (all of them in `measurements.csv`):\n\n")
+    parts.append(table(ranked.head(15), columns))
+    return "".join(parts)
+
+
+SONG_2021 = "Song et al. 2021 report 6.3× (PixelCNN++, MNIST) and 1.18× (CIFAR-10)"
+
+
+def trained_section(run_dir: pathlib.Path, df: pd.DataFrame) -> str:
+    """The trained suite's tables: time to quality, and the samplers with trained weights."""
+    path = run_dir / "trained_summary.csv"
+    if not path.exists():
+        return ""
+    summary = pd.read_csv(path)
+    first = summary.dropna(subset=["time_to_target_s"]).sort_values("time_to_target_s")
+    pixels = float(summary.test_nats.iloc[0] / (summary.test_bpd.iloc[0] * np.log(2)))
+    base = float(summary.baseline_test_nats.iloc[0])
+    parts = [
+        "\n## Trained on the data: time to quality, and sampling with trained weights\n\n",
+        f"Independent-pixel baseline on the test split: {base:.4g} nats per image "
+        f"({base / pixels / np.log(2):.4g} bits per dimension); target: a validation NLL of "
+        f"{summary.target_nats.iloc[0]:.4g} nats (0.75× the validation baseline).\n\n",
+    ]
+    if not first.empty:
+        a = first.iloc[0]
+        parts.append(
+            f"First to the target: {a.model}, after {a.time_to_target_s:.3g} s of training"
+        )
+        if len(first) > 1:
+            b = first.iloc[1]
+            parts.append(f", {b.time_to_target_s / a.time_to_target_s:.2f}× sooner than {b.model}")
+        parts.append(".\n\n")
+    columns = ["model", "steps", "target_step", "time_to_target_s", "train_s", "compile_s",
+               "test_ratio", "test_bpd", "params", "train_span_ops",
+               "train_steps_executed"]  # fmt: skip
+    parts.append(table(summary, [c for c in columns if c in summary]))
+    sampling = run_dir / "trained_sampling.csv"
+    if sampling.exists():
+        parts.append("\nSamplers and the sampling rule x_p = [u_p < σ(ℓ_p(x))]:\n\n")
+        parts.append(table(pd.read_csv(sampling)))
+    rows = df[(df.suite == "trained") & (df.status == "ok")]
+    if not rows.empty:
+        times = rows.pivot_table(index="model", columns="variant", values="time_median_s")
+        lines = []
+        needed = ["naive", "cached", "fixed-point"]
+        for model, t in times.iterrows():
+            if set(needed) <= set(t.index) and t[needed].notna().all():
+                lines.append(
+                    f"{model}: naive {t['naive'] * 1e3:.3g} ms, cached {t['cached'] * 1e3:.3g} "
+                    f"ms, fixed-point {t['fixed-point'] * 1e3:.3g} ms: fixed-point "
+                    f"{t['naive'] / t['fixed-point']:.2f}× faster than naive"
+                )
+        if lines:
+            parts.append("\nSampler times (batch 16): " + "; ".join(lines) + f" ({SONG_2021}).\n")
+    images = sorted(p.name for p in run_dir.glob("trained_*.png"))
+    parts.append("\n" + "".join(f"![{name}]({name})\n" for name in images))
+    return "".join(parts)
+
+
+def deer_section(run_dir: pathlib.Path, df: pd.DataFrame) -> str:
+    """The deer suite (C13): speed-up over the sequential scan on the (T, hidden) grid as a heat
+    map with the crossover marked, the Newton iterations vs T, and the published numbers."""
+    from bench.claims import deer  # the suite's tables live beside its claim
+
+    speedups = deer.speedups(df)
+    if speedups.empty:
+        return ""
+    png = plots.speedup_heatmap(speedups, run_dir / "deer_speedup.png")
+    parts = [
+        "\n## DEER: the LSTM evaluated in parallel over time\n\n",
+        "Speed-up = median time of the sequential scan / median time of the parallel evaluator, "
+        "at the same sizes, parameters and inputs (above 1: the parallel evaluator is faster); "
+        "k = Newton iterations to converge (measured per case, in `extra_json`).\n\n",
+        f"![{png.stem}]({png.name})\n\n",
+        table(deer.speedup_grid(speedups)),
+    ]
+    lines = deer.crossovers(speedups)
+    if lines:
+        parts.append(
+            f"\nCrossover in hidden size (a win needs ≥ {deer.FASTER}, a loss ≤ {deer.SLOWER}, "
+            "by the medians and by the fastest repeats): " + "; ".join(lines) + ".\n"
+        )
+    parts += ["\nNewton iterations to converge, by T:\n\n", table(deer.iterations_table(speedups))]
+    ours = speedups[(speedups.batch == 1) & speedups.speedup.notna()]
+    rows = []
+    for hidden, published in deer.PUBLISHED_SPEEDUP.items():
+        here = ours[ours.hidden == hidden]
+        best = here.loc[here.speedup.idxmax()] if not here.empty else None
+        rows.append(
+            dict(
+                hidden=hidden,
+                published=f"×{published:g} (DEER, GRU, A100)",
+                this_run="not measured"
+                if best is None
+                else f"×{best.speedup:.3g} ({best.variant}, {best['mode']}, T={best.seq_len})",
+            )
+        )
+    if not ours.empty:
+        best = ours.loc[ours.speedup.idxmax()]
+        rows.append(
+            dict(
+                hidden="best here",
+                published="",
+                this_run=f"×{best.speedup:.3g} ({best.variant}, {best['mode']}, T={best.seq_len}, "
+                f"H={best.hidden})",
+            )
+        )
+    device = df[df.suite == "deer"].device_kind.dropna()
+    parts += [
+        f"\nPublished: {deer.PUBLISHED}. Batch 1 on this device "
+        f"({device.iloc[0] if not device.empty else 'unknown'}):\n\n",
+        table(pd.DataFrame(rows)),
+    ]
+    return "".join(parts)
+
+
 def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) -> pd.DataFrame:
     """Every claim's verdicts: the experiments' (``claims.csv``, the last row of each claim
     and measure) and those derived from the measurements (rewritten to
@@ -251,7 +416,7 @@ def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) 
     rows = [
         {"suite": "+".join(rule.suites), **dataclasses.asdict(v)}
         for rule in claims.derived()
-        for v in rule.judge(df, fitted)
+        for v in rule.judge(df, fitted, run_dir)
     ]
     derived = pd.DataFrame(rows, columns=columns)
     derived.to_csv(run_dir / "claims_derived.csv", index=False)
@@ -498,6 +663,9 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
         parts.append(table(depth_table(fitted)))
         parts.append(device_constants(fitted))
     curves = [c for e in claims.experiments(run_suites) for c in e.curves]
+    parts.append(trained_section(run_dir, df))
+    parts.append(deer_section(run_dir, df))
+    parts.append(limits_section(env, df, fitted))
     samples_csv = run_dir / "samples.csv"
     samples = analysis.load_samples(samples_csv) if samples_csv.exists() else None
     pngs = plots.render(run_dir, df, curves, samples)

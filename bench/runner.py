@@ -20,11 +20,12 @@ from collections.abc import Callable
 import jax
 
 from bench import claims, records
+from bench.calibration import Calibration, bytes_moved, limit
 from bench.config import RunConfig
 from bench.sharding import shard_workload
 from bench.structure import analyse
-from bench.timing import RecompilationError, measure
-from bench.workloads import IDENTITY, SIZE_FIELDS, Case, get_suites, suites
+from bench.timing import RecompilationError, measure, use_compile_cache
+from bench.workloads import IDENTITY, SIZE_FIELDS, Case, get_suites, set_run_dir, suites
 
 
 class HealthError(RuntimeError):
@@ -94,9 +95,22 @@ def _add_note(row: dict, note: str) -> None:
 
 
 def measure_case(
-    case: Case, *, run_id: str, repeats: int, warmup: int, devices: int = 1, log=print
+    case: Case,
+    *,
+    run_id: str,
+    repeats: int,
+    warmup: int,
+    devices: int = 1,
+    calibration: dict | None = None,
+    trace_dir: str | None = None,
+    log=print,
 ) -> tuple[dict, list]:
-    """Build and time one case. Returns its row and its raw samples; never raises."""
+    """Build and time one case. Returns its row and its raw samples; never raises.
+
+    With the run's ``calibration`` (``Calibration.as_dict()``), the row gets its limit (the
+    time the device could not beat, ``bench.calibration.limit``), the term that sets it, and
+    ``efficiency`` = limit / the fastest repeat (calibration keeps each constant's best too).
+    """
     row = _identity_row(case, run_id, devices)
     samples: list[float] = []
     try:
@@ -122,7 +136,10 @@ def measure_case(
             if status != "ok":
                 raise HealthError(status)
 
-        timing = measure(w.fn, w.args, repeats=repeats, warmup=warmup, before_timing=health)
+        trace = None if trace_dir is None else str(pathlib.Path(trace_dir) / _slug(case.label))
+        timing = measure(
+            w.fn, w.args, repeats=repeats, warmup=warmup, before_timing=health, trace_dir=trace
+        )
         samples = timing.samples_s
         row.update(
             status="ok",
@@ -136,9 +153,22 @@ def measure_case(
         )
         if row.get("flops_analytic"):
             row["achieved_flops_per_s"] = row["flops_analytic"] / timing.median_s
+        moved = bytes_moved(timing.memory)
+        if calibration and moved is not None and "work_flops" in row:
+            lim = limit(
+                row["work_flops"], moved, row["steps_executed"], Calibration.from_dict(calibration)
+            )
+            row.update(
+                limit_s=lim.limit_s, limit_bound=lim.bound, efficiency=lim.efficiency(timing.min_s)
+            )
     except Exception as e:  # one bad case must not lose the sweep
         row.update(status=classify(e), error=first_line(e))
     return row, samples
+
+
+def _slug(label: str) -> str:
+    """A file-system-safe folder name for a case's label."""
+    return "".join(ch if ch.isalnum() or ch in "-_=." else "_" for ch in label)[:150]
 
 
 class IsolatedRunner:
@@ -150,15 +180,18 @@ class IsolatedRunner:
     and a new worker takes the next case.
     """
 
-    def __init__(self, profile: str, timeout_s: float):
-        self.profile, self.timeout_s = profile, timeout_s
+    def __init__(self, config: RunConfig, run_dir: pathlib.Path):
+        self.profile, self.timeout_s, self.run_dir = config.profile, config.case_timeout_s, run_dir
+        self.compile_cache = config.compile_cache
         self._ctx = multiprocessing.get_context("spawn")
         self._proc = None
 
     def _start(self):
         self._tasks, self._results = self._ctx.Queue(), self._ctx.Queue()
         self._proc = self._ctx.Process(
-            target=_worker, args=(self.profile, self._tasks, self._results), daemon=True
+            target=_worker,
+            args=(self.profile, self.run_dir, self.compile_cache, self._tasks, self._results),
+            daemon=True,
         )
         self._proc.start()
 
@@ -181,7 +214,9 @@ class IsolatedRunner:
             self._proc = None
 
 
-def _worker(profile, tasks, results):
+def _worker(profile, run_dir, compile_cache, tasks, results):
+    use_compile_cache(compile_cache)
+    set_run_dir(run_dir)
     registry = suites()
     while True:
         suite, key, kwargs = tasks.get()
@@ -195,6 +230,7 @@ def run(
     run_id: str,
     run_dir: pathlib.Path,
     *,
+    calibration: dict | None = None,
     keep: Callable[[Case], bool] = lambda case: True,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> pathlib.Path:
@@ -205,8 +241,10 @@ def run(
     takes longer (see :class:`IsolatedRunner`).
     """
     records.repair_interrupted(run_dir)
+    set_run_dir(run_dir)
     done = records.completed_keys(run_dir)
-    cases = [c for s in get_suites(config.suites) for c in s.cases(config.profile) if keep(c)]
+    chosen = get_suites(config.suites)
+    cases = [c for s in chosen for c in s.cases(config.profile) if keep(c)]
     todo = [c for c in cases if c.key(config.devices) not in done]
     if done:
         log(f"resuming {run_dir}: {len(cases) - len(todo)} of {len(cases)} cases already done")
@@ -215,12 +253,26 @@ def run(
     out = records.CsvAppender(run_dir / "measurements.csv", records.COLUMNS)
     raw = records.CsvAppender(run_dir / "samples.csv", records.SAMPLE_COLUMNS)
     timeout = config.case_timeout_s
-    isolated = IsolatedRunner(config.profile, timeout) if timeout else None
+    isolated = IsolatedRunner(config, run_dir) if timeout else None
+    prepared = set()
     kwargs = dict(
-        run_id=run_id, repeats=config.repeats, warmup=config.warmup, devices=config.devices
+        run_id=run_id,
+        repeats=config.repeats,
+        warmup=config.warmup,
+        devices=config.devices,
+        calibration=calibration,
+        trace_dir=config.trace_dir,
     )
     try:
         for i, case in enumerate(todo, 1):
+            suite = next(s for s in chosen if s.name == case.suite)
+            if suite.prepare is not None and suite.name not in prepared:
+                prepared.add(suite.name)
+                log(f"preparing {suite.name} ...")
+                try:
+                    suite.prepare(config, run_dir)
+                except Exception as e:  # its cases then fail one by one, as rows
+                    log(f"    preparing {suite.name} failed: {first_line(e)}")
             log(f"[{i}/{len(todo)}] {case.label}: compiling and timing ...")
             t0 = time.perf_counter()
             if isolated:

@@ -13,12 +13,15 @@
    rather than reporting a slower number.
 
 The result keeps every raw sample; summaries (median, min, max, IQR) are derived from them.
+``compile_s`` is honest about JAX's persistent compilation cache: each compile records
+whether the cache served it (``compile_cache``: hit, miss or off).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -77,6 +80,23 @@ class _CompileCounter:
 _counter: _CompileCounter | None = None
 
 
+class _CacheEvents:
+    """Counts the persistent compilation cache's hits and misses (jax.monitoring events)."""
+
+    HIT, MISS = "/jax/compilation_cache/cache_hits", "/jax/compilation_cache/cache_misses"
+
+    def __init__(self):
+        self.hits = self.misses = 0
+        jax.monitoring.register_event_listener(self._on_event)
+
+    def _on_event(self, event: str, **kwargs) -> None:
+        self.hits += event == self.HIT
+        self.misses += event == self.MISS
+
+
+_cache_events: _CacheEvents | None = None
+
+
 @contextlib.contextmanager
 def no_recompilation() -> Iterator[None]:
     """Raise RecompilationError if anything is traced or compiled inside the block."""
@@ -116,12 +136,42 @@ def time_calls(call: Callable[[], Any], *, repeats: int, warmup: int) -> Timing:
     return Timing(samples_s=samples, output=out)
 
 
+def default_cache_dir() -> str:
+    """Where compiled programs are kept between runs: $XDG_CACHE_HOME (or ~/.cache) /
+    seqdepth-bench/jax."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "seqdepth-bench", "jax")
+
+
+def use_compile_cache(path: str | None) -> None:
+    """Turn JAX's persistent compilation cache on at ``path`` (every program, however quick
+    to compile), or leave it off (None). Must run before the first compile of a process."""
+    if path is None:
+        return
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def compile_ahead(fn: Callable, args: tuple):
-    """AOT-compile ``fn`` for ``args``. Returns ``(compiled, seconds, memory)``."""
+    """AOT-compile ``fn`` for ``args``. Returns ``(compiled, seconds, memory)``; ``memory``
+    also says whether the persistent compilation cache served it (``compile_cache``: hit,
+    miss, or off when the cache is not in use)."""
+    global _cache_events
+    if _cache_events is None:
+        _cache_events = _CacheEvents()
+    hits, misses = _cache_events.hits, _cache_events.misses
     t0 = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
     seconds = time.perf_counter() - t0
-    return compiled, seconds, memory_figures(compiled)
+    memory = memory_figures(compiled)
+    if _cache_events.hits > hits:
+        memory["compile_cache"] = "hit"
+    elif _cache_events.misses > misses:
+        memory["compile_cache"] = "miss"
+    else:
+        memory["compile_cache"] = "off"
+    return compiled, seconds, memory
 
 
 def memory_figures(compiled) -> dict[str, int]:
@@ -149,10 +199,17 @@ def _place(x):
 
 
 def measure(
-    fn: Callable, args: tuple, *, repeats: int, warmup: int = 1, before_timing=None
+    fn: Callable,
+    args: tuple,
+    *,
+    repeats: int,
+    warmup: int = 1,
+    before_timing=None,
+    trace_dir: str | None = None,
 ) -> Timing:
     """The protocol: place, compile (timed apart), warm up, time ``repeats`` calls (more for
-    a fast call, see the module docstring).
+    a fast call, see the module docstring). With ``trace_dir``, the warm-up and timed calls
+    run under ``jax.profiler.trace`` (viewable in Perfetto or XProf).
 
     ``before_timing(output)`` (optional) sees the first output before any timed call and may
     raise to abort the measurement (a health check, for instance).
@@ -165,6 +222,12 @@ def measure(
     if before_timing is not None:
         before_timing(first)
     repeats = max(repeats, min(MAX_REPEATS, int(MIN_TIMED_S / max(first_s, 1e-9))))
-    timing = time_calls(lambda: compiled(*args), repeats=repeats, warmup=max(warmup - 1, 0))
+    tracing = (
+        jax.profiler.trace(trace_dir, create_perfetto_trace=True)
+        if trace_dir
+        else contextlib.nullcontext()
+    )
+    with tracing:
+        timing = time_calls(lambda: compiled(*args), repeats=repeats, warmup=max(warmup - 1, 0))
     timing.compile_s, timing.memory = compile_s, memory
     return timing

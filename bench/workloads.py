@@ -14,6 +14,7 @@ modules named in ``BENCH_SUITE_MODULES`` (comma-separated import paths).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import os
@@ -163,14 +164,54 @@ class Suite:
     """A model family: the cases it times, per profile.
 
     ``cases(profile)`` returns the list of :class:`Case` to time. ``baselines`` names, per
-    mode, the variant the report divides the others' times by. The claims about a suite's
-    model live in ``bench/claims/``, not here.
+    mode, the variant the report divides the others' times by. ``prepare(config, run_dir)``
+    (optional) is work its cases need done first, such as training the models they sample:
+    the runner calls it before the suite's cases, once per run folder (it skips what the
+    folder already holds, so a resume reuses it); cases find its outputs under
+    :func:`run_dir`. The claims about a suite's model live in ``bench/claims/``, not here.
     """
 
     name: str
     description: str
     cases: Callable[[str], list[Case]]
     baselines: dict[str, str] = dataclasses.field(default_factory=dict)
+    prepare: Callable[[Any, Any], None] | None = None
+    prepare_cost_s: dict[str, float] = dataclasses.field(default_factory=dict)  # for the plan
+    unavailable: Callable[[], dict[str, str]] | None = None  # variants this machine can't run
+
+
+_RUN_DIR: list = []
+
+
+def run_dir():
+    """The folder of the run being measured (a ``pathlib.Path``), for cases that read what
+    their suite's ``prepare`` wrote there; ``None`` while planning (:func:`planning`); a
+    ``ConfigError`` otherwise outside a run."""
+    if _RUN_DIR and _RUN_DIR[-1] is PLANNING:
+        return None
+    if not _RUN_DIR:
+        raise ConfigError("this case needs a run folder (it reads what its suite prepared)")
+    return _RUN_DIR[-1]
+
+
+PLANNING = object()
+
+
+@contextlib.contextmanager
+def planning():
+    """While planning (``python -m bench plan``) nothing is prepared: a case that reads
+    prepared weights builds with fresh ones instead, the same program to estimate."""
+    saved = list(_RUN_DIR)
+    _RUN_DIR[:] = [PLANNING]
+    try:
+        yield
+    finally:
+        _RUN_DIR[:] = saved
+
+
+def set_run_dir(path) -> None:
+    """Set by the runner (and its worker process) before any case is built."""
+    _RUN_DIR[:] = [path]
 
 
 _REGISTRY: dict[str, Suite] = {}

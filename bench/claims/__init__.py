@@ -113,12 +113,15 @@ class Experiment:
     claims: tuple[str, ...]
     run: Callable[[str, pathlib.Path], list[Verdict]]
     curves: tuple[Curve, ...] = ()
+    cost_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Seconds it takes per profile (measured on a 2-core CPU), for ``python -m bench plan``."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Derived:
-    """Claims judged from a run's measurements: ``judge(measurements, fits)`` returns their
-    verdicts, or nothing when the run did not measure the cases they need."""
+    """Claims judged from a run's measurements: ``judge(measurements, fits, run_dir)`` returns
+    their verdicts, or nothing when the run did not measure what they need (``run_dir`` holds
+    the tables a suite wrote beside its rows, such as the trained suite's)."""
 
     suites: tuple[str, ...]
     claims: tuple[str, ...]

@@ -90,4 +90,4 @@ def run(profile: str, run_dir) -> list[Verdict]:
     return [judge(rows, EXHAUSTIVE_BITS[profile])]
 
 
-register(Experiment("binary_adder", ("C1",), run))
+register(Experiment("binary_adder", ("C1",), run, cost_s=dict(smoke=2, cpu=5, full=5)))

@@ -97,4 +97,4 @@ def run(profile: str, run_dir) -> list[Verdict]:
     return [judge(counts, formula, xla / analytic)]
 
 
-register(Experiment("convnet", ("C5",), run))
+register(Experiment("convnet", ("C5",), run, cost_s=dict(smoke=2, cpu=2, full=2)))

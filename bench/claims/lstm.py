@@ -598,12 +598,13 @@ def _corrected_statement(seed, short, long, others) -> str:
     return statement
 
 
-register(Experiment("lstm", ("C2", "C3"), backward_claims))
+register(Experiment("lstm", ("C2", "C3"), backward_claims, cost_s=dict(smoke=3, cpu=4, full=8)))
 register(
     Experiment(
         "lstm",
         ("C4",),
         gradient_flow,
+        cost_s=dict(smoke=4, cpu=5, full=30),
         curves=(
             Curve(
                 FLOW_TABLE,

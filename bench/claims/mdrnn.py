@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -306,7 +307,7 @@ def c11_verdict(rows: list[tuple]) -> Verdict:
 C11_BOUND = 2.0  # (H+W−1)·d within this many √(HW)·d on every grid: the seed's O(√(HW)·d)
 
 
-def c11_wall_time(df: pd.DataFrame, fits: pd.DataFrame) -> list[Verdict]:
+def c11_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
     """C11's wall-time half: each schedule's forward time along its latency-bound sweeps
     follows the loop steps it executes (the structural half is :func:`sequential_steps_sweep`)."""
     if ok_rows(df, "mdrnn", "forward").empty:
@@ -438,17 +439,74 @@ def c12_time(pairs: pd.DataFrame) -> Verdict:
     )
 
 
-def c12_training_parallelism(df: pd.DataFrame, fits: pd.DataFrame) -> list[Verdict]:
+TTQ_MARGIN = 1.25  # one model reaches the target first iff it needs ≤ 1/1.25 of the other's time
+C12_RULE_TTQ = (
+    "trained on the digits to a validation NLL of 0.75× the independent-pixel baseline: "
+    "INCONCLUSIVE if a model misses the target; PASS iff PixelCNN reaches it in at most "
+    f"1/{TTQ_MARGIN:g} of every MDRNN schedule's training time; FAIL iff an MDRNN schedule "
+    f"reaches it in at most 1/{TTQ_MARGIN:g} of PixelCNN's; else INCONCLUSIVE"
+)
+
+
+def c12_time_to_quality(summary: pd.DataFrame) -> Verdict:
+    """C12 on trained models: which reaches the quality target first in training time."""
+    rows = summary.set_index("model")
+    times = rows.time_to_target_s
+    spans = rows.get("train_span_ops", pd.Series(dtype=float))
+    parts = [
+        f"{name}: {'missed the target' if t != t else f'{t:.3g} s to target'}"
+        f" (step {int(rows.target_step[name])}, test NLL ×{rows.test_ratio[name]:.3f} the "
+        f"baseline; training-step span {spans.get(name, float('nan')):.0f})"
+        for name, t in times.items()
+    ]
+    mdrnns = [name for name in times.index if name.startswith("mdrnn")]
+    verdict, statement = "INCONCLUSIVE", ""
+    if "pixelcnn" not in times or not mdrnns or times.isna().any():
+        missed = [name for name, t in times.items() if t != t]
+        statement = f"{', '.join(missed) or 'a model'} did not reach the target: no race to judge"
+    else:
+        pix, fastest = times["pixelcnn"], min(mdrnns, key=lambda n: times[n])
+        lead = times[fastest] / pix
+        if lead >= TTQ_MARGIN:
+            verdict = "PASS"
+            statement = (
+                f"trained on the digits, PixelCNN reached the target {lead:.2f}× sooner than "
+                f"the fastest MDRNN schedule ({fastest}): {pix:.3g} s against "
+                f"{times[fastest]:.3g} s of training"
+            )
+        elif 1 / lead >= TTQ_MARGIN:
+            verdict = "FAIL"
+            statement = f"{fastest} reached the target {1 / lead:.2f}× sooner than PixelCNN"
+        else:
+            statement = (
+                f"PixelCNN and {fastest} reached the target within ×{TTQ_MARGIN:g} of each "
+                f"other ({pix:.3g} s vs {times[fastest]:.3g} s)"
+            )
+    return Verdict(
+        claim="C12",
+        verdict=verdict,
+        check="time to quality (bench/suites/trained.py): PixelCNN and the MDRNN under each "
+        "schedule trained with Adam on the binarised digits until the validation target",
+        measure="training time to a quality target",
+        rule=C12_RULE_TTQ,
+        measured="; ".join(parts),
+        statement=statement,
+    )
+
+
+def c12_training_parallelism(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
+    verdicts = []
     pairs = matched_pairs(df)
-    if pairs.empty:
-        return []
-    rows = pd.concat([ok_rows(df, "pixelcnn", "train"), ok_rows(df, "mdrnn", "train")])
-    if missing := uncounted(rows, "C12", C12_CHECK):
-        return missing
-    return [c12_structure(pairs), c12_time(pairs)]
+    if not pairs.empty:
+        rows = pd.concat([ok_rows(df, "pixelcnn", "train"), ok_rows(df, "mdrnn", "train")])
+        verdicts += uncounted(rows, "C12", C12_CHECK) or [c12_structure(pairs), c12_time(pairs)]
+    summary = None if run_dir is None else pathlib.Path(run_dir) / "trained_summary.csv"
+    if summary is not None and summary.exists():
+        verdicts.append(c12_time_to_quality(pd.read_csv(summary)))
+    return verdicts
 
 
-register(Experiment("mdrnn", ("C10",), connection_sweep))
-register(Experiment("mdrnn", ("C11",), sequential_steps_sweep))
+register(Experiment("mdrnn", ("C10",), connection_sweep, cost_s=dict(smoke=1, cpu=2, full=2)))
+register(Experiment("mdrnn", ("C11",), sequential_steps_sweep, cost_s=dict(smoke=1, cpu=2, full=2)))
 register(Derived(("mdrnn",), ("C11",), c11_wall_time))
-register(Derived(("pixelcnn", "mdrnn"), ("C12",), c12_training_parallelism))
+register(Derived(("pixelcnn", "mdrnn", "trained"), ("C12",), c12_training_parallelism))

@@ -398,7 +398,7 @@ C8_RULE = (
 )
 
 
-def c8_pixelcnn_training_span(df: pd.DataFrame, fits: pd.DataFrame) -> list[Verdict]:
+def c8_pixelcnn_training_span(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
     rows = ok_rows(df, "pixelcnn", "train")
     if rows.empty:
         return []
@@ -412,7 +412,7 @@ def c8_pixelcnn_training_span(df: pd.DataFrame, fits: pd.DataFrame) -> list[Verd
     return [c8_structure(rows), time_verdict("C8", checks, "span_ops", "PixelCNN's train step")]
 
 
-def c9_wall_time(df: pd.DataFrame, fits: pd.DataFrame) -> list[Verdict]:
+def c9_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
     """C9's wall-time half: each sampler's time along its latency-bound sweeps follows its
     span (the structural half is :func:`sampler_span`)."""
     if ok_rows(df, "pixelcnn", "sample").empty:
@@ -426,7 +426,7 @@ def c9_wall_time(df: pd.DataFrame, fits: pd.DataFrame) -> list[Verdict]:
     return [time_verdict("C9", checks, "span_ops", "the naive, cached and fixed-point samplers")]
 
 
-register(Experiment("pixelcnn", ("C7",), connection_sweep))
-register(Experiment("pixelcnn", ("C9",), sampler_span))
+register(Experiment("pixelcnn", ("C7",), connection_sweep, cost_s=dict(smoke=1, cpu=1, full=1)))
+register(Experiment("pixelcnn", ("C9",), sampler_span, cost_s=dict(smoke=2, cpu=3, full=3)))
 register(Derived(("pixelcnn",), ("C8",), c8_pixelcnn_training_span))
 register(Derived(("pixelcnn",), ("C9",), c9_wall_time))

@@ -51,12 +51,59 @@ class FlaxSequenceRegressor(nnx.Module):
         return self.readout(self.rnn(x, initial_carry=(zeros, zeros)))
 
 
+def cudnn_weights(params: dict) -> jax.Array:
+    """Our LSTM's parameters in the flat layout of cuDNN's (``jax.experimental.rnn``): W_ih
+    (4H, I), W_hh (4H, H), b_ih, b_hh (4H,), gates in the same order i, f, g, o."""
+    return jnp.concatenate(
+        [
+            params["w_x"].T.ravel(),
+            params["w_h"].T.ravel(),
+            params["b"],
+            jnp.zeros_like(params["b"]),
+        ]
+    )
+
+
+class CudnnSequenceRegressor(nnx.Module):
+    """Our LSTM's parameters evaluated by cuDNN's fused LSTM kernel (GPU only), the same
+    read-out: the vendor's implementation of the same function, for comparison."""
+
+    def __init__(self, in_features: int, hidden: int, out_features: int, *, rngs: nnx.Rngs):
+        self.lstm = SequenceRegressor(in_features, hidden, out_features, rngs=rngs).lstm
+        self.readout = nnx.Linear(hidden, out_features, rngs=rngs)
+
+    def __call__(self, x):
+        from jax.experimental import rnn  # imported here: it is only usable on a CUDA GPU
+
+        batch, _, features = x.shape
+        hidden = self.lstm.hidden
+        zeros = jnp.zeros((1, batch, hidden), x.dtype)
+        lengths = jnp.full((batch,), x.shape[1], jnp.int32)
+        y, _, _ = rnn.lstm(
+            x, zeros, zeros, cudnn_weights(self.lstm.params), lengths, features, hidden,
+            num_layers=1, dropout=0.0, bidirectional=False,
+        )  # fmt: skip
+        return self.readout(y)
+
+
 VARIANTS = {
     "autodiff": SequenceRegressor,
     "manual-bwd": lambda *a, rngs: SequenceRegressor(*a, backward="manual", rngs=rngs),
     "flax-optimized": FlaxSequenceRegressor,
+    "cudnn": CudnnSequenceRegressor,
 }
-MODES = {"train": tuple(VARIANTS), "forward": ("autodiff", "flax-optimized")}
+
+
+def unavailable() -> dict[str, str]:
+    """Variants this machine cannot run, and why (``python -m bench list`` shows them)."""
+    if jax.default_backend() == "gpu":
+        return {}
+    return {"cudnn": f"needs a CUDA GPU for cuDNN's LSTM kernel; this is {jax.default_backend()}"}
+
+
+def modes() -> dict[str, tuple[str, ...]]:
+    usable = [v for v in VARIANTS if v not in unavailable()]
+    return {"train": tuple(usable), "forward": tuple(v for v in usable if v != "manual-bwd")}
 
 
 def workload(
@@ -67,6 +114,8 @@ def workload(
     kx, ky = jax.random.split(jax.random.key(seed + 1))
     x = jax.random.normal(kx, (batch, seq_len, features), jnp.float32)
     y = jax.random.normal(ky, (batch, seq_len, OUT_FEATURES), jnp.float32)
+    if variant == "cudnn":
+        check_against_ours(model, (x, y))
     if mode == "train":
         step, state = train_step_fn(model, mse_loss, optax.adam(1e-3))
         return Workload(step, (*state, (x, y)), n_params(model), check=finite_loss, batch_argnum=3)
@@ -74,10 +123,25 @@ def workload(
     return Workload(fn, (state, x), n_params(model), batch_argnum=1)
 
 
+def check_against_ours(model: CudnnSequenceRegressor, batch) -> None:
+    """Before a peer is timed: its loss and gradients equal ours on the same weights."""
+    ours = SequenceRegressor(model.lstm.in_features, model.lstm.hidden, OUT_FEATURES,
+                             rngs=nnx.Rngs(0))  # fmt: skip
+    nnx.update(ours.lstm, nnx.state(model.lstm))
+    nnx.update(ours.readout, nnx.state(model.readout))
+    (loss_p, grads_p), (loss_o, grads_o) = (
+        nnx.jit(nnx.value_and_grad(mse_loss))(m, batch) for m in (model, ours)
+    )
+    pairs = zip(jax.tree.leaves(grads_p), jax.tree.leaves(grads_o), strict=True)
+    worst = max(float(jnp.max(jnp.abs(a - b)) / (jnp.max(jnp.abs(b)) + 1e-30)) for a, b in pairs)
+    if abs(float(loss_p - loss_o)) > 1e-4 * abs(float(loss_o)) or worst > 1e-3:
+        raise ValueError(f"cuDNN LSTM differs from ours: loss {loss_p} vs {loss_o}, grad {worst}")
+
+
 def cases(profile: str) -> list[Case]:
     s = SIZES[profile]
     out = []
-    for mode, variants in MODES.items():
+    for mode, variants in modes().items():
         for seq_len in s["seq_lens"]:
             for variant in variants:
                 sizes = dict(batch=s["batch"], seq_len=seq_len, hidden=s["hidden"])
@@ -103,5 +167,6 @@ register(
         "LSTM (seed §2) vs Flax OptimizedLSTMCell over sequence length",
         cases,
         baselines={"train": "flax-optimized", "forward": "flax-optimized"},
+        unavailable=unavailable,
     )
 )

@@ -71,7 +71,8 @@ def test_the_estimate_grows_with_the_profile_and_is_given_when_allowed():
     chosen = get_suites(None)
     smoke, cpu, full = (estimate.estimate_s(chosen, p) for p in ("smoke", "cpu", "full"))
     assert smoke < cpu < full
-    assert cpu == pytest.approx(sum(estimate.CPU_PROFILE_S.values()))
+    known = [estimate.CPU_PROFILE_S.get(s.name, estimate.UNKNOWN_SUITE_S) for s in chosen]
+    assert cpu == pytest.approx(sum(known))
     line = estimate.check(chosen, "full", "cpu", allowed=True, flag="--allow-slow")
     assert line.startswith("--profile full on cpu")
     assert estimate.check(chosen, "full", "gpu", allowed=False, flag="--allow-slow") == ""
@@ -85,4 +86,5 @@ def test_env_json_records_the_values_the_run_used(smoke_run):
     assert env["experiments"] is False
     assert len(env["load_avg_start"]) == 3 and len(env["load_avg_finish"]) == 3
     unset = {k for k, v in env.items() if v is None}
-    assert unset <= {"case_timeout_s", "jax_default_matmul_precision"}, unset
+    # None only where None is the value used: no timeout, no data file, no trace, default precision
+    assert unset <= {"case_timeout_s", "data", "trace_dir", "jax_default_matmul_precision"}, unset

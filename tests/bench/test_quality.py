@@ -10,17 +10,13 @@ import pytest
 from flax import nnx
 
 from bench.data import load_digits_binary
+from bench.plots import sample_grid, training_curves
 from bench.quality import (
-    MDRNN_SCHEDULES,
-    QUALITY_SIZES,
     TrainConfig,
-    curve_plot,
     draw_noise,
     fixed_point_passes,
     identity_violations,
     load_checkpoint,
-    quality_workloads,
-    sample_grid,
     save_checkpoint,
     train_to_target,
     validation_target,
@@ -206,22 +202,10 @@ def test_trained_mdrnn_sampler_obeys_the_sampling_rule(digits):
 def test_sample_grid_and_curve_plot_write_pngs(tmp_path, digits, trained):
     _, result = trained
     grid = sample_grid(tmp_path / "grid.png", digits.test[:16], digits.test[16:32], title="t")
-    curves = curve_plot(
+    curves = training_curves(
         tmp_path / "curves.png",
         {"tiny": result.curve},
         baseline_nats=result.summary["baseline_test_nats"],
     )
     for path in (grid, curves):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.mark.parametrize("profile", sorted(QUALITY_SIZES))
-def test_every_profile_trains_pixelcnn_and_the_mdrnn_under_each_schedule(profile):
-    workloads = quality_workloads(profile)
-    names = [w.name for w in workloads]
-    assert names == ["pixelcnn"] + [f"mdrnn-{s}" for s in MDRNN_SCHEDULES]
-    mdrnns = workloads[1:]
-    assert len({w.config for w in mdrnns}) == 1  # the schedules share one config
-    for w, schedule in zip(mdrnns, MDRNN_SCHEDULES, strict=True):
-        model = nnx.eval_shape(lambda w=w: w.build(0))
-        assert model.mdrnn.schedule == schedule

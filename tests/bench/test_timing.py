@@ -67,3 +67,38 @@ def test_health_check_sees_the_first_output_before_timing():
 def test_invalid_repeats_is_refused():
     with pytest.raises(ValueError, match="repeats"):
         time_calls(lambda: jnp.zeros(()), repeats=0, warmup=0)
+
+
+CACHE_PROBE = """
+import sys, jax, jax.numpy as jnp
+from bench.timing import measure, use_compile_cache
+use_compile_cache(sys.argv[1])
+t = measure(lambda x: jnp.tanh(x) @ x + 1.0, (jnp.ones((32, 32)),), repeats=2)
+print(t.memory["compile_cache"])
+"""
+
+
+def test_a_second_process_compiling_the_same_program_hits_the_persistent_cache(tmp_path):
+    import subprocess
+    import sys
+
+    def compile_once():
+        done = subprocess.run(
+            [sys.executable, "-c", CACHE_PROBE, str(tmp_path / "cache")],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-1000:]
+        return done.stdout.strip().splitlines()[-1]
+
+    assert compile_once() == "miss"
+    assert compile_once() == "hit"
+
+
+def test_a_trace_of_the_timed_calls_is_written_and_loads(tmp_path):
+    import gzip
+    import json
+
+    measure(lambda x: jnp.sin(x) * 2.0, (jnp.ones(64),), repeats=2, trace_dir=str(tmp_path))
+    (trace,) = tmp_path.rglob("*.trace.json.gz")
+    events = json.loads(gzip.decompress(trace.read_bytes()))["traceEvents"]
+    assert any("sin" in str(e.get("name", "")) or "jit" in str(e.get("name", "")) for e in events)

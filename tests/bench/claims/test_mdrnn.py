@@ -3,7 +3,13 @@
 import pandas as pd
 
 from bench import fits
-from bench.claims.mdrnn import c10_verdict, c11_verdict, c11_wall_time, c12_training_parallelism
+from bench.claims.mdrnn import (
+    c10_verdict,
+    c11_verdict,
+    c11_wall_time,
+    c12_time_to_quality,
+    c12_training_parallelism,
+)
 from tests.bench.test_fits import frame
 
 SIDES = (4, 8, 16)
@@ -122,3 +128,31 @@ def test_c11_passes_on_square_grids():
 def test_c11_fails_when_a_program_executes_other_steps():
     rows = steps_rows([(4, 4), (8, 8)], executed=lambda s, H, W, d: H * W * d)
     assert c11_verdict(rows).verdict == "FAIL"
+
+
+# --- C12 on trained models: time to quality --------------------------------------------------
+
+
+def summary(times):
+    return pd.DataFrame(
+        [dict(model=m, time_to_target_s=t, target_step=100 if t == t else -1, test_ratio=0.72,
+              train_span_ops=40 if m == "pixelcnn" else 500) for m, t in times.items()]
+    )  # fmt: skip
+
+
+def test_c12_time_to_quality_passes_when_pixelcnn_gets_there_first():
+    v = c12_time_to_quality(summary({"pixelcnn": 2.0, "mdrnn-raster": 4.0, "mdrnn-wavefront": 6}))
+    assert v.verdict == "PASS" and "2.00× sooner" in v.statement
+
+
+def test_c12_time_to_quality_fails_when_an_mdrnn_gets_there_first():
+    v = c12_time_to_quality(summary({"pixelcnn": 5.0, "mdrnn-raster": 2.0}))
+    assert v.verdict == "FAIL"
+
+
+def test_c12_time_to_quality_cannot_decide_a_close_race_or_a_missed_target():
+    assert c12_time_to_quality(summary({"pixelcnn": 2.0, "mdrnn-raster": 2.2})).verdict == (
+        "INCONCLUSIVE"
+    )
+    v = c12_time_to_quality(summary({"pixelcnn": 2.0, "mdrnn-raster": float("nan")}))
+    assert v.verdict == "INCONCLUSIVE" and "mdrnn-raster did not reach" in v.statement

@@ -1,0 +1,184 @@
+"""Plan a run before making it: each case's estimated time, and the total.
+
+``python -m bench plan`` builds and traces every case of the chosen profile (no compile, no
+timing), calibrates the device for a few seconds (:func:`bench.calibration.calibrate` and
+:func:`compile_cost`), and estimates per case
+
+    total ≈ build and trace (measured while planning) + compile + (warm-up + repeats) × call
+
+* compile ≈ a + b · equations + c · loops of the traced program (nested bodies counted once),
+  with a, b, c from compiling three synthetic programs on this device, cache bypassed
+  (:func:`compile_cost`). A program the persistent compilation cache already holds compiles
+  in a fraction of that, so the plan is for a cold cache;
+* call ≈ work / (:data:`ASSUMED_EFFICIENCY` × the calibrated matmul FLOP/s) + loop steps
+  executed × the calibrated cost of one iteration + :data:`CALL_OVERHEAD_S`;
+* repeats as :func:`bench.timing.measure` chooses them (fast calls fill
+  ``MIN_TIMED_S``).
+
+Suites' ``prepare`` steps and the claims' experiments declare their own cost per profile
+(``cost_s``, measured on a 2-core CPU), added as they are. :func:`budget_estimate` gives one
+case's estimate from what the runner already holds, so ``--budget-s`` needs no second build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable
+
+import jax
+import jax.numpy as jnp
+from jax.extend.core import subjaxprs
+
+from bench import claims
+from bench.calibration import Calibration
+from bench.structure import Structure, analyse
+from bench.timing import MAX_REPEATS, MIN_TIMED_S
+from bench.workloads import Case, Suite
+
+ASSUMED_EFFICIENCY = 0.25
+"""Fraction of the calibrated matmul rate a case's arithmetic is assumed to reach (the suite's
+own cases measured 0.02..0.9 on a 2-core CPU; a quarter is their typical value)."""
+CALL_OVERHEAD_S = 30e-6
+"""Dispatching one compiled call and waiting for it, on a CPU (a GPU adds launch latency)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileCost:
+    """Seconds to compile a program: ``fixed_s + per_eqn_s · equations + per_loop_s · loops``
+    (nested bodies counted once; on a 2-core CPU a least-squares fit over the cpu profile's
+    164 cases gave 0.28 s + 0.53 ms per equation + 76 ms per loop)."""
+
+    fixed_s: float
+    per_eqn_s: float
+    per_loop_s: float
+
+    def seconds(self, n_eqns: int, n_loops: int) -> float:
+        return self.fixed_s + self.per_eqn_s * n_eqns + self.per_loop_s * n_loops
+
+
+def _chain(n: int, salt: float):
+    def f(x, w):
+        for k in range(n):
+            x = jnp.tanh(x @ w + (salt + k)) if k % 4 == 0 else jnp.sin(x) * (salt + k)
+        return x
+
+    return f
+
+
+def _loops(n: int, salt: float):
+    def f(x, w):
+        for k in range(n):
+            body = lambda c, _, k=k: (jnp.tanh(c @ w + (salt + k)), None)  # noqa: E731
+            x = jax.lax.scan(body, x, None, length=8)[0]
+        return x
+
+    return f
+
+
+def _compile_seconds(program) -> float:
+    x = jnp.ones((32, 32), jnp.float32)
+    lowered = jax.jit(program).lower(x, x)
+    t0 = time.perf_counter()
+    lowered.compile()
+    return time.perf_counter() - t0
+
+
+def compile_cost(n_eqns: int = 200, n_loops: int = 8) -> CompileCost:
+    """Compile a one-equation program, a chain of ``n_eqns`` and ``n_loops`` one-line scans
+    (constants made unique, so no cache serves them) and solve for the three costs."""
+    salt = time.time() % 1000
+    tiny = _compile_seconds(_chain(1, salt))
+    chain = _compile_seconds(_chain(n_eqns, salt))
+    loops = _compile_seconds(_loops(n_loops, salt))
+    per_eqn = max((chain - tiny) / (n_eqns - 1), 0.0)
+    per_loop = max((loops - tiny) / n_loops - 3 * per_eqn, 0.0)
+    return CompileCost(tiny, per_eqn, per_loop)
+
+
+def program_size(jaxpr) -> tuple[int, int]:
+    """(equations, loops) of a program, each nested body counted once."""
+    eqns = len(jaxpr.eqns)
+    loops = sum(e.primitive.name in ("scan", "while") for e in jaxpr.eqns)
+    for sub in subjaxprs(jaxpr):
+        n, k = program_size(getattr(sub, "jaxpr", sub))
+        eqns, loops = eqns + n, loops + k
+    return eqns, loops
+
+
+ASSUMED = {
+    "h100": (
+        Calibration.of(
+            matmul_flops_per_s=200e12,
+            bandwidth_bytes_per_s=2.5e12,
+            loop_iteration_s=10e-6,
+            dependent_op_s=5e-6,
+            how="assumed for one H100-class GPU: ~200 TFLOP/s float32 matmul (TF32, the "
+            "default precision), 2.5 TB/s, ~10 µs per loop iteration (a kernel launch and "
+            "the loop's predicate), ~5 µs per dependent kernel",
+        ),
+        CompileCost(fixed_s=0.5, per_eqn_s=2e-3, per_loop_s=0.2),
+    )
+}
+"""Device constants for planning a run on a machine other than this one (``plan --assume``):
+a calibration and a compile cost, stated here rather than measured."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    label: str
+    build_s: float
+    compile_s: float
+    call_s: float
+    repeats: int
+    total_s: float
+
+
+def call_seconds(s: Structure, cal: Calibration) -> float:
+    rate = ASSUMED_EFFICIENCY * cal.matmul_flops_per_s.value
+    return s.work_flops / rate + s.steps_executed * cal.loop_iteration_s.value + CALL_OVERHEAD_S
+
+
+def timed_repeats(call_s: float, repeats: int) -> int:
+    """How many repeats :func:`bench.timing.measure` will make of a call this long."""
+    return max(repeats, min(MAX_REPEATS, int(MIN_TIMED_S / max(call_s, 1e-9))))
+
+
+def budget_estimate(
+    w, s: Structure, cal: Calibration, cost: CompileCost, repeats: int, warmup: int
+) -> float:
+    """Seconds a built and traced workload ``w`` will still take: compile, warm-up, repeats."""
+    call = call_seconds(s, cal)
+    size = program_size(jax.make_jaxpr(w.fn)(*w.args).jaxpr)
+    return cost.seconds(*size) + (warmup + 1 + timed_repeats(call, repeats)) * call
+
+
+def estimate(
+    case: Case, cal: Calibration, cost: CompileCost, *, repeats: int, warmup: int
+) -> Estimate:
+    """Build and trace ``case`` (timed: that is part of its cost) and estimate the rest."""
+    t0 = time.perf_counter()
+    w = case.build()
+    s = analyse(w.fn, *w.args, while_trip_count=w.while_trip_count)
+    build_s = time.perf_counter() - t0
+    call = call_seconds(s, cal)
+    n = timed_repeats(call, repeats)
+    compile_s = cost.seconds(*program_size(jax.make_jaxpr(w.fn)(*w.args).jaxpr))
+    total = build_s + compile_s + (warmup + 1 + n) * call
+    return Estimate(case.label, build_s, compile_s, call, n, total)
+
+
+def side_costs(suites: Iterable[Suite], profile: str, experiments: bool) -> list[tuple[str, float]]:
+    """The declared costs of the suites' prepare steps and the claims' experiments."""
+    names = [s.name for s in suites]
+    out = [
+        (f"prepare {s.name}", s.prepare_cost_s.get(profile, 0.0))
+        for s in suites
+        if s.prepare is not None
+    ]
+    if experiments:
+        out += [
+            (f"claims {', '.join(dict.fromkeys(e.claims))}", e.cost_s.get(profile, 0.0))
+            for e in claims.experiments(names)
+        ]
+    return out

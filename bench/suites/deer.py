@@ -1,0 +1,239 @@
+"""DEER suite (the suite's own claim C13): the LSTM evaluated in parallel over time.
+
+Variants, which share the model, its parameters and its inputs and differ only in how the
+trajectory is evaluated:
+
+- ``sequential``: :func:`models.lstm.lstm_scan`, T dependent steps (the baseline);
+- ``deer``: :func:`models.deer.lstm_deer` with full Jacobians (Newton, dense 2H×2H);
+- ``quasi-deer``: the same with diagonal Jacobians.
+
+Modes: ``forward`` (all h(t)) and ``train`` (one Adam step on the MSE of a linear read-out of
+every h(t); the parallel variants differentiate their solution implicitly, see
+``models/deer.py``). Sizes: batch, seq_len T and hidden H per profile, as data below; the
+input has H features. The parallel variants stop at their tolerance or at their iteration cap
+(:data:`MAX_ITER`).
+
+The Newton iterations k depend on the data, so each parallel case runs its program once when
+it is built: k, the converged flag, the last update and the residual go into the row
+(``extra_json``), and k is the ``while_trip_count`` by which ``bench.structure`` counts the
+span, the loop steps and the work of the run actually made. The runner's compilation of the
+same program is then a hit in JAX's compilation cache, so the row's ``compile_s`` is near
+zero: the compile time of a parallel case is ``build_compile_s`` in its ``extra_json``.
+
+Divergence is a result: a case whose iteration does not converge within its cap fails its
+``check`` with status ``diverged`` (``bench.records.STATUSES``); the row keeps k and the
+residual, has no time, and the sweep goes on.
+
+Memory guards (the full profile): the ``deer`` variant holds B·T·(2H)² Jacobian entries,
+several times over inside the associative scan, and in ``train`` both parallel variants do
+(the implicit backward pass is a dense scan for both); a case over
+:data:`JACOBIAN_ENTRIES_LIMIT` is left out of the grid. The cpu profile is the small sweep
+a 2-core CPU finishes in about 20 s of CPU time, most of it compiling: XLA:CPU takes 1–3 s
+of CPU time to compile each parallel program (its associative scan), whatever its size.
+C13's rules are in ``bench/claims/deer.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from bench.workloads import Case, Suite, Workload, register
+from models.deer import lstm_deer
+from models.lstm import LSTM, lstm_scan
+
+VARIANTS = ("sequential", "deer", "quasi-deer")
+JACOBIAN = {"deer": "full", "quasi-deer": "diagonal"}
+MODES = ("forward", "train")
+MAX_ITER = {"deer": 64, "quasi-deer": 256}
+"""Iteration caps (min(cap, T) is used). At the default initialisation DEER converged in
+4–6 iterations and quasi-DEER in 13–21 on every size tried (T 256 … 65,536, H 1 … 64)."""
+OUT_FEATURES = 4
+JACOBIAN_ENTRIES_LIMIT = 2**28
+"""Largest B·T·(2H)² of a case with dense Jacobians: 1 GiB per copy in float32."""
+
+
+def _grid(modes, batches, seq_lens, hiddens):
+    return [(m, b, t, h) for m in modes for b in batches for t in seq_lens for h in hiddens]
+
+
+# (mode, batch, seq_len, hidden) cells per profile; every variant at each cell, guards applied.
+SIZES = {
+    "smoke": [("forward", 1, 8, 2), ("train", 2, 8, 2)],
+    # Where the scan's per-step overhead should dominate (batch 1, small H, long T), and
+    # one larger H for the crossover; iterations vs T from T = 256 to 4,096 at H = 4.
+    "cpu": [("forward", 1, 256, 4), ("forward", 1, 4096, 4), ("forward", 1, 4096, 16)],
+    # full: the crossover in H at two lengths, iterations vs T at H = 4, and train at one
+    # length: 30 cases, sized for the profile's 10-minute plan on one H100-class GPU (the
+    # whole grid, WHOLE_GRID, is 399 cases: about an hour there).
+    "full": [
+        *_grid(("forward",), (1,), (4096, 16384), (4, 16, 64)),
+        *_grid(("forward",), (1,), (1024, 65536), (4,)),
+        *_grid(("train",), (1,), (4096,), (4, 16)),
+    ],
+}
+WHOLE_GRID = _grid(MODES, (1, 16), (256, 1024, 4096, 16384, 65536), (1, 2, 4, 8, 16, 32, 64))
+
+
+def dense_jacobians(variant: str, mode: str) -> bool:
+    """Whether the case holds T·B dense 2H×2H Jacobians (the memory guard's concern)."""
+    return variant == "deer" or (variant == "quasi-deer" and mode == "train")
+
+
+def fits_memory(variant: str, mode: str, batch: int, seq_len: int, hidden: int) -> bool:
+    if not dense_jacobians(variant, mode):
+        return True
+    return batch * seq_len * (2 * hidden) ** 2 <= JACOBIAN_ENTRIES_LIMIT
+
+
+def problem(batch: int, seq_len: int, hidden: int, seed: int = 0):
+    """The LSTM's parameters (``models.lstm.LSTM``'s initialisation: Lecun-normal W_x,
+    orthogonal W_h, forget bias 1) and a standard normal input of H features."""
+    params = LSTM(hidden, hidden, rngs=nnx.Rngs(seed)).params
+    x = jax.random.normal(jax.random.key(seed + 1), (batch, seq_len, hidden), jnp.float32)
+    return params, x
+
+
+def evaluator(variant: str, max_iter: int | None = None):
+    """``evaluate(params, x) -> (h_BxTxH, stats)``; ``stats`` is None for the sequential scan."""
+    if variant == "sequential":
+        return lambda params, x: (lstm_scan(params, x)[1], None)
+    cap = MAX_ITER[variant] if max_iter is None else max_iter
+
+    def evaluate(params, x):
+        (_, h_BxTxH), stats = lstm_deer(params, x, jacobian=JACOBIAN[variant], max_iter=cap)
+        return h_BxTxH, stats
+
+    return evaluate
+
+
+def _train_step(evaluate, tx):
+    def loss(params, batch):
+        x, y = batch
+        h_BxTxH, stats = evaluate(params["lstm"], x)
+        pred = h_BxTxH @ params["readout"]["w"] + params["readout"]["b"]
+        return jnp.mean((pred - y) ** 2), stats
+
+    def step(params, opt_state, batch):
+        (value, stats), grads = jax.value_and_grad(loss, has_aux=True)(params, batch)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value, stats
+
+    return step
+
+
+def check(out) -> str:
+    """``diverged`` for a Newton iteration that did not converge within its cap, ``nan`` for
+    a non-finite output (forward) or loss (train). Every variant's output ends with
+    ``(h or loss, stats)``; ``stats`` is None for the sequential scan."""
+    value, stats = out[-2], out[-1]
+    if stats is not None and not bool(stats.converged):
+        return "diverged"
+    return "ok" if bool(jnp.isfinite(value).all()) else "nan"
+
+
+def _note(variant: str, mode: str, hidden: int, k: int) -> str:
+    n = 2 * hidden
+    if variant == "deer":
+        scan = (
+            f"their dense {n}×{n} Jacobians, and an associative scan of about 2T combines, each "
+            f"a product of two {n}×{n} matrices ({2 * n**3} FLOPs) and a matrix-vector product "
+            "(O(T·H³))"
+        )
+    else:
+        scan = (
+            f"the diagonals of their Jacobians ({n} numbers a step), and an associative scan of "
+            "about 2T elementwise combines (O(T·H))"
+        )
+    text = (
+        f"k = {k} Newton iterations (measured), each: all T cells evaluated at once (the whole "
+        f"sequential scan's work; h·W_h is 8H² = {8 * hidden**2} FLOPs a step), {scan}; then "
+        "one more evaluation of the cells for the residual"
+    )
+    if mode == "train":
+        text += (
+            "; backward: one reverse associative scan with the full transposed Jacobians "
+            "(O(T·H³), for both variants) and one vector-Jacobian product of the cells"
+        )
+    return text
+
+
+def workload(
+    variant: str,
+    mode: str,
+    batch: int,
+    seq_len: int,
+    hidden: int,
+    seed: int = 0,
+    max_iter: int | None = None,
+) -> Workload:
+    """One case. The parallel variants run once here to measure their Newton iterations."""
+    params, x = problem(batch, seq_len, hidden, seed)
+    evaluate = evaluator(variant, max_iter)
+    if mode == "forward":
+        fn, args, batch_argnum = evaluate, (params, x), 1
+    else:
+        k_w, k_y = jax.random.split(jax.random.key(seed + 2))
+        readout = {
+            "w": jax.random.normal(k_w, (hidden, OUT_FEATURES)) / jnp.sqrt(hidden),
+            "b": jnp.zeros((OUT_FEATURES,)),
+        }
+        params = {"lstm": params, "readout": readout}
+        y = jax.random.normal(k_y, (batch, seq_len, OUT_FEATURES), jnp.float32)
+        tx = optax.adam(1e-3)
+        fn, args, batch_argnum = _train_step(evaluate, tx), (params, tx.init(params), (x, y)), 2
+    n_params = sum(int(a.size) for a in jax.tree.leaves(params))
+    if variant == "sequential":
+        return Workload(fn, args, n_params, check=check, batch_argnum=batch_argnum)
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()  # the runner's compile then hits the cache
+    compile_s = time.perf_counter() - t0
+    stats = jax.device_get(compiled(*args)[-1])
+    k = int(stats.iterations)
+    extra = {
+        "newton_iterations": k,
+        "converged": bool(stats.converged),
+        "update": float(stats.update),
+        "residual": float(stats.residual),
+        "max_iter": min(MAX_ITER[variant] if max_iter is None else max_iter, seq_len),
+        "build_compile_s": round(compile_s, 3),
+    }
+    return Workload(
+        fn,
+        args,
+        n_params,
+        check=check,
+        extra=extra,
+        batch_argnum=batch_argnum,
+        while_trip_count=k,
+        note=_note(variant, mode, hidden, k),
+    )
+
+
+def cases(profile: str) -> list[Case]:
+    out = []
+    for mode, batch, seq_len, hidden in SIZES[profile]:
+        for variant in VARIANTS:
+            if not fits_memory(variant, mode, batch, seq_len, hidden):
+                continue
+            build = functools.partial(workload, variant, mode, batch, seq_len, hidden)
+            sizes = dict(batch=batch, seq_len=seq_len, hidden=hidden)
+            regime = "latency" if batch == 1 else "work"
+            pred = seq_len if variant == "sequential" else None
+            out.append(Case("deer", "lstm", variant, mode, build, sizes, pred, regime=regime))
+    return out
+
+
+register(
+    Suite(
+        "deer",
+        "the LSTM in parallel over time (DEER, quasi-DEER) vs the sequential scan",
+        cases,
+        baselines={"forward": "sequential", "train": "sequential"},
+    )
+)

@@ -1,0 +1,38 @@
+"""The plan (bench/plan.py): estimates per case and in total, before anything runs."""
+
+import jax
+import jax.numpy as jnp
+
+from bench import plan
+from bench.calibration import Calibration
+from bench.cli import main
+
+TOY = Calibration.of(
+    matmul_flops_per_s=1e10, bandwidth_bytes_per_s=1e9, loop_iteration_s=1e-6, dependent_op_s=1e-6
+)
+
+
+def test_program_size_counts_equations_and_loops_once_per_body():
+    def f(x):
+        y = jax.lax.scan(lambda c, _: (jnp.sin(c) * 2.0, None), x, None, length=9)[0]
+        return y + 1.0
+
+    eqns, loops = plan.program_size(jax.make_jaxpr(f)(jnp.ones(3)).jaxpr)
+    assert loops == 1 and eqns == 2 + 2  # scan and add; sin and mul in the body
+
+
+def test_a_call_costs_its_work_and_its_loop_steps():
+    from bench.structure import analyse
+
+    s = analyse(lambda x: jax.lax.scan(lambda c, _: (c @ c, None), x, None, length=10)[0],
+                jnp.ones((10, 10)))  # fmt: skip
+    expected = s.work_flops / (plan.ASSUMED_EFFICIENCY * 1e10) + 10 * 1e-6 + plan.CALL_OVERHEAD_S
+    assert plan.call_seconds(s, TOY) == expected
+    assert plan.timed_repeats(1.0, 5) == 5 and plan.timed_repeats(1e-6, 5) == 100
+
+
+def test_the_plan_command_prints_every_case_and_a_total(capsys):
+    assert main(["plan", "--profile", "smoke", "--suite", "binary_adder"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("binary_adder/binary_adder[seed]") == 7  # every smoke case
+    assert "claims C1" in out and "cases, estimated" in out
