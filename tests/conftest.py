@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from bench.cli import main
+from tests.bench.helpers import only_run
 
 
 def pytest_report_header(config):
@@ -26,7 +27,7 @@ def smoke_run(tmp_path_factory) -> pathlib.Path:
     out = tmp_path_factory.mktemp("results")
     argv = ["run", "--suite", "lstm", "--profile", "smoke", "--out", str(out), "--no-experiments"]
     assert main(argv) == 0
-    (run_dir,) = [p for p in out.iterdir() if not p.is_symlink()]  # not results/latest
+    run_dir = only_run(out)
     return run_dir
 
 

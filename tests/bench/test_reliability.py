@@ -12,6 +12,7 @@ import pytest
 from bench import analysis, workloads
 from bench.cli import main
 from bench.records import create_run_dir
+from tests.bench.helpers import only_run
 
 FAULTS_MODULE = "tests.bench.faults_suite"
 
@@ -26,8 +27,7 @@ def faults(monkeypatch):
 
 
 def _only_run(out):
-    (run_dir,) = [p for p in out.iterdir() if not p.is_symlink()]  # not results/latest
-    return run_dir
+    return only_run(out)
 
 
 def test_each_failing_case_is_a_row_with_its_status_and_the_sweep_goes_on(faults, tmp_path):
