@@ -187,7 +187,7 @@ def run_dir():
     """The folder of the run being measured (a ``pathlib.Path``), for cases that read what
     their suite's ``prepare`` wrote there; ``None`` while planning (:func:`planning`); a
     ``ConfigError`` otherwise outside a run."""
-    if _RUN_DIR and _RUN_DIR[-1] is PLANNING:
+    if is_planning():
         return None
     if not _RUN_DIR:
         raise ConfigError("this case needs a run folder (it reads what its suite prepared)")
@@ -197,10 +197,16 @@ def run_dir():
 PLANNING = object()
 
 
+def is_planning() -> bool:
+    """Whether cases are being built for ``python -m bench plan`` (:func:`planning`)."""
+    return bool(_RUN_DIR) and _RUN_DIR[-1] is PLANNING
+
+
 @contextlib.contextmanager
 def planning():
-    """While planning (``python -m bench plan``) nothing is prepared: a case that reads
-    prepared weights builds with fresh ones instead, the same program to estimate."""
+    """While planning (``python -m bench plan``) nothing is prepared or run: a case that reads
+    prepared weights builds with fresh ones, one that measures a trip count at build takes a
+    typical one; the same program to estimate."""
     saved = list(_RUN_DIR)
     _RUN_DIR[:] = [PLANNING]
     try:

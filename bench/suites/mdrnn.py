@@ -108,8 +108,8 @@ MATCHED_TRAIN = {
         "work": dict(batch=4, width=16, depth=4, sides=(8, 12, 16), schedules=SCHEDULES),
     },
     "full": {
-        "latency": dict(batch=1, width=2, depth=2, sides=(8, 16, 32), schedules=SCHEDULES),
-        "work": dict(batch=64, width=64, depth=8, sides=(16, 32), schedules=SCHEDULES),
+        "latency": dict(batch=1, width=2, depth=2, sides=(4, 8, 16), schedules=SCHEDULES),
+        "work": dict(batch=64, width=64, depth=8, sides=(8, 16, 32), schedules=SCHEDULES),
     },
 }
 

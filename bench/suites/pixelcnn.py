@@ -115,7 +115,7 @@ SIZES = {
                 batch=1,
                 channels=2,
                 runs=(
-                    *((16, d) for d in (1, 2, 4, 8, 16, 32, 64)),
+                    *((16, d) for d in (1, 2, 4, 8, 16, 32)),
                     *((side, 2) for side in (4, 8, 16, 32, 64)),
                 ),
             ),

@@ -69,8 +69,8 @@ def test_check_names_divergence_and_non_finite_values():
     assert check((jnp.ones(2), None)) == "ok"
 
 
-def test_the_full_grid_leaves_out_only_what_its_dense_jacobians_cannot_hold():
-    full = {(c.variant, c.mode, *c.sizes.values()) for c in cases("full")}
+def test_the_whole_grid_leaves_out_only_what_its_dense_jacobians_cannot_hold():
+    full = {(c.variant, c.mode, *c.sizes.values()) for c in deer.cases_of(deer.WHOLE_GRID)}
     assert ("sequential", "forward", 16, 65536, 64) in full  # the scan has no guard
     assert ("quasi-deer", "forward", 1, 65536, 64) in full  # diagonal forward: O(T·H) memory
     assert ("deer", "forward", 1, 65536, 64) not in full  # 2^32 entries
