@@ -225,8 +225,8 @@ def parser() -> argparse.ArgumentParser:
         "--normalise",
         "--normalize",
         action="store_true",
-        help="divide each run's times by its own calibration (the matmul/peak case, or "
-        "env.json's calibration) before comparing: the machine's speed cancels",
+        help="divide each run's times by its own calibration (env.json's matmul rate, else "
+        "the matmul/peak case) before comparing: the machine's speed cancels",
     )
     cmp.add_argument(
         "--pytest-benchmark",

@@ -28,10 +28,13 @@ range of all ratios instead, ``[min(b) / max(a), max(b) / min(a)]``.
 the noise within a case, not a machine that is busier in one run than in the other. With
 ``normalise=True`` each run's times are divided by that run's own calibration, measured on
 the same machine in the same run: the device constant ``matmul_flops_per_s`` from
-``env.json["calibration"]`` where both runs have it (:mod:`bench.calibration`), else the
-median of the convnet suite's ``matmul`` / ``peak`` case (a large float32 matmul). The
-ratio becomes ``(median(b) / median(b_cal)) / (median(a) / median(a_cal))`` and the bootstrap
-resamples the calibration's samples too.
+``env.json["calibration"]`` where both runs have it (:mod:`bench.calibration`, measured as
+the run starts; one value, taken as exact), else the samples of the convnet suite's
+``matmul`` / ``peak`` case (a large float32 matmul). The ratio becomes
+``(median(b) / median(b_cal)) / (median(a) / median(a_cal))`` and the bootstrap resamples the
+calibration's samples too. Either is measured at one moment of the run: load that comes and
+goes during a run moves single cases past any calibration, and the header warns when a
+run's load average exceeded its cores.
 
 :func:`compare` returns a :class:`Comparison`; :func:`render` prints it with a header that
 says what differs between the two environments (host, device, versions, git, load).
@@ -62,7 +65,7 @@ SEED = 0
 CALIBRATION_CASE = {"model": "matmul", "variant": "peak"}
 """The case that stands for the device's speed in a run (bench/suites/convnet.py)."""
 CALIBRATION_CONSTANT = "matmul_flops_per_s"
-"""The constant of ``env.json["calibration"]`` used instead, once runs record it."""
+"""The constant of ``env.json["calibration"]`` (measured as each run starts), preferred."""
 PROBLEMS = ("broke", "vanished", "appeared", "slower")
 """Outcomes that make a comparison fail (exit status 1), unless allowed."""
 OUTCOMES = (*PROBLEMS, "faster", "fixed", "failing", "unchanged", "calibration")
@@ -394,6 +397,16 @@ def _show(value) -> str:
     return "(none)" if value in (None, "") else str(value)
 
 
+def _busy(run: Run) -> list[str]:
+    """Why a run's machine was busy: a 1-minute load average above its core count."""
+    cores = run.context.get("host_cpu_count")
+    loads = [run.context.get(k) for k in ("load_avg_start", "load_avg_finish")]
+    worst = max((x[0] for x in loads if x), default=None)
+    if cores and worst is not None and worst > cores:
+        return [f"{run.path.name} ran at load average {worst:.3g} on {cores} cores"]
+    return []
+
+
 def environment_diff(old: Run, new: Run) -> tuple[list[str], list[str]]:
     """``(differs, same)``: one ``label: old → new`` line per context field that differs,
     and the labels of those that are the same (fields neither run records are left out)."""
@@ -433,6 +446,14 @@ def render(c: Comparison, *, every: bool = False) -> str:
     lines.append("environments differ in: " + ("; ".join(differs) if differs else "nothing"))
     if same:
         lines.append("same: " + "; ".join(same))
+    busy = _busy(c.old) + _busy(c.new)
+    if busy:
+        lines.append(
+            "WARNING: "
+            + "; ".join(busy)
+            + ": other processes shared the machine, and a case's time depends on what ran "
+            "beside it then; expect flagged cases that the code did not cause"
+        )
     level = f"{CONFIDENCE:.0%}"
     if c.references is not None:
         ro, rn = c.references

@@ -137,7 +137,8 @@ def test_a_busier_machine_fails_raw_and_passes_normalised(tmp_path, capsys):
     """The same code, every case 2.5× slower because the machine was loaded: the raw times
     flag every case; divided by each run's own matmul calibration, none."""
     old = same_code(tmp_path / "old", load=1.0, env={"load_avg_start": [0.5, 0.4, 0.3]})
-    new = same_code(tmp_path / "new", load=2.5, seed=100, env={"load_avg_start": [6.0, 5.0, 4]})
+    busy = {"load_avg_start": [6.0, 5.0, 4], "host_cpu_count": 2}
+    new = same_code(tmp_path / "new", load=2.5, seed=100, env=busy)
     assert run_compare(old, new) == 1
     raw = capsys.readouterr().out
     assert "slower (4):" in raw and "the calibration" in raw and "itself moved 2.45×" in raw
@@ -145,6 +146,7 @@ def test_a_busier_machine_fails_raw_and_passes_normalised(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "NORMALISED" in out and "convnet/matmul[peak]" in out
     assert "load avg at start: 0.50/0.40/0.30 → 6.00/5.00/4" in out
+    assert "WARNING: new ran at load average 6 on 2 cores" in out and "old ran" not in out
 
 
 def test_normalising_still_catches_a_slower_case_on_a_busier_machine(tmp_path):
