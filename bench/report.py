@@ -519,9 +519,9 @@ def headlines(
             each = [
                 f"{variant} {_geomean(g.ratio):.3g}× "
                 + (
-                    f"({len(g)} sizes, {g.ratio.min():.3g}–{g.ratio.max():.3g})"
+                    f"({len(g)} cases, {g.ratio.min():.3g}–{g.ratio.max():.3g})"
                     if len(g) > 1
-                    else "(1 size)"
+                    else "(1 case)"
                 )
                 for variant, g in group.groupby("variant")
             ]
@@ -616,9 +616,8 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     parts.append(f"\n{cases}.\n\n")
     parts.append(
         "**Headline per suite** (median time ratio of each variant over the suite's baseline at "
-        "equal sizes, < 1 is faster; geometric mean over the sizes, range in brackets):\n\n"
-        + "\n".join(headlines(df, ratios, peak, scaling))
-        + "\n\n"
+        "equal sizes and model, < 1 is faster; geometric mean over the matched cases, range in "
+        "brackets):\n\n" + "\n".join(headlines(df, ratios, peak, scaling)) + "\n\n"
     )
     parts.append(noisy_cases(df))
     parts.append(

@@ -50,7 +50,7 @@ def test_the_headline_is_the_geometric_mean_of_each_variants_ratio_over_the_base
     df = frame(rows)
     ratios = report.variant_ratios(df, {"lstm": {"train": "base"}})
     (line,) = report.headlines(df, ratios, pd.DataFrame(), pd.DataFrame())
-    assert line == "- **lstm**: train, time over base: fast 0.354× (2 sizes, 0.25–0.5)"
+    assert line == "- **lstm**: train, time over base: fast 0.354× (2 cases, 0.25–0.5)"
 
 
 @pytest.fixture
