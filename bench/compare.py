@@ -186,6 +186,12 @@ class Reference:
     def median_s(self) -> float:
         return float(np.median(self.samples))
 
+    def show(self) -> str:
+        """The reference in its own terms: a case's median time, or the calibrated rate."""
+        if self.key is None:
+            return f"{1 / self.median_s / 1e9:.3g} GFLOP/s"
+        return f"{_ms(self.median_s)} ms"
+
 
 def _is_calibration_case(rows: pd.DataFrame) -> pd.Series:
     return (rows.model == CALIBRATION_CASE["model"]) & (rows.variant == CALIBRATION_CASE["variant"])
@@ -198,7 +204,7 @@ def calibrations(old: Run, new: Run) -> tuple[Reference, Reference]:
         for run in (old, new)
     ]
     if all(isinstance(c, int | float) and c > 0 for c in constants):
-        what = f"env.json calibration {CALIBRATION_CONSTANT} (seconds per FLOP)"
+        what = f"env.json calibration {CALIBRATION_CONSTANT}"
         return tuple(Reference(what, np.array([1.0 / c])) for c in constants)
     keys = []
     for run in (old, new):
@@ -397,6 +403,26 @@ def _show(value) -> str:
     return "(none)" if value in (None, "") else str(value)
 
 
+def _typical(c: Comparison) -> list[str]:
+    """The median ratio over the timed cases, and a warning when it lies beyond the
+    threshold: then the whole run moved, which one case's interval cannot tell apart."""
+    timed = c.cases[c.cases.outcome.isin(["slower", "faster", "unchanged"])]
+    if timed.empty:
+        return []
+    typical = float(np.median(timed.ratio))
+    line = f"typical case: ratio {typical:.3g} (median over {len(timed)} timed cases)"
+    if 1 / (1 + c.threshold) <= typical <= 1 + c.threshold:
+        return [line]
+    why = (
+        "the calibration, measured at one moment, did not see the load the cases saw; "
+        "read the raw comparison too"
+        if c.references is not None
+        else "a machine busier or quieter in one run, or a change that touches every case "
+        "(--normalise divides by each run's calibration)"
+    )
+    return [f"WARNING: {line}: the whole run moved: {why}"]
+
+
 def _busy(run: Run) -> list[str]:
     """Why a run's machine was busy: a 1-minute load average above its core count."""
     cores = run.context.get("host_cpu_count")
@@ -459,15 +485,15 @@ def render(c: Comparison, *, every: bool = False) -> str:
         ro, rn = c.references
         lines.append(
             f"times NORMALISED: each run's times divided by its own calibration, {ro.what}: "
-            f"median {_ms(ro.median_s)} → {_ms(rn.median_s)} ms ({rn.median_s / ro.median_s:.3g}×)"
+            f"{ro.show()} → {rn.show()} (time {rn.median_s / ro.median_s:.3g}×)"
         )
     else:
         lines.append("times: raw (not normalised; --normalise divides by each run's calibration)")
         try:
             ro, rn = calibrations(c.old, c.new)
             lines.append(
-                f"  the calibration ({ro.what}) itself moved {rn.median_s / ro.median_s:.3g}×: "
-                "the machine's speed, not the code's"
+                f"  the calibration ({ro.what}: {ro.show()} → {rn.show()}) itself took "
+                f"{rn.median_s / ro.median_s:.3g}× the time: the machine's speed, not the code's"
             )
         except CompareError:
             pass
@@ -477,6 +503,7 @@ def render(c: Comparison, *, every: bool = False) -> str:
         f"1/(1 + {c.threshold:g}); under {MIN_SAMPLES} samples a side, the interval is the "
         "range of all ratios"
     )
+    lines += _typical(c)
     for outcome in (*PROBLEMS, "faster", "fixed", "failing"):
         rows = c.of(outcome)
         if rows.empty:

@@ -141,7 +141,8 @@ def test_a_busier_machine_fails_raw_and_passes_normalised(tmp_path, capsys):
     new = same_code(tmp_path / "new", load=2.5, seed=100, env=busy)
     assert run_compare(old, new) == 1
     raw = capsys.readouterr().out
-    assert "slower (4):" in raw and "the calibration" in raw and "itself moved 2.45×" in raw
+    assert "WARNING: typical case: ratio 2.4" in raw and "the whole run moved" in raw
+    assert "slower (4):" in raw and "the calibration" in raw and "itself took 2.45× the time" in raw
     assert run_compare(old, new, "--normalise") == 0
     out = capsys.readouterr().out
     assert "NORMALISED" in out and "convnet/matmul[peak]" in out
@@ -241,3 +242,18 @@ def test_a_pytest_benchmark_save_without_raw_times_is_refused(tmp_path, capsys):
     old = write_save(tmp_path / "0001_a.json", [(case(16), noisy(0.01))], data=False)
     assert run_compare(old, old) == 2
     assert "--benchmark-save-data" in capsys.readouterr().err
+
+
+def test_a_calibration_caught_in_a_load_spike_is_called_out(tmp_path, capsys):
+    """Only the calibration was slow in the new run: normalised, every case looks faster, and
+    the header says the whole run moved rather than reporting it silently."""
+    old = same_code(tmp_path / "old")
+    new = write_run(
+        tmp_path / "new",
+        [(case(T), ("ok", noisy(BASE_S[T], seed=T + 7))) for T in BASE_S]
+        + [(case(**MATMUL), ("ok", noisy(0.050 * 2.0, seed=9)))],
+    )
+    assert run_compare(old, new, "--normalise") == 0
+    out = capsys.readouterr().out
+    assert "WARNING: typical case: ratio 0.5" in out and "measured at one moment" in out
+    assert run_compare(old, new) == 1  # raw: the calibration case itself is the one slower
