@@ -31,7 +31,7 @@ SIZES = {
 LATENCY = {
     "smoke": dict(batch=1, features=4, hidden=4, seq_lens=(16, 32, 64, 128, 256)),
     "cpu": dict(batch=1, features=4, hidden=4, seq_lens=(256, 512, 1024, 2048, 4096, 8192)),
-    "full": dict(batch=1, features=4, hidden=4, seq_lens=(1024, 2048, 4096, 8192, 16384, 32768)),
+    "full": dict(batch=1, features=4, hidden=4, seq_lens=(1024, 2048, 4096, 8192, 16384)),
 }
 OUT_FEATURES = 8
 

@@ -41,8 +41,8 @@ SIZES = {
         batch=128,
         image=32,
         width=64,
-        train=(4, 16, 64, 128),
-        forward=(4, 16, 64, 128),
+        train=(4, 16, 64),
+        forward=(4, 16, 64),
         variants=tuple(VARIANTS),
     ),
 }
