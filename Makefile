@@ -14,7 +14,7 @@ ARGS ?=
 ifeq ($(origin PYTHON),command line)
   # Use the given interpreter as it is; import the packages from this checkout.
   RUN := PYTHONPATH=$(CURDIR) $(PYTHON)
-  ENV :=
+  ENV := deps
 else
   RUN := $(VENV)/bin/python
   ENV := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
@@ -24,8 +24,8 @@ endif
 LATEST_PYTHON_VERSION ?= 3.12
 LATEST_VENV ?= .venv-latest
 
-.PHONY: help env test test-latest test-matrix test-slow test-all bench bench-pytest compare \
-	lint format clean
+.PHONY: help env deps test test-latest test-matrix test-slow test-all bench bench-pytest compare \
+	compare-pytest lint format clean
 
 help:
 	@echo "make bench        run the benchmark (profile chosen by device) into results/<run_id>/"
@@ -34,11 +34,18 @@ help:
 	@echo "make test-matrix  both legs, as CI runs them"
 	@echo "make test-slow    run only the slow tests"
 	@echo "make bench-pytest time the workloads with pytest-benchmark and save the run"
-	@echo "make compare      compare the last two pytest-benchmark runs (fails on regression)"
+	@echo "make compare      compare the last two runs in results/ (fails on a regression)"
+	@echo "make compare-pytest  the same for the last two pytest-benchmark saves"
 	@echo "make lint         ruff check + format check"
 	@echo "Options: PYTHON=python3 (use an existing interpreter), EXTRAS=dev,cuda, ARGS='...'"
 
 env: $(ENV)
+
+# With PYTHON=...: stop in one line when that interpreter lacks a dependency (bench/deps.py).
+# The probe runs only when a target needs it ($(error) in a recipe expands only then).
+DEPS_MISSING = $(shell $(RUN) -m bench.deps 2>&1; true)
+deps:
+	$(if $(DEPS_MISSING),$(error make: $(DEPS_MISSING)))
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -70,15 +77,21 @@ test-all: $(ENV)
 bench: $(ENV)
 	$(RUN) -m bench run $(ARGS)
 
-# pytest-benchmark: time the registered workloads (smoke sizes) and save the run;
-# `make compare` then compares the last two saves (THRESHOLD: allowed median growth).
+# pytest-benchmark: time the registered workloads (smoke sizes) and save the run with its raw
+# times (--benchmark-save-data: compare tests significance on them).
+# `make compare` compares the last two run folders in results/, `make compare-pytest` the last
+# two pytest-benchmark saves (THRESHOLD: the median growth a significant slowdown must exceed).
 THRESHOLD ?= 0.10
 bench-pytest: $(ENV)
 	$(RUN) -m pytest tests/benchmarks -m bench --benchmark-enable \
-		--benchmark-storage=results/pytest-benchmark --benchmark-autosave $(ARGS)
+		--benchmark-storage=results/pytest-benchmark --benchmark-autosave \
+		--benchmark-save-data $(ARGS)
 
 compare: $(ENV)
 	$(RUN) -m bench compare --threshold $(THRESHOLD) $(ARGS)
+
+compare-pytest: $(ENV)
+	$(RUN) -m bench compare --pytest-benchmark --threshold $(THRESHOLD) $(ARGS)
 
 lint: $(ENV)
 	$(RUN) -m ruff check .

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench import records
-from bench.workloads import IDENTITY, case_key
+from bench.workloads import IDENTITY, SIZE_FIELDS, case_key
 
 # Run-context fields joined onto every row.
 ENV_FIELDS = ("git_sha", "git_dirty", "jax", "jaxlib", "flax", "backend", "host_cpu", "profile")
@@ -250,19 +250,16 @@ def load_pytest_benchmark(path: str | pathlib.Path) -> pd.DataFrame:
     """A pytest-benchmark JSON file as rows shaped like ``measurements.csv``.
 
     The benchmark tests store the case identity in ``extra_info``; timing statistics map to
-    the ``time_*`` columns (pytest-benchmark's ``iqr`` and ``median``, in seconds).
+    the ``time_*`` columns (pytest-benchmark's ``iqr`` and ``median``, in seconds). An entry
+    without the identity (:data:`PYTEST_BENCHMARK_IDENTITY`) is refused: it could only be
+    matched by its test name, which is not the case identity.
     """
     path = pathlib.Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise SchemaError(f"{path}: not readable as JSON: {e}") from None
-    if "benchmarks" not in data:
-        raise SchemaError(f"{path}: no 'benchmarks' key: not a pytest-benchmark file")
+    data = _read_pytest_benchmark(path)
     machine = data.get("machine_info", {})
     rows = []
     for b in data["benchmarks"]:
-        info, stats = b.get("extra_info", {}), b.get("stats", {})
+        info, stats = b["extra_info"], b.get("stats", {})
         row = {c: info.get(c) for c in records.COLUMNS if c in info}
         row.update(
             run_id=data.get("datetime"),
@@ -283,10 +280,54 @@ def load_pytest_benchmark(path: str | pathlib.Path) -> pd.DataFrame:
     return df
 
 
-def compare(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
-    """Median time of each case in ``new`` over the same case in ``old`` (ok rows only)."""
-    keys = list(IDENTITY)
-    ok = lambda df: df[df.status == "ok"][keys + ["time_median_s"]]  # noqa: E731
-    merged = ok(old).merge(ok(new), on=keys, suffixes=("_old", "_new"))
-    merged["ratio"] = merged.time_median_s_new / merged.time_median_s_old
-    return merged.sort_values("ratio", ascending=False, ignore_index=True)
+PYTEST_BENCHMARK_IDENTITY = tuple(c for c in IDENTITY if c not in SIZE_FIELDS)
+"""The identity columns every pytest-benchmark entry must carry in ``extra_info`` (the sizes
+are there only where the case has them)."""
+
+
+def _read_pytest_benchmark(path: pathlib.Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SchemaError(f"{path}: not readable as JSON: {e}") from None
+    if not isinstance(data, dict) or "benchmarks" not in data:
+        raise SchemaError(f"{path}: no 'benchmarks' key: not a pytest-benchmark file")
+    for b in data["benchmarks"]:
+        info = b.get("extra_info") or {}
+        missing = [c for c in PYTEST_BENCHMARK_IDENTITY if info.get(c) is None]
+        if missing:
+            raise SchemaError(
+                f"{path}: benchmark {b.get('name')!r} has no {', '.join(missing)} in extra_info: "
+                "without the case identity (bench.workloads.IDENTITY) it cannot be matched "
+                "(tests/benchmarks/test_workloads.py records it)"
+            )
+    return data
+
+
+def load_pytest_benchmark_samples(path: str | pathlib.Path) -> pd.DataFrame:
+    """The raw times of a pytest-benchmark save, shaped like ``samples.csv``.
+
+    pytest-benchmark keeps them (``stats.data``) only when saved with
+    ``--benchmark-save-data``, as ``make bench-pytest`` does; a save without them is refused.
+    """
+    path = pathlib.Path(path)
+    data = _read_pytest_benchmark(path)
+    rows = []
+    for b in data["benchmarks"]:
+        times = b.get("stats", {}).get("data")
+        if not times:
+            raise SchemaError(
+                f"{path}: benchmark {b.get('name')!r} has no raw times (stats.data): "
+                "save with --benchmark-save-data (make bench-pytest does)"
+            )
+        identity = {c: b["extra_info"].get(c) for c in IDENTITY}
+        rows += [
+            {"run_id": data.get("datetime"), **identity, "repeat": i, "time_s": t}
+            for i, t in enumerate(times)
+        ]
+    df = pd.DataFrame(rows, columns=list(records.SAMPLE_COLUMNS))
+    for name, dtype in records.SAMPLE_COLUMNS.items():
+        df[name] = (
+            df[name].astype(dtype) if dtype == "string" else pd.to_numeric(df[name]).astype(dtype)
+        )
+    return df

@@ -8,15 +8,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import pathlib
 import sys
 
 import jax
 import pandas as pd
 
-from bench import plan, records, report, runner
-from bench.analysis import SchemaError, compare, load, load_env
+from bench import estimate, plan, records, report, runner
+from bench.analysis import SchemaError, load_env
 from bench.calibration import calibrate
+from bench.compare import (
+    PROBLEMS,
+    THRESHOLD,
+    CompareError,
+    compare,
+    last_runs,
+    last_saves,
+    open_run,
+    render,
+)
 from bench.config import RunConfig
 from bench.data import DataError, load_mnist_npz
 from bench.sharding import maybe_initialize_distributed, process_suffix
@@ -33,7 +44,13 @@ from bench.workloads import (
     suites,
 )
 
+DESCRIPTION = "seqdepth-bench: time, verify and compare the models of the CSE 891 HW3 solution."
+EPILOG = """`python -m bench COMMAND --help` shows a command's options.
+Exit status: 0 done; 1 compare found a regression; 2 bad input (one line on stderr);
+130 interrupted (finished cases are kept)."""
+
 RESULTS = pathlib.Path("results")
+LATEST = "latest"  # results/latest: a link to the run folder created last
 BENCHMARK_STORAGE = RESULTS / "pytest-benchmark"  # where `make bench-pytest` saves
 
 
@@ -62,8 +79,33 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _run_name(text: str) -> str:
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    if not text or text[0] in ".-" or not set(text) <= allowed or text == LATEST:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a run name is letters, digits, '.', '_' and '-', not starting with "
+            f"'.' or '-', and not {LATEST!r}"
+        )
+    return text
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number ≥ 0, got {text}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p = _Parser(
+        prog="python -m bench",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="measure suites into a new run folder")
@@ -96,6 +138,17 @@ def parser() -> argparse.ArgumentParser:
         type=pathlib.Path,
         default=RESULTS,
         help="parent folder of the run folder (default: results/)",
+    )
+    run.add_argument(
+        "--name",
+        type=_run_name,
+        help="name of the new run folder (default: UTC time and git sha); refused if it exists",
+    )
+    run.add_argument(
+        "--allow-slow",
+        action="store_true",
+        help="run a profile larger than the device suits (e.g. full on a CPU), which is "
+        "otherwise refused with its estimated time",
     )
     run.add_argument(
         "--repeats",
@@ -154,21 +207,48 @@ def parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="re-render report.md (and plots) of a run folder")
     report.add_argument("run_dir", type=pathlib.Path)
 
-    cmp = sub.add_parser("compare", help="compare two runs' median times; exit 1 on regression")
+    cmp = sub.add_parser(
+        "compare",
+        help="compare two runs case by case; exit 1 on a regression, 2 if they cannot be",
+        description="Lists the cases that broke (ok → another status), vanished or appeared, "
+        "and those significantly slower (or faster) by more than the threshold: the 95% "
+        "bootstrap interval of the ratio of median times, from the raw samples, lies above "
+        "1 + threshold. Exit 0: no regression; 1: a regression; 2: could not compare.",
+    )
     cmp.add_argument(
         "runs",
         nargs="*",
         type=pathlib.Path,
         metavar="RUN",
-        help="old and new run (run folder or pytest-benchmark JSON); default: "
-        f"the last two saved in {BENCHMARK_STORAGE}/",
+        help="old and new run: run folders, or pytest-benchmark saves (JSON); default: "
+        f"the two run folders under {RESULTS}/ started last",
     )
     cmp.add_argument(
         "--threshold",
-        type=float,
-        default=0.10,
-        help="fail when a case's median grows by more than this fraction (default 0.10)",
+        type=_threshold,
+        default=THRESHOLD,
+        help="a slowdown must exceed this fraction, significantly (default %(default)s)",
     )
+    cmp.add_argument(
+        "--normalise",
+        "--normalize",
+        action="store_true",
+        help="divide each run's times by its own calibration (env.json's matmul rate, else "
+        "the matmul/peak case) before comparing: the machine's speed cancels",
+    )
+    cmp.add_argument(
+        "--pytest-benchmark",
+        action="store_true",
+        help=f"with no RUN: the last two pytest-benchmark saves in {BENCHMARK_STORAGE}/",
+    )
+    cmp.add_argument(
+        "--allow",
+        action="append",
+        choices=PROBLEMS,
+        default=[],
+        help="do not fail on cases with this outcome (repeatable; e.g. --allow appeared)",
+    )
+    cmp.add_argument("--all", action="store_true", help="also list every timed case's ratio")
 
     lst = sub.add_parser("list", help="list suites, or the cases of a profile")
     lst.add_argument("--profile", metavar="|".join(PROFILES))
@@ -194,7 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = parser().parse_args(argv)
-        return COMMANDS[args.command](args, argv)
+        status = COMMANDS[args.command](args, argv)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+        return status
+    except BrokenPipeError:
+        # The reader of stdout went away (`python -m bench list | head`): stop quietly, as a
+        # command killed by SIGPIPE would, and keep Python's exit flush from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except ConfigError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
@@ -236,11 +323,21 @@ def cmd_run(args, argv) -> int:
     keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
     check_devices(config.devices)
     use_compile_cache(config.compile_cache)
-    run_id = records.new_run_id() + process_suffix()
+    backend = jax.default_backend()
+    slow = estimate.check(
+        chosen, config.profile, backend, allowed=args.allow_slow, flag="--allow-slow"
+    )
+    run_id = (args.name or records.new_run_id()) + process_suffix()
+    if args.name and (args.out / run_id).exists():
+        raise ConfigError(f"--name {args.name}: {args.out / run_id} exists already")
+    if slow:
+        print(f"bench: {slow}", file=sys.stderr)
     run_dir = records.create_run_dir(args.out, run_id)
     with _writing(run_dir), records.RunLock(run_dir):
         env = records.environment(run_id, config, ["python -m bench", *argv])
+        env["load_avg_start"] = _load_avg()
         records.write_json(run_dir / "env.json", env)
+        point_latest(args.out, run_dir)
         return _measure(config, run_id, run_dir, env, keep)
 
 
@@ -249,6 +346,8 @@ def _resume(args, argv) -> int:
     how it measures are refused; ``--model`` / ``--variant`` / ``--no-experiments`` narrow
     this session only. Everything is checked under the folder's lock, before any write."""
     run_dir = args.resume
+    if args.name or args.allow_slow:
+        raise ConfigError("--name and --allow-slow are for a new run, not --resume")
     if not (run_dir / "env.json").is_file():
         raise ConfigError(f"--resume {run_dir}: not a run folder (no env.json)")
     with _writing(run_dir), records.RunLock(run_dir):
@@ -317,7 +416,7 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None) -> int:
             env=env,
             experiments=experiments,
         )
-        records.end_session(run_dir, env=load_env(run_dir))
+        records.end_session(run_dir, env={**load_env(run_dir), "load_avg_finish": _load_avg()})
         path = report.render(run_dir)
     print(f"results in {run_dir}/ (report: {path})")
     if outcome.left:
@@ -334,6 +433,28 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None) -> int:
         )
         return 1
     return 0
+
+
+def _load_avg() -> list[float] | None:
+    """The machine's 1, 5 and 15-minute load averages (what else was running), if known."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def point_latest(parent: pathlib.Path, run_dir: pathlib.Path) -> None:
+    """Point ``parent/latest`` at ``run_dir``: a relative symbolic link, so ``results/latest``
+    works as a run folder for every command and survives moving ``results/``; replaced
+    atomically (a new link renamed over the old one)."""
+    link, tmp = parent / LATEST, parent / f".{LATEST}.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_dir.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        print(f"bench: note: {link} not updated ({e})", file=sys.stderr)
 
 
 def check_data(path: str) -> None:
@@ -364,27 +485,32 @@ def cmd_report(args, argv) -> int:
 
 
 def cmd_compare(args, argv) -> int:
-    runs = args.runs or sorted(BENCHMARK_STORAGE.glob("*/*.json"))[-2:]
+    if args.runs:
+        runs = args.runs
+    elif args.pytest_benchmark:
+        runs = last_saves(BENCHMARK_STORAGE)
+    else:
+        runs = last_runs(RESULTS)
     if len(runs) != 2:
+        where = BENCHMARK_STORAGE if args.pytest_benchmark and not args.runs else RESULTS
         raise ConfigError(
-            f"compare needs two runs, found {len(runs)} (run `make bench-pytest` "
-            "twice, or name two run folders)"
+            f"compare needs two runs, found {len(runs)}"
+            + ("" if args.runs else f" in {where}/")
+            + " (name two run folders or pytest-benchmark saves)"
         )
     try:
-        old, new = load(runs[0]), load(runs[1])
-    except SchemaError as e:
-        raise ConfigError(str(e)) from None
-    result = compare(old, new)
-    if result.empty:
-        raise ConfigError(f"{runs[0]} and {runs[1]} have no case in common")
-    print(f"old: {runs[0]}\nnew: {runs[1]}\n")
-    print(report.table(result))
-    worse = result[result.ratio > 1 + args.threshold]
-    if not worse.empty:
-        print(f"{len(worse)} case(s) slower by more than {args.threshold:.0%} (median)")
-        return 1
-    print(f"no case slower by more than {args.threshold:.0%} (median)")
-    return 0
+        old, new = open_run(runs[0]), open_run(runs[1])
+        result = compare(
+            old,
+            new,
+            threshold=args.threshold,
+            normalise=args.normalise,
+            allow=tuple(args.allow),
+        )
+    except CompareError as e:
+        raise ConfigError(f"cannot compare: {e}") from None
+    print(render(result, every=args.all))
+    return result.exit_code
 
 
 def cmd_list(args, argv) -> int:

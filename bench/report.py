@@ -1,23 +1,36 @@
 """``report.md`` for a run folder, rendered from its CSVs alone (so it can be re-rendered).
 
 Rendering also writes ``fits.csv`` (see :mod:`bench.fits`), ``claims_derived.csv`` and the
-PNG plots (:mod:`bench.plots`). Sections: run context; claims (verdicts from the claims'
-experiments and from the measurements, ``bench.claims``); variant ratios (each variant's
-median time and work over its suite's baseline variant, same sizes); achieved FLOP/s; the
-data-parallel scaling table; fits; all measurements; failures. Tables are GitHub markdown;
-numbers keep 3 significant digits.
+PNG plots (:mod:`bench.plots`). The report opens with a summary a reader can act on in ten
+seconds: the verdict counts, one line per claim and measure (the claim in plain words, its
+verdict and the figure that decided it), the headline ratio of each suite, and the cases too
+noisy to trust (IQR above :data:`NOISY_IQR` of the median). The evidence follows: each
+claim's rule and measurements in full; variant ratios (each variant's median time and work
+over its suite's baseline variant, same sizes); achieved FLOP/s; the data-parallel scaling
+table; fits; plots; all measurements; failures. Tables are GitHub markdown, numbers keep 3
+significant digits, and no cell holds more than :data:`MAX_CELL` characters (the CSVs keep
+the full text).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
+import re
 
 import numpy as np
 import pandas as pd
 
 from bench import analysis, claims, fits, plots, records
 from bench.workloads import SIZE_FIELDS, suites
+
+NOISY_IQR = 0.25
+"""A case whose interquartile range of raw times exceeds this fraction of its median is listed
+as too noisy to trust (its ratios and fits carry that noise)."""
+MAX_CELL = 160
+"""The longest text a table cell shows; longer text is cut at a word with "…"."""
+CLAIMS_DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "claims.md"
 
 
 def _fmt(v) -> str:
@@ -28,14 +41,25 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def table(df: pd.DataFrame, columns: list[str] | None = None) -> str:
+def shorten(text: str, limit: int = MAX_CELL) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters, ending in "…"."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    return (cut[: cut.rfind(" ")] if " " in cut[limit // 2 :] else cut).rstrip(" ,;:") + "…"
+
+
+def table(df: pd.DataFrame, columns: list[str] | None = None, max_cell: int | None = None) -> str:
     columns = columns or list(df.columns)
     if df.empty:
         return "_(none)_\n"
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for rec in df[columns].to_dict("records"):
-        cells = [_fmt(rec[c]).replace("|", "\\|").replace("\n", " ") for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+        cells = [_fmt(rec[c]).replace("\n", " ") for c in columns]
+        if max_cell:
+            cells = [shorten(c, max_cell) for c in cells]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -406,6 +430,153 @@ def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) 
     )
 
 
+def claim_texts(path: pathlib.Path = CLAIMS_DOC) -> dict[str, str]:
+    """Each claim in plain words: the "the claim, in our words" column of the table in
+    ``docs/claims.md`` (empty where the document is not beside the package)."""
+    if not path.exists():
+        return {}
+    texts = {}
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and re.fullmatch(r"C\d+", cells[0]):
+            texts.setdefault(cells[0], cells[2])
+    return texts
+
+
+def first_clause(text: str) -> str:
+    """The text up to its first ``;`` outside brackets: the figure a verdict's ``measured``
+    leads with."""
+    depth = 0
+    for i, ch in enumerate(str(text)):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == ";" and depth == 0:
+            return str(text)[:i]
+    return str(text)
+
+
+def _anchor(claim: str) -> str:
+    return f"claim-{claim.lower()}"
+
+
+def verdict_summary(every: pd.DataFrame) -> str:
+    """The verdict counts and one line per claim and measure."""
+    counts = every.verdict.value_counts()
+    tally = " · ".join(f"{counts.get(v, 0)} {v}" for v in records.VERDICTS)
+    lines = [
+        f"**Verdicts:** {tally} ({len(every)} rows over {every.claim.nunique()} claims; a "
+        "claim about sequential steps has one row per measure)\n\n"
+    ]
+    texts = claim_texts()
+    rows = pd.DataFrame(
+        {
+            "claim": [f"[{c}](#{_anchor(c)})" for c in every.claim],
+            "verdict": every.verdict,
+            "the seed's claim": [
+                texts.get(c, chk) for c, chk in zip(every.claim, every.check, strict=True)
+            ],
+            "measure": every.measure,
+            "decided by": [first_clause(m) for m in every.measured],
+        }
+    )
+    lines.append(table(rows, max_cell=110))
+    return "".join(lines)
+
+
+def claim_details(every: pd.DataFrame, limit: int = 700) -> str:
+    """Each claim's row in full, as paragraphs: what was checked, the rule, the numbers."""
+    parts, seen = [], set()
+    for rec in every.to_dict("records"):
+        anchor = "" if rec["claim"] in seen else f'<a id="{_anchor(rec["claim"])}"></a>\n'
+        seen.add(rec["claim"])
+        slip = f" ({rec['slip']})" if rec.get("slip") and not pd.isna(rec["slip"]) else ""
+        parts.append(
+            f"\n{anchor}### {rec['claim']} · {rec['verdict']}{slip} · {rec['measure']}\n\n"
+            f"{_fmt(rec['statement']) or '_(no statement)_'}\n\n"
+            f"- checked: {_fmt(rec['check'])}\n"
+            f"- rule: {_fmt(rec['rule'])}\n"
+            f"- measured: {shorten(_fmt(rec['measured']), limit)}"
+            + (" (full text: `claims.csv`)" if len(_fmt(rec["measured"])) > limit else "")
+            + "\n"
+        )
+    return "".join(parts)
+
+
+def _geomean(x: pd.Series) -> float:
+    return float(math.exp(x.astype(float).apply(math.log).mean()))
+
+
+def headlines(
+    df: pd.DataFrame, ratios: pd.DataFrame, peak: pd.DataFrame, scaling: pd.DataFrame
+) -> list[str]:
+    """One line per suite: its compared variants' time over the baseline's (geometric mean
+    over the matched sizes, with the range), or its FLOP-rate fraction, or its scaling."""
+    lines = []
+    for suite in sorted(df.suite.dropna().unique()):
+        parts = []
+        mine = ratios[ratios.suite == suite] if not ratios.empty else ratios
+        for (mode, base), group in mine.groupby(["mode", "baseline"]) if not mine.empty else ():
+            each = [
+                f"{variant} {_geomean(g.ratio):.3g}× "
+                + (
+                    f"({len(g)} cases, {g.ratio.min():.3g}–{g.ratio.max():.3g})"
+                    if len(g) > 1
+                    else "(1 case)"
+                )
+                for variant, g in group.groupby("variant")
+            ]
+            parts.append(f"{mode}, time over {base}: " + "; ".join(each))
+        mine = peak[peak.suite == suite] if not peak.empty else peak
+        if not mine.empty:
+            best = mine.sort_values("fraction").iloc[-1]
+            parts.append(
+                f"{best['model']} {best['mode']} reaches {best['fraction']:.0%} of the "
+                f"matmul's {best['matmul_gflop_per_s']:.3g} GFLOP/s"
+                + (f" (best of {len(mine)} cases)" if len(mine) > 1 else "")
+            )
+        if suite == "scaling" and not scaling.empty:
+            for kind, g in scaling.groupby("kind"):
+                top = g.sort_values("n_devices").iloc[-1]
+                efficiency, n = top["efficiency"], top["n_devices"]
+                if n > 1:
+                    parts.append(f"{kind} scaling efficiency {efficiency:.2f} at {n} devices")
+                else:
+                    parts.append(f"{kind} scaling: one device only, nothing to scale")
+        lines.append(f"- **{suite}**: " + (" · ".join(parts) or "no variant compared here"))
+    return lines
+
+
+def noisy_cases(df: pd.DataFrame, limit: int = 12) -> str:
+    """The ok cases whose IQR exceeds :data:`NOISY_IQR` of the median, worst first."""
+    ok = df[(df.status == "ok") & df.time_iqr_s.notna() & (df.time_median_s > 0)]
+    spread = (ok.time_iqr_s / ok.time_median_s).astype(float)
+    noisy = ok.assign(spread=spread)[spread > NOISY_IQR].sort_values("spread", ascending=False)
+    head = (
+        f"**Too noisy to trust** (IQR of the raw times above {NOISY_IQR:.0%} of the median): "
+        f"{len(noisy)} of {len(ok)} timed cases"
+    )
+    if noisy.empty:
+        return head + ".\n"
+    items = [
+        f"- {_case_label(r)}: IQR {r['spread']:.0%} of {r['time_median_s'] * 1e3:.3g} ms\n"
+        for r in noisy.head(limit).to_dict("records")
+    ]
+    if len(noisy) > limit:
+        items.append(f"- and {len(noisy) - limit} more (`measurements.csv`: time_iqr_s)\n")
+    return head + ":\n\n" + "".join(items)
+
+
+def _case_label(rec: dict) -> str:
+    sizes = " ".join(f"{f}={rec[f]}" for f in SIZE_FIELDS if not pd.isna(rec[f]))
+    return f"{rec['suite']}/{rec['variant']} {rec['mode']} {sizes}"
+
+
+def _load(env: dict) -> str:
+    loads = [env.get("load_avg_start"), env.get("load_avg_finish")]
+    shown = [f"{x[0]:.2g}" for x in loads if x]
+    return f"; load average {' → '.join(shown)}" if shown else ""
+
+
 def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     """Write ``run_dir/report.md`` from the run's CSVs and env.json; returns its path."""
     run_dir = pathlib.Path(run_dir)
@@ -414,8 +585,43 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     baselines = {name: s.baselines for name, s in suites().items()}
     run_suites = set(df.suite.dropna()) | set(env.get("suites", ()))
 
-    parts = [f"# Run {env.get('run_id') or run_dir.name}\n"]
+    fitted = fits.fit(df)
+    fitted.to_csv(run_dir / "fits.csv", index=False)
+    every = claims_table(run_dir, df, fitted)
+    ratios = variant_ratios(df, baselines)
+    peak = peak_fractions(df)
+    scaling = scaling_table(df)
+    failed = df[df.status != "ok"]
+
+    parts = [f"# Run {env.get('run_id') or run_dir.name}\n\n"]
     parts.append(
+        f"{env['device_count']} × {env['device_kind']} ({env['backend']}), host CPU "
+        f"{env['host_cpu']} ({env['host_cpu_count']} cores); jax {env['jax']}, flax "
+        f"{env['flax']}; profile {env['profile']}; git {str(env.get('git_sha'))[:10]}"
+        f"{' (dirty)' if env.get('git_dirty') else ''}; started {env['started_utc']}"
+        f"{', finished ' + env['finished_utc'] if env.get('finished_utc') else ' (unfinished)'}"
+        f"{_load(env)}. Details: [Run context](#run-context).\n"
+    )
+    parts.append("\n## Summary\n\n")
+    if not every.empty:
+        parts.append(verdict_summary(every))
+    cases = f"**Cases:** {len(df)} timed, {(df.status == 'ok').sum()} ok"
+    if not failed.empty:
+        counts = failed.status.value_counts()
+        cases += (
+            ", "
+            + ", ".join(f"{n} {status}" for status, n in counts.items())
+            + " (see [Cases that did not produce a time](#cases-that-did-not-produce-a-time))"
+        )
+    parts.append(f"\n{cases}.\n\n")
+    parts.append(
+        "**Headline per suite** (median time ratio of each variant over the suite's baseline at "
+        "equal sizes and model, < 1 is faster; geometric mean over the matched cases, range in "
+        "brackets):\n\n" + "\n".join(headlines(df, ratios, peak, scaling)) + "\n\n"
+    )
+    parts.append(noisy_cases(df))
+    parts.append(
+        "\n## Run context\n\n"
         f"- device: {env['device_count']} × {env['device_kind']} ({env['backend']}); "
         f"host CPU: {env['host_cpu']} ({env['host_cpu_count']} cores)\n"
         f"- jax {env['jax']}, jaxlib {env['jaxlib']}, flax {env['flax']}, optax {env['optax']}, "
@@ -423,26 +629,23 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
         f"- profile: {env['profile']}; git {str(env.get('git_sha'))[:10]}"
         f"{' (dirty)' if env.get('git_dirty') else ''}; started {env['started_utc']}"
         f"{'; finished ' + env['finished_utc'] if env.get('finished_utc') else ' (unfinished)'}\n"
-        f"- cases: {len(df)} ({(df.status == 'ok').sum()} ok)\n"
+        f"- command: `{env.get('command', '')}`\n"
     )
-    fitted = fits.fit(df)
-    fitted.to_csv(run_dir / "fits.csv", index=False)
-    every = claims_table(run_dir, df, fitted)
     if not every.empty:
-        parts.append("\n## Claims of the seed\n\n")
-        parts.append(table(every, ["claim", "verdict", "measure", "measured", "rule", "statement"]))
-    ratios = variant_ratios(df, baselines)
+        parts.append(
+            "\n## Claims in detail\n\nEach claim's verdict row in full (also in `claims.csv` and "
+            "`claims_derived.csv`; the rules: `docs/claims.md`).\n"
+        )
+        parts.append(claim_details(every))
     if not ratios.empty:
         parts.append(
             "\n## Variants against their baseline (median time ratio, <1 is faster; work ratio "
             "from the jaxpr, explained by the note where it is not ≈ 1)\n\n"
         )
-        parts.append(table(ratios))
-    peak = peak_fractions(df)
+        parts.append(table(ratios, max_cell=MAX_CELL))
     if not peak.empty:
         parts.append("\n## Achieved FLOP/s against a large matmul on the same device\n\n")
         parts.append(table(peak))
-    scaling = scaling_table(df)
     if not scaling.empty:
         parts.append("\n## Data-parallel scaling (efficiency: strong t1/(N·tN), weak t1/tN)\n\n")
         parts.append(table(scaling))
@@ -462,7 +665,9 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     parts.append(trained_section(run_dir, df))
     parts.append(deer_section(run_dir, df))
     parts.append(limits_section(env, df, fitted))
-    pngs = plots.render(run_dir, df, curves)
+    samples_csv = run_dir / "samples.csv"
+    samples = analysis.load_samples(samples_csv) if samples_csv.exists() else None
+    pngs = plots.render(run_dir, df, curves, samples)
     if pngs:
         parts.append("\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in pngs))
     ok = df[df.status == "ok"].copy()
@@ -487,12 +692,15 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
             "note",
         ]
         cols = [c for c in cols if c in ok and ok[c].notna().any()]
-        parts.append("\n## Measurements\n\n" + table(ok, cols))
-    failed = df[df.status != "ok"]
+        parts.append("\n## Measurements\n\n" + table(ok, cols, max_cell=MAX_CELL))
     if not failed.empty:
         parts.append("\n## Cases that did not produce a time\n\n")
         parts.append(
-            table(failed, ["suite", "model", "variant", "mode", *_sizes(failed), "status", "error"])
+            table(
+                failed,
+                ["suite", "model", "variant", "mode", *_sizes(failed), "status", "error"],
+                max_cell=MAX_CELL,
+            )
         )
     path = run_dir / "report.md"
     path.write_text("".join(parts))

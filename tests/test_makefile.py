@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from bench import analysis
+from tests.bench.helpers import only_run
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -24,7 +25,7 @@ def test_make_bench_with_an_existing_interpreter_writes_a_report_with_counts(tmp
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    (run_dir,) = tmp_path.iterdir()
+    run_dir = only_run(tmp_path)
     assert (run_dir / "report.md").exists()
     df = analysis.load(run_dir)
     ok = df[df.status == "ok"]

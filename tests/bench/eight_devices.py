@@ -13,6 +13,7 @@ from jax.sharding import PartitionSpec
 from bench.report import scaling_table
 from bench.sharding import shard_workload
 from bench.workloads import suites
+from tests.bench.helpers import only_run
 
 EIGHT = 8
 assert jax.device_count() == EIGHT, "run with JAX_NUM_CPU_DEVICES=8"
@@ -86,7 +87,7 @@ class TestOnEightDevices:
 
         argv = ["run", "--suite", "scaling", "--profile", "smoke", "--out", str(tmp_path)]
         assert main(argv) == 0
-        (run_dir,) = tmp_path.iterdir()
+        run_dir = only_run(tmp_path)
         df = analysis.load(run_dir)
         assert (df.suite == "scaling").all() and (df.status == "ok").all(), df.error
         strong, weak = df[df.variant == "strong"], df[df.variant == "weak"]
@@ -117,7 +118,7 @@ class TestOnEightDevices:
             "--no-experiments",
         ]
         assert main(argv) == 0
-        (run_dir,) = tmp_path.iterdir()
+        run_dir = only_run(tmp_path)
         df = analysis.load(run_dir)
         assert list(df.n_devices) == [1, 2, 4, 8, 1, 2, 4, 8]
 
@@ -129,7 +130,7 @@ class TestOnEightDevices:
 
         argv = ["run", "--profile", "smoke", "--devices", "8", "--no-experiments"]
         assert main([*argv, "--suite", "lstm", "--suite", "pixelcnn", "--out", str(tmp_path)]) == 0
-        (run_dir,) = tmp_path.iterdir()
+        run_dir = only_run(tmp_path)
         df = analysis.load(run_dir)
         assert (df.status == "ok").all(), df.error
         split = df[df.n_devices == 8]

@@ -93,6 +93,7 @@ def test_pytest_benchmark_json_loads_into_the_same_shape(tmp_path):
                             "mode": "train",
                             "batch": 2,
                             "seq_len": 4,
+                            "n_devices": 1,
                             "span_ops": 10,
                         },
                         "stats": {"rounds": 3, "median": 0.5, "min": 0.4, "max": 0.6, "iqr": 0.1},

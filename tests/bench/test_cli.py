@@ -9,6 +9,7 @@ from bench import analysis
 from bench.cli import main
 from bench.records import COLUMNS, SCHEMA_VERSION
 from bench.workloads import suites
+from tests.bench.helpers import only_run
 
 
 def test_run_writes_a_complete_run_folder(smoke_run):
@@ -115,6 +116,6 @@ def test_model_and_variant_filters_keep_only_those_cases(tmp_path):
         "--no-experiments",
     ]
     assert main(argv) == 0
-    (run_dir,) = tmp_path.iterdir()
+    run_dir = only_run(tmp_path)
     df = analysis.load(run_dir)
     assert set(df.variant) == {"manual-bwd"} and len(df) == 3  # train only, three T

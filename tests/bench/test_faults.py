@@ -25,6 +25,7 @@ from bench.analysis import SchemaError
 from bench.claims import Experiment, Verdict
 from bench.cli import main
 from bench.records import RunLock
+from tests.bench.helpers import only_run
 
 FAULTS_MODULE = "tests.bench.faults_suite"
 FAULT_SUITES = ("faults", "faults-hang", "faults-rude", "faults-crash", "faults-worker")
@@ -53,8 +54,7 @@ def small_run(tmp_path_factory):
         argv = ["run", "--suite", "faults", "--variant", "fine", "--variant", "build-error"]
         assert main([*argv, "--profile", "smoke", "--out", str(out), "--repeats", "3"]) == 0
         _forget_fault_suites()
-    (run_dir,) = out.iterdir()
-    return run_dir
+    return only_run(out)
 
 
 @pytest.fixture
@@ -62,11 +62,6 @@ def run_copy(small_run, tmp_path, faults):
     copy = tmp_path / small_run.name
     shutil.copytree(small_run, copy)
     return copy
-
-
-def _one_run(out: pathlib.Path) -> pathlib.Path:
-    (run_dir,) = out.iterdir()
-    return run_dir
 
 
 def _files(run_dir: pathlib.Path) -> dict[str, bytes]:
@@ -154,7 +149,7 @@ def test_cases_that_try_to_end_the_run_are_rows_and_the_sweep_goes_on(faults, tm
     argv = ["run", "--suite", "faults-rude", "--profile", "smoke", "--out", str(tmp_path)]
     assert main(argv) == 0
     df = assert_nothing_lost_or_invented(
-        _one_run(tmp_path), len(workloads.suites()["faults-rude"].cases("smoke"))
+        only_run(tmp_path), len(workloads.suites()["faults-rude"].cases("smoke"))
     )
     df = df.set_index("variant")
     assert df.loc["exits", ["status", "error"]].tolist() == ["error", "SystemExit: 0"]
@@ -202,7 +197,7 @@ def test_the_lock_of_a_killed_process_is_released_by_the_kernel(run_copy):
 def test_two_resumes_at_once_measure_each_missing_case_once(faults, tmp_path, capsys):
     argv = ["run", "--suite", "faults-worker", "--variant", "slow-start", "--variant", "after"]
     assert main([*argv, "--profile", "smoke", "--out", str(tmp_path)]) == 0
-    run_dir = _one_run(tmp_path)
+    run_dir = only_run(tmp_path)
     _drop_rows(run_dir, 0)
     first = _bench("run", "--resume", str(run_dir))
     _until(lambda: _locked(run_dir), first)
@@ -271,7 +266,7 @@ def test_a_case_that_killed_the_process_twice_is_recorded_as_crashed_and_skipped
     first = _bench("run", "--suite", "faults-crash", "--profile", "smoke", "--out", str(tmp_path))
     _, err = first.communicate(timeout=300)
     assert first.returncode == -signal.SIGABRT, err
-    run_dir = _one_run(tmp_path)
+    run_dir = only_run(tmp_path)
     assert json.loads((run_dir / records.IN_FLIGHT).read_text())["key"][2] == "aborts"
     again = _bench("run", "--resume", str(run_dir))
     _, err = again.communicate(timeout=300)
@@ -296,7 +291,7 @@ def test_a_case_that_killed_the_process_twice_is_recorded_as_crashed_and_skipped
 def test_case_timeout_counts_from_the_case_start_and_a_dead_worker_is_crashed(faults, tmp_path):
     argv = ["run", "--suite", "faults-worker", "--profile", "smoke", "--out", str(tmp_path)]
     assert main([*argv, "--case-timeout", "6"]) == 0
-    df = assert_nothing_lost_or_invented(_one_run(tmp_path), 4).set_index("variant")
+    df = assert_nothing_lost_or_invented(only_run(tmp_path), 4).set_index("variant")
     # 2 s of build plus a worker's start-up (a fresh JAX) would pass 6 s on a loaded machine:
     # the start-up is not the case's
     assert df.loc["slow-start", "status"] == "ok"
@@ -357,7 +352,7 @@ def test_a_failed_experiment_makes_the_run_incomplete_and_resume_replaces_its_er
     argv = ["run", "--suite", "faults-crash", "--variant", "fine", "--profile", "smoke"]
     assert main([*argv, "--out", str(tmp_path)]) == 1
     assert "the experiment of X1, X2 failed" in capsys.readouterr().err
-    run_dir = _one_run(tmp_path)
+    run_dir = only_run(tmp_path)
     failed = analysis.load_claims(run_dir / "claims.csv")
     assert failed.verdict.tolist() == ["ERROR", "ERROR"]
     assert "OSError: [Errno 28] No space left on device" in failed.measured[0]
@@ -393,7 +388,7 @@ def test_a_full_disk_is_one_line_and_resume_completes_the_run_after(
     monkeypatch.setattr(records.CsvAppender, "write", full_disk)
     argv = ["run", "--suite", "faults", "--profile", "smoke", "--out", str(tmp_path)]
     line = _one_line_exit_2(main(argv), capsys, "No space left on device", "--resume")
-    run_dir = _one_run(tmp_path)
+    run_dir = only_run(tmp_path)
     kept = (run_dir / "measurements.csv").read_text().splitlines()[1:3]
 
     monkeypatch.setattr(records.CsvAppender, "write", write)
@@ -638,7 +633,7 @@ def test_a_run_killed_at_any_moment_resumes_to_the_same_complete_folder(sig, mom
     proc = _bench(*argv)
 
     def reached():
-        runs = list(tmp_path.iterdir())
+        runs = [p for p in tmp_path.iterdir() if not p.is_symlink()]
         path = runs[0] / moment if runs else None
         if path is None or not path.exists():
             return False
@@ -647,7 +642,7 @@ def test_a_run_killed_at_any_moment_resumes_to_the_same_complete_folder(sig, mom
     _until(reached, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    run_dir = _one_run(tmp_path)
+    run_dir = only_run(tmp_path)
     if sig != signal.SIGKILL:
         assert proc.returncode in (0, 128 + sig), err  # 0: it had finished
         assert not (run_dir / records.IN_FLIGHT).exists()  # the user's stop is not a crash

@@ -10,6 +10,7 @@ from bench import analysis
 from bench.cli import main
 from bench.suites.trained import SIZES, trainees
 from models import mdrnn
+from tests.bench.helpers import only_run
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def trained_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("trained")
     argv = ["run", "--suite", "trained", "--profile", "smoke", "--no-experiments"]
     assert main([*argv, "--out", str(out)]) == 0
-    (run_dir,) = out.iterdir()
+    run_dir = only_run(out)
     return run_dir
 
 

@@ -1,0 +1,548 @@
+"""Compare two runs case by case: what broke, vanished or appeared, and what got slower.
+
+A run is a run folder (``measurements.csv``, ``samples.csv``, ``env.json``) or a
+pytest-benchmark save written with ``--benchmark-save-data`` (``make bench-pytest``), whose
+entries carry the case identity in ``extra_info`` and their raw times in ``stats.data``.
+Cases are matched by the one case identity, :func:`bench.workloads.case_key`. Each case gets
+one outcome:
+
+- ``broke``: ``ok`` in the old run, any other status in the new one;
+- ``vanished`` / ``appeared``: in one run only;
+- ``slower`` / ``faster``: ``ok`` in both, and the change is significant *and* beyond the
+  threshold (below);
+- ``unchanged``: ``ok`` in both, no significant change beyond the threshold;
+- ``fixed`` (not ok → ok), ``failing`` (not ok in both): reported, never a regression;
+- ``calibration``: the case a ``--normalise``'d comparison divides by (its ratio is 1).
+
+**The test.** For a case with raw samples ``a`` (old) and ``b`` (new), the ratio of medians
+``r = median(b) / median(a)`` is estimated with a 95% percentile bootstrap interval
+``[lo, hi]``: :data:`RESAMPLES` resamples of each run's samples with replacement, from a
+generator seeded by :data:`SEED` and the case's identity (the same inputs give the same
+answer). ``slower`` iff ``lo > 1 + threshold``: the new run is slower by more than the
+threshold with 97.5% confidence, so a difference the samples cannot resolve, or one within
+the threshold, never fails. ``faster`` iff ``hi < 1 / (1 + threshold)``. With fewer than
+:data:`MIN_SAMPLES` samples on either side a bootstrap says little, and the interval is the
+range of all ratios instead, ``[min(b) / max(a), max(b) / min(a)]``.
+
+**Normalising.** The samples of one case are taken back to back, so the interval above sees
+the noise within a case, not a machine that is busier in one run than in the other. With
+``normalise=True`` each run's times are divided by that run's own calibration, measured on
+the same machine in the same run: the device constant ``matmul_flops_per_s`` from
+``env.json["calibration"]`` where both runs have it (:mod:`bench.calibration`, measured as
+the run starts; one value, taken as exact), else the samples of the convnet suite's
+``matmul`` / ``peak`` case (a large float32 matmul). The ratio becomes
+``(median(b) / median(b_cal)) / (median(a) / median(a_cal))`` and the bootstrap resamples the
+calibration's samples too. Either is measured at one moment of the run: load that comes and
+goes during a run moves single cases past any calibration, and the header warns when a
+run's load average exceeded its cores.
+
+:func:`compare` returns a :class:`Comparison`; :func:`render` prints it with a header that
+says what differs between the two environments (host, device, versions, git, load).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from bench import analysis
+from bench.workloads import IDENTITY, SIZE_FIELDS, case_key
+
+THRESHOLD = 0.10
+"""Default: a case is slower when its median grew by more than this fraction (significantly)."""
+CONFIDENCE = 0.95
+"""Two-sided level of the bootstrap interval of the ratio of medians."""
+RESAMPLES = 2000
+MIN_SAMPLES = 5
+"""Fewer samples than this on either side: the interval is the range of all ratios."""
+SEED = 0
+CALIBRATION_CASE = {"model": "matmul", "variant": "peak"}
+"""The case that stands for the device's speed in a run (bench/suites/convnet.py)."""
+CALIBRATION_CONSTANT = "matmul_flops_per_s"
+"""The constant of ``env.json["calibration"]`` (measured as each run starts), preferred."""
+PROBLEMS = ("broke", "vanished", "appeared", "slower")
+"""Outcomes that make a comparison fail (exit status 1), unless allowed."""
+OUTCOMES = (*PROBLEMS, "faster", "fixed", "failing", "unchanged", "calibration")
+
+# Run context compared in the header: (label, key in the run's context).
+CONTEXT = (
+    ("host", "host"),
+    ("host CPU", "host_cpu"),
+    ("CPU cores", "host_cpu_count"),
+    ("backend", "backend"),
+    ("device", "device_kind"),
+    ("devices", "device_count"),
+    ("python", "python"),
+    ("jax", "jax"),
+    ("jaxlib", "jaxlib"),
+    ("flax", "flax"),
+    ("optax", "optax"),
+    ("numpy", "numpy"),
+    ("git", "git_sha"),
+    ("git dirty", "git_dirty"),
+    ("profile", "profile"),
+    ("repeats", "repeats"),
+    ("XLA_FLAGS", "XLA_FLAGS"),
+    ("JAX_* env", "jax_env"),
+    ("load avg at start", "load_avg_start"),
+    ("load avg at finish", "load_avg_finish"),
+)
+
+
+class CompareError(ValueError):
+    """Two runs that cannot be compared (the CLI exits 2)."""
+
+
+@dataclasses.dataclass
+class Run:
+    """One side of a comparison: its rows (``measurements.csv`` shape), raw samples per case
+    identity, run context, and where it came from."""
+
+    path: pathlib.Path
+    kind: str
+    rows: pd.DataFrame
+    samples: dict[tuple, np.ndarray]
+    context: dict
+
+    @property
+    def label(self) -> str:
+        parts = [self.kind, self.context.get("started_utc")]
+        sha = self.context.get("git_sha")
+        parts.append(f"git {str(sha)[:7]}" if sha else None)
+        return f"{self.path} ({', '.join(str(p) for p in parts if p)})"
+
+
+def open_run(path: str | pathlib.Path) -> Run:
+    """A run folder or a pytest-benchmark JSON save, with its raw samples."""
+    path = pathlib.Path(path)
+    try:
+        if path.is_dir():
+            return _open_run_folder(path)
+        if path.suffix == ".json":
+            return _open_pytest_benchmark(path)
+    except analysis.SchemaError as e:
+        raise CompareError(str(e)) from None
+    raise CompareError(f"{path}: not a run folder or a pytest-benchmark JSON save")
+
+
+def _samples_by_case(samples: pd.DataFrame) -> dict[tuple, np.ndarray]:
+    out: dict[tuple, list] = {}
+    for rec in samples.to_dict("records"):
+        out.setdefault(case_key(rec), []).append(float(rec["time_s"]))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _open_run_folder(path: pathlib.Path) -> Run:
+    env = analysis.load_env(path)
+    rows = analysis.load_measurements(path / "measurements.csv")
+    samples_path = path / "samples.csv"
+    samples = analysis.load_samples(samples_path) if samples_path.exists() else None
+    return Run(
+        path=path,
+        kind="run folder",
+        rows=rows,
+        samples={} if samples is None else _samples_by_case(samples),
+        context=env,
+    )
+
+
+def _open_pytest_benchmark(path: pathlib.Path) -> Run:
+    rows = analysis.load_pytest_benchmark(path)
+    samples = analysis.load_pytest_benchmark_samples(path)
+    data = json.loads(path.read_text())
+    machine, commit = data.get("machine_info", {}), data.get("commit_info", {})
+    cpu = machine.get("cpu", {})
+    context = {
+        "started_utc": data.get("datetime"),
+        "host": machine.get("node"),
+        "host_cpu": cpu.get("brand_raw"),
+        "host_cpu_count": cpu.get("count"),
+        "python": machine.get("python_version"),
+        "git_sha": commit.get("id"),
+        "git_dirty": commit.get("dirty"),
+        **machine.get("bench", {}),  # versions and device, see tests/benchmarks/conftest.py
+    }
+    return Run(path, "pytest-benchmark", rows, _samples_by_case(samples), context)
+
+
+# --- Calibration ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """A run's calibration: times that stand for the machine's speed in that run."""
+
+    what: str
+    samples: np.ndarray
+    key: tuple | None = None  # the calibration case's identity, when it is a case
+
+    @property
+    def median_s(self) -> float:
+        return float(np.median(self.samples))
+
+    def show(self) -> str:
+        """The reference in its own terms: a case's median time, or the calibrated rate."""
+        if self.key is None:
+            return f"{1 / self.median_s / 1e9:.3g} GFLOP/s"
+        return f"{_ms(self.median_s)} ms"
+
+
+def _is_calibration_case(rows: pd.DataFrame) -> pd.Series:
+    return (rows.model == CALIBRATION_CASE["model"]) & (rows.variant == CALIBRATION_CASE["variant"])
+
+
+def calibrations(old: Run, new: Run) -> tuple[Reference, Reference]:
+    """Each run's own calibration, the same kind for both (see the module docstring)."""
+    constants = [
+        (run.context.get("calibration") or {}).get(CALIBRATION_CONSTANT, {}).get("value")
+        for run in (old, new)
+    ]
+    if all(isinstance(c, int | float) and c > 0 for c in constants):
+        what = f"env.json calibration {CALIBRATION_CONSTANT}"
+        return tuple(Reference(what, np.array([1.0 / c])) for c in constants)
+    keys = []
+    for run in (old, new):
+        rows = run.rows[_is_calibration_case(run.rows) & (run.rows.status == "ok")]
+        keys.append({case_key(r) for r in rows.to_dict("records")} & set(run.samples))
+    common = sorted(keys[0] & keys[1], key=str)
+    if not common:
+        missing = [str(r.path) for r, k in zip((old, new), keys, strict=True) if not k]
+        raise CompareError(
+            "--normalise: no calibration in both runs (neither env.json "
+            f"calibration.{CALIBRATION_CONSTANT} nor an ok {CALIBRATION_CASE['model']}/"
+            f"{CALIBRATION_CASE['variant']} case with samples, e.g. `--suite convnet`) in "
+            + (", ".join(missing) or "both at the same sizes")
+        )
+    key = common[-1]  # the largest matmul both runs timed, when there are several
+    what = f"case {_label(key)}"
+    return tuple(Reference(what, run.samples[key], key) for run in (old, new))
+
+
+# --- The test ---------------------------------------------------------------------------------
+
+
+def _resampled_medians(x: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    if len(x) == 1:
+        return np.full(resamples, float(x[0]))
+    return np.median(x[rng.integers(0, len(x), size=(resamples, len(x)))], axis=1)
+
+
+def ratio_interval(
+    old: np.ndarray,
+    new: np.ndarray,
+    *,
+    seed: int = SEED,
+    resamples: int = RESAMPLES,
+    old_ref: np.ndarray | None = None,
+    new_ref: np.ndarray | None = None,
+) -> tuple[float, float, float]:
+    """``(ratio, lo, hi)``: the ratio of medians new/old (each divided by its run's reference
+    when given) and its :data:`CONFIDENCE` interval (see the module docstring)."""
+    one = np.ones(1)
+    old_ref = one if old_ref is None else np.asarray(old_ref, float)
+    new_ref = one if new_ref is None else np.asarray(new_ref, float)
+    old, new = np.asarray(old, float), np.asarray(new, float)
+    ratio = (np.median(new) / np.median(new_ref)) / (np.median(old) / np.median(old_ref))
+    if min(len(old), len(new)) < MIN_SAMPLES:
+        lo = (new.min() / new_ref.max()) / (old.max() / old_ref.min())
+        hi = (new.max() / new_ref.min()) / (old.min() / old_ref.max())
+        return float(ratio), float(lo), float(hi)
+    rng = np.random.default_rng(seed)
+    draws = (
+        _resampled_medians(new, rng, resamples) / _resampled_medians(new_ref, rng, resamples)
+    ) / (_resampled_medians(old, rng, resamples) / _resampled_medians(old_ref, rng, resamples))
+    tail = (1 - CONFIDENCE) / 2
+    lo, hi = np.quantile(draws, [tail, 1 - tail])
+    return float(ratio), float(lo), float(hi)
+
+
+def _case_seed(seed: int, key: tuple) -> int:
+    return seed * 2**32 + zlib.crc32(repr(key).encode())
+
+
+def _label(key: tuple) -> str:
+    rec = dict(zip(IDENTITY, key, strict=True))
+    sizes = " ".join(f"{f}={rec[f]}" for f in SIZE_FIELDS if rec[f] is not None)
+    devices = f" devices={rec['n_devices']}" if rec["n_devices"] not in (None, 1) else ""
+    return f"{rec['suite']}/{rec['model']}[{rec['variant']}] {rec['mode']} {sizes}{devices}".strip()
+
+
+# --- Comparing --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Comparison:
+    old: Run
+    new: Run
+    threshold: float
+    cases: pd.DataFrame
+    """One row per case in either run: ``case``, ``outcome``, ``status_old``, ``status_new``,
+    ``median_old_s``, ``median_new_s``, ``n_old``, ``n_new``, ``ratio``, ``lo``, ``hi``."""
+    references: tuple[Reference, Reference] | None = None
+    allowed: tuple[str, ...] = ()
+
+    def of(self, outcome: str) -> pd.DataFrame:
+        return self.cases[self.cases.outcome == outcome]
+
+    @property
+    def problems(self) -> pd.DataFrame:
+        failing = [o for o in PROBLEMS if o not in self.allowed]
+        return self.cases[self.cases.outcome.isin(failing)]
+
+    @property
+    def exit_code(self) -> int:
+        """0: no problem; 1: a case broke, vanished, appeared or got slower."""
+        return 1 if len(self.problems) else 0
+
+
+def _index(run: Run) -> dict[tuple, dict]:
+    out = {}
+    for rec in run.rows.to_dict("records"):
+        key = case_key(rec)
+        if key in out:
+            raise CompareError(f"{run.path}: case {_label(key)} appears twice")
+        out[key] = rec
+    return out
+
+
+def compare(
+    old: Run,
+    new: Run,
+    *,
+    threshold: float = THRESHOLD,
+    normalise: bool = False,
+    seed: int = SEED,
+    resamples: int = RESAMPLES,
+    allow: tuple[str, ...] = (),
+) -> Comparison:
+    """Every case of either run with its outcome (see the module docstring)."""
+    if not (isinstance(threshold, int | float) and math.isfinite(threshold) and threshold >= 0):
+        raise CompareError(f"threshold must be a finite number ≥ 0, got {threshold!r}")
+    unknown = set(allow) - set(PROBLEMS)
+    if unknown:
+        raise CompareError(f"cannot allow {sorted(unknown)}; allowed: {', '.join(PROBLEMS)}")
+    rows_old, rows_new = _index(old), _index(new)
+    if not set(rows_old) & set(rows_new):
+        raise CompareError(f"{old.path} and {new.path} have no case in common")
+    refs = calibrations(old, new) if normalise else None
+    out = []
+    for key in sorted(set(rows_old) | set(rows_new), key=lambda k: _label(k)):
+        a, b = rows_old.get(key), rows_new.get(key)
+        rec = {
+            "case": _label(key),
+            **dict(zip(IDENTITY, key, strict=True)),
+            "status_old": None if a is None else a["status"],
+            "status_new": None if b is None else b["status"],
+            "median_old_s": _number(a, "time_median_s"),
+            "median_new_s": _number(b, "time_median_s"),
+            "n_old": len(old.samples.get(key, ())),
+            "n_new": len(new.samples.get(key, ())),
+            "ratio": math.nan,
+            "lo": math.nan,
+            "hi": math.nan,
+        }
+        rec["outcome"] = _outcome(key, a, b, old, new, refs, threshold, seed, resamples, rec)
+        out.append(rec)
+    return Comparison(old, new, float(threshold), pd.DataFrame(out), refs, tuple(allow))
+
+
+def _number(rec: dict | None, column: str) -> float:
+    value = None if rec is None else rec[column]
+    return math.nan if value is None or pd.isna(value) else float(value)
+
+
+def _outcome(key, a, b, old, new, refs, threshold, seed, resamples, rec) -> str:
+    if a is None:
+        return "appeared"
+    if b is None:
+        return "vanished"
+    ok_a, ok_b = a["status"] == "ok", b["status"] == "ok"
+    if ok_a and not ok_b:
+        return "broke"
+    if not ok_a:
+        return "fixed" if ok_b else "failing"
+    if refs is not None and refs[0].key == key:
+        rec.update(ratio=1.0, lo=1.0, hi=1.0)
+        return "calibration"
+    sa, sb = old.samples.get(key), new.samples.get(key)
+    if sa is None or sb is None:
+        missing = old.path if sa is None else new.path
+        raise CompareError(f"{missing}: case {_label(key)} is ok but has no raw samples")
+    ratio, lo, hi = ratio_interval(
+        sa,
+        sb,
+        seed=_case_seed(seed, key),
+        resamples=resamples,
+        old_ref=None if refs is None else refs[0].samples,
+        new_ref=None if refs is None else refs[1].samples,
+    )
+    rec.update(ratio=ratio, lo=lo, hi=hi)
+    if lo > 1 + threshold:
+        return "slower"
+    if hi < 1 / (1 + threshold):
+        return "faster"
+    return "unchanged"
+
+
+# --- Rendering --------------------------------------------------------------------------------
+
+
+def _show(value) -> str:
+    if isinstance(value, list | tuple):
+        return "/".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "(none)"
+    if isinstance(value, str) and len(value) == 40 and all(c in "0123456789abcdef" for c in value):
+        return value[:10]
+    return "(none)" if value in (None, "") else str(value)
+
+
+def _typical(c: Comparison) -> list[str]:
+    """The median ratio over the timed cases, and a warning when it lies beyond the
+    threshold: then the whole run moved, which one case's interval cannot tell apart."""
+    timed = c.cases[c.cases.outcome.isin(["slower", "faster", "unchanged"])]
+    if timed.empty:
+        return []
+    typical = float(np.median(timed.ratio))
+    line = f"typical case: ratio {typical:.3g} (median over {len(timed)} timed cases)"
+    if 1 / (1 + c.threshold) <= typical <= 1 + c.threshold:
+        return [line]
+    why = (
+        "the calibration, measured at one moment, did not see the load the cases saw; "
+        "read the raw comparison too"
+        if c.references is not None
+        else "a machine busier or quieter in one run, or a change that touches every case "
+        "(--normalise divides by each run's calibration)"
+    )
+    return [f"WARNING: {line}: the whole run moved: {why}"]
+
+
+def _busy(run: Run) -> list[str]:
+    """Why a run's machine was busy: a 1-minute load average above its core count."""
+    cores = run.context.get("host_cpu_count")
+    loads = [run.context.get(k) for k in ("load_avg_start", "load_avg_finish")]
+    worst = max((x[0] for x in loads if x), default=None)
+    if cores and worst is not None and worst > cores:
+        return [f"{run.path.name} ran at load average {worst:.3g} on {cores} cores"]
+    return []
+
+
+def environment_diff(old: Run, new: Run) -> tuple[list[str], list[str]]:
+    """``(differs, same)``: one ``label: old → new`` line per context field that differs,
+    and the labels of those that are the same (fields neither run records are left out)."""
+    differs, same = [], []
+    for label, key in CONTEXT:
+        a, b = old.context.get(key), new.context.get(key)
+        if a is None and b is None:
+            continue
+        if key.startswith("load_avg") or _show(a) != _show(b):
+            differs.append(f"{label}: {_show(a)} → {_show(b)}")
+        else:
+            same.append(f"{label} {_show(a)}")
+    return differs, same
+
+
+def _ms(v) -> str:
+    return "" if v is None or v != v else f"{v * 1e3:.4g}"
+
+
+def _table(rows: pd.DataFrame, timed: bool) -> str:
+    lines = []
+    for r in rows.itertuples():
+        if timed:
+            lines.append(
+                f"  {r.case}: {_ms(r.median_old_s)} → {_ms(r.median_new_s)} ms, ratio "
+                f"{r.ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}] (n {r.n_old}/{r.n_new})"
+            )
+        else:
+            lines.append(f"  {r.case}: {r.status_old or '—'} → {r.status_new or '—'}")
+    return "\n".join(lines)
+
+
+def render(c: Comparison, *, every: bool = False) -> str:
+    """The comparison for a terminal: header, the problems, then (with ``every``) all cases."""
+    differs, same = environment_diff(c.old, c.new)
+    lines = [f"old: {c.old.label}", f"new: {c.new.label}"]
+    lines.append("environments differ in: " + ("; ".join(differs) if differs else "nothing"))
+    if same:
+        lines.append("same: " + "; ".join(same))
+    busy = _busy(c.old) + _busy(c.new)
+    if busy:
+        lines.append(
+            "WARNING: "
+            + "; ".join(busy)
+            + ": other processes shared the machine, and a case's time depends on what ran "
+            "beside it then; expect flagged cases that the code did not cause"
+        )
+    level = f"{CONFIDENCE:.0%}"
+    if c.references is not None:
+        ro, rn = c.references
+        lines.append(
+            f"times NORMALISED: each run's times divided by its own calibration, {ro.what}: "
+            f"{ro.show()} → {rn.show()} (time {rn.median_s / ro.median_s:.3g}×)"
+        )
+    else:
+        lines.append("times: raw (not normalised; --normalise divides by each run's calibration)")
+        try:
+            ro, rn = calibrations(c.old, c.new)
+            lines.append(
+                f"  the calibration ({ro.what}: {ro.show()} → {rn.show()}) itself took "
+                f"{rn.median_s / ro.median_s:.3g}× the time: the machine's speed, not the code's"
+            )
+        except CompareError:
+            pass
+    lines.append(
+        f"rule: slower iff the {level} bootstrap interval of the ratio of medians new/old "
+        f"({RESAMPLES} resamples, seeded) lies above 1 + {c.threshold:g}; faster iff below "
+        f"1/(1 + {c.threshold:g}); under {MIN_SAMPLES} samples a side, the interval is the "
+        "range of all ratios"
+    )
+    lines += _typical(c)
+    for outcome in (*PROBLEMS, "faster", "fixed", "failing"):
+        rows = c.of(outcome)
+        if rows.empty:
+            continue
+        allowed = " (allowed)" if outcome in c.allowed else ""
+        lines.append(f"\n{outcome}{allowed} ({len(rows)}):")
+        timed = outcome in ("slower", "faster")
+        rows = rows.sort_values("ratio", ascending=outcome == "faster") if timed else rows
+        lines.append(_table(rows, timed))
+    if every:
+        timed = c.cases[c.cases.ratio.notna()].sort_values("ratio", ascending=False)
+        lines.append(f"\nevery timed case ({len(timed)}):")
+        lines.append(_table(timed, True))
+    counts = c.cases.outcome.value_counts()
+    summary = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if o in counts)
+    lines.append(f"\n{len(c.cases)} cases: {summary}")
+    problems = c.problems
+    if len(problems):
+        lines.append(f"REGRESSION: {len(problems)} case(s) broke, vanished, appeared or got slower")
+    else:
+        lines.append("no regression")
+    return "\n".join(lines)
+
+
+def last_runs(results: pathlib.Path, n: int = 2) -> list[pathlib.Path]:
+    """The ``n`` run folders under ``results`` started last (by ``env.json``'s
+    ``started_utc``); a pointer such as ``results/latest`` is not a second copy."""
+    found = []
+    for env in results.glob("*/env.json"):
+        if env.parent.is_symlink():
+            continue
+        try:
+            started = json.loads(env.read_text()).get("started_utc") or ""
+        except (OSError, json.JSONDecodeError):
+            continue
+        found.append((started, env.parent.name, env.parent))
+    return [p for *_, p in sorted(found)[-n:]]
+
+
+def last_saves(storage: pathlib.Path, n: int = 2) -> list[pathlib.Path]:
+    """The ``n`` newest pytest-benchmark saves (``NNNN_*.json``, numbered in order)."""
+    return sorted(storage.glob("*/*.json"), key=lambda p: (p.name, str(p)))[-n:]

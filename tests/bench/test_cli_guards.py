@@ -1,0 +1,90 @@
+"""Guard rails of the command line: help names every command, a closed pipe is no error, a run
+can be named and results/latest points at the newest, a profile far too large for the device
+needs an explicit flag, and env.json holds the values a run used."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from bench import cli, estimate
+from bench.cli import main
+from bench.workloads import get_suites
+
+
+def test_the_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for command in cli.COMMANDS:
+        assert f"\n    {command} " in out, command
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
+    with subprocess.Popen(
+        [sys.executable, "-m", "bench", "list", "--profile", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=pathlib.Path(cli.__file__).parent.parent,
+    ) as proc:
+        proc.stdout.close()  # the reader goes away before the output comes, as `| head` may
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_a_named_run_and_the_latest_pointer(tmp_path, capsys):
+    argv = ["run", "--suite", "binary_adder", "--profile", "smoke", "--no-experiments"]
+    assert main([*argv, "--out", str(tmp_path), "--name", "before-fix"]) == 0
+    run_dir = tmp_path / "before-fix"
+    assert (tmp_path / "latest").is_symlink()
+    assert (tmp_path / "latest").resolve() == run_dir.resolve()
+    assert json.loads((run_dir / "env.json").read_text())["run_id"] == "before-fix"
+    capsys.readouterr()
+    # a name in use is refused, and nothing is written
+    assert main([*argv, "--out", str(tmp_path), "--name", "before-fix"]) == 2
+    assert "exists already" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["before-fix", "latest"]
+    # every command takes the pointer for the run folder
+    assert main(["report", str(tmp_path / "latest")]) == 0
+
+
+@pytest.mark.parametrize("name", ["latest", "../elsewhere", ".hidden", "a b", ""])
+def test_a_run_name_that_is_not_a_plain_folder_name_is_refused(name, tmp_path, capsys):
+    assert main(["run", "--name", name, "--out", str(tmp_path)]) == 2
+    assert "a run name is letters" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_profile_far_larger_than_the_device_needs_an_explicit_flag(tmp_path, capsys):
+    assert main(["run", "--profile", "full", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--profile full on cpu (suited: cpu): crude estimate" in err
+    assert "pass --allow-slow to run it anyway" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_estimate_grows_with_the_profile_and_is_given_when_allowed():
+    chosen = get_suites(None)
+    smoke, cpu, full = (estimate.estimate_s(chosen, p) for p in ("smoke", "cpu", "full"))
+    assert smoke < cpu < full
+    known = [estimate.CPU_PROFILE_S.get(s.name, estimate.UNKNOWN_SUITE_S) for s in chosen]
+    assert cpu == pytest.approx(sum(known))
+    line = estimate.check(chosen, "full", "cpu", allowed=True, flag="--allow-slow")
+    assert line.startswith("--profile full on cpu")
+    assert estimate.check(chosen, "full", "gpu", allowed=False, flag="--allow-slow") == ""
+    assert estimate.check(chosen, "cpu", "cpu", allowed=False, flag="--allow-slow") == ""
+
+
+def test_env_json_records_the_values_the_run_used(smoke_run):
+    env = json.loads((smoke_run / "env.json").read_text())
+    assert env["repeats"] == 2 and env["warmup"] == 1 and env["devices"] == 1
+    assert env["suites"] == ["lstm"] and env["profile"] == "smoke"
+    assert env["experiments"] is False
+    assert len(env["load_avg_start"]) == 3 and len(env["load_avg_finish"]) == 3
+    unset = {k for k, v in env.items() if v is None}
+    # None only where None is the value used: no timeout, no data file, no trace, default precision
+    assert unset <= {"case_timeout_s", "data", "trace_dir", "jax_default_matmul_precision"}, unset

@@ -1,0 +1,273 @@
+"""`compare` as a gate: it fails on a broken, vanished, appeared or significantly slower case,
+never on noise or on a machine that was busier in one run, and says why it cannot compare.
+
+Every run here is written by the test from recorded samples (no timing in the test)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from bench import compare as cmp
+from bench.cli import main
+from bench.records import COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
+
+LSTM = dict(suite="lstm", model="lstm", variant="autodiff", mode="train", batch=4, hidden=8)
+MATMUL = dict(suite="convnet", model="matmul", variant="peak", mode="forward")
+BASE_S = {16: 0.010, 32: 0.020, 64: 0.040}  # seq_len -> median seconds of the LSTM cases
+
+
+def case(seq_len=None, **identity):
+    return {**(identity or LSTM), **({"seq_len": seq_len} if seq_len else {}), "n_devices": 1}
+
+
+def noisy(median_s, n=20, spread=0.05, seed=0):
+    """``n`` recorded times around ``median_s``, log-normal with the given spread."""
+    rng = np.random.default_rng(seed)
+    return [float(t) for t in median_s * np.exp(spread * rng.standard_normal(n))]
+
+
+def write_run(path, cases, env=None):
+    """A run folder: ``cases`` maps a case identity (a dict) to ``(status, samples)``."""
+    path.mkdir(parents=True)
+    env = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": path.name,
+        "git_sha": "a" * 40,
+        "profile": "cpu",
+        "suites": ["lstm", "convnet"],
+        "repeats": 20,
+        "started_utc": "2026-11-30T12:00:00Z",
+        **{key: "recorded" for key in ("python", "jax", "jaxlib", "flax", "optax")},
+        "backend": "cpu",
+        "device_kind": "cpu",
+        "device_count": 1,
+        "host_cpu": "test cpu",
+        "host_cpu_count": 2,
+        **(env or {}),
+    }
+    (path / "env.json").write_text(json.dumps(env))
+    with (
+        open(path / "measurements.csv", "w", newline="") as m,
+        open(path / "samples.csv", "w", newline="") as s,
+    ):
+        rows = csv.DictWriter(m, fieldnames=list(COLUMNS), restval="")
+        samples = csv.DictWriter(s, fieldnames=list(SAMPLE_COLUMNS), restval="")
+        rows.writeheader()
+        samples.writeheader()
+        for identity, (status, times) in cases:
+            ok = status == "ok"
+            rows.writerow(
+                {
+                    "run_id": path.name,
+                    **identity,
+                    "status": status,
+                    "repeats": len(times) if ok else "",
+                    **{
+                        f"time_{stat}_s": repr(float(getattr(np, stat)(times))) if ok else ""
+                        for stat in ("median", "min", "max")
+                    },
+                }
+            )
+            for i, t in enumerate(times if ok else ()):
+                samples.writerow({"run_id": path.name, **identity, "repeat": i, "time_s": repr(t)})
+    return path
+
+
+def same_code(path, load=1.0, seed=0, env=None, drop=(), statuses=None, slower=None):
+    """A run of the LSTM cases and the matmul calibration, everything ``load`` times slower
+    (a busier machine); ``slower`` maps a seq_len to an extra factor (a slower code path)."""
+    statuses, slower = statuses or {}, slower or {}
+    cases = [
+        (
+            case(T),
+            (statuses.get(T, "ok"), noisy(BASE_S[T] * load * slower.get(T, 1), seed=seed + T)),
+        )
+        for T in BASE_S
+        if T not in drop
+    ]
+    cases.append((case(**MATMUL), ("ok", noisy(0.050 * load, seed=seed + 1))))
+    return write_run(path, cases, env)
+
+
+def run_compare(*argv):
+    return main(["compare", *map(str, argv)])
+
+
+def test_the_same_run_compared_with_itself_passes(tmp_path, capsys):
+    old = same_code(tmp_path / "old")
+    assert run_compare(old, old) == 0
+    out = capsys.readouterr().out
+    assert "no regression" in out and "4 unchanged" in out
+
+
+def test_a_case_that_broke_fails_the_comparison(tmp_path, capsys):
+    old = same_code(tmp_path / "old")
+    new = same_code(tmp_path / "new", seed=100, statuses={32: "timeout"})
+    assert run_compare(old, new) == 1
+    out = capsys.readouterr().out
+    assert "broke (1):" in out and "seq_len=32 hidden=8: ok → timeout" in out
+
+
+def test_a_vanished_case_fails_the_comparison(tmp_path, capsys):
+    old = same_code(tmp_path / "old")
+    new = same_code(tmp_path / "new", seed=100, drop=(64,))
+    assert run_compare(old, new) == 1
+    assert "vanished (1):" in capsys.readouterr().out
+
+
+def test_an_appeared_case_fails_unless_allowed(tmp_path):
+    old = same_code(tmp_path / "old", drop=(64,))
+    new = same_code(tmp_path / "new", seed=100)
+    assert run_compare(old, new) == 1
+    assert run_compare(old, new, "--allow", "appeared") == 0
+
+
+def test_a_significantly_slower_case_fails_the_comparison(tmp_path, capsys):
+    old = same_code(tmp_path / "old")
+    new = same_code(tmp_path / "new", seed=100, slower={16: 1.5})
+    assert run_compare(old, new) == 1
+    out = capsys.readouterr().out
+    assert "slower (1):" in out and "seq_len=16" in out.split("slower (1):")[1].splitlines()[1]
+
+
+def test_a_slowdown_within_the_threshold_passes(tmp_path):
+    old = same_code(tmp_path / "old", load=1.0)
+    new = same_code(tmp_path / "new", seed=100, slower={16: 1.05})
+    assert run_compare(old, new, "--threshold", "0.10") == 0
+
+
+def test_a_slowdown_the_samples_cannot_resolve_passes():
+    """Medians 30% apart, but the samples spread so widely that the interval reaches 1."""
+    old = [0.004, 0.007, 0.009, 0.011, 0.015, 0.02]
+    new = [1.3 * t for t in (0.011, 0.02, 0.004, 0.015, 0.009, 0.007)]
+    ratio, lo, hi = cmp.ratio_interval(old, new)
+    assert ratio == pytest.approx(1.3) and lo < 1 < hi
+
+
+def test_a_busier_machine_fails_raw_and_passes_normalised(tmp_path, capsys):
+    """The same code, every case 2.5× slower because the machine was loaded: the raw times
+    flag every case; divided by each run's own matmul calibration, none."""
+    old = same_code(tmp_path / "old", load=1.0, env={"load_avg_start": [0.5, 0.4, 0.3]})
+    busy = {"load_avg_start": [6.0, 5.0, 4], "host_cpu_count": 2}
+    new = same_code(tmp_path / "new", load=2.5, seed=100, env=busy)
+    assert run_compare(old, new) == 1
+    raw = capsys.readouterr().out
+    assert "WARNING: typical case: ratio 2.4" in raw and "the whole run moved" in raw
+    assert "slower (4):" in raw and "the calibration" in raw and "itself took 2.45× the time" in raw
+    assert run_compare(old, new, "--normalise") == 0
+    out = capsys.readouterr().out
+    assert "NORMALISED" in out and "convnet/matmul[peak]" in out
+    assert "load avg at start: 0.50/0.40/0.30 → 6.00/5.00/4" in out
+    assert "WARNING: new ran at load average 6 on 2 cores" in out and "old ran" not in out
+
+
+def test_normalising_still_catches_a_slower_case_on_a_busier_machine(tmp_path):
+    old = same_code(tmp_path / "old", load=1.0)
+    new = same_code(tmp_path / "new", load=2.5, seed=100, slower={64: 1.6})
+    assert run_compare(old, new, "--normalise") == 1
+
+
+def test_normalising_without_a_calibration_cannot_compare(tmp_path, capsys):
+    old = write_run(tmp_path / "old", [(case(16), ("ok", noisy(0.01)))])
+    new = write_run(tmp_path / "new", [(case(16), ("ok", noisy(0.01, seed=3)))])
+    assert run_compare(old, new, "--normalise") == 2
+    err = capsys.readouterr().err
+    assert "no calibration" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("threshold", ["nan", "inf", "-0.1", "ten"])
+def test_a_threshold_that_is_not_a_finite_fraction_is_refused(tmp_path, threshold, capsys):
+    old = same_code(tmp_path / "old")
+    assert run_compare(old, old, "--threshold", threshold) == 2
+    assert "--threshold" in capsys.readouterr().err
+
+
+def test_runs_with_no_case_in_common_cannot_be_compared(tmp_path):
+    old = write_run(tmp_path / "old", [(case(16), ("ok", noisy(0.01)))])
+    new = write_run(tmp_path / "new", [(case(32), ("ok", noisy(0.01)))])
+    assert run_compare(old, new) == 2
+
+
+def test_without_arguments_the_last_two_runs_under_results_are_compared(
+    tmp_path, monkeypatch, capsys
+):
+    results = tmp_path / "results"
+    same_code(results / "b-first", env={"started_utc": "2026-01-01T00:00:00+00:00"})
+    same_code(results / "a-second", env={"started_utc": "2026-01-02T00:00:00+00:00"}, drop=(16,))
+    (results / "latest").symlink_to("a-second")
+    monkeypatch.chdir(tmp_path)
+    assert run_compare() == 1  # seq_len=16 vanished from the later run
+    out = capsys.readouterr().out
+    assert out.startswith("old: results/b-first") and "new: results/a-second" in out
+    monkeypatch.chdir(results)
+    assert run_compare() == 2  # no results/ here
+
+
+def test_the_header_says_what_differs_between_the_environments(tmp_path, capsys):
+    old = same_code(tmp_path / "old", env={"jax": "0.10.2", "host": "a", "device_kind": "cpu"})
+    new = same_code(tmp_path / "new", env={"jax": "0.10.3", "host": "a", "device_kind": "cpu"})
+    run_compare(old, new)
+    out = capsys.readouterr().out
+    assert "environments differ in: jax: 0.10.2 → 0.10.3" in out
+    (same,) = [line for line in out.splitlines() if line.startswith("same: ")]
+    assert "host a; " in same and "device cpu; " in same and "jax" not in same.replace("jaxlib", "")
+
+
+def test_the_interval_is_seeded_and_uses_the_range_below_five_samples():
+    old, new = noisy(0.01, seed=1), noisy(0.012, seed=2)
+    assert cmp.ratio_interval(old, new) == cmp.ratio_interval(old, new)
+    ratio, lo, hi = cmp.ratio_interval([1.0, 2.0], [3.0, 4.0])
+    assert (ratio, lo, hi) == (3.5 / 1.5, 3.0 / 2.0, 4.0 / 1.0)
+
+
+# --- pytest-benchmark saves -------------------------------------------------------------------
+
+
+def write_save(path, benchmarks, data=True):
+    """A pytest-benchmark save: ``benchmarks`` maps a case identity to its raw times."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for identity, times in benchmarks:
+        stats = {"rounds": len(times), "median": float(np.median(times)), "min": min(times)}
+        stats.update(max=max(times), iqr=0.0, **({"data": times} if data else {}))
+        entries.append({"name": "test_workload", "extra_info": identity, "stats": stats})
+    path.write_text(json.dumps({"datetime": "2026-11-30T00:00:00", "benchmarks": entries}))
+    return path
+
+
+def test_pytest_benchmark_saves_follow_the_same_rules(tmp_path, capsys):
+    old = write_save(tmp_path / "s" / "0001_a.json", [(case(16), noisy(0.01))])
+    slow = write_save(tmp_path / "s" / "0002_b.json", [(case(16), noisy(0.02, seed=5))])
+    assert run_compare(old, old) == 0
+    assert run_compare(old, slow) == 1
+    assert "slower (1):" in capsys.readouterr().out
+
+
+def test_a_pytest_benchmark_entry_without_the_case_identity_is_refused(tmp_path, capsys):
+    anonymous = {k: v for k, v in case(16).items() if k != "variant"}
+    old = write_save(tmp_path / "0001_a.json", [(anonymous, noisy(0.01))])
+    assert run_compare(old, old) == 2
+    assert "no variant in extra_info" in capsys.readouterr().err
+
+
+def test_a_pytest_benchmark_save_without_raw_times_is_refused(tmp_path, capsys):
+    old = write_save(tmp_path / "0001_a.json", [(case(16), noisy(0.01))], data=False)
+    assert run_compare(old, old) == 2
+    assert "--benchmark-save-data" in capsys.readouterr().err
+
+
+def test_a_calibration_caught_in_a_load_spike_is_called_out(tmp_path, capsys):
+    """Only the calibration was slow in the new run: normalised, every case looks faster, and
+    the header says the whole run moved rather than reporting it silently."""
+    old = same_code(tmp_path / "old")
+    new = write_run(
+        tmp_path / "new",
+        [(case(T), ("ok", noisy(BASE_S[T], seed=T + 7))) for T in BASE_S]
+        + [(case(**MATMUL), ("ok", noisy(0.050 * 2.0, seed=9)))],
+    )
+    assert run_compare(old, new, "--normalise") == 0
+    out = capsys.readouterr().out
+    assert "WARNING: typical case: ratio 0.5" in out and "measured at one moment" in out
+    assert run_compare(old, new) == 1  # raw: the calibration case itself is the one slower

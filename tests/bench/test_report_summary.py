@@ -1,0 +1,93 @@
+"""report.md leads with what a reader acts on: verdict counts, one line per claim with the
+figure that decided it, each suite's headline ratio and the cases too noisy to trust; long
+evidence stays out of table cells."""
+
+import csv
+import shutil
+
+import pandas as pd
+import pytest
+
+from bench import report
+from bench.records import CLAIM_COLUMNS
+from tests.bench.test_fits import frame
+
+LONG = "the figure that decided it; " + "further evidence, " * 150
+
+
+def test_the_deciding_figure_is_the_first_clause_outside_brackets():
+    assert report.first_clause("0 of 9 wrong; control: 5 of 9 wrong") == "0 of 9 wrong"
+    assert report.first_clause("fit (a; b) = 3; rest") == "fit (a; b) = 3"
+    assert report.first_clause("no clause break") == "no clause break"
+
+
+def test_long_text_is_cut_at_a_word_with_an_ellipsis():
+    cut = report.shorten("word " * 100, 40)
+    assert len(cut) <= 40 and cut.endswith("word…")
+    assert report.shorten("short", 40) == "short"
+
+
+def test_cases_whose_spread_exceeds_the_stated_fraction_are_listed_worst_first():
+    df = frame(
+        [
+            dict(variant="calm", status="ok", time_median_s=1.0, time_iqr_s=0.1),
+            dict(variant="wild", status="ok", time_median_s=1.0, time_iqr_s=0.9),
+            dict(variant="loud", status="ok", time_median_s=1.0, time_iqr_s=0.3),
+            dict(variant="gone", status="timeout"),
+        ]
+    )
+    text = report.noisy_cases(df)
+    assert f"above {report.NOISY_IQR:.0%} of the median): 2 of 3 timed cases" in text
+    assert text.index("wild") < text.index("loud") and "calm" not in text
+
+
+def test_the_headline_is_the_geometric_mean_of_each_variants_ratio_over_the_baseline():
+    rows = [
+        dict(suite="lstm", model="lstm", mode="train", variant=v, seq_len=t, n_devices=1)
+        | dict(status="ok", time_median_s=s, work_flops=1.0)
+        for v, t, s in [("base", 8, 1.0), ("base", 16, 2.0), ("fast", 8, 0.5), ("fast", 16, 0.5)]
+    ]
+    df = frame(rows)
+    ratios = report.variant_ratios(df, {"lstm": {"train": "base"}})
+    (line,) = report.headlines(df, ratios, pd.DataFrame(), pd.DataFrame())
+    assert line == "- **lstm**: train, time over base: fast 0.354× (2 cases, 0.25–0.5)"
+
+
+@pytest.fixture
+def claimed_run(smoke_run, tmp_path):
+    """The smoke run with two claims recorded, one of them with a very long ``measured``."""
+    run = tmp_path / smoke_run.name
+    shutil.copytree(smoke_run, run)
+    with open(run / "claims.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(CLAIM_COLUMNS))
+        w.writeheader()
+        for claim, verdict in (("C2", "PASS"), ("C4", "INCONCLUSIVE")):
+            w.writerow(
+                dict(
+                    claim=claim,
+                    suite="lstm",
+                    verdict=verdict,
+                    check="a check",
+                    measure="a measure",
+                    rule="a rule",
+                    measured=LONG,
+                    statement="what the data say",
+                )
+            )
+    return run
+
+
+def test_the_report_opens_with_the_summary_and_keeps_table_cells_short(claimed_run):
+    text = report.render(claimed_run).read_text()
+    summary = text.index("## Summary")
+    assert summary < text.index("## Claims in detail") < text.index("## Measurements")
+    assert "**Verdicts:** 1 PASS · 0 FAIL · 0 CORRECTED · 1 INCONCLUSIVE · 0 ERROR" in text
+    # one line per claim: the claim in plain words (docs/claims.md), verdict, deciding figure
+    (c4,) = [line for line in text.splitlines() if line.startswith("| [C4](#claim-c4)")]
+    assert "| INCONCLUSIVE |" in c4 and "cell gradient is carried unchanged" in c4
+    assert c4.endswith("| the figure that decided it |")
+    assert "- **lstm**: " in text and "Too noisy to trust" in text
+    cells = [c for line in text.splitlines() if line.startswith("|") for c in line.split(" | ")]
+    assert max(map(len, cells)) <= report.MAX_CELL + 2
+    # the evidence in full is below, as a paragraph, cut where it is very long
+    assert '<a id="claim-c4"></a>' in text and "(full text: `claims.csv`)" in text

@@ -1,0 +1,110 @@
+"""The README's commands work as written.
+
+Every ``make`` command it shows names a target that exists (``make -n``), every ``python -m
+bench`` command it shows parses, and its first session runs as written, line by line, in a
+copy of the checkout holding only the tracked files (what a clone has) with the venv that
+``make bench`` made (slow: two one-minute runs)."""
+
+import pathlib
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bench.cli import parser
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+FIRST_SESSION = "A first session, every command as written:"
+
+
+def shell_blocks(text: str) -> list[list[str]]:
+    """The command lines of each ```sh block: an indented line continues the one before it
+    (a synopsis), a trailing ``  # ...`` comment is dropped."""
+    out = []
+    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
+        lines: list[str] = []
+        for line in block.splitlines():
+            if line[:1] in " \t" and lines:
+                lines[-1] += " " + line.strip()
+            elif line and not line.startswith("#"):
+                lines.append(line)
+        out.append([line.split("  #")[0].strip() for line in lines])
+    return out
+
+
+COMMANDS = [line for block in shell_blocks(README) for line in block if line]
+
+
+def test_the_readme_shows_commands():
+    assert any(c.startswith("make bench") for c in COMMANDS)
+    assert any(c.startswith(".venv/bin/python -m bench") for c in COMMANDS)
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("make ")])
+def test_every_make_command_names_a_target_that_exists(command):
+    # a dry run (-n) prints the recipe without running it; an interpreter named in the README
+    # stands for one that has the dependencies, as the README says
+    argv = [a.replace("PYTHON=python3", f"PYTHON={sys.executable}") for a in shlex.split(command)]
+    done = subprocess.run(
+        [*argv[:1], "-n", "--no-print-directory", *argv[1:]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [c for c in COMMANDS if re.match(r"(\.venv/bin/)?python3? -m bench ", c)]
+)
+def test_every_bench_command_parses(command):
+    if "[" in command:  # a synopsis: check the options it names exist
+        names = re.findall(r"--[a-z-]+", command)
+        sub = command.split()[3]
+        known = {o for a in _subparser(sub)._actions for o in a.option_strings}
+        assert set(names) <= known, set(names) - known
+        return
+    parser().parse_args(shlex.split(command)[3:])
+
+
+def _subparser(name: str):
+    (sub,) = [a for a in parser()._actions if hasattr(a, "choices") and a.choices]
+    return sub.choices[name]
+
+
+def _checkout_copy(dest: pathlib.Path) -> pathlib.Path:
+    """The tracked files of this checkout, modification times kept (so make sees the venv
+    as up to date), and a link to its venv."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    (dest / ".venv").symlink_to(ROOT / ".venv")
+    return dest
+
+
+@pytest.mark.slow
+def test_the_first_session_runs_as_written_in_a_clean_copy(tmp_path):
+    assert (ROOT / ".venv" / "bin" / "python").exists(), "run `make env` first"
+    (block,) = [b for b in shell_blocks(README.split(FIRST_SESSION, 1)[1])[:1]]
+    copy = _checkout_copy(tmp_path / "clone")
+    for command in block:
+        done = subprocess.run(
+            command, shell=True, cwd=copy, capture_output=True, text=True, timeout=600
+        )
+        # compare: 0 (same) or 1 (a case flagged) both mean it compared; 2 would not
+        allowed = (0, 1) if " compare" in command else (0,)
+        assert done.returncode in allowed, f"{command}\n{done.stderr[-2000:]}"
+        assert "Traceback" not in done.stderr, done.stderr
+    latest = copy / "results" / "latest"
+    assert latest.is_symlink() and latest.resolve().name == "second"
+    assert (copy / "results" / "first" / "report.md").exists()
