@@ -125,9 +125,11 @@ def _check_values(path: pathlib.Path, df: pd.DataFrame) -> None:
     keys = [c for c in IDENTITY if c in df]
     if keys and "claim" not in df:
         keys += ["repeat"] if "repeat" in df else []
-        duplicated = df.duplicated(keys, keep=False)
+        live = ~superseded(df)
+        duplicated = np.zeros(len(df), dtype=bool)
+        duplicated[live] = df[live].duplicated(keys, keep=False).to_numpy()
         if duplicated.any():
-            rows = (duplicated.to_numpy().nonzero()[0] + 2)[:2]
+            rows = (duplicated.nonzero()[0] + 2)[:2]
             what = "sample" if "repeat" in df else "case"
             raise SchemaError(f"{path}: line {rows[1]}: the same {what} as line {rows[0]}")
 
@@ -161,7 +163,20 @@ def check_resumable(run_dir: pathlib.Path) -> None:
 
 
 def load_measurements(path: str | pathlib.Path) -> pd.DataFrame:
-    return _read_csv(pathlib.Path(path), records.COLUMNS)
+    """``measurements.csv``, one row per case: a ``skipped`` row that a later session measured
+    (``--budget-s``, then ``--resume``) is superseded by the later row and left out."""
+    df = _read_csv(pathlib.Path(path), records.COLUMNS)
+    return df[~superseded(df)].reset_index(drop=True)
+
+
+def superseded(df: pd.DataFrame) -> np.ndarray:
+    """Rows that a later row of the same case replaces: ``skipped`` ones (the only kind a
+    resume measures again)."""
+    keys = [c for c in IDENTITY if c in df]
+    if "status" not in df or not keys:
+        return np.zeros(len(df), dtype=bool)
+    later = df.duplicated(keys, keep="last").to_numpy()
+    return later & (df.status == "skipped").fillna(False).to_numpy()
 
 
 def load_samples(path: str | pathlib.Path) -> pd.DataFrame:
@@ -219,7 +234,7 @@ def _session_of_rows(env: dict, n: int) -> np.ndarray:
 def _load_one(path: pathlib.Path) -> pd.DataFrame:
     if path.is_dir():
         env = load_env(path)
-        df = load_measurements(path / "measurements.csv")
+        df = _read_csv(path / "measurements.csv", records.COLUMNS)
         # each row gets the context of the session that wrote it (they differ only in a run
         # resumed with --allow-mixed)
         sessions = records.sessions(env)
@@ -228,7 +243,7 @@ def _load_one(path: pathlib.Path) -> pd.DataFrame:
         for field in ENV_FIELDS:
             values = [sessions[i].get(field, env.get(field)) for i in index]
             df[field] = pd.Series(values, dtype="string" if field != "git_dirty" else "boolean")
-        return df
+        return df[~superseded(df)].reset_index(drop=True)
     if path.suffix == ".json":
         return load_pytest_benchmark(path)
     if path.name == "measurements.csv":

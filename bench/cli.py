@@ -11,6 +11,7 @@ import math
 import os
 import pathlib
 import sys
+import time
 
 import jax
 import pandas as pd
@@ -169,6 +170,13 @@ def parser() -> argparse.ArgumentParser:
         help="stop a case after S seconds (status timeout); runs cases in a worker process",
     )
     run.add_argument(
+        "--budget-s",
+        type=_positive_float,
+        metavar="S",
+        help="this session's time budget: a case (or claim experiment) whose estimate does not "
+        "fit what is left is not started (status skipped); --resume measures it later",
+    )
+    run.add_argument(
         "--devices",
         type=_positive_int,
         metavar="N",
@@ -298,6 +306,7 @@ def cmd_run(args, argv) -> int:
     # Joining a multi-process cluster must come before anything touches a device, so it is
     # the first thing a run does (the imports above create no arrays).
     maybe_initialize_distributed()
+    args.deadline = None if args.budget_s is None else time.monotonic() + args.budget_s
     if args.resume is not None:
         return _resume(args, argv)
     if args.allow_mixed:
@@ -338,7 +347,7 @@ def cmd_run(args, argv) -> int:
         env["load_avg_start"] = _load_avg()
         records.write_json(run_dir / "env.json", env)
         point_latest(args.out, run_dir)
-        return _measure(config, run_id, run_dir, env, keep)
+        return _measure(config, run_id, run_dir, env, keep, deadline=args.deadline)
 
 
 def _resume(args, argv) -> int:
@@ -382,7 +391,9 @@ def _resume(args, argv) -> int:
         )
         experiments = config.experiments and not args.no_experiments
         use_compile_cache(config.compile_cache)
-        return _measure(config, env["run_id"], run_dir, env, keep, experiments=experiments)
+        return _measure(
+            config, env["run_id"], run_dir, env, keep, experiments, deadline=args.deadline
+        )
 
 
 @contextlib.contextmanager
@@ -394,7 +405,7 @@ def _writing(run_dir: pathlib.Path):
         raise records.io_failure(run_dir, e) from None
 
 
-def _measure(config, run_id, run_dir, env, keep, experiments=None) -> int:
+def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=None) -> int:
     print(
         f"run folder: {run_dir} (profile {config.profile}, {jax.device_count()} × "
         f"{jax.devices()[0].device_kind})",
@@ -415,6 +426,7 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None) -> int:
             keep=keep,
             env=env,
             experiments=experiments,
+            deadline=deadline,
         )
         records.end_session(run_dir, env={**load_env(run_dir), "load_avg_finish": _load_avg()})
         path = report.render(run_dir)
@@ -422,7 +434,13 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None) -> int:
     if outcome.left:
         print(
             f"bench: {outcome.left} case(s) of the run not measured yet (this session was "
-            f"narrowed): --resume {run_dir} measures them",
+            f"narrowed, or they did not fit --budget-s): --resume {run_dir} measures them",
+            file=sys.stderr,
+        )
+    if outcome.deferred_claims:
+        print(
+            f"bench: the experiment of {', '.join(outcome.deferred_claims)} did not fit "
+            f"--budget-s: --resume {run_dir} runs it",
             file=sys.stderr,
         )
     if outcome.failed_claims:

@@ -16,7 +16,7 @@ timing), calibrates the device for a few seconds (:func:`bench.calibration.calib
   ``MIN_TIMED_S``).
 
 Suites' ``prepare`` steps and the claims' experiments declare their own cost per profile
-(``cost_s``, measured on a 2-core CPU), added as they are. :func:`budget_estimate` gives one
+(``cost_s``, measured on a 2-core CPU), added as they are. :class:`Budget` gives one
 case's estimate from what the runner already holds, so ``--budget-s`` needs no second build.
 """
 
@@ -135,8 +135,12 @@ class Estimate:
 
 
 def call_seconds(s: Structure, cal: Calibration) -> float:
+    return _call_seconds(s.work_flops, s.steps_executed, cal)
+
+
+def _call_seconds(work_flops: float, steps_executed: int, cal: Calibration) -> float:
     rate = ASSUMED_EFFICIENCY * cal.matmul_flops_per_s.value
-    return s.work_flops / rate + s.steps_executed * cal.loop_iteration_s.value + CALL_OVERHEAD_S
+    return work_flops / rate + steps_executed * cal.loop_iteration_s.value + CALL_OVERHEAD_S
 
 
 def timed_repeats(call_s: float, repeats: int) -> int:
@@ -144,13 +148,25 @@ def timed_repeats(call_s: float, repeats: int) -> int:
     return max(repeats, min(MAX_REPEATS, int(MIN_TIMED_S / max(call_s, 1e-9))))
 
 
-def budget_estimate(
-    w, s: Structure, cal: Calibration, cost: CompileCost, repeats: int, warmup: int
-) -> float:
-    """Seconds a built and traced workload ``w`` will still take: compile, warm-up, repeats."""
-    call = call_seconds(s, cal)
-    size = program_size(jax.make_jaxpr(w.fn)(*w.args).jaxpr)
-    return cost.seconds(*size) + (warmup + 1 + timed_repeats(call, repeats)) * call
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """What is left of a session's ``--budget-s`` as a case starts, and what estimates the
+    rest of the case once it is built (the plan's model, :func:`estimate`)."""
+
+    left_s: float
+    compile: CompileCost
+    calibration: Calibration | None  # None: only the time already spent can stop a case
+
+    def case_seconds(self, w, counts: dict, *, repeats: int, warmup: int) -> float:
+        """Seconds a built workload ``w`` will still take: compile, warm-up and repeats.
+        ``counts``: its structure columns (work and loop steps; absent ones count as 0)."""
+        compile_s = self.compile.seconds(*program_size(jax.make_jaxpr(w.fn)(*w.args).jaxpr))
+        if self.calibration is None:
+            return compile_s
+        call = _call_seconds(
+            counts.get("work_flops") or 0.0, counts.get("steps_executed") or 0, self.calibration
+        )
+        return compile_s + (warmup + 1 + timed_repeats(call, repeats)) * call
 
 
 def estimate(

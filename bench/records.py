@@ -99,9 +99,12 @@ CLAIM_COLUMNS: dict[str, str] = {
 }
 
 STATUSES = (
-    "ok", "error", "oom", "timeout", "crashed", "nan", "range", "wrong", "recompiled", "diverged"
+    "ok", "error", "oom", "timeout", "crashed", "nan", "range", "wrong", "recompiled", "diverged",
+    "skipped",
 )  # fmt: skip
-"""``crashed``: the case killed the process measuring it (a worker's exit signal, or the bench
+"""``skipped``: not timed, its estimate did not fit ``--budget-s`` (a resume measures it and
+its new row supersedes this one, see :func:`bench.analysis.load_measurements`);
+``crashed``: the case killed the process measuring it (a worker's exit signal, or the bench
 process itself twice, see :data:`CRASH_LIMIT`); ``timeout``: it ran past ``--case-timeout``;
 ``diverged``: an iterative evaluator did not converge within its cap (bench/suites/deer.py)."""
 VERDICTS = ("PASS", "FAIL", "CORRECTED", "INCONCLUSIVE", "ERROR")  # see bench.claims
@@ -512,8 +515,10 @@ def _records(text: str) -> list[dict]:
 
 
 def completed_keys(run_dir: pathlib.Path) -> set[tuple]:
-    """Identities (:func:`bench.workloads.case_key`) of the cases recorded in a run folder."""
-    return {case_key(r) for r in _records(_complete_lines(run_dir / "measurements.csv"))}
+    """Identities (:func:`bench.workloads.case_key`) of the cases recorded in a run folder (a
+    ``skipped`` row does not count: the case is still to be measured)."""
+    rows = _records(_complete_lines(run_dir / "measurements.csv"))
+    return {case_key(r) for r in rows if r.get("status") != "skipped"}
 
 
 def row_count(run_dir: pathlib.Path) -> int:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 
 import jax
 
-from bench import analysis, claims, records
+from bench import analysis, claims, plan, records
 from bench.calibration import Calibration, bytes_moved, limit
 from bench.config import RunConfig
 from bench.sharding import shard_workload
@@ -190,9 +190,13 @@ def measure_case(
     devices: int = 1,
     calibration: dict | None = None,
     trace_dir: str | None = None,
+    budget: plan.Budget | None = None,
     log=print,
 ) -> tuple[dict, list]:
     """Build and time one case. Returns its row and its raw samples; never raises.
+
+    With a ``budget`` (``--budget-s``), a case whose estimated compile and timing would not
+    fit what is left once it is built is not timed: its row is ``skipped``, with the reason.
 
     With the run's ``calibration`` (``Calibration.as_dict()``), the row gets its limit (the
     time the device could not beat, ``bench.calibration.limit``), the term that sets it, and
@@ -200,7 +204,10 @@ def measure_case(
     """
     row = _identity_row(case, run_id, devices)
     samples: list[float] = []
+    started = time.monotonic()
     try:
+        if budget is not None and budget.left_s <= 0:
+            return _skipped(row, f"--budget-s spent ({-budget.left_s:.0f} s over)"), []
         w = case.build()
         if case.devices is None and row["n_devices"] > 1:
             w = shard_workload(w, row["n_devices"], case.sizes["batch"])
@@ -217,6 +224,12 @@ def measure_case(
         counts = structure_columns(w.fn, w.args, log, w.while_trip_count)
         _add_note(row, counts.pop("note", ""))
         row.update(counts)
+        if budget is not None:
+            need = budget.case_seconds(w, counts, repeats=repeats, warmup=warmup)
+            left = budget.left_s - (time.monotonic() - started)
+            if need > left:
+                why = f"estimated {need:.0f} s, {max(left, 0):.0f} s of --budget-s left"
+                return _skipped(row, why), []
 
         def health(out):
             status = w.check(out) if w.check else "ok"
@@ -260,6 +273,11 @@ def measure_case(
         row.update(status=classify(e), error=first_line(e))
         samples = []
     return row, samples
+
+
+def _skipped(row: dict, why: str) -> dict:
+    row.update(status="skipped", error=f"{why}; --resume measures it")
+    return row
 
 
 def _slug(label: str) -> str:
@@ -410,6 +428,7 @@ class Outcome:
     measured: int  # rows written by this session
     left: int  # cases of the run still without a row (a session narrowed by --model/--variant)
     failed_claims: tuple[str, ...]  # claims whose experiment ended in ERROR
+    deferred_claims: tuple[str, ...] = ()  # claims whose experiment did not fit --budget-s
 
 
 def run(config: RunConfig, run_id: str, run_dir: pathlib.Path, **options) -> Outcome:
@@ -437,6 +456,7 @@ def _run(
     keep: Callable[[Case], bool] = lambda case: True,
     env: dict | None = None,
     experiments: bool | None = None,
+    deadline: float | None = None,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> Outcome:
     repair_or_refuse(run_dir)
@@ -461,7 +481,12 @@ def _run(
         calibration=calibration,
         trace_dir=config.trace_dir,
     )
-    measured = 0
+    if deadline is not None:
+        log("measuring the compile cost, for --budget-s ...")
+        cost = plan.compile_cost()
+        cal = Calibration.from_dict(calibration) if calibration else None
+    unprepared: dict[str, str] = {}  # suite -> why its preparation did not run
+    measured, started = 0, time.monotonic()
     with contextlib.ExitStack() as stack:
         out = records.CsvAppender(run_dir / "measurements.csv", records.COLUMNS)
         stack.callback(out.close)
@@ -477,20 +502,31 @@ def _run(
             suite = next(s for s in chosen if s.name == case.suite)
             if suite.prepare is not None and suite.name not in prepared:
                 prepared.add(suite.name)
-                log(f"preparing {suite.name} ...")
-                try:
-                    suite.prepare(config, run_dir)
-                except BaseException as e:  # its cases then fail one by one, as rows
-                    if _users(e):
-                        raise
-                    log(f"    preparing {suite.name} failed: {first_line(e)}")
+                need = suite.prepare_cost_s.get(config.profile, 0.0)
+                if deadline is not None and need > deadline - time.monotonic():
+                    unprepared[suite.name] = f"its preparation (~{need:.0f} s) did not fit"
+                    log(f"not preparing {suite.name}: ~{need:.0f} s do not fit --budget-s")
+                else:
+                    log(f"preparing {suite.name} ...")
+                    try:
+                        suite.prepare(config, run_dir)
+                    except BaseException as e:  # its cases then fail one by one, as rows
+                        if _users(e):
+                            raise
+                        log(f"    preparing {suite.name} failed: {first_line(e)}")
             t0 = time.perf_counter()
+            if deadline is not None:
+                kwargs["budget"] = plan.Budget(deadline - time.monotonic(), cost, cal)
             if deaths >= records.CRASH_LIMIT:
                 log(f"[{i}/{len(todo)}] {case.label}: not measured again")
                 row, samples = _identity_row(case, run_id, config.devices), []
                 row.update(status="crashed", error=_killed(deaths))
+            elif case.suite in unprepared:
+                row = _identity_row(case, run_id, config.devices)
+                row, samples = _skipped(row, f"{unprepared[case.suite]} in --budget-s"), []
             else:
-                log(f"[{i}/{len(todo)}] {case.label}: compiling and timing ...")
+                eta = _eta(time.monotonic() - started, i - 1, len(todo))
+                log(f"[{i}/{len(todo)}] {case.label}: compiling and timing ...{eta}")
                 records.mark_in_flight(run_dir, {"case": case.label, "key": list(key)})
                 if isolated:
                     row, samples = isolated.measure(case, **kwargs)
@@ -506,11 +542,25 @@ def _run(
             measured += 1
             log(f"    {_summary(row)} ({time.perf_counter() - t0:.1f} s)")
     failed: list[str] = []
+    deferred: list[str] = []
     if config.experiments if experiments is None else experiments:
-        failed = run_experiments(config, run_id, run_dir, log=log, died=died)
+        failed = run_experiments(
+            config, run_id, run_dir, log=log, died=died, deadline=deadline, deferred=deferred
+        )
     recorded = records.completed_keys(run_dir)
     left = sum(c.key(config.devices) not in recorded for c in run_cases if _in_run(config, c))
-    return Outcome(measured=measured, left=left, failed_claims=tuple(failed))
+    return Outcome(measured, left, tuple(failed), tuple(deferred))
+
+
+def _eta(elapsed_s: float, done: int, total: int) -> str:
+    """The time the session's cases have left at this session's pace so far.
+
+    From the pace, not from the plan: a plan builds and traces every case first, which would
+    add its own minutes to every run; the pace is exact once a few cases have run."""
+    if done < 3:
+        return ""
+    left_s = elapsed_s / done * (total - done)
+    return f" (~{left_s / 60:.0f} min left)" if left_s >= 90 else f" (~{left_s:.0f} s left)"
 
 
 def _in_run(config: RunConfig, case: Case) -> bool:
@@ -539,11 +589,22 @@ def repair_or_refuse(run_dir: pathlib.Path) -> None:
 
 
 def run_experiments(
-    config: RunConfig, run_id: str, run_dir: pathlib.Path, *, log, died=None
+    config: RunConfig,
+    run_id: str,
+    run_dir: pathlib.Path,
+    *,
+    log,
+    died=None,
+    deadline: float | None = None,
+    deferred: list[str] | None = None,
 ) -> list[str]:
     """Run each claim experiment of the configured suites with a claim missing or ERROR in
     ``claims.csv``; its verdicts replace any earlier rows of its claims, as one block (see
-    :func:`bench.records.record_claims`). Returns the claims left ERROR."""
+    :func:`bench.records.record_claims`). Returns the claims left ERROR.
+
+    Before a ``deadline`` (``time.monotonic()``, from ``--budget-s``), an experiment whose
+    declared cost does not fit what is left is not started: its claims go to ``deferred``
+    (they stay missing from ``claims.csv``, so ``--resume`` runs them)."""
     path = run_dir / "claims.csv"
     done = records.recorded_claims(path)
     failed = []
@@ -552,6 +613,11 @@ def run_experiments(
             if set(experiment.claims) <= done:
                 continue
             _check_stop()
+            need = experiment.cost_s.get(config.profile, 0.0)
+            if deadline is not None and need > deadline - time.monotonic():
+                log(f"claims {', '.join(experiment.claims)}: not run, ~{need:.0f} s do not fit")
+                (deferred if deferred is not None else []).extend(experiment.claims)
+                continue
             deaths = (died or {}).get(records.experiment_death_key(experiment.claims), 0)
             check = f"{experiment.suite} experiment"
             if deaths >= records.CRASH_LIMIT:
