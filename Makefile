@@ -2,7 +2,8 @@
 # They create .venv (python3 -m venv) and install the project into it when missing.
 # On a machine that already has the dependencies (e.g. an accelerator image with a CUDA
 # jax and no network), pass the interpreter instead: `make bench PYTHON=python3`.
-# GPU machine with network: `make bench EXTRAS=dev,cuda` installs the CUDA jax plugin.
+# GPU machine with network: `make bench EXTRAS=dev,cuda` (CUDA 12) or `EXTRAS=dev,cuda13`
+# (CUDA 13) installs the CUDA jax plugin.
 # CI runs two legs (.ci/run): `make test` (this machine's python3, e.g. 3.11 with jax 0.10) and
 # `make test-latest` (Python 3.12 with the newest jax, flax and optax, in .venv-latest).
 
@@ -37,7 +38,7 @@ help:
 	@echo "make compare      compare the last two runs in results/ (fails on a regression)"
 	@echo "make compare-pytest  the same for the last two pytest-benchmark saves"
 	@echo "make lint         ruff check + format check"
-	@echo "Options: PYTHON=python3 (use an existing interpreter), EXTRAS=dev,cuda, ARGS='...'"
+	@echo "Options: PYTHON=python3 (use an existing interpreter), EXTRAS=dev,cuda|dev,cuda13, ARGS='...'"
 
 env: $(ENV)
 

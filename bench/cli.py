@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {run,report,compare,list} ...``.
+"""Command line: ``python -m bench {run,plan,report,compare,list} ...``.
 
 A bad argument is one line on stderr and exit status 2, before anything is written.
 """
@@ -47,8 +47,8 @@ from bench.workloads import (
 
 DESCRIPTION = "seqdepth-bench: time, verify and compare the models of the CSE 891 HW3 solution."
 EPILOG = """`python -m bench COMMAND --help` shows a command's options.
-Exit status: 0 done; 1 compare found a regression; 2 bad input (one line on stderr);
-130 interrupted (finished cases are kept)."""
+Exit status: 0 done; 1 compare found a regression, or a claim's experiment ended in ERROR
+(run); 2 bad input (one line on stderr); 130 interrupted (finished cases are kept)."""
 
 RESULTS = pathlib.Path("results")
 LATEST = "latest"  # results/latest: a link to the run folder created last
@@ -192,7 +192,8 @@ def parser() -> argparse.ArgumentParser:
         "--no-compile-cache",
         action="store_true",
         help="do not use JAX's persistent compilation cache (default: on, in "
-        "$XDG_CACHE_HOME or ~/.cache /seqdepth-bench/jax; each row says whether it hit)",
+        "$XDG_CACHE_HOME/seqdepth-bench/jax, else ~/.cache/seqdepth-bench/jax; each row "
+        "says whether it hit)",
     )
     run.add_argument(
         "--trace",
@@ -357,6 +358,10 @@ def _resume(args, argv) -> int:
     run_dir = args.resume
     if args.name or args.allow_slow:
         raise ConfigError("--name and --allow-slow are for a new run, not --resume")
+    if args.trace or args.no_compile_cache:
+        raise ConfigError(
+            "--trace and --no-compile-cache are a run's settings: a resume keeps the run's"
+        )
     if not (run_dir / "env.json").is_file():
         raise ConfigError(f"--resume {run_dir}: not a run folder (no env.json)")
     with _writing(run_dir), records.RunLock(run_dir):

@@ -166,7 +166,7 @@ class Budget:
         call = _call_seconds(
             counts.get("work_flops") or 0.0, counts.get("steps_executed") or 0, self.calibration
         )
-        return compile_s + (warmup + 1 + timed_repeats(call, repeats)) * call
+        return compile_s + (warmup + timed_repeats(call, repeats)) * call
 
 
 def estimate(
@@ -180,7 +180,7 @@ def estimate(
     call = call_seconds(s, cal)
     n = timed_repeats(call, repeats)
     compile_s = cost.seconds(*program_size(jax.make_jaxpr(w.fn)(*w.args).jaxpr))
-    total = build_s + compile_s + (warmup + 1 + n) * call
+    total = build_s + compile_s + (warmup + n) * call
     return Estimate(case.label, build_s, compile_s, call, n, total)
 
 

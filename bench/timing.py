@@ -145,7 +145,9 @@ def default_cache_dir() -> str:
 
 def use_compile_cache(path: str | None) -> None:
     """Turn JAX's persistent compilation cache on at ``path`` (every program, however quick
-    to compile), or leave it off (None). Must run before the first compile of a process."""
+    to compile), or off (None, whatever ``JAX_COMPILATION_CACHE_DIR`` says). Must run before
+    the first compile of a process."""
+    jax.config.update("jax_enable_compilation_cache", path is not None)
     if path is None:
         return
     jax.config.update("jax_compilation_cache_dir", path)

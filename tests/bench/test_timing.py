@@ -72,26 +72,34 @@ def test_invalid_repeats_is_refused():
 CACHE_PROBE = """
 import sys, jax, jax.numpy as jnp
 from bench.timing import measure, use_compile_cache
-use_compile_cache(sys.argv[1])
+use_compile_cache(sys.argv[1] if sys.argv[1] != "none" else None)
 t = measure(lambda x: jnp.tanh(x) @ x + 1.0, (jnp.ones((32, 32)),), repeats=2)
 print(t.memory["compile_cache"])
 """
 
 
-def test_a_second_process_compiling_the_same_program_hits_the_persistent_cache(tmp_path):
+def _compile_in_a_new_process(cache: str, env=None) -> str:
+    import os
     import subprocess
     import sys
 
-    def compile_once():
-        done = subprocess.run(
-            [sys.executable, "-c", CACHE_PROBE, str(tmp_path / "cache")],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-1000:]
-        return done.stdout.strip().splitlines()[-1]
+    done = subprocess.run(
+        [sys.executable, "-c", CACHE_PROBE, cache],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-1000:]
+    return done.stdout.strip().splitlines()[-1]
 
-    assert compile_once() == "miss"
-    assert compile_once() == "hit"
+
+def test_a_second_process_compiling_the_same_program_hits_the_persistent_cache(tmp_path):
+    assert _compile_in_a_new_process(str(tmp_path / "cache")) == "miss"
+    assert _compile_in_a_new_process(str(tmp_path / "cache")) == "hit"
+
+
+def test_no_cache_means_none_not_even_the_one_jax_compilation_cache_dir_names(tmp_path):
+    env = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "cache")}
+    assert _compile_in_a_new_process(str(tmp_path / "cache")) == "miss"  # now cached there
+    assert _compile_in_a_new_process("none", env) == "off"
 
 
 def test_a_trace_of_the_timed_calls_is_written_and_loads(tmp_path):
