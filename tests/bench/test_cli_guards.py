@@ -86,5 +86,7 @@ def test_env_json_records_the_values_the_run_used(smoke_run):
     assert env["experiments"] is False
     assert len(env["load_avg_start"]) == 3 and len(env["load_avg_finish"]) == 3
     unset = {k for k, v in env.items() if v is None}
-    # None only where None is the value used: no timeout, no data file, no trace, default precision
-    assert unset <= {"case_timeout_s", "data", "trace_dir", "jax_default_matmul_precision"}, unset
+    # None only where None is the value used: no timeout, no data file, no trace, default
+    # precision, a clean git tree (no diff to hash)
+    allowed = {"case_timeout_s", "data", "trace_dir", "jax_default_matmul_precision"}
+    assert unset <= allowed | {"git_diff_sha256"}, unset
