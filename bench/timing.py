@@ -158,7 +158,8 @@ def use_compile_cache(path: str | None) -> None:
 def compile_ahead(fn: Callable, args: tuple):
     """AOT-compile ``fn`` for ``args``. Returns ``(compiled, seconds, memory)``; ``memory``
     also says whether the persistent compilation cache served it (``compile_cache``: hit,
-    miss, or off when the cache is not in use)."""
+    miss, off when the cache is not in use, or process when neither: this process had
+    compiled the same program already and JAX's in-memory cache served it)."""
     global _cache_events
     if _cache_events is None:
         _cache_events = _CacheEvents()
@@ -171,6 +172,8 @@ def compile_ahead(fn: Callable, args: tuple):
         memory["compile_cache"] = "hit"
     elif _cache_events.misses > misses:
         memory["compile_cache"] = "miss"
+    elif jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir:
+        memory["compile_cache"] = "process"
     else:
         memory["compile_cache"] = "off"
     return compiled, seconds, memory
