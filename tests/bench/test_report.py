@@ -100,3 +100,19 @@ def test_report_gives_each_case_its_fraction_of_the_matmul_measured_in_the_same_
     )
     (row,) = peak_fractions(df).to_dict("records")
     assert row["model"] == "convnet" and row["fraction"] == pytest.approx(0.25)
+
+
+def test_cases_faster_than_their_limit_are_called_out_as_the_models_failure():
+    import pandas as pd
+
+    from bench.report import _beaten_limits
+
+    rows = pd.DataFrame(
+        dict(
+            suite=["binary_adder", "lstm"], limit_bound=["steps", "compute"], efficiency=[4.6, 0.4]
+        )
+    )
+    text = _beaten_limits(rows)
+    assert "1 case(s) ran faster than their limit" in text
+    assert "binary_adder (1 bound by steps, up to 4.6)" in text and "lstm" not in text
+    assert _beaten_limits(rows[rows.suite == "lstm"]) == ""
