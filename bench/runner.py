@@ -508,8 +508,10 @@ def _run(
                     log(f"not preparing {suite.name}: ~{need:.0f} s do not fit --budget-s")
                 else:
                     log(f"preparing {suite.name} ...")
+                    began = time.perf_counter()
                     try:
                         suite.prepare(config, run_dir)
+                        log(f"    prepared ({time.perf_counter() - began:.1f} s)")
                     except BaseException as e:  # its cases then fail one by one, as rows
                         if _users(e):
                             raise
@@ -627,6 +629,7 @@ def run_experiments(
                 ]
             else:
                 log(f"claims {', '.join(experiment.claims)} ({experiment.suite}) ...")
+                began = time.perf_counter()
                 records.mark_in_flight(run_dir, {"experiment": list(experiment.claims)})
                 try:
                     found = experiment.run(config.profile, run_dir)
@@ -651,6 +654,8 @@ def run_experiments(
                 log(f"    {v['claim']}: {v['verdict']} — {v['measured']}")
                 if v["verdict"] == "ERROR":
                     failed.append(v["claim"])
+            if deaths < records.CRASH_LIMIT:
+                log(f"    ({time.perf_counter() - began:.1f} s)")
     finally:
         records.clear_in_flight(run_dir)
     return failed
