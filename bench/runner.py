@@ -551,7 +551,7 @@ def _run(
         )
     recorded = records.completed_keys(run_dir)
     left = sum(c.key(config.devices) not in recorded for c in run_cases if _in_run(config, c))
-    return Outcome(measured, left, tuple(failed), tuple(deferred))
+    return Outcome(measured, left, tuple(dict.fromkeys(failed)), tuple(deferred))
 
 
 def _eta(elapsed_s: float, done: int, total: int) -> str:
@@ -615,10 +615,11 @@ def run_experiments(
             if set(experiment.claims) <= done:
                 continue
             _check_stop()
+            named = ", ".join(dict.fromkeys(experiment.claims))  # one experiment, several rows
             need = experiment.cost_s.get(config.profile, 0.0)
             if deadline is not None and need > deadline - time.monotonic():
-                log(f"claims {', '.join(experiment.claims)}: not run, ~{need:.0f} s do not fit")
-                (deferred if deferred is not None else []).extend(experiment.claims)
+                log(f"claims {named}: not run, ~{need:.0f} s do not fit")
+                (deferred if deferred is not None else []).extend(dict.fromkeys(experiment.claims))
                 continue
             deaths = (died or {}).get(records.experiment_death_key(experiment.claims), 0)
             check = f"{experiment.suite} experiment"
@@ -628,7 +629,7 @@ def run_experiments(
                     for c in experiment.claims
                 ]
             else:
-                log(f"claims {', '.join(experiment.claims)} ({experiment.suite}) ...")
+                log(f"claims {named} ({experiment.suite}) ...")
                 began = time.perf_counter()
                 records.mark_in_flight(run_dir, {"experiment": list(experiment.claims)})
                 try:
