@@ -444,8 +444,8 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=N
         )
     if outcome.deferred_claims:
         print(
-            f"bench: the experiment of {', '.join(outcome.deferred_claims)} did not fit "
-            f"--budget-s: --resume {run_dir} runs it",
+            f"bench: claims {', '.join(outcome.deferred_claims)}: their experiments did not "
+            f"fit --budget-s: --resume {run_dir} runs them",
             file=sys.stderr,
         )
     if outcome.failed_claims:

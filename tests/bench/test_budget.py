@@ -62,7 +62,7 @@ def test_skipped_cases_and_experiments_are_measured_by_resume(tmp_path, capsys):
     assert main([*argv, "--budget-s", "0.001"]) == 0  # spent by the time the first case starts
     run_dir = only_run(tmp_path)
     err = capsys.readouterr().err
-    assert "did not fit --budget-s: --resume" in err
+    assert "did not fit --budget-s: --resume" in err and "their experiments did not fit" in err
     first = analysis.load(run_dir)
     assert set(first.status) == {"skipped"} and not (run_dir / "claims.csv").exists()
     assert records.completed_keys(run_dir) == set()
