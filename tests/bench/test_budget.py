@@ -115,3 +115,10 @@ def test_progress_shows_the_time_left_at_this_sessions_pace_once_three_cases_ran
     assert _eta(elapsed_s=2.0, done=2, total=9) == ""
     assert _eta(elapsed_s=30.0, done=3, total=9) == " (~60 s left)"
     assert _eta(elapsed_s=600.0, done=3, total=9) == " (~20 min left)"
+
+
+def test_the_budget_reaches_cases_measured_in_a_worker_process(tmp_path):
+    argv = ["run", "--suite", "binary_adder", "--profile", "smoke", "--out", str(tmp_path)]
+    assert main([*argv, "--budget-s", "0.001", "--case-timeout", "60", "--no-experiments"]) == 0
+    rows = analysis.load(only_run(tmp_path))
+    assert set(rows.status) == {"skipped"} and rows.error.str.contains("--budget-s spent").all()
