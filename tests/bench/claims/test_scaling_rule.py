@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from bench import fits
-from bench.claims import scaling_check, time_verdict
+from bench.claims import against_tolerance, scaling_check, time_verdict
 from tests.bench.test_fits import frame
 
 
@@ -83,3 +83,14 @@ def test_the_claim_fails_if_any_sweep_fails_and_passes_only_if_all_pass():
 def test_frames_from_empty_runs_are_inconclusive():
     assert check(frame([])).outcome == "INCONCLUSIVE"
     assert isinstance(fits.fit(frame([])), pd.DataFrame)
+
+
+def test_an_interval_across_an_edge_of_the_tolerance_band_cannot_decide():
+    """Decided by the whole 95% interval: inside the band PASS, outside FAIL, across an edge
+    INCONCLUSIVE, whichever side of the edge its middle falls."""
+    assert against_tolerance(0.95, 0.05, 1.0)[0] == "PASS"
+    assert against_tolerance(0.60, 0.10, 1.0)[0] == "FAIL"
+    assert against_tolerance(1.40, 0.10, 1.0)[0] == "FAIL"
+    for middle in (0.84, 0.86):  # a point estimate would call these FAIL and PASS
+        outcome, why = against_tolerance(middle, 0.05, 1.0)
+        assert outcome == "INCONCLUSIVE" and "straddles the edge of 1.00 ± 0.15" in why
