@@ -32,7 +32,7 @@ from jax.extend.core import subjaxprs
 
 from bench import claims
 from bench.calibration import Calibration
-from bench.structure import Structure, analyse
+from bench.structure import Structure, analyse_jaxpr
 from bench.timing import MAX_REPEATS, MIN_TIMED_S
 from bench.workloads import Case, Suite
 
@@ -148,10 +148,23 @@ def timed_repeats(call_s: float, repeats: int) -> int:
     return max(repeats, min(MAX_REPEATS, int(MIN_TIMED_S / max(call_s, 1e-9))))
 
 
+def remaining_seconds(
+    jaxpr, work_flops: float, steps_executed: int, cal: Calibration | None, cost: CompileCost,
+    *, repeats: int, warmup: int,
+) -> tuple[float, float, int]:  # fmt: skip
+    """``(compile_s, call_s, calls timed)`` of a traced program still to be compiled and timed;
+    without a calibration only the compile is estimated (``call_s`` 0)."""
+    compile_s = cost.seconds(*program_size(jaxpr))
+    if cal is None:
+        return compile_s, 0.0, 0
+    call = _call_seconds(work_flops, steps_executed, cal)
+    return compile_s, call, timed_repeats(call, repeats)
+
+
 @dataclasses.dataclass(frozen=True)
 class Budget:
     """What is left of a session's ``--budget-s`` as a case starts, and what estimates the
-    rest of the case once it is built (the plan's model, :func:`estimate`)."""
+    rest of the case once it is built (the plan's model, :func:`remaining_seconds`)."""
 
     left_s: float
     compile: CompileCost
@@ -160,13 +173,16 @@ class Budget:
     def case_seconds(self, w, counts: dict, *, repeats: int, warmup: int) -> float:
         """Seconds a built workload ``w`` will still take: compile, warm-up and repeats.
         ``counts``: its structure columns (work and loop steps; absent ones count as 0)."""
-        compile_s = self.compile.seconds(*program_size(jax.make_jaxpr(w.fn)(*w.args).jaxpr))
-        if self.calibration is None:
-            return compile_s
-        call = _call_seconds(
-            counts.get("work_flops") or 0.0, counts.get("steps_executed") or 0, self.calibration
+        compile_s, call, n = remaining_seconds(
+            jax.make_jaxpr(w.fn)(*w.args).jaxpr,
+            counts.get("work_flops") or 0.0,
+            counts.get("steps_executed") or 0,
+            self.calibration,
+            self.compile,
+            repeats=repeats,
+            warmup=warmup,
         )
-        return compile_s + (warmup + timed_repeats(call, repeats)) * call
+        return compile_s + (warmup + n) * call
 
 
 def estimate(
@@ -175,11 +191,12 @@ def estimate(
     """Build and trace ``case`` (timed: that is part of its cost) and estimate the rest."""
     t0 = time.perf_counter()
     w = case.build()
-    s = analyse(w.fn, *w.args, while_trip_count=w.while_trip_count)
+    closed = jax.make_jaxpr(w.fn)(*w.args)
+    s = analyse_jaxpr(closed, while_trip_count=w.while_trip_count)
     build_s = time.perf_counter() - t0
-    call = call_seconds(s, cal)
-    n = timed_repeats(call, repeats)
-    compile_s = cost.seconds(*program_size(jax.make_jaxpr(w.fn)(*w.args).jaxpr))
+    compile_s, call, n = remaining_seconds(
+        closed.jaxpr, s.work_flops, s.steps_executed, cal, cost, repeats=repeats, warmup=warmup
+    )
     total = build_s + compile_s + (warmup + n) * call
     return Estimate(case.label, build_s, compile_s, call, n, total)
 
