@@ -21,6 +21,8 @@ import pathlib
 import pkgutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+import pandas as pd
+
 from bench.fits import COUNTS, LATENCY_SHARE
 
 VERDICTS = ("PASS", "FAIL", "CORRECTED", "INCONCLUSIVE", "ERROR")
@@ -274,3 +276,43 @@ def time_verdict(claim: str, checks: Sequence[Check], measure: str, what: str) -
         measured="; ".join(c.text for c in checks) or "no sweep",
         statement=statement,
     )
+
+
+def wall_time(
+    claim: str, df, fits, *, suite: str, mode: str, variants: Sequence[str],
+    axes: Sequence[str], measure: str, what: str,
+) -> list[Verdict]:  # fmt: skip
+    """A claim's wall-time half: :func:`scaling_check` of every variant along every axis,
+    judged by :func:`time_verdict`; nothing when the run timed no ``suite`` / ``mode`` case."""
+    if ok_rows(df, suite, mode).empty:
+        return []
+    checks = [
+        scaling_check(fits, suite=suite, variant=v, mode=mode, axis=a, measure=measure)
+        for v in variants
+        for a in axes
+    ]
+    return [time_verdict(claim, checks, measure, what)]
+
+
+def ok_rows(df: pd.DataFrame, suite: str, mode: str) -> pd.DataFrame:
+    return df[(df.suite == suite) & (df["mode"] == mode) & (df.status == "ok")]
+
+
+def uncounted(rows: pd.DataFrame, claim: str, check: str) -> list[Verdict]:
+    """An INCONCLUSIVE row when some of ``rows`` have no span (the analyser could not count
+    their program: the row's note says why); else nothing."""
+    missing = rows[rows.span_ops.isna()]
+    if missing.empty:
+        return []
+    notes = sorted({str(n) for n in missing.note.dropna()}) or ["no note"]
+    return [
+        Verdict(
+            claim=claim,
+            verdict="INCONCLUSIVE",
+            check=check,
+            measure="span_ops",
+            rule="no verdict from rows without a structural count",
+            measured=f"{len(missing)} of {len(rows)} rows have no span: {'; '.join(notes)}",
+            statement="the structural count is missing, so the span cannot decide",
+        )
+    ]

@@ -29,12 +29,12 @@ from bench.claims import (
     Derived,
     Experiment,
     Verdict,
+    ok_rows,
     register,
-    scaling_check,
-    time_verdict,
+    uncounted,
+    wall_time,
     write_table,
 )
-from bench.claims.pixelcnn import ok_rows, uncounted
 from bench.structure import analyse
 from models.mdrnn import CELLS, SCHEDULES, MDRNNPixel, connections, macs, sequential_steps
 
@@ -310,15 +310,10 @@ C11_BOUND = 2.0  # (H+W−1)·d within this many √(HW)·d on every grid: the s
 def c11_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
     """C11's wall-time half: each schedule's forward time along its latency-bound sweeps
     follows the loop steps it executes (the structural half is :func:`sequential_steps_sweep`)."""
-    if ok_rows(df, "mdrnn", "forward").empty:
-        return []
-    checks = [
-        scaling_check(fits, suite="mdrnn", variant=schedule, mode="forward", axis=axis,
-                      measure="steps_executed")
-        for schedule in SCHEDULES
-        for axis in ("hw", "depth")
-    ]  # fmt: skip
-    return [time_verdict("C11", checks, "steps_executed", "each MDRNN schedule's forward pass")]
+    return wall_time(
+        "C11", df, fits, suite="mdrnn", mode="forward", variants=tuple(SCHEDULES),
+        axes=("hw", "depth"), measure="steps_executed", what="each MDRNN schedule's forward pass",
+    )  # fmt: skip
 
 
 # --- C12: training parallelism, PixelCNN vs MDRNN -------------------------------------------

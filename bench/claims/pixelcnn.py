@@ -24,9 +24,10 @@ from bench.claims import (
     Derived,
     Experiment,
     Verdict,
+    ok_rows,
     register,
-    scaling_check,
-    time_verdict,
+    uncounted,
+    wall_time,
     write_table,
 )
 from bench.fits import sweeps
@@ -289,30 +290,6 @@ def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) 
 # --- C8: the training step's sequential depth, from the timed cases ------------------------
 
 
-def ok_rows(df: pd.DataFrame, suite: str, mode: str) -> pd.DataFrame:
-    return df[(df.suite == suite) & (df["mode"] == mode) & (df.status == "ok")]
-
-
-def uncounted(rows: pd.DataFrame, claim: str, check: str) -> list[Verdict]:
-    """An INCONCLUSIVE row when some of ``rows`` have no span (the analyser could not count
-    their program: the row's note says why); else nothing."""
-    missing = rows[rows.span_ops.isna()]
-    if missing.empty:
-        return []
-    notes = sorted({str(n) for n in missing.note.dropna()}) or ["no note"]
-    return [
-        Verdict(
-            claim=claim,
-            verdict="INCONCLUSIVE",
-            check=check,
-            measure="span_ops",
-            rule="no verdict from rows without a structural count",
-            measured=f"{len(missing)} of {len(rows)} rows have no span: {'; '.join(notes)}",
-            statement="the structural count is missing, so the span cannot decide",
-        )
-    ]
-
-
 def exact_line(xs, ys) -> tuple[Fraction, Fraction] | None:
     """(slope, intercept) if the integer points lie exactly on one line, else None."""
     pts = sorted({(int(x), int(y)) for x, y in zip(xs, ys, strict=True)})
@@ -404,26 +381,20 @@ def c8_pixelcnn_training_span(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None
         return []
     if missing := uncounted(rows, "C8", C8_CHECK):
         return missing
-    checks = [
-        scaling_check(fits, suite="pixelcnn", variant="masked", mode="train", axis=axis,
-                      measure="span_ops")
-        for axis in ("depth", "hw")
+    return [
+        c8_structure(rows),
+        *wall_time("C8", df, fits, suite="pixelcnn", mode="train", variants=("masked",),
+                   axes=("depth", "hw"), measure="span_ops", what="PixelCNN's train step"),
     ]  # fmt: skip
-    return [c8_structure(rows), time_verdict("C8", checks, "span_ops", "PixelCNN's train step")]
 
 
 def c9_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
     """C9's wall-time half: each sampler's time along its latency-bound sweeps follows its
     span (the structural half is :func:`sampler_span`)."""
-    if ok_rows(df, "pixelcnn", "sample").empty:
-        return []
-    checks = [
-        scaling_check(fits, suite="pixelcnn", variant=sampler, mode="sample", axis=axis,
-                      measure="span_ops")
-        for sampler in SAMPLERS
-        for axis in ("hw", "depth")
-    ]  # fmt: skip
-    return [time_verdict("C9", checks, "span_ops", "the naive, cached and fixed-point samplers")]
+    return wall_time(
+        "C9", df, fits, suite="pixelcnn", mode="sample", variants=tuple(SAMPLERS),
+        axes=("hw", "depth"), measure="span_ops", what="the naive, cached and fixed-point samplers",
+    )  # fmt: skip
 
 
 register(Experiment("pixelcnn", ("C7",), connection_sweep, cost_s=dict(smoke=1, cpu=1, full=1)))
