@@ -517,7 +517,10 @@ def _records(text: str) -> list[dict]:
 def completed_keys(run_dir: pathlib.Path) -> set[tuple]:
     """Identities (:func:`bench.workloads.case_key`) of the cases recorded in a run folder (a
     ``skipped`` row does not count: the case is still to be measured)."""
-    rows = _records(_complete_lines(run_dir / "measurements.csv"))
+    return _done(_records(_complete_lines(run_dir / "measurements.csv")))
+
+
+def _done(rows: list[dict]) -> set[tuple]:
     return {case_key(r) for r in rows if r.get("status") != "skipped"}
 
 
@@ -548,7 +551,7 @@ def repair_interrupted(run_dir: pathlib.Path) -> None:
             tmp.unlink()
     rows_path, samples_path = run_dir / "measurements.csv", run_dir / "samples.csv"
     rows_text, samples_text = _complete_lines(rows_path), _complete_lines(samples_path)
-    done = {case_key(record) for record in _records(rows_text)}
+    done = _done(_records(rows_text))  # a skipped case's samples are a re-measure cut short
     sample_lines = samples_text.splitlines(keepends=True)
     kept = sample_lines[:1] + [
         line

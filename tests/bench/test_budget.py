@@ -3,6 +3,7 @@ started; its row says `skipped` and why, and `--resume` measures it, its new row
 skipped one."""
 
 import jax.numpy as jnp
+import pandas as pd
 import pytest
 
 from bench import analysis, records
@@ -10,7 +11,7 @@ from bench.calibration import Calibration
 from bench.cli import main
 from bench.plan import Budget, CompileCost
 from bench.runner import _eta, measure_case
-from bench.workloads import Case, Workload
+from bench.workloads import IDENTITY, Case, Workload
 from tests.bench.helpers import only_run
 
 FREE = CompileCost(fixed_s=0.0, per_eqn_s=0.0, per_loop_s=0.0)
@@ -74,6 +75,25 @@ def test_skipped_cases_and_experiments_are_measured_by_resume(tmp_path, capsys):
     assert (run_dir / "measurements.csv").read_text().count("skipped") == len(first)  # kept
     assert set(rows.session) == {2}
     assert not analysis.load_claims(run_dir / "claims.csv").empty
+
+    assert main(["run", "--resume", str(run_dir)]) == 0  # and the folder stays resumable
+    assert "already complete" in capsys.readouterr().err
+
+
+def test_samples_of_a_skipped_case_cut_short_by_a_kill_are_dropped_on_resume(tmp_path):
+    argv = ["run", "--suite", "binary_adder", "--profile", "smoke", "--out", str(tmp_path)]
+    assert main([*argv, "--budget-s", "0.001", "--no-experiments"]) == 0
+    run_dir = only_run(tmp_path)
+    skipped = analysis.load(run_dir).iloc[0]
+    identity = {k: skipped[k] for k in ("run_id", *IDENTITY) if not pd.isna(skipped[k])}
+    out = records.CsvAppender(run_dir / "samples.csv", records.SAMPLE_COLUMNS)
+    out.write({**identity, "repeat": 0, "time_s": 1.0})  # killed before the row was written
+    out.close()
+    assert main(["run", "--resume", str(run_dir), "--no-experiments"]) == 0
+    rows = analysis.load(run_dir)
+    samples = analysis.load_samples(run_dir / "samples.csv")
+    assert set(rows.status) == {"ok"} and len(samples) == rows.repeats.sum()
+    assert 1.0 not in set(samples.time_s)
 
 
 def _written(folder, rows):
