@@ -304,6 +304,8 @@ class Comparison:
 def _index(run: Run) -> dict[tuple, dict]:
     out = {}
     for rec in run.rows.to_dict("records"):
+        if rec["status"] == "skipped":  # not measured (--budget-s): absent, not broken
+            continue
         key = case_key(rec)
         if key in out:
             raise CompareError(f"{run.path}: case {_label(key)} appears twice")
@@ -452,6 +454,10 @@ def _ms(v) -> str:
     return "" if v is None or v != v else f"{v * 1e3:.4g}"
 
 
+def _status(value) -> str:
+    return "—" if value is None or pd.isna(value) or value == "" else str(value)
+
+
 def _table(rows: pd.DataFrame, timed: bool) -> str:
     lines = []
     for r in rows.itertuples():
@@ -461,7 +467,7 @@ def _table(rows: pd.DataFrame, timed: bool) -> str:
                 f"{r.ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}] (n {r.n_old}/{r.n_new})"
             )
         else:
-            lines.append(f"  {r.case}: {r.status_old or '—'} → {r.status_new or '—'}")
+            lines.append(f"  {r.case}: {_status(r.status_old)} → {_status(r.status_new)}")
     return "\n".join(lines)
 
 

@@ -110,6 +110,14 @@ def test_a_case_that_broke_fails_the_comparison(tmp_path, capsys):
     assert "broke (1):" in out and "seq_len=32 hidden=8: ok → timeout" in out
 
 
+def test_a_case_skipped_by_the_budget_is_absent_not_broken(tmp_path, capsys):
+    old = same_code(tmp_path / "old")
+    new = same_code(tmp_path / "new", seed=100, statuses={32: "skipped"})
+    assert run_compare(old, new, "--allow", "vanished") == 0
+    out = capsys.readouterr().out
+    assert "1 vanished, 3 unchanged" in out and "seq_len=32 hidden=8: ok → —" in out
+
+
 def test_a_vanished_case_fails_the_comparison(tmp_path, capsys):
     old = same_code(tmp_path / "old")
     new = same_code(tmp_path / "new", seed=100, drop=(64,))
