@@ -33,7 +33,7 @@ from jax.extend.core import subjaxprs
 from bench import claims
 from bench.calibration import Calibration
 from bench.structure import Structure, analyse_jaxpr
-from bench.timing import MAX_REPEATS, MIN_TIMED_S
+from bench.timing import repeats_for
 from bench.workloads import Case, Suite
 
 ASSUMED_EFFICIENCY = 0.25
@@ -143,22 +143,17 @@ def _call_seconds(work_flops: float, steps_executed: int, cal: Calibration) -> f
     return work_flops / rate + steps_executed * cal.loop_iteration_s.value + CALL_OVERHEAD_S
 
 
-def timed_repeats(call_s: float, repeats: int) -> int:
-    """How many repeats :func:`bench.timing.measure` will make of a call this long."""
-    return max(repeats, min(MAX_REPEATS, int(MIN_TIMED_S / max(call_s, 1e-9))))
-
-
 def remaining_seconds(
     jaxpr, work_flops: float, steps_executed: int, cal: Calibration | None, cost: CompileCost,
-    *, repeats: int, warmup: int,
+    repeats: int,
 ) -> tuple[float, float, int]:  # fmt: skip
-    """``(compile_s, call_s, calls timed)`` of a traced program still to be compiled and timed;
-    without a calibration only the compile is estimated (``call_s`` 0)."""
+    """``(compile_s, call_s, calls timed)`` of a traced program still to be compiled and timed
+    (the warm-up calls come on top); without a calibration only the compile is estimated."""
     compile_s = cost.seconds(*program_size(jaxpr))
     if cal is None:
         return compile_s, 0.0, 0
     call = _call_seconds(work_flops, steps_executed, cal)
-    return compile_s, call, timed_repeats(call, repeats)
+    return compile_s, call, repeats_for(call, repeats)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,17 +165,17 @@ class Budget:
     compile: CompileCost
     calibration: Calibration | None  # None: only the time already spent can stop a case
 
-    def case_seconds(self, w, counts: dict, *, repeats: int, warmup: int) -> float:
-        """Seconds a built workload ``w`` will still take: compile, warm-up and repeats.
-        ``counts``: its structure columns (work and loop steps; absent ones count as 0)."""
+    def case_seconds(self, jaxpr, counts: dict, *, repeats: int, warmup: int) -> float:
+        """Seconds a built and traced workload (``jaxpr``) will still take: compile, warm-up
+        and repeats. ``counts``: its structure columns (work and loop steps; absent ones count
+        as 0)."""
         compile_s, call, n = remaining_seconds(
-            jax.make_jaxpr(w.fn)(*w.args).jaxpr,
+            jaxpr,
             counts.get("work_flops") or 0.0,
             counts.get("steps_executed") or 0,
             self.calibration,
             self.compile,
-            repeats=repeats,
-            warmup=warmup,
+            repeats,
         )
         return compile_s + (warmup + n) * call
 
@@ -195,7 +190,7 @@ def estimate(
     s = analyse_jaxpr(closed, while_trip_count=w.while_trip_count)
     build_s = time.perf_counter() - t0
     compile_s, call, n = remaining_seconds(
-        closed.jaxpr, s.work_flops, s.steps_executed, cal, cost, repeats=repeats, warmup=warmup
+        closed.jaxpr, s.work_flops, s.steps_executed, cal, cost, repeats
     )
     total = build_s + compile_s + (warmup + n) * call
     return Estimate(case.label, build_s, compile_s, call, n, total)

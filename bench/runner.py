@@ -31,7 +31,7 @@ from bench import analysis, claims, plan, records
 from bench.calibration import Calibration, bytes_moved, limit
 from bench.config import RunConfig
 from bench.sharding import shard_workload
-from bench.structure import analyse
+from bench.structure import analyse_jaxpr
 from bench.timing import RecompilationError, measure, use_compile_cache
 from bench.workloads import (
     IDENTITY,
@@ -143,14 +143,16 @@ def device_fields() -> dict:
     return {"device_kind": device.device_kind, "platform": device.platform, "n_devices": 1}
 
 
-def structure_columns(fn, args, log=print, while_trip_count=None) -> dict:
-    """Span, executed loop steps and work of the traced computation (see bench.structure).
+def structure_columns(fn, args, log=print, while_trip_count=None, closed=None) -> dict:
+    """Span, executed loop steps and work of the traced computation (see bench.structure);
+    ``closed``: its jaxpr, where the caller has traced it already.
 
     A program the analyser cannot count is not a failed case: the row keeps its timing, its
     count columns stay empty, and its ``note`` says why.
     """
     try:
-        s = analyse(fn, *args, while_trip_count=while_trip_count)
+        closed = closed or jax.make_jaxpr(fn)(*args)
+        s = analyse_jaxpr(closed, while_trip_count=while_trip_count)
     except Exception as e:
         note = f"span/work not counted: {first_line(e)}"
         log(f"    {note}")
@@ -221,11 +223,12 @@ def measure_case(
         if "per_device_batch" not in row and case.sizes.get("batch"):
             row["per_device_batch"] = case.sizes["batch"] // row["n_devices"]
         _add_note(row, w.note)
-        counts = structure_columns(w.fn, w.args, log, w.while_trip_count)
+        closed = jax.make_jaxpr(w.fn)(*w.args) if budget is not None else None
+        counts = structure_columns(w.fn, w.args, log, w.while_trip_count, closed)
         _add_note(row, counts.pop("note", ""))
         row.update(counts)
         if budget is not None:
-            need = budget.case_seconds(w, counts, repeats=repeats, warmup=warmup)
+            need = budget.case_seconds(closed.jaxpr, counts, repeats=repeats, warmup=warmup)
             left = budget.left_s - (time.monotonic() - started)
             if need > left:
                 why = f"estimated {need:.0f} s, {max(left, 0):.0f} s of --budget-s left"
@@ -241,6 +244,8 @@ def measure_case(
             w.fn, w.args, repeats=repeats, warmup=warmup, before_timing=health, trace_dir=trace
         )
         samples = timing.samples_s
+        if trace is not None:
+            _add_note(row, f"traced ({trace}): its times include the profiler's overhead")
         row.update(
             status="ok",
             compile_s=timing.compile_s,

@@ -203,6 +203,12 @@ def _place(x):
     return jax.device_put(x)
 
 
+def repeats_for(call_s: float, repeats: int) -> int:
+    """How many calls of ``call_s`` seconds are timed: at least ``repeats``, more for a fast
+    call (as many as fill ``MIN_TIMED_S``, at most ``MAX_REPEATS``)."""
+    return max(repeats, min(MAX_REPEATS, int(MIN_TIMED_S / max(call_s, 1e-9))))
+
+
 def measure(
     fn: Callable,
     args: tuple,
@@ -226,7 +232,7 @@ def measure(
     first_s = time.perf_counter() - t0
     if before_timing is not None:
         before_timing(first)
-    repeats = max(repeats, min(MAX_REPEATS, int(MIN_TIMED_S / max(first_s, 1e-9))))
+    repeats = repeats_for(first_s, repeats)
     tracing = (
         jax.profiler.trace(trace_dir, create_perfetto_trace=True)
         if trace_dir

@@ -8,6 +8,7 @@ from bench import plan
 from bench.calibration import Calibration
 from bench.cli import main
 from bench.suites import deer, trained
+from bench.timing import repeats_for
 from bench.workloads import ConfigError, planning, run_dir
 
 TOY = Calibration.of(
@@ -31,7 +32,7 @@ def test_a_call_costs_its_work_and_its_loop_steps():
                 jnp.ones((10, 10)))  # fmt: skip
     expected = s.work_flops / (plan.ASSUMED_EFFICIENCY * 1e10) + 10 * 1e-6 + plan.CALL_OVERHEAD_S
     assert plan.call_seconds(s, TOY) == expected
-    assert plan.timed_repeats(1.0, 5) == 5 and plan.timed_repeats(1e-6, 5) == 100
+    assert repeats_for(1.0, 5) == 5 and repeats_for(1e-6, 5) == 100
 
 
 def test_the_plan_command_prints_every_case_and_a_total(capsys):

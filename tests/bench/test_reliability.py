@@ -170,3 +170,14 @@ def test_resume_after_a_write_cut_short_keeps_one_row_and_one_set_of_samples_per
     assert per_case.to_dict() == {
         (r.variant, r["mode"], r.seq_len, r.batch): r.repeats for _, r in df.iterrows()
     }
+
+
+def test_a_traced_case_writes_its_trace_and_its_row_says_the_times_carry_the_profiler(
+    faults, tmp_path
+):
+    trace = tmp_path / "traces"
+    argv = ["run", "--suite", "faults", "--variant", "fine", "--profile", "smoke"]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--trace", str(trace)]) == 0
+    (row,) = analysis.load(only_run(tmp_path / "out")).to_dict("records")
+    assert row["status"] == "ok" and "include the profiler's overhead" in row["note"]
+    assert list(trace.glob("*/plugins/profile/*/*.xplane.pb"))
