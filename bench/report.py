@@ -218,15 +218,20 @@ def depth_table(fitted: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _brent_groups(fitted: pd.DataFrame) -> pd.DataFrame:
+    """One row per fitted group whose Brent fit has both a positive work and span term."""
+    terms = ["brent_span_a_s_per_flop", "brent_span_b_s_per_step"]
+    if not set(terms) <= set(fitted.columns):
+        return pd.DataFrame(columns=terms)
+    groups = fitted.drop_duplicates(fits.GROUP)
+    return groups[(groups.brent_span_a_s_per_flop > 0) & (groups.brent_span_b_s_per_step > 0)]
+
+
 def device_constants(fitted: pd.DataFrame) -> str:
     """What the Brent fits (time ≈ a·work + b·span) say about the device: the cost of one
     operation on the critical path, of one FLOP, and the work per operation below which a step
     waits on its depth."""
-    if "brent_span_b_s_per_step" not in fitted:
-        return ""
-    groups = fitted.drop_duplicates(["suite", "model", "variant", "mode"])
-    a, b = groups.brent_span_a_s_per_flop, groups.brent_span_b_s_per_step
-    usable = groups[(a > 0) & (b > 0)]
+    usable = _brent_groups(fitted)
     if usable.empty:
         return ""
     b = usable.brent_span_b_s_per_step.median()
@@ -261,16 +266,17 @@ def limits_section(env: dict, df: pd.DataFrame, fitted: pd.DataFrame) -> str:
             )  # fmt: skip
         ),
     ]
-    if "brent_span_a_s_per_flop" in fitted:
-        a = fitted.drop_duplicates(["suite", "model", "variant", "mode"]).brent_span_a_s_per_flop
-        a = a[a > 0]
-        if not a.empty:
-            parts.append(
-                f"\nBeside it, the Brent fits' median cost of a FLOP is {a.median() * 1e9:.3g} ns "
-                f"(≈ {1 / a.median() / 1e9:.3g} GFLOP/s), against the calibrated peak of "
-                f"{cal['matmul_flops_per_s']['value'] / 1e9:.3g} GFLOP/s: the cases' own "
-                "arithmetic runs that much below a large matmul's.\n"
-            )
+    a = _brent_groups(fitted).brent_span_a_s_per_flop
+    if not a.empty:
+        ratio = cal["matmul_flops_per_s"]["value"] * a.median()  # peak / the fits' rate
+        parts.append(
+            f"\nBeside it, the Brent fits' median cost of a FLOP is {a.median() * 1e9:.3g} ns "
+            f"(≈ {1 / a.median() / 1e9:.3g} GFLOP/s), against the calibrated peak of "
+            f"{cal['matmul_flops_per_s']['value'] / 1e9:.3g} GFLOP/s: the cases' own "
+            + (f"arithmetic runs {ratio:.3g}× below" if ratio >= 1
+               else f"arithmetic runs {1 / ratio:.3g}× above")
+            + " a large matmul's.\n"
+        )  # fmt: skip
     by_suite = rows.groupby("suite").agg(
         cases=("efficiency", "size"),
         median_efficiency=("efficiency", "median"),
@@ -349,7 +355,9 @@ def trained_section(run_dir: pathlib.Path, df: pd.DataFrame) -> str:
         "\n## Trained on the data: time to quality, and sampling with trained weights\n\n",
         f"Independent-pixel baseline on the test split: {base:.4g} nats per image "
         f"({base / pixels / np.log(2):.4g} bits per dimension); target: a validation NLL of "
-        f"{summary.target_nats.iloc[0]:.4g} nats (0.75× the validation baseline).\n\n",
+        f"{summary.target_nats.iloc[0]:.4g} nats ("
+        f"{summary.target_nats.iloc[0] / summary.baseline_val_nats.iloc[0]:.3g}× the validation "
+        "baseline).\n\n",
     ]
     if not first.empty:
         a = first.iloc[0]
@@ -375,13 +383,18 @@ def trained_section(run_dir: pathlib.Path, df: pd.DataFrame) -> str:
         needed = ["naive", "cached", "fixed-point"]
         for model, t in times.iterrows():
             if set(needed) <= set(t.index) and t[needed].notna().all():
+                speedup = t["naive"] / t["fixed-point"]
                 lines.append(
                     f"{model}: naive {t['naive'] * 1e3:.3g} ms, cached {t['cached'] * 1e3:.3g} "
                     f"ms, fixed-point {t['fixed-point'] * 1e3:.3g} ms: fixed-point "
-                    f"{t['naive'] / t['fixed-point']:.2f}× faster than naive"
+                    + (f"{speedup:.2f}× faster" if speedup >= 1 else f"{1 / speedup:.2f}× slower")
+                    + " than naive"
                 )
         if lines:
-            parts.append("\nSampler times (batch 16): " + "; ".join(lines) + f" ({SONG_2021}).\n")
+            batch = ", ".join(str(b) for b in sorted(set(rows.batch.dropna().astype(int))))
+            parts.append(
+                f"\nSampler times (batch {batch}): " + "; ".join(lines) + f" ({SONG_2021}).\n"
+            )
     images = sorted(p.name for p in run_dir.glob("trained_*.png"))
     parts.append("\n" + "".join(f"![{name}]({name})\n" for name in images))
     return "".join(parts)
