@@ -73,3 +73,9 @@ def finite_loss(out) -> str:
     """Health check for train steps whose last output is the loss."""
     loss = out[-1]
     return "ok" if bool(jax.numpy.isfinite(loss).all()) else "nan"
+
+
+def binary_image_check(out) -> str:
+    """Samples must be 0/1 images (the fixed-point sampler returns ``(x, passes)``)."""
+    x = out[0] if isinstance(out, tuple) else out
+    return "ok" if bool(((x == 0) | (x == 1)).all()) else "range"

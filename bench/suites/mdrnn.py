@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from bench.steps import finite_loss, forward_fn, n_params, train_step_fn
+from bench.steps import binary_image_check, finite_loss, forward_fn, n_params, train_step_fn
 from bench.workloads import Case, Suite, Workload, register
 from models.mdrnn import (
     SCHEDULES,
@@ -118,11 +118,6 @@ def _binary_images(batch: int, side: int, seed: int) -> jax.Array:
     return jax.random.bernoulli(jax.random.key(seed), 0.5, (batch, side, side)).astype(jnp.float32)
 
 
-def _binary_check(out) -> str:
-    ok = bool(jnp.all((out == 0) | (out == 1)))
-    return "ok" if ok else "range"
-
-
 def _extra(side: int, depth: int, hidden: int, schedule: str) -> dict:
     windows = len(diagonal_windows(side, side, depth if schedule == "pipelined" else 1))
     return dict(
@@ -163,7 +158,7 @@ def _build(mode: str, batch: int, side: int, depth: int, hidden: int, schedule: 
         fn, state = forward_fn(model, lambda m, u: m.sample(u))
         u = jax.random.uniform(jax.random.key(seed + 2), (batch, side, side))
         extra = dict(schedule="anti-diagonal", scan_steps=2 * side - 1, layers_per_step=depth)
-        return Workload(fn, (state, u), n_params(model), _binary_check, extra, batch_argnum=1)
+        return Workload(fn, (state, u), n_params(model), binary_image_check, extra, batch_argnum=1)
 
     return build
 

@@ -36,7 +36,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from bench.steps import finite_loss, forward_fn, n_params, train_step_fn
+from bench.steps import binary_image_check, finite_loss, forward_fn, n_params, train_step_fn
 from bench.suites.mdrnn import MATCHED_TRAIN
 from bench.workloads import Case, Suite, Workload, register
 from models.pixelcnn import (
@@ -169,12 +169,6 @@ def numpy_initialized(depth: int, channels: int, seed: int, kernel: int = KERNEL
 
 def forward_flops(batch: int, side: int, depth: int, channels: int) -> int:
     return 2 * batch * side * side * macs_per_pixel(KERNEL, depth, channels)
-
-
-def binary_image_check(out) -> str:
-    """Samples must be 0/1 images (the fixed-point sampler returns ``(x, passes)``)."""
-    x = out[0] if isinstance(out, tuple) else out
-    return "ok" if bool(((x == 0) | (x == 1)).all()) else "range"
 
 
 def _sizes(batch: int, side: int, depth: int, channels: int) -> dict:

@@ -46,8 +46,9 @@ from bench.claims import write_table
 from bench.data import Splits, independent_pixel_nll, load_digits_binary, load_mnist_npz
 from bench.plots import sample_grid, training_curves
 from bench.quality import TrainConfig
-from bench.steps import forward_fn, n_params, train_step_fn
+from bench.steps import binary_image_check, forward_fn, n_params, train_step_fn
 from bench.structure import analyse
+from bench.suites.pixelcnn import SAMPLERS, sampler_note
 from bench.workloads import Case, Suite, Workload, register, run_dir
 from models import mdrnn, pixelcnn
 
@@ -55,13 +56,7 @@ SUITE = "trained"
 TARGET_RATIO = 0.75
 """The goal: test NLL ≤ 0.75 × the independent-pixel baseline (the validation target uses the
 same ratio of the validation baseline)."""
-STRETCH_RATIO = 0.70
 SAMPLE_BATCH = 16
-SAMPLERS = {
-    "naive": pixelcnn.sample_naive,
-    "cached": pixelcnn.sample_cached,
-    "fixed-point": pixelcnn.sample_fixed_point,
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +195,9 @@ def _sampling_checks(config, folder: pathlib.Path, splits: Splits) -> None:
     curves = {
         name: pd.read_csv(folder / f"trained_curve_{name}.csv").to_dict("records") for name in named
     }
-    training_curves(folder / "trained_curves.png", curves, baseline_nats=baseline)
+    training_curves(
+        folder / "trained_curves.png", curves, baseline_nats=baseline, target_ratio=TARGET_RATIO
+    )
 
 
 _SAMPLING_COLUMNS = [
@@ -255,38 +252,26 @@ def _build_sample(profile: str, trainee_name: str, variant: str, weights: str, s
             fn,
             (state, u),
             n_params(model),
-            _binary_check,
+            binary_image_check,
             extra,
             batch_argnum=1,
             while_trip_count=passes,
-            note=_note(variant, side, passes),
+            note=sampler_note(variant, side, passes),
         )
 
     return build
 
 
-def _note(variant: str, side: int, passes: int | None) -> str:
-    if variant == "cached":
-        return f"cached: one forward pass of work in all, the naive sampler {side * side}"
-    if variant == "fixed-point":
-        return f"fixed-point: {passes} parallel passes, the naive sampler {side * side}"
-    return ""
-
-
-def _binary_check(out) -> str:
-    x = out[0] if isinstance(out, tuple) else out
-    return "ok" if bool(((x == 0) | (x == 1)).all()) else "range"
-
-
 def cases(profile: str) -> list[Case]:
     side = 8  # the digits' image size (a --data file's images are sampled at the same size)
+    k, d = SIZES[profile]["mdrnn"]["hidden"], SIZES[profile]["mdrnn"]["depth"]
+    schedule = mdrnn.default_schedule(SAMPLE_BATCH, side, side, k, d)
     out = []
     for weights in ("trained", "random"):
         for family, trainee, variants in (
             ("pixelcnn", "pixelcnn", tuple(SAMPLERS)),
-            ("mdrnn", f"mdrnn-{mdrnn.default_schedule(SAMPLE_BATCH, side, side, 32, 2)}",
-             ("diagonal",)),
-        ):  # fmt: skip
+            ("mdrnn", f"mdrnn-{schedule}", ("diagonal",)),
+        ):
             depth = SIZES[profile][family]["depth"]
             for variant in variants:
                 pred = side * side * depth if family == "pixelcnn" else (2 * side - 1) * depth

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from bench.steps import train_step_fn
+from bench.steps import binary_image_check, train_step_fn
 from bench.structure import analyse
-from bench.suites.pixelcnn import binary_image_check, cases, numpy_initialized
+from bench.suites.pixelcnn import cases, numpy_initialized
 from models import pixelcnn
 from models.pixelcnn import PixelCNN, nll_loss, pixelcnn_logits
 from tests.models.test_pixelcnn import shifted_copies_conv
