@@ -12,8 +12,8 @@ One figure answers one question of a suite, with every compared variant on the s
   error bars). Lines that coincide stay visible: each variant has its own marker, drawn
   smaller than the one before it.
 - experiment curves as each claim module declares them (:class:`bench.claims.Curve`), bands
-  from ``y_low`` / ``y_high``; one panel per value of ``facet``, or of ``hue`` when a single
-  panel would hold more than :data:`MAX_LINES` lines. A log axis spanning more than
+  from ``y_low`` / ``y_high``; one panel per value of ``hue`` when a single panel would
+  hold more than :data:`MAX_LINES` lines. A log axis spanning more than
   :data:`LOG_DECADES` decades is cut there: values below are drawn as ▼ on the floor.
 """
 
@@ -228,9 +228,7 @@ def curve_plot(run_dir: pathlib.Path, curve: Curve, name: str | None = None) -> 
     data = pd.read_csv(csv)
     if not {curve.x, curve.y, curve.hue} <= set(data.columns):
         return None
-    facet = curve.facet if curve.facet in data.columns else None
-    if facet is None and data[curve.hue].nunique() > MAX_LINES:
-        facet = curve.hue
+    facet = curve.hue if data[curve.hue].nunique() > MAX_LINES else None
     groups = sorted(data.groupby(facet), key=lambda g: _natural(g[0])) if facet else [(None, data)]
     floor = _log_floor(data[curve.y].to_numpy(float)) if curve.logy else None
     fig, axes = _grid(len(groups), panel=(3.6, 2.8) if facet else (6.4, 4.2), share=bool(facet))

@@ -96,7 +96,6 @@ class Curve:
     logy: bool = True
     y_low: str | None = None
     y_high: str | None = None
-    facet: str | None = None  # one panel per value of this column
 
     @property
     def png(self) -> str:

@@ -5,8 +5,8 @@ parameters counted exactly, per layer, against the seed's boxed numbers; plus th
 forward FLOPs against XLA's cost analysis on a small image (no loops, so XLA's count holds).
 
 Rule (docs/claims.md): PASS iff every per-layer count and the total equal the seed's;
-CORRECTED iff they differ (the statement gives the exact counts, and the slip says which
-kind of mistake); FAIL iff the model's count disagrees with the analytic formula (the model
+CORRECTED iff they differ (the statement gives the exact counts and the layers where the
+seed's differ); FAIL iff the model's count disagrees with the analytic formula (the model
 would not be the seed's net, so its count could not judge the seed).
 """
 
@@ -49,14 +49,18 @@ def judge(counts: dict[str, int], formula: dict[str, int], xla_ratio: float) -> 
         + ("all six equal the seed's" if counts == SEED_CLAIM else f"{counts}")
         + f"; XLA cost analysis / analytic forward FLOPs = {xla_ratio:.4f} at 32 px"
     )
+    statement = f"the net has {total:,} parameters, {fc1:,} ({share:.2%}) of them in FC-1024"
     if counts != formula:
         verdict, statement, slip = "FAIL", "the model's count disagrees with the formula", ""
     elif per_layer_ok:
         verdict, slip = "PASS", ""
-        statement = f"the net has {total:,} parameters, {fc1:,} ({share:.2%}) of them in FC-1024"
     else:
+        wrong = {k: (SEED_CLAIM.get(k), n) for k, n in counts.items() if SEED_CLAIM.get(k) != n}
         verdict, slip = "CORRECTED", "mathematical error"
-        statement = f"the net has {total:,} parameters, {fc1:,} ({share:.2%}) of them in FC-1024"
+        statement += "; the seed's count differs at " + ", ".join(
+            f"{k} (seed {seed:,}, counted {n:,})" if seed is not None else f"{k} (not in the seed)"
+            for k, (seed, n) in wrong.items()
+        )
     return Verdict(
         claim="C5",
         verdict=verdict,

@@ -175,8 +175,7 @@ def c10_verdict(
             "connections = G·[H·W·(C + (d−1)·k) + d·k·(2HW − H − W)] with G = 5k gate units "
             f"per cell for the 2-D LSTM (k for a tanh cell), equal to the cell-by-cell count in "
             f"{n_configs}/{n_configs} configs; it grows as {grows} at the largest sizes: "
-            f"Θ(d·H·W·k²), not the seed's O(d + W·k²) ({seed_grows}). The distinct weights "
-            "number G·(C + (3d − 1)·k + d) = Θ(d·k²), independent of H and W"
+            f"Θ(d·H·W·k²), not the seed's O(d + W·k²) ({seed_grows})"
         )
     else:
         statement = f"the count grows as {grows}, as the seed's O(d + W·k²) does ({seed_grows})"

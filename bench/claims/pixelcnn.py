@@ -112,10 +112,7 @@ def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) ->
     )
     if settled and bounded:
         verdict = "PASS"
-        statement = (
-            f"connections ≈ {fitted:.2f}·H·W·K²·(C+(d−1)C²) = Θ(d·H·W·K²) at fixed channels (the "
-            "mask keeps about half the taps)"
-        )
+        statement = f"connections ≈ {fitted:.2f}·H·W·K²·(C+(d−1)C²) = Θ(d·H·W·K²) at fixed channels"
     else:
         verdict = "FAIL"
         moved = [k for k, v in drift.items() if abs(v) >= DRIFT_TOL]

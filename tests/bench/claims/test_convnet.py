@@ -11,7 +11,8 @@ def test_c5_corrects_the_seed_when_model_and_formula_agree_on_another_count():
     other = {**SEED_CLAIM, "fc1": 205_521_921}
     v = judge(other, dict(other), 1.0)
     assert v.verdict == "CORRECTED" and v.slip == "mathematical error"
-    assert "207,507,817 parameters" in v.statement
+    assert f"{sum(other.values()):,} parameters" in v.statement
+    assert "differs at fc1 (seed 205,521,920, counted 205,521,921)" in v.statement
 
 
 def test_c5_fails_when_the_model_is_not_the_formulas_net():
