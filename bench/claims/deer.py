@@ -525,29 +525,33 @@ def judge_wall_time(table: pd.DataFrame) -> Verdict:
 def iterations_table(table: pd.DataFrame) -> pd.DataFrame:
     """Newton iterations (and a mark where a case did not converge) by T, one row per
     (variant, mode, batch, H): the report's iterations-vs-T table."""
-    if table.empty:
-        return pd.DataFrame()
-    cell = [
-        f"{int(k)}" + ("" if s == "ok" else f" ({s})") if k == k and k is not None else str(s)
-        for k, s in zip(table.newton_iterations, table.status, strict=True)
-    ]
-    wide = table.assign(k=cell).pivot_table(
-        index=["variant", "mode", "batch", "hidden"], columns="seq_len", values="k",
-        aggfunc="first",
-    )  # fmt: skip
-    wide.columns = [f"T={c}" for c in wide.columns]
-    return wide.reset_index()
+    return _by_seq_len(
+        table,
+        lambda t: [
+            f"{int(k)}" + ("" if s == "ok" else f" ({s})") if k == k and k is not None else str(s)
+            for k, s in zip(t.newton_iterations, t.status, strict=True)
+        ],
+    )
 
 
 def speedup_grid(table: pd.DataFrame) -> pd.DataFrame:
-    """Speed-ups as text ("×0.27 k=5"), rows (variant, mode, batch, H), columns T."""
+    """Speed-ups as text ("×0.27"; the status where there is none), rows (variant, mode,
+    batch, H), columns T."""
+    return _by_seq_len(
+        table,
+        lambda t: [
+            f"×{s:.3g}" if s == s else str(status)
+            for s, status in zip(t.speedup, t.status, strict=True)
+        ],
+    )
+
+
+def _by_seq_len(table: pd.DataFrame, cells) -> pd.DataFrame:
+    """``cells(table)`` (one text per row) laid out by T, one row per (variant, mode, batch,
+    H)."""
     if table.empty:
         return pd.DataFrame()
-    cell = [
-        f"×{s:.3g}" if s == s else str(status)
-        for s, status in zip(table.speedup, table.status, strict=True)
-    ]
-    wide = table.assign(cell=cell).pivot_table(
+    wide = table.assign(cell=cells(table)).pivot_table(
         index=["variant", "mode", "batch", "hidden"], columns="seq_len", values="cell",
         aggfunc="first",
     )  # fmt: skip
