@@ -11,6 +11,7 @@ BENCH_SUITE_MODULES).
   worker, one that hangs, one after them.
 """
 
+import multiprocessing
 import os
 import time
 
@@ -19,6 +20,12 @@ import jax.numpy as jnp
 
 from bench.steps import finite_loss
 from bench.workloads import Case, Suite, Workload, register
+
+SLOW_WORKER_START = "BENCH_TEST_SLOW_WORKER_START"
+"""Seconds a worker process (``--case-timeout``) spends importing this module: a slow start
+that must not count against a case's timeout."""
+if multiprocessing.parent_process() is not None:
+    time.sleep(float(os.environ.get(SLOW_WORKER_START, "0")))
 
 
 def _raise(error):

@@ -288,12 +288,15 @@ def test_a_case_that_killed_the_process_twice_is_recorded_as_crashed_and_skipped
 # --- Honest timeouts -------------------------------------------------------------------------
 
 
-def test_case_timeout_counts_from_the_case_start_and_a_dead_worker_is_crashed(faults, tmp_path):
+def test_case_timeout_counts_from_the_case_start_and_a_dead_worker_is_crashed(
+    faults, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("BENCH_TEST_SLOW_WORKER_START", "5")  # faults_suite.SLOW_WORKER_START
     argv = ["run", "--suite", "faults-worker", "--profile", "smoke", "--out", str(tmp_path)]
     assert main([*argv, "--case-timeout", "6"]) == 0
     df = assert_nothing_lost_or_invented(only_run(tmp_path), 4).set_index("variant")
-    # 2 s of build plus a worker's start-up (a fresh JAX) would pass 6 s on a loaded machine:
-    # the start-up is not the case's
+    # each worker starts in over 5 s (a fresh JAX, and this module's sleep): with 2 s of build
+    # that passes 6 s, but the start-up is not the case's
     assert df.loc["slow-start", "status"] == "ok"
     assert df.loc["aborts", "status"] == "crashed"
     assert df.loc["aborts", "error"] == "the worker process was killed by SIGABRT"
