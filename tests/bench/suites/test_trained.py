@@ -8,6 +8,7 @@ from flax import nnx
 
 from bench import analysis
 from bench.cli import main
+from bench.data import load_mnist_npz
 from bench.suites.trained import SIZES, trainees
 from models import mdrnn
 from tests.bench.helpers import only_run
@@ -79,6 +80,9 @@ def test_a_small_mnist_file_is_accepted(tmp_path):
     from bench.cli import check_data
 
     check_data(str(path))  # no error: a well-formed file
+    splits = load_mnist_npz(path)
+    assert splits.test.shape == (12, 8, 8) and set(np.unique(splits.test)) <= {0, 1}
+    assert splits.train.shape[0] + splits.validation.shape[0] == 60
 
 
 @pytest.mark.parametrize("profile", sorted(SIZES))
