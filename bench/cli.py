@@ -417,7 +417,6 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=N
         flush=True,
     )
     with runner.user_signals():
-        env = load_env(run_dir)
         if "calibration" not in env:  # measured once per run folder; a resume keeps the first
             print("calibrating the device ...", file=sys.stderr, flush=True)
             env["calibration"] = calibrate(config.profile).as_dict()

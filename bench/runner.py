@@ -37,6 +37,7 @@ from bench.workloads import (
     IDENTITY,
     SIZE_FIELDS,
     Case,
+    case_filter,
     get_suites,
     running,
     set_run_dir,
@@ -555,7 +556,8 @@ def _run(
             config, run_id, run_dir, log=log, died=died, deadline=deadline, deferred=deferred
         )
     recorded = records.completed_keys(run_dir)
-    left = sum(c.key(config.devices) not in recorded for c in run_cases if _in_run(config, c))
+    in_run = case_filter(chosen, config.profile, config.models, config.variants)
+    left = sum(c.key(config.devices) not in recorded for c in run_cases if in_run(c))
     return Outcome(measured, left, tuple(dict.fromkeys(failed)), tuple(deferred))
 
 
@@ -568,12 +570,6 @@ def _eta(elapsed_s: float, done: int, total: int) -> str:
         return ""
     left_s = elapsed_s / done * (total - done)
     return f" (~{left_s / 60:.0f} min left)" if left_s >= 90 else f" (~{left_s:.0f} s left)"
-
-
-def _in_run(config: RunConfig, case: Case) -> bool:
-    return (not config.models or case.model in config.models) and (
-        not config.variants or case.variant in config.variants
-    )
 
 
 def _killed(deaths: int) -> str:
