@@ -61,6 +61,14 @@ def _read_csv(
     if not rows:
         raise SchemaError(f"{path}: line 1: empty file, expected a header")
     header = rows[0]
+    older = [c for c in columns if c not in records.ADDED_IN_V3]
+    if header == older and len(older) < len(columns):  # schema 2: its new columns read empty
+        index = {c: i for i, c in enumerate(header)}
+        rows = [list(columns)] + [
+            [r[index[c]] if c in index else "" for c in columns] if len(r) == len(older) else r
+            for r in rows[1:]
+        ]
+        header = rows[0]
     if header != list(columns):
         missing = [c for c in columns if c not in header]
         unknown = [c for c in header if c not in columns]
@@ -209,10 +217,11 @@ def load_env(run_dir: pathlib.Path) -> dict:
     if not isinstance(env, dict):
         raise SchemaError(f"{path}: a JSON {type(env).__name__}, expected an object (a run's env)")
     version = env.get("schema_version")
-    if version != records.SCHEMA_VERSION:
+    if version not in records.READABLE_VERSIONS:
         raise SchemaError(
             f"{path}: schema_version {version!r}; this version of the suite reads "
-            f"{records.SCHEMA_VERSION} (re-run, or load with a matching checkout)"
+            f"{', '.join(map(str, records.READABLE_VERSIONS))} (re-run, or load with a "
+            "matching checkout)"
         )
     missing = [k for k in ENV_REQUIRED if k not in env]
     if missing:

@@ -155,7 +155,17 @@ def parser() -> argparse.ArgumentParser:
         type=_positive_int,
         help="timed repeats per case (default by profile: smoke 2, cpu 5, full 10)",
     )
-    run.add_argument("--warmup", type=_positive_int, help="untimed calls before timing (default 1)")
+    run.add_argument(
+        "--warmup",
+        type=_positive_int,
+        help="untimed calls after the first, before timing (default 1)",
+    )
+    run.add_argument(
+        "--rounds",
+        type=_positive_int,
+        help="interleaved rounds of each sweep group (the latency-regime cases a wall-time "
+        "verdict reads; default by profile: smoke 3, cpu 12, full 20)",
+    )
     run.add_argument(
         "--resume",
         type=pathlib.Path,
@@ -317,6 +327,7 @@ def cmd_run(args, argv) -> int:
         suites=[s.name for s in chosen],
         repeats=args.repeats,
         warmup=args.warmup,
+        rounds=args.rounds,
         models=args.model,
         variants=args.variant,
         case_timeout_s=args.case_timeout,
@@ -368,6 +379,11 @@ def _resume(args, argv) -> int:
             env = load_env(run_dir)
         except SchemaError as e:
             raise ConfigError(str(e)) from None
+        if env["schema_version"] != records.SCHEMA_VERSION:
+            raise ConfigError(
+                f"--resume {run_dir}: a schema-v{env['schema_version']} run folder; this version "
+                f"writes v{records.SCHEMA_VERSION} (report and compare read it; start a new run)"
+            )
         config = RunConfig.from_env(env)
         if args.profile and args.profile != config.profile:
             raise ConfigError(f"--profile {args.profile} differs from the run's {config.profile}")
@@ -376,6 +392,7 @@ def _resume(args, argv) -> int:
         for flag, given, recorded in (
             ("--repeats", args.repeats, config.repeats),
             ("--warmup", args.warmup, config.warmup),
+            ("--rounds", args.rounds, config.rounds),
             ("--case-timeout", args.case_timeout, config.case_timeout_s),
             ("--devices", args.devices, config.devices),
             ("--data", args.data and str(pathlib.Path(args.data).absolute()), config.data),

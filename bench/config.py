@@ -11,6 +11,9 @@ from typing import Any
 from bench.workloads import PROFILES, ConfigError
 
 DEFAULT_REPEATS = {"smoke": 2, "cpu": 5, "full": 10}
+DEFAULT_ROUNDS = {"smoke": 3, "cpu": 12, "full": 20}
+"""Interleaved rounds of a sweep group (``bench.timing.time_rounds``): the bootstrap of the
+fits resamples them, so a dozen is the least that gives it an interval worth the name."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +25,7 @@ class RunConfig:
     suites: tuple[str, ...]
     repeats: int
     warmup: int = 1
+    rounds: int = 12
     models: tuple[str, ...] = ()
     variants: tuple[str, ...] = ()
     case_timeout_s: float | None = None
@@ -34,7 +38,7 @@ class RunConfig:
     def __post_init__(self):
         if self.profile not in PROFILES:
             raise ConfigError(f"unknown profile {self.profile!r}; available: {', '.join(PROFILES)}")
-        for name in ("repeats", "warmup", "devices"):
+        for name in ("repeats", "warmup", "rounds", "devices"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -51,9 +55,11 @@ class RunConfig:
         suites,
         repeats: int | None = None,
         warmup: int | None = None,
+        rounds: int | None = None,
         **options,
     ) -> RunConfig:
-        """A new run's configuration; ``repeats`` and ``warmup`` default by profile."""
+        """A new run's configuration; ``repeats``, ``warmup`` and ``rounds`` default by
+        profile."""
         if profile not in DEFAULT_REPEATS:
             raise ConfigError(f"unknown profile {profile!r}; available: {', '.join(PROFILES)}")
         options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
@@ -62,6 +68,7 @@ class RunConfig:
             suites=tuple(suites),
             repeats=repeats or DEFAULT_REPEATS[profile],
             warmup=warmup or 1,
+            rounds=rounds or DEFAULT_ROUNDS[profile],
             **{k: v for k, v in options.items() if v is not None},
         )
 

@@ -1,5 +1,21 @@
 """Scaling fits: does wall time follow the sequential depth, the work, or neither?
 
+The decision (:func:`growth_model`): along a sweep, fit
+
+    time = c + a·work + b·depth
+
+(c the fixed cost of a call, a the cost of a FLOP, b of a step of the depth measure; none
+negative), weighted for relative error, on each point's median over the interleaved rounds,
+with 95% intervals from a bootstrap over the rounds. A term is *kept* when dropping it worsens
+the fit's BIC by at least :data:`BIC_MARGIN` and its bootstrap interval lies above 0; the
+growth *follows* the kept terms (``steps``/``span``, ``work``, both), or ``fixed`` when none is
+kept and the fitted growth over the sweep is known to lie within ±:data:`FIXED_GROWTH`, else
+``undecided``. A fixed cost cannot bias it: a log-log slope would read t = c + b·steps as
+"grows slower than the steps". :func:`shape_table` sets candidate shapes of the swept axis
+(1, log n, √n, n, n·log n, n², each with an intercept) side by side.
+
+The log-log description, kept beside the decision:
+
 A *sweep* is a set of rows of one (suite, model, variant, mode, n_devices) where exactly one
 size axis changes; ``height`` and ``width`` changed together count as one axis, ``hw``, whose
 value is the pixel count H·W. Along a sweep, fit
@@ -24,12 +40,13 @@ work-bound (by the span, in the ``bound`` column).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pandas as pd
 
-from bench.workloads import SIZE_FIELDS
+from bench.workloads import IDENTITY, SIZE_FIELDS, case_key
 
 GROUP = ["suite", "model", "variant", "mode", "n_devices"]
 COUNTS = {
@@ -92,16 +109,22 @@ def sweeps(group: pd.DataFrame):
 
 
 def brent_fit(rows: pd.DataFrame, depth: str = "span_ops") -> dict:
-    """Non-negative least squares ``time ≈ a·work + b·depth``, with R².
+    """Non-negative least squares ``time ≈ c + a·work + b·depth`` over a group, with R².
 
-    ``depth`` is ``span_ops`` or ``steps_executed``. Each subset of the two terms is solved by
+    ``depth`` is ``span_ops`` or ``steps_executed``. Each subset of the terms is solved by
     least squares on scaled columns, and the best fit whose coefficients are non-negative is
-    kept (the NNLS solution of two terms).
+    kept (the NNLS solution). The fixed cost c has its own term: without it, it lands in
+    whichever term is constant along a sweep.
     """
     t = rows.time_median_s.to_numpy(float)
-    cols = {"work": rows.work_flops.to_numpy(float), "depth": rows[depth].to_numpy(float)}
+    cols = {
+        "one": np.ones(len(rows)),
+        "work": rows.work_flops.to_numpy(float),
+        "depth": rows[depth].to_numpy(float),
+    }
     best = None
-    for use in (("work", "depth"), ("work",), ("depth",)):
+    subsets = [("one", "work", "depth"), ("one", "work"), ("one", "depth"), ("work", "depth")]
+    for use in (*subsets, ("work",), ("depth",), ("one",)):
         scale = np.array([max(cols[u].max(), 1e-30) for u in use])
         X = np.stack([cols[u] for u in use], axis=1) / scale
         coef, *_ = np.linalg.lstsq(X, t, rcond=None)
@@ -113,6 +136,7 @@ def brent_fit(rows: pd.DataFrame, depth: str = "span_ops") -> dict:
     sse, coef = best
     sst = float(((t - t.mean()) ** 2).sum())
     return {
+        "c_s": coef.get("one", 0.0),
         "a_s_per_flop": coef.get("work", 0.0),
         "b_s_per_step": coef.get("depth", 0.0),
         "r2": 1 - sse / sst if sst > 0 else math.nan,
@@ -120,10 +144,218 @@ def brent_fit(rows: pd.DataFrame, depth: str = "span_ops") -> dict:
 
 
 def depth_share(rows: pd.DataFrame, brent: dict, depth: str = "span_ops") -> pd.Series:
-    """The depth term's share of each row's fitted time."""
+    """The depth term's share of each row's fitted time (the fixed cost included)."""
     deep = brent["b_s_per_step"] * rows[depth].astype(float)
     work = brent["a_s_per_flop"] * rows.work_flops.astype(float)
-    return deep / (work + deep).clip(lower=1e-30)
+    return deep / (brent.get("c_s", 0.0) + work + deep).clip(lower=1e-30)
+
+
+# --- What the growth follows: t = c + a·work + b·depth, decided by nested fits -----------------
+
+BIC_MARGIN = 6.0
+"""A term is kept only if dropping it raises the BIC by this much ("strong" evidence)..."""
+FIXED_GROWTH = 0.10
+"""...and with no term kept, the growth is ``fixed`` when its 95% interval over the sweep lies
+within ±10% of the time at the sweep's start; else it is ``undecided``."""
+COLLINEAR = 0.995
+"""Work and depth correlated this closely along a sweep cannot be told apart: one term."""
+BOOTSTRAP = 300
+"""Bootstrap resamples of the rounds."""
+NOISE_FLOOR = 1e-4
+"""Relative residuals below this are the clock's resolution, not a better fit."""
+MIN_ROUNDS = 3
+"""Fewer rounds than this give no bootstrap: such a sweep can only be ``undecided``."""
+
+
+def _nnls(X: np.ndarray, y: np.ndarray, allowed: tuple[int, ...]) -> tuple[np.ndarray, float]:
+    """Least squares of y on the columns ``allowed`` of X with non-negative coefficients (every
+    subset solved, the best feasible kept: at most three columns). ``(coef, sse)``."""
+    best = (np.zeros(X.shape[1]), float(y @ y))
+    scale = np.maximum(np.abs(X).max(axis=0), 1e-300)
+    for k in range(1, len(allowed) + 1):
+        for use in itertools.combinations(allowed, k):
+            cols = list(use)
+            coef, *_ = np.linalg.lstsq(X[:, cols] / scale[cols], y, rcond=None)
+            if (coef < 0).any():
+                continue
+            full = np.zeros(X.shape[1])
+            full[cols] = coef / scale[cols]
+            sse = float(((y - X @ full) ** 2).sum())
+            if sse < best[1] * (1 - 1e-12):
+                best = (full, sse)
+    return best
+
+
+def _weighted(terms: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Relative-error weighting: minimise Σ ((t − X·β)/t)²."""
+    return terms / t[:, None], np.ones_like(t)
+
+
+def _bic(sse: float, n: int, k: int) -> float:
+    return n * math.log(max(sse / n, NOISE_FLOOR**2)) + k * math.log(n)
+
+
+def _median_over_rounds(by_round: np.ndarray, pick=None) -> np.ndarray:
+    """Each point's median over its rounds (columns ``pick``, a bootstrap draw)."""
+    chosen = by_round if pick is None else by_round[:, pick]
+    return np.nanmedian(chosen, axis=1)
+
+
+def growth_model(
+    work,
+    depth,
+    by_round,
+    *,
+    x=None,
+    depth_name: str = "steps",
+    seed: int = 0,
+    boot: int = BOOTSTRAP,
+) -> dict:
+    """What the growth of time along one sweep follows (see the module docstring).
+
+    ``work`` and ``depth``: each point's counts; ``by_round``: its times, one column per
+    interleaved round (NaN where a point lacks that round); ``x``: the swept axis (the growth
+    is read from its smallest to its largest point; default: the order given). Returns the
+    fitted constants (``c_s``, ``a_s_per_flop``, ``b_s_per_step``) with 95% bootstrap
+    intervals, each term's share of the fitted growth, the terms kept, ``follows``, the growth
+    over the sweep with its interval, and the weighted relative RMS of the fit.
+    """
+    work, depth = np.asarray(work, float), np.asarray(depth, float)
+    by_round = np.asarray(by_round, float).reshape(len(work), -1)
+    n, rounds = by_round.shape
+    t = _median_over_rounds(by_round)
+    X = np.stack([np.ones(n), np.nan_to_num(work), np.nan_to_num(depth)], axis=1)
+    varies = [bool(np.ptp(v) > 0 and np.isfinite(v).all()) for v in (work, depth)]
+    # each term tested: the columns it may use (work and depth affinely related along the
+    # sweep are one term, named for the depth: with an intercept they cannot be told apart)
+    collinear = all(varies) and abs(np.corrcoef(work, depth)[0, 1]) >= COLLINEAR
+    if collinear:
+        terms = {depth_name: (2, 1)}  # the depth's column first: its b is reported
+    else:
+        terms = {k: (i,) for k, i, v in (("work", 1, varies[0]), (depth_name, 2, varies[1])) if v}
+    axis = np.arange(n) if x is None else np.asarray(x, float)
+    first, last = int(np.argmin(axis)), int(np.argmax(axis))  # the sweep's ends
+    rise_of = X[last] - X[first]
+
+    def fit(times, use=tuple(terms)):
+        Xw, yw = _weighted(X, times)
+        coef, sse = _nnls(Xw, yw, (0, *(i for k in use for i in terms[k])))
+        return coef, sse
+
+    def rises(coef, use=tuple(terms)) -> dict[str, float]:
+        return {k: float(sum(coef[i] * rise_of[i] for i in terms[k])) for k in use}
+
+    def growth(coef) -> float:
+        start = X[first] @ coef
+        return float((X[last] @ coef) / start - 1) if start > 0 else math.nan
+
+    draws = []
+    if rounds >= MIN_ROUNDS:
+        rng = np.random.default_rng(seed)
+        for _ in range(boot):
+            times = _median_over_rounds(by_round, rng.integers(0, rounds, rounds))
+            if np.isfinite(times).all() and (times > 0).all():
+                draws.append(fit(times)[0])
+
+    def interval(values):
+        values = [v for v in values if v == v]
+        if len(values) < 20:
+            return math.nan, math.nan
+        lo, hi = np.percentile(values, [2.5, 97.5])
+        return float(lo), float(hi)
+
+    _, sse = fit(t)
+    bic_full = _bic(sse, n, len(terms) + 1)
+    kept, delta_bic = [], {}
+    for k in terms:
+        rest = tuple(j for j in terms if j != k)
+        delta_bic[k] = _bic(fit(t, rest)[1], n, len(rest) + 1) - bic_full
+        lo, _ = interval([rises(d)[k] / (X[first] @ d) for d in draws])
+        if delta_bic[k] >= BIC_MARGIN and lo > 0:
+            kept.append(k)
+    coef, sse = fit(t, tuple(kept))
+    rise = rises(coef, tuple(kept))
+    total = sum(rise.values())
+    g_lo, g_hi = interval([growth(d) for d in draws])
+    if len(kept) == 2:
+        follows = f"{depth_name}+work"
+    elif kept:
+        follows = kept[0]
+    elif g_lo == g_lo and -FIXED_GROWTH <= g_lo and g_hi <= FIXED_GROWTH:
+        follows = "fixed"
+    else:
+        follows = "undecided"
+    resid = (t - X @ coef) / t
+    out = {
+        "follows": follows,
+        "kept": "+".join(kept),
+        "collinear": f"work ∝ {depth_name}" if collinear else "",
+        "c_s": float(coef[0]),
+        "a_s_per_flop": float(coef[1]),
+        "b_s_per_step": float(coef[2]),
+        "growth": growth(coef),
+        "growth_lo": g_lo,
+        "growth_hi": g_hi,
+        "rel_rms": float(np.sqrt(np.mean(resid**2))),
+        "rounds": rounds,
+    }
+    full = np.array(draws) if draws else np.full((0, 3), np.nan)
+    for k, i in (("c", 0), ("a", 1), ("b", 2)):
+        out[f"{k}_lo"], out[f"{k}_hi"] = interval(full[:, i])
+    for k, short in (("work", "work"), (depth_name, "depth")):
+        out[f"share_{short}"] = float(rise[k] / total) if k in rise and total > 0 else 0.0
+        out[f"delta_bic_{short}"] = delta_bic.get(k, math.nan)
+    return out
+
+
+SHAPES = {
+    "1": lambda n: np.zeros_like(n),
+    "log n": np.log,
+    "√n": np.sqrt,
+    "n": lambda n: n,
+    "n·log n": lambda n: n * np.log(n),
+    "n²": lambda n: n**2,
+}
+"""Candidate shapes of time in the swept axis n, each fitted as c + β·shape(n) (Google
+Benchmark's complexity fits, which have no intercept)."""
+SHAPE_EXPONENT = {"1": 0.0, "log n": 0.0, "√n": 0.5, "n": 1.0, "n·log n": 1.0, "n²": 2.0}
+
+
+def shape_table(x, t) -> pd.DataFrame:
+    """Each candidate shape's weighted fit: relative RMS, BIC and its margin to the best."""
+    x, t = np.asarray(x, float), np.asarray(t, float)
+    rows = []
+    for name, shape in SHAPES.items():
+        X = np.stack([np.ones_like(x), shape(x)], axis=1)
+        Xw, yw = _weighted(X, t)
+        allowed = (0,) if name == "1" else (0, 1)
+        coef, sse = _nnls(Xw, yw, allowed)
+        resid = (t - X @ coef) / t
+        rows.append(
+            {
+                "shape": name,
+                "c_s": coef[0],
+                "beta": coef[1],
+                "rel_rms": float(np.sqrt(np.mean(resid**2))),
+                "bic": _bic(sse, len(t), len(allowed)),
+            }
+        )
+    table = pd.DataFrame(rows)
+    table["delta_bic"] = table.bic - table.bic.min()
+    return table
+
+
+def round_times(samples: pd.DataFrame | None) -> dict[tuple, np.ndarray]:
+    """Each case's per-round median time (by :func:`bench.workloads.case_key`), from
+    ``samples.csv``; a case timed back to back has no rounds and is left out."""
+    if samples is None or samples.empty or "round" not in samples:
+        return {}
+    timed = samples[samples["round"].notna()]
+    out = {}
+    for key, rows in timed.groupby(list(IDENTITY), dropna=False, sort=False):
+        medians = rows.groupby("round").time_s.median()
+        out[case_key(dict(zip(IDENTITY, key, strict=True)))] = medians
+    return out
 
 
 def bound(share: float) -> str:
@@ -146,6 +378,16 @@ def _exponent(x: pd.Series, count: pd.Series) -> float:
     return loglog_slope(x, count.astype(float))[0]
 
 
+def _range(count: pd.Series) -> float:
+    """How many times the count grows along the sweep (1: constant; nan where missing)."""
+    if count.isna().any():
+        return math.nan
+    lo, hi = float(count.min()), float(count.max())
+    if lo == hi:
+        return 1.0
+    return hi / lo if lo > 0 else math.inf
+
+
 def _follows(slope: float, half: float, exponents: dict[str, float]) -> str:
     """Which counts' exponents the slope's interval contains (a description, not a verdict)."""
     if math.isnan(slope) or math.isnan(half):
@@ -162,9 +404,74 @@ DEPTHS = {"span_ops": "span", "steps_executed": "steps"}
 """The two depth measures the Brent fit is made with, and their short names."""
 
 
-def fit(df: pd.DataFrame) -> pd.DataFrame:
-    """The fits table for a run's measurements (ok rows only): one row per sweep."""
+MODEL_COLUMNS = (
+    "follows", "kept", "collinear", "c_s", "c_lo", "c_hi", "b_s_per_step", "b_lo", "b_hi",
+    "a_s_per_flop", "a_lo", "a_hi", "share_depth", "share_work", "growth", "growth_lo",
+    "growth_hi", "rel_rms", "delta_bic_depth", "delta_bic_work",
+)  # fmt: skip
+"""The growth model's columns in ``fits.csv``, once per depth measure: ``span_follows``..."""
+
+
+def by_round_matrix(rows: pd.DataFrame, rounds: dict[tuple, pd.Series]) -> np.ndarray:
+    """Per-round median times of the sweep's points (rows × rounds, NaN where missing); a sweep
+    timed back to back gives one column, its medians."""
+    series = [rounds.get(case_key(r)) for r in rows.to_dict("records")]
+    if any(x is None for x in series):
+        return rows.time_median_s.to_numpy(float)[:, None]
+    table = pd.concat(series, axis=1).sort_index()
+    return table.to_numpy(float).T
+
+
+def sweep_models(rows: pd.DataFrame, x: pd.Series, rounds: dict[tuple, pd.Series]) -> dict:
+    """The growth model of one sweep with each depth measure, and its best candidate shape."""
+    by_round = by_round_matrix(rows, rounds)
+    out: dict = {"rounds": by_round.shape[1]}
+    for depth, name in DEPTHS.items():
+        counted = rows[["work_flops", depth]].notna().all().all()
+        model = (
+            growth_model(
+                rows.work_flops.to_numpy(float),
+                rows[depth].to_numpy(float),
+                by_round,
+                x=x.to_numpy(float),
+                depth_name=name,
+            )  # fmt: skip
+            if counted
+            else {}
+        )
+        out.update({f"{name}_{k}": model.get(k, math.nan) for k in MODEL_COLUMNS})
+        if not counted:
+            out[f"{name}_follows"] = "not counted"
+    ranked = shape_table(x, np.nanmedian(by_round, axis=1)).sort_values("bic")
+    out["shape_best"] = ranked["shape"].iloc[0]
+    out["shape_margin"] = float(ranked.bic.iloc[1] - ranked.bic.iloc[0])
+    out["shape_rel_rms"] = float(ranked.rel_rms.iloc[0])
+    return out
+
+
+def shapes(df: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The candidate-shape table of every sweep (``shapes.csv``): one row per sweep and shape."""
     ok = df[(df.status == "ok") & df.time_median_s.notna()]
+    rounds, out = round_times(samples), []
+    for key, group in ok.groupby(GROUP, dropna=False):
+        for axis, fixed, rows in sweeps(group):
+            x = axis_values(rows, axis)
+            table = shape_table(x, np.nanmedian(by_round_matrix(rows, rounds), axis=1))
+            ident = {
+                **dict(zip(GROUP, key, strict=True)),
+                "regime": rows.regime.iloc[0] if "regime" in rows else "",
+                "axis": axis,
+                "fixed": " ".join(f"{f}={rows[f].iloc[0]}" for f in fixed),
+            }
+            out += [{**ident, **r} for r in table.to_dict("records")]
+    return pd.DataFrame(out)
+
+
+def fit(df: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The fits table for a run's measurements (ok rows only): one row per sweep. With the
+    run's ``samples`` (their rounds), each sweep also gets its growth model."""
+    ok = df[(df.status == "ok") & df.time_median_s.notna()]
+    rounds = round_times(samples)
     out = []
     for key, group in ok.groupby(GROUP, dropna=False):
         brent = {}
@@ -197,7 +504,9 @@ def fit(df: pd.DataFrame) -> pd.DataFrame:
                     **{f"{name}_exponent": e for name, e in exponents.items()},
                     **{f"{name}_share": v for name, v in shares.items()},
                     "bound": bound(shares["span"]),
-                    "follows": _follows(slope, half, exponents),
+                    "slope_follows": _follows(slope, half, exponents),
+                    **{f"{name}_range": _range(rows[col]) for col, name in DEPTHS.items()},
+                    **sweep_models(rows, x, rounds),
                     **{
                         f"brent_{DEPTHS[depth]}_{k}": v
                         for depth, b in brent.items()

@@ -34,7 +34,12 @@ from collections.abc import Iterable
 from bench.config import RunConfig
 from bench.workloads import IDENTITY, SIZE_FIELDS, ConfigError, case_key
 
-SCHEMA_VERSION = 2  # 2: steps_executed, note and regime columns; n_devices in the identity
+SCHEMA_VERSION = 3  # 3: interleaved rounds (rounds, round_spread; samples' round and order)
+# 2: steps_executed, note and regime columns; n_devices in the identity
+READABLE_VERSIONS = (2, 3)
+"""Versions the loaders read (a v2 folder's new columns read as missing); a resume appends
+only to a folder of this version."""
+ADDED_IN_V3 = ("rounds", "round_spread", "round", "order")
 
 # column -> pandas dtype. Int64/Float64/string are nullable: empty cells stay missing.
 COLUMNS: dict[str, str] = {
@@ -51,6 +56,8 @@ COLUMNS: dict[str, str] = {
     "compile_s": "Float64",
     "compile_cache": "string",
     "repeats": "Int64",
+    "rounds": "Int64",
+    "round_spread": "Float64",
     "time_median_s": "Float64",
     "time_min_s": "Float64",
     "time_max_s": "Float64",
@@ -83,6 +90,8 @@ SAMPLE_COLUMNS: dict[str, str] = {
     **{c: COLUMNS[c] for c in IDENTITY},
     "repeat": "Int64",
     "time_s": "Float64",
+    "round": "Int64",  # the interleaved round it was taken in (empty: timed back to back)
+    "order": "Int64",  # its visit's position in that round
 }
 
 CLAIM_COLUMNS: dict[str, str] = {

@@ -639,8 +639,11 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     baselines = {name: s.baselines for name, s in suites().items()}
     run_suites = set(df.suite.dropna()) | set(env.get("suites", ()))
 
-    fitted = fits.fit(df)
+    samples_csv = run_dir / "samples.csv"
+    samples = analysis.load_samples(samples_csv) if samples_csv.exists() else None
+    fitted = fits.fit(df, samples)
     fitted.to_csv(run_dir / "fits.csv", index=False)
+    fits.shapes(df, samples).to_csv(run_dir / "shapes.csv", index=False)
     every = claims_table(run_dir, df, fitted)
     ratios = variant_ratios(df, baselines)
     peak = peak_fractions(df)
@@ -719,8 +722,6 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     parts.append(trained_section(run_dir, df))
     parts.append(deer_section(run_dir, df))
     parts.append(limits_section(env, df, fitted))
-    samples_csv = run_dir / "samples.csv"
-    samples = analysis.load_samples(samples_csv) if samples_csv.exists() else None
     pngs = plots.render(run_dir, df, curves, samples)
     if pngs:
         parts.append("\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in pngs))

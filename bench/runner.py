@@ -23,7 +23,9 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import jax
 
@@ -32,11 +34,19 @@ from bench.calibration import Calibration, bytes_moved, limit
 from bench.config import RunConfig
 from bench.sharding import shard_workload
 from bench.structure import analyse_jaxpr
-from bench.timing import RecompilationError, measure, use_compile_cache
+from bench.timing import (
+    RecompilationError,
+    Timing,
+    measure,
+    prepare,
+    time_rounds,
+    use_compile_cache,
+)
 from bench.workloads import (
     IDENTITY,
     SIZE_FIELDS,
     Case,
+    Workload,
     case_filter,
     get_suites,
     running,
@@ -184,6 +194,113 @@ def _add_note(row: dict, note: str) -> None:
         row["note"] = f"{row['note']}; {note}" if row.get("note") else note
 
 
+def build_case(
+    case: Case,
+    *,
+    run_id: str,
+    repeats: int,
+    warmup: int,
+    devices: int = 1,
+    budget: plan.Budget | None = None,
+    log=print,
+) -> tuple[dict, Workload | None]:
+    """Build a case and count its structure: its row so far and its workload, or a row that
+    says why it will not be timed (``skipped`` by ``--budget-s``) and no workload. Raises
+    what building raises (:func:`measure_case` and :func:`measure_group` turn it into the row).
+
+    With a ``budget``, a case whose estimated compile and timing would not fit what is left
+    once it is built is not timed: its row is ``skipped``, with the reason."""
+    row = _identity_row(case, run_id, devices)
+    started = time.monotonic()
+    if budget is not None and budget.left_s <= 0:
+        return _skipped(row, f"--budget-s spent ({-budget.left_s:.0f} s over)"), None
+    w = case.build()
+    if case.devices is None and row["n_devices"] > 1:
+        w = shard_workload(w, row["n_devices"], case.sizes["batch"])
+    row["n_params"] = w.n_params
+    row["nnx_mode"] = w.nnx_mode
+    known = {k: v for k, v in w.extra.items() if k in records.COLUMNS}
+    other = {k: v for k, v in w.extra.items() if k not in records.COLUMNS}
+    row.update(known)
+    if other:
+        row["extra_json"] = json.dumps(other, sort_keys=True, default=str)
+    if "per_device_batch" not in row and case.sizes.get("batch"):
+        row["per_device_batch"] = case.sizes["batch"] // row["n_devices"]
+    _add_note(row, w.note)
+    closed = jax.make_jaxpr(w.fn)(*w.args) if budget is not None else None
+    counts = structure_columns(w.fn, w.args, log, w.while_trip_count, closed)
+    _add_note(row, counts.pop("note", ""))
+    row.update(counts)
+    if budget is not None:
+        need = budget.case_seconds(closed.jaxpr, counts, repeats=repeats, warmup=warmup)
+        left = budget.left_s - (time.monotonic() - started)
+        if need > left:
+            why = f"estimated {need:.0f} s, {max(left, 0):.0f} s of --budget-s left"
+            return _skipped(row, why), None
+    return row, w
+
+
+def _health(w: Workload):
+    def health(out):
+        status = w.check(out) if w.check else "ok"
+        if status != "ok":
+            raise HealthError(status)
+
+    return health
+
+
+def finish_row(row: dict, timing: Timing, calibration: dict | None) -> list[dict]:
+    """Put a timing into its case's row (times, limit, efficiency, notes); returns the raw
+    sample records for ``samples.csv``.
+
+    With the run's ``calibration`` (``Calibration.as_dict()``), the row gets its limit (the
+    time the device could not beat, ``bench.calibration.limit``), the term that sets it, and
+    ``efficiency`` = limit / the fastest repeat (calibration keeps each constant's best too).
+    """
+    row.update(
+        status="ok",
+        compile_s=timing.compile_s,
+        repeats=len(timing.samples_s),
+        rounds=timing.n_rounds,
+        round_spread=timing.round_spread,
+        time_median_s=timing.median_s,
+        time_min_s=timing.min_s,
+        time_max_s=timing.max_s,
+        time_iqr_s=timing.iqr_s,
+        **timing.memory,
+    )
+    if row.get("flops_analytic"):
+        row["achieved_flops_per_s"] = row["flops_analytic"] / timing.median_s
+    moved = bytes_moved(timing.memory)
+    if calibration and moved is not None and "work_flops" in row:
+        lim = limit(
+            row["work_flops"], moved, row["steps_executed"], Calibration.from_dict(calibration)
+        )
+        row.update(
+            limit_s=lim.limit_s, limit_bound=lim.bound, efficiency=lim.efficiency(timing.min_s)
+        )
+    spread = timing.round_spread if timing.rounds is not None else None
+    if spread is None and timing.median_s > 0:
+        spread = timing.iqr_s / timing.median_s
+    if spread is not None and spread > SPREAD_LIMIT:
+        what = "between rounds" if timing.rounds is not None else "of the samples"
+        _add_note(
+            row,
+            f"unsteady: IQR {what} {spread:.0%} of the median (limit {SPREAD_LIMIT:.0%}); "
+            "re-measure before trusting this time",
+        )
+    rounds, orders = timing.rounds, timing.orders
+    return [
+        {
+            "repeat": i,
+            "time_s": t,
+            "round": None if rounds is None else rounds[i],
+            "order": None if orders is None else orders[i],
+        }
+        for i, t in enumerate(timing.samples_s)
+    ]
+
+
 def measure_case(
     case: Case,
     *,
@@ -195,90 +312,93 @@ def measure_case(
     trace_dir: str | None = None,
     budget: plan.Budget | None = None,
     log=print,
-) -> tuple[dict, list]:
-    """Build and time one case. Returns its row and its raw samples; never raises.
-
-    With a ``budget`` (``--budget-s``), a case whose estimated compile and timing would not
-    fit what is left once it is built is not timed: its row is ``skipped``, with the reason.
-
-    With the run's ``calibration`` (``Calibration.as_dict()``), the row gets its limit (the
-    time the device could not beat, ``bench.calibration.limit``), the term that sets it, and
-    ``efficiency`` = limit / the fastest repeat (calibration keeps each constant's best too).
-    """
+    **_,
+) -> tuple[dict, list[dict]]:
+    """Build and time one case back to back (:func:`bench.timing.measure`). Returns its row
+    and its raw sample records; never raises (a failure is the row's status)."""
     row = _identity_row(case, run_id, devices)
-    samples: list[float] = []
-    started = time.monotonic()
     try:
-        if budget is not None and budget.left_s <= 0:
-            return _skipped(row, f"--budget-s spent ({-budget.left_s:.0f} s over)"), []
-        w = case.build()
-        if case.devices is None and row["n_devices"] > 1:
-            w = shard_workload(w, row["n_devices"], case.sizes["batch"])
-        row["n_params"] = w.n_params
-        row["nnx_mode"] = w.nnx_mode
-        known = {k: v for k, v in w.extra.items() if k in records.COLUMNS}
-        other = {k: v for k, v in w.extra.items() if k not in records.COLUMNS}
-        row.update(known)
-        if other:
-            row["extra_json"] = json.dumps(other, sort_keys=True, default=str)
-        if "per_device_batch" not in row and case.sizes.get("batch"):
-            row["per_device_batch"] = case.sizes["batch"] // row["n_devices"]
-        _add_note(row, w.note)
-        closed = jax.make_jaxpr(w.fn)(*w.args) if budget is not None else None
-        counts = structure_columns(w.fn, w.args, log, w.while_trip_count, closed)
-        _add_note(row, counts.pop("note", ""))
-        row.update(counts)
-        if budget is not None:
-            need = budget.case_seconds(closed.jaxpr, counts, repeats=repeats, warmup=warmup)
-            left = budget.left_s - (time.monotonic() - started)
-            if need > left:
-                why = f"estimated {need:.0f} s, {max(left, 0):.0f} s of --budget-s left"
-                return _skipped(row, why), []
-
-        def health(out):
-            status = w.check(out) if w.check else "ok"
-            if status != "ok":
-                raise HealthError(status)
-
+        row, w = build_case(
+            case, run_id=run_id, repeats=repeats, warmup=warmup, devices=devices,
+            budget=budget, log=log,
+        )  # fmt: skip
+        if w is None:
+            return row, []
         trace = None if trace_dir is None else str(pathlib.Path(trace_dir) / _slug(case.label))
         timing = measure(
-            w.fn, w.args, repeats=repeats, warmup=warmup, before_timing=health, trace_dir=trace
+            w.fn, w.args, repeats=repeats, warmup=warmup, before_timing=_health(w), trace_dir=trace
         )
-        samples = timing.samples_s
         if trace is not None:
             _add_note(row, f"traced ({trace}): its times include the profiler's overhead")
-        row.update(
-            status="ok",
-            compile_s=timing.compile_s,
-            repeats=len(samples),
-            time_median_s=timing.median_s,
-            time_min_s=timing.min_s,
-            time_max_s=timing.max_s,
-            time_iqr_s=timing.iqr_s,
-            **timing.memory,
-        )
-        if row.get("flops_analytic"):
-            row["achieved_flops_per_s"] = row["flops_analytic"] / timing.median_s
-        moved = bytes_moved(timing.memory)
-        if calibration and moved is not None and "work_flops" in row:
-            lim = limit(
-                row["work_flops"], moved, row["steps_executed"], Calibration.from_dict(calibration)
-            )
-            row.update(
-                limit_s=lim.limit_s, limit_bound=lim.bound, efficiency=lim.efficiency(timing.min_s)
-            )
-        if timing.median_s > 0 and timing.iqr_s / timing.median_s > SPREAD_LIMIT:
-            _add_note(
-                row,
-                f"unsteady: IQR {timing.iqr_s / timing.median_s:.0%} of the median (limit "
-                f"{SPREAD_LIMIT:.0%}); re-measure before trusting this time",
-            )
+        return row, finish_row(row, timing, calibration)
     except BaseException as e:  # one bad case must not lose the sweep, nor end it
         if _users(e):
             raise
         row.update(status=classify(e), error=first_line(e))
-        samples = []
-    return row, samples
+        return row, []
+
+
+def measure_group(
+    cases: list[Case],
+    *,
+    run_id: str,
+    repeats: int,
+    warmup: int,
+    rounds: int,
+    devices: int = 1,
+    calibration: dict | None = None,
+    trace_dir: str | None = None,
+    budget: plan.Budget | None = None,
+    log=print,
+    on_case: Callable[[Case | None], None] = lambda case: None,
+) -> list[tuple[dict, list[dict]]]:
+    """Build and time the cases of one sweep group interleaved (:func:`bench.timing.
+    time_rounds`): every case built, compiled and warmed up first, then ``rounds`` rounds in a
+    random order seeded by the group. One ``(row, samples)`` per case, in order; never raises.
+    ``on_case(case)`` is told which case is being built (``None``: the rounds have begun)."""
+    results: list[tuple[dict, list[dict]]] = []
+    ready: dict[int, Any] = {}
+    for i, case in enumerate(cases):
+        on_case(case)
+        row = _identity_row(case, run_id, devices)
+        try:
+            row, w = build_case(
+                case, run_id=run_id, repeats=repeats, warmup=warmup, devices=devices,
+                budget=budget, log=log,
+            )  # fmt: skip
+            if w is not None:
+                ready[i] = prepare(w.fn, w.args, warmup=warmup, before_timing=_health(w))
+                log(f"    {case.label}: compiled in {ready[i].compile_s:.2f} s")
+        except BaseException as e:
+            if _users(e):
+                raise
+            row.update(status=classify(e), error=first_line(e))
+            ready.pop(i, None)
+        results.append((row, []))
+    if not ready:
+        return results
+    on_case(None)
+    order = sorted(ready)
+    group = cases[order[0]].sweep_group or cases[order[0]].label
+    log(f"    timing {len(order)} cases in {rounds} interleaved rounds ...")
+    trace = None if trace_dir is None else str(pathlib.Path(trace_dir) / _slug(group))
+    try:
+        timings = time_rounds(
+            [ready[i] for i in order], rounds=rounds, seed=zlib.crc32(group.encode()),
+            trace_dir=trace,
+        )  # fmt: skip
+    except BaseException as e:
+        if _users(e):
+            raise
+        for i in order:
+            results[i][0].update(status=classify(e), error=first_line(e))
+        return results
+    for i, timing in zip(order, timings, strict=True):
+        row = results[i][0]
+        if trace is not None:
+            _add_note(row, f"traced ({trace}): its times include the profiler's overhead")
+        results[i] = (row, finish_row(row, timing, calibration))
+    return results
 
 
 def _skipped(row: dict, why: str) -> dict:
@@ -348,31 +468,38 @@ class IsolatedRunner:
             if time.monotonic() >= deadline:
                 return ("late",)
 
-    def measure(self, case: Case, **kwargs) -> tuple[dict, list]:
+    def measure(self, cases: list[Case], **kwargs) -> list[tuple[dict, list]]:
+        """Measure ``cases`` in the worker: one case back to back, or a sweep group
+        interleaved (``kwargs["rounds"]``); the timeout is ``--case-timeout`` per case."""
         if self._proc is None or not self._proc.is_alive():
             self._start()
-        self._tasks.send((case.suite, case.key(kwargs["devices"]), kwargs))
+        devices = kwargs["devices"]
+        self._tasks.send(([(c.suite, c.key(devices)) for c in cases], kwargs))
         started = self._receive(self.STARTUP_S)
         if started[0] != "started":
             self.close()
             how = _ended(started[1]) if started[0] == "died" else "did not answer"
             raise records.RunFolderError(
-                f"the case worker process {how} before it could start {case.label} "
+                f"the case worker process {how} before it could start {cases[0].label} "
                 "(its error, if any, is above)"
             )
-        message = self._receive(self.timeout_s)
+        message = self._receive(self.timeout_s * len(cases))
         if message[0] == "done":
-            return message[1], message[2]
+            return message[1]
         self.close()
-        row = _identity_row(case, kwargs["run_id"], kwargs["devices"])
-        if message[0] == "late":
-            row.update(
-                status="timeout",
-                error=f"case ran past --case-timeout {self.timeout_s} s (counted from its start)",
-            )
-        else:
-            row.update(status="crashed", error=f"the worker process {_ended(message[1])}")
-        return row, []
+        out = []
+        for case in cases:
+            row = _identity_row(case, kwargs["run_id"], devices)
+            if message[0] == "late":
+                limit_s = f"--case-timeout {self.timeout_s} s"
+                if len(cases) > 1:
+                    limit_s += f" × {len(cases)} cases of its interleaved group"
+                why = f"case ran past {limit_s} (counted from its start)"
+                row.update(status="timeout", error=why)
+            else:
+                row.update(status="crashed", error=f"the worker process {_ended(message[1])}")
+            out.append((row, []))
+        return out
 
     def close(self):
         if self._proc is not None:
@@ -417,14 +544,24 @@ def _worker(profile, run_dir, compile_cache, tasks, results, parent_pid):
     registry = suites()
     while True:
         try:
-            suite, key, kwargs = tasks.recv()
+            keys, kwargs = tasks.recv()
         except EOFError:  # the bench process closed its end: no more cases
             return
         results.send(("started",))
         devices = kwargs["devices"]
-        (case,) = [c for c in registry[suite].cases(profile) if c.key(devices) == key]
-        row, samples = measure_case(case, log=lambda s: print(s, file=sys.stderr), **kwargs)
-        results.send(("done", row, samples))
+        cases = [
+            next(c for c in registry[suite].cases(profile) if c.key(devices) == key)
+            for suite, key in keys
+        ]
+        log = lambda s: print(s, file=sys.stderr)  # noqa: E731
+        results.send(("done", _measure_cases(cases, log=log, **kwargs)))
+
+
+def _measure_cases(cases: list[Case], *, rounds: int, **kwargs) -> list[tuple[dict, list]]:
+    """One case timed back to back, or a sweep group of them interleaved."""
+    if len(cases) == 1 and cases[0].sweep_group is None:
+        return [measure_case(cases[0], **kwargs)]
+    return measure_group(cases, rounds=rounds, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -483,6 +620,7 @@ def _run(
         run_id=run_id,
         repeats=config.repeats,
         warmup=config.warmup,
+        rounds=config.rounds,
         devices=config.devices,
         calibration=calibration,
         trace_dir=config.trace_dir,
@@ -501,54 +639,92 @@ def _run(
         if isolated:
             stack.callback(isolated.close)
         stack.callback(records.clear_in_flight, run_dir)  # not a death: the user or the disk
-        for i, case in enumerate(todo, 1):
+        units = _units(todo)
+        done_cases = 0
+        for unit in units:
             _check_stop()
-            key = case.key(config.devices)
-            deaths = died.get(records.case_death_key(key), 0)
-            suite = next(s for s in chosen if s.name == case.suite)
-            if suite.prepare is not None and suite.name not in prepared:
-                prepared.add(suite.name)
-                need = suite.prepare_cost_s.get(config.profile, 0.0)
-                if deadline is not None and need > deadline - time.monotonic():
-                    unprepared[suite.name] = f"its preparation (~{need:.0f} s) did not fit"
-                    log(f"not preparing {suite.name}: ~{need:.0f} s do not fit --budget-s")
-                else:
-                    log(f"preparing {suite.name} ...")
-                    began = time.perf_counter()
-                    try:
-                        suite.prepare(config, run_dir)
-                        log(f"    prepared ({time.perf_counter() - began:.1f} s)")
-                    except BaseException as e:  # its cases then fail one by one, as rows
-                        if _users(e):
-                            raise
-                        log(f"    preparing {suite.name} failed: {first_line(e)}")
+            for case in unit:
+                suite = next(s for s in chosen if s.name == case.suite)
+                if suite.prepare is not None and suite.name not in prepared:
+                    prepared.add(suite.name)
+                    need = suite.prepare_cost_s.get(config.profile, 0.0)
+                    if deadline is not None and need > deadline - time.monotonic():
+                        unprepared[suite.name] = f"its preparation (~{need:.0f} s) did not fit"
+                        log(f"not preparing {suite.name}: ~{need:.0f} s do not fit --budget-s")
+                    else:
+                        log(f"preparing {suite.name} ...")
+                        began = time.perf_counter()
+                        try:
+                            suite.prepare(config, run_dir)
+                            log(f"    prepared ({time.perf_counter() - began:.1f} s)")
+                        except BaseException as e:  # its cases then fail one by one, as rows
+                            if _users(e):
+                                raise
+                            log(f"    preparing {suite.name} failed: {first_line(e)}")
             t0 = time.perf_counter()
             if deadline is not None:
                 kwargs["budget"] = plan.Budget(deadline - time.monotonic(), cost, cal)
-            if deaths >= records.CRASH_LIMIT:
-                log(f"[{i}/{len(todo)}] {case.label}: not measured again")
-                row, samples = _identity_row(case, run_id, config.devices), []
-                row.update(status="crashed", error=_killed(deaths))
-            elif case.suite in unprepared:
-                row = _identity_row(case, run_id, config.devices)
-                row, samples = _skipped(row, f"{unprepared[case.suite]} in --budget-s"), []
-            else:
-                eta = _eta(time.monotonic() - started, i - 1, len(todo))
-                log(f"[{i}/{len(todo)}] {case.label}: compiling and timing ...{eta}")
-                records.mark_in_flight(run_dir, {"case": case.label, "key": list(key)})
-                if isolated:
-                    row, samples = isolated.measure(case, **kwargs)
+            results: dict[int, tuple[dict, list]] = {}
+            timed = []
+            for j, case in enumerate(unit):
+                deaths = died.get(records.case_death_key(case.key(config.devices)), 0)
+                if deaths >= records.CRASH_LIMIT:
+                    log(f"[{done_cases + j + 1}/{len(todo)}] {case.label}: not measured again")
+                    row = _identity_row(case, run_id, config.devices)
+                    row.update(status="crashed", error=_killed(deaths))
+                    results[j] = (row, [])
+                elif case.suite in unprepared:
+                    row = _identity_row(case, run_id, config.devices)
+                    results[j] = (_skipped(row, f"{unprepared[case.suite]} in --budget-s"), [])
                 else:
-                    row, samples = measure_case(case, log=log, **kwargs)
+                    timed.append(j)
+            if timed:
+                cases_ = [unit[j] for j in timed]
+                eta = _eta(time.monotonic() - started, done_cases, len(todo))
+                first = done_cases + timed[0] + 1
+                if len(unit) == 1:
+                    log(f"[{first}/{len(todo)}] {unit[0].label}: compiling and timing ...{eta}")
+                else:
+                    log(
+                        f"[{first}-{done_cases + len(unit)}/{len(todo)}] sweep group "
+                        f"{unit[0].sweep_group}: {len(cases_)} cases, compiled first, then "
+                        f"timed in {config.rounds} interleaved rounds ...{eta}"
+                    )
+
+                def in_flight(case: Case | None, group=tuple(cases_)):
+                    what = (
+                        {"case": case.label, "key": list(case.key(config.devices))}
+                        if case is not None
+                        else {"interleaved": [c.label for c in group]}
+                    )
+                    records.mark_in_flight(run_dir, what)
+
+                if isolated:
+                    in_flight(cases_[0] if len(cases_) == 1 else None)
+                    found = isolated.measure(cases_, **kwargs)
+                elif len(unit) == 1 and unit[0].sweep_group is None:
+                    in_flight(cases_[0])
+                    found = [measure_case(cases_[0], log=log, **kwargs)]
+                else:
+                    found = measure_group(cases_, log=log, on_case=in_flight, **kwargs)
                 _check_stop()  # an interrupt swallowed inside the case: its row is not kept
-            # samples first, the row last: a case counts as done once its row is written
-            identity = {k: row.get(k) for k in ("run_id", *IDENTITY)}
-            for r, t in enumerate(samples):
-                raw.write({**identity, "repeat": r, "time_s": t})
-            out.write(row)
+                results.update(zip(timed, found, strict=True))
+            # samples first, the rows last: a case counts as done once its row is written,
+            # and a sweep group's rows are written together (a kill re-measures it whole)
+            for j in range(len(unit)):
+                row, samples = results[j]
+                identity = {k: row.get(k) for k in ("run_id", *IDENTITY)}
+                for sample in samples:
+                    raw.write({**identity, **sample})
+            for j in range(len(unit)):
+                out.write(results[j][0])
             records.clear_in_flight(run_dir)
-            measured += 1
-            log(f"    {_summary(row)} ({time.perf_counter() - t0:.1f} s)")
+            measured += len(unit)
+            done_cases += len(unit)
+            for j in range(len(unit)):
+                prefix = f"    {unit[j].label}: " if len(unit) > 1 else "    "
+                log(f"{prefix}{_summary(results[j][0])}")
+            log(f"    ({time.perf_counter() - t0:.1f} s)")
     failed: list[str] = []
     deferred: list[str] = []
     if config.experiments if experiments is None else experiments:
@@ -559,6 +735,23 @@ def _run(
     in_run = case_filter(chosen, config.profile, config.models, config.variants)
     left = sum(c.key(config.devices) not in recorded for c in run_cases if in_run(c))
     return Outcome(measured, left, tuple(dict.fromkeys(failed)), tuple(deferred))
+
+
+def _units(todo: list[Case]) -> list[list[Case]]:
+    """The session's cases as units of measurement, in order: a case alone, or every case of a
+    sweep group (:attr:`bench.workloads.Case.sweep_group`) together, where its first one is."""
+    groups: dict[str, list[Case]] = {}
+    for case in todo:
+        if case.sweep_group is not None:
+            groups.setdefault(case.sweep_group, []).append(case)
+    units, seen = [], set()
+    for case in todo:
+        if case.sweep_group is None:
+            units.append([case])
+        elif case.sweep_group not in seen:
+            seen.add(case.sweep_group)
+            units.append(groups[case.sweep_group])
+    return units
 
 
 def _eta(elapsed_s: float, done: int, total: int) -> str:

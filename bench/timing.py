@@ -1,30 +1,42 @@
-"""The measuring protocol, in one place. Every benchmark in the suite is timed by `measure`.
+"""The measuring protocol, in one place. Every benchmark in the suite is timed here.
 
 1. Arguments are placed on the device (`jax.device_put`) and ready before any clock starts.
 2. The function is lowered and compiled ahead of time (`jax.jit(fn).lower(*args).compile()`);
    that wall time is `compile_s`. The timed calls go to the compiled executable, which cannot
    retrace: arguments of another shape or dtype raise instead of silently recompiling.
-3. `warmup` untimed calls, then `repeats` timed calls, each ended by
-   `jax.block_until_ready` on the whole output, timed with `time.perf_counter`. A fast call
-   gets more repeats: as many as fill :data:`MIN_TIMED_S` of samples (judged from the first,
-   untimed call), at most :data:`MAX_REPEATS`: the median of five 50 µs calls is mostly noise.
+3. One untimed first call (its output goes to the health check), then `warmup` untimed
+   warm-up calls, then the timed calls, each ended by `jax.block_until_ready` on the whole
+   output, timed with `time.perf_counter`.
 4. The timed region runs under `jax.no_tracing` and a compile counter fed by
    `jax.monitoring`: any trace or backend compilation inside it raises `RecompilationError`
    rather than reporting a slower number.
 
+Two ways to spend the timed calls:
+
+- :func:`measure`, one case back to back: `repeats` calls, more for a fast call (as many as
+  fill :data:`MIN_TIMED_S`, at most :data:`MAX_REPEATS`: the median of five 50 µs calls is
+  mostly noise).
+- :func:`time_rounds`, the points of a sweep *interleaved* (asv's ``--interleave-rounds``):
+  every point is prepared first (:func:`prepare`), then `rounds` rounds each visit every
+  point once, in a fresh seeded random order, for a short slice of calls (:data:`VISIT_S`).
+  A machine that gets busier, or a cache that warms, then hurts every point alike instead
+  of the sweep's last ones, and the scatter *between rounds* is the noise a fit across the
+  points must beat. Each sample keeps its round and the visit's position in the round.
+
 The result keeps every raw sample; summaries (median, min, max, IQR) are derived from them.
 ``compile_s`` is honest about JAX's persistent compilation cache: each compile records
-whether the cache served it (``compile_cache``: hit, miss or off).
+whether the cache served it (``compile_cache``: hit, miss, process or off).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -33,6 +45,9 @@ import numpy as np
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 MIN_TIMED_S = 0.2
 MAX_REPEATS = 100
+VISIT_S = 0.01
+"""An interleaved visit times calls for about this long (at least one call)."""
+MAX_VISIT_CALLS = 20
 
 
 class RecompilationError(RuntimeError):
@@ -45,6 +60,29 @@ class Timing:
     compile_s: float | None = None
     memory: dict[str, int] = dataclasses.field(default_factory=dict)
     output: Any = None  # the last output, for health checks
+    rounds: list[int] | None = None  # interleaved: each sample's round (None: back to back)
+    orders: list[int] | None = None  # ...and its visit's position in that round
+
+    @property
+    def n_rounds(self) -> int | None:
+        return None if self.rounds is None else len(set(self.rounds))
+
+    @property
+    def round_medians_s(self) -> list[float]:
+        """The median of each round's samples (interleaved timings only)."""
+        by_round: dict[int, list[float]] = {}
+        for r, t in zip(self.rounds or (), self.samples_s, strict=False):
+            by_round.setdefault(r, []).append(t)
+        return [statistics.median(v) for _, v in sorted(by_round.items())]
+
+    @property
+    def round_spread(self) -> float | None:
+        """The IQR of the per-round medians over their median: the noise between rounds."""
+        medians = self.round_medians_s
+        if len(medians) < 2:
+            return None
+        q75, q50, q25 = np.percentile(medians, [75, 50, 25])
+        return float((q75 - q25) / q50) if q50 > 0 else None
 
     @property
     def median_s(self) -> float:
@@ -209,6 +247,45 @@ def repeats_for(call_s: float, repeats: int) -> int:
     return max(repeats, min(MAX_REPEATS, int(MIN_TIMED_S / max(call_s, 1e-9))))
 
 
+@dataclasses.dataclass
+class Ready:
+    """A compiled program with its placed arguments, run once and warmed up: ready to time."""
+
+    call: Callable[[], Any]
+    compile_s: float
+    memory: dict[str, Any]
+    call_s: float  # the fastest warm-up call (the first call when there is no warm-up)
+    output: Any
+
+
+def prepare(fn: Callable, args: tuple, *, warmup: int = 1, before_timing=None) -> Ready:
+    """Place, compile (timed apart), call once (``before_timing(output)`` sees that output and
+    may raise to abort: a health check), then ``warmup`` more untimed calls."""
+    args = jax.block_until_ready(jax.tree.map(_place, args))
+    compiled, compile_s, memory = compile_ahead(fn, args)
+
+    def call():
+        return compiled(*args)
+
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(call())
+    call_s = time.perf_counter() - t0
+    if before_timing is not None:
+        before_timing(out)
+    warm = []
+    for _ in range(warmup):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(call())
+        warm.append(time.perf_counter() - t0)
+    return Ready(call, compile_s, memory, min(warm, default=call_s), out)
+
+
+def _tracing(trace_dir: str | None):
+    if not trace_dir:
+        return contextlib.nullcontext()
+    return jax.profiler.trace(trace_dir, create_perfetto_trace=True)
+
+
 def measure(
     fn: Callable,
     args: tuple,
@@ -218,27 +295,41 @@ def measure(
     before_timing=None,
     trace_dir: str | None = None,
 ) -> Timing:
-    """The protocol: place, compile (timed apart), warm up, time ``repeats`` calls (more for
-    a fast call, see the module docstring). With ``trace_dir``, the warm-up and timed calls
-    run under ``jax.profiler.trace`` (viewable in Perfetto or XProf).
-
-    ``before_timing(output)`` (optional) sees the first output before any timed call and may
-    raise to abort the measurement (a health check, for instance).
-    """
-    args = jax.block_until_ready(jax.tree.map(_place, args))
-    compiled, compile_s, memory = compile_ahead(fn, args)
-    t0 = time.perf_counter()
-    first = jax.block_until_ready(compiled(*args))
-    first_s = time.perf_counter() - t0
-    if before_timing is not None:
-        before_timing(first)
-    repeats = repeats_for(first_s, repeats)
-    tracing = (
-        jax.profiler.trace(trace_dir, create_perfetto_trace=True)
-        if trace_dir
-        else contextlib.nullcontext()
-    )
-    with tracing:
-        timing = time_calls(lambda: compiled(*args), repeats=repeats, warmup=max(warmup - 1, 0))
-    timing.compile_s, timing.memory = compile_s, memory
+    """One case back to back: :func:`prepare`, then ``repeats`` timed calls (more for a fast
+    call, see the module docstring). With ``trace_dir``, the timed calls run under
+    ``jax.profiler.trace`` (viewable in Perfetto or XProf)."""
+    ready = prepare(fn, args, warmup=warmup, before_timing=before_timing)
+    with _tracing(trace_dir):
+        timing = time_calls(ready.call, repeats=repeats_for(ready.call_s, repeats), warmup=0)
+    timing.compile_s, timing.memory = ready.compile_s, ready.memory
     return timing
+
+
+def visit_calls(call_s: float) -> int:
+    """Calls per interleaved visit of a point whose call takes ``call_s``."""
+    return max(1, min(MAX_VISIT_CALLS, math.ceil(VISIT_S / max(call_s, 1e-9))))
+
+
+def time_rounds(
+    ready: Sequence[Ready], *, rounds: int, seed: int = 0, trace_dir: str | None = None
+) -> list[Timing]:
+    """Time prepared points interleaved: ``rounds`` rounds, each visiting every point once in
+    a fresh random order (seeded), each visit :func:`visit_calls` calls. One :class:`Timing`
+    per point, in the order given, with each sample's round and visit position."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    rng = np.random.default_rng(seed)
+    calls = [visit_calls(r.call_s) for r in ready]
+    timings = [Timing([], r.compile_s, r.memory, r.output, rounds=[], orders=[]) for r in ready]
+    with _tracing(trace_dir), no_recompilation():
+        for round_ in range(rounds):
+            for position, i in enumerate(rng.permutation(len(ready))):
+                call, timing = ready[i].call, timings[i]
+                for _ in range(calls[i]):
+                    t0 = time.perf_counter()
+                    out = jax.block_until_ready(call())
+                    timing.samples_s.append(time.perf_counter() - t0)
+                    timing.rounds.append(round_)
+                    timing.orders.append(int(position))
+                timing.output = out
+    return timings

@@ -111,6 +111,7 @@ class Case:
     seed: int = 0
     devices: int | None = None
     regime: str = "work"
+    interleave: str | None = None  # a sweep group shared across suites (see sweep_group)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -151,6 +152,17 @@ class Case:
             n_devices=self.placement(run_devices)[0],
         )
         return case_key(record)
+
+    @property
+    def sweep_group(self) -> str | None:
+        """The cases timed together in interleaved rounds (``bench.timing.time_rounds``):
+        every latency-regime case of one suite and mode (the sweeps a wall-time verdict reads,
+        all their axes and variants), or the group a suite names in ``interleave`` (points
+        compared across suites, such as PixelCNN's and the MDRNN's matched training steps).
+        ``None``: timed alone, back to back."""
+        if self.interleave is not None:
+            return self.interleave
+        return f"{self.suite}/{self.mode}" if self.regime == "latency" else None
 
     @property
     def label(self) -> str:

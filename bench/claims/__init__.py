@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from bench.fits import COUNTS, LATENCY_SHARE
+from bench.fits import BIC_MARGIN, COUNTS, FIXED_GROWTH, MIN_ROUNDS, SHAPE_EXPONENT
 
 VERDICTS = ("PASS", "FAIL", "CORRECTED", "INCONCLUSIVE", "ERROR")
 """PASS: the seed's claim holds as stated. FAIL: the measurements contradict it.
@@ -163,39 +163,110 @@ def claim_number(claim: str) -> int:
 
 # --- Wall time in a latency-bound regime: one rule for every claim about sequential steps ----
 
-MIN_POINTS = 5
-"""No verdict from a sweep of fewer points."""
+MIN_POINTS = 6
+"""No verdict from a sweep of fewer points..."""
 MIN_RANGE = 8.0
-"""...or over less than this ratio between its largest and smallest value of the axis."""
-TOLERANCE = 0.15
-"""The fitted wall-time exponent must lie within this of the structural count's exponent."""
-MAX_CI = 0.15
-"""...and be known this well (95% half-width); a wider interval cannot decide."""
+"""...and a sweep whose depth measure grows, but by less than this ratio, is shown, not judged:
+its growth cannot be told from the fixed cost's noise."""
+FASTER_THAN_WORK = 0.25
+"""A sweep whose depth is constant fails when the best candidate shape's exponent in the axis
+exceeds the work's by more than this, winning by ``bench.fits.BIC_MARGIN``."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """One sweep judged by :func:`scaling_check`: PASS, FAIL or INCONCLUSIVE, and why."""
+    """One sweep judged by :func:`scaling_check`: PASS, FAIL, INCONCLUSIVE, or SHOWN (reported,
+    not judged: its depth measure varies too little to test), with the facts that decided it."""
 
     outcome: str
-    text: str
+    sweep: str
+    facts: dict = dataclasses.field(default_factory=dict)
+    why: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.sweep}: {self.why}"
+
+
+def sweep_facts(r, name: str) -> dict:
+    """The numbers of a sweep's growth model (``bench.fits``), for a verdict's row."""
+    return {
+        "points": int(r.n_points),
+        "axis_range": float(r.axis_range),
+        "depth_range": float(r[f"{name}_range"]),
+        "rounds": int(r.rounds) if r.rounds == r.rounds else 0,
+        "follows": r[f"{name}_follows"],
+        "c_us": r[f"{name}_c_s"] * 1e6,
+        "c_us_ci": (r[f"{name}_c_lo"] * 1e6, r[f"{name}_c_hi"] * 1e6),
+        "b_ns_per_step": r[f"{name}_b_s_per_step"] * 1e9,
+        "b_ns_ci": (r[f"{name}_b_lo"] * 1e9, r[f"{name}_b_hi"] * 1e9),
+        "a_ns_per_flop": r[f"{name}_a_s_per_flop"] * 1e9,
+        "share_depth": r[f"{name}_share_depth"],
+        "share_work": r[f"{name}_share_work"],
+        "growth_ci": (r[f"{name}_growth_lo"], r[f"{name}_growth_hi"]),
+        "delta_bic_depth": r[f"{name}_delta_bic_depth"],
+        "delta_bic_work": r[f"{name}_delta_bic_work"],
+        "collinear": r[f"{name}_collinear"] if isinstance(r[f"{name}_collinear"], str) else "",
+        "shape_best": r.shape_best,
+        "shape_margin": r.shape_margin,
+        "work_exponent": r.work_exponent,
+    }
+
+
+def _describe(f: dict, name: str) -> str:
+    def ci(pair, digits=3):
+        lo, hi = pair
+        return f" [{lo:.{digits}g}, {hi:.{digits}g}]" if lo == lo else ""
+
+    text = (
+        f"{f['points']} points over {f['axis_range']:.3g}× ({name} ×{f['depth_range']:.3g}), "
+        f"{f['rounds']} rounds: t = c + a·work + b·{name}, c = {f['c_us']:.3g} µs"
+        f"{ci(f['c_us_ci'])}, b = {f['b_ns_per_step']:.3g} ns per {name}{ci(f['b_ns_ci'])}, "
+        f"a = {f['a_ns_per_flop']:.3g} ns per FLOP; growth follows {f['follows']}"
+    )
+    if f["follows"] in (name, f"{name}+work", "work"):
+        text += f" ({name} {f['share_depth']:.0%} of it, work {f['share_work']:.0%})"
+    if f["collinear"]:
+        text += f" ({f['collinear']} along this sweep: one term)"
+    lo, hi = f["growth_ci"]
+    if lo == lo:
+        text += f"; fitted growth over the sweep [{lo:+.0%}, {hi:+.0%}]"
+    return text + f"; best shape {f['shape_best']} by ΔBIC {f['shape_margin']:.1f}"
+
+
+def _undecided(f: dict, name: str) -> str:
+    """Why a sweep's growth is undecided: no growth out of the noise, or terms not told apart."""
+    lo, hi = f["growth_ci"]
+    if lo == lo and lo > FIXED_GROWTH:
+        return (
+            f"time grows (×{1 + lo:.3g} to ×{1 + hi:.3g}) but neither the {name} nor the work "
+            f"explains it without the other (ΔBIC {f['delta_bic_depth']:.1f} and "
+            f"{f['delta_bic_work']:.1f}, {BIC_MARGIN:g} needed)"
+        )
+    return "the growth does not stand out of the noise between rounds"
 
 
 def scaling_check(fits, *, suite: str, variant: str, mode: str, axis: str, measure: str) -> Check:
-    """Does wall time follow ``measure`` (a structural count) along the latency-bound sweep
-    of ``variant`` / ``mode`` over ``axis``?
+    """Does wall time follow ``measure`` (``span_ops`` or ``steps_executed``) along the
+    latency-regime sweep of ``variant`` / ``mode`` over ``axis``? Decided by the sweep's growth
+    model (``bench.fits.growth_model``, with ``measure`` as the depth):
 
-    The count's own log-log slope over the same points is the prediction, so the constant
-    terms of a count (9·d + 23 is not ∝ d) are predicted too. INCONCLUSIVE, with the reason,
-    when the sweep has fewer than :data:`MIN_POINTS` points, spans less than
-    :data:`MIN_RANGE`, is not latency-bound on this device (the Brent fit with ``measure`` as
-    the depth gives it less than ``bench.fits.LATENCY_SHARE`` of the time), or its interval is
-    wider than
-    :data:`MAX_CI`; else decided by :func:`against_tolerance`.
+    - INCONCLUSIVE with fewer than :data:`MIN_POINTS` points, fewer than
+      ``bench.fits.MIN_ROUNDS`` interleaved rounds, or the measure not counted;
+    - where the measure grows along the sweep by at least :data:`MIN_RANGE`: PASS iff the
+      growth follows it (its term kept, alone or with the work's), FAIL iff the time does not
+      grow (``fixed``), INCONCLUSIVE iff it follows only the work (the sweep is work-bound on
+      this device: it cannot test a claim about steps) or is ``undecided``;
+    - where the measure is constant (no sequential step added along the sweep): PASS iff the
+      growth is ``fixed`` or follows the work; FAIL iff the best candidate shape grows faster
+      than the work (exponent above the work's by :data:`FASTER_THAN_WORK`, by the BIC margin);
+      else INCONCLUSIVE;
+    - in between (the measure grows, by less than :data:`MIN_RANGE`): SHOWN, not judged.
     """
-    name = f"{suite} {variant} {mode} vs {axis}"
-    if fits.empty:
-        return Check("INCONCLUSIVE", f"{name}: no sweep measured")
+    name = COUNTS[measure]
+    sweep = f"{suite} {variant} {mode} vs {axis}"
+    if fits.empty or "regime" not in fits:
+        return Check("INCONCLUSIVE", sweep, why="no sweep measured")
     rows = fits[
         (fits.suite == suite)
         & (fits.variant == variant)
@@ -204,75 +275,86 @@ def scaling_check(fits, *, suite: str, variant: str, mode: str, axis: str, measu
         & (fits.regime == "latency")
     ]
     if rows.empty:
-        return Check("INCONCLUSIVE", f"{name}: no latency-bound sweep measured")
+        return Check("INCONCLUSIVE", sweep, why="no latency-regime sweep measured")
     r = rows.sort_values("n_points").iloc[-1]
-    count = f"{COUNTS[measure]}_exponent"
-    predicted = r[count]
-    share = r[f"{COUNTS[measure]}_share"]
-    text = (
-        f"{name}: time ∝ {axis}^{r.slope:.2f} ± {r.slope_ci95:.2f}, {measure} ∝ "
-        f"{axis}^{predicted:.2f} ({r.n_points} points over {r.axis_range:.3g}×, "
-        f"{COUNTS[measure]} share {share:.2f})"
-    )
+    if r[f"{name}_follows"] == "not counted" or r[f"{name}_range"] != r[f"{name}_range"]:
+        return Check("INCONCLUSIVE", sweep, why=f"{measure} not counted")
+    f = sweep_facts(r, name)
+    text = _describe(f, name)
     reasons = []
-    if r.n_points < MIN_POINTS:
+    if f["points"] < MIN_POINTS:
         reasons.append(f"fewer than {MIN_POINTS} points")
-    if r.axis_range < MIN_RANGE:
-        reasons.append(f"a range under {MIN_RANGE:g}×")
-    if predicted != predicted:
-        reasons.append(f"{measure} not counted")
-    if not share >= LATENCY_SHARE:
-        reasons.append(f"not latency-bound here ({COUNTS[measure]} share < {LATENCY_SHARE})")
-    if not r.slope_ci95 <= MAX_CI:
-        reasons.append(f"interval wider than ±{MAX_CI}")
+    if f["rounds"] < MIN_ROUNDS:
+        reasons.append(f"fewer than {MIN_ROUNDS} interleaved rounds")
     if reasons:
-        return Check("INCONCLUSIVE", f"{text}: no verdict, {', '.join(reasons)}")
-    outcome, why = against_tolerance(r.slope, r.slope_ci95, predicted)
-    return Check(outcome, f"{text}: {why}")
+        return Check("INCONCLUSIVE", sweep, f, f"{text}: no verdict, {', '.join(reasons)}")
+    follows = f["follows"]
+    if f["depth_range"] >= MIN_RANGE:
+        if follows in (name, f"{name}+work"):
+            return Check("PASS", sweep, f, f"{text}: the {name} show on the clock")
+        if follows == "fixed":
+            return Check("FAIL", sweep, f, f"{text}: the {name} grow ×{f['depth_range']:.3g} "
+                         "and the time does not")  # fmt: skip
+        if follows == "work":
+            why = f"work-bound here (the growth follows the work; the {name} do not show)"
+            return Check("INCONCLUSIVE", sweep, f, f"{text}: no verdict, {why}")
+        return Check("INCONCLUSIVE", sweep, f, f"{text}: no verdict, {_undecided(f, name)}")
+    if f["depth_range"] == 1:
+        if follows in ("fixed", "work"):
+            return Check("PASS", sweep, f, f"{text}: no step is added and none shows")
+        faster = SHAPE_EXPONENT.get(f["shape_best"], 0) - (f["work_exponent"] or 0)
+        if faster > FASTER_THAN_WORK and f["shape_margin"] >= BIC_MARGIN:
+            return Check("FAIL", sweep, f, f"{text}: time grows faster than the work along a "
+                         f"sweep that adds no {name}")  # fmt: skip
+        return Check("INCONCLUSIVE", sweep, f, f"{text}: no verdict, growth {follows}")
+    return Check("SHOWN", sweep, f, f"{text}: shown, not judged ({name} ×{f['depth_range']:.3g} "
+                 f"< {MIN_RANGE:g})")  # fmt: skip
 
 
-def against_tolerance(slope: float, ci95: float, predicted: float) -> tuple[str, str]:
-    """PASS iff the whole 95% interval of the fitted exponent lies within ±:data:`TOLERANCE`
-    of the predicted one; FAIL iff it lies wholly outside; INCONCLUSIVE when it straddles an
-    edge of that band: then the data cannot tell a small difference from a large one, and a
-    point estimate would flip between PASS and FAIL from one run to the next (it did, on a
-    2-core CPU, for exponents 0.15 below the count's)."""
-    lo, hi = slope - ci95, slope + ci95
-    band = f"{predicted:.2f} ± {TOLERANCE}"
-    if predicted - TOLERANCE <= lo and hi <= predicted + TOLERANCE:
-        return "PASS", f"within {TOLERANCE} (interval [{lo:.2f}, {hi:.2f}] inside {band})"
-    if hi < predicted - TOLERANCE or lo > predicted + TOLERANCE:
-        off = abs(slope - predicted)
-        return "FAIL", f"off by {off:.2f} (interval [{lo:.2f}, {hi:.2f}] outside {band})"
-    return "INCONCLUSIVE", f"no verdict, interval [{lo:.2f}, {hi:.2f}] straddles the edge of {band}"
+RULE = (
+    "per latency-regime sweep, interleaved rounds, t = c + a·work + b·{name} fitted "
+    "(bench.fits: a term kept iff dropping it raises the BIC by ≥ {margin:g} and its bootstrap "
+    "95% interval is above 0; no term kept: fixed iff the growth's interval lies within "
+    "±{fixed:.0%}, else undecided). INCONCLUSIVE with < {points} points or < {rounds} rounds. "
+    "Where the {name} grow ≥ {range:g}×: PASS iff the growth follows them, FAIL iff the time "
+    "does not grow (fixed), INCONCLUSIVE iff it follows only the work (work-bound here) or is "
+    "undecided; where they are constant: PASS iff fixed or "
+    "work, FAIL iff the best shape outgrows the work; in between: shown, not judged. Any FAIL "
+    "fails the claim; PASS needs every judged sweep to pass"
+)
 
 
 def time_verdict(claim: str, checks: Sequence[Check], measure: str, what: str) -> Verdict:
-    """A claim's wall-time half from its sweeps: FAIL if any sweep fails, PASS if all pass,
-    else INCONCLUSIVE (the sweeps that could not decide say why)."""
-    outcomes = {c.outcome for c in checks}
-    if not checks:
-        outcomes = {"INCONCLUSIVE"}
+    """A claim's wall-time half from its sweeps: FAIL if any sweep fails, PASS if every judged
+    sweep passes (at least one), else INCONCLUSIVE (the sweeps that could not decide say why)."""
+    judged = [c for c in checks if c.outcome != "SHOWN"]
+    outcomes = {c.outcome for c in judged} or {"INCONCLUSIVE"}
     verdict = "FAIL" if "FAIL" in outcomes else "PASS" if outcomes == {"PASS"} else "INCONCLUSIVE"
-    failed = [c.text.split(":")[0] for c in checks if c.outcome == "FAIL"]
+    name = COUNTS[measure]
+    by = {o: [c.sweep for c in judged if c.outcome == o] for o in ("FAIL", "INCONCLUSIVE")}
     statement = {
-        "PASS": f"in the latency-bound regime, wall time grows as the {measure} does, along "
-        f"every sweep ({len(checks)})",
-        "FAIL": f"in the latency-bound regime, wall time does not follow the {measure}: "
-        + "; ".join(failed),
-        "INCONCLUSIVE": f"the sweeps measured here cannot decide whether wall time follows "
-        f"the {measure}",
+        "PASS": f"in the latency regime, wall time grows as the {measure} do along every "
+        f"judged sweep ({len(judged)}), over a fixed cost per call",
+        "FAIL": f"in the latency regime, wall time does not follow the {measure}: "
+        + "; ".join(by["FAIL"]),
+        "INCONCLUSIVE": "the sweeps cannot decide whether wall time follows the "
+        f"{measure}: " + ("; ".join(by["INCONCLUSIVE"]) or "no sweep judged"),
     }[verdict]
     return Verdict(
         claim=claim,
         verdict=verdict,
-        check=f"wall time of {what} along latency-bound sweeps, against the {measure}",
-        measure=f"wall time vs {measure} (latency-bound)",
-        rule=f"per sweep: INCONCLUSIVE with < {MIN_POINTS} points, a range < {MIN_RANGE:g}×, a "
-        f"{measure} share < {LATENCY_SHARE} or a 95% interval > ±{MAX_CI}; else PASS iff the "
-        f"fitted exponent's 95% interval lies within {TOLERANCE} of the {measure}'s exponent, "
-        "FAIL iff it lies wholly outside, INCONCLUSIVE if it straddles; any FAIL fails the claim",
-        measured="; ".join(c.text for c in checks) or "no sweep",
+        check=f"wall time of {what} along latency-regime sweeps timed in interleaved rounds, "
+        f"against the {measure}",
+        measure=f"wall time vs {measure} (latency regime)",
+        rule=RULE.format(
+            name=name,
+            margin=BIC_MARGIN,
+            fixed=FIXED_GROWTH,
+            points=MIN_POINTS,
+            rounds=MIN_ROUNDS,
+            range=MIN_RANGE,
+        ),  # fmt: skip
+        measured="; ".join(f"{c.text} [{c.outcome}]" for c in checks) or "no sweep",
         statement=statement,
     )
 

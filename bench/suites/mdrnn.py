@@ -73,7 +73,10 @@ SIZES = {
             "latency",
             1,
             2,
-            [*((side, 2) for side in (6, 8, 12, 16, 24, 32)), *((16, d) for d in (1, 4, 6, 8))],
+            [
+                *((side, 2) for side in (6, 8, 12, 16, 24, 32, 48, 64, 96)),
+                *((16, d) for d in (1, 3, 4, 6, 8)),
+            ],
         ),
         ("sample", "work", 1, 32, 16, 8, "diagonal"),
         # raster vs wavefront forward+backward at batch 1, 64×64, d = 2 (the speed goal)
@@ -98,6 +101,10 @@ SIZES = {
         ("sample", "work", 64, 64, 28, 8, "diagonal"),
     ],
 }
+TRAIN_LATENCY_GROUP = "train/latency (pixelcnn, mdrnn)"
+"""PixelCNN's and the MDRNN's latency-regime training steps are timed in one interleaved
+group: C12 compares their times at matched sizes, C8 reads PixelCNN's sweeps."""
+
 # C12: the MDRNN (hidden width k) and PixelCNN (C = k channels) trained at equal batch, width,
 # depth and image sizes, each MDRNN schedule at every size, per regime. The PixelCNN suite
 # times its side of these too.
@@ -177,7 +184,20 @@ def cases(profile: str) -> list[Case]:
         else:
             build = _build(mode, batch, side, depth, hidden, schedule, seed=0)
             pred = sequential_steps(schedule, side, side, depth)
-        out.append(Case(SUITE, "mdrnn-lstm", schedule, mode, build, sizes, pred, regime=regime))
+        group = TRAIN_LATENCY_GROUP if (mode, regime) == ("train", "latency") else None
+        out.append(
+            Case(
+                SUITE,
+                "mdrnn-lstm",
+                schedule,
+                mode,
+                build,
+                sizes,
+                pred,
+                regime=regime,
+                interleave=group,
+            )
+        )
     return out
 
 

@@ -37,7 +37,7 @@ import optax
 from flax import nnx
 
 from bench.steps import binary_image_check, finite_loss, forward_fn, n_params, train_step_fn
-from bench.suites.mdrnn import MATCHED_TRAIN
+from bench.suites.mdrnn import MATCHED_TRAIN, TRAIN_LATENCY_GROUP
 from bench.workloads import Case, Suite, Workload, register
 from models.pixelcnn import (
     PixelCNN,
@@ -74,8 +74,8 @@ SIZES = {
                 batch=1,
                 channels=2,
                 runs=(
-                    *((8, d) for d in (1, 2, 4, 8, 16, 32)),
-                    *((side, 2) for side in (4, 6, 12, 16, 24, 32)),
+                    *((8, d) for d in (1, 2, 4, 8, 16, 32, 64)),
+                    *((side, 2) for side in (4, 6, 12, 16, 24, 32, 48, 64)),
                 ),
             ),
         ),
@@ -97,8 +97,8 @@ SIZES = {
                     (sampler, side, depth)
                     for sampler in SAMPLERS
                     for side, depth in (
-                        *((side, 2) for side in (6, 8, 11, 16, 23)),
-                        *((8, d) for d in (1, 4, 8, 16)),
+                        *((side, 2) for side in (4, 6, 8, 11, 16, 23, 32, 40)),
+                        *((8, d) for d in (1, 4, 8, 16, 32)),
                     )
                 ),
             ),
@@ -252,7 +252,20 @@ def cases(profile: str) -> list[Case]:
         seen.add((batch, channels, side, depth))
         build = _build_train(side, depth, batch, channels, seed=0)
         sizes = _sizes(batch, side, depth, channels)
-        out.append(Case(SUITE, SUITE, "masked", "train", build, sizes, depth, regime=regime))
+        group = TRAIN_LATENCY_GROUP if regime == "latency" else None
+        out.append(
+            Case(
+                SUITE,
+                SUITE,
+                "masked",
+                "train",
+                build,
+                sizes,
+                depth,
+                regime=regime,
+                interleave=group,
+            )
+        )
     for regime, s in sample.items():
         for variant, side, depth in s["runs"]:
             build = _build_sample(variant, side, depth, s["batch"], s["channels"], seed=0)
