@@ -255,13 +255,16 @@ def scaling_check(fits, *, suite: str, variant: str, mode: str, axis: str, measu
       ``bench.fits.MIN_ROUNDS`` interleaved rounds, or the measure not counted;
     - where the measure grows along the sweep by at least :data:`MIN_RANGE`: PASS iff the
       growth follows it (its term kept, alone or with the work's), FAIL iff the time does not
-      grow (``fixed``), INCONCLUSIVE iff it follows only the work (the sweep is work-bound on
-      this device: it cannot test a claim about steps) or is ``undecided``;
-    - where the measure is constant (no sequential step added along the sweep): PASS iff the
-      growth is ``fixed`` or follows the work; FAIL iff the best candidate shape grows faster
-      than the work (exponent above the work's by :data:`FASTER_THAN_WORK`, by the BIC margin);
-      else INCONCLUSIVE;
+      grow (``fixed``), INCONCLUSIVE iff ``undecided``; a sweep whose growth follows only the
+      work is work-bound on this device, outside the regime the claim is judged in: SHOWN;
+    - where the measure is constant (no sequential step added along the sweep): FAIL iff the
+      best candidate shape grows faster than the work (exponent above the work's by
+      :data:`FASTER_THAN_WORK`, winning by the BIC margin); else PASS iff the growth is
+      ``fixed`` or follows the work; else INCONCLUSIVE;
     - in between (the measure grows, by less than :data:`MIN_RANGE`): SHOWN, not judged.
+
+    So the regime is measured, not assumed: a claim is judged on the sweeps that this device
+    shows to be latency-bound (or flat), and is INCONCLUSIVE when none is.
     """
     name = COUNTS[measure]
     sweep = f"{suite} {variant} {mode} vs {axis}"
@@ -296,16 +299,16 @@ def scaling_check(fits, *, suite: str, variant: str, mode: str, axis: str, measu
             return Check("FAIL", sweep, f, f"{text}: the {name} grow ×{f['depth_range']:.3g} "
                          "and the time does not")  # fmt: skip
         if follows == "work":
-            why = f"work-bound here (the growth follows the work; the {name} do not show)"
-            return Check("INCONCLUSIVE", sweep, f, f"{text}: no verdict, {why}")
+            why = f"work-bound here: the growth follows the work, the {name} do not show"
+            return Check("SHOWN", sweep, f, f"{text}: shown, not judged ({why})")
         return Check("INCONCLUSIVE", sweep, f, f"{text}: no verdict, {_undecided(f, name)}")
     if f["depth_range"] == 1:
-        if follows in ("fixed", "work"):
-            return Check("PASS", sweep, f, f"{text}: no step is added and none shows")
         faster = SHAPE_EXPONENT.get(f["shape_best"], 0) - (f["work_exponent"] or 0)
         if faster > FASTER_THAN_WORK and f["shape_margin"] >= BIC_MARGIN:
             return Check("FAIL", sweep, f, f"{text}: time grows faster than the work along a "
                          f"sweep that adds no {name}")  # fmt: skip
+        if follows in ("fixed", "work"):
+            return Check("PASS", sweep, f, f"{text}: no step is added and none shows")
         return Check("INCONCLUSIVE", sweep, f, f"{text}: no verdict, growth {follows}")
     return Check("SHOWN", sweep, f, f"{text}: shown, not judged ({name} ×{f['depth_range']:.3g} "
                  f"< {MIN_RANGE:g})")  # fmt: skip
@@ -317,8 +320,8 @@ RULE = (
     "95% interval is above 0; no term kept: fixed iff the growth's interval lies within "
     "±{fixed:.0%}, else undecided). INCONCLUSIVE with < {points} points or < {rounds} rounds. "
     "Where the {name} grow ≥ {range:g}×: PASS iff the growth follows them, FAIL iff the time "
-    "does not grow (fixed), INCONCLUSIVE iff it follows only the work (work-bound here) or is "
-    "undecided; where they are constant: PASS iff fixed or "
+    "does not grow (fixed), INCONCLUSIVE iff undecided, shown but not judged iff it follows "
+    "only the work (work-bound here); where they are constant: PASS iff fixed or "
     "work, FAIL iff the best shape outgrows the work; in between: shown, not judged. Any FAIL "
     "fails the claim; PASS needs every judged sweep to pass"
 )

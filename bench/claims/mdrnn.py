@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
+from bench.analysis import load_samples
 from bench.claims import (
     Derived,
     Experiment,
@@ -35,7 +36,9 @@ from bench.claims import (
     wall_time,
     write_table,
 )
+from bench.fits import MIN_ROUNDS, round_times
 from bench.structure import analyse
+from bench.workloads import case_key
 from models.mdrnn import CELLS, SCHEDULES, MDRNNPixel, connections, macs, sequential_steps
 
 
@@ -329,12 +332,13 @@ C12_RULE_SPAN = (
     f"INCONCLUSIVE without {C12_MIN_SIZES} matched sizes"
 )
 C12_RULE_TIME = (
-    f"latency-bound regime, per schedule with ≥ {C12_MIN_SIZES} sizes, noise u = the sum of the "
-    "four timings' relative IQRs (smallest and largest image, both models): PASS iff the MDRNN "
-    "is slower at every size and its time ratio grows from the smallest to the largest image by "
-    "more than u; FAIL iff it is faster by more than u at some size or the ratio shrinks by more "
-    "than u; else INCONCLUSIVE"
+    f"latency regime, per schedule with ≥ {C12_MIN_SIZES} sizes, both models timed in the same "
+    "interleaved rounds: the MDRNN/PixelCNN ratio of the medians at each size and its growth "
+    "from the smallest to the largest image, with 95% intervals from a bootstrap over the "
+    "rounds. PASS iff every ratio's interval lies above 1 and the growth's above 0; FAIL iff "
+    "some ratio's lies below 1 or the growth's below 0; else INCONCLUSIVE (also without rounds)"
 )
+C12_BOOTSTRAP = 300
 
 
 def matched_pairs(df: pd.DataFrame) -> pd.DataFrame:
@@ -385,7 +389,48 @@ def c12_structure(pairs: pd.DataFrame) -> Verdict:
     )
 
 
-def c12_time(pairs: pd.DataFrame) -> Verdict:
+def ratio_growth(pix: np.ndarray, mdrnn: np.ndarray, seed: int = 0) -> dict:
+    """The MDRNN/PixelCNN time ratio at each size (rows) from per-round times (columns, the same
+    interleaved rounds for both), its growth from the first size to the last, and their 95%
+    intervals from a bootstrap over the rounds."""
+    rounds = pix.shape[1]
+
+    def stats(pick):
+        ratio = np.nanmedian(mdrnn[:, pick], axis=1) / np.nanmedian(pix[:, pick], axis=1)
+        return ratio, ratio[-1] / ratio[0] - 1
+
+    ratio, growth = stats(np.arange(rounds))
+    rng = np.random.default_rng(seed)
+    draws = [stats(rng.integers(0, rounds, rounds)) for _ in range(C12_BOOTSTRAP)]
+    ratios = np.array([d[0] for d in draws])
+    growths = np.array([d[1] for d in draws])
+    return {
+        "ratio": ratio,
+        "ratio_lo": np.percentile(ratios, 2.5, axis=0),
+        "ratio_hi": np.percentile(ratios, 97.5, axis=0),
+        "growth": float(growth),
+        "growth_lo": float(np.percentile(growths, 2.5)),
+        "growth_hi": float(np.percentile(growths, 97.5)),
+    }
+
+
+def _by_round(rows: pd.DataFrame, suffix: str, rounds: dict) -> np.ndarray | None:
+    """Per-round times of the pairs' ``suffix`` side (``_pix``/``_mdrnn``), sizes × rounds."""
+    series = []
+    for r in rows.to_dict("records"):
+        record = {k[: -len(suffix)]: v for k, v in r.items() if k.endswith(suffix)}
+        record.update({k: r[k] for k in ("batch", "hidden", "depth", "height", "width")})
+        found = rounds.get(case_key(record))
+        if found is None or len(found) < MIN_ROUNDS:
+            return None
+        series.append(found)
+    return pd.concat(series, axis=1).sort_index().to_numpy(float).T
+
+
+def c12_time(pairs: pd.DataFrame, rounds: dict | None = None) -> Verdict:
+    """C12's wall-time half: does the MDRNN's training time pull away from PixelCNN's as the
+    image grows, beyond the scatter between interleaved rounds? (``rounds``: per-round times
+    by case, ``bench.fits.round_times``.)"""
     parts, outcomes = [], []
     for regime, schedule, rows in _groups(pairs):
         ratios = (rows.time_median_s_mdrnn / rows.time_median_s_pix).tolist()
@@ -396,37 +441,46 @@ def c12_time(pairs: pd.DataFrame) -> Verdict:
         if regime != "latency":
             parts.append(text + " (work-bound sizes: shown, not judged)")
             continue
-        rel = lambda r, m: r[f"time_iqr_s_{m}"] / r[f"time_median_s_{m}"]  # noqa: E731
-        ends = (rows.iloc[0], rows.iloc[-1])
-        u = float(sum(rel(r, m) for r in ends for m in ("pix", "mdrnn")))
-        change = ratios[-1] / ratios[0] - 1
-        if min(ratios) < 1 - u or change < -u:
+        pix, mdr = _by_round(rows, "_pix", rounds or {}), _by_round(rows, "_mdrnn", rounds or {})
+        if pix is None or mdr is None:
+            outcomes.append("INCONCLUSIVE")
+            parts.append(f"{text}: not timed in interleaved rounds: INCONCLUSIVE")
+            continue
+        g = ratio_growth(pix, mdr)
+        if (g["ratio_hi"] < 1).any() or g["growth_hi"] < 0:
             outcomes.append("FAIL")
-        elif min(ratios) > 1 and change > u:
+        elif (g["ratio_lo"] > 1).all() and g["growth_lo"] > 0:
             outcomes.append("PASS")
         else:
             outcomes.append("INCONCLUSIVE")
-        parts.append(f"{text}: ratio grows {change:+.0%} (noise ±{u:.0%}): {outcomes[-1]}")
+        parts.append(
+            f"{text}: ratio intervals "
+            + ", ".join(
+                f"[{lo:.3g}, {hi:.3g}]" for lo, hi in zip(g["ratio_lo"], g["ratio_hi"], strict=True)
+            )
+            + f"; it grows {g['growth']:+.0%} [{g['growth_lo']:+.0%}, {g['growth_hi']:+.0%}] "
+            f"over {pix.shape[1]} rounds: {outcomes[-1]}"
+        )
     if not outcomes:
         verdict = "INCONCLUSIVE"
-        statement = f"no latency-bound regime with {C12_MIN_SIZES} matched sizes was measured"
+        statement = f"no latency regime with {C12_MIN_SIZES} matched sizes was measured"
     elif "FAIL" in outcomes:
         verdict = "FAIL"
-        statement = "in the latency-bound regime the MDRNN's training time does not pull away"
+        statement = "in the latency regime the MDRNN's training time does not pull away"
     elif set(outcomes) == {"PASS"}:
         verdict = "PASS"
         statement = (
-            "in the latency-bound regime the MDRNN trains slower than PixelCNN at every size, "
+            "in the latency regime the MDRNN trains slower than PixelCNN at every size, "
             "and the more so the larger the image, under every schedule"
         )
     else:
         verdict = "INCONCLUSIVE"
-        statement = "the timings' noise is larger than the change in the ratio"
+        statement = "for some schedule the ratio's intervals do not decide (see measured)"
     return Verdict(
         claim="C12",
         verdict=verdict,
         check=C12_CHECK,
-        measure="wall time ratio (latency-bound)",
+        measure="wall time ratio (latency regime, interleaved rounds)",
         rule=C12_RULE_TIME,
         measured="; ".join(parts) or "no matched sizes",
         statement=statement,
@@ -488,12 +542,23 @@ def c12_time_to_quality(summary: pd.DataFrame) -> Verdict:
     )
 
 
+def _round_times(run_dir) -> dict:
+    path = None if run_dir is None else pathlib.Path(run_dir) / "samples.csv"
+    if path is None or not path.exists():
+        return {}
+    return round_times(load_samples(path))
+
+
 def c12_training_parallelism(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
     verdicts = []
     pairs = matched_pairs(df)
     if not pairs.empty:
         rows = pd.concat([ok_rows(df, "pixelcnn", "train"), ok_rows(df, "mdrnn", "train")])
-        verdicts += uncounted(rows, "C12", C12_CHECK) or [c12_structure(pairs), c12_time(pairs)]
+        rounds = _round_times(run_dir)
+        verdicts += uncounted(rows, "C12", C12_CHECK) or [
+            c12_structure(pairs),
+            c12_time(pairs, rounds),
+        ]
     summary = None if run_dir is None else pathlib.Path(run_dir) / "trained_summary.csv"
     if summary is not None and summary.exists():
         verdicts.append(c12_time_to_quality(pd.read_csv(summary)))

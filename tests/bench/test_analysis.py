@@ -1,6 +1,7 @@
 """Loading results: proper dtypes, env joined, and corrupt files refused with file and line."""
 
 import json
+import pathlib
 import shutil
 
 import pandas as pd
@@ -63,9 +64,18 @@ def test_an_older_schema_version_is_refused_clearly(run_copy):
     env = json.loads((run_copy / "env.json").read_text())
     env["schema_version"] = 0
     (run_copy / "env.json").write_text(json.dumps(env))
-    expected = f"schema_version 0; this version of the suite reads {SCHEMA_VERSION}"
+    expected = f"schema_version 0; this version of the suite reads 2, {SCHEMA_VERSION}"
     with pytest.raises(SchemaError, match=expected):
         analysis.load(run_copy)
+
+
+def test_a_schema_2_run_reads_with_its_new_columns_missing():
+    """The committed schema-2 reference run loads: rounds and round_spread empty."""
+    ref = pathlib.Path(__file__).parents[2] / "results/reference/cpu-2core-549e082"
+    df = analysis.load(ref)
+    assert len(df) == 183 and df.rounds.isna().all() and df.round_spread.isna().all()
+    samples = analysis.load_samples(ref / "samples.csv")
+    assert samples["round"].isna().all() and samples.time_s.notna().all()
 
 
 def test_a_foreign_file_is_refused(tmp_path):

@@ -62,7 +62,7 @@ def test_a_latency_bound_sweep_follows_the_span_not_the_work():
     assert over_hw.axis_values == "64 256 1024" and over_hw.axis_range == 16
     assert over_hw.slope == pytest.approx(0.0, abs=1e-9)
     assert over_hw.work_exponent == pytest.approx(1.0)  # work ∝ H·W
-    assert over_hw.follows == "follows span = seed"  # both are flat in H·W
+    assert over_hw.slope_follows == "follows span = seed"  # both are flat in H·W
     assert (table.bound == "latency-bound").all() and (table.span_share > 0.99).all()
 
 
@@ -80,7 +80,7 @@ def test_a_work_bound_sweep_is_called_so():
     rows["time_median_s"] = 1e-6 * rows.work_flops + 1e-9 * rows.span_ops
     table = fits.fit(rows).set_index("axis")
     assert (table.bound == "work-bound").all()
-    assert table.loc["hw"].follows == "follows work"
+    assert table.loc["hw"].slope_follows == "follows work"
 
 
 def test_rows_without_structural_counts_are_missing_not_a_crash():
@@ -91,5 +91,74 @@ def test_rows_without_structural_counts_are_missing_not_a_crash():
     table = fits.fit(df)
     assert set(table.axis) == {"depth", "hw"}
     assert "brent_span_r2" not in table  # no counts: no two-term fit
-    assert set(table.follows) == {"no prediction (counts missing)"}
+    assert set(table.slope_follows) == {"no prediction (counts missing)"}
     assert table.span_share.isna().all() and set(table.bound) == {""}
+
+
+# --- The growth model: t = c + a·work + b·depth, decided by nested fits ------------------------
+
+PIXELS = np.array([6, 8, 12, 16, 24, 32, 48, 64, 96.0]) ** 2
+STEPS = 2 * PIXELS
+WORK = 50 * PIXELS**1.3  # grows apart from the steps: the two terms can be told apart
+
+
+def rounds_of(times, noise=0.03, rounds=12, seed=1):
+    """Per-round times of each point: ``times`` with relative noise, ``rounds`` columns."""
+    rng = np.random.default_rng(seed)
+    return np.asarray(times)[:, None] * (1 + noise * rng.standard_normal((len(times), rounds)))
+
+
+def growth(times, work=WORK, steps=STEPS, **kwargs):
+    return fits.growth_model(work, steps, rounds_of(times, **kwargs), x=PIXELS)
+
+
+@pytest.mark.parametrize("c", [0.0, 10e-6, 150e-6, 1e-3])
+def test_time_that_is_a_fixed_cost_plus_a_cost_per_step_follows_the_steps(c):
+    m = growth(c + 0.6e-6 * STEPS)
+    assert m["follows"] == "steps" and m["share_depth"] == 1.0
+    assert m["b_s_per_step"] == pytest.approx(0.6e-6, rel=0.05)
+    assert m["c_s"] == pytest.approx(c, rel=0.1, abs=2e-6)
+    assert m["b_lo"] <= 0.6e-6 <= m["b_hi"]
+
+
+def test_time_that_grows_with_the_work_at_constant_steps_follows_the_work():
+    m = growth(50e-6 + 1e-9 * WORK, steps=np.full_like(PIXELS, 100))
+    assert m["follows"] == "work" and m["share_work"] == 1.0
+    assert m["a_s_per_flop"] == pytest.approx(1e-9, rel=0.05)
+
+
+def test_a_constant_time_is_a_fixed_cost():
+    m = growth(np.full_like(PIXELS, 50e-6))
+    assert m["follows"] == "fixed" and -0.1 <= m["growth_lo"] <= m["growth_hi"] <= 0.1
+
+
+def test_noise_alone_is_undecided():
+    m = growth(np.full_like(PIXELS, 50e-6), noise=0.5)
+    assert m["follows"] == "undecided"
+
+
+def test_both_terms_are_kept_with_their_shares_of_the_growth():
+    m = growth(50e-6 + 0.3e-6 * STEPS + 0.5e-9 * WORK)
+    assert m["follows"] == "steps+work"
+    rise = lambda v: v[-1] - v[0]  # noqa: E731
+    expected = 0.3e-6 * rise(STEPS) / (0.3e-6 * rise(STEPS) + 0.5e-9 * rise(WORK))
+    assert m["share_depth"] == pytest.approx(expected, abs=0.1)
+    assert m["share_depth"] + m["share_work"] == pytest.approx(1.0)
+
+
+def test_work_proportional_to_the_steps_is_one_term_named_for_the_steps():
+    m = growth(50e-6 + 0.3e-6 * STEPS, work=3 * STEPS + 7)
+    assert m["follows"] == "steps" and m["collinear"] == "work ∝ steps"
+    assert m["b_s_per_step"] == pytest.approx(0.3e-6, rel=0.05)
+
+
+def test_a_sweep_timed_back_to_back_has_no_rounds_and_cannot_decide():
+    m = fits.growth_model(WORK, STEPS, (50e-6 + 0.6e-6 * STEPS)[:, None], x=PIXELS)
+    assert m["follows"] == "undecided" and m["rounds"] == 1
+
+
+def test_the_candidate_shapes_pick_the_one_that_generated_the_times():
+    table = fits.shape_table(PIXELS, 30e-6 + 1.3e-6 * PIXELS).set_index("shape")
+    assert table.delta_bic.idxmin() == "n" and table.delta_bic.drop("n").min() > 6
+    table = fits.shape_table(PIXELS, 30e-6 + 2e-6 * np.sqrt(PIXELS)).set_index("shape")
+    assert table.delta_bic.idxmin() == "√n"

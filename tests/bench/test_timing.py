@@ -114,3 +114,38 @@ def test_a_trace_of_the_timed_calls_is_written_and_loads(tmp_path):
     events = json.loads(gzip.decompress(trace.read_bytes()))["traceEvents"]
     calls = [e for e in events if "jit(timed_sine)" in str(e.get("name", ""))]
     assert len(calls) >= len(t.samples_s)  # every timed call is in the trace
+
+
+def test_prepare_makes_one_first_call_then_every_warmup_call_it_is_asked_for():
+    calls = []
+
+    def fn(x):
+        jax.debug.callback(lambda: calls.append(1))
+        return x + 1
+
+    ready = timing.prepare(fn, (jnp.ones(3),), warmup=3)
+    assert len(calls) == 1 + 3  # (the old protocol counted the first call as a warm-up)
+    assert ready.compile_s > 0 and ready.call_s > 0
+
+
+def test_interleaved_rounds_visit_every_point_once_per_round_in_a_fresh_order():
+    visits = []
+    ready = [
+        timing.Ready(lambda i=i: visits.append(i) or jnp.zeros(()), 0.0, {}, 1.0, None)
+        for i in range(4)
+    ]  # a 1 s call: one call per visit
+    found = timing.time_rounds(ready, rounds=5, seed=3)
+    assert visits and len(visits) == 4 * 5
+    rounds = [visits[4 * r : 4 * r + 4] for r in range(5)]
+    assert all(sorted(r) == [0, 1, 2, 3] for r in rounds)
+    assert len({tuple(r) for r in rounds}) > 1  # the order changes from round to round
+    for i, t in enumerate(found):
+        assert t.rounds == [0, 1, 2, 3, 4] and t.n_rounds == 5
+        assert [rounds[r].index(i) for r in range(5)] == t.orders
+        assert len(t.round_medians_s) == 5 and t.round_spread is not None
+
+
+def test_a_fast_point_gets_several_calls_per_visit_a_slow_one_one():
+    assert timing.visit_calls(1.0) == 1
+    assert timing.visit_calls(timing.VISIT_S / 4) == 4
+    assert timing.visit_calls(1e-9) == timing.MAX_VISIT_CALLS

@@ -10,8 +10,8 @@ from tests.bench.claims.test_scaling_rule import sweep
 from tests.bench.test_fits import frame, pixelcnn_rows
 
 
-def c8(df):
-    return pixelcnn.c8_pixelcnn_training_span(df, fits.fit(df))
+def c8(df, samples=None):
+    return pixelcnn.c8_pixelcnn_training_span(df, fits.fit(df, samples))
 
 
 def test_exact_line_accepts_collinear_integers_only():
@@ -41,17 +41,17 @@ def test_c8_without_both_sweeps_cannot_decide_on_the_span():
     assert structure.verdict == "INCONCLUSIVE"
 
 
-def test_c8_wall_time_half_passes_on_a_latency_bound_sweep_that_follows_the_span():
-    over_d = sweep((1, 2, 4, 8, 16, 32), lambda d: 1e-5 * (10 * d + 3))
-    over_hw = over_d.iloc[[1]].copy()
-    rows = [over_d]
-    for side in (4, 6, 12, 16, 24):
-        r = over_d.iloc[[1]].copy()
-        r["height"] = r["width"] = side
-        rows.append(r)
-    _, wall_time = c8(pd.concat(rows + [over_hw], ignore_index=True).drop_duplicates())
+def test_c8_wall_time_half_passes_when_time_follows_the_span_over_d_and_stays_flat_over_hw():
+    def time(d, n):  # a fixed cost, a cost per span step, nothing per pixel
+        return 150e-6 + 0.6e-6 * (10 * d + 3)
+
+    over_d = sweep((1, 2, 4, 8, 16, 32, 64), time, work=lambda d, n: 1e3 * d * n)
+    over_hw = sweep((4, 6, 12, 16, 24, 32, 48, 64), time, axis="hw", work=lambda d, n: 1e3 * 2 * n)
+    df = pd.concat([over_d[0], over_hw[0]], ignore_index=True)
+    samples = pd.concat([over_d[1], over_hw[1]], ignore_index=True)
+    _, wall_time = c8(df, samples)
     assert wall_time.verdict == "PASS", wall_time.measured
-    assert wall_time.measure == "wall time vs span_ops (latency-bound)"
+    assert wall_time.measure == "wall time vs span_ops (latency regime)"
 
 
 def test_c8_needs_its_measurements():
