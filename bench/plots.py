@@ -11,6 +11,10 @@ One figure answers one question of a suite, with every compared variant on the s
 - ``span_<suite>.png``: the jaxpr critical path against the same sizes (exact counts, no
   error bars). Lines that coincide stay visible: each variant has its own marker, drawn
   smaller than the one before it.
+- ``wall_time_<claim>.png``: one per wall-time claim (:class:`bench.claims.WallTimeFigure`):
+  each latency-regime sweep's time against the claim's depth measure, every interleaved round
+  a faint point, the median a marker, the fitted t = c + a·work + b·depth a line and the
+  fixed cost c dashed, in the line's colour (``bench.fits.growth_model``).
 - experiment curves as each claim module declares them (:class:`bench.claims.Curve`), bands
   from ``y_low`` / ``y_high``; one panel per value of ``hue`` when a single panel would
   hold more than :data:`MAX_LINES` lines. A log axis spanning more than
@@ -32,8 +36,8 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.claims import Curve  # noqa: E402
-from bench.fits import axis_values  # noqa: E402
+from bench.claims import Curve, WallTimeFigure  # noqa: E402
+from bench.fits import DEPTHS, GROUP, axis_values, round_times, sweeps  # noqa: E402
 from bench.workloads import SIZE_FIELDS, case_key, suites  # noqa: E402
 
 AXIS_LABEL = {
@@ -280,9 +284,12 @@ def curve_plot(run_dir: pathlib.Path, curve: Curve, name: str | None = None) -> 
     return _save(fig, run_dir / (name or curve.png))
 
 
-def render(run_dir: pathlib.Path, df: pd.DataFrame, curves=(), samples=None) -> list[pathlib.Path]:
+def render(
+    run_dir: pathlib.Path, df: pd.DataFrame, curves=(), samples=None, figures=(), fitted=None
+) -> list[pathlib.Path]:
     """The sweep plots of every suite in ``df`` (error bars from ``samples``, the rows of
-    ``samples.csv``), and the declared experiment ``curves``."""
+    ``samples.csv``), the wall-time ``figures`` (from the ``fitted`` sweeps) and the declared
+    experiment ``curves``."""
     spread = quartiles(samples)
     ok = df[df.status == "ok"]
     paths = []
@@ -311,11 +318,75 @@ def render(run_dir: pathlib.Path, df: pd.DataFrame, curves=(), samples=None) -> 
                 "predicted sequential steps, through each line's first point",
             )
         )
+    for figure in figures:
+        paths.append(growth_plot(run_dir, figure, ok, fitted, samples))
     tables = [c.table for c in curves]
     for curve in curves:  # two curves of one table get one file each
         name = curve.png if tables.count(curve.table) == 1 else f"{curve.png[:-4]}_{curve.y}.png"
         paths.append(curve_plot(run_dir, curve, name))
     return [p for p in paths if p is not None]
+
+
+def growth_plot(
+    run_dir: pathlib.Path,
+    figure: WallTimeFigure,
+    ok: pd.DataFrame,
+    fitted: pd.DataFrame | None,
+    samples: pd.DataFrame | None,
+) -> pathlib.Path | None:
+    """``wall_time_<claim>.png``: the claim's latency-regime sweeps, time against its depth
+    measure, one panel per swept axis (see the module docstring)."""
+    if fitted is None or fitted.empty:
+        return None
+    name = DEPTHS[figure.measure]
+    rows = ok[ok.suite.isin(figure.suites) & (ok["mode"] == figure.mode)]
+    rows = rows[rows.regime == "latency"]
+    rounds = round_times(samples)
+    panels: dict[str, list] = {axis: [] for axis in figure.axes}
+    for key, group in rows.groupby(GROUP, dropna=False):
+        for axis, _, sweep in sweeps(group):
+            model = fitted[
+                (fitted.suite == key[0]) & (fitted.variant == key[2])
+                & (fitted["mode"] == key[3]) & (fitted.axis == axis)
+                & (fitted.regime == "latency")
+            ]  # fmt: skip
+            if axis in panels and not model.empty and sweep[figure.measure].notna().all():
+                panels[axis].append((key, sweep, model.iloc[0]))
+    panels = {axis: lines for axis, lines in panels.items() if lines}
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.4), squeeze=False)
+    for ax, (axis, lines) in zip(axes[0], panels.items(), strict=True):
+        for i, (key, sweep, m) in enumerate(lines):
+            color = f"C{i}"
+            sweep = sweep.sort_values(figure.measure)
+            x = sweep[figure.measure].to_numpy(float)
+            for xi, record in zip(x, sweep.to_dict("records"), strict=True):
+                per_round = rounds.get(case_key(record))
+                if per_round is not None:
+                    ax.scatter([xi] * len(per_round), per_round, s=6, color=color, alpha=0.2)
+            ax.plot(x, sweep.time_median_s, MARKERS[i % len(MARKERS)], color=color, ms=5)
+            c, a, b = m[f"{name}_c_s"], m[f"{name}_a_s_per_flop"], m[f"{name}_b_s_per_step"]
+            if c == c:
+                line = c + a * sweep.work_flops.to_numpy(float) + b * x
+                label = f"{key[0]} {key[2]}: follows {m[f'{name}_follows']}"
+                ax.plot(x, line, "-", color=color, linewidth=1.2, label=label)
+                ax.axhline(c, color=color, linestyle="--", linewidth=0.8, alpha=0.7)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"{figure.measure} (the sweep over {AXIS_LABEL.get(axis, axis)})")
+        ax.set_ylabel("wall time per call (s)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    n_rounds = max((len(v) for v in rounds.values()), default=0)
+    fig.suptitle(
+        f"{figure.claim}: wall time against {figure.measure}, latency regime, {n_rounds} "
+        "interleaved rounds\nfaint: each round; line: fitted c + a·work + b·depth; "
+        "dashed: the fixed cost c",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return _save(fig, run_dir / f"wall_time_{figure.claim}.png")
 
 
 # --- trained models (bench/suites/trained.py) ------------------------------------------------

@@ -722,7 +722,8 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     parts.append(trained_section(run_dir, df))
     parts.append(deer_section(run_dir, df))
     parts.append(limits_section(env, df, fitted))
-    pngs = plots.render(run_dir, df, curves, samples)
+    figures = [f for f in claims.wall_time_figures() if set(f.suites) & run_suites]
+    pngs = plots.render(run_dir, df, curves, samples, figures, fitted)
     if pngs:
         parts.append("\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in pngs))
     ok = df[df.status == "ok"].copy()

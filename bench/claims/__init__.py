@@ -378,6 +378,31 @@ def wall_time(
     return [time_verdict(claim, checks, measure, what)]
 
 
+@dataclasses.dataclass(frozen=True)
+class WallTimeFigure:
+    """The sweeps a claim's wall-time half reads, for its figure (``bench.plots``): time against
+    the claim's depth ``measure``, per variant of each of ``suites`` in ``mode``."""
+
+    claim: str
+    suites: tuple[str, ...]
+    mode: str
+    measure: str
+    axes: tuple[str, ...] = ("hw", "depth")
+
+
+_FIGURES: list[WallTimeFigure] = []
+
+
+def declare_figure(figure: WallTimeFigure) -> WallTimeFigure:
+    _FIGURES.append(figure)
+    return figure
+
+
+def wall_time_figures() -> list[WallTimeFigure]:
+    _load_all()
+    return sorted(_FIGURES, key=lambda f: claim_number(f.claim))
+
+
 def ok_rows(df: pd.DataFrame, suite: str, mode: str) -> pd.DataFrame:
     return df[(df.suite == suite) & (df["mode"] == mode) & (df.status == "ok")]
 

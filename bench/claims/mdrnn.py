@@ -30,6 +30,8 @@ from bench.claims import (
     Derived,
     Experiment,
     Verdict,
+    WallTimeFigure,
+    declare_figure,
     ok_rows,
     register,
     uncounted,
@@ -568,4 +570,6 @@ def c12_training_parallelism(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None)
 register(Experiment("mdrnn", ("C10",), connection_sweep, cost_s=dict(smoke=1, cpu=2, full=2)))
 register(Experiment("mdrnn", ("C11",), sequential_steps_sweep, cost_s=dict(smoke=1, cpu=2, full=2)))
 register(Derived(("mdrnn",), ("C11",), c11_wall_time))
+declare_figure(WallTimeFigure("C11", ("mdrnn",), "forward", "steps_executed"))
+declare_figure(WallTimeFigure("C12", ("pixelcnn", "mdrnn"), "train", "span_ops", ("hw",)))
 register(Derived(("pixelcnn", "mdrnn", "trained"), ("C12",), c12_training_parallelism))

@@ -24,6 +24,8 @@ from bench.claims import (
     Derived,
     Experiment,
     Verdict,
+    WallTimeFigure,
+    declare_figure,
     ok_rows,
     register,
     uncounted,
@@ -398,3 +400,5 @@ register(Experiment("pixelcnn", ("C7",), connection_sweep, cost_s=dict(smoke=1, 
 register(Experiment("pixelcnn", ("C9",), sampler_span, cost_s=dict(smoke=2, cpu=3, full=3)))
 register(Derived(("pixelcnn",), ("C8",), c8_pixelcnn_training_span))
 register(Derived(("pixelcnn",), ("C9",), c9_wall_time))
+declare_figure(WallTimeFigure("C8", ("pixelcnn",), "train", "span_ops", ("depth", "hw")))
+declare_figure(WallTimeFigure("C9", ("pixelcnn",), "sample", "span_ops"))

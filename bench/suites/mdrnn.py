@@ -63,6 +63,8 @@ SIZES = {
     "smoke": [
         *_runs("forward", "work", 2, 4, [(6, 2)]),
         ("sample", "work", 2, 4, 6, 2, "diagonal"),
+        # a tiny sweep group, so that a smoke run times one in interleaved rounds
+        *_runs("forward", "latency", 1, 2, [(side, 1) for side in (3, 4, 6)], ("raster",)),
     ],
     "cpu": [
         *_runs("forward", "work", 1, 32, [(16, 2), (32, 2)]),

@@ -1,0 +1,80 @@
+"""Sweep groups timed in interleaved rounds (bench.runner, bench.timing.time_rounds): every
+point built and compiled first, then each round visits every point once; a group's rows are
+written together, so a run killed inside one measures the whole group again."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench import analysis
+from bench.cli import main
+from tests.bench.helpers import only_run
+from tests.bench.test_faults import ROOT
+
+MODULE = "tests.bench.interleave_suite"
+
+
+@pytest.fixture
+def sweep_suite(monkeypatch):
+    monkeypatch.setenv("BENCH_SUITE_MODULES", MODULE)
+
+
+def run_argv(out, *extra):
+    return ["run", "--suite", "sweep", "--profile", "smoke", "--out", str(out), *extra]
+
+
+def test_a_sweep_group_is_timed_in_rounds_each_visiting_every_point(sweep_suite, tmp_path):
+    assert main(run_argv(tmp_path, "--rounds", "4", "--no-experiments")) == 0
+    run_dir = only_run(tmp_path)
+    df = analysis.load(run_dir).set_index("seq_len")
+    samples = analysis.load_samples(run_dir / "samples.csv")
+    group = df[df.variant == "sleepy"]
+    assert (group.rounds == 4).all() and group.round_spread.notna().all()
+    assert df[df.variant == "alone"].rounds.isna().all()  # timed alone, back to back
+    timed = samples[samples.variant == "sleepy"]
+    assert sorted(timed["round"].unique()) == [0, 1, 2, 3]
+    for _, one_round in timed.groupby("round"):  # each point visited once per round
+        visits = one_round.drop_duplicates("seq_len")
+        assert sorted(visits.seq_len) == [1, 2, 4] and sorted(visits["order"]) == [0, 1, 2]
+    assert samples[samples.variant == "alone"]["round"].isna().all()
+
+
+def test_a_run_killed_inside_a_group_measures_the_whole_group_again(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_SUITE_MODULES": MODULE}
+    argv = [sys.executable, "-m", "bench", *run_argv(tmp_path, "--rounds", "200")]
+    log = tmp_path / "bench.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=err)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # until the group's rounds have begun
+            marks = list(tmp_path.glob("*/in_flight.json"))
+            if marks and "interleaved" in marks[0].read_text():
+                break
+            assert proc.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.05)
+        else:
+            pytest.fail("the group's rounds did not begin")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        proc.kill()
+    log.unlink()
+    run_dir = only_run(tmp_path)
+    assert "sleepy" not in (run_dir / "measurements.csv").read_text()  # no row of the group
+    env_json = json.loads((run_dir / "env.json").read_text())
+    env_json["rounds"] = 3  # (a shorter resume; the rounds are the run's own setting)
+    (run_dir / "env.json").write_text(json.dumps(env_json))
+    assert main(["run", "--resume", str(run_dir), "--no-experiments"]) == 0
+    df = analysis.load(run_dir)
+    samples = analysis.load_samples(run_dir / "samples.csv")
+    group = df[df.variant == "sleepy"]
+    assert len(group) == 3 and (group.rounds == 3).all() and (group.session == 2).all()
+    timed = samples[samples.variant == "sleepy"]
+    assert len(timed) == group.repeats.sum() and set(timed["round"]) == {0, 1, 2}
