@@ -16,7 +16,9 @@ import time
 import jax
 import pandas as pd
 
+import bench
 from bench import estimate, plan, records, report, runner
+from bench.account import TimeAccount
 from bench.analysis import SchemaError, load_env
 from bench.calibration import calibrate
 from bench.compare import (
@@ -433,10 +435,13 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=N
         file=sys.stderr,
         flush=True,
     )
+    account = TimeAccount(bench.STARTED)
+    account.add("start-up (imports, checks, env.json)", time.perf_counter() - bench.STARTED)
     with runner.user_signals():
         if "calibration" not in env:  # measured once per run folder; a resume keeps the first
             print("calibrating the device ...", file=sys.stderr, flush=True)
-            env["calibration"] = calibrate(config.profile).as_dict()
+            with account.spend("calibration"):
+                env["calibration"] = calibrate(config.profile).as_dict()
             records.write_json(run_dir / "env.json", env)
         outcome = runner.run(
             config,
@@ -447,9 +452,13 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=N
             env=env,
             experiments=experiments,
             deadline=deadline,
+            account=account,
         )
-        records.end_session(run_dir, env={**load_env(run_dir), "load_avg_finish": _load_avg()})
-        path = report.render(run_dir)
+        env = {**load_env(run_dir), "load_avg_finish": _load_avg()}
+        records.end_session(run_dir, env=_with_time(env, account.closed()))
+        with account.spend("report and plots"):
+            path = report.render(run_dir)
+        records.write_json(run_dir / "env.json", _with_time(load_env(run_dir), account.closed()))
     print(f"results in {run_dir}/ (report: {path})")
     if outcome.left:
         print(
@@ -471,6 +480,12 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=N
         )
         return 1
     return 0
+
+
+def _with_time(env: dict, time_s: dict) -> dict:
+    """``env`` with this session's time account (``time_s``) in its last session."""
+    sessions = records.sessions(env)
+    return {**env, "sessions": [*sessions[:-1], {**sessions[-1], "time_s": time_s}]}
 
 
 def _load_avg() -> list[float] | None:

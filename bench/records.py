@@ -39,7 +39,9 @@ SCHEMA_VERSION = 3  # 3: interleaved rounds (rounds, round_spread; samples' roun
 READABLE_VERSIONS = (2, 3)
 """Versions the loaders read (a v2 folder's new columns read as missing); a resume appends
 only to a folder of this version."""
-ADDED_IN_V3 = ("rounds", "round_spread", "round", "order")
+ADDED_IN_V3 = (
+    "rounds", "round_spread", "build_s", "count_s", "warmup_s", "timed_s", "round", "order",
+)  # fmt: skip
 
 # column -> pandas dtype. Int64/Float64/string are nullable: empty cells stay missing.
 COLUMNS: dict[str, str] = {
@@ -58,6 +60,10 @@ COLUMNS: dict[str, str] = {
     "repeats": "Int64",
     "rounds": "Int64",
     "round_spread": "Float64",
+    "build_s": "Float64",  # where the case's time went: building it,
+    "count_s": "Float64",  # tracing and counting its program (span, steps, work),
+    "warmup_s": "Float64",  # its first and warm-up calls (compile_s: compiling it),
+    "timed_s": "Float64",  # and its timed calls
     "time_median_s": "Float64",
     "time_min_s": "Float64",
     "time_max_s": "Float64",

@@ -625,6 +625,32 @@ def _case_label(rec: dict) -> str:
     return f"{rec['suite']}/{rec['variant']} {rec['mode']} {sizes}"
 
 
+def time_section(env: dict) -> str:
+    """Where each session's wall time went (``env.json``: its ``time_s``, bench/account.py)."""
+    parts = []
+    for session in records.sessions(env):
+        spent = session.get("time_s")
+        if not spent:
+            continue
+        total = spent.get("total", 0.0)
+        rows = sorted(((k, v) for k, v in spent.items() if k != "total"), key=lambda kv: -kv[1])
+        lines = [f"| {k} | {v:.1f} | {v / total:.0%} |" for k, v in rows if total > 0]
+        parts.append(
+            f"\nSession {session.get('session', 1)}: {total:.0f} s of wall time"
+            + (
+                " (rendering this report is booked after it is written: env.json)"
+                if "report and plots" not in spent
+                else ""
+            )  # fmt: skip
+            + ".\n\n| part | seconds | share |\n|---|---|---|\n"
+            + "\n".join(lines)
+            + "\n"
+        )
+    if not parts:
+        return ""
+    return "\n## Where the time went\n" + "".join(parts)
+
+
 def _load(env: dict) -> str:
     loads = [env.get("load_avg_start"), env.get("load_avg_finish")]
     shown = [f"{x[0]:.2g}" for x in loads if x]
@@ -688,6 +714,7 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
         f"{'; finished ' + env['finished_utc'] if env.get('finished_utc') else ' (unfinished)'}\n"
         f"- command: `{env.get('command', '')}`\n"
     )
+    parts.append(time_section(env))
     if not every.empty:
         parts.append(
             "\n## Claims in detail\n\nEach claim's verdict row in full (also in `claims.csv` and "

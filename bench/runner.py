@@ -30,6 +30,7 @@ from typing import Any
 import jax
 
 from bench import analysis, claims, plan, records
+from bench.account import TimeAccount
 from bench.calibration import Calibration, bytes_moved, limit
 from bench.config import RunConfig
 from bench.sharding import shard_workload
@@ -214,6 +215,7 @@ def build_case(
     started = time.monotonic()
     if budget is not None and budget.left_s <= 0:
         return _skipped(row, f"--budget-s spent ({-budget.left_s:.0f} s over)"), None
+    t0 = time.perf_counter()
     w = case.build()
     if case.devices is None and row["n_devices"] > 1:
         w = shard_workload(w, row["n_devices"], case.sizes["batch"])
@@ -227,10 +229,13 @@ def build_case(
     if "per_device_batch" not in row and case.sizes.get("batch"):
         row["per_device_batch"] = case.sizes["batch"] // row["n_devices"]
     _add_note(row, w.note)
+    row["build_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     closed = jax.make_jaxpr(w.fn)(*w.args) if budget is not None else None
     counts = structure_columns(w.fn, w.args, log, w.while_trip_count, closed)
     _add_note(row, counts.pop("note", ""))
     row.update(counts)
+    row["count_s"] = time.perf_counter() - t0
     if budget is not None:
         need = budget.case_seconds(closed.jaxpr, counts, repeats=repeats, warmup=warmup)
         left = budget.left_s - (time.monotonic() - started)
@@ -267,6 +272,8 @@ def finish_row(row: dict, timing: Timing, calibration: dict | None) -> list[dict
         time_min_s=timing.min_s,
         time_max_s=timing.max_s,
         time_iqr_s=timing.iqr_s,
+        warmup_s=timing.warmup_s,
+        timed_s=sum(timing.samples_s),
         **timing.memory,
     )
     if row.get("flops_analytic"):
@@ -600,8 +607,11 @@ def _run(
     env: dict | None = None,
     experiments: bool | None = None,
     deadline: float | None = None,
+    account: TimeAccount | None = None,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> Outcome:
+    account = account or TimeAccount(time.perf_counter())
+    listing = time.perf_counter()
     repair_or_refuse(run_dir)
     died = records.deaths(env or {})
     done = records.completed_keys(run_dir)
@@ -613,6 +623,7 @@ def _run(
         log(f"resuming {run_dir}: {len(cases) - len(todo)} of {len(cases)} cases already done")
         if not todo:
             log("this run is already complete: no case left to measure")
+    account.add("listing cases, checking the folder", time.perf_counter() - listing)
     timeout = config.case_timeout_s
     isolated = IsolatedRunner(config, run_dir) if timeout else None
     prepared = set()
@@ -655,7 +666,8 @@ def _run(
                         log(f"preparing {suite.name} ...")
                         began = time.perf_counter()
                         try:
-                            suite.prepare(config, run_dir)
+                            with account.spend(f"prepare {suite.name}"):
+                                suite.prepare(config, run_dir)
                             log(f"    prepared ({time.perf_counter() - began:.1f} s)")
                         except BaseException as e:  # its cases then fail one by one, as rows
                             if _users(e):
@@ -719,6 +731,8 @@ def _run(
             for j in range(len(unit)):
                 out.write(results[j][0])
             records.clear_in_flight(run_dir)
+            booked = sum(account.add_case(results[j][0]) for j in range(len(unit)))
+            account.add("cases: other (rows, logs, workers)", time.perf_counter() - t0 - booked)
             measured += len(unit)
             done_cases += len(unit)
             for j in range(len(unit)):
@@ -729,8 +743,9 @@ def _run(
     deferred: list[str] = []
     if config.experiments if experiments is None else experiments:
         failed = run_experiments(
-            config, run_id, run_dir, log=log, died=died, deadline=deadline, deferred=deferred
-        )
+            config, run_id, run_dir, log=log, died=died, deadline=deadline, deferred=deferred,
+            account=account,
+        )  # fmt: skip
     recorded = records.completed_keys(run_dir)
     in_run = case_filter(chosen, config.profile, config.models, config.variants)
     left = sum(c.key(config.devices) not in recorded for c in run_cases if in_run(c))
@@ -793,6 +808,7 @@ def run_experiments(
     died=None,
     deadline: float | None = None,
     deferred: list[str] | None = None,
+    account: TimeAccount | None = None,
 ) -> list[str]:
     """Run each claim experiment of the configured suites with a claim missing or ERROR in
     ``claims.csv``; its verdicts replace any earlier rows of its claims, as one block (see
@@ -827,7 +843,8 @@ def run_experiments(
                 began = time.perf_counter()
                 records.mark_in_flight(run_dir, {"experiment": list(experiment.claims)})
                 try:
-                    found = experiment.run(config.profile, run_dir)
+                    with account.spend(f"claims {named}") if account else contextlib.nullcontext():
+                        found = experiment.run(config.profile, run_dir)
                     verdicts = [dataclasses.asdict(v) for v in found]
                 except BaseException as e:
                     if _users(e):

@@ -60,6 +60,7 @@ class Timing:
     compile_s: float | None = None
     memory: dict[str, int] = dataclasses.field(default_factory=dict)
     output: Any = None  # the last output, for health checks
+    warmup_s: float = 0.0  # the untimed first call and warm-up calls
     rounds: list[int] | None = None  # interleaved: each sample's round (None: back to back)
     orders: list[int] | None = None  # ...and its visit's position in that round
 
@@ -256,6 +257,7 @@ class Ready:
     memory: dict[str, Any]
     call_s: float  # the fastest warm-up call (the first call when there is no warm-up)
     output: Any
+    warmup_s: float = 0.0  # the first call and the warm-up calls, in all
 
 
 def prepare(fn: Callable, args: tuple, *, warmup: int = 1, before_timing=None) -> Ready:
@@ -277,7 +279,7 @@ def prepare(fn: Callable, args: tuple, *, warmup: int = 1, before_timing=None) -
         t0 = time.perf_counter()
         out = jax.block_until_ready(call())
         warm.append(time.perf_counter() - t0)
-    return Ready(call, compile_s, memory, min(warm, default=call_s), out)
+    return Ready(call, compile_s, memory, min(warm, default=call_s), out, call_s + sum(warm))
 
 
 def _tracing(trace_dir: str | None):
@@ -301,7 +303,7 @@ def measure(
     ready = prepare(fn, args, warmup=warmup, before_timing=before_timing)
     with _tracing(trace_dir):
         timing = time_calls(ready.call, repeats=repeats_for(ready.call_s, repeats), warmup=0)
-    timing.compile_s, timing.memory = ready.compile_s, ready.memory
+    timing.compile_s, timing.memory, timing.warmup_s = ready.compile_s, ready.memory, ready.warmup_s
     return timing
 
 
@@ -320,7 +322,9 @@ def time_rounds(
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     rng = np.random.default_rng(seed)
     calls = [visit_calls(r.call_s) for r in ready]
-    timings = [Timing([], r.compile_s, r.memory, r.output, rounds=[], orders=[]) for r in ready]
+    timings = [
+        Timing([], r.compile_s, r.memory, r.output, r.warmup_s, rounds=[], orders=[]) for r in ready
+    ]
     with _tracing(trace_dir), no_recompilation():
         for round_ in range(rounds):
             for position, i in enumerate(rng.permutation(len(ready))):
