@@ -98,7 +98,10 @@ SIZES = {
             "latency",
             1,
             2,
-            [*((side, 2) for side in (4, 8, 16, 32, 64)), *((16, d) for d in (1, 4, 8, 16))],
+            [
+                *((side, 2) for side in (4, 6, 8, 12, 16, 24, 32, 48, 64)),
+                *((16, d) for d in (1, 4, 8, 16)),
+            ],
         ),
         ("sample", "work", 64, 64, 28, 8, "diagonal"),
     ],

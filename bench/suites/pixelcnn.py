@@ -115,8 +115,8 @@ SIZES = {
                 batch=1,
                 channels=2,
                 runs=(
-                    *((16, d) for d in (1, 2, 4, 8, 16, 32)),
-                    *((side, 2) for side in (4, 8, 16, 32, 64)),
+                    *((16, d) for d in (1, 2, 4, 8, 16, 32, 64)),
+                    *((side, 2) for side in (4, 6, 8, 12, 16, 24, 32, 48, 64)),
                 ),
             ),
         ),
@@ -138,8 +138,8 @@ SIZES = {
                     (sampler, side, depth)
                     for sampler in SAMPLERS
                     for side, depth in (
-                        *((side, 2) for side in (4, 8, 16, 23, 32)),
-                        *((16, d) for d in (1, 4, 8, 16)),
+                        *((side, 2) for side in (4, 6, 8, 12, 16, 23, 32, 40)),
+                        *((16, d) for d in (1, 4, 8, 16, 32)),
                     )
                 ),
             ),
