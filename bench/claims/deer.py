@@ -477,7 +477,7 @@ def speedups(df: pd.DataFrame) -> pd.DataFrame:
             speedup_min=math.nan,
             outcome=r["status"],
             # the limit model's speed-up: the time the device could not beat, scan / variant
-            model_speedup=r["limit_s_seq"] / r["limit_s"] if r["limit_s"] > 0 else math.nan,
+            model_speedup=_ratio(r["limit_s_seq"], r["limit_s"]),
             newton_iterations=extra.get("newton_iterations"),
             converged=extra.get("converged"),
             residual=extra.get("residual"),
@@ -490,6 +490,13 @@ def speedups(df: pd.DataFrame) -> pd.DataFrame:
         out.append(rec)
     table = pd.DataFrame(out, columns=columns)
     return table.sort_values(["mode", "batch", "variant", "hidden", "seq_len"], ignore_index=True)
+
+
+def _ratio(num, den) -> float:
+    """num / den, NaN where either is missing or den is not positive."""
+    if pd.isna(num) or pd.isna(den) or not float(den) > 0:
+        return math.nan
+    return float(num) / float(den)
 
 
 def outcome(speedup: float, speedup_min: float) -> str:
