@@ -384,24 +384,40 @@ def cells_computed(schedule: str, height: int, width: int, depth: int) -> int:
     return depth * sum((t1 - t0) * (b - a) for t0, t1, a, b in diagonal_windows(L, M, depth))
 
 
+RASTER_ROW_FLOATS = 16
+"""CPU: the raster schedule wins while its carried row (batch × W × k floats of h) is this
+small (see :func:`default_schedule`)."""
+
+
 def default_schedule(
     batch: int, height: int, width: int, hidden: int, depth: int, backend: str | None = None
 ) -> str:
-    """The schedule ``schedule="auto"`` uses: the faster one measured for these sizes.
+    """The schedule ``schedule="auto"`` uses: the faster one measured for these sizes, and
+    never one measured slower than 0.9× the raster schedule (the reference) at a size the
+    profiles run.
 
-    CPU (measured on 2 cores, k = 32, d = 2 and 8, batch 1..64, H = W = 8..64, forward and
-    forward+backward): the wavefront, except for batch ≥ 16 on grids whose short side is
-    ≤ 16. There B·L rows per diagonal already keep the cores busy and the raster scan, which
-    computes no off-image cells, is faster (by up to ~25% for a train step at batch 64,
-    16×16). The pipelined schedule was never clearly faster than the wavefront on CPU: a
-    step there costs its arithmetic, not a fixed overhead, so fewer and wider steps do not
-    pay. Accelerators (not measured here): pipelined, whose H+W+d-2 steps suit hardware where
-    a step costs a fixed launch latency.
+    CPU (min of 9 interleaved repeats on a 2-core CPU shared with other jobs, 2026-12; forward
+    and forward+backward; the raster/wavefront speed ratios below are the wavefront's speed):
+    raster where its carried row, batch·W·k floats, is at most :data:`RASTER_ROW_FLOATS`:
+    at batch 1, k = 2, W ≤ 8 XLA:CPU runs the raster scan's loop several times faster per step
+    (forward at d = 2: wavefront 0.56× at 4×4, 0.46× at 6×6, 0.39× at 8×8; 0.83× at d = 1,
+    0.49× at d = 4, 0.62× at d = 8, 8×8), and from 9×9 on it does not (1.42× at 9×9, 1.77× at
+    10×10, 1.94× at 12×12, up to 5.9× at 96×96); at k = 4, 6×6 (24 floats) the two tie (0.96×).
+    Raster too for batch ≥ 16 on grids whose short side is ≤ 16: B·L rows per diagonal keep
+    the cores busy and the raster scan computes no off-image cells (wavefront 0.50× at k = 4,
+    0.72× at k = 32 on 8×8, 0.96× at k = 32 on 16×16; train steps 0.87× and 0.68× on 8×8).
+    Elsewhere the wavefront (1.04-1.49× at batch 2-4, 8×8; 1.23-2.63× at batch 1, k = 32,
+    8×8 to 64×64; train steps 1.07-1.49× at batch 4, k = 16, d = 4, 8×8 to 16×16). The
+    pipelined schedule was at least as fast as the wavefront at batch 1 and small k, but
+    slower at batch 16 (0.64-0.89× the raster's), so the rule does not pick it on CPU.
+    Accelerators (not measured here): pipelined, whose H+W+d-2 steps suit hardware where a
+    step costs a fixed launch latency.
     """
-    del hidden
     backend = backend or jax.default_backend()
     if backend != "cpu":
         return "pipelined" if depth > 1 else "wavefront"
+    if batch * width * hidden <= RASTER_ROW_FLOATS:
+        return "raster"
     if batch >= 16 and min(height, width) <= 16:
         return "raster"
     return "wavefront"

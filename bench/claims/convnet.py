@@ -6,11 +6,15 @@ forward FLOPs against XLA's cost analysis on a small image (no loops, so XLA's c
 
 Rule (docs/claims.md): PASS iff every per-layer count and the total equal the seed's;
 CORRECTED iff they differ (the statement gives the exact counts and the layers where the
-seed's differ); FAIL iff the model's count disagrees with the analytic formula (the model
-would not be the seed's net, so its count could not judge the seed).
+seed's differ; the slip is a mathematical error where the seed's written expression for such a
+layer gives its wrong count, a transcription slip where it gives the right one); FAIL iff the
+model's count disagrees with the analytic formula (the model would not be the seed's net, so
+its count could not judge the seed).
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +34,21 @@ SEED_CLAIM = {
     "fc2": 1_025_000,
 }
 SEED_TOTAL = 207_507_816
+# What the seed writes for each layer before its boxed count: (weights, biases), each the
+# product of the factors it writes (FC-1024 after its crossed-out first try).
+SEED_EXPRESSIONS = {
+    "conv1": ((64, 3, 3, 3), (64,)),
+    "conv2": ((128, 64, 3, 3), (128,)),
+    "conv3": ((256, 128, 3, 3), (256,)),
+    "conv4": ((256, 256, 3, 3), (256,)),
+    "fc1": ((1024, 28, 28, 256), (1024,)),
+    "fc2": ((1000, 1024), (1000,)),
+}
+
+
+def evaluate(expression) -> int:
+    weights, biases = expression
+    return math.prod(weights) + math.prod(biases)
 
 
 def xla_forward_flops(sizes: dict, batch: int) -> float:
@@ -39,14 +58,21 @@ def xla_forward_flops(sizes: dict, batch: int) -> float:
     return float(jax.jit(fn).lower(state, x).compile().cost_analysis()["flops"])
 
 
-def judge(counts: dict[str, int], formula: dict[str, int], xla_ratio: float) -> Verdict:
+def judge(
+    counts: dict[str, int],
+    formula: dict[str, int],
+    xla_ratio: float,
+    seed: dict[str, int] = SEED_CLAIM,
+    seed_total: int = SEED_TOTAL,
+    seed_expressions: dict = SEED_EXPRESSIONS,
+) -> Verdict:
     total, fc1 = sum(counts.values()), counts.get("fc1", 0)
     share = fc1 / total
-    per_layer_ok = counts == SEED_CLAIM and total == SEED_TOTAL
+    per_layer_ok = counts == seed and total == seed_total
     measured = (
         f"{total:,} parameters in the Flax model (nnx.eval_shape, nothing allocated), "
         f"FC-1024 {fc1:,} = {share:.2%}; per-layer "
-        + ("all six equal the seed's" if counts == SEED_CLAIM else f"{counts}")
+        + ("all six equal the seed's" if counts == seed else f"{counts}")
         + f"; XLA cost analysis / analytic forward FLOPs = {xla_ratio:.4f} at 32 px"
     )
     statement = f"the net has {total:,} parameters, {fc1:,} ({share:.2%}) of them in FC-1024"
@@ -55,12 +81,29 @@ def judge(counts: dict[str, int], formula: dict[str, int], xla_ratio: float) -> 
     elif per_layer_ok:
         verdict, slip = "PASS", ""
     else:
-        wrong = {k: (SEED_CLAIM.get(k), n) for k, n in counts.items() if SEED_CLAIM.get(k) != n}
-        verdict, slip = "CORRECTED", "mathematical error"
-        statement += "; the seed's count differs at " + ", ".join(
-            f"{k} (seed {seed:,}, counted {n:,})" if seed is not None else f"{k} (not in the seed)"
-            for k, (seed, n) in wrong.items()
-        )
+        # A wrong layer whose written expression is wrong too is a wrong formula (a
+        # mathematical error); one whose expression gives the count was mis-evaluated or
+        # mis-copied, as is a total that is not the sum of the seed's own layers.
+        wrong = {k: (seed.get(k), n) for k, n in counts.items() if seed.get(k) != n}
+        bad_formula = [
+            k
+            for k in wrong
+            if k not in seed_expressions or evaluate(seed_expressions[k]) != counts[k]
+        ]
+        verdict = "CORRECTED"
+        slip = "mathematical error" if bad_formula else "notation or transcription slip"
+        parts = [
+            f"{k} (seed {was:,}, counted {n:,}; its written expression "
+            + ("gives the seed's wrong count" if k in bad_formula else "gives the count")
+            + ")"
+            if was is not None
+            else f"{k} (not in the seed)"
+            for k, (was, n) in wrong.items()
+        ]
+        if seed_total != sum(seed.values()):
+            parts.append(f"the total (seed {seed_total:,}, the sum of its layers "
+                         f"{sum(seed.values()):,})")  # fmt: skip
+        statement += "; the seed's count differs at " + ", ".join(parts)
     return Verdict(
         claim="C5",
         verdict=verdict,
@@ -68,8 +111,9 @@ def judge(counts: dict[str, int], formula: dict[str, int], xla_ratio: float) -> 
         "1000 classes, per layer, vs the seed's 207,507,816 and 205,521,920",
         measure="exact parameter count",
         rule="PASS iff every layer's count and the total equal the seed's; CORRECTED iff the "
-        "model (equal to the analytic formula) differs from the seed; FAIL iff the model "
-        "differs from the formula",
+        "model (equal to the analytic formula) differs from the seed, a mathematical error iff "
+        "the seed's written expression for a wrong layer misses the count too, else a "
+        "transcription slip; FAIL iff the model differs from the formula",
         measured=measured,
         statement=statement,
         slip=slip,

@@ -98,9 +98,14 @@ def test_the_traced_programs_take_one_loop_step_per_iteration_and_quasi_deer_is_
 # --- from the timed rows --------------------------------------------------------------------
 
 
-def timed_rows(times: dict, *, status=None, iterations=None, seq_min_factor=1.0) -> pd.DataFrame:
+def timed_rows(
+    times: dict, *, status=None, iterations=None, seq_min_factor=1.0, limits=None
+) -> pd.DataFrame:
     """Measurement rows: ``times[(variant, T, H)]`` = median seconds (fastest repeat the same,
-    the sequential scan's scaled by ``seq_min_factor``); k from ``iterations``."""
+    the sequential scan's scaled by ``seq_min_factor``); k from ``iterations``; the limit
+    model's seconds from ``limits[variant]`` (default: the scan's 1 ms, the variants' 0.1 ms,
+    room for a win)."""
+    limits = {"sequential": 1e-3, "deer": 1e-4, "quasi-deer": 1e-4} | (limits or {})
     rows = []
     for (variant, t, h), seconds in times.items():
         state = (status or {}).get((variant, t, h), "ok")
@@ -112,7 +117,8 @@ def timed_rows(times: dict, *, status=None, iterations=None, seq_min_factor=1.0)
             dict(suite="deer", model="lstm", variant=variant, mode="forward", batch=1,
                  seq_len=t, hidden=h, n_devices=1, status=state,
                  time_median_s=seconds if state == "ok" else None,
-                 time_min_s=fastest if state == "ok" else None, extra_json=extra)
+                 time_min_s=fastest if state == "ok" else None, extra_json=extra,
+                 limit_s=limits[variant])
         )  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -172,24 +178,63 @@ def test_crossover_names_where_the_win_turns_into_a_loss():
     assert "no single crossover" in crossover([4, 8, 16], ["slower", "faster", "slower"])
 
 
+def test_wall_time_is_inconclusive_where_the_limit_model_leaves_no_room_for_a_win():
+    # the scan's limit already beats both variants' at every goal size: this device cannot
+    # decide, whatever was measured
+    no_room = {"deer": 2e-3, "quasi-deer": 2e-3}
+    for deer_s in (4.0, 0.2):  # a loss and a win alike
+        v = judge_wall_time(speedups(timed_rows(grid(1.0, deer_s, 3.0), limits=no_room)))
+        assert v.verdict == "INCONCLUSIVE" and "cannot decide" in v.statement
+    # a run without calibration has no limit model: no size decides either
+    df = timed_rows(grid(1.0, 4.0, 3.0)).drop(columns="limit_s")
+    assert judge_wall_time(speedups(df)).verdict == "INCONCLUSIVE"
+
+
+def test_wall_time_says_whether_the_measurement_confirms_the_limit_model():
+    table = speedups(timed_rows(grid(1.0, 4.0, 3.0)))
+    assert set(table.model_speedup) == {10.0}  # 1 ms / 0.1 ms
+    v = judge_wall_time(table)
+    assert "matches the measured one at 0 of 4" in v.statement  # it predicted wins: refuted
+
+
+def iteration_rows(k, seq_lens=(256, 1024, 4096, 16384, 65536), converged=True):
+    """Rows as ``deer.iteration_sweep`` writes them, k = ``k(variant, T)``."""
+    return [
+        dict(variant=v, batch=1, seq_len=t, hidden=4, newton_iterations=k(v, t),
+             converged=converged, max_iter=64)
+        for v in deer.PARALLEL
+        for t in seq_lens
+    ]  # fmt: skip
+
+
 def test_iterations_pass_when_k_does_not_grow_with_t():
-    times = grid(1.0, 2.0, 2.0, cells=((256, 4), (4096, 4)))
-    k = {("quasi-deer", 256, 4): 15, ("quasi-deer", 4096, 4): 17}
-    assert judge_iterations(speedups(timed_rows(times, iterations=k))).verdict == "PASS"
+    v = judge_iterations(iteration_rows(lambda v, t: 5 if v == "deer" else 17))
+    assert v.verdict == "PASS"
+    # what quasi-DEER measured on a 2-core CPU: 15, 15, 17, 17, 17 (g = 0.28)
+    measured = {256: 15, 1024: 15, 4096: 17, 16384: 17, 65536: 17}
+    assert judge_iterations(iteration_rows(lambda v, t: measured[t])).verdict == "PASS"
 
 
-def test_iterations_fail_when_k_grows_with_t_or_a_case_diverges():
-    times = grid(1.0, 2.0, 2.0, cells=((256, 4), (4096, 4)))
-    grows = {("deer", 256, 4): 4, ("deer", 4096, 4): 12}
-    v = judge_iterations(speedups(timed_rows(times, iterations=grows)))
-    assert v.verdict == "FAIL" and "deer at H = 4" in v.statement
-    diverged = judge_iterations(speedups(timed_rows(times, status={("deer", 4096, 4): "diverged"})))
-    assert diverged.verdict == "FAIL" and "did not converge" in diverged.measured
+def test_iterations_are_corrected_when_k_grows_as_log_t():
+    v = judge_iterations(iteration_rows(lambda v, t: round(math.log2(t))))
+    assert v.verdict == "CORRECTED" and v.slip == "mathematical error"
+    assert deer.log_share((256, 65536), (8, 16))[2] == pytest.approx(1.0)
 
 
-def test_iterations_are_inconclusive_over_less_than_8x_in_t():
-    times = grid(1.0, 2.0, 2.0, cells=((1024, 4), (4096, 4)))
-    assert judge_iterations(speedups(timed_rows(times))).verdict == "INCONCLUSIVE"
+def test_iterations_fail_when_k_grows_faster_than_log_t_or_a_run_does_not_converge():
+    assert judge_iterations(iteration_rows(lambda v, t: round(t**0.5))).verdict == "FAIL"
+    stalled = iteration_rows(lambda v, t: 5, converged=False)
+    assert judge_iterations(stalled).verdict == "FAIL"
+
+
+def test_iterations_cannot_decide_between_constant_and_log_t_or_from_a_short_sweep():
+    # 10 + 0.5·log2 T: half of k grows with log T
+    v = judge_iterations(iteration_rows(lambda v, t: round(8 + 0.5 * math.log2(t))))
+    assert v.verdict == "INCONCLUSIVE"
+    # the old sweep: two values of T, 16× apart
+    short = iteration_rows(lambda v, t: 5, seq_lens=(256, 4096))
+    assert judge_iterations(short).verdict == "INCONCLUSIVE"
+    assert judge_iterations([]).verdict == "INCONCLUSIVE"
 
 
 def test_no_verdict_from_a_run_without_the_deer_suite():

@@ -4,15 +4,21 @@ import pandas as pd
 
 from bench.claims.lstm import SEED_LINES, _backward_verdict
 
+NOTE = next(line for line in SEED_LINES if line.side_note)
+NOTATION = next(line for line in SEED_LINES if line.slip.startswith("notation"))
+MATH_C3 = next(line for line in SEED_LINES if line.claim == "C3")
 
-def table(bptt_f32=1e-7, bptt_f64=1e-15, written=1e-15, corrected=1e-15, claim="C2"):
+
+def table(bptt_f32=1e-7, bptt_f64=1e-15, written=1e-15, corrected=1e-15, claim="C2", off=()):
+    """Errors of every line of ``claim``; the lines in ``off`` miss by 1.9 as written."""
     rows = [
         dict(claim=claim, equation="all", form="hand-written BPTT", dtype=dtype, max_rel_err=err)
         for dtype, err in (("float32", bptt_f32), ("float64", bptt_f64))
     ]
     for line in SEED_LINES:
         if line.claim == claim:
-            for form, err in (("as written", written), ("corrected", corrected)):
+            as_written = 1.9 if line in off else written
+            for form, err in (("as written", as_written), ("corrected", corrected)):
                 rows.append(dict(claim=claim, equation=line.equation, form=form,
                                  dtype="float64", max_rel_err=err))  # fmt: skip
     return pd.DataFrame(rows)
@@ -23,9 +29,28 @@ def test_the_seeds_lines_all_right_pass():
 
 
 def test_a_seed_line_off_is_corrected_with_its_kind_of_slip():
-    v = _backward_verdict("C3", table(claim="C3", written=1.9), "sizes")
+    v = _backward_verdict("C3", table(claim="C3", off=(MATH_C3,)), "sizes")
     assert v.verdict == "CORRECTED" and v.slip == "mathematical error"
-    assert "(mathematical error)" in v.statement
+    v = _backward_verdict("C2", table(off=(NOTATION,)), "sizes")
+    assert v.verdict == "CORRECTED" and v.slip == "notation or transcription slip"
+
+
+def test_a_wrong_side_note_is_its_own_finding_and_sets_neither_verdict_nor_slip():
+    assert NOTE.slip == "mathematical error"  # the note's own kind of mistake
+    alone = _backward_verdict("C2", table(off=(NOTE,)), "sizes")
+    assert alone.verdict == "PASS" and NOTE.fix in alone.statement
+    with_notation = _backward_verdict("C2", table(off=(NOTE, NOTATION)), "sizes")
+    assert with_notation.verdict == "CORRECTED"
+    assert with_notation.slip == "notation or transcription slip"
+    assert NOTE.fix in with_notation.statement
+    assert NOTE.fix not in _backward_verdict("C2", table(off=(NOTATION,)), "sizes").statement
+
+
+def test_the_tanh_equation_is_judged_on_what_it_writes_and_its_note_apart():
+    tanh_lines = [line for line in SEED_LINES if "tanh'" in line.equation]
+    equation = next(line for line in tanh_lines if not line.side_note)
+    assert equation.as_written == equation.corrected  # the equation writes 1 - tanh²
+    assert NOTE in tanh_lines and NOTE.as_written != NOTE.corrected
 
 
 def test_a_backward_pass_off_autodiff_fails():

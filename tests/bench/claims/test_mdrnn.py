@@ -1,11 +1,14 @@
 """C11's wall-time half and C12 (bench/claims/mdrnn.py), on rows whose answer is known."""
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from bench import fits
 from bench.claims.mdrnn import (
     c10_verdict,
+    c11_readings,
     c11_verdict,
     c11_wall_time,
     c12_time_to_quality,
@@ -106,11 +109,20 @@ def test_c12_needs_three_matched_sizes():
 
 
 def test_c11_wall_time_is_inconclusive_without_latency_sweeps():
-    df = matched(lambda s: 41, lambda s: 1e-4, deeper, lambda s: 2e-4)
-    forward = df[df.suite == "mdrnn"].assign(mode="forward")
-    (v,) = c11_wall_time(pd.concat([df, forward]), fits.fit(forward))
+    # five sizes over 16×, so only the missing latency-bound regime stops a verdict
+    rows = [
+        dict(suite="mdrnn", model="mdrnn-lstm", variant=s, mode="forward", batch=1, hidden=2,
+             depth=2, height=side, width=side, regime="work", status="ok",
+             span_ops=7 * (2 * side - 1) * 2, time_median_s=1e-6 * side, time_iqr_s=1e-8)
+        for s in ("raster", "wavefront", "pipelined")
+        for side in (4, 8, 16, 32, 64)
+    ]  # fmt: skip
+    df = frame(rows)
+    (v,) = c11_wall_time(df, fits.fit(df))
     assert v.verdict == "INCONCLUSIVE"
     assert v.measure == "wall time vs steps_executed (latency regime)"
+    assert "no latency-regime sweep measured" in v.measured
+    assert "fewer than" not in v.measured
 
 
 # --- C10 and C11: the rules, on numbers that make them come out each way ---------------------
@@ -133,27 +145,51 @@ def test_c10_fails_when_the_closed_form_misses_the_count_or_the_traced_macs():
     assert c10_verdict(0, 10, [(5, 6)], EXPONENTS, SEED, "10").verdict == "FAIL"
 
 
-def steps_rows(grids, executed=lambda s, H, W, d: (H + W - 1) * d):
+def steps_rows(grids, executed=lambda s, H, W, d: (H + W - 1) * d, formula=None):
+    """Traced wavefront rows; the formula is the wavefront's unless given."""
+    formula = formula or (lambda s, H, W, d: (H + W - 1) * d)
     return [
-        (s, H, W, d, executed(s, H, W, d), executed(s, H, W, d) - 1, (H + W - 1) * d)
+        (s, H, W, d, executed(s, H, W, d), executed(s, H, W, d) - 1, formula(s, H, W, d))
         for s in ("wavefront",)
         for H, W in grids
-        for d in (1, 2)
+        for d in (1, 2, 4)
     ]
 
 
-def test_c11_corrects_the_seed_off_the_diagonal():
-    v = c11_verdict(steps_rows([(4, 4), (8, 8), (1, 32)]))
-    assert v.verdict == "CORRECTED" and "1×32" in v.statement
+SQUARES = [(4, 4), (8, 8), (16, 16)]
+THIN = [(2, 16), (1, 32)]
+
+
+def test_c11_holds_on_square_images_and_is_corrected_on_thin_grids():
+    v = c11_verdict(steps_rows(SQUARES + THIN))
+    assert v.verdict == "CORRECTED" and v.slip == "mathematical error"
+    readings = c11_readings(steps_rows(SQUARES + THIN))
+    assert abs(readings["square_side"] - 1) <= 0.15 and readings["square_depth"] == 1.0
+    assert readings["aspect"] > 0.4  # (W/H)^½ for thin grids
     assert "crosses only" in v.statement  # the two depth measures, side by side
 
 
-def test_c11_passes_on_square_grids():
-    assert c11_verdict(steps_rows([(4, 4), (8, 8)])).verdict == "PASS"
+def test_c11_passes_when_the_steps_stay_within_a_constant_of_root_hw_on_every_shape():
+    def root(s, H, W, d):
+        return round(2 * math.sqrt(H * W)) * d
+
+    assert c11_verdict(steps_rows(SQUARES + THIN, root, root)).verdict == "PASS"
+
+
+def test_c11_squares_alone_cannot_judge_other_shapes_nor_thin_grids_alone_squares():
+    assert c11_verdict(steps_rows(SQUARES)).verdict == "INCONCLUSIVE"
+    assert c11_verdict(steps_rows([(4, 4), (8, 8)] + THIN)).verdict == "INCONCLUSIVE"
+
+
+def test_c11_fails_when_the_steps_on_squares_grow_otherwise():
+    def area(s, H, W, d):
+        return H * W * d
+
+    assert c11_verdict(steps_rows(SQUARES + THIN, area, area)).verdict == "FAIL"
 
 
 def test_c11_fails_when_a_program_executes_other_steps():
-    rows = steps_rows([(4, 4), (8, 8)], executed=lambda s, H, W, d: H * W * d)
+    rows = steps_rows(SQUARES + THIN, executed=lambda s, H, W, d: H * W * d)
     assert c11_verdict(rows).verdict == "FAIL"
 
 
