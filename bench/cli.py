@@ -48,7 +48,8 @@ from bench.workloads import (
 DESCRIPTION = "seqdepth-bench: time, verify and compare the models of the CSE 891 HW3 solution."
 EPILOG = """`python -m bench COMMAND --help` shows a command's options.
 Exit status: 0 done; 1 compare found a regression, or a claim's experiment ended in ERROR
-(run); 2 bad input (one line on stderr); 130 interrupted (finished cases are kept)."""
+(run); 2 bad input (one line on stderr); 3 compare: slower cases while the whole machine moved
+(re-run on a quiet machine); 130 interrupted (finished cases are kept)."""
 
 RESULTS = pathlib.Path("results")
 LATEST = "latest"  # results/latest: a link to the run folder created last
@@ -217,11 +218,17 @@ def parser() -> argparse.ArgumentParser:
 
     cmp = sub.add_parser(
         "compare",
-        help="compare two runs case by case; exit 1 on a regression, 2 if they cannot be",
+        help="compare two runs case by case; exit 1 on a regression, 2 if they cannot be, "
+        "3 if the machine moved",
         description="Lists the cases that broke (ok → another status), vanished or appeared, "
         "and those significantly slower (or faster) by more than the threshold: the 95% "
         "bootstrap interval of the ratio of median times, from the raw samples, lies above "
-        "1 + threshold. Exit 0: no regression; 1: a regression; 2: could not compare.",
+        "1 + threshold (and, where both runs were timed in interleaved rounds, the change "
+        "exceeds 3× their combined between-round spread). Exit 0: no regression; 1: a "
+        "regression (a case broke, vanished, appeared, or got slower); 2: could not compare; "
+        "3: machine moved: the only problems are slower cases and the whole machine moved "
+        "between the runs (calibration or typical case beyond the threshold, or a load average "
+        "above the cores): re-run on a quiet machine.",
     )
     cmp.add_argument(
         "runs",
@@ -294,8 +301,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
+        run_dir = getattr(e, "run_dir", None)
         print(
-            "bench: interrupted; finished cases are saved (resume with --resume RUN_DIR)",
+            "bench: interrupted"
+            + (
+                f"; finished cases are saved (resume with --resume {run_dir})"
+                if run_dir is not None
+                else ""
+            ),
             file=sys.stderr,
             flush=True,
         )
@@ -402,11 +415,15 @@ def _resume(args, argv) -> int:
 
 @contextlib.contextmanager
 def _writing(run_dir: pathlib.Path):
-    """A failed write to the run folder (full disk, read-only, ...) as one line."""
+    """A failed write to the run folder (full disk, read-only, ...) as one line; an interrupt
+    carries the folder, so the message can name it."""
     try:
         yield
     except OSError as e:
         raise records.io_failure(run_dir, e) from None
+    except KeyboardInterrupt as e:
+        e.run_dir = run_dir
+        raise
 
 
 def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=None) -> int:

@@ -1,5 +1,6 @@
 """`compare` as a gate: it fails on a broken, vanished, appeared or significantly slower case,
-never on noise or on a machine that was busier in one run, and says why it cannot compare.
+never on noise; slower cases on a machine that moved between the runs are their own outcome
+(exit 3, "re-run on a quiet machine"); and it says why it cannot compare.
 
 Every run here is written by the test from recorded samples (no timing in the test)."""
 
@@ -95,11 +96,23 @@ def run_compare(*argv):
     return main(["compare", *map(str, argv)])
 
 
-def test_the_same_run_compared_with_itself_passes(tmp_path, capsys):
+def test_the_same_run_compared_with_itself_passes_and_says_so(tmp_path, capsys):
     old = same_code(tmp_path / "old")
     assert run_compare(old, old) == 0
     out = capsys.readouterr().out
-    assert "no regression" in out and "4 unchanged" in out
+    assert "no regression (a run compared with itself)" in out and "4 unchanged" in out
+    assert "NOTE: this compares a run with itself" in out
+    assert run_compare(old, same_code(tmp_path / "new", seed=100)) == 0
+    assert "with itself" not in capsys.readouterr().out
+
+
+def test_the_header_shows_the_repeats_the_cases_ran(tmp_path, capsys):
+    old = same_code(tmp_path / "old", env={"repeats": 2})  # the run asked for at least 2
+    new = write_run(tmp_path / "new", [(case(16), ("ok", noisy(0.01, n=7))),
+                                       (case(32), ("ok", noisy(0.02, n=30)))])  # fmt: skip
+    run_compare(old, new)
+    out = capsys.readouterr().out
+    assert "repeats the cases ran: 20 → 7–30" in out
 
 
 def test_a_case_that_broke_fails_the_comparison(tmp_path, capsys):
@@ -154,14 +167,17 @@ def test_a_slowdown_the_samples_cannot_resolve_passes():
     assert ratio == pytest.approx(1.3) and lo < 1 < hi
 
 
-def test_a_busier_machine_fails_raw_and_passes_normalised(tmp_path, capsys):
+def test_a_busier_machine_is_machine_moved_raw_and_passes_normalised(tmp_path, capsys):
     """The same code, every case 2.5× slower because the machine was loaded: the raw times
-    flag every case; divided by each run's own matmul calibration, none."""
+    flag every case, and the outcome is "machine moved" (exit 3), not a regression; divided by
+    each run's own matmul calibration, none is flagged."""
     old = same_code(tmp_path / "old", load=1.0, env={"load_avg_start": [0.5, 0.4, 0.3]})
     busy = {"load_avg_start": [6.0, 5.0, 4], "host_cpu_count": 2}
     new = same_code(tmp_path / "new", load=2.5, seed=100, env=busy)
-    assert run_compare(old, new) == 1
+    assert run_compare(old, new) == cmp.EXIT_MOVED == 3
     raw = capsys.readouterr().out
+    assert "MACHINE MOVED: 4 case(s) slower" in raw and "re-run on a quiet machine" in raw
+    assert "REGRESSION" not in raw
     ratios = {
         T: np.median(noisy(BASE_S[T] * 2.5, seed=100 + T)) / np.median(noisy(BASE_S[T], seed=T))
         for T in BASE_S
@@ -290,4 +306,62 @@ def test_a_calibration_caught_in_a_load_spike_is_called_out(tmp_path, capsys):
     ]
     typical = np.median(ratios)  # normalised, the calibration case is not a timed case
     assert f"WARNING: typical case: ratio {typical:.3g}" in out and "measured at one moment" in out
-    assert run_compare(old, new) == 1  # raw: the calibration case itself is the one slower
+    # raw: the calibration case itself is the one slower, and it moved the machine's yardstick
+    assert run_compare(old, new) == cmp.EXIT_MOVED
+    assert "the calibration took" in capsys.readouterr().out
+
+
+def test_on_a_machine_that_moved_a_broken_case_is_still_a_regression(tmp_path, capsys):
+    old = same_code(tmp_path / "old")
+    new = same_code(tmp_path / "new", load=2.5, seed=100, statuses={32: "timeout"})
+    assert run_compare(old, new) == 1
+    assert "REGRESSION: 4 case(s)" in capsys.readouterr().out  # the broken one, 3 slower
+
+
+def test_a_quiet_machine_with_one_slower_case_is_a_regression_not_machine_moved(tmp_path):
+    old = same_code(tmp_path / "old")
+    new = same_code(tmp_path / "new", seed=100, slower={16: 1.5})
+    result = cmp.compare(cmp.open_run(old), cmp.open_run(new), resamples=200)
+    assert result.machine_moved() == [] and result.exit_code == 1
+
+
+# --- runs timed in interleaved rounds ---------------------------------------------------------
+
+
+def rounds_run(path, factor, round_noise, seed):
+    """A run (built in memory) of one case timed in 5 interleaved rounds of 8 samples: each
+    round's times scattered by ``round_noise`` (log-normal) around ``factor`` × 10 ms, the
+    samples within a round by 1%."""
+    rng = np.random.default_rng(seed)
+    key = cmp.case_key(case(16))
+    shifts = np.repeat(np.exp(round_noise * rng.standard_normal(5)), 8)
+    times = 0.010 * factor * shifts * np.exp(0.01 * rng.standard_normal(40))
+    rows = cmp.pd.DataFrame([{**case(16), "status": "ok", "repeats": 40,
+                              "time_median_s": float(np.median(times))}])  # fmt: skip
+    return cmp.Run(path, "run folder", rows, {key: times}, {}, {key: np.repeat(np.arange(5), 8)})
+
+
+def test_with_rounds_a_change_within_the_between_round_spread_is_not_slower(tmp_path):
+    """1.3× slower by the back-to-back samples, but the rounds of each run scatter by ~20%:
+    the change is within 3× their combined spread; with rounds that agree to 1%, it is slower."""
+    noisy_old, noisy_new = (rounds_run(tmp_path / n, f, 0.2, s) for n, f, s in
+                            (("a", 1.0, 1), ("b", 1.3, 2)))  # fmt: skip
+    result = cmp.compare(noisy_old, noisy_new, resamples=200)
+    (row,) = result.cases.to_dict("records")
+    spreads = [cmp.round_spread(r, cmp.case_key(case(16))) for r in (noisy_old, noisy_new)]
+    assert row["noise"] == pytest.approx(3 * np.hypot(*spreads)) and row["ratio"] - 1 < row["noise"]
+    assert row["outcome"] == "unchanged"
+    quiet_old, quiet_new = (rounds_run(tmp_path / n, f, 0.01, s) for n, f, s in
+                            (("c", 1.0, 1), ("d", 1.3, 2)))  # fmt: skip
+    (row,) = cmp.compare(quiet_old, quiet_new, resamples=200).cases.to_dict("records")
+    assert row["outcome"] == "slower" and row["noise"] < 0.1
+
+
+def test_the_round_spread_is_the_iqr_of_the_per_round_medians_over_their_median(tmp_path):
+    run = rounds_run(tmp_path / "a", 1.0, 0.2, 3)
+    key = cmp.case_key(case(16))
+    medians = [np.median(run.samples[key][i * 8 : (i + 1) * 8]) for i in range(5)]
+    q1, q3 = np.percentile(medians, [25, 75])
+    assert cmp.round_spread(run, key) == pytest.approx((q3 - q1) / np.median(medians))
+    no_rounds = cmp.Run(run.path, run.kind, run.rows, run.samples, {})
+    assert cmp.round_spread(no_rounds, key) is None
