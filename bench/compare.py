@@ -217,6 +217,7 @@ def _open_pytest_benchmark(path: pathlib.Path) -> Run:
         "python": machine.get("python_version"),
         "git_sha": commit.get("id"),
         "git_dirty": commit.get("dirty"),
+        "profile": analysis.pytest_benchmark_context(data)["profile"],
         **machine.get("bench", {}),  # versions and device, see tests/conftest.py
         **{
             k: v

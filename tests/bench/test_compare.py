@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+from bench import analysis
 from bench import compare as cmp
 from bench.cli import main
 from bench.records import COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
@@ -255,7 +256,7 @@ def test_the_interval_is_seeded_and_uses_the_range_below_five_samples():
 # --- pytest-benchmark saves -------------------------------------------------------------------
 
 
-def write_save(path, benchmarks, data=True):
+def write_save(path, benchmarks, data=True, **top):
     """A pytest-benchmark save: ``benchmarks`` maps a case identity to its raw times."""
     path.parent.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -263,8 +264,28 @@ def write_save(path, benchmarks, data=True):
         stats = {"rounds": len(times), "median": float(np.median(times)), "min": min(times)}
         stats.update(max=max(times), iqr=0.0, **({"data": times} if data else {}))
         entries.append({"name": "test_workload", "extra_info": identity, "stats": stats})
-    path.write_text(json.dumps({"datetime": "2026-11-30T00:00:00", "benchmarks": entries}))
+    path.write_text(json.dumps({"datetime": "2026-11-30T00:00:00", "benchmarks": entries, **top}))
     return path
+
+
+def test_a_pytest_benchmark_save_loads_with_a_run_folders_context_columns(tmp_path):
+    """`bench.analysis.load` gives a save the run-context columns of a run folder, from its
+    commit_info, machine_info (tests/conftest.py's `bench` entry) and extra_info."""
+    machine = {"cpu": {"brand_raw": "test cpu"}, "bench": {"jax": "0.10.2", "jaxlib": "0.10.2",
+               "flax": "0.12.8", "backend": "cpu"}}  # fmt: skip
+    save = write_save(
+        tmp_path / "0001_a.json",
+        [({**case(16), "profile": "smoke"}, noisy(0.01))],
+        machine_info=machine,
+        commit_info={"id": "b" * 40, "dirty": True},
+    )
+    folder = analysis.load(same_code(tmp_path / "run"))
+    df = analysis.load(save)
+    assert list(df.columns) == list(folder.columns)
+    assert dict(df.dtypes) == dict(folder.dtypes)
+    row = df.iloc[0]
+    assert (row.git_sha, row.git_dirty, row.jax, row.backend) == ("b" * 40, True, "0.10.2", "cpu")
+    assert (row.host_cpu, row.profile, row.flax) == ("test cpu", "smoke", "0.12.8")
 
 
 def test_pytest_benchmark_saves_follow_the_same_rules(tmp_path, capsys):
