@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {run,plan,report,compare,list} ...``.
+"""Command line: ``python -m bench {run,plan,report,compare,history,list} ...``.
 
 A bad argument is one line on stderr and exit status 2, before anything is written.
 """
@@ -16,7 +16,7 @@ import time
 import jax
 import pandas as pd
 
-from bench import estimate, plan, records, report, runner
+from bench import estimate, history, plan, records, report, runner
 from bench.analysis import SchemaError, load_env
 from bench.calibration import calibrate
 from bench.compare import (
@@ -264,6 +264,21 @@ def parser() -> argparse.ArgumentParser:
         help="do not fail on cases with this outcome (repeatable; e.g. --allow appeared)",
     )
     cmp.add_argument("--all", action="store_true", help="also list every timed case's ratio")
+
+    hist = sub.add_parser(
+        "history",
+        help="one case or suite across every run folder: history.csv and history.png",
+        description="Reads every run folder under RESULTS and writes history.csv (one row per "
+        "case and run) and history.png: each run's median time against its commit (short SHA) "
+        "and start date, with the run's own noise band (IQR of its per-round medians, else of "
+        "its samples).",
+    )
+    hist.add_argument("results", nargs="?", type=pathlib.Path, default=RESULTS, metavar="RESULTS")
+    hist.add_argument("--suite", action="append", metavar="NAME", help="only this suite")
+    hist.add_argument("--case", metavar="TEXT", help="only cases whose label contains TEXT")
+    hist.add_argument(
+        "--out", type=pathlib.Path, help="folder for history.csv/.png (default: RESULTS)"
+    )
 
     lst = sub.add_parser("list", help="list suites, or the cases of a profile")
     lst.add_argument("--profile", metavar="|".join(PROFILES))
@@ -551,6 +566,15 @@ def cmd_compare(args, argv) -> int:
     return result.exit_code
 
 
+def cmd_history(args, argv) -> int:
+    try:
+        csv_path, png_path, df = history.write(args.results, args.out, args.suite, args.case)
+    except (history.HistoryError, SchemaError) as e:
+        raise ConfigError(str(e)) from None
+    print(f"{df.case.nunique()} cases over {df.run_id.nunique()} runs: {csv_path}, {png_path}")
+    return 0
+
+
 def cmd_list(args, argv) -> int:
     registered = suites()
     for problem in plugin_errors():
@@ -609,6 +633,7 @@ COMMANDS = {
     "run": cmd_run,
     "report": cmd_report,
     "compare": cmd_compare,
+    "history": cmd_history,
     "list": cmd_list,
     "plan": cmd_plan,
 }

@@ -277,7 +277,7 @@ def calibrations(old: Run, new: Run) -> tuple[Reference, Reference]:
             + (", ".join(missing) or "both at the same sizes")
         )
     key = common[-1]  # the largest matmul both runs timed, when there are several
-    what = f"case {_label(key)}"
+    what = f"case {case_label(key)}"
     return tuple(Reference(what, run.samples[key], key) for run in (old, new))
 
 
@@ -340,7 +340,7 @@ def _case_seed(seed: int, key: tuple) -> int:
     return seed * 2**32 + zlib.crc32(repr(key).encode())
 
 
-def _label(key: tuple) -> str:
+def case_label(key: tuple) -> str:
     rec = dict(zip(IDENTITY, key, strict=True))
     sizes = " ".join(f"{f}={rec[f]}" for f in SIZE_FIELDS if rec[f] is not None)
     devices = f" devices={rec['n_devices']}" if rec["n_devices"] not in (None, 1) else ""
@@ -420,7 +420,7 @@ def _index(run: Run) -> dict[tuple, dict]:
             continue
         key = case_key(rec)
         if key in out:
-            raise CompareError(f"{run.path}: case {_label(key)} appears twice")
+            raise CompareError(f"{run.path}: case {case_label(key)} appears twice")
         out[key] = rec
     return out
 
@@ -446,10 +446,10 @@ def compare(
         raise CompareError(f"{old.path} and {new.path} have no case in common")
     refs = calibrations(old, new) if normalise else None
     out = []
-    for key in sorted(set(rows_old) | set(rows_new), key=lambda k: _label(k)):
+    for key in sorted(set(rows_old) | set(rows_new), key=lambda k: case_label(k)):
         a, b = rows_old.get(key), rows_new.get(key)
         rec = {
-            "case": _label(key),
+            "case": case_label(key),
             **dict(zip(IDENTITY, key, strict=True)),
             "status_old": None if a is None else a["status"],
             "status_new": None if b is None else b["status"],
@@ -488,7 +488,7 @@ def _outcome(key, a, b, old, new, refs, threshold, seed, resamples, rec) -> str:
     sa, sb = old.samples.get(key), new.samples.get(key)
     if sa is None or sb is None:
         missing = old.path if sa is None else new.path
-        raise CompareError(f"{missing}: case {_label(key)} is ok but has no raw samples")
+        raise CompareError(f"{missing}: case {case_label(key)} is ok but has no raw samples")
     ratio, lo, hi = ratio_interval(
         sa,
         sb,
