@@ -27,6 +27,7 @@ from bench.compare import (
     last_runs,
     last_saves,
     open_run,
+    remeasure,
     render,
 )
 from bench.config import RunConfig
@@ -264,6 +265,13 @@ def parser() -> argparse.ArgumentParser:
         help="do not fail on cases with this outcome (repeatable; e.g. --allow appeared)",
     )
     cmp.add_argument("--all", action="store_true", help="also list every timed case's ratio")
+    cmp.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="time the cases flagged slower again in this checkout (the new run's commit), in "
+        "interleaved rounds, and decide on those times (a case slow only while the machine "
+        "was busy comes back unchanged)",
+    )
 
     hist = sub.add_parser(
         "history",
@@ -553,13 +561,10 @@ def cmd_compare(args, argv) -> int:
         )
     try:
         old, new = open_run(runs[0]), open_run(runs[1])
-        result = compare(
-            old,
-            new,
-            threshold=args.threshold,
-            normalise=args.normalise,
-            allow=tuple(args.allow),
-        )
+        options = dict(threshold=args.threshold, normalise=args.normalise)
+        result = compare(old, new, allow=tuple(args.allow), **options)
+        if args.remeasure:
+            result = remeasure(result, **options)
     except CompareError as e:
         raise ConfigError(f"cannot compare: {e}") from None
     print(render(result, every=args.all))

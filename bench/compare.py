@@ -27,9 +27,17 @@ range of all ratios instead, ``[min(b) / max(a), max(b) / min(a)]``.
 **The run's own noise.** A run timed in interleaved rounds (``samples.csv``'s ``round``,
 ``measurements.csv``'s ``round_spread``: the IQR of a case's per-round medians over their
 median) measured how much a case moves between rounds, which the back-to-back samples do not
-see. Where both runs carry it, ``slower`` also needs ``r - 1 > NOISE_K ×
+see. Where the runs carry it, ``slower`` also needs ``r - 1 > NOISE_K ×
 sqrt(spread_old² + spread_new²)``: the growth beyond :data:`NOISE_K` times the combined
-between-round spread (``faster`` likewise). A run without rounds keeps the rule above.
+between-round spread (``faster`` likewise; a run without rounds adds no term, so where only
+one run has them, its spread alone counts). Two runs without rounds keep the rule above.
+
+**Re-measuring.** :func:`remeasure` (``compare --remeasure``) times the cases flagged slower
+again, in the current checkout (which must be the new run's commit), :data:`REMEASURE_ROUNDS`
+interleaved rounds of every flagged case in turn (``bench.timing.compile_ahead`` and
+``time_calls``, the runner's protocol), and decides on those samples instead of the new run's:
+a case that was slow only while the machine was busy comes back unchanged, and the rounds
+give the case's own between-round spread.
 
 **A machine that moved.** A case's time also moves with what else ran on the machine.
 The comparison sees that the whole machine moved when the calibration (``env.json``'s, or the
@@ -92,6 +100,8 @@ between-round spreads (see the module docstring)."""
 MIN_TYPICAL_CASES = 4
 """The typical ratio says the whole machine moved only over at least this many timed cases (over
 fewer, one changed case would be the whole run)."""
+REMEASURE_ROUNDS = 5
+"""Interleaved rounds of ``--remeasure``."""
 EXIT_REGRESSION = 1
 EXIT_MOVED = 3
 """Exit status of a comparison whose only problems are slower cases on a machine that moved."""
@@ -360,6 +370,8 @@ class Comparison:
     ``median_old_s``, ``median_new_s``, ``n_old``, ``n_new``, ``ratio``, ``lo``, ``hi``."""
     references: tuple[Reference, Reference] | None = None
     allowed: tuple[str, ...] = ()
+    remeasured: list[str] = dataclasses.field(default_factory=list)
+    """The cases whose new samples :func:`remeasure` took again (their labels)."""
 
     def of(self, outcome: str) -> pd.DataFrame:
         return self.cases[self.cases.outcome == outcome]
@@ -498,9 +510,9 @@ def _outcome(key, a, b, old, new, refs, threshold, seed, resamples, rec) -> str:
         new_ref=None if refs is None else refs[1].samples,
     )
     rec.update(ratio=ratio, lo=lo, hi=hi)
-    spreads = round_spread(old, key), round_spread(new, key)
+    spreads = [x for x in (round_spread(old, key), round_spread(new, key)) if x is not None]
     floor = 0.0
-    if None not in spreads:
+    if spreads:
         floor = NOISE_K * math.hypot(*spreads)
         rec["noise"] = floor
     if lo > 1 + threshold and ratio - 1 > floor:
@@ -508,6 +520,78 @@ def _outcome(key, a, b, old, new, refs, threshold, seed, resamples, rec) -> str:
     if hi < 1 / (1 + threshold) and 1 / ratio - 1 > floor:
         return "faster"
     return "unchanged"
+
+
+# --- Re-measuring -----------------------------------------------------------------------------
+
+
+def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Comparison:
+    """``c`` decided again after timing its slower cases anew in the current checkout, in
+    ``rounds`` interleaved rounds (see the module docstring); ``options`` go to
+    :func:`compare` (threshold, normalise, ...) as ``c`` was made."""
+    from bench import records
+    from bench.timing import compile_ahead, time_calls
+    from bench.workloads import running, suites
+
+    flagged = [case_key(r) for r in c.of("slower").to_dict("records")]
+    if not flagged:
+        return c
+    new = c.new
+    if new.kind != "run folder":
+        raise CompareError("--remeasure re-times a run folder's cases, not a pytest-benchmark save")
+    here = records.git_info()
+    ran = {k: new.context.get(k) for k in ("git_sha", "git_diff_sha256")}
+    if ran != {k: here.get(k) for k in ran}:
+        raise CompareError(
+            f"--remeasure times the current checkout, which is not the new run's code (run: git "
+            f"{str(ran['git_sha'])[:10]}, checkout: git {str(here['git_sha'])[:10]}"
+            + (", uncommitted changes differ" if ran["git_sha"] == here["git_sha"] else "")
+            + ")"
+        )
+    registered = suites()
+    profile = new.context.get("profile")
+    timed = {}
+    with running(new.path):  # where a suite's prepared files (trained weights) are
+        for key in flagged:
+            suite = registered.get(key[0])
+            cases = [] if suite is None else suite.cases(profile)
+            match = [case for case in cases if case.key(1) == key]
+            if not match:
+                raise CompareError(f"--remeasure: case {case_label(key)} is not a registered case")
+            w = match[0].build()
+            args = jax_ready(w.args)
+            compiled, _, _ = compile_ahead(w.fn, args)
+            timed[key] = (compiled, args)
+    per_round = {
+        key: max(MIN_SAMPLES, math.ceil(len(new.samples.get(key, ())) / rounds)) for key in flagged
+    }
+    samples = {key: [] for key in flagged}
+    round_of = {key: [] for key in flagged}
+    for r in range(rounds):
+        for key in flagged[r % len(flagged) :] + flagged[: r % len(flagged)]:  # a turn each
+            compiled, args = timed[key]
+            t = time_calls(lambda: compiled(*args), repeats=per_round[key], warmup=1)  # noqa: B023
+            samples[key] += t.samples_s
+            round_of[key] += [r] * len(t.samples_s)
+    rows = new.rows.copy()
+    for i, rec in enumerate(rows.to_dict("records")):
+        if case_key(rec) in samples:
+            rows.loc[rows.index[i], "time_median_s"] = float(np.median(samples[case_key(rec)]))
+    again = dataclasses.replace(
+        new,
+        rows=rows,
+        samples={**new.samples, **{k: np.asarray(v) for k, v in samples.items()}},
+        rounds={**new.rounds, **{k: np.asarray(v) for k, v in round_of.items()}},
+    )
+    result = compare(c.old, again, allow=c.allowed, **options)
+    result.remeasured = [case_label(k) for k in flagged]
+    return result
+
+
+def jax_ready(args):
+    import jax
+
+    return jax.block_until_ready(jax.device_put(args))
 
 
 # --- Rendering --------------------------------------------------------------------------------
@@ -631,9 +715,14 @@ def render(c: Comparison, *, every: bool = False) -> str:
         f"rule: slower iff the {level} bootstrap interval of the ratio of medians new/old "
         f"({RESAMPLES} resamples, seeded) lies above 1 + {c.threshold:g}; faster iff below "
         f"1/(1 + {c.threshold:g}); under {MIN_SAMPLES} samples a side, the interval is the "
-        "range of all ratios; where both runs were timed in interleaved rounds, the change "
-        f"must also exceed {NOISE_K:g}× their combined between-round spread"
+        "range of all ratios; where a run was timed in interleaved rounds, the change "
+        f"must also exceed {NOISE_K:g}× the combined between-round spread"
     )
+    if c.remeasured:
+        lines.append(
+            f"REMEASURED: {len(c.remeasured)} case(s) flagged slower were timed again in this "
+            f"checkout, {REMEASURE_ROUNDS} interleaved rounds; their new times are those samples"
+        )
     lines += _typical(c)
     for outcome in (*PROBLEMS, "faster", "fixed", "failing"):
         rows = c.of(outcome)

@@ -6,6 +6,7 @@ Every run here is written by the test from recorded samples (no timing in the te
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -386,3 +387,58 @@ def test_the_round_spread_is_the_iqr_of_the_per_round_medians_over_their_median(
     assert cmp.round_spread(run, key) == pytest.approx((q3 - q1) / np.median(medians))
     no_rounds = cmp.Run(run.path, run.kind, run.rows, run.samples, {})
     assert cmp.round_spread(no_rounds, key) is None
+
+
+# --- --remeasure ------------------------------------------------------------------------------
+
+
+def slow_down(run_dir, label_part, factor):
+    """Multiply one case's times (its row and its samples) in a run folder by ``factor``: a
+    planted slowdown (the case is the first whose label contains ``label_part``)."""
+    target = None
+    for name, columns in (("measurements.csv", TIME_COLUMNS), ("samples.csv", ("time_s",))):
+        path = run_dir / name
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        for row in rows:
+            key = cmp.case_key({k: (int(v) if v.isdigit() else v or None) for k, v in row.items()})
+            if target is None and label_part in cmp.case_label(key):
+                target = key
+            if key == target:
+                for column in columns:
+                    row[column] = repr(float(row[column]) * factor)
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return target
+
+
+TIME_COLUMNS = ("time_median_s", "time_min_s", "time_max_s", "time_iqr_s")
+
+
+def test_remeasure_times_the_flagged_case_again_in_interleaved_rounds(smoke_run, tmp_path):
+    """The new run's case looks 3× slower (its recorded times were multiplied): --remeasure
+    times it again in this checkout and decides on those samples, taken in rounds."""
+    new = tmp_path / "new"
+    shutil.copytree(smoke_run, new)
+    key = slow_down(new, "manual-bwd] train batch=8 seq_len=8", 3.0)
+    first = cmp.compare(cmp.open_run(smoke_run), cmp.open_run(new), resamples=200)
+    label = cmp.case_label(key)
+    assert label in set(first.of("slower").case)
+    again = cmp.remeasure(first, rounds=3)
+    (row,) = again.cases[again.cases.case == label].to_dict("records")
+    assert again.remeasured == list(first.of("slower").case)
+    assert row["n_new"] >= 3 * cmp.MIN_SAMPLES and row["noise"] == row["noise"]  # rounds: a spread
+    assert row["median_new_s"] != first.cases.set_index("case").loc[label, "median_new_s"]
+    assert "REMEASURED:" in cmp.render(again)
+
+
+def test_remeasure_refuses_a_run_of_other_code(smoke_run, tmp_path, capsys):
+    new = tmp_path / "new"
+    shutil.copytree(smoke_run, new)
+    slow_down(new, "manual-bwd] train batch=8 seq_len=8", 3.0)
+    env = json.loads((new / "env.json").read_text())
+    (new / "env.json").write_text(json.dumps({**env, "git_sha": "f" * 40}))
+    assert run_compare(smoke_run, new, "--remeasure") == 2
+    assert "not the new run's code" in capsys.readouterr().err
