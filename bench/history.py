@@ -187,7 +187,7 @@ def plot(df: pd.DataFrame, path: pathlib.Path) -> pathlib.Path:
                     transform=ax.transAxes, fontsize=7, va="top")  # fmt: skip
     axes[-1, 0].set_xlabel("run: commit (short SHA, + = uncommitted changes) and start (UTC)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend outside, whole
     plt.close(fig)
     return path
 
