@@ -26,7 +26,7 @@ LATEST_PYTHON_VERSION ?= 3.12
 LATEST_VENV ?= .venv-latest
 
 .PHONY: help env deps test test-latest test-matrix test-slow test-all bench bench-pytest compare \
-	compare-pytest lint format clean
+	compare-pytest history lint format clean
 
 help:
 	@echo "make bench        run the benchmark (profile chosen by device) into results/<run_id>/"
@@ -35,8 +35,10 @@ help:
 	@echo "make test-matrix  both legs, as CI runs them"
 	@echo "make test-slow    run only the slow tests"
 	@echo "make bench-pytest time the workloads with pytest-benchmark and save the run"
-	@echo "make compare      compare the last two runs in results/ (fails on a regression)"
+	@echo "make compare      compare the last two runs in results/ (exit 1: a regression;"
+	@echo "                  3: slower cases while the machine moved: re-run on a quiet machine)"
 	@echo "make compare-pytest  the same for the last two pytest-benchmark saves"
+	@echo "make history      every run in results/: results/history.csv and history.png"
 	@echo "make lint         ruff check + format check"
 	@echo "Options: PYTHON=python3 (use an existing interpreter), EXTRAS=dev,cuda|dev,cuda13, ARGS='...'"
 
@@ -81,7 +83,10 @@ bench: $(ENV)
 # pytest-benchmark: time the registered workloads (smoke sizes) and save the run with its raw
 # times (--benchmark-save-data: compare tests significance on them).
 # `make compare` compares the last two run folders in results/, `make compare-pytest` the last
-# two pytest-benchmark saves (THRESHOLD: the median growth a significant slowdown must exceed).
+# two pytest-benchmark saves (THRESHOLD: the median growth a significant slowdown must exceed;
+# exit 1 a regression, 3 slower cases on a machine that moved; ARGS=--remeasure re-times the
+# flagged cases of this checkout). pytest-benchmark's own command reads the same saves:
+# `pytest-benchmark --storage results/pytest-benchmark list` (README).
 THRESHOLD ?= 0.10
 bench-pytest: $(ENV)
 	$(RUN) -m pytest tests/benchmarks -m bench --benchmark-enable \
@@ -93,6 +98,9 @@ compare: $(ENV)
 
 compare-pytest: $(ENV)
 	$(RUN) -m bench compare --pytest-benchmark --threshold $(THRESHOLD) $(ARGS)
+
+history: $(ENV)
+	$(RUN) -m bench history results $(ARGS)
 
 lint: $(ENV)
 	$(RUN) -m ruff check .

@@ -282,7 +282,6 @@ def load_pytest_benchmark(path: str | pathlib.Path) -> pd.DataFrame:
     """
     path = pathlib.Path(path)
     data = _read_pytest_benchmark(path)
-    machine = data.get("machine_info", {})
     rows = []
     for b in data["benchmarks"]:
         info, stats = b["extra_info"], b.get("stats", {})
@@ -302,7 +301,31 @@ def load_pytest_benchmark(path: str | pathlib.Path) -> pd.DataFrame:
         df[name] = (
             df[name].astype(dtype) if dtype == "string" else pd.to_numeric(df[name]).astype(dtype)
         )
-    df["host_cpu"] = pd.Series([machine.get("cpu", {}).get("brand_raw")] * len(df), dtype="string")
+    return _with_context(df, pytest_benchmark_context(data))
+
+
+def pytest_benchmark_context(data: dict) -> dict:
+    """A save's run context under the names a run folder's env.json uses (:data:`ENV_FIELDS`):
+    git from ``commit_info``, versions and backend from ``machine_info["bench"]`` (written by
+    tests/conftest.py), the CPU from py-cpuinfo's, the profile from the entries' extra_info."""
+    machine, commit = data.get("machine_info") or {}, data.get("commit_info") or {}
+    profiles = {(b.get("extra_info") or {}).get("profile") for b in data.get("benchmarks", [])}
+    return {
+        "git_sha": commit.get("id"),
+        "git_dirty": commit.get("dirty"),
+        **{k: (machine.get("bench") or {}).get(k) for k in ("jax", "jaxlib", "flax", "backend")},
+        "host_cpu": (machine.get("cpu") or {}).get("brand_raw"),
+        "profile": profiles.pop() if len(profiles) == 1 else None,
+    }
+
+
+def _with_context(df: pd.DataFrame, context: dict) -> pd.DataFrame:
+    """``df`` with a ``session`` column and the :data:`ENV_FIELDS` of a run context, typed as a
+    run folder's are (string, git_dirty boolean)."""
+    df["session"] = pd.Series([pd.NA] * len(df), dtype="Int64")
+    for field in ENV_FIELDS:
+        dtype = "boolean" if field == "git_dirty" else "string"
+        df[field] = pd.Series([context.get(field)] * len(df), dtype=dtype)
     return df
 
 

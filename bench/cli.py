@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {run,plan,report,compare,list} ...``.
+"""Command line: ``python -m bench {run,plan,report,compare,history,list} ...``.
 
 A bad argument is one line on stderr and exit status 2, before anything is written.
 """
@@ -17,7 +17,7 @@ import jax
 import pandas as pd
 
 import bench
-from bench import estimate, plan, records, report, runner
+from bench import estimate, history, plan, records, report, runner
 from bench.account import TimeAccount
 from bench.analysis import SchemaError, load_env
 from bench.calibration import calibrate
@@ -29,6 +29,7 @@ from bench.compare import (
     last_runs,
     last_saves,
     open_run,
+    remeasure,
     render,
 )
 from bench.config import RunConfig
@@ -50,7 +51,8 @@ from bench.workloads import (
 DESCRIPTION = "seqdepth-bench: time, verify and compare the models of the CSE 891 HW3 solution."
 EPILOG = """`python -m bench COMMAND --help` shows a command's options.
 Exit status: 0 done; 1 compare found a regression, or a claim's experiment ended in ERROR
-(run); 2 bad input (one line on stderr); 130 interrupted (finished cases are kept)."""
+(run); 2 bad input (one line on stderr); 3 compare: slower cases while the whole machine moved
+(re-run on a quiet machine); 130 interrupted (finished cases are kept)."""
 
 RESULTS = pathlib.Path("results")
 LATEST = "latest"  # results/latest: a link to the run folder created last
@@ -229,11 +231,17 @@ def parser() -> argparse.ArgumentParser:
 
     cmp = sub.add_parser(
         "compare",
-        help="compare two runs case by case; exit 1 on a regression, 2 if they cannot be",
+        help="compare two runs case by case; exit 1 on a regression, 2 if they cannot be, "
+        "3 if the machine moved",
         description="Lists the cases that broke (ok → another status), vanished or appeared, "
         "and those significantly slower (or faster) by more than the threshold: the 95% "
         "bootstrap interval of the ratio of median times, from the raw samples, lies above "
-        "1 + threshold. Exit 0: no regression; 1: a regression; 2: could not compare.",
+        "1 + threshold (and, where both runs were timed in interleaved rounds, the change "
+        "exceeds 3× their combined between-round spread). Exit 0: no regression; 1: a "
+        "regression (a case broke, vanished, appeared, or got slower); 2: could not compare; "
+        "3: machine moved: the only problems are slower cases and the whole machine moved "
+        "between the runs (calibration or typical case beyond the threshold, or a load average "
+        "above the cores): re-run on a quiet machine.",
     )
     cmp.add_argument(
         "runs",
@@ -269,6 +277,28 @@ def parser() -> argparse.ArgumentParser:
         help="do not fail on cases with this outcome (repeatable; e.g. --allow appeared)",
     )
     cmp.add_argument("--all", action="store_true", help="also list every timed case's ratio")
+    cmp.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="time the cases flagged slower again in this checkout (the new run's commit), in "
+        "interleaved rounds, and decide on those times (a case slow only while the machine "
+        "was busy comes back unchanged)",
+    )
+
+    hist = sub.add_parser(
+        "history",
+        help="one case or suite across every run folder: history.csv and history.png",
+        description="Reads every run folder under RESULTS and writes history.csv (one row per "
+        "case and run) and history.png: each run's median time against its commit (short SHA) "
+        "and start date, with the run's own noise band (IQR of its per-round medians, else of "
+        "its samples).",
+    )
+    hist.add_argument("results", nargs="?", type=pathlib.Path, default=RESULTS, metavar="RESULTS")
+    hist.add_argument("--suite", action="append", metavar="NAME", help="only this suite")
+    hist.add_argument("--case", metavar="TEXT", help="only cases whose label contains TEXT")
+    hist.add_argument(
+        "--out", type=pathlib.Path, help="folder for history.csv/.png (default: RESULTS)"
+    )
 
     lst = sub.add_parser("list", help="list suites, or the cases of a profile")
     lst.add_argument("--profile", metavar="|".join(PROFILES))
@@ -306,8 +336,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
+        run_dir = getattr(e, "run_dir", None)
         print(
-            "bench: interrupted; finished cases are saved (resume with --resume RUN_DIR)",
+            "bench: interrupted"
+            + (
+                f"; finished cases are saved (resume with --resume {run_dir})"
+                if run_dir is not None
+                else ""
+            ),
             file=sys.stderr,
             flush=True,
         )
@@ -421,11 +457,15 @@ def _resume(args, argv) -> int:
 
 @contextlib.contextmanager
 def _writing(run_dir: pathlib.Path):
-    """A failed write to the run folder (full disk, read-only, ...) as one line."""
+    """A failed write to the run folder (full disk, read-only, ...) as one line; an interrupt
+    carries the folder, so the message can name it."""
     try:
         yield
     except OSError as e:
         raise records.io_failure(run_dir, e) from None
+    except KeyboardInterrupt as e:
+        e.run_dir = run_dir
+        raise
 
 
 def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=None) -> int:
@@ -456,9 +496,13 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=N
         )
         env = {**load_env(run_dir), "load_avg_finish": _load_avg()}
         records.end_session(run_dir, env=_with_time(env, account.closed()))
-        with account.spend("report and plots"):
-            path = report.render(run_dir)
-        records.write_json(run_dir / "env.json", _with_time(load_env(run_dir), account.closed()))
+        began = time.perf_counter()
+        path = report.render(run_dir)
+        env = load_env(run_dir)  # the report's own time, apart: a re-render gives the same report
+        spent = records.sessions(env)[-1]
+        spent = {**spent, "report_s": round(time.perf_counter() - began, 3)}
+        records.write_json(run_dir / "env.json", {**env, "sessions": [
+            *records.sessions(env)[:-1], spent]})  # fmt: skip
     print(f"results in {run_dir}/ (report: {path})")
     if outcome.left:
         print(
@@ -483,7 +527,8 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=N
 
 
 def _with_time(env: dict, time_s: dict) -> dict:
-    """``env`` with this session's time account (``time_s``) in its last session."""
+    """``env`` with this session's time account (``time_s``, all but the report) in its last
+    session."""
     sessions = records.sessions(env)
     return {**env, "sessions": [*sessions[:-1], {**sessions[-1], "time_s": time_s}]}
 
@@ -553,17 +598,23 @@ def cmd_compare(args, argv) -> int:
         )
     try:
         old, new = open_run(runs[0]), open_run(runs[1])
-        result = compare(
-            old,
-            new,
-            threshold=args.threshold,
-            normalise=args.normalise,
-            allow=tuple(args.allow),
-        )
+        options = dict(threshold=args.threshold, normalise=args.normalise)
+        result = compare(old, new, allow=tuple(args.allow), **options)
+        if args.remeasure:
+            result = remeasure(result, **options)
     except CompareError as e:
         raise ConfigError(f"cannot compare: {e}") from None
     print(render(result, every=args.all))
     return result.exit_code
+
+
+def cmd_history(args, argv) -> int:
+    try:
+        csv_path, png_path, df = history.write(args.results, args.out, args.suite, args.case)
+    except (history.HistoryError, SchemaError) as e:
+        raise ConfigError(str(e)) from None
+    print(f"{df.case.nunique()} cases over {df.run_id.nunique()} runs: {csv_path}, {png_path}")
+    return 0
 
 
 def cmd_list(args, argv) -> int:
@@ -624,6 +675,7 @@ COMMANDS = {
     "run": cmd_run,
     "report": cmd_report,
     "compare": cmd_compare,
+    "history": cmd_history,
     "list": cmd_list,
     "plan": cmd_plan,
 }

@@ -24,6 +24,31 @@ the threshold, never fails. ``faster`` iff ``hi < 1 / (1 + threshold)``. With fe
 :data:`MIN_SAMPLES` samples on either side a bootstrap says little, and the interval is the
 range of all ratios instead, ``[min(b) / max(a), max(b) / min(a)]``.
 
+**The run's own noise.** A run timed in interleaved rounds (``samples.csv``'s ``round``,
+``measurements.csv``'s ``round_spread``: the IQR of a case's per-round medians over their
+median) measured how much a case moves between rounds, which the back-to-back samples do not
+see. Where the runs carry it, ``slower`` also needs ``r - 1 > NOISE_K ×
+sqrt(spread_old² + spread_new²)``: the growth beyond :data:`NOISE_K` times the combined
+between-round spread (``faster`` likewise; a run without rounds adds no term, so where only
+one run has them, its spread alone counts). Two runs without rounds keep the rule above.
+
+**Re-measuring.** :func:`remeasure` (``compare --remeasure``) times the cases flagged slower
+again, in the current checkout (which must be the new run's commit), :data:`REMEASURE_ROUNDS`
+interleaved rounds of every flagged case in turn (``bench.timing.compile_ahead`` and
+``time_calls``, the runner's protocol), and decides on those samples instead of the new run's:
+a case that was slow only while the machine was busy comes back unchanged, and the rounds
+give the case's own between-round spread.
+
+**A machine that moved.** A case's time also moves with what else ran on the machine.
+The comparison sees that the whole machine moved when the calibration (``env.json``'s, or the
+matmul case) took a time outside ``[1/(1 + threshold), 1 + threshold]`` of the old run's, when
+the typical (median) case ratio lies outside that band (over at least
+:data:`MIN_TYPICAL_CASES` timed cases), or when either run's load average
+exceeded its cores. Then slower cases are not called a regression: the outcome is
+"machine moved: re-run on a quiet machine" and the exit status :data:`EXIT_MOVED` (3), which
+still fails a gate but says why. A case that broke, vanished or appeared is a regression
+(exit 1) whatever the machine did.
+
 **Normalising.** The samples of one case are taken back to back, so the interval above sees
 the noise within a case, not a machine that is busier in one run than in the other. With
 ``normalise=True`` each run's times are divided by that run's own calibration, measured on
@@ -69,6 +94,17 @@ CALIBRATION_CONSTANT = "matmul_flops_per_s"
 PROBLEMS = ("broke", "vanished", "appeared", "slower")
 """Outcomes that make a comparison fail (exit status 1), unless allowed."""
 OUTCOMES = (*PROBLEMS, "faster", "fixed", "failing", "unchanged", "calibration")
+NOISE_K = 3.0
+"""With interleaved rounds in both runs, a change must exceed this many combined
+between-round spreads (see the module docstring)."""
+MIN_TYPICAL_CASES = 4
+"""The typical ratio says the whole machine moved only over at least this many timed cases (over
+fewer, one changed case would be the whole run)."""
+REMEASURE_ROUNDS = 5
+"""Interleaved rounds of ``--remeasure``."""
+EXIT_REGRESSION = 1
+EXIT_MOVED = 3
+"""Exit status of a comparison whose only problems are slower cases on a machine that moved."""
 
 # Run context compared in the header: (label, key in the run's context).
 CONTEXT = (
@@ -87,7 +123,7 @@ CONTEXT = (
     ("git", "git_sha"),
     ("git dirty", "git_dirty"),
     ("profile", "profile"),
-    ("repeats", "repeats"),
+    ("repeats the cases ran", "repeats_ran"),
     ("XLA_FLAGS", "XLA_FLAGS"),
     ("JAX_* env", "jax_env"),
     ("load avg at start", "load_avg_start"),
@@ -109,6 +145,8 @@ class Run:
     rows: pd.DataFrame
     samples: dict[tuple, np.ndarray]
     context: dict
+    rounds: dict[tuple, np.ndarray] = dataclasses.field(default_factory=dict)
+    """Per case, the interleaved round of each sample (cases timed in rounds only)."""
 
     @property
     def label(self) -> str:
@@ -138,6 +176,27 @@ def _samples_by_case(samples: pd.DataFrame) -> dict[tuple, np.ndarray]:
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+def _rounds_by_case(samples: pd.DataFrame) -> dict[tuple, np.ndarray]:
+    """Each case's samples' round numbers, for the cases whose every sample has one
+    (``samples.csv``'s ``round`` column; absent in runs timed back to back)."""
+    if "round" not in samples:
+        return {}
+    out: dict[tuple, list] = {}
+    for rec in samples.to_dict("records"):
+        value = rec["round"]
+        out.setdefault(case_key(rec), []).append(None if pd.isna(value) else int(value))
+    return {k: np.asarray(v) for k, v in out.items() if None not in v}
+
+
+def _repeats_ran(rows: pd.DataFrame) -> str | None:
+    """The repeats the ok cases actually ran: ``n`` or ``lo–hi``."""
+    repeats = pd.to_numeric(rows.loc[rows.status == "ok", "repeats"]).dropna()
+    if repeats.empty:
+        return None
+    lo, hi = int(repeats.min()), int(repeats.max())
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
 def _open_run_folder(path: pathlib.Path) -> Run:
     env = analysis.load_env(path)
     rows = analysis.load_measurements(path / "measurements.csv")
@@ -148,7 +207,8 @@ def _open_run_folder(path: pathlib.Path) -> Run:
         kind="run folder",
         rows=rows,
         samples={} if samples is None else _samples_by_case(samples),
-        context=env,
+        context={**env, "repeats_ran": _repeats_ran(rows)},
+        rounds={} if samples is None else _rounds_by_case(samples),
     )
 
 
@@ -159,6 +219,7 @@ def _open_pytest_benchmark(path: pathlib.Path) -> Run:
     machine, commit = data.get("machine_info", {}), data.get("commit_info", {})
     cpu = machine.get("cpu", {})
     context = {
+        "repeats_ran": _repeats_ran(rows),
         "started_utc": data.get("datetime"),
         "host": machine.get("node"),
         "host_cpu": cpu.get("brand_raw"),
@@ -166,7 +227,13 @@ def _open_pytest_benchmark(path: pathlib.Path) -> Run:
         "python": machine.get("python_version"),
         "git_sha": commit.get("id"),
         "git_dirty": commit.get("dirty"),
-        **machine.get("bench", {}),  # versions and device, see tests/benchmarks/conftest.py
+        "profile": analysis.pytest_benchmark_context(data)["profile"],
+        **machine.get("bench", {}),  # versions and device, see tests/conftest.py
+        **{
+            k: v
+            for k, v in (data.get("benchmarks") or [{}])[0].get("extra_info", {}).items()
+            if k.startswith("load_avg")
+        },  # per session, in extra_info (not machine_info)
     }
     return Run(path, "pytest-benchmark", rows, _samples_by_case(samples), context)
 
@@ -220,7 +287,7 @@ def calibrations(old: Run, new: Run) -> tuple[Reference, Reference]:
             + (", ".join(missing) or "both at the same sizes")
         )
     key = common[-1]  # the largest matmul both runs timed, when there are several
-    what = f"case {_label(key)}"
+    what = f"case {case_label(key)}"
     return tuple(Reference(what, run.samples[key], key) for run in (old, new))
 
 
@@ -262,11 +329,28 @@ def ratio_interval(
     return float(ratio), float(lo), float(hi)
 
 
+def round_spread(run: Run, key: tuple) -> float | None:
+    """The case's between-round spread in ``run``: the IQR of its per-round medians over their
+    median (from the samples' rounds, else the row's ``round_spread``); None when the case
+    was not timed in rounds."""
+    rounds = run.rounds.get(key)
+    if rounds is not None and len(np.unique(rounds)) >= 2:
+        times = run.samples[key]
+        medians = np.array([np.median(times[rounds == r]) for r in np.unique(rounds)])
+        q1, q3 = np.percentile(medians, [25, 75])
+        return float((q3 - q1) / np.median(medians))
+    if "round_spread" in run.rows:
+        for rec in run.rows.to_dict("records"):
+            if case_key(rec) == key and not pd.isna(rec["round_spread"]):
+                return float(rec["round_spread"])
+    return None
+
+
 def _case_seed(seed: int, key: tuple) -> int:
     return seed * 2**32 + zlib.crc32(repr(key).encode())
 
 
-def _label(key: tuple) -> str:
+def case_label(key: tuple) -> str:
     rec = dict(zip(IDENTITY, key, strict=True))
     sizes = " ".join(f"{f}={rec[f]}" for f in SIZE_FIELDS if rec[f] is not None)
     devices = f" devices={rec['n_devices']}" if rec["n_devices"] not in (None, 1) else ""
@@ -286,9 +370,42 @@ class Comparison:
     ``median_old_s``, ``median_new_s``, ``n_old``, ``n_new``, ``ratio``, ``lo``, ``hi``."""
     references: tuple[Reference, Reference] | None = None
     allowed: tuple[str, ...] = ()
+    remeasured: list[str] = dataclasses.field(default_factory=list)
+    """The cases whose new samples :func:`remeasure` took again (their labels)."""
 
     def of(self, outcome: str) -> pd.DataFrame:
         return self.cases[self.cases.outcome == outcome]
+
+    @property
+    def itself(self) -> bool:
+        """One run compared with itself (the same folder or file)."""
+        return self.old.path.resolve() == self.new.path.resolve()
+
+    @property
+    def typical(self) -> float | None:
+        """The median ratio over the timed cases (None when none was timed in both)."""
+        timed = self.cases[self.cases.outcome.isin(["slower", "faster", "unchanged"])]
+        return None if timed.empty else float(np.median(timed.ratio))
+
+    def machine_moved(self) -> list[str]:
+        """Why the whole machine moved between the runs (empty when it did not): the
+        calibration's time or the typical case's ratio beyond the threshold band, or a load
+        average above the cores."""
+        band = (1 / (1 + self.threshold), 1 + self.threshold)
+        why = []
+        if self.references is None:
+            try:
+                ro, rn = calibrations(self.old, self.new)
+                moved = rn.median_s / ro.median_s
+                if not band[0] <= moved <= band[1]:
+                    why.append(f"the calibration took {moved:.3g}× the time")
+            except CompareError:
+                pass
+        typical = self.typical
+        timed = self.cases.outcome.isin(["slower", "faster", "unchanged"]).sum()
+        if timed >= MIN_TYPICAL_CASES and not band[0] <= typical <= band[1]:
+            why.append(f"the typical case's ratio is {typical:.3g}")
+        return why + _busy(self.old) + _busy(self.new)
 
     @property
     def problems(self) -> pd.DataFrame:
@@ -297,8 +414,15 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        """0: no problem; 1: a case broke, vanished, appeared or got slower."""
-        return 1 if len(self.problems) else 0
+        """0: no problem; 1 (:data:`EXIT_REGRESSION`): a case broke, vanished, appeared or got
+        slower; 3 (:data:`EXIT_MOVED`): the only problems are slower cases, and the machine
+        moved (:meth:`machine_moved`)."""
+        problems = self.problems
+        if problems.empty:
+            return 0
+        if (problems.outcome == "slower").all() and self.machine_moved():
+            return EXIT_MOVED
+        return EXIT_REGRESSION
 
 
 def _index(run: Run) -> dict[tuple, dict]:
@@ -308,7 +432,7 @@ def _index(run: Run) -> dict[tuple, dict]:
             continue
         key = case_key(rec)
         if key in out:
-            raise CompareError(f"{run.path}: case {_label(key)} appears twice")
+            raise CompareError(f"{run.path}: case {case_label(key)} appears twice")
         out[key] = rec
     return out
 
@@ -334,10 +458,10 @@ def compare(
         raise CompareError(f"{old.path} and {new.path} have no case in common")
     refs = calibrations(old, new) if normalise else None
     out = []
-    for key in sorted(set(rows_old) | set(rows_new), key=lambda k: _label(k)):
+    for key in sorted(set(rows_old) | set(rows_new), key=lambda k: case_label(k)):
         a, b = rows_old.get(key), rows_new.get(key)
         rec = {
-            "case": _label(key),
+            "case": case_label(key),
             **dict(zip(IDENTITY, key, strict=True)),
             "status_old": None if a is None else a["status"],
             "status_new": None if b is None else b["status"],
@@ -348,6 +472,7 @@ def compare(
             "ratio": math.nan,
             "lo": math.nan,
             "hi": math.nan,
+            "noise": math.nan,
         }
         rec["outcome"] = _outcome(key, a, b, old, new, refs, threshold, seed, resamples, rec)
         out.append(rec)
@@ -375,7 +500,7 @@ def _outcome(key, a, b, old, new, refs, threshold, seed, resamples, rec) -> str:
     sa, sb = old.samples.get(key), new.samples.get(key)
     if sa is None or sb is None:
         missing = old.path if sa is None else new.path
-        raise CompareError(f"{missing}: case {_label(key)} is ok but has no raw samples")
+        raise CompareError(f"{missing}: case {case_label(key)} is ok but has no raw samples")
     ratio, lo, hi = ratio_interval(
         sa,
         sb,
@@ -385,11 +510,88 @@ def _outcome(key, a, b, old, new, refs, threshold, seed, resamples, rec) -> str:
         new_ref=None if refs is None else refs[1].samples,
     )
     rec.update(ratio=ratio, lo=lo, hi=hi)
-    if lo > 1 + threshold:
+    spreads = [x for x in (round_spread(old, key), round_spread(new, key)) if x is not None]
+    floor = 0.0
+    if spreads:
+        floor = NOISE_K * math.hypot(*spreads)
+        rec["noise"] = floor
+    if lo > 1 + threshold and ratio - 1 > floor:
         return "slower"
-    if hi < 1 / (1 + threshold):
+    if hi < 1 / (1 + threshold) and 1 / ratio - 1 > floor:
         return "faster"
     return "unchanged"
+
+
+# --- Re-measuring -----------------------------------------------------------------------------
+
+
+def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Comparison:
+    """``c`` decided again after timing its slower cases anew in the current checkout, in
+    ``rounds`` interleaved rounds (see the module docstring); ``options`` go to
+    :func:`compare` (threshold, normalise, ...) as ``c`` was made."""
+    from bench import records
+    from bench.timing import compile_ahead, time_calls
+    from bench.workloads import running, suites
+
+    flagged = [case_key(r) for r in c.of("slower").to_dict("records")]
+    if not flagged:
+        return c
+    new = c.new
+    if new.kind != "run folder":
+        raise CompareError("--remeasure re-times a run folder's cases, not a pytest-benchmark save")
+    here = records.git_info()
+    ran = {k: new.context.get(k) for k in ("git_sha", "git_diff_sha256")}
+    if ran != {k: here.get(k) for k in ran}:
+        raise CompareError(
+            f"--remeasure times the current checkout, which is not the new run's code (run: git "
+            f"{str(ran['git_sha'])[:10]}, checkout: git {str(here['git_sha'])[:10]}"
+            + (", uncommitted changes differ" if ran["git_sha"] == here["git_sha"] else "")
+            + ")"
+        )
+    registered = suites()
+    profile = new.context.get("profile")
+    timed = {}
+    with running(new.path):  # where a suite's prepared files (trained weights) are
+        for key in flagged:
+            suite = registered.get(key[0])
+            cases = [] if suite is None else suite.cases(profile)
+            match = [case for case in cases if case.key(1) == key]
+            if not match:
+                raise CompareError(f"--remeasure: case {case_label(key)} is not a registered case")
+            w = match[0].build()
+            args = jax_ready(w.args)
+            compiled, _, _ = compile_ahead(w.fn, args)
+            timed[key] = (compiled, args)
+    per_round = {
+        key: max(MIN_SAMPLES, math.ceil(len(new.samples.get(key, ())) / rounds)) for key in flagged
+    }
+    samples = {key: [] for key in flagged}
+    round_of = {key: [] for key in flagged}
+    for r in range(rounds):
+        for key in flagged[r % len(flagged) :] + flagged[: r % len(flagged)]:  # a turn each
+            compiled, args = timed[key]
+            t = time_calls(lambda: compiled(*args), repeats=per_round[key], warmup=1)  # noqa: B023
+            samples[key] += t.samples_s
+            round_of[key] += [r] * len(t.samples_s)
+    rows = new.rows.copy()
+    for i, rec in enumerate(rows.to_dict("records")):
+        if case_key(rec) in samples:
+            rows.loc[rows.index[i], "time_median_s"] = float(np.median(samples[case_key(rec)]))
+    again = dataclasses.replace(
+        new,
+        rows=rows,
+        samples={**new.samples, **{k: np.asarray(v) for k, v in samples.items()}},
+        rounds={**new.rounds, **{k: np.asarray(v) for k, v in round_of.items()}},
+    )
+    result = compare(c.old, again, allow=c.allowed, **options)
+    result.remeasured = [case_label(k) for k in flagged]
+    return result
+
+
+def jax_ready(args):
+    import jax
+
+    return jax.block_until_ready(jax.device_put(args))
 
 
 # --- Rendering --------------------------------------------------------------------------------
@@ -411,7 +613,7 @@ def _typical(c: Comparison) -> list[str]:
     timed = c.cases[c.cases.outcome.isin(["slower", "faster", "unchanged"])]
     if timed.empty:
         return []
-    typical = float(np.median(timed.ratio))
+    typical = c.typical
     line = f"typical case: ratio {typical:.3g} (median over {len(timed)} timed cases)"
     if 1 / (1 + c.threshold) <= typical <= 1 + c.threshold:
         return [line]
@@ -462,9 +664,10 @@ def _table(rows: pd.DataFrame, timed: bool) -> str:
     lines = []
     for r in rows.itertuples():
         if timed:
+            noise = "" if pd.isna(r.noise) else f", round noise ±{r.noise:.3f}"
             lines.append(
                 f"  {r.case}: {_ms(r.median_old_s)} → {_ms(r.median_new_s)} ms, ratio "
-                f"{r.ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}] (n {r.n_old}/{r.n_new})"
+                f"{r.ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}] (n {r.n_old}/{r.n_new}{noise})"
             )
         else:
             lines.append(f"  {r.case}: {_status(r.status_old)} → {_status(r.status_new)}")
@@ -475,6 +678,11 @@ def render(c: Comparison, *, every: bool = False) -> str:
     """The comparison for a terminal: header, the problems, then (with ``every``) all cases."""
     differs, same = environment_diff(c.old, c.new)
     lines = [f"old: {c.old.label}", f"new: {c.new.label}"]
+    if c.itself:
+        lines.append(
+            "NOTE: this compares a run with itself (the same folder or file): every ratio is 1 "
+            "by construction, which says nothing about noise or speed"
+        )
     lines.append("environments differ in: " + ("; ".join(differs) if differs else "nothing"))
     if same:
         lines.append("same: " + "; ".join(same))
@@ -507,8 +715,14 @@ def render(c: Comparison, *, every: bool = False) -> str:
         f"rule: slower iff the {level} bootstrap interval of the ratio of medians new/old "
         f"({RESAMPLES} resamples, seeded) lies above 1 + {c.threshold:g}; faster iff below "
         f"1/(1 + {c.threshold:g}); under {MIN_SAMPLES} samples a side, the interval is the "
-        "range of all ratios"
+        "range of all ratios; where a run was timed in interleaved rounds, the change "
+        f"must also exceed {NOISE_K:g}× the combined between-round spread"
     )
+    if c.remeasured:
+        lines.append(
+            f"REMEASURED: {len(c.remeasured)} case(s) flagged slower were timed again in this "
+            f"checkout, {REMEASURE_ROUNDS} interleaved rounds; their new times are those samples"
+        )
     lines += _typical(c)
     for outcome in (*PROBLEMS, "faster", "fixed", "failing"):
         rows = c.of(outcome)
@@ -527,10 +741,16 @@ def render(c: Comparison, *, every: bool = False) -> str:
     summary = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if o in counts)
     lines.append(f"\n{len(c.cases)} cases: {summary}")
     problems = c.problems
-    if len(problems):
+    if c.exit_code == EXIT_MOVED:
+        lines.append(
+            f"MACHINE MOVED: {len(problems)} case(s) slower while the whole machine moved ("
+            + "; ".join(c.machine_moved())
+            + "): re-run on a quiet machine (exit status 3, not a regression verdict)"
+        )
+    elif len(problems):
         lines.append(f"REGRESSION: {len(problems)} case(s) broke, vanished, appeared or got slower")
     else:
-        lines.append("no regression")
+        lines.append("no regression" + (" (a run compared with itself)" if c.itself else ""))
     return "\n".join(lines)
 
 

@@ -48,8 +48,11 @@ AXIS_LABEL = {
     "kernel": "kernel size K",
     "hidden": "hidden units",
 }
-SHORT = {"batch": "B", "depth": "d", "kernel": "K", "hidden": "C", "seq_len": "T"}
-MARKERS = "osD^vP*X"
+SHORT = {"batch": "batch", "depth": "d", "kernel": "K", "hidden": "hidden", "seq_len": "T"}
+"""A fixed size in a panel's title: the letters of the x-axis labels (d, K, T, H=W), batch and
+hidden (the width: units or channels) in full."""
+MARKERS = "osD^P*Xh"
+"""Series markers; no ▼, which marks values drawn on a log axis's floor (:func:`curve_plot`)."""
 LINESTYLES = ("-", "--", ":", "-.")
 MAX_COLUMNS = 3
 MAX_LINES = 6
@@ -79,6 +82,13 @@ def _save(fig, path: pathlib.Path) -> pathlib.Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+class _PlainLog(matplotlib.ticker.LogFormatter):
+    """matplotlib's choice of which log ticks to label, each as a plain number (0.4)."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:g}"
 
 
 def _ticks(ax, values) -> None:
@@ -148,9 +158,11 @@ def sweep_plot(
     *,
     spread: dict | None = None,
     title: str = "",
+    scale: float = 1.0,
 ) -> pathlib.Path | None:
     """One figure per suite: a panel per (mode, axis, regime), a line per variant and fixed
-    sizes, IQR error bars from ``spread`` (see :func:`quartiles`)."""
+    sizes, IQR error bars from ``spread`` (see :func:`quartiles`); values (and the bars)
+    multiplied by ``scale`` (1e3: seconds shown in ms), the y ticks in plain numbers."""
     rows = df[(df.suite == suite) & df[value].notna()]
     lines = list(sweep_lines(rows))
     if not lines:
@@ -169,7 +181,7 @@ def sweep_plot(
             colour, marker, order = style[variant]
             sweep = sweep.sort_values("height" if axis == "hw" else axis)
             x = axis_values(sweep, axis).to_numpy(float)
-            y = sweep[value].to_numpy(float)
+            y = sweep[value].to_numpy(float) * scale
             xs |= set(x)
             dash = LINESTYLES[fixed_sets.index(_fixed_text(fixed)) % len(LINESTYLES)]
             label = variant + (f" ({_fixed_text(fixed)})" if len(fixed_sets) > 1 else "")
@@ -178,8 +190,8 @@ def sweep_plot(
             if spread:
                 q = [spread.get(case_key(r)) for r in sweep.to_dict("records")]
                 if all(q):
-                    err = np.array([[yi - a for yi, (a, _) in zip(y, q, strict=True)],
-                                    [b - yi for yi, (_, b) in zip(y, q, strict=True)]])  # fmt: skip
+                    lo, hi = (np.array([pair[i] for pair in q]) * scale for i in (0, 1))
+                    err = np.array([y - lo, hi - y])
             ax.errorbar(
                 x, y, yerr=err, color=colour, marker=marker, linestyle=dash, markersize=size,
                 markerfacecolor="none" if order == 0 else colour, capsize=3, label=label,
@@ -190,6 +202,9 @@ def sweep_plot(
                 ax.plot(x, y[0] * steps / steps[0], "--", color=colour, alpha=0.4, linewidth=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        # plain numbers (0.4, not 4×10⁻¹), minor ticks labelled where few decades show
+        ax.yaxis.set_major_formatter(_PlainLog())
+        ax.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False))
         _ticks(ax, xs)
         sizes = f"; {fixed_sets[0]}" if len(fixed_sets) == 1 and fixed_sets[0] else ""
         ax.set_title(f"{mode}, {regime or ''}-bound sizes{sizes}", fontsize=9)
@@ -299,9 +314,10 @@ def render(
                 ok,
                 suite,
                 "time_median_s",
-                "median time per call (s)",
+                "median time per call (ms)",
                 run_dir / f"time_{suite}.png",
                 spread=spread,
+                scale=1e3,  # the report's unit
                 title=f"{suite}: median wall time per call, bars from the 25th to the 75th "
                 "percentile of the samples\ndashed: ∝ the seed's predicted sequential steps, "
                 "through each line's first point",

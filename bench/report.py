@@ -67,6 +67,12 @@ def _sizes(df: pd.DataFrame) -> list[str]:
     return [f for f in SIZE_FIELDS if df[f].notna().any()]
 
 
+def _noisy(df: pd.DataFrame) -> pd.Series:
+    """Rows whose raw times' IQR exceeds :data:`NOISY_IQR` of their median."""
+    spread = (df.time_iqr_s / df.time_median_s).astype("Float64")
+    return (spread > NOISY_IQR).fillna(False).astype(bool)
+
+
 def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd.DataFrame:
     """Median time (and work) of each variant over its suite's baseline variant at equal
     sizes; a work ratio outside [0.9, 1.1] should be explained by the variant's note."""
@@ -77,7 +83,8 @@ def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd
         if base is None or base not in set(group.variant):
             continue
         keys = ["model", *SIZE_FIELDS, "n_devices"]
-        ref = group[group.variant == base][keys + ["time_median_s", "work_flops"]]
+        group = group.assign(noisy=_noisy(group))
+        ref = group[group.variant == base][keys + ["time_median_s", "work_flops", "noisy"]]
         merged = group.merge(ref, on=keys, suffixes=("", "_base"), how="inner")
         merged = merged[merged.variant != base]
         for rec in merged.to_dict("records"):
@@ -93,6 +100,7 @@ def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd
                     baseline_ms=rec["time_median_s_base"] * 1e3,
                     ratio=rec["time_median_s"] / rec["time_median_s_base"],
                     work_ratio=rec["work_flops"] / rec["work_flops_base"],
+                    too_noisy=bool(rec["noisy"] or rec["noisy_base"]),
                     note=rec["note"],
                 )
             )
@@ -224,7 +232,17 @@ def _brent_groups(fitted: pd.DataFrame) -> pd.DataFrame:
     if not set(terms) <= set(fitted.columns):
         return pd.DataFrame(columns=terms)
     groups = fitted.drop_duplicates(fits.GROUP)
-    return groups[(groups.brent_span_a_s_per_flop > 0) & (groups.brent_span_b_s_per_step > 0)]
+    both = (groups.brent_span_a_s_per_flop > 0) & (groups.brent_span_b_s_per_step > 0)
+    return groups[both & _precise(groups)]
+
+
+def _precise(fitted: pd.DataFrame) -> pd.Series:
+    """Fits whose slope's 95% interval is narrower than the slope itself: only they give
+    constants (a slope of 0.32 ± 0.67 says nothing about the device)."""
+    if not {"slope", "slope_ci95"} <= set(fitted.columns):
+        return pd.Series(True, index=fitted.index)
+    slope, half = fitted.slope.astype(float), fitted.slope_ci95.astype(float)
+    return (half < slope.abs()).fillna(False)
 
 
 def device_constants(fitted: pd.DataFrame) -> str:
@@ -233,6 +251,11 @@ def device_constants(fitted: pd.DataFrame) -> str:
     waits on its depth."""
     usable = _brent_groups(fitted)
     if usable.empty:
+        if not fitted.empty:
+            return (
+                "\nNo device constants: no fitted group has both Brent terms positive and a "
+                "slope whose 95% interval is narrower than the slope.\n"
+            )
         return ""
     b = usable.brent_span_b_s_per_step.median()
     a = usable.brent_span_a_s_per_flop.median()
@@ -564,21 +587,15 @@ def headlines(
     df: pd.DataFrame, ratios: pd.DataFrame, peak: pd.DataFrame, scaling: pd.DataFrame
 ) -> list[str]:
     """One line per suite: its compared variants' time over the baseline's (geometric mean
-    over the matched sizes, with the range), or its FLOP-rate fraction, or its scaling."""
+    over the matched sizes, with the range), or its FLOP-rate fraction, or its scaling. A ratio
+    whose case or baseline is too noisy to trust (:func:`noisy_cases`) is left out of the
+    mean and counted."""
     lines = []
     for suite in sorted(df.suite.dropna().unique()):
         parts = []
         mine = ratios[ratios.suite == suite] if not ratios.empty else ratios
         for (mode, base), group in mine.groupby(["mode", "baseline"]) if not mine.empty else ():
-            each = [
-                f"{variant} {_geomean(g.ratio):.3g}× "
-                + (
-                    f"({len(g)} cases, {g.ratio.min():.3g}–{g.ratio.max():.3g})"
-                    if len(g) > 1
-                    else "(1 case)"
-                )
-                for variant, g in group.groupby("variant")
-            ]
+            each = [_headline(variant, g) for variant, g in group.groupby("variant")]
             parts.append(f"{mode}, time over {base}: " + "; ".join(each))
         mine = peak[peak.suite == suite] if not peak.empty else peak
         if not mine.empty:
@@ -598,6 +615,18 @@ def headlines(
                     parts.append(f"{kind} scaling: one device only, nothing to scale")
         lines.append(f"- **{suite}**: " + (" · ".join(parts) or "no variant compared here"))
     return lines
+
+
+def _headline(variant: str, g: pd.DataFrame) -> str:
+    """``variant 0.9× (n cases, range)`` over the cases not too noisy to trust."""
+    noisy = g.too_noisy.sum() if "too_noisy" in g else 0
+    left_out = f"; {noisy} too noisy, left out" if noisy else ""
+    g = g[~g.too_noisy] if "too_noisy" in g else g
+    if g.empty:
+        return f"{variant}: all {noisy} cases too noisy to trust, no ratio"
+    spread = f"{g.ratio.min():.3g}–{g.ratio.max():.3g}" if len(g) > 1 else ""
+    cases = f"{len(g)} cases, {spread}" if len(g) > 1 else "1 case"
+    return f"{variant} {_geomean(g.ratio):.3g}× ({cases}{left_out})"
 
 
 def noisy_cases(df: pd.DataFrame, limit: int = 12) -> str:
@@ -636,15 +665,9 @@ def time_section(env: dict) -> str:
         rows = sorted(((k, v) for k, v in spent.items() if k != "total"), key=lambda kv: -kv[1])
         lines = [f"| {k} | {v:.1f} | {v / total:.0%} |" for k, v in rows if total > 0]
         parts.append(
-            f"\nSession {session.get('session', 1)}: {total:.0f} s of wall time"
-            + (
-                " (rendering this report is booked after it is written: env.json)"
-                if "report and plots" not in spent
-                else ""
-            )  # fmt: skip
-            + ".\n\n| part | seconds | share |\n|---|---|---|\n"
-            + "\n".join(lines)
-            + "\n"
+            f"\nSession {session.get('session', 1)}: {total:.0f} s of wall time before this "
+            "report (rendering it and its plots is booked apart: `report_s` in env.json)"
+            ".\n\n| part | seconds | share |\n|---|---|---|\n" + "\n".join(lines) + "\n"
         )
     if not parts:
         return ""
@@ -688,6 +711,13 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     parts.append("\n## Summary\n\n")
     if not every.empty:
         parts.append(verdict_summary(every))
+    elif env.get("experiments") is False:
+        parts.append(
+            "**Claims: not checked**: this run was made with `--no-experiments`, so no claim "
+            "of the seed was judged (run without it to judge them).\n"
+        )
+    else:
+        parts.append("**Claims:** none judged in this run (its suites' experiments gave none).\n")
     cases = f"**Cases:** {len(df)} timed, {(df.status == 'ok').sum()} ok"
     if not failed.empty:
         counts = failed.status.value_counts()
@@ -699,8 +729,10 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     parts.append(f"\n{cases}.\n\n")
     parts.append(
         "**Headline per suite** (median time ratio of each variant over the suite's baseline at "
-        "equal sizes and model, < 1 is faster; geometric mean over the matched cases, range in "
-        "brackets):\n\n" + "\n".join(headlines(df, ratios, peak, scaling)) + "\n\n"
+        "equal sizes and model, < 1 is faster; geometric mean over the matched cases whose "
+        "times are not too noisy to trust (below), range in brackets):\n\n"
+        + "\n".join(headlines(df, ratios, peak, scaling))
+        + "\n\n"
     )
     parts.append(noisy_cases(df))
     parts.append(

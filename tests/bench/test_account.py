@@ -36,8 +36,9 @@ def test_a_run_books_its_session_in_env_json(tmp_path):
     (session,) = json.loads((run_dir / "env.json").read_text())["sessions"]
     spent = session["time_s"]
     for part in ("start-up (imports, checks, env.json)", "calibration", "claims C1",
-                 "report and plots", "cases: compile", "cases: timed calls"):  # fmt: skip
+                 "cases: compile", "cases: timed calls"):  # fmt: skip
         assert spent[part] > 0, part
+    assert session["report_s"] > 0  # the report's own time, apart
     rest = spent["total"] - sum(v for k, v in spent.items() if k != "total")
     assert rest == pytest.approx(0.0, abs=0.01)
     df = analysis.load(run_dir)

@@ -1,14 +1,17 @@
 """`compare` as a gate: it fails on a broken, vanished, appeared or significantly slower case,
-never on noise or on a machine that was busier in one run, and says why it cannot compare.
+never on noise; slower cases on a machine that moved between the runs are their own outcome
+(exit 3, "re-run on a quiet machine"); and it says why it cannot compare.
 
 Every run here is written by the test from recorded samples (no timing in the test)."""
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
 
+from bench import analysis
 from bench import compare as cmp
 from bench.cli import main
 from bench.records import COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
@@ -95,11 +98,23 @@ def run_compare(*argv):
     return main(["compare", *map(str, argv)])
 
 
-def test_the_same_run_compared_with_itself_passes(tmp_path, capsys):
+def test_the_same_run_compared_with_itself_passes_and_says_so(tmp_path, capsys):
     old = same_code(tmp_path / "old")
     assert run_compare(old, old) == 0
     out = capsys.readouterr().out
-    assert "no regression" in out and "4 unchanged" in out
+    assert "no regression (a run compared with itself)" in out and "4 unchanged" in out
+    assert "NOTE: this compares a run with itself" in out
+    assert run_compare(old, same_code(tmp_path / "new", seed=100)) == 0
+    assert "with itself" not in capsys.readouterr().out
+
+
+def test_the_header_shows_the_repeats_the_cases_ran(tmp_path, capsys):
+    old = same_code(tmp_path / "old", env={"repeats": 2})  # the run asked for at least 2
+    new = write_run(tmp_path / "new", [(case(16), ("ok", noisy(0.01, n=7))),
+                                       (case(32), ("ok", noisy(0.02, n=30)))])  # fmt: skip
+    run_compare(old, new)
+    out = capsys.readouterr().out
+    assert "repeats the cases ran: 20 → 7–30" in out
 
 
 def test_a_case_that_broke_fails_the_comparison(tmp_path, capsys):
@@ -154,14 +169,17 @@ def test_a_slowdown_the_samples_cannot_resolve_passes():
     assert ratio == pytest.approx(1.3) and lo < 1 < hi
 
 
-def test_a_busier_machine_fails_raw_and_passes_normalised(tmp_path, capsys):
+def test_a_busier_machine_is_machine_moved_raw_and_passes_normalised(tmp_path, capsys):
     """The same code, every case 2.5× slower because the machine was loaded: the raw times
-    flag every case; divided by each run's own matmul calibration, none."""
+    flag every case, and the outcome is "machine moved" (exit 3), not a regression; divided by
+    each run's own matmul calibration, none is flagged."""
     old = same_code(tmp_path / "old", load=1.0, env={"load_avg_start": [0.5, 0.4, 0.3]})
     busy = {"load_avg_start": [6.0, 5.0, 4], "host_cpu_count": 2}
     new = same_code(tmp_path / "new", load=2.5, seed=100, env=busy)
-    assert run_compare(old, new) == 1
+    assert run_compare(old, new) == cmp.EXIT_MOVED == 3
     raw = capsys.readouterr().out
+    assert "MACHINE MOVED: 4 case(s) slower" in raw and "re-run on a quiet machine" in raw
+    assert "REGRESSION" not in raw
     ratios = {
         T: np.median(noisy(BASE_S[T] * 2.5, seed=100 + T)) / np.median(noisy(BASE_S[T], seed=T))
         for T in BASE_S
@@ -239,7 +257,7 @@ def test_the_interval_is_seeded_and_uses_the_range_below_five_samples():
 # --- pytest-benchmark saves -------------------------------------------------------------------
 
 
-def write_save(path, benchmarks, data=True):
+def write_save(path, benchmarks, data=True, **top):
     """A pytest-benchmark save: ``benchmarks`` maps a case identity to its raw times."""
     path.parent.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -247,8 +265,28 @@ def write_save(path, benchmarks, data=True):
         stats = {"rounds": len(times), "median": float(np.median(times)), "min": min(times)}
         stats.update(max=max(times), iqr=0.0, **({"data": times} if data else {}))
         entries.append({"name": "test_workload", "extra_info": identity, "stats": stats})
-    path.write_text(json.dumps({"datetime": "2026-11-30T00:00:00", "benchmarks": entries}))
+    path.write_text(json.dumps({"datetime": "2026-11-30T00:00:00", "benchmarks": entries, **top}))
     return path
+
+
+def test_a_pytest_benchmark_save_loads_with_a_run_folders_context_columns(tmp_path):
+    """`bench.analysis.load` gives a save the run-context columns of a run folder, from its
+    commit_info, machine_info (tests/conftest.py's `bench` entry) and extra_info."""
+    machine = {"cpu": {"brand_raw": "test cpu"}, "bench": {"jax": "0.10.2", "jaxlib": "0.10.2",
+               "flax": "0.12.8", "backend": "cpu"}}  # fmt: skip
+    save = write_save(
+        tmp_path / "0001_a.json",
+        [({**case(16), "profile": "smoke"}, noisy(0.01))],
+        machine_info=machine,
+        commit_info={"id": "b" * 40, "dirty": True},
+    )
+    folder = analysis.load(same_code(tmp_path / "run"))
+    df = analysis.load(save)
+    assert list(df.columns) == list(folder.columns)
+    assert dict(df.dtypes) == dict(folder.dtypes)
+    row = df.iloc[0]
+    assert (row.git_sha, row.git_dirty, row.jax, row.backend) == ("b" * 40, True, "0.10.2", "cpu")
+    assert (row.host_cpu, row.profile, row.flax) == ("test cpu", "smoke", "0.12.8")
 
 
 def test_pytest_benchmark_saves_follow_the_same_rules(tmp_path, capsys):
@@ -290,4 +328,117 @@ def test_a_calibration_caught_in_a_load_spike_is_called_out(tmp_path, capsys):
     ]
     typical = np.median(ratios)  # normalised, the calibration case is not a timed case
     assert f"WARNING: typical case: ratio {typical:.3g}" in out and "measured at one moment" in out
-    assert run_compare(old, new) == 1  # raw: the calibration case itself is the one slower
+    # raw: the calibration case itself is the one slower, and it moved the machine's yardstick
+    assert run_compare(old, new) == cmp.EXIT_MOVED
+    assert "the calibration took" in capsys.readouterr().out
+
+
+def test_on_a_machine_that_moved_a_broken_case_is_still_a_regression(tmp_path, capsys):
+    old = same_code(tmp_path / "old")
+    new = same_code(tmp_path / "new", load=2.5, seed=100, statuses={32: "timeout"})
+    assert run_compare(old, new) == 1
+    assert "REGRESSION: 4 case(s)" in capsys.readouterr().out  # the broken one, 3 slower
+
+
+def test_a_quiet_machine_with_one_slower_case_is_a_regression_not_machine_moved(tmp_path):
+    old = same_code(tmp_path / "old")
+    new = same_code(tmp_path / "new", seed=100, slower={16: 1.5})
+    result = cmp.compare(cmp.open_run(old), cmp.open_run(new), resamples=200)
+    assert result.machine_moved() == [] and result.exit_code == 1
+
+
+# --- runs timed in interleaved rounds ---------------------------------------------------------
+
+
+def rounds_run(path, factor, round_noise, seed):
+    """A run (built in memory) of one case timed in 5 interleaved rounds of 8 samples: each
+    round's times scattered by ``round_noise`` (log-normal) around ``factor`` × 10 ms, the
+    samples within a round by 1%."""
+    rng = np.random.default_rng(seed)
+    key = cmp.case_key(case(16))
+    shifts = np.repeat(np.exp(round_noise * rng.standard_normal(5)), 8)
+    times = 0.010 * factor * shifts * np.exp(0.01 * rng.standard_normal(40))
+    rows = cmp.pd.DataFrame([{**case(16), "status": "ok", "repeats": 40,
+                              "time_median_s": float(np.median(times))}])  # fmt: skip
+    return cmp.Run(path, "run folder", rows, {key: times}, {}, {key: np.repeat(np.arange(5), 8)})
+
+
+def test_with_rounds_a_change_within_the_between_round_spread_is_not_slower(tmp_path):
+    """1.3× slower by the back-to-back samples, but the rounds of each run scatter by ~20%:
+    the change is within 3× their combined spread; with rounds that agree to 1%, it is slower."""
+    noisy_old, noisy_new = (rounds_run(tmp_path / n, f, 0.2, s) for n, f, s in
+                            (("a", 1.0, 1), ("b", 1.3, 2)))  # fmt: skip
+    result = cmp.compare(noisy_old, noisy_new, resamples=200)
+    (row,) = result.cases.to_dict("records")
+    spreads = [cmp.round_spread(r, cmp.case_key(case(16))) for r in (noisy_old, noisy_new)]
+    assert row["noise"] == pytest.approx(3 * np.hypot(*spreads)) and row["ratio"] - 1 < row["noise"]
+    assert row["outcome"] == "unchanged"
+    quiet_old, quiet_new = (rounds_run(tmp_path / n, f, 0.01, s) for n, f, s in
+                            (("c", 1.0, 1), ("d", 1.3, 2)))  # fmt: skip
+    (row,) = cmp.compare(quiet_old, quiet_new, resamples=200).cases.to_dict("records")
+    assert row["outcome"] == "slower" and row["noise"] < 0.1
+
+
+def test_the_round_spread_is_the_iqr_of_the_per_round_medians_over_their_median(tmp_path):
+    run = rounds_run(tmp_path / "a", 1.0, 0.2, 3)
+    key = cmp.case_key(case(16))
+    medians = [np.median(run.samples[key][i * 8 : (i + 1) * 8]) for i in range(5)]
+    q1, q3 = np.percentile(medians, [25, 75])
+    assert cmp.round_spread(run, key) == pytest.approx((q3 - q1) / np.median(medians))
+    no_rounds = cmp.Run(run.path, run.kind, run.rows, run.samples, {})
+    assert cmp.round_spread(no_rounds, key) is None
+
+
+# --- --remeasure ------------------------------------------------------------------------------
+
+
+def slow_down(run_dir, label_part, factor):
+    """Multiply one case's times (its row and its samples) in a run folder by ``factor``: a
+    planted slowdown (the case is the first whose label contains ``label_part``)."""
+    target = None
+    for name, columns in (("measurements.csv", TIME_COLUMNS), ("samples.csv", ("time_s",))):
+        path = run_dir / name
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        for row in rows:
+            key = cmp.case_key({k: (int(v) if v.isdigit() else v or None) for k, v in row.items()})
+            if target is None and label_part in cmp.case_label(key):
+                target = key
+            if key == target:
+                for column in columns:
+                    row[column] = repr(float(row[column]) * factor)
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return target
+
+
+TIME_COLUMNS = ("time_median_s", "time_min_s", "time_max_s", "time_iqr_s")
+
+
+def test_remeasure_times_the_flagged_case_again_in_interleaved_rounds(smoke_run, tmp_path):
+    """The new run's case looks 3× slower (its recorded times were multiplied): --remeasure
+    times it again in this checkout and decides on those samples, taken in rounds."""
+    new = tmp_path / "new"
+    shutil.copytree(smoke_run, new)
+    key = slow_down(new, "manual-bwd] train batch=8 seq_len=8", 3.0)
+    first = cmp.compare(cmp.open_run(smoke_run), cmp.open_run(new), resamples=200)
+    label = cmp.case_label(key)
+    assert label in set(first.of("slower").case)
+    again = cmp.remeasure(first, rounds=3)
+    (row,) = again.cases[again.cases.case == label].to_dict("records")
+    assert again.remeasured == list(first.of("slower").case)
+    assert row["n_new"] >= 3 * cmp.MIN_SAMPLES and row["noise"] == row["noise"]  # rounds: a spread
+    assert row["median_new_s"] != first.cases.set_index("case").loc[label, "median_new_s"]
+    assert "REMEASURED:" in cmp.render(again)
+
+
+def test_remeasure_refuses_a_run_of_other_code(smoke_run, tmp_path, capsys):
+    new = tmp_path / "new"
+    shutil.copytree(smoke_run, new)
+    slow_down(new, "manual-bwd] train batch=8 seq_len=8", 3.0)
+    env = json.loads((new / "env.json").read_text())
+    (new / "env.json").write_text(json.dumps({**env, "git_sha": "f" * 40}))
+    assert run_compare(smoke_run, new, "--remeasure") == 2
+    assert "not the new run's code" in capsys.readouterr().err

@@ -62,3 +62,30 @@ def test_a_curve_with_many_regimes_gets_a_panel_each_and_a_floor_on_its_log_axis
     path = plots.curve_plot(tmp_path, curve)
     height, width, _ = matplotlib.image.imread(path).shape
     assert height > width / 2  # a grid (8 panels: 3 rows), not a strip
+
+
+def test_no_series_is_drawn_with_the_floor_marker_and_fixed_sizes_are_named():
+    """▼ marks values drawn on a log axis's floor (curve_plot), so no series uses it; a
+    panel's fixed sizes say batch and hidden in words (``C=3`` meant the hidden width)."""
+    assert "v" not in plots.MARKERS
+    fixed = {"batch": 1, "hidden": 3, "height": 8, "width": 8}
+    assert plots._fixed_text(fixed) == "batch=1 hidden=3 H=W=8"
+
+
+def test_time_plots_are_in_ms_as_the_report_is(smoke_run, tmp_path, monkeypatch):
+    from bench import analysis
+
+    df = analysis.load(smoke_run)
+    seen = {}
+    real = plots._save
+
+    def keep(fig, path):
+        seen[path.name] = [(ax.get_ylabel(), list(ax.lines[0].get_ydata())) for ax in fig.axes]
+        return real(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    plots.render(tmp_path, df)
+    ok = df[(df.status == "ok") & (df.suite == "lstm")]
+    (label, ys), *_ = seen["time_lstm.png"]
+    assert label == "median time per call (ms)"
+    assert min(ys) >= ok.time_median_s.min() * 1e3 * 0.999 and max(ys) > 0.01

@@ -91,3 +91,44 @@ def test_the_report_opens_with_the_summary_and_keeps_table_cells_short(claimed_r
     assert max(map(len, cells)) <= report.MAX_CELL + 2
     # the evidence in full is below, as a paragraph, cut where it is very long
     assert '<a id="claim-c4"></a>' in text and "(full text: `claims.csv`)" in text
+
+
+def test_a_headline_leaves_out_the_ratios_of_cases_too_noisy_to_trust():
+    rows = [
+        dict(suite="lstm", model="lstm", mode="train", variant=v, seq_len=t, n_devices=1)
+        | dict(status="ok", time_median_s=s, time_iqr_s=iqr, work_flops=1.0)
+        for v, t, s, iqr in [
+            ("base", 8, 1.0, 0.01), ("base", 16, 2.0, 0.01), ("base", 32, 4.0, 0.01),
+            ("fast", 8, 0.5, 0.01), ("fast", 16, 0.5, 0.01), ("fast", 32, 8.0, 6.0),
+        ]
+    ]  # fmt: skip
+    df = frame(rows)
+    ratios = report.variant_ratios(df, {"lstm": {"train": "base"}})
+    assert ratios.too_noisy.tolist() == [False, False, True]
+    (line,) = report.headlines(df, ratios, pd.DataFrame(), pd.DataFrame())
+    assert line == (
+        "- **lstm**: train, time over base: fast 0.354× (2 cases, 0.25–0.5; 1 too noisy, left out)"
+    )
+    all_noisy = ratios.assign(too_noisy=True)
+    (line,) = report.headlines(df, all_noisy, pd.DataFrame(), pd.DataFrame())
+    assert line.endswith("fast: all 3 cases too noisy to trust, no ratio")
+
+
+def test_device_constants_come_only_from_fits_whose_interval_is_narrower_than_the_slope():
+    group = dict(brent_span_a_s_per_flop=1e-9, brent_span_b_s_per_step=1e-6)
+    precise = pd.DataFrame([dict(suite="a", **group, slope=1.0, slope_ci95=0.1)])
+    loose = pd.DataFrame([dict(suite="a", **group, slope=0.32, slope_ci95=0.67)])
+    for fitted in (precise, loose):
+        for column in report.fits.GROUP:
+            fitted[column] = fitted.get(column, "x")
+    assert "b = 1 µs per operation" in report.device_constants(precise)
+    text = report.device_constants(loose)
+    assert "µs per operation" not in text and "No device constants" in text
+
+
+def test_a_run_without_experiments_says_its_claims_were_not_checked(smoke_run, tmp_path):
+    run = tmp_path / smoke_run.name
+    shutil.copytree(smoke_run, run)
+    text = report.render(run).read_text()
+    summary = text.split("## Summary")[1].split("##")[0]
+    assert "**Claims: not checked**: this run was made with `--no-experiments`" in summary

@@ -6,7 +6,12 @@ timed round blocks on the result. ``extra_info`` carries the row identity and th
 counts so ``bench.analysis.load`` reads the saved JSON into the ``measurements.csv`` shape.
 
 ``make test`` runs each once with timing disabled (a smoke test of every workload);
-``make bench-pytest`` times and saves them; ``make compare`` compares the last two saves.
+``make bench-pytest`` times and saves them; ``make compare-pytest`` compares the last two saves.
+
+pytest-benchmark's conventions: a test id is ``-k``-friendly (``lstm-lstm-autodiff-train-batch_8-
+seq_len_16-hidden_8``: ``-k seq_len_16`` selects by size, no ``=`` that ``-k`` refuses); a group
+holds the cases of one suite, mode and sizes (:func:`group`), so its ``relative`` column compares
+variants at the same size; groups print in numeric order of their sizes (``tests/conftest.py``).
 """
 
 from contextlib import nullcontext
@@ -19,7 +24,24 @@ from bench.runner import device_fields, structure_columns
 from bench.timing import compile_ahead
 from bench.workloads import SIZE_FIELDS, running, suites
 
-CASES = [case for suite in suites().values() for case in suite.cases("smoke")]
+PROFILE = "smoke"
+CASES = [case for suite in suites().values() for case in suite.cases(PROFILE)]
+
+
+def _sizes(case, sep: str) -> list[str]:
+    return [f"{f}{sep}{case.sizes[f]}" for f in SIZE_FIELDS if f in case.sizes] + (
+        [f"devices{sep}{case.devices}"] if case.devices else []
+    )
+
+
+def case_id(case) -> str:
+    """``suite-model-variant-mode-size_value-...``: words ``-k`` accepts."""
+    return "-".join([case.suite, case.model, case.variant, case.mode, *_sizes(case, "_")])
+
+
+def group(case) -> str:
+    """The cases compared with each other: one suite, mode and sizes (the variants)."""
+    return " ".join([f"{case.suite}/{case.mode}", *_sizes(case, "=")])
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +57,7 @@ def prepared(tmp_path_factory):
 
 
 @pytest.mark.bench
-@pytest.mark.parametrize("case", CASES, ids=[c.label.replace(" ", ",") for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
 def test_workload(benchmark, case, request):
     needs_folder = suites()[case.suite].prepare is not None
     with running(request.getfixturevalue("prepared")) if needs_folder else nullcontext():
@@ -45,8 +67,9 @@ def test_workload(benchmark, case, request):
     first = jax.block_until_ready(compiled(*args))
     if w.check is not None:
         assert w.check(first) == "ok"
-    benchmark.group = f"{case.suite}/{case.mode}"
+    benchmark.group = group(case)
     benchmark.extra_info.update(
+        profile=PROFILE,
         suite=case.suite,
         model=case.model,
         variant=case.variant,

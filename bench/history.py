@@ -1,0 +1,209 @@
+"""A case's (or suite's) time across every run folder under ``results/``: asv's view across
+commits, from the run folders already there.
+
+``python -m bench history results/`` writes ``history.csv`` (one row per case and run) and
+``history.png``: x is the run, in order of its start, labelled with its commit's short SHA and
+date; y is each case's median time with the run's own noise band around it. The band is the
+interquartile range of the case's per-round medians where the run timed it in interleaved
+rounds (``samples.csv``'s ``round``), else of its raw samples (``samples.csv``). One panel per
+suite; with one case chosen (``--case``), its time in ms, else each case's time over its own
+median across the runs (1 = its usual time), so cases of any size share an axis.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench import analysis  # noqa: E402
+from bench.compare import case_label  # noqa: E402
+from bench.workloads import IDENTITY, case_key  # noqa: E402
+
+COLUMNS = (
+    "case", *IDENTITY, "run_id", "started_utc", "git_sha", "git_short", "git_dirty", "profile",
+    "status", "median_s", "band_lo_s", "band_hi_s", "band", "n",
+)  # fmt: skip
+"""``history.csv``: ``band`` says what the band spans (``rounds`` or ``samples``)."""
+
+
+MAX_LEGEND = 24
+LINESTYLES = ("-", "--", ":", "-.")  # a new one every 10 cases (matplotlib's 10 colours)
+BAND_TEXT = {"rounds": "IQR of its per-round medians", "samples": "IQR of its samples"}
+
+
+class HistoryError(ValueError):
+    """No run to draw (the CLI exits 2)."""
+
+
+def run_folders(results: pathlib.Path) -> list[pathlib.Path]:
+    """Every run folder under ``results`` (a folder with an ``env.json``; a link such as
+    ``results/latest`` is not a second run), in order of its start."""
+    found = []
+    for env_path in results.glob("*/env.json"):
+        folder = env_path.parent
+        if folder.is_symlink():
+            continue
+        try:
+            env = analysis.load_env(folder)
+        except analysis.SchemaError:
+            continue  # not a run folder this version reads: left out, as compare does
+        found.append((env.get("started_utc") or "", folder.name, folder))
+    return [folder for *_, folder in sorted(found)]
+
+
+def _band(times: np.ndarray, rounds: np.ndarray | None) -> tuple[float, float, str]:
+    if rounds is not None and len(np.unique(rounds)) >= 2:
+        medians = [np.median(times[rounds == r]) for r in np.unique(rounds)]
+        lo, hi = np.percentile(medians, [25, 75])
+        return float(lo), float(hi), "rounds"
+    lo, hi = np.percentile(times, [25, 75])
+    return float(lo), float(hi), "samples"
+
+
+def table(folders: list[pathlib.Path]) -> pd.DataFrame:
+    """One row per case and run (:data:`COLUMNS`)."""
+    rows = []
+    for folder in folders:
+        env = analysis.load_env(folder)
+        measured = analysis.load_measurements(folder / "measurements.csv")
+        samples_path = folder / "samples.csv"
+        samples = analysis.load_samples(samples_path) if samples_path.exists() else None
+        by_case: dict[tuple, tuple[list, list]] = {}
+        if samples is not None:
+            has_rounds = "round" in samples
+            for rec in samples.to_dict("records"):
+                times, rounds = by_case.setdefault(case_key(rec), ([], []))
+                times.append(float(rec["time_s"]))
+                rounds.append(rec["round"] if has_rounds and not pd.isna(rec["round"]) else None)
+        sha = env.get("git_sha") or ""
+        for rec in measured.to_dict("records"):
+            if rec["status"] == "skipped":
+                continue
+            times, rounds = by_case.get(case_key(rec), ([], []))
+            ok = rec["status"] == "ok" and bool(times)
+            lo, hi, band = np.nan, np.nan, None
+            if ok:
+                lo, hi, band = _band(
+                    np.asarray(times), None if None in rounds else np.asarray(rounds)
+                )
+            rows.append(
+                {
+                    "case": case_label(case_key(rec)),
+                    **{k: rec[k] for k in IDENTITY},
+                    "run_id": env["run_id"],
+                    "started_utc": env.get("started_utc"),
+                    "git_sha": sha or None,
+                    "git_short": sha[:7] or None,
+                    "git_dirty": env.get("git_dirty"),
+                    "profile": env.get("profile"),
+                    "status": rec["status"],
+                    "median_s": rec["time_median_s"] if ok else np.nan,
+                    "band_lo_s": lo,
+                    "band_hi_s": hi,
+                    "band": band,
+                    "n": len(times),
+                }
+            )
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def choose(df: pd.DataFrame, suites=None, case: str | None = None) -> pd.DataFrame:
+    """The rows of the chosen suites, and of the cases whose label contains ``case``."""
+    if suites:
+        df = df[df.suite.isin(suites)]
+    if case:
+        df = df[df.case.str.contains(case, regex=False)]
+    if df.empty:
+        what = ", ".join(filter(None, [f"suite {'/'.join(suites)}" if suites else "",
+                                       f"case containing {case!r}" if case else ""]))  # fmt: skip
+        raise HistoryError(f"no measured case{' matches ' + what if what else ''}")
+    return df
+
+
+def plot(df: pd.DataFrame, path: pathlib.Path) -> pathlib.Path:
+    """``history.png``: time against run (short SHA and date), a band per run."""
+    runs = df.drop_duplicates("run_id")[["run_id", "started_utc", "git_short", "git_dirty"]]
+    x_of = {run: i for i, run in enumerate(runs.run_id)}
+    ticks = [
+        f"{sha or '?'}{'+' if dirty is True else ''}\n{str(started)[5:16].replace('T', ' ')}"
+        for sha, dirty, started in zip(
+            runs.git_short, runs.git_dirty, runs.started_utc, strict=True
+        )
+    ]
+    one_case = df.case.nunique() == 1
+    panels = sorted(df.suite.unique())
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(max(6.0, 1.1 * len(runs) + 6), 4.2 * len(panels)), squeeze=False
+    )
+    for ax, suite in zip(axes[:, 0], panels, strict=True):
+        part = df[df.suite == suite]
+        n = part.case.nunique()
+        step = min(0.3 / max(n - 1, 1), 0.03)  # side by side, so the bands stay apart
+        offset, offset_index = -step * (n - 1) / 2, 0
+        for name, rows in part.groupby("case", sort=True):
+            rows = rows[rows.median_s.notna()]
+            if rows.empty:
+                continue
+            scale = 1e3 if one_case else 1 / float(np.median(rows.median_s))
+            x = rows.run_id.map(x_of).to_numpy()
+            y = rows.median_s.to_numpy(float) * scale
+            lo = rows.band_lo_s.to_numpy(float) * scale
+            hi = rows.band_hi_s.to_numpy(float) * scale
+            ax.errorbar(
+                x + offset,
+                y,
+                ls=LINESTYLES[(offset_index // 10) % len(LINESTYLES)],
+                yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)],
+                marker="o",
+                ms=3.5,
+                lw=1,
+                capsize=2,
+                label=name.split("/", 1)[1],
+            )
+            offset += step
+            offset_index += 1
+        ax.set_xticks(range(len(runs)), ticks, fontsize=7)
+        ax.set_xlim(-0.5, len(runs) - 0.5)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
+        ax.set_ylabel("median time (ms)" if one_case else "time / the case's median over runs")
+        if not one_case:
+            ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        bands = " or ".join(BAND_TEXT[b] for b in sorted(part.band.dropna().unique()))
+        ax.set_title(f"{suite}: each run's median; bar = the run's noise, {bands}", fontsize=9)
+        ax.grid(True, which="both", axis="y", alpha=0.3)
+        if n <= MAX_LEGEND:
+            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            ax.text(1.01, 1.0, f"{n} cases: history.csv names them; --case picks one",
+                    transform=ax.transAxes, fontsize=7, va="top")  # fmt: skip
+    axes[-1, 0].set_xlabel("run: commit (short SHA, + = uncommitted changes) and start (UTC)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend outside, whole
+    plt.close(fig)
+    return path
+
+
+def write(
+    results: pathlib.Path, out: pathlib.Path | None = None, suites=None, case: str | None = None
+) -> tuple[pathlib.Path, pathlib.Path, pd.DataFrame]:
+    """``history.csv`` and ``history.png`` in ``out`` (default: ``results``)."""
+    if not results.is_dir():
+        raise HistoryError(f"{results}: not a folder")
+    folders = run_folders(results)
+    if not folders:
+        raise HistoryError(f"{results}: no run folder (a folder with an env.json) in it")
+    df = choose(table(folders), suites, case)
+    out = results if out is None else out
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "history.csv"
+    df.to_csv(csv_path, index=False)
+    return csv_path, plot(df, out / "history.png"), df

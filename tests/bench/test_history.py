@@ -1,0 +1,59 @@
+"""`bench history`: one row per case and run folder, in order of the runs' start, with each
+run's median and noise band, and a plot with the commits' short SHAs on the axis."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import history
+from bench.cli import main
+from tests.bench.test_compare import BASE_S, noisy, same_code
+
+SHAS = ("a" * 40, "b" * 40, "c" * 40)
+
+
+@pytest.fixture
+def results(tmp_path):
+    """Three runs of three commits, written in another order than they started."""
+    folder = tmp_path / "results"
+    for i in (2, 0, 1):
+        started = f"2026-12-0{i + 1}T10:00:00+00:00"
+        same_code(folder / f"run{i}", seed=10 * i, env={"git_sha": SHAS[i], "started_utc": started})
+    (folder / "latest").symlink_to("run2")
+    return folder
+
+
+def test_history_has_a_row_per_case_and_run_in_order_of_start(results, capsys):
+    assert main(["history", str(results)]) == 0
+    assert "4 cases over 3 runs" in capsys.readouterr().out
+    df = pd.read_csv(results / "history.csv")
+    assert len(df) == 4 * 3  # the link `latest` is not a fourth run
+    one = df[df.seq_len == 16]
+    assert one.git_short.tolist() == [s[:7] for s in SHAS] and one.band.eq("samples").all()
+    expected = noisy(BASE_S[16], seed=10 + 16)  # run1's samples of seq_len=16
+    row = one.iloc[1]
+    assert row.median_s == pytest.approx(np.median(expected))
+    assert (row.band_lo_s, row.band_hi_s) == pytest.approx(tuple(np.percentile(expected, [25, 75])))
+    assert (results / "history.png").stat().st_size > 10_000
+
+
+def test_history_of_one_case_and_a_suite(results, tmp_path):
+    out = tmp_path / "out"
+    assert main(["history", str(results), "--case", "seq_len=32", "--out", str(out)]) == 0
+    assert pd.read_csv(out / "history.csv").seq_len.tolist() == [32, 32, 32]
+    assert main(["history", str(results), "--suite", "convnet", "--out", str(out)]) == 0
+    assert set(pd.read_csv(out / "history.csv").model) == {"matmul"}
+
+
+def test_nothing_to_draw_is_a_one_line_error(results, tmp_path, capsys):
+    assert main(["history", str(tmp_path / "empty")]) == 2
+    assert main(["history", str(results), "--case", "no such case"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "not a folder" in err[0] and "no measured case" in err[1]
+
+
+def test_the_band_of_a_run_timed_in_rounds_spans_its_per_round_medians():
+    times = np.array([1.0, 1.1, 2.0, 2.1, 3.0, 3.1, 4.0, 4.1])
+    lo, hi, band = history._band(times, np.repeat(np.arange(4), 2))
+    assert band == "rounds"
+    assert (lo, hi) == pytest.approx(tuple(np.percentile([1.05, 2.05, 3.05, 4.05], [25, 75])))

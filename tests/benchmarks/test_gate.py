@@ -1,0 +1,49 @@
+"""pytest-benchmark's own gate works out of the box: a save, then `--benchmark-compare
+--benchmark-compare-fail=...` on the same commit, with this project's hooks (tests/conftest.py)
+and `filterwarnings = error` as in pyproject.toml.
+
+pytest-benchmark warns when a save's machine_info differs from the session's, and
+`filterwarnings = error` makes that warning a crash (INTERNALERROR, exit 3): machine_info must
+hold only what stays the same on one machine. The benchmark is a tiny pure-Python function
+with few rounds; the fail threshold (900%) is far beyond any noise, so the test checks that the
+gate runs and compares, never a timing.
+"""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestAssertRewriteWarning")
+
+TINY = """
+def test_tiny(benchmark):
+    benchmark.pedantic(sum, args=(range(100),), rounds=5, iterations=10)
+"""
+
+
+def test_the_gate_passes_twice_in_a_row_on_one_commit(pytester, monkeypatch):
+    loads = iter(range(1000))  # the machine's load differs at every reading, as it does
+    monkeypatch.setattr("os.getloadavg", lambda: (next(loads) / 10, 0.5, 0.25))
+    pytester.makepyfile(test_tiny=TINY)
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    store = pytester.path / "store"
+    common = ["-p", "tests.conftest", "-p", "no:cacheprovider", f"--benchmark-storage={store}"]
+    first = pytester.runpytest_inprocess(*common, "--benchmark-autosave")
+    assert first.ret == 0, first.stdout.str()
+    for _ in range(2):
+        gate = pytester.runpytest_inprocess(
+            *common,
+            "--benchmark-autosave",
+            "--benchmark-compare",
+            "--benchmark-compare-fail=median:900%",
+        )
+        assert gate.ret == 0, gate.stdout.str()
+        assert "Comparing against benchmarks from" in gate.stderr.str()
+        assert "test_tiny (NOW)" in gate.stdout.str()  # the table of the comparison
+    saves = sorted(store.glob("*/*.json"))
+    assert len(saves) == 3
+    infos = [json.loads(p.read_text()) for p in saves]
+    assert infos[0]["machine_info"] == infos[2]["machine_info"]
+    assert "load_avg_start" not in json.dumps(infos[0]["machine_info"])
+    extra = infos[0]["benchmarks"][0]["extra_info"]
+    assert len(extra["load_avg_start"]) == 3 and len(extra["load_avg_finish"]) == 3
