@@ -230,7 +230,7 @@ def growth_model(
     # sweep are one term, named for the depth: with an intercept they cannot be told apart)
     collinear = all(varies) and abs(np.corrcoef(work, depth)[0, 1]) >= COLLINEAR
     if collinear:
-        terms = {depth_name: (2, 1)}  # the depth's column first: its b is reported
+        terms = {depth_name: (2,)}  # b is the cost per step of both
     else:
         terms = {k: (i,) for k, i, v in (("work", 1, varies[0]), (depth_name, 2, varies[1])) if v}
     axis = np.arange(n) if x is None else np.asarray(x, float)
@@ -249,12 +249,13 @@ def growth_model(
         start = X[first] @ coef
         return float((X[last] @ coef) / start - 1) if start > 0 else math.nan
 
-    draws = []
+    draws, resampled = [], []
     if rounds >= MIN_ROUNDS:
         rng = np.random.default_rng(seed)
         for _ in range(boot):
             times = _median_over_rounds(by_round, rng.integers(0, rounds, rounds))
             if np.isfinite(times).all() and (times > 0).all():
+                resampled.append(times)
                 draws.append(fit(times)[0])
 
     def interval(values):
@@ -274,9 +275,10 @@ def growth_model(
         if delta_bic[k] >= BIC_MARGIN and lo > 0:
             kept.append(k)
     coef, sse = fit(t, tuple(kept))
+    final = [fit(times, tuple(kept))[0] for times in resampled]  # the reported intervals
     rise = rises(coef, tuple(kept))
     total = sum(rise.values())
-    g_lo, g_hi = interval([growth(d) for d in draws])
+    g_lo, g_hi = interval([growth(d) for d in draws])  # of the full model: is there growth?
     if len(kept) == 2:
         follows = f"{depth_name}+work"
     elif kept:
@@ -299,9 +301,9 @@ def growth_model(
         "rel_rms": float(np.sqrt(np.mean(resid**2))),
         "rounds": rounds,
     }
-    full = np.array(draws) if draws else np.full((0, 3), np.nan)
+    final = np.array(final) if final else np.full((0, 3), np.nan)
     for k, i in (("c", 0), ("a", 1), ("b", 2)):
-        out[f"{k}_lo"], out[f"{k}_hi"] = interval(full[:, i])
+        out[f"{k}_lo"], out[f"{k}_hi"] = interval(final[:, i])
     for k, short in (("work", "work"), (depth_name, "depth")):
         out[f"share_{short}"] = float(rise[k] / total) if k in rise and total > 0 else 0.0
         out[f"delta_bic_{short}"] = delta_bic.get(k, math.nan)
@@ -445,6 +447,8 @@ def sweep_models(rows: pd.DataFrame, x: pd.Series, rounds: dict[tuple, pd.Series
     ranked = shape_table(x, np.nanmedian(by_round, axis=1)).sort_values("bic")
     out["shape_best"] = ranked["shape"].iloc[0]
     out["shape_margin"] = float(ranked.bic.iloc[1] - ranked.bic.iloc[0])
+    near = ranked[ranked.bic < ranked.bic.iloc[0] + BIC_MARGIN]
+    out["shapes_near"] = " ".join(near["shape"])  # those the data cannot tell from the best
     out["shape_rel_rms"] = float(ranked.rel_rms.iloc[0])
     return out
 
