@@ -436,7 +436,7 @@ def c12_time(pairs: pd.DataFrame) -> Verdict:
 C12_TTQ_MIN_SEEDS = 3
 C12_TTQ_RESOLUTION = 10  # the steps to the target are read at least this finely
 C12_RULE_TTQ = (
-    "steps to a validation NLL of 0.8× the independent-pixel baseline, S (mean and 95% "
+    "steps to a validation NLL of 0.85× the independent-pixel baseline, S (mean and 95% "
     "t-interval over seeds at each model's best rate; the MDRNN's schedules share one S), "
     "times the time per training step τ (noise u = the two relative IQRs): per schedule R = "
     "S_MDRNN·τ / (S_PixelCNN·τ_PixelCNN), its interval from the S intervals widened by 1 + u, "

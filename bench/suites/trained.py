@@ -66,10 +66,11 @@ from bench.workloads import Case, Suite, Workload, register, run_dir
 from models import mdrnn, pixelcnn
 
 SUITE = "trained"
-TARGET_RATIO = 0.8
-"""The goal: a validation NLL ≤ 0.8 × the independent-pixel baseline. (0.75× took the MDRNN
-~570 steps at its best rate on the digits against ~240 for 0.8×: twice the cost, no other
-decision.)"""
+TARGET_RATIO = 0.85
+"""The goal: a validation NLL ≤ 0.85 × the independent-pixel baseline. Measured on the digits
+at the cpu sizes (mean over 3 seeds at the best rate): PixelCNN ~75 steps, the MDRNN ~130; at
+0.8× ~125 and ~245, at 0.75× the MDRNN ~570. A stricter target costs more training and decides
+nothing else: the verdict is on the ratio of the two, and the time per step."""
 SAMPLE_BATCH = 16
 TIMED_REPEATS = 10  # at least; a fast step gets more (bench.timing.measure)
 
@@ -94,9 +95,9 @@ class Trainee:
 
 # Per profile: the PixelCNN and MDRNN sizes and how each is trained: Adam, batch 16, 3 seeds,
 # a 3-rate grid around each model's best rate (cpu, measured on the digits on 2 shared cores:
-# PixelCNN best at 1e-2, ~300 steps; the MDRNN at 3e-2, ~240 steps; the rates either side
-# do not reach the target in that many steps). PixelCNN has 16 channels: 32 reached the target
-# in as many steps at four times the work per step.
+# PixelCNN best at 1e-2, the MDRNN at 3e-2; the rates either side do not reach the target in
+# as many steps). PixelCNN has 16 channels: with 32 it needed ~25% fewer steps (to 0.75×: ~235
+# against ~310) at about four times the work per step. max_steps caps a model that misses.
 SIZES = {
     "smoke": dict(
         pixelcnn=dict(kernel=3, depth=2, channels=8),
@@ -106,9 +107,9 @@ SIZES = {
     ),
     "cpu": dict(
         pixelcnn=dict(kernel=5, depth=4, channels=16),
-        pixelcnn_train=TrainConfig(lrs=(3e-3, 1e-2, 3e-2), max_steps=800, coarse_every=50),
+        pixelcnn_train=TrainConfig(lrs=(3e-3, 1e-2, 3e-2), max_steps=500, coarse_every=50),
         mdrnn=dict(hidden=32, depth=2),
-        mdrnn_train=TrainConfig(lrs=(1e-2, 3e-2, 1e-1), max_steps=800, coarse_every=50),
+        mdrnn_train=TrainConfig(lrs=(1e-2, 3e-2, 1e-1), max_steps=500, coarse_every=50),
     ),
 }
 SIZES["full"] = SIZES["cpu"]
@@ -226,7 +227,7 @@ def train_all(config, folder: pathlib.Path) -> None:
                     time_to_target_s=common["steps_to_target"] * step_s,
                     step_compile_s=timing.compile_s,
                     **_structure(timed, t.loss, t.config.batch, splits),
-                )  # fmt: skip
+                )
             )
         write_table(folder, curve_path.name, [
             dict(**row, validation_ratio=row["validation_nats"] / base_val) for row in result.curve
@@ -376,6 +377,8 @@ register(
         cases,
         baselines={"sample": "naive"},
         prepare=train_all,
-        prepare_cost_s=dict(smoke=15, cpu=70, full=70),
+        # cpu: 44 s of CPU time measured (user + sys; 84-88 s of wall time on the 2 shared
+        # cores under a load average of 7-8), most of it one core's.
+        prepare_cost_s=dict(smoke=10, cpu=45, full=45),
     )
 )
