@@ -53,9 +53,9 @@ class TrainConfig:
     last incomplete batch of an epoch dropped). A seed fixes the initialisation and the
     minibatch order, shared by every rate (paired runs). The validation NLL is evaluated every
     ``eval_every`` steps (the resolution of a step count), in chunks of ``eval_batch`` images,
-    up to ``max_steps``; with ``coarse_every``, only every ``coarse_every`` steps until some
-    run's validation NLL is within :data:`FINE_BAND` × the target (a run that crosses the
-    target before that has the coarser resolution, and says so).
+    up to ``max_steps``; with ``coarse_every``, only every ``coarse_every`` steps until a seed
+    of the rate is within :data:`FINE_BAND` × the target (a run that crosses the target before
+    that has the coarser resolution, and says so).
     """
 
     lrs: tuple[float, ...]
@@ -86,8 +86,8 @@ class TrainConfig:
 
 
 FINE_BAND = 1.1
-"""Evaluation turns from ``coarse_every`` to ``eval_every`` once a run is within this factor
-of the target (validation NLL ≤ FINE_BAND × target)."""
+"""A rate's evaluation turns from ``coarse_every`` to ``eval_every`` once one of its seeds is
+within this factor of the target (validation NLL ≤ FINE_BAND × target)."""
 
 
 @dataclasses.dataclass
