@@ -60,6 +60,10 @@ Rule (:func:`judge`, thresholds below), comparing pre-act with post-act:
 6. INCONCLUSIVE otherwise (an interval overlaps its bound).
 
 The plain stack is the control that the shortcut matters; it is reported, not judged.
+
+Profiles: the experiment runs at :data:`RUN_AT` (``full``) only. On a 2-core CPU the grid that
+can decide (about 10 seeds and 4-5 rates per variant at N = 32) takes ~200 s; the cpu and
+smoke runs report a C6 row that says it was not run, and why (:func:`not_run`).
 """
 
 from __future__ import annotations
@@ -90,14 +94,13 @@ MOMENTUM = 0.9
 LR_STEP = math.sqrt(10)  # grid extension factor
 TAIL = 0.2  # training loss = mean over the last 20% of the steps
 
+# The experiment runs at the profiles of RUN_AT only (docs/claims.md, C6: on a 2-core CPU,
+# deciding it would take ~200 s; the cpu profile's former grid, N = 2 and 32 at width 8, batch
+# 16, 100 steps, 3 seeds, rates 0.03-0.3 extended once, took 117 s and ended INCONCLUSIVE).
+# smoke: the sizes the tests run the experiment at (:func:`train_and_judge`).
+RUN_AT = ("full",)
 SIZES = {
     "smoke": dict(depths=(2,), width=4, batch=8, steps=3, seeds=3, lrs=(0.03, 0.3), extend=0),
-    # cpu: depths 2 and 32 (N = 8 adds a quarter of the cost and no decision), and a grid of
-    # three rates, extended once past an end that holds the best: pre-act's best was 0.1,
-    # post-act's 0.01-0.1 on a first run of the full grid (0.01, 0.03, 0.1, 0.3).
-    "cpu": dict(
-        depths=(2, 32), width=8, batch=16, steps=100, seeds=3, lrs=(0.03, 0.1, 0.3), extend=1,
-    ),
     # full: sized for about a minute of one H100-class GPU (the plan's budget for the whole
     # profile is 10 minutes): N = 110 (He et al.'s depth) would alone take longer than that.
     "full": dict(
@@ -443,8 +446,28 @@ def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
     return verdict("INCONCLUSIVE", f"{'; '.join(undecided)} ({loss_text})")
 
 
+def not_run(profile: str) -> Verdict:
+    """C6's row at a profile that does not run the experiment (:data:`RUN_AT`)."""
+    return Verdict(
+        CLAIM,
+        "INCONCLUSIVE",
+        f"not run at the {profile} profile (only at {', '.join(RUN_AT)})",
+        MEASURE,
+        RULE,
+        f"not measured at the {profile} profile",
+        "not run at this profile: on a 2-core CPU, deciding C6 needs ~10 seeds per variant and "
+        "4-5 learning rates at N = 32 (~200 s of training; docs/claims.md), more than this "
+        f"profile's budget; `--profile {RUN_AT[0]}` runs it",
+    )
+
+
 def run(profile: str, run_dir: pathlib.Path) -> list[Verdict]:
-    """C6: train the grid, write both tables, judge."""
+    """C6 at the profiles of :data:`RUN_AT`; elsewhere a row that says it was not run."""
+    return train_and_judge(profile, run_dir) if profile in RUN_AT else [not_run(profile)]
+
+
+def train_and_judge(profile: str, run_dir: pathlib.Path) -> list[Verdict]:
+    """Train the grid, write both tables, judge."""
     rows = train_grid(profile)
     write_table(run_dir, RUNS_TABLE, rows)
     write_table(run_dir, SUMMARY_TABLE, summarise(rows))
@@ -456,7 +479,7 @@ register(
         "resnet",
         ("C6",),
         run,
-        cost_s=dict(smoke=5, cpu=90, full=60),
+        cost_s=dict(smoke=0, cpu=0, full=60),
         curves=(
             Curve(
                 SUMMARY_TABLE,

@@ -20,8 +20,11 @@ def test_experiments_return_one_verdict_per_claim_from_measurements(experiment, 
             assert v.slip, "a CORRECTED claim names the kind of slip"
     for csv in tmp_path.glob("*.csv"):
         assert csv.stat().st_size > 0
-    for curve in experiment.curves:
+    # An experiment that runs at larger profiles only (C6) says so in its row and writes nothing.
+    ran = not any(v.measured == "not measured at the smoke profile" for v in verdicts)
+    for curve in experiment.curves if ran else ():
         assert (tmp_path / curve.table).exists(), f"{curve.table} declared but not written"
+    assert ran or not list(tmp_path.iterdir())
 
 
 def test_every_claim_of_the_seed_has_one_home():

@@ -1,11 +1,12 @@
-"""bench/quality.py: training to a target, checkpoints, sampling with trained weights."""
+"""bench/quality.py: steps to a target over a rate × seed grid, time per step, checkpoints,
+sampling with trained weights."""
 
-import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
@@ -13,21 +14,24 @@ from bench.data import load_digits_binary
 from bench.plots import sample_grid, training_curves
 from bench.quality import (
     TrainConfig,
+    _Orders,
     draw_noise,
     fixed_point_passes,
     identity_violations,
     load_checkpoint,
     save_checkpoint,
-    train_to_target,
+    time_per_step,
+    train_grid,
     validation_target,
 )
+from bench.steps import train_step_fn
 from models import mdrnn, pixelcnn
 
-SHORT = TrainConfig(batch=32, lr=1e-2, max_steps=40, eval_every=10)
-TARGET_RATIO = 1.25  # × the baseline: the tiny model passes it after about 30 steps
+GRID = TrainConfig(lrs=(1e-3, 1e-2), seeds=2, batch=32, max_steps=60, eval_every=10)
+TARGET_RATIO = 1.25  # × the baseline: the tiny model at 1e-2 passes it after about 30 steps
 
 
-def tiny_pixelcnn(seed=0):
+def tiny_pixelcnn(seed=0, _schedule=None):
     return pixelcnn.PixelCNN(3, 2, 8, rngs=nnx.Rngs(seed))
 
 
@@ -42,87 +46,96 @@ def target(digits):
 
 
 @pytest.fixture(scope="module")
-def trained(digits, target):
-    """A tiny PixelCNN after 40 Adam steps on the digits, and its training result."""
+def grid(digits, target):
+    return train_grid(tiny_pixelcnn, pixelcnn.nll_loss, digits, GRID, target)
+
+
+@pytest.fixture(scope="module")
+def trained(grid):
+    """The tiny PixelCNN holding the grid's selected weights."""
     model = tiny_pixelcnn()
-    result = train_to_target(
-        model, pixelcnn.nll_loss, digits, SHORT, target_nats=target, name="tiny"
-    )
-    return model, result
+    nnx.update(model, grid.state)
+    return model
 
 
-def test_a_short_training_run_lowers_the_test_nll(trained):
-    _, result = trained
-    first = result.curve[0]
-    assert result.summary["test_nats"] < 0.8 * first["test_nats"]
-    assert result.summary["steps"] == 40 and result.summary["stop"] == "max_steps"
+def test_each_run_counts_its_steps_at_the_first_evaluation_under_the_target(grid, target):
+    assert [(r["lr"], r["seed"]) for r in grid.runs] == [(1e-3, 0), (1e-3, 1), (1e-2, 0), (1e-2, 1)]
+    for run in grid.runs:
+        curve = [c for c in grid.curve if (c["lr"], c["seed"]) == (run["lr"], run["seed"])]
+        assert [c["step"] for c in curve] == list(range(0, run["steps"] + 1, 10))
+        under = [c["step"] for c in curve if c["validation_nats"] <= target]
+        assert run["target_step"] == (under[0] if under else -1)
+        assert run["resolution"] == (10 if under else -1)
+    assert grid.best_lr == 1e-2 and all(
+        r["target_step"] > 0 for r in grid.runs if r["lr"] == 1e-2
+    )  # fmt: skip
 
 
-def test_curve_rows_every_eval_with_nats_and_bits_per_dim(trained):
-    _, result = trained
-    assert [row["step"] for row in result.curve] == [0, 10, 20, 30, 40]
-    times = [row["train_s"] for row in result.curve]
-    assert times[0] == 0 and all(b > a for a, b in zip(times, times[1:], strict=False))
-    for row in result.curve:
-        for split in ("train", "validation", "test"):
-            assert row[f"{split}_bpd"] == pytest.approx(row[f"{split}_nats"] / (64 * math.log(2)))
+def test_a_rate_stops_once_it_cannot_beat_a_rate_already_done(grid):
+    # The middle rate (1e-2) trains first; 1e-3, far slower, stops as soon as its mean could
+    # not be lower even if all its seeds reached the target at the next evaluation.
+    fast = [r["target_step"] for r in grid.runs if r["lr"] == 1e-2]
+    slow = [r for r in grid.runs if r["lr"] == 1e-3]
+    assert all(r["target_step"] == -1 for r in slow)
+    stop = max(0, math.ceil((np.mean(fast) - 10) / 10) * 10)
+    assert slow[0]["steps"] == stop < GRID.max_steps
+    assert {r["steps"] for r in grid.runs if r["lr"] == 1e-2} == {max(fast)}
 
 
-def test_time_to_target_is_the_first_evaluation_under_it_on_validation(trained, target):
-    _, result = trained
-    first = next(row for row in result.curve if row["validation_nats"] <= target)
-    assert 0 < first["step"] < 40
-    assert result.summary["target_step"] == first["step"]
-    assert result.summary["time_to_target_s"] == first["train_s"]
+def test_a_seed_fixes_the_initialisation_shared_by_every_rate(grid):
+    at0 = {(c["lr"], c["seed"]): c["validation_nats"] for c in grid.curve if c["step"] == 0}
+    assert at0[1e-3, 0] == at0[1e-2, 0] and at0[1e-3, 1] == at0[1e-2, 1]
+    assert at0[1e-2, 0] != at0[1e-2, 1]
 
 
-def test_the_model_holds_the_best_validation_parameters(trained, digits):
-    model, result = trained
-    vals = [row["validation_nats"] for row in result.curve]
-    best = int(np.argmin(vals))
-    assert result.summary["best_step"] == result.curve[best]["step"]
-    assert result.summary["best_val_nats"] == vals[best]
-    assert result.summary["test_nats"] == result.curve[best]["test_nats"]
-    # The returned model's test NLL is the one reported for the selected step.
-    x = jnp.asarray(digits.test)
-    logits = model(x)
-    nats = float(jnp.mean(jnp.sum(jax.nn.softplus(logits) - x * logits, axis=(1, 2))))
-    assert nats == pytest.approx(result.summary["test_nats"], rel=1e-5)
+def test_a_run_of_the_grid_is_adam_at_its_rate_on_its_seeds_minibatches(digits):
+    """The vmapped grid trains each run as Adam alone would: no run sees another's."""
+    config = TrainConfig(lrs=(1e-2, 3e-2), seeds=1, batch=32, max_steps=20, eval_every=10)
+    result = train_grid(tiny_pixelcnn, pixelcnn.nll_loss, digits, config, target_nats=0.0)
+    assert result.best_lr is None and all(r["target_step"] == -1 for r in result.runs)
+    step, state = train_step_fn(tiny_pixelcnn(0), pixelcnn.nll_loss, optax.adam(1e-2))
+    step = jax.jit(step)
+    for idx in _Orders(0, len(digits.train), 32).take(20):
+        state = step(*state, jnp.asarray(digits.train[idx]))[:3]
+    # No rate reached the target: the selected run is the first rate's seed 0.
+    alone = jax.tree.leaves(state[0])
+    selected = jax.tree.leaves(nnx.state(result.state, nnx.Param))
+    for a, b in zip(alone, selected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
 
 
-def test_the_test_split_drives_no_decision(trained, digits, target):
-    """The same run with other test images: other test numbers, the same everything else."""
-    _, result = trained
-    other = dataclasses.replace(digits, test=1.0 - digits.test)
-    again = train_to_target(tiny_pixelcnn(), pixelcnn.nll_loss, other, SHORT, target_nats=target)
-    for key in ("steps", "stop", "best_step", "best_val_nats", "target_step"):
-        assert again.summary[key] == result.summary[key], key
-    assert again.summary["test_nats"] != result.summary["test_nats"]
-    for a, b in zip(jax.tree.leaves(again.state), jax.tree.leaves(result.state), strict=True):
-        np.testing.assert_array_equal(a, b)
+def test_coarse_evaluations_report_the_coarser_resolution(digits, target):
+    config = TrainConfig(lrs=(1e-2,), seeds=1, batch=32, max_steps=40, eval_every=10,
+                         coarse_every=40)  # fmt: skip
+    result = train_grid(tiny_pixelcnn, pixelcnn.nll_loss, digits, config, target)
+    assert [c["step"] for c in result.curve] == [0, 40]  # 44 nats at init: not within 1.1×
+    assert result.runs[0]["target_step"] == 40 and result.runs[0]["resolution"] == 40
 
 
-def test_stop_at_target_ends_training_at_the_first_evaluation_under_it(digits, target):
-    config = dataclasses.replace(SHORT, max_steps=200, stop_at_target=True)
-    result = train_to_target(tiny_pixelcnn(), pixelcnn.nll_loss, digits, config, target_nats=target)
-    s = result.summary
-    assert s["stop"] == "target" and s["steps"] == s["target_step"] < 200
-    assert result.curve[-1]["validation_nats"] <= target < result.curve[-2]["validation_nats"]
-
-
-def test_a_target_never_reached_is_nan_at_step_minus_one(digits):
-    config = dataclasses.replace(SHORT, max_steps=10)
-    result = train_to_target(tiny_pixelcnn(), pixelcnn.nll_loss, digits, config, target_nats=0.0)
-    assert result.summary["target_step"] == -1 and math.isnan(result.summary["time_to_target_s"])
+def test_the_selected_weights_are_the_best_rates_first_seed(grid, trained, digits):
+    last = max(c["step"] for c in grid.curve)
+    row = next(c for c in grid.curve if (c["step"], c["lr"], c["seed"]) == (last, 1e-2, 0))
+    for split, expected in (("validation", row["validation_nats"]), ("test", grid.test_nats)):
+        x = jnp.asarray(getattr(digits, split))
+        logits = trained(x)
+        nats = float(jnp.mean(jnp.sum(jax.nn.softplus(logits) - x * logits, axis=(1, 2))))
+        assert nats == pytest.approx(expected, rel=1e-4), split
 
 
 def test_invalid_configs_raise():
     with pytest.raises(ValueError, match="batch"):
-        TrainConfig(batch=0)
-    with pytest.raises(ValueError, match="patience"):
-        TrainConfig(patience=0)
-    with pytest.raises(ValueError, match="lr_schedule"):
-        TrainConfig(lr_schedule="linear")
+        TrainConfig(lrs=(1e-2,), batch=0)
+    with pytest.raises(ValueError, match="lrs"):
+        TrainConfig(lrs=(1e-2, 1e-2))
+    with pytest.raises(ValueError, match="multiple"):
+        TrainConfig(lrs=(1e-2,), max_steps=25, eval_every=10)
+    with pytest.raises(ValueError, match="coarse_every"):
+        TrainConfig(lrs=(1e-2,), coarse_every=15)
+
+
+def test_time_per_step_times_one_runs_step_by_the_protocol(digits):
+    timing = time_per_step(tiny_pixelcnn(), pixelcnn.nll_loss, digits.train[:16], 1e-2, repeats=3)
+    assert len(timing.samples_s) >= 3 and timing.median_s > 0 and timing.compile_s > 0
 
 
 # --- checkpoints
@@ -136,7 +149,7 @@ def _assert_same_state(a, b):
 
 
 def test_checkpoint_round_trips_a_trained_state_exactly(trained, tmp_path):
-    model, _ = trained
+    model = trained
     save_checkpoint(tmp_path / "pixelcnn", nnx.state(model))
     fresh = tiny_pixelcnn(seed=1)
     restored = load_checkpoint(tmp_path / "pixelcnn", nnx.state(fresh))
@@ -154,7 +167,7 @@ def test_checkpoint_round_trips_an_mdrnn_from_an_abstract_like(tmp_path):
 
 
 def test_checkpoint_refuses_to_overwrite_unless_asked(trained, tmp_path):
-    model, _ = trained
+    model = trained
     save_checkpoint(tmp_path / "ck", nnx.state(model))
     with pytest.raises(ValueError):
         save_checkpoint(tmp_path / "ck", nnx.state(model))
@@ -165,7 +178,7 @@ def test_checkpoint_refuses_to_overwrite_unless_asked(trained, tmp_path):
 
 
 def test_trained_pixelcnn_samplers_agree_and_obey_the_sampling_rule(trained):
-    model, _ = trained
+    model = trained
     params, u = model.params, draw_noise(0, 8, 8, 8)
     naive = jax.jit(pixelcnn.sample_naive)(params, u)
     cached = jax.jit(pixelcnn.sample_cached)(params, u)
@@ -180,7 +193,7 @@ def test_trained_pixelcnn_samplers_agree_and_obey_the_sampling_rule(trained):
 
 
 def test_identity_violations_counts_a_flipped_pixel(trained):
-    model, _ = trained
+    model = trained
     u = draw_noise(1, 2, 8, 8)
     x = jax.jit(pixelcnn.sample_cached)(model.params, u)
     # Flip the last pixel: its own rule breaks (no later pixel reads it).
@@ -189,23 +202,27 @@ def test_identity_violations_counts_a_flipped_pixel(trained):
 
 
 def test_trained_mdrnn_sampler_obeys_the_sampling_rule(digits):
-    model = mdrnn.MDRNNPixel(4, 1, schedule="raster", rngs=nnx.Rngs(0))
-    config = dataclasses.replace(SHORT, max_steps=10)
-    result = train_to_target(model, mdrnn.nll_loss, digits, config)
-    assert result.summary["test_nats"] < result.curve[0]["test_nats"]
+    def build(seed, schedule="raster"):
+        return mdrnn.MDRNNPixel(4, 1, schedule=schedule, rngs=nnx.Rngs(seed))
+
+    config = TrainConfig(lrs=(1e-2,), seeds=1, batch=32, max_steps=10, eval_every=10)
+    result = train_grid(build, mdrnn.nll_loss, digits, config, target_nats=0.0)
+    assert result.curve[-1]["validation_nats"] < result.curve[0]["validation_nats"]
+    model = build(0)
+    nnx.update(model, result.state)
     u = draw_noise(2, 16, 8, 8)
     x = jax.jit(lambda u: model.sample(u))(u)
     wrong, near_ties = identity_violations(model(x), x, u)
     assert wrong == near_ties <= 1  # the raster forward and the diagonal sampler round apart
 
 
-def test_sample_grid_and_curve_plot_write_pngs(tmp_path, digits, trained):
-    _, result = trained
-    grid = sample_grid(tmp_path / "grid.png", digits.test[:16], digits.test[16:32], title="t")
+def test_sample_grid_and_curve_plot_write_pngs(tmp_path, digits, grid, target):
+    images = sample_grid(tmp_path / "grid.png", digits.test[:16], digits.test[16:32], title="t")
     curves = training_curves(
         tmp_path / "curves.png",
-        {"tiny": result.curve},
-        baseline_nats=result.summary["baseline_test_nats"],
+        {"tiny": [c for c in grid.curve if c["lr"] == grid.best_lr]},
+        baseline_nats=target / TARGET_RATIO,
+        target_ratio=TARGET_RATIO,
     )
-    for path in (grid, curves):
+    for path in (images, curves):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

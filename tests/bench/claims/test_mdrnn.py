@@ -4,9 +4,11 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bench import fits
 from bench.claims.mdrnn import (
+    _ttq_ratio,
     c10_verdict,
     c11_readings,
     c11_verdict,
@@ -16,6 +18,7 @@ from bench.claims.mdrnn import (
 )
 from bench.records import SAMPLE_COLUMNS
 from bench.workloads import IDENTITY
+from models import mdrnn
 from tests.bench.test_fits import frame
 
 SIDES = (4, 8, 16)
@@ -193,29 +196,94 @@ def test_c11_fails_when_a_program_executes_other_steps():
     assert c11_verdict(rows).verdict == "FAIL"
 
 
-# --- C12 on trained models: time to quality --------------------------------------------------
+# --- C12 on trained models: steps to the target × time per step ------------------------------
 
 
-def summary(times):
-    return pd.DataFrame(
-        [dict(model=m, time_to_target_s=t, target_step=100 if t == t else -1, test_ratio=0.72,
-              train_span_ops=40 if m == "pixelcnn" else 500) for m, t in times.items()]
-    )  # fmt: skip
+def summary(steps=(250, 240, 260), mdrnn_steps=(300, 290, 310), step_ms=None, **family):
+    """trained_summary.csv rows: PixelCNN and the MDRNN's three schedules, one step count for
+    the MDRNN (its schedules compute one function), a time per step for each program."""
+    step_ms = step_ms or {"pixelcnn": 2.0, "raster": 5.0, "wavefront": 7.0, "pipelined": 9.0}
+    rows = []
+    for model, seeds in (("pixelcnn", steps), ("mdrnn", mdrnn_steps)):
+        reached = [s for s in seeds if s >= 0]
+        mean = np.mean(reached) if len(reached) == len(seeds) else np.nan
+        half = 4.303 * np.std(seeds, ddof=1) / np.sqrt(len(seeds)) if len(seeds) > 1 else np.inf
+        row = dict(
+            trained_as=model,
+            best_lr=1e-2,
+            lrs="0.003 0.01 0.03",
+            bracketed=True,
+            seeds=len(seeds),
+            seeds_at_target=len(reached),
+            steps_to_target=mean,
+            steps_lo=mean - half,
+            steps_hi=mean + half,
+            resolution=10,
+            time_per_step_rel_iqr=0.05,
+            train_span_ops=40 if model == "pixelcnn" else 500,
+        )
+        row.update(family.get(model, {}))  # fmt: skip
+        names = ["pixelcnn"] if model == "pixelcnn" else [f"mdrnn-{s}" for s in mdrnn.SCHEDULES]
+        for name in names:
+            ms = step_ms[name.removeprefix("mdrnn-")]
+            rows.append(dict(row, model=name, time_per_step_s=ms / 1e3))
+    return pd.DataFrame(rows)
 
 
-def test_c12_time_to_quality_passes_when_pixelcnn_gets_there_first():
-    v = c12_time_to_quality(summary({"pixelcnn": 2.0, "mdrnn-raster": 4.0, "mdrnn-wavefront": 6}))
-    assert v.verdict == "PASS" and "2.00× sooner" in v.statement
+def test_c12_time_to_quality_passes_when_pixelcnn_is_sooner_on_a_faster_step():
+    v = c12_time_to_quality(summary())
+    assert v.verdict == "PASS", v.measured
+    assert "1.2" in v.statement and "2.50×" in v.statement  # steps ratio 1.2; raster 5/2 ms
 
 
-def test_c12_time_to_quality_fails_when_an_mdrnn_gets_there_first():
-    v = c12_time_to_quality(summary({"pixelcnn": 5.0, "mdrnn-raster": 2.0}))
-    assert v.verdict == "FAIL"
+def test_c12_time_to_quality_fails_when_an_mdrnn_schedule_is_sooner_on_a_faster_step():
+    fast = {"pixelcnn": 8.0, "raster": 2.0, "wavefront": 9.0, "pipelined": 9.0}
+    v = c12_time_to_quality(summary(step_ms=fast))
+    assert v.verdict == "FAIL" and "raster" in v.statement
 
 
-def test_c12_time_to_quality_cannot_decide_a_close_race_or_a_missed_target():
-    assert c12_time_to_quality(summary({"pixelcnn": 2.0, "mdrnn-raster": 2.2})).verdict == (
-        "INCONCLUSIVE"
+def test_c12_time_to_quality_cannot_decide_when_the_lead_is_only_fewer_steps():
+    # PixelCNN needs a third of the steps, but the raster step is no slower than its own.
+    same = {"pixelcnn": 5.0, "raster": 5.0, "wavefront": 7.0, "pipelined": 9.0}
+    v = c12_time_to_quality(summary(steps=(100, 95, 105), step_ms=same))
+    assert v.verdict == "INCONCLUSIVE" and "only by needing fewer steps" in v.statement
+    # ... and the other way round: the MDRNN sooner by its steps, on a slower step.
+    v = c12_time_to_quality(summary(steps=(900, 890, 910), mdrnn_steps=(100, 95, 105)))
+    assert v.verdict == "INCONCLUSIVE" and "MDRNN schedule reached the target sooner" in (
+        v.statement
     )
-    v = c12_time_to_quality(summary({"pixelcnn": 2.0, "mdrnn-raster": float("nan")}))
-    assert v.verdict == "INCONCLUSIVE" and "mdrnn-raster did not reach" in v.statement
+
+
+def test_c12_time_to_quality_cannot_decide_overlapping_intervals():
+    # Seeds spread widely: the intervals of S overlap although the step is 2.5× slower.
+    v = c12_time_to_quality(summary(steps=(150, 450, 300), mdrnn_steps=(100, 400, 250)))
+    assert v.verdict == "INCONCLUSIVE" and "do not separate" in v.statement
+
+
+def test_c12_time_to_quality_cannot_decide_a_missed_target_few_seeds_an_edge_or_coarse_steps():
+    v = c12_time_to_quality(summary(mdrnn_steps=(300, -1, 310)))
+    assert v.verdict == "INCONCLUSIVE" and "mdrnn had no rate" in v.statement
+    v = c12_time_to_quality(summary(steps=(250, 240)))
+    assert v.verdict == "INCONCLUSIVE" and "fewer than 3 seeds for pixelcnn" in v.statement
+    v = c12_time_to_quality(summary(pixelcnn=dict(bracketed=False)))
+    assert v.verdict == "INCONCLUSIVE" and "edge of its grid" in v.statement
+    v = c12_time_to_quality(summary(mdrnn=dict(resolution=50)))
+    assert v.verdict == "INCONCLUSIVE" and "coarser than every 10 steps" in v.statement
+
+
+def test_c12_time_to_quality_ratio_interval_is_the_ends_of_the_step_intervals_times_the_noise():
+    pix = pd.Series(
+        dict(
+            steps_to_target=200.0,
+            steps_lo=180.0,
+            steps_hi=220.0,
+            time_per_step_s=2e-3,
+            time_per_step_rel_iqr=0.05,
+        )
+    )
+    md = pd.Series(dict(steps_to_target=300.0, steps_lo=250.0, steps_hi=350.0,
+                        time_per_step_s=5e-3, time_per_step_rel_iqr=0.05))  # fmt: skip
+    x = _ttq_ratio(md, pix)
+    assert x["r"] == pytest.approx(1.5 * 2.5) and x["p"] == pytest.approx(2.5)
+    assert x["low"] == pytest.approx(250 / 220 * 2.5 / 1.1)
+    assert x["high"] == pytest.approx(350 / 180 * 2.5 * 1.1)

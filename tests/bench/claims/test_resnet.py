@@ -162,7 +162,7 @@ def test_networks_share_the_initialisation_across_variants_and_depths():
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("c6")
-    return run_dir, c6.run("smoke", run_dir)
+    return run_dir, c6.train_and_judge("smoke", run_dir)
 
 
 def test_smoke_experiment_writes_its_tables_and_one_verdict(smoke):
@@ -178,3 +178,16 @@ def test_smoke_experiment_writes_its_tables_and_one_verdict(smoke):
     assert c6.judge(rows, steps=s["steps"]) == v  # the verdict is a function of the table
     with open(run_dir / c6.SUMMARY_TABLE) as f:
         assert len(list(csv.DictReader(f))) == 3 * len(s["depths"])
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu"])
+def test_profiles_that_cannot_decide_say_so_in_the_row_and_train_nothing(profile, tmp_path):
+    assert profile not in c6.RUN_AT
+    (v,) = c6.run(profile, tmp_path)
+    assert v.claim == "C6" and v.verdict == "INCONCLUSIVE"
+    assert f"not run at the {profile} profile" in v.check and "--profile full" in v.statement
+    assert not list(tmp_path.iterdir())  # no table: nothing was trained
+
+
+def test_the_full_profile_runs_the_experiment():
+    assert c6.RUN_AT == ("full",) and set(c6.RUN_AT) <= set(c6.SIZES)

@@ -9,7 +9,7 @@ from flax import nnx
 from bench import analysis
 from bench.cli import main
 from bench.data import load_mnist_npz
-from bench.suites.trained import SIZES, trainees
+from bench.suites.trained import SIZES, steps_to_target, trainees
 from models import mdrnn
 from tests.bench.helpers import only_run
 
@@ -23,17 +23,36 @@ def trained_run(tmp_path_factory):
     return run_dir
 
 
-def test_training_writes_curves_summary_checkpoints_and_grids(trained_run):
+def test_training_writes_runs_curves_summary_checkpoints_and_grids(trained_run):
     summary = pd.read_csv(trained_run / "trained_summary.csv")
-    names = ["pixelcnn", "mdrnn-raster", "mdrnn-wavefront", "mdrnn-pipelined"]
-    assert list(summary.model) == names
-    for name in names:
+    timed = ["pixelcnn", "mdrnn-raster", "mdrnn-wavefront", "mdrnn-pipelined"]
+    assert list(summary.model) == timed
+    assert list(summary.trained_as) == ["pixelcnn", "mdrnn", "mdrnn", "mdrnn"]
+    # The MDRNN is trained once: its schedules share one step count and one set of weights.
+    mdrnns = summary[summary.trained_as == "mdrnn"]
+    assert mdrnns.drop_duplicates(["best_lr", "seeds_at_target", "test_ratio"]).shape[0] == 1
+    assert (summary.time_per_step_s > 0).all() and (summary.train_span_ops > 0).all()
+    runs = pd.read_csv(trained_run / "trained_runs.csv")
+    for name in ("pixelcnn", "mdrnn"):
+        config = SIZES["smoke"][f"{name}_train"]
+        assert len(runs[runs.model == name]) == len(config.lrs) * config.seeds
         assert (trained_run / "checkpoints" / name).is_dir()
         curve = pd.read_csv(trained_run / f"trained_curve_{name}.csv")
-        assert curve.step.iloc[0] == 0 and (curve.train_s.diff().dropna() >= 0).all()
+        assert curve.step.iloc[0] == 0 and set(curve.seed) == set(range(config.seeds))
         assert (trained_run / f"trained_samples_{name}.png").read_bytes()[:4] == b"\x89PNG"
-    assert (summary.train_span_ops > 0).all()  # the training step's depth, counted
     assert "## Trained on the data" in (trained_run / "report.md").read_text()
+
+
+def test_steps_to_target_is_the_best_rates_mean_with_a_t_interval():
+    runs = [dict(lr=lr, seed=s, target_step=t, resolution=10)
+            for lr, steps in ((1e-2, (100, 110, 120)), (3e-2, (-1, 90, 80)))
+            for s, t in enumerate(steps)]  # fmt: skip
+    s = steps_to_target(runs, 1e-2)
+    assert s["steps_to_target"] == 110 and s["seeds_at_target"] == s["seeds"] == 3
+    assert s["steps_hi"] - 110 == pytest.approx(110 - s["steps_lo"])
+    assert s["steps_hi"] - 110 == pytest.approx(4.303 * 10 / np.sqrt(3), rel=1e-3)
+    none = steps_to_target(runs, None)
+    assert np.isnan(none["steps_to_target"]) and none["seeds_at_target"] == 3
 
 
 def test_samplers_agree_and_obey_the_sampling_rule_with_trained_weights(trained_run):
@@ -86,12 +105,13 @@ def test_a_small_mnist_file_is_accepted(tmp_path):
 
 
 @pytest.mark.parametrize("profile", sorted(SIZES))
-def test_every_profile_trains_pixelcnn_and_the_mdrnn_under_each_schedule(profile):
-    workloads = trainees(profile)
-    names = [w.name for w in workloads]
-    assert names == ["pixelcnn"] + [f"mdrnn-{s}" for s in mdrnn.SCHEDULES]
-    mdrnns = workloads[1:]
-    assert len({w.config for w in mdrnns}) == 1  # the schedules share one config
-    for w, schedule in zip(mdrnns, mdrnn.SCHEDULES, strict=True):
-        model = nnx.eval_shape(lambda w=w: w.build(0))
+def test_every_profile_trains_pixelcnn_and_the_mdrnn_once_and_times_each_schedule(profile):
+    pix, md = trainees(profile)
+    assert (pix.name, md.name) == ("pixelcnn", "mdrnn")
+    assert sorted(md.schedules) == sorted(mdrnn.SCHEDULES) and pix.schedules == (None,)
+    assert pix.config.batch == md.config.batch and pix.config.seeds == md.config.seeds >= 3
+    assert pix.config.eval_every <= 10 and md.config.eval_every <= 10
+    assert len(pix.config.lrs) >= 3 and len(md.config.lrs) >= 3  # a grid that can bracket
+    for schedule in md.schedules:
+        model = nnx.eval_shape(lambda s=schedule: md.build(0, s))
         assert model.mdrnn.schedule == schedule
