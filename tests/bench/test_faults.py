@@ -486,7 +486,10 @@ def _first_sample_time(value):
     def edit(run_dir):
         path = run_dir / "samples.csv"
         lines = path.read_text().splitlines(keepends=True)
-        lines[1] = lines[1].rsplit(",", 1)[0] + f",{value}\n"
+        column = lines[0].rstrip().split(",").index("time_s")
+        fields = lines[1].rstrip().split(",")
+        fields[column] = value
+        lines[1] = ",".join(fields) + "\n"
         path.write_text("".join(lines))
 
     return edit
