@@ -321,6 +321,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv_given = argv is not None
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = parser().parse_args(argv)
@@ -348,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         return 128 + getattr(e, "signum", 2)
+    finally:
+        # A run the user stopped leaves SIGINT and SIGTERM ignored (runner.user_signals): the
+        # program exits next. A caller in this process (argv given: the tests) gets its own
+        # handlers back.
+        if argv_given:
+            runner.restore_signals()
 
 
 def cmd_run(args, argv) -> int:

@@ -78,6 +78,7 @@ class Interrupted(KeyboardInterrupt):
 
 _watching = False  # user_signals() is active: a KeyboardInterrupt not from it is a case's own
 _stop: int | None = None  # the signal the user sent, once they did
+_after_stop: dict = {}  # the handlers a stopped run set aside (see restore_signals)
 
 
 @contextlib.contextmanager
@@ -85,7 +86,13 @@ def user_signals() -> Iterator[None]:
     """While active, SIGINT and SIGTERM raise :class:`Interrupted` and are remembered, so a
     ``KeyboardInterrupt`` raised by a case's own code is told apart from the user's, and an
     interrupt swallowed inside a library still stops the run at the next case. (A signal that
-    was ignored when the run started stays ignored; off the main thread nothing changes.)"""
+    was ignored when the run started stays ignored; off the main thread nothing changes.)
+
+    Once the user has stopped the run, a second signal (Ctrl-C pressed twice) changes
+    nothing: it does not raise again inside the cleanup, and after the block the signals stay
+    ignored, since the program is on its way out (an interrupt there would land anywhere,
+    in a garbage collector's callback: "Exception ignored ... KeyboardInterrupt"). A caller
+    that goes on in this process takes its handlers back with :func:`restore_signals`."""
     global _watching, _stop
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -93,9 +100,12 @@ def user_signals() -> Iterator[None]:
 
     def handler(signum, frame):
         global _stop
+        if _stop is not None:  # the run is stopping already
+            return
         _stop = signum
         raise Interrupted(signum)
 
+    restore_signals()  # (those of an earlier run in this process that the user stopped)
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(sig) is not signal.SIG_IGN:
@@ -104,9 +114,20 @@ def user_signals() -> Iterator[None]:
     try:
         yield
     finally:
+        stopped = _stop is not None
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            signal.signal(sig, signal.SIG_IGN if stopped else old)
+        if stopped:
+            _after_stop.update(previous)
         _watching, _stop = False, None
+
+
+def restore_signals() -> None:
+    """Give back the SIGINT and SIGTERM handlers a run stopped by the user set aside (see
+    :func:`user_signals`); nothing when none was."""
+    while _after_stop:
+        sig, old = _after_stop.popitem()
+        signal.signal(sig, old)
 
 
 def _check_stop() -> None:

@@ -32,9 +32,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -198,7 +201,10 @@ def compile_ahead(fn: Callable, args: tuple):
     """AOT-compile ``fn`` for ``args``. Returns ``(compiled, seconds, memory)``; ``memory``
     also says whether the persistent compilation cache served it (``compile_cache``: hit,
     miss, off when the cache is not in use, or process when neither: this process had
-    compiled the same program already and JAX's in-memory cache served it)."""
+    compiled the same program already and JAX's in-memory cache served it). With a cache
+    folder that cannot be written (read-only, a file in its place) JAX keeps no program there,
+    and may have no cache at all: a compile without a cache event is off, not process (said
+    once on stderr)."""
     global _cache_events
     if _cache_events is None:
         _cache_events = _CacheEvents()
@@ -211,11 +217,34 @@ def compile_ahead(fn: Callable, args: tuple):
         memory["compile_cache"] = "hit"
     elif _cache_events.misses > misses:
         memory["compile_cache"] = "miss"
-    elif jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir:
+    elif jax.config.jax_enable_compilation_cache and _writable(
+        jax.config.jax_compilation_cache_dir
+    ):
         memory["compile_cache"] = "process"
     else:
         memory["compile_cache"] = "off"
     return compiled, seconds, memory
+
+
+@functools.cache
+def _writable(cache_dir: str | None) -> bool:
+    """Whether the compilation cache can keep programs in ``cache_dir`` (made if missing); if
+    not, one line on stderr says so, once per process."""
+    if not cache_dir:
+        return False
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=cache_dir):
+            pass
+    except OSError as e:
+        print(
+            f"bench: note: the compilation cache folder {cache_dir} cannot be written "
+            f"({e.strerror or e}): compiles are not cached, rows say compile_cache=off",
+            file=sys.stderr,
+            flush=True,
+        )
+        return False
+    return True
 
 
 def memory_figures(compiled) -> dict[str, int]:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import analysis, claims, records, workloads
+from bench import analysis, claims, records, runner, workloads
 from bench.analysis import SchemaError
 from bench.claims import Experiment, Verdict
 from bench.cli import main
@@ -607,6 +607,71 @@ def test_a_claim_row_cut_short_is_refused_and_resume_repairs_it(run_copy):
         analysis.load_claims(path)
     records.repair_interrupted(run_copy)
     assert analysis.load_claims(path).empty
+
+
+# --- Signals ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sigint():
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        pytest.skip("SIGINT is ignored here (started in the background)")
+    yield
+    runner.restore_signals()
+
+
+def test_a_second_ctrl_c_while_the_run_stops_is_ignored_until_the_process_ends(sigint):
+    cleaned = []
+    with pytest.raises(runner.Interrupted):
+        with runner.user_signals():
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)  # (not reached: the first one raises)
+            finally:
+                os.kill(os.getpid(), signal.SIGINT)  # the second, 2 ms later: mid-cleanup
+                cleaned.append(True)
+    assert cleaned
+    try:  # and after the run has stopped, on the way out of the process
+        os.kill(os.getpid(), signal.SIGINT)
+    except KeyboardInterrupt:
+        pytest.fail("a second Ctrl-C raised after the run had stopped")
+
+
+@pytest.mark.slow
+def test_two_ctrl_c_in_a_row_stop_the_run_with_one_line(tmp_path):
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        pytest.skip("SIGINT is ignored here (started in the background): a child inherits it")
+    proc = _bench("run", "--suite", "binary_adder", "--profile", "smoke", "--out", str(tmp_path))
+    rows = lambda: [p / ROWS for p in tmp_path.iterdir() if not p.is_symlink()]  # noqa: E731
+    _until(lambda: any(p.exists() and len(p.read_text().splitlines()) >= 3 for p in rows()), proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.002)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.rstrip().splitlines()[-1].startswith("bench: interrupted")
+
+
+# --- The compile cache -------------------------------------------------------------------------
+
+
+def test_a_compile_cache_that_cannot_be_written_is_off_and_said_once(tmp_path):
+    """In a fresh process (JAX sets its cache up once per process), as a run's cases compile."""
+    (tmp_path / "cache").write_text("a file where the cache folder would be")
+    code = (
+        "import jax.numpy as jnp; from bench import timing;"
+        "timing.use_compile_cache(timing.default_cache_dir());"
+        "print([timing.compile_ahead(f, (jnp.ones(3),))[2]['compile_cache']"
+        " for f in (jnp.sin, jnp.cos)])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-2] == "['off', 'off']", done.stdout
+    assert done.stderr.count("compile_cache=off") == 1, done.stderr
 
 
 # --- Kills at several moments (each resumes to the same rows, nothing doubled) -----------------
