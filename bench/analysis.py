@@ -33,13 +33,14 @@ def _read_csv(
     path: pathlib.Path, columns: dict[str, str], *, complete_lines: bool = False
 ) -> pd.DataFrame:
     """Read a CSV written by records.CsvAppender, checking encoding, header, row lengths, types
-    and values (see :func:`_check_values`). ``complete_lines``: read only up to the last line
-    end, as a resume keeps it (a last line cut short is what it repairs)."""
+    and values (see :func:`_check_values`). A last row without its line end is cut short
+    unless it is whole (:func:`bench.records.whole_records`). ``complete_lines``: read only
+    the whole records, as a resume keeps them (a last line cut short is what it repairs)."""
     if not path.exists():
         raise SchemaError(f"{path}: file not found")
     data = path.read_bytes()
     if complete_lines:
-        data = data[: data.rfind(b"\n") + 1]
+        data = data[: data.rfind(b"\n") + 1] + _last_line(data)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -47,7 +48,8 @@ def _read_csv(
         raise SchemaError(
             f"{path}: line {line}: byte {data[e.start]:#04x} is not UTF-8: not written by bench"
         ) from None
-    if text and not text.endswith("\n"):  # every row ends its line: this one was cut short
+    text, cut = records.whole_records(text, columns)
+    if cut and not complete_lines:  # every row ends its line: this one was cut short
         line = text.count("\n") + 1
         raise SchemaError(
             f"{path}: line {line}: the last row has no line end: cut short "
@@ -103,6 +105,17 @@ def _read_csv(
     return df
 
 
+def _last_line(data: bytes) -> bytes:
+    """The bytes after the last line end, where they decode (a cut inside a character is
+    a write cut short, not an encoding error)."""
+    rest = data[data.rfind(b"\n") + 1 :]
+    try:
+        rest.decode("utf-8")
+    except UnicodeDecodeError:
+        return b""
+    return rest
+
+
 TIMES = ("time_median_s", "time_min_s", "time_max_s")
 """Columns every ``ok`` row has, finite and not negative (as ``repeats`` and every sample's
 ``time_s``)."""
@@ -143,23 +156,49 @@ def _check_values(path: pathlib.Path, df: pd.DataFrame) -> None:
 
 
 def check_resumable(run_dir: pathlib.Path) -> None:
-    """Raise :class:`SchemaError` unless a run folder's CSVs are sound up to their last line end
+    """Raise :class:`SchemaError` unless a run folder's CSVs are sound in their whole records
     (what ``--resume`` keeps of them and appends to), and each row with a time has exactly
-    its ``repeats`` samples, and a row without one none (samples of a case with no row are a
-    case cut short: the resume drops them)."""
+    its ``repeats`` samples, and a row without one none.
+
+    A case's samples are written before its row (a sweep group's before its rows), so only the
+    cases in flight when a run died have samples and no row, and theirs are the last samples
+    written: the resume drops them. Samples without a row that come before samples of a case
+    with one, or samples beside a measurements.csv that is gone or empty, are rows lost:
+    refused, never deleted."""
     frames = {}
     for name, columns in records.FILES.items():
         path = run_dir / name
         if path.exists() and path.read_bytes().rfind(b"\n") >= 0:
             frames[name] = _read_csv(path, columns, complete_lines=True)
     rows, samples = frames.get("measurements.csv"), frames.get("samples.csv")
+    keys = (
+        [] if samples is None else [case_key(r) for r in samples[list(IDENTITY)].to_dict("records")]
+    )
     if rows is None:
+        if keys:
+            gone = "missing" if not (run_dir / "measurements.csv").exists() else "empty"
+            raise SchemaError(
+                f"{run_dir / 'samples.csv'}: {len(keys)} samples of {_cases(set(keys))}, but "
+                f"measurements.csv is {gone}: their rows were lost, not cut short; restore "
+                "measurements.csv, or start a new run (the same command without --resume)"
+            )
         return
+    done = {case_key(r) for r in rows.to_dict("records") if r["status"] != "skipped"}
+    last = len(keys)  # the samples of the cases in flight when a run died: the last ones
+    while last and keys[last - 1] not in done:
+        last -= 1
+    lost = [i for i, key in enumerate(keys[:last]) if key not in done]
+    if lost:
+        raise SchemaError(
+            f"{run_dir / 'samples.csv'}: line {lost[0] + 2}: {len(lost)} samples of "
+            f"{_cases({keys[i] for i in lost})} with no row in measurements.csv, before "
+            "samples of cases with one (a run cut short leaves only its last samples without "
+            "a row): their rows were lost; restore them, or start a new run (the same command "
+            "without --resume)"
+        )
     counts: dict[tuple, int] = {}
-    if samples is not None:
-        for record in samples[list(IDENTITY)].to_dict("records"):
-            key = case_key(record)
-            counts[key] = counts.get(key, 0) + 1
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
     for line, row in enumerate(rows.to_dict("records"), start=2):
         if row["status"] == "skipped":  # no samples of its own: a later row's, or cut short
             continue
@@ -170,6 +209,10 @@ def check_resumable(run_dir: pathlib.Path) -> None:
                 f"{run_dir / 'samples.csv'}: {found} samples of the case on line {line} of "
                 f"measurements.csv, whose row says {expected}"
             )
+
+
+def _cases(keys: set) -> str:
+    return f"{len(keys)} case" + ("s" if len(keys) != 1 else "")
 
 
 def load_measurements(path: str | pathlib.Path) -> pd.DataFrame:

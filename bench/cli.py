@@ -89,8 +89,15 @@ def _positive_float(text: str) -> float:
     return _finite(text, zero_ok=False)
 
 
+RUN_NAME_MAX = 100  # characters: a folder name, with room for the suffixes a run may add
+
+
 def _run_name(text: str) -> str:
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    if len(text) > RUN_NAME_MAX:
+        raise argparse.ArgumentTypeError(
+            f"{text[:20]!r}... ({len(text)} characters): a run name is at most {RUN_NAME_MAX}"
+        )
     if not text or text[0] in ".-" or not set(text) <= allowed or text == LATEST:
         raise argparse.ArgumentTypeError(
             f"{text!r}: a run name is letters, digits, '.', '_' and '-', not starting with "
@@ -224,6 +231,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --resume: continue although the code version, devices, platform or flags "
         "differ from the run's (env.json then records each session's)",
+    )
+    run.add_argument(
+        "--retry-crashed",
+        action="store_true",
+        help="with --resume: run again the claims' experiments that killed the bench process "
+        "twice (otherwise given up, their claims ERROR)",
     )
 
     report = sub.add_parser("report", help="re-render report.md (and plots) of a run folder")
@@ -364,8 +377,12 @@ def cmd_run(args, argv) -> int:
     args.deadline = None if args.budget_s is None else time.monotonic() + args.budget_s
     if args.resume is not None:
         return _resume(args, argv)
-    if args.allow_mixed:
-        raise ConfigError("--allow-mixed is for --resume")
+    for flag, given in (
+        ("--allow-mixed", args.allow_mixed),
+        ("--retry-crashed", args.retry_crashed),
+    ):
+        if given:
+            raise ConfigError(f"{flag} is for --resume")
     chosen = get_suites(args.suite)
     config = RunConfig.create(
         profile=check_profile(args.profile or default_profile(jax.default_backend())),
@@ -398,6 +415,7 @@ def cmd_run(args, argv) -> int:
     if slow:
         print(f"bench: {slow}", file=sys.stderr)
     run_dir = records.create_run_dir(args.out, run_id)
+    run_id = run_dir.name  # (with the suffix a clash gave it: one id, one folder)
     with _writing(run_dir), records.RunLock(run_dir):
         env = records.environment(run_id, config, ["python -m bench", *argv])
         env["load_avg_start"] = _load_avg()
@@ -446,11 +464,17 @@ def _resume(args, argv) -> int:
                 raise ConfigError(f"{flag} {given} differs from the run's {recorded}")
         chosen = get_suites(config.suites)
         keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
+        cases = [c for s in chosen for c in s.cases(config.profile) if keep(c)]
+        run_cases = {c.key(config.devices) for c in cases}  # what env.json's settings give
         if args.model or args.variant:  # this session only
             only = case_filter(chosen, config.profile, args.model, args.variant)
             keep = lambda case, run=keep: run(case) and only(case)  # noqa: E731
         check_devices(config.devices)
-        values = records.check_settings(run_dir, env, allow_mixed=args.allow_mixed)
+        values = records.check_settings(
+            run_dir, env, allow_mixed=args.allow_mixed, cases=run_cases, described=_settings(config)
+        )
+        if args.retry_crashed:
+            values = {**values, records.RETRY: True}
         runner.repair_or_refuse(run_dir)  # repaired if a run was killed; refused if damaged
         env = records.begin_session(
             run_dir, env, ["python -m bench", *argv], values, first_row=records.row_count(run_dir)
@@ -460,6 +484,15 @@ def _resume(args, argv) -> int:
         return _measure(
             config, env["run_id"], run_dir, env, keep, experiments, deadline=args.deadline
         )
+
+
+def _settings(config: RunConfig) -> str:
+    """The run settings that decide its cases, in words."""
+    words = [f"profile {config.profile!r}", f"suites {list(config.suites)}"]
+    words += [f"--devices {config.devices}"]
+    words += [f"models {list(config.models)}"] if config.models else []
+    words += [f"variants {list(config.variants)}"] if config.variants else []
+    return ", ".join(words)
 
 
 @contextlib.contextmanager
@@ -523,14 +556,23 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=N
             f"fit --budget-s: --resume {run_dir} runs them",
             file=sys.stderr,
         )
-    if outcome.failed_claims:
+    given_up = records.given_up(env)
+    crashed = [c for c in outcome.failed_claims if c in given_up]
+    failed = [c for c in outcome.failed_claims if c not in given_up]
+    if crashed:
         print(
-            f"bench: the experiment of {', '.join(outcome.failed_claims)} failed (ERROR in "
+            f"bench: the experiment of {', '.join(crashed)} killed the bench process "
+            f"{max(given_up[c] for c in crashed)} times and is not run again (ERROR in "
+            f"claims.csv): --resume {run_dir} --retry-crashed tries it again",
+            file=sys.stderr,
+        )
+    if failed:
+        print(
+            f"bench: the experiment of {', '.join(failed)} failed (ERROR in "
             f"claims.csv): --resume {run_dir} runs it again",
             file=sys.stderr,
         )
-        return 1
-    return 0
+    return 1 if outcome.failed_claims else 0
 
 
 def _with_time(env: dict, time_s: dict) -> dict:
@@ -581,11 +623,17 @@ def check_devices(devices: int) -> int:
 def cmd_report(args, argv) -> int:
     if not args.run_dir.is_dir():
         raise ConfigError(f"{args.run_dir}: no such run folder")
-    records.check_not_in_use(args.run_dir)
+    records.check_not_in_use(args.run_dir)  # (nor one that holds a symbolic link)
     try:
         print(report.render(args.run_dir))
     except SchemaError as e:
         raise ConfigError(str(e)) from None
+    except OSError as e:  # a read-only folder, a full disk
+        where = f" ({e.filename})" if e.filename else ""
+        raise ConfigError(
+            f"report {args.run_dir}: cannot write the report there: {e.strerror or e}{where}; "
+            "its CSVs are untouched: render a copy of the folder somewhere writable"
+        ) from None
     return 0
 
 

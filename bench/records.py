@@ -8,15 +8,19 @@ A run folder ``results/<run_id>/`` holds
 - ``env.json``: the run context (versions, device, flags, command line, schema version) and
   its ``sessions``: the first run and each ``--resume`` of it, with the settings each ran under;
 - ``report.md`` and plots, re-rendered from the CSVs by ``python -m bench report``;
-- while a run writes: ``.lock`` (an OS lock, see :class:`RunLock`) and ``in_flight.json``
-  (the case or experiment being measured, see :func:`mark_in_flight`).
+- ``.lock``: the file a run holds an OS lock on while it writes (see :class:`RunLock`); the
+  file stays, the lock goes with its holder;
+- while a run writes: ``in_flight.json`` (the case or experiment being measured, see
+  :func:`mark_in_flight`), and files written aside before a rename (``*.bench-tmp``).
 
 Rows are appended, flushed and fsync'ed as each case finishes, so an interrupted run loses at
-most the case in flight, and ``--resume`` can finish it.
+most the case in flight, and ``--resume`` can finish it. The suite follows no symbolic link in
+a run folder: a folder that holds one is refused (:func:`check_no_links`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import errno
@@ -27,9 +31,10 @@ import json
 import os
 import pathlib
 import platform
+import secrets
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from bench.config import RunConfig
 from bench.workloads import IDENTITY, SIZE_FIELDS, ConfigError, case_key
@@ -136,17 +141,39 @@ class RunFolderError(ConfigError):
     The CLI prints it as one line and exits 2."""
 
 
+ASIDE = ".bench-tmp"
+"""The suffix of a file written aside before it is renamed over its real name: a name of the
+suite's own, so a repair removes only what the suite wrote (never a user's ``notes.tmp``)."""
+LEGACY_ASIDE = tuple(f"{name}.tmp" for name in ("env.json", "in_flight.json", *FILES))
+"""What earlier versions named their files written aside (exactly these names)."""
+
+
+def aside(path: pathlib.Path) -> pathlib.Path:
+    return path.with_name(path.name + ASIDE)
+
+
+def open_no_follow(path: pathlib.Path, flags: int) -> int:
+    """``os.open`` that refuses a symbolic link (``O_NOFOLLOW``): a run folder's file is
+    written where it is, never through a link to somewhere else."""
+    return os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+
+
 class CsvAppender:
     """Append rows to a CSV with a fixed header; each row is flushed and fsync'ed."""
 
     def __init__(self, path: pathlib.Path, columns: Iterable[str]):
         self.path, self.columns = path, list(columns)
         new = not path.exists() or path.stat().st_size == 0
-        self._file = open(path, "a", newline="")
+        fd = open_no_follow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        self._file = open(fd, "a", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="raise")
         if new:
-            self._writer.writeheader()
-            self._sync()
+            try:
+                self._writer.writeheader()
+                self._sync()
+            except BaseException:
+                self._file.close()
+                raise
 
     def write(self, row: dict) -> None:
         self._writer.writerow({k: _cell(row.get(k)) for k in self.columns})
@@ -193,9 +220,11 @@ def utc_now() -> str:
 
 
 def new_run_id() -> str:
+    """``<UTC time>-<git sha>-<4 random hex digits>``: runs started in the same second at one
+    commit (a CI matrix, on one machine or several) still get ids of their own."""
     sha = git_info()["git_sha"]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{sha[:7]}" if sha else f"{stamp}-nogit"
+    return f"{stamp}-{sha[:7] if sha else 'nogit'}-{secrets.token_hex(2)}"
 
 
 def create_run_dir(parent: pathlib.Path, run_id: str) -> pathlib.Path:
@@ -221,16 +250,42 @@ def create_run_dir(parent: pathlib.Path, run_id: str) -> pathlib.Path:
 def _reason(error: OSError) -> str:
     if isinstance(error, FileExistsError | NotADirectoryError) or error.errno == errno.ENOTDIR:
         return "a file is in the way of a folder"
+    if error.errno == errno.ELOOP:
+        return "a symbolic link is in the way (bench follows no link in a run folder)"
     return error.strerror or str(error)
 
 
 def io_failure(run_dir: pathlib.Path, error: OSError) -> RunFolderError:
-    """The one line for a run that could not write its folder (full disk, read-only, ...)."""
+    """The one line for a run that could not write its folder (full disk, read-only, ...).
+
+    A new run that failed before its ``env.json`` existed measured nothing and cannot be
+    resumed: the files it made (its lock, a file written aside) and the folder are removed, and
+    the advice is to run again."""
     where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+    if not (run_dir / "env.json").is_file():
+        gone = _remove_unstarted(run_dir)
+        return RunFolderError(
+            f"cannot write to {run_dir}: {_reason(error)}{where}; nothing was measured and "
+            + ("the folder is removed" if gone else f"{run_dir} holds no run (remove it)")
+            + ": free the space or fix the folder, then run again"
+        )
     return RunFolderError(
         f"cannot write to {run_dir}: {_reason(error)}{where}; finished cases are saved: "
         f"free the space or fix the folder, then --resume {run_dir}"
     )
+
+
+def _remove_unstarted(run_dir: pathlib.Path) -> bool:
+    """Remove what a new run made before it had an ``env.json`` (its lock file, files written
+    aside) and the folder if nothing else is in it. Whether the folder is gone."""
+    try:
+        for path in run_dir.iterdir():
+            if path.name == LOCK or path.name.endswith(ASIDE):
+                path.unlink()
+        run_dir.rmdir()
+    except OSError:
+        return False
+    return True
 
 
 def _host_cpu() -> str:
@@ -329,11 +384,25 @@ def mixed_settings(env: dict, values: dict) -> list[str]:
     ]
 
 
-def check_settings(run_dir: pathlib.Path, env: dict, *, allow_mixed: bool) -> dict:
+def check_settings(
+    run_dir: pathlib.Path,
+    env: dict,
+    *,
+    allow_mixed: bool,
+    cases: set[tuple] | None = None,
+    described: str = "",
+) -> dict:
     """This session's settings (:data:`SETTINGS`), with ``"mixed"`` listing those that differ
-    from the run's. A difference is refused (:class:`RunFolderError`) unless ``allow_mixed``."""
+    from the run's. A difference is refused (:class:`RunFolderError`) unless ``allow_mixed``.
+
+    ``cases``: the identities of the cases the run's own settings in env.json (profile,
+    suites, devices, models and variants: ``described``) give. A row of any other case was
+    measured under other settings than env.json says (an edited env.json): a difference too.
+    """
     values = settings()
     mixed = mixed_settings(env, values)
+    if cases is not None:
+        mixed += _foreign_rows(run_dir / "measurements.csv", cases, described)
     if mixed and not allow_mixed:
         raise RunFolderError(
             f"--resume {run_dir}: this session's settings differ from the run's "
@@ -341,6 +410,24 @@ def check_settings(run_dir: pathlib.Path, env: dict, *, allow_mixed: bool) -> di
             "pass --allow-mixed to record each session's settings in env.json"
         )
     return {**values, "mixed": mixed} if mixed else values
+
+
+def _foreign_rows(path: pathlib.Path, cases: set[tuple], described: str) -> list[str]:
+    """``["rows: ..."]`` when rows of ``path`` are not among ``cases``, else ``[]``."""
+    foreign = [
+        (line, row)
+        for line, row in enumerate(_records(_complete_lines(path)), start=2)
+        if case_key(row) not in cases
+    ]
+    if not foreign:
+        return []
+    line, row = foreign[0]
+    sizes = " ".join(f"{f}={row[f]}" for f in SIZE_FIELDS if row.get(f))
+    what = f"{row.get('suite')}/{row.get('model')}[{row.get('variant')}] {row.get('mode')} {sizes}"
+    return [
+        f"rows: {path.name} line {line} ({what.strip()}) and {len(foreign) - 1} more are not a "
+        f"case of {described}: env.json does not hold the settings its rows were measured under"
+    ]
 
 
 def begin_session(
@@ -376,10 +463,8 @@ def end_session(run_dir: pathlib.Path, env: dict) -> dict:
 
 def write_json(path: pathlib.Path, data: dict) -> None:
     """Write JSON whole: aside, then renamed (a reader sees the old file or the new one)."""
-    tmp = path.with_name(path.name + ".tmp")
     text = json.dumps(data, indent=2, sort_keys=False, default=str)
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    _replace_text(path, text + "\n")
 
 
 def read_json(path: pathlib.Path) -> dict:
@@ -396,9 +481,15 @@ class RunLock:
 
     ``fcntl.flock`` on ``run_dir/.lock``: the kernel drops it when the holding process ends,
     however it ends (``kill -9`` included), so a dead run never leaves a stale lock behind. A
-    second run or resume of a locked folder is refused (:class:`RunFolderError`) before it
-    touches anything. (flock is advisory and, on a network file system that does not forward
-    it, only holds between processes of one machine.)
+    second run or resume of a locked folder is refused (:class:`RunFolderError`, naming the
+    process that holds the lock) before it touches anything; so is a folder that holds a
+    symbolic link (:func:`check_no_links`). (flock is advisory and, on a network file system
+    that does not forward it, only holds between processes of one machine.)
+
+    The file stays when the run ends. Removing it would break the lock: a second run that
+    opened the file before it was unlinked would lock the unlinked file while a third created
+    and locked a new one, and both would write. It holds the pid of the last run that locked
+    it, for information only.
     """
 
     def __init__(self, run_dir: pathlib.Path):
@@ -406,18 +497,23 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            holder = _holder(fd)
             os.close(fd)
             raise RunFolderError(
-                f"{self.path.parent} is in use by another run (pid {holder}): "
+                f"{self.path.parent} is in use by another process ({holder}): "
                 "wait for it to finish, or stop it, before resuming"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            check_no_links(self.path.parent)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
         self._fd = fd
         return self
 
@@ -428,23 +524,77 @@ class RunLock:
 
 
 def check_not_in_use(run_dir: pathlib.Path) -> None:
-    """Refuse to read a run folder while a run holds its lock (its last row may be half
-    written): a :class:`RunFolderError`. A folder without a lock file is not in use."""
+    """Refuse to render a run folder's report while a run holds its lock (its last row may be
+    half written), or when it holds a symbolic link (the report would be written through
+    it): a :class:`RunFolderError`. A folder without a lock file is not in use."""
     path = pathlib.Path(run_dir) / LOCK
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        fd = _open_lock(path, os.O_RDONLY)
+    except FileNotFoundError:
+        fd = None
+    if fd is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunFolderError(
+                f"{run_dir} is being written (locked by {_holder(fd)}); its report is "
+                "rendered when that run finishes"
+            ) from None
+        finally:
+            os.close(fd)
+    check_no_links(run_dir)
+
+
+def check_no_links(run_dir: pathlib.Path) -> None:
+    """Refuse a run folder that holds a symbolic link: the suite writes only regular files of
+    its own there, and a link would send its writes elsewhere."""
+    links = sorted(p.name for p in pathlib.Path(run_dir).iterdir() if p.is_symlink())
+    if links:
         raise RunFolderError(
-            f"{run_dir} is being written by a run (pid {holder}); its report is rendered "
-            "when it finishes"
-        ) from None
-    finally:
-        os.close(fd)
+            f"{run_dir}: {', '.join(links)} "
+            + ("is a symbolic link" if len(links) == 1 else "are symbolic links")
+            + ": bench writes only its own files in a run folder and follows no link there: "
+            "remove the link (or copy the folder with `cp -rL`)"
+        )
+
+
+def _open_lock(path: pathlib.Path, flags: int) -> int:
+    try:
+        return open_no_follow(path, flags)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        check_no_links(path.parent)
+        raise  # (not reached: the link is there)
+
+
+def _holder(fd: int) -> str:
+    """Who holds the flock on ``fd``'s file: the pid and command line that ``/proc/locks``
+    names (Linux), else the pid the last bench run wrote into the file."""
+    st = os.fstat(fd)
+    inode = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    try:
+        lines = pathlib.Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 8405 fe:00:2146613 0 EOF"
+        if len(fields) < 6 or fields[1] != "FLOCK":  # ("1: -> FLOCK ..." is a waiter)
+            continue
+        try:
+            major, minor, number = fields[5].split(":")
+            if (int(major, 16), int(minor, 16), int(number)) != inode:
+                continue
+        except ValueError:
+            continue
+        try:
+            command = pathlib.Path(f"/proc/{fields[4]}/cmdline").read_bytes()
+            command = command.replace(b"\0", b" ").decode(errors="replace").strip()[:100]
+        except OSError:
+            command = ""
+        return f"pid {fields[4]}" + (f": {command}" if command else "")
+    last = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+    return f"pid unknown; the last bench run to lock it was pid {last}"
 
 
 # --- What was being measured when a process died ------------------------------------------------
@@ -456,9 +606,10 @@ again: a case is recorded as ``crashed``, an experiment's claims as ERROR."""
 
 
 def mark_in_flight(run_dir: pathlib.Path, what: dict) -> None:
-    """Say what is being measured (``{"case": label, "key": [...]}`` or
-    ``{"experiment": [claim ids]}``) until :func:`clear_in_flight`: a resume that finds the
-    mark knows what the dead process was doing (see :func:`begin_session`)."""
+    """Say what is being measured (``{"case": label, "key": [...]}``, a sweep group timed in
+    interleaved rounds ``{"interleaved": [labels]}``, or ``{"experiment": [claim ids]}``)
+    until :func:`clear_in_flight`: a resume that finds the mark knows what the dead process
+    was doing (see :func:`begin_session`)."""
     write_json(run_dir / IN_FLIGHT, what)
 
 
@@ -467,31 +618,68 @@ def clear_in_flight(run_dir: pathlib.Path) -> None:
 
 
 def _in_flight(run_dir: pathlib.Path) -> dict | None:
+    """The mark a dead session left; one that is not a mark as :func:`mark_in_flight` writes
+    it (not JSON, another shape) is ``{"unreadable": "in_flight.json"}``."""
     try:
         what = read_json(run_dir / IN_FLIGHT)
     except FileNotFoundError:
         return None
     except (ValueError, OSError):
         return {"unreadable": IN_FLIGHT}
-    return what if isinstance(what, dict) else {"unreadable": IN_FLIGHT}
+    return what if _is_mark(what) else {"unreadable": IN_FLIGHT}
+
+
+def _is_mark(what) -> bool:
+    """A case's or an experiment's mark (:func:`_death_key`), or a sweep group's
+    (``{"interleaved": [labels]}``)."""
+    if isinstance(what, dict) and "interleaved" in what:
+        labels = what["interleaved"]
+        return isinstance(labels, list) and all(isinstance(x, str) for x in labels)
+    return _death_key(what) is not None
+
+
+RETRY = "retry_crashed"
+"""A session's field: it was started with ``--retry-crashed``; deaths before it no longer
+count (see :func:`deaths`)."""
 
 
 def deaths(env: dict) -> dict[tuple, int]:
-    """How many sessions died in each case (by its identity) or experiment (by its claims)."""
+    """How many sessions died in each case (by its identity) or experiment (by its claims),
+    since the last session started with ``--retry-crashed`` (that one included)."""
+    past = sessions(env)
+    since = max((i for i, s in enumerate(past) if s.get(RETRY)), default=0)
     counts: dict[tuple, int] = {}
-    for session in sessions(env):
-        what = session.get("died_in") or {}
-        key = _death_key(what)
+    for session in past[since:]:
+        key = _death_key(session.get("died_in"))
         if key is not None:
             counts[key] = counts.get(key, 0) + 1
     return counts
 
 
-def _death_key(what: dict) -> tuple | None:
-    if "key" in what:
-        return ("case", *what["key"])
-    if "experiment" in what:
-        return ("experiment", *what["experiment"])
+def given_up(env: dict) -> dict[str, int]:
+    """Claims whose experiment killed the bench process :data:`CRASH_LIMIT` times (since the
+    last ``--retry-crashed``): it is not run again; claim -> deaths."""
+    return {
+        claim: n
+        for key, n in deaths(env).items()
+        if key[0] == "experiment" and n >= CRASH_LIMIT
+        for claim in key[1:]
+    }
+
+
+_SCALAR = str | int | float | bool | type(None)
+
+
+def _death_key(what) -> tuple | None:
+    """The key of a mark (``{"case": label, "key": [...]}`` or ``{"experiment": [ids]}``);
+    None for anything else (an unreadable mark, or a value of another shape)."""
+    if not isinstance(what, dict):
+        return None
+    key, claims = what.get("key"), what.get("experiment")
+    if isinstance(key, list) and all(isinstance(v, _SCALAR) for v in key):
+        return ("case", *key)
+    if isinstance(claims, list) and claims and all(isinstance(c, str) for c in claims):
+        return ("experiment", *claims)
     return None
 
 
@@ -506,10 +694,9 @@ def experiment_death_key(claim_ids) -> tuple:
 # --- Resuming: what a run folder already holds ------------------------------------------------
 
 
-def read_text(path: pathlib.Path) -> str:
-    """A run file's text exactly as written (line ends kept); a byte that is not UTF-8 is a
-    :class:`RunFolderError` naming file and line."""
-    data = path.read_bytes() if path.exists() else b""
+def _decode(path: pathlib.Path, data: bytes) -> str:
+    """A run file's bytes as text; a byte that is not UTF-8 is a :class:`RunFolderError`
+    naming file and line."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -519,10 +706,42 @@ def read_text(path: pathlib.Path) -> str:
         ) from None
 
 
+def whole_records(text: str, columns: Mapping[str, str] | None) -> tuple[str, bool]:
+    """The part of a run file's text that holds whole records, and whether text after it was
+    dropped as a write cut short.
+
+    Every record the suite writes ends its line, so text after the last line end is a write
+    cut short, except a last row that has all its fields in a file whose last column is text
+    (``measurements.csv``, ``claims.csv``): a cut anywhere before that column would have cost
+    the row a field, so such a row lacks only its line end (taken off by hand, or a cut
+    between the two characters of ``\\r\\n``), and gets it back. In ``samples.csv`` a cut
+    inside the last column, a number, leaves a number: its last line is whole only with its
+    line end."""
+    end = text.rfind("\n") + 1
+    kept, rest = text[:end], text[end:]
+    if not rest:
+        return kept, False
+    if kept and columns and list(columns.values())[-1] == "string":
+        header = next(csv.reader([kept.splitlines()[0]]))
+        try:
+            found = list(csv.reader(io.StringIO(rest, newline=""), strict=True))
+        except csv.Error:  # (a quoted field cut short)
+            found = []
+        if len(found) == 1 and len(found[0]) == len(header):
+            return kept + rest + ("\n" if rest.endswith("\r") else "\r\n"), False
+    return kept, True
+
+
 def _complete_lines(path: pathlib.Path) -> str:
-    """The file's text up to its last newline: a line without one is a write cut short."""
-    text = read_text(path)
-    return text[: text.rfind("\n") + 1]
+    """The file's whole records (:func:`whole_records`; a last line cut inside a character
+    is cut short, not an encoding error)."""
+    data = path.read_bytes() if path.exists() else b""
+    end = data.rfind(b"\n") + 1
+    try:
+        rest = data[end:].decode("utf-8")
+    except UnicodeDecodeError:
+        rest = ""
+    return whole_records(_decode(path, data[:end]) + rest, FILES.get(path.name))[0]
 
 
 def _records(text: str) -> list[dict]:
@@ -545,25 +764,39 @@ def row_count(run_dir: pathlib.Path) -> int:
 
 
 def _replace_text(path: pathlib.Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``path`` whole: aside (:func:`aside`), fsync'ed, then renamed over it. A write
+    that fails leaves the old file, and removes what it wrote aside."""
+    tmp = aside(path)
+    try:
+        fd = open_no_follow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        with open(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if not tmp.is_symlink():
+                tmp.unlink()
+        raise
 
 
 def repair_interrupted(run_dir: pathlib.Path) -> None:
     """Undo what a killed run left half-written, before resuming it.
 
-    A line without its newline is a write cut short: dropped (in every CSV of the run). Raw
-    samples of a case with no row in measurements.csv belong to a case that did not finish (it
-    is measured again): dropped, so no case ends up with two sets of samples. Files written
-    aside for a rename (``*.tmp``) that never happened are removed.
+    A line without its newline is a write cut short: dropped (in every CSV of the run), unless
+    it is a whole row (:func:`whole_records`): its line end is put back. Raw samples of a case
+    with no row in measurements.csv belong to the case that did not finish (it is measured
+    again): dropped, so no case ends up with two sets of samples (samples of any other case
+    without a row are refused as damage before this, see
+    :func:`bench.analysis.check_resumable`). Files written aside for a rename that never
+    happened are removed: by the suite's own names (:data:`ASIDE`, :data:`LEGACY_ASIDE`), so a
+    user's ``notes.tmp`` stays.
     """
-    for tmp in run_dir.glob("*.tmp"):
-        if tmp.is_file():  # (bench writes files aside; a folder is someone else's)
-            tmp.unlink()
+    for path in run_dir.iterdir():
+        ours = path.name.endswith(ASIDE) or path.name in LEGACY_ASIDE
+        if ours and path.is_file() and not path.is_symlink():  # (a folder is someone else's)
+            path.unlink()
     rows_path, samples_path = run_dir / "measurements.csv", run_dir / "samples.csv"
     rows_text, samples_text = _complete_lines(rows_path), _complete_lines(samples_path)
     done = _done(_records(rows_text))  # a skipped case's samples are a re-measure cut short
@@ -579,7 +812,7 @@ def repair_interrupted(run_dir: pathlib.Path) -> None:
         (samples_path, "".join(kept)),
         (claims_path, _complete_lines(claims_path)),
     ):
-        if path.exists() and read_text(path) != new:
+        if path.exists() and path.read_bytes() != new.encode("utf-8"):
             _replace_text(path, new)
 
 

@@ -69,7 +69,7 @@ def write_table(
     rows = list(rows)
     columns = list(columns or (rows[0].keys() if rows else ()))
     path = pathlib.Path(run_dir) / name
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + ".bench-tmp")  # (records.ASIDE: a resume removes it)
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="raise")
         writer.writeheader()

@@ -8,7 +8,8 @@ BENCH_SUITE_MODULES).
   in one timed call), safe to run in the test process;
 - ``faults-crash``: a case that aborts the process measuring it, then one that is fine;
 - ``faults-worker``: for ``--case-timeout``: a case that starts slowly, one that aborts its
-  worker, one that hangs, one after them.
+  worker, one that hangs, one after them;
+- ``faults-sized``: two quick cases whose sizes depend on the profile, as a real suite's do.
 """
 
 import multiprocessing
@@ -165,8 +166,19 @@ def worker_cases(profile):
     ]
 
 
+SIZED = {"smoke": 1, "cpu": 2, "full": 4}  # the batch of each profile
+
+
+def sized_cases(profile):
+    return [
+        Case("faults-sized", "toy", name, "forward", _sleep(0), {"batch": SIZED[profile]})
+        for name in ("first", "second")
+    ]
+
+
 register(Suite("faults", "cases that fail on purpose", cases))
 register(Suite("faults-hang", "a case that never finishes", hang_cases))
 register(Suite("faults-rude", "cases that try to end the run", rude_cases))
 register(Suite("faults-crash", "a case that kills the process", crash_cases))
 register(Suite("faults-worker", "cases for --case-timeout", worker_cases))
+register(Suite("faults-sized", "cases sized by the profile", sized_cases))

@@ -28,7 +28,9 @@ from bench.records import RunLock
 from tests.bench.helpers import only_run
 
 FAULTS_MODULE = "tests.bench.faults_suite"
-FAULT_SUITES = ("faults", "faults-hang", "faults-rude", "faults-crash", "faults-worker")
+FAULT_SUITES = (
+    "faults", "faults-hang", "faults-rude", "faults-crash", "faults-worker", "faults-sized",
+)  # fmt: skip
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -61,6 +63,25 @@ def small_run(tmp_path_factory):
 def run_copy(small_run, tmp_path, faults):
     copy = tmp_path / small_run.name
     shutil.copytree(small_run, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def sized_run(tmp_path_factory):
+    """A finished run of two ok cases whose sizes depend on the profile (as a real suite's)."""
+    out = tmp_path_factory.mktemp("sized")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENCH_SUITE_MODULES", FAULTS_MODULE)
+        argv = ["run", "--suite", "faults-sized", "--profile", "smoke", "--out", str(out)]
+        assert main([*argv, "--repeats", "3"]) == 0
+        _forget_fault_suites()
+    return only_run(out)
+
+
+@pytest.fixture
+def sized_copy(sized_run, tmp_path, faults):
+    copy = tmp_path / sized_run.name
+    shutil.copytree(sized_run, copy)
     return copy
 
 
@@ -172,26 +193,68 @@ def test_a_locked_run_folder_is_refused_whole_and_left_untouched(run_copy, capsy
     _drop_rows(run_copy, 1)
     before = _files(run_copy)
     with RunLock(run_copy):
-        _one_line_exit_2(main(["run", "--resume", str(run_copy)]), capsys, "in use by another run")
-        _one_line_exit_2(main(["report", str(run_copy)]), capsys, "being written by a run")
+        _one_line_exit_2(
+            main(["run", "--resume", str(run_copy)]), capsys, "in use by another process"
+        )
+        _one_line_exit_2(main(["report", str(run_copy)]), capsys, "is being written")
         assert _files(run_copy) == before
     assert main(["run", "--resume", str(run_copy)]) == 0  # the lock went with its holder
     assert_nothing_lost_or_invented(run_copy, 2)
 
 
-def test_the_lock_of_a_killed_process_is_released_by_the_kernel(run_copy):
+def _hold_lock(run_dir: pathlib.Path) -> subprocess.Popen:
+    """Another process holding the folder's lock, as `flock RUN_DIR/.lock sleep 600` would."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR);"
          " fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)",
-         str(run_copy / records.LOCK)],
+         str(run_dir / records.LOCK)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_the_lock_of_a_killed_process_is_released_by_the_kernel(run_copy):
+    holder = _hold_lock(run_copy)
     assert _locked(run_copy)
     holder.kill()
     holder.communicate()
     assert not _locked(run_copy)
     assert main(["run", "--resume", str(run_copy)]) == 0
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/locks").exists(), reason="reads /proc/locks")
+def test_a_folder_locked_by_another_process_names_that_process(run_copy, capsys):
+    (run_copy / records.LOCK).write_text("999999\n")  # the pid of the last bench run here
+    holder = _hold_lock(run_copy)
+    try:
+        line = _one_line_exit_2(
+            main(["run", "--resume", str(run_copy)]), capsys, f"pid {holder.pid}"
+        )
+        assert "999999" not in line
+        line = _one_line_exit_2(main(["report", str(run_copy)]), capsys, f"pid {holder.pid}")
+    finally:
+        holder.kill()
+        holder.communicate()
+
+
+@pytest.mark.parametrize(
+    "command, name",
+    [("resume", records.LOCK), ("resume", "samples.csv"), ("report", "fits.csv")],
+    ids=["resume-lock", "resume-samples", "report-fits"],
+)
+def test_a_symbolic_link_in_a_run_folder_is_refused_and_never_written_through(
+    run_copy, tmp_path, command, name, capsys
+):
+    _drop_rows(run_copy, 1)  # a case left to measure
+    link, target = run_copy / name, tmp_path / "outside"
+    target.write_bytes(link.read_bytes() if link.exists() else b"someone else's file\n")
+    link.unlink(missing_ok=True)
+    link.symlink_to(target)
+    before = target.read_bytes()
+    argv = ["run", "--resume", str(run_copy)] if command == "resume" else ["report", str(run_copy)]
+    _one_line_exit_2(main(argv), capsys, "symbolic link", name)
+    assert target.read_bytes() == before and link.is_symlink()
 
 
 def test_two_resumes_at_once_measure_each_missing_case_once(faults, tmp_path, capsys):
@@ -201,7 +264,7 @@ def test_two_resumes_at_once_measure_each_missing_case_once(faults, tmp_path, ca
     _drop_rows(run_dir, 0)
     first = _bench("run", "--resume", str(run_dir))
     _until(lambda: _locked(run_dir), first)
-    _one_line_exit_2(main(["run", "--resume", str(run_dir)]), capsys, "in use by another run")
+    _one_line_exit_2(main(["run", "--resume", str(run_dir)]), capsys, "in use by another process")
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert_nothing_lost_or_invented(run_dir, 2)
@@ -250,6 +313,42 @@ def test_the_run_id_is_the_one_env_json_stores_whatever_the_folder_is_called(
     del env["run_id"]
     (renamed / "env.json").write_text(json.dumps(env))
     _one_line_exit_2(main(["run", "--resume", "."]), capsys, "no run_id")
+
+
+def test_a_resume_whose_env_json_settings_are_not_its_rows_is_refused(sized_copy, capsys):
+    _drop_rows(sized_copy, 1)
+    env = json.loads((sized_copy / "env.json").read_text())
+    env["profile"] = "cpu"  # edited: its row was measured under smoke (batch 1, cpu's is 2)
+    (sized_copy / "env.json").write_text(json.dumps(env))
+    before = _files(sized_copy)
+    line = _one_line_exit_2(main(["run", "--resume", str(sized_copy)]), capsys, "profile 'cpu'")
+    assert "line 2" in line and "not a case of" in line
+    assert _files(sized_copy) == before
+
+
+def test_runs_started_in_the_same_second_have_their_own_run_ids(faults, tmp_path, monkeypatch):
+    assert records.new_run_id() != records.new_run_id()  # (a CI matrix starts runs together)
+    monkeypatch.setattr(records, "new_run_id", lambda: "20260101T000000Z-abc1234")
+    argv = ["run", "--suite", "faults", "--variant", "fine", "--profile", "smoke"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    runs = sorted(p for p in tmp_path.iterdir() if not p.is_symlink())
+    assert [p.name for p in runs] == ["20260101T000000Z-abc1234", "20260101T000000Z-abc1234-1"]
+    assert analysis.load(runs).groupby("run_id").size().to_dict() == {p.name: 1 for p in runs}
+    for run_dir in runs:  # env.json, rows and samples agree with the folder
+        assert analysis.load_env(run_dir)["run_id"] == run_dir.name
+        assert set(analysis.load_samples(run_dir / "samples.csv").run_id) == {run_dir.name}
+
+
+def test_an_in_flight_mark_of_another_shape_is_unreadable_not_a_crash(run_copy):
+    (run_copy / records.IN_FLIGHT).write_text('{"case": "x", "key": 5}')
+    assert main(["run", "--resume", str(run_copy)]) == 0
+    env = analysis.load_env(run_copy)
+    assert env["sessions"][0]["died_in"] == {"unreadable": records.IN_FLIGHT}
+    # an env.json that an earlier version wrote with the mark as it was is read, not crashed on
+    env["sessions"][0]["died_in"] = {"case": "x", "key": 5}
+    (run_copy / "env.json").write_text(json.dumps(env))
+    assert main(["run", "--resume", str(run_copy)]) == 0
 
 
 def test_model_and_variant_narrow_only_the_resumed_session(run_copy, capsys):
@@ -372,6 +471,42 @@ def test_a_failed_experiment_makes_the_run_incomplete_and_resume_replaces_its_er
     assert len(flaky_experiment) == 3
 
 
+@pytest.fixture
+def passing_experiment():
+    """An experiment of one claim for the faults suite that passes whenever it runs."""
+
+    def run(profile, run_dir):
+        return [Verdict("X1", "PASS", "passing check", "x", "x = 1", "x = 1")]
+
+    experiment = claims.register(Experiment("faults", ("X1",), run))
+    yield
+    claims._EXPERIMENTS.remove(experiment)
+
+
+def test_an_experiment_that_killed_the_process_twice_runs_again_only_when_asked(
+    run_copy, passing_experiment, capsys
+):
+    env = json.loads((run_copy / "env.json").read_text())
+    first, died = env["sessions"][0], {"experiment": ["X1"]}  # as two kills -9 would leave it
+    env["sessions"] = [{**first, "died_in": died}, {**first, "session": 2, "died_in": died}]
+    (run_copy / "env.json").write_text(json.dumps(env))
+    assert main(["run", "--resume", str(run_copy)]) == 1
+    err = capsys.readouterr().err
+    assert "X1" in err and "killed the bench process 2 times" in err
+    assert f"--resume {run_copy} --retry-crashed" in err and "runs it again" not in err
+    assert analysis.load_claims(run_copy / "claims.csv").verdict.tolist() == ["ERROR"]
+
+    assert main(["run", "--resume", str(run_copy), "--retry-crashed"]) == 0
+    assert analysis.load_claims(run_copy / "claims.csv").verdict.tolist() == ["PASS"]
+    assert main(["run", "--resume", str(run_copy)]) == 0
+
+
+def test_retry_crashed_is_for_a_resume(tmp_path, capsys):
+    argv = ["run", "--retry-crashed", "--out", str(tmp_path)]
+    _one_line_exit_2(main(argv), capsys, "--retry-crashed is for --resume")
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- The disk and the arguments ---------------------------------------------------------------
 
 
@@ -416,6 +551,33 @@ def test_an_out_folder_that_cannot_hold_a_run_is_one_line(out, needle, tmp_path,
     out = out if out.startswith("/") else str(tmp_path / out)
     argv = ["run", "--suite", "binary_adder", "--profile", "smoke", "--out", out]
     _one_line_exit_2(main(argv), capsys, needle)
+
+
+def test_a_full_disk_before_the_run_has_an_env_json_leaves_nothing_and_says_run_again(
+    faults, tmp_path, monkeypatch, capsys
+):
+    def full_disk(fd):  # the first durable write of a new run is its env.json
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    argv = ["run", "--suite", "faults", "--profile", "smoke", "--out", str(tmp_path)]
+    line = _one_line_exit_2(main(argv), capsys, "No space left on device", "run again")
+    assert "--resume" not in line
+    assert list(tmp_path.iterdir()) == []  # no folder that is not a run
+
+
+def test_a_run_name_too_long_for_a_folder_is_one_line(tmp_path, capsys):
+    argv = ["run", "--name", "x" * 300, "--out", str(tmp_path)]
+    _one_line_exit_2(main(argv), capsys, "--name", "at most")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_report_into_a_read_only_folder_is_one_line(run_copy, monkeypatch, capsys):
+    def read_only(self, path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", read_only)
+    _one_line_exit_2(main(["report", str(run_copy)]), capsys, "Read-only file system", "fits.csv")
 
 
 def test_an_infinite_case_timeout_is_refused(tmp_path, capsys):
@@ -577,6 +739,48 @@ def test_resume_refuses_a_row_whose_samples_were_damaged(run_copy, edit, capsys)
     line = _one_line_exit_2(main(["run", "--resume", str(run_copy)]), capsys, "samples of the")
     assert "measurements.csv, whose row says" in line
     assert _files(run_copy) == before
+
+
+@pytest.mark.parametrize("edit", ["deleted", "emptied"])
+def test_samples_whose_rows_file_is_gone_are_refused_never_deleted(run_copy, edit, capsys):
+    path = run_copy / ROWS
+    path.unlink() if edit == "deleted" else path.write_bytes(b"")
+    before = _files(run_copy)
+    line = _one_line_exit_2(main(["run", "--resume", str(run_copy)]), capsys, SAMPLES)
+    assert "samples of 1 case" in line and "rows were lost" in line and "new run" in line
+    assert _files(run_copy) == before
+
+
+def test_samples_whose_row_was_deleted_by_hand_are_refused_never_deleted(sized_copy, capsys):
+    """Only the cases in flight when a run died have samples and no row (theirs are the last
+    samples written): samples without a row before those of a case with one are rows lost."""
+    path = sized_copy / ROWS
+    header, first, second = path.read_text().splitlines(keepends=True)
+    path.write_text(header + second)
+    before = _files(sized_copy)
+    line = _one_line_exit_2(main(["run", "--resume", str(sized_copy)]), capsys, SAMPLES)
+    assert "line 2" in line and "rows were lost" in line
+    assert _files(sized_copy) == before
+
+
+def test_a_whole_last_row_without_its_line_end_is_a_row_not_a_cut(run_copy, capsys):
+    path, samples = run_copy / ROWS, (run_copy / SAMPLES).read_bytes()
+    whole = path.read_bytes()
+    path.write_bytes(whole.rstrip(b"\r\n"))
+    assert len(analysis.load_measurements(path)) == 2
+    assert main(["run", "--resume", str(run_copy)]) == 0
+    assert "this run is already complete" in capsys.readouterr().err
+    assert path.read_bytes() == whole and (run_copy / SAMPLES).read_bytes() == samples
+
+
+def test_repair_removes_only_the_files_bench_wrote_aside(run_copy):
+    (run_copy / "notes.tmp").write_text("the user's own notes")
+    (run_copy / f"env.json{records.ASIDE}").write_text("{")  # a write cut before its rename
+    (run_copy / "claims.csv.tmp").write_text("")  # so named by earlier versions
+    assert main(["run", "--resume", str(run_copy)]) == 0
+    assert (run_copy / "notes.tmp").read_text() == "the user's own notes"
+    assert not (run_copy / f"env.json{records.ASIDE}").exists()
+    assert not (run_copy / "claims.csv.tmp").exists()
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,8 @@ FAULTS_MODULE = "tests.bench.faults_suite"
 def faults(monkeypatch):
     monkeypatch.setenv("BENCH_SUITE_MODULES", FAULTS_MODULE)
     yield
-    for name in ("faults", "faults-hang", "faults-rude", "faults-crash", "faults-worker"):
+    for name in ("faults", "faults-hang", "faults-rude", "faults-crash", "faults-worker",
+                 "faults-sized"):  # fmt: skip
         workloads._REGISTRY.pop(name, None)
     sys.modules.pop(FAULTS_MODULE, None)
 
