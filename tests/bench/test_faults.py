@@ -763,6 +763,15 @@ def test_samples_whose_row_was_deleted_by_hand_are_refused_never_deleted(sized_c
     assert _files(sized_copy) == before
 
 
+def test_the_last_samples_of_several_cases_without_rows_are_a_group_cut_short(sized_copy):
+    """A sweep group's samples are written before its rows: killed between the two, the run
+    leaves the group's samples last, with no row; the resume measures the group again."""
+    path = sized_copy / ROWS
+    path.write_text(path.read_text().splitlines(keepends=True)[0])
+    assert main(["run", "--resume", str(sized_copy)]) == 0
+    assert_nothing_lost_or_invented(sized_copy, 2)
+
+
 def test_a_whole_last_row_without_its_line_end_is_a_row_not_a_cut(run_copy, capsys):
     path, samples = run_copy / ROWS, (run_copy / SAMPLES).read_bytes()
     whole = path.read_bytes()
