@@ -159,7 +159,7 @@ FIXED_GROWTH = 0.10
 within ±10% of the time at the sweep's start; else it is ``undecided``."""
 COLLINEAR = 0.995
 """Work and depth correlated this closely along a sweep cannot be told apart: one term."""
-BOOTSTRAP = 300
+BOOTSTRAP = 200
 """Bootstrap resamples of the rounds."""
 NOISE_FLOOR = 1e-4
 """Relative residuals below this are the clock's resolution, not a better fit."""
@@ -275,7 +275,9 @@ def growth_model(
         if delta_bic[k] >= BIC_MARGIN and lo > 0:
             kept.append(k)
     coef, sse = fit(t, tuple(kept))
-    final = [fit(times, tuple(kept))[0] for times in resampled]  # the reported intervals
+    # the reported intervals: the kept terms' own fits (the full model's, when all are kept)
+    refit = tuple(kept) != tuple(terms)
+    final = [fit(times, tuple(kept))[0] for times in resampled] if refit else draws
     rise = rises(coef, tuple(kept))
     total = sum(rise.values())
     g_lo, g_hi = interval([growth(d) for d in draws])  # of the full model: is there growth?
@@ -448,7 +450,7 @@ def sweep_models(rows: pd.DataFrame, x: pd.Series, rounds: dict[tuple, pd.Series
     out["shape_best"] = ranked["shape"].iloc[0]
     out["shape_margin"] = float(ranked.bic.iloc[1] - ranked.bic.iloc[0])
     near = ranked[ranked.bic < ranked.bic.iloc[0] + BIC_MARGIN]
-    out["shapes_near"] = " ".join(near["shape"])  # those the data cannot tell from the best
+    out["shapes_near"] = "; ".join(near["shape"])  # those the data cannot tell from the best
     out["shape_rel_rms"] = float(ranked.rel_rms.iloc[0])
     return out
 

@@ -208,7 +208,7 @@ def sweep_facts(r, name: str) -> dict:
         "delta_bic_work": r[f"{name}_delta_bic_work"],
         "collinear": r[f"{name}_collinear"] if isinstance(r[f"{name}_collinear"], str) else "",
         "shape_best": r.shape_best,
-        "shapes_near": str(r.shapes_near).split() if isinstance(r.shapes_near, str) else [],
+        "shapes_near": str(r.shapes_near).split("; ") if isinstance(r.shapes_near, str) else [],
         "shape_margin": r.shape_margin,
         "work_exponent": r.work_exponent,
     }

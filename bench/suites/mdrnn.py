@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
@@ -127,7 +128,9 @@ MATCHED_TRAIN = {
 
 
 def _binary_images(batch: int, side: int, seed: int) -> jax.Array:
-    return jax.random.bernoulli(jax.random.key(seed), 0.5, (batch, side, side)).astype(jnp.float32)
+    # NumPy: jax.random compiles a kernel for every new shape (each side here)
+    rng = np.random.default_rng(seed)
+    return jnp.asarray((rng.random((batch, side, side)) < 0.5).astype(np.float32))
 
 
 def _extra(side: int, depth: int, hidden: int, schedule: str) -> dict:
@@ -168,7 +171,7 @@ def _build(mode: str, batch: int, side: int, depth: int, hidden: int, schedule: 
             x = _binary_images(batch, side, seed + 1)
             return Workload(fn, (state, x), n_params(model), extra=extra, batch_argnum=1, note=note)
         fn, state = forward_fn(model, lambda m, u: m.sample(u))
-        u = jax.random.uniform(jax.random.key(seed + 2), (batch, side, side))
+        u = jnp.asarray(np.random.default_rng(seed + 2).random((batch, side, side), np.float32))
         extra = dict(schedule="anti-diagonal", scan_steps=2 * side - 1, layers_per_step=depth)
         return Workload(fn, (state, u), n_params(model), binary_image_check, extra, batch_argnum=1)
 

@@ -118,3 +118,9 @@ def test_the_claim_fails_if_any_sweep_fails_and_passes_only_if_every_judged_one_
 def test_frames_from_empty_runs_are_inconclusive():
     assert check((frame([]), None)).outcome == "INCONCLUSIVE"
     assert isinstance(fits.fit(frame([])), pd.DataFrame)
+
+
+def test_a_flat_span_sweep_reads_every_shape_near_the_best_even_with_a_space_in_its_name():
+    flat = dict(axis="hw", span=lambda d, n: 38, work=lambda d, n: 1e3 * n)
+    found = check(sweep(SIDES, lambda d, n: 150e-6 + 2e-8 * n * np.log(n), **flat), axis="hw")
+    assert "n·log n" in found.facts["shapes_near"] and found.outcome in ("PASS", "INCONCLUSIVE")
