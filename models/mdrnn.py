@@ -285,14 +285,17 @@ def mdrnn_raster(params: dict, x_BxHxWxC: jax.Array, cell: str = "lstm") -> jax.
     return _over_layers(layer, x_BxHxWxC, params)
 
 
-def mdrnn_wavefront(params: dict, x_BxHxWxC: jax.Array, cell: str = "lstm") -> jax.Array:
-    """Layer by layer, one scan step per anti-diagonal: (H + W - 1)·d steps."""
+def mdrnn_wavefront(
+    params: dict, x_BxHxWxC: jax.Array, cell: str = "lstm", pieces: int | None = None
+) -> jax.Array:
+    """Layer by layer, one scan step per anti-diagonal: (H + W - 1)·d steps, as the lane
+    windows of :func:`diagonal_windows` (``pieces``; 0: one dense scan)."""
     cell_fn, _ = CELLS[cell]
     x_BxLxMxC, transposed = lanes_first(x_BxHxWxC)
     B, L, M, _ = x_BxLxMxC.shape
     hidden = params["w_h"].shape[1] // 2
     from_up, from_left = neighbour_maps(transposed)
-    windows = diagonal_windows(L, M)
+    windows = diagonal_windows(L, M, 1, pieces)
     mask_SxLx1 = diagonal_mask(L, M)[:, 0]
     x_SxBxLxC = skew(x_BxLxMxC)
 
@@ -325,14 +328,17 @@ def mdrnn_wavefront(params: dict, x_BxHxWxC: jax.Array, cell: str = "lstm") -> j
     return jnp.swapaxes(h_BxLxMxK, 1, 2) if transposed else h_BxLxMxK
 
 
-def mdrnn_pipelined(params: dict, x_BxHxWxC: jax.Array, cell: str = "lstm") -> jax.Array:
-    """All layers at once, layer ℓ on diagonal t - ℓ at step t: H + W + d - 2 steps."""
+def mdrnn_pipelined(
+    params: dict, x_BxHxWxC: jax.Array, cell: str = "lstm", pieces: int | None = None
+) -> jax.Array:
+    """All layers at once, layer ℓ on diagonal t - ℓ at step t: H + W + d - 2 steps (lane
+    windows as in :func:`mdrnn_wavefront`)."""
     cell_fn, _ = CELLS[cell]
     x_BxLxMxC, transposed = lanes_first(x_BxHxWxC)
     B, L, M, _ = x_BxLxMxC.shape
     depth, hidden = params["w_h"].shape[0], params["w_h"].shape[1] // 2
     from_up, from_left = neighbour_maps(transposed)
-    windows = diagonal_windows(L, M, depth)
+    windows = diagonal_windows(L, M, depth, pieces)
     mask_TxDxLx1 = diagonal_mask(L, M, depth)
     x_TxBxLxC = jnp.pad(skew(x_BxLxMxC), ((0, depth - 1), (0, 0), (0, 0), (0, 0)))
 
@@ -372,7 +378,9 @@ def sequential_steps(schedule: str, height: int, width: int, depth: int) -> int:
     }[schedule]
 
 
-def cells_computed(schedule: str, height: int, width: int, depth: int) -> int:
+def cells_computed(
+    schedule: str, height: int, width: int, depth: int, pieces: int | None = None
+) -> int:
     """Cell updates one image costs under ``schedule``: H·W·d for the raster scan. The
     wavefronts update whole lane windows at every step (:func:`diagonal_windows`; cells off
     the image are computed and masked), so they do more: the price of fewer steps."""
@@ -380,8 +388,10 @@ def cells_computed(schedule: str, height: int, width: int, depth: int) -> int:
         return height * width * depth
     L, M = sorted((height, width))
     if schedule == "wavefront":
-        return depth * sum((t1 - t0) * (b - a) for t0, t1, a, b in diagonal_windows(L, M))
-    return depth * sum((t1 - t0) * (b - a) for t0, t1, a, b in diagonal_windows(L, M, depth))
+        windows = diagonal_windows(L, M, 1, pieces)
+        return depth * sum((t1 - t0) * (b - a) for t0, t1, a, b in windows)
+    windows = diagonal_windows(L, M, depth, pieces)
+    return depth * sum((t1 - t0) * (b - a) for t0, t1, a, b in windows)
 
 
 RASTER_ROW_FLOATS = 16
@@ -469,8 +479,12 @@ class MDRNN(nnx.Module):
         *,
         cell: str = "lstm",
         schedule: str = "auto",
+        pieces: int | None = None,
         rngs: nnx.Rngs,
     ):
+        """``pieces``: the wavefronts' lane windows per triangle (:func:`diagonal_windows`;
+        0: one dense scan, which compiles several times faster and computes the off-image
+        cells); the same function and steps either way."""
         _check_positive(in_features=in_features, hidden=hidden, depth=depth)
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
@@ -479,7 +493,7 @@ class MDRNN(nnx.Module):
                 f"schedule must be 'auto' or one of {sorted(SCHEDULES)}, got {schedule!r}"
             )
         self.in_features, self.hidden, self.depth = in_features, hidden, depth
-        self.cell, self.schedule = cell, schedule
+        self.cell, self.schedule, self.pieces = cell, schedule, pieces
         gates = CELLS[cell][1] * hidden
         self.w_in = nnx.Param(_lecun(rngs.params(), (in_features, gates), in_features))
         self.w_x = nnx.Param(_lecun(rngs.params(), (depth - 1, hidden, gates), hidden))
@@ -506,8 +520,10 @@ class MDRNN(nnx.Module):
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
         if x_BxHxWxC.ndim != 4 or x_BxHxWxC.shape[-1] != self.in_features:
             raise ValueError(f"expected (B, H, W, {self.in_features}) input, got {x_BxHxWxC.shape}")
-        schedule = SCHEDULES[self.schedule_for(x_BxHxWxC)]
-        return schedule(self.params, x_BxHxWxC, self.cell)
+        name = self.schedule_for(x_BxHxWxC)
+        if name == "raster":
+            return mdrnn_raster(self.params, x_BxHxWxC, self.cell)
+        return SCHEDULES[name](self.params, x_BxHxWxC, self.cell, pieces=self.pieces)
 
 
 def shift_down_right(h_BxHxWxK: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -521,9 +537,16 @@ class MDRNNPixel(nnx.Module):
     """Binary-image model: logit of x(i, j) = [h_d(i-1, j); h_d(i, j-1)]·v + b_out."""
 
     def __init__(
-        self, hidden: int, depth: int, *, cell: str = "lstm", schedule: str = "auto", rngs: nnx.Rngs
+        self,
+        hidden: int,
+        depth: int,
+        *,
+        cell: str = "lstm",
+        schedule: str = "auto",
+        pieces: int | None = None,
+        rngs: nnx.Rngs,
     ):
-        self.mdrnn = MDRNN(1, hidden, depth, cell=cell, schedule=schedule, rngs=rngs)
+        self.mdrnn = MDRNN(1, hidden, depth, cell=cell, schedule=schedule, pieces=pieces, rngs=rngs)
         self.w_out = nnx.Param(_lecun(rngs.params(), (2 * hidden,), 2 * hidden))
         self.b_out = nnx.Param(jnp.zeros(()))
 

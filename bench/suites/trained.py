@@ -61,6 +61,7 @@ from bench.plots import sample_grid, training_curves
 from bench.quality import TrainConfig
 from bench.steps import binary_image_check, forward_fn, n_params, train_step_fn
 from bench.structure import analyse
+from bench.suites.mdrnn import pieces_for
 from bench.suites.pixelcnn import SAMPLERS, sampler_note
 from bench.workloads import Case, Suite, Workload, register, run_dir
 from models import mdrnn, pixelcnn
@@ -130,8 +131,11 @@ def trainees(profile: str) -> list[Trainee]:
         Trainee(
             "mdrnn",
             lambda seed, schedule=TRAINED_SCHEDULE: mdrnn.MDRNNPixel(
-                **s["mdrnn"], schedule=schedule, rngs=nnx.Rngs(seed)
-            ),
+                **s["mdrnn"],
+                schedule=schedule,
+                pieces=pieces_for(profile, "work"),
+                rngs=nnx.Rngs(seed),
+            ),  # fmt: skip
             mdrnn.nll_loss,
             s["mdrnn_train"],
             schedules,
