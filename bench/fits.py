@@ -167,16 +167,20 @@ MIN_ROUNDS = 3
 """Fewer rounds than this give no bootstrap: such a sweep can only be ``undecided``."""
 
 
-def _nnls(X: np.ndarray, y: np.ndarray, allowed: tuple[int, ...]) -> tuple[np.ndarray, float]:
-    """Least squares of y on the columns ``allowed`` of X with non-negative coefficients (every
-    subset solved, the best feasible kept: at most three columns). ``(coef, sse)``."""
+def _nnls(
+    X: np.ndarray, y: np.ndarray, allowed: tuple[int, ...], free: tuple[int, ...] = (0,)
+) -> tuple[np.ndarray, float]:
+    """Least squares of y on the columns ``allowed`` of X with non-negative coefficients, but
+    for the ``free`` ones (the intercept: a fixed cost, or the offset of a count that counts
+    its first steps dearer or cheaper than the time does). Every subset is solved and the best
+    feasible one kept (at most three columns). ``(coef, sse)``."""
     best = (np.zeros(X.shape[1]), float(y @ y))
     scale = np.maximum(np.abs(X).max(axis=0), 1e-300)
     for k in range(1, len(allowed) + 1):
         for use in itertools.combinations(allowed, k):
             cols = list(use)
             coef, *_ = np.linalg.lstsq(X[:, cols] / scale[cols], y, rcond=None)
-            if (coef < 0).any():
+            if any(v < 0 for c, v in zip(cols, coef, strict=True) if c not in free):
                 continue
             full = np.zeros(X.shape[1])
             full[cols] = coef / scale[cols]

@@ -104,7 +104,7 @@ SIZES = {
                     for sampler in SAMPLERS
                     for side, depth in (
                         *((side, 2) for side in SAMPLE_SIDES),
-                        *((8, d) for d in (1, 4, 8, 16, 32)),
+                        *((8, d) for d in (1, 2, 4, 8, 16, 32)),
                     )
                 ),
             ),
@@ -145,7 +145,7 @@ SIZES = {
                     for sampler in SAMPLERS
                     for side, depth in (
                         *((side, 2) for side in SAMPLE_SIDES),
-                        *((16, d) for d in (1, 4, 8, 16, 32)),
+                        *((16, d) for d in (1, 2, 4, 8, 16, 32)),
                     )
                 ),
             ),
