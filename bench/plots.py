@@ -79,7 +79,7 @@ def _grid(n: int, panel=PANEL, share: bool = False):
 
 def _save(fig, path: pathlib.Path) -> pathlib.Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
