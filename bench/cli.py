@@ -707,7 +707,9 @@ def cmd_plan(args, argv) -> int:
     rows, total = [], 0.0
     for case in (c for s in chosen for c in s.cases(config.profile) if keep(c)):
         with planning():
-            e = plan.estimate(case, cal, cost, repeats=config.repeats, warmup=config.warmup)
+            e = plan.estimate(
+                case, cal, cost, repeats=config.repeats, warmup=config.warmup, rounds=config.rounds
+            )
         rows.append(dict(case=e.label, compile_s=e.compile_s, call_ms=e.call_s * 1e3,
                          repeats=e.repeats, total_s=e.total_s))  # fmt: skip
         total += e.total_s

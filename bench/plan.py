@@ -33,7 +33,7 @@ from jax.extend.core import subjaxprs
 from bench import claims
 from bench.calibration import Calibration
 from bench.structure import Structure, analyse_jaxpr
-from bench.timing import repeats_for
+from bench.timing import repeats_for, visit_calls
 from bench.workloads import Case, Suite
 
 ASSUMED_EFFICIENCY = 0.25
@@ -177,13 +177,21 @@ class Budget:
             self.compile,
             repeats,
         )
-        return compile_s + (warmup + n) * call
+        return compile_s + (1 + warmup + n) * call
 
 
 def estimate(
-    case: Case, cal: Calibration, cost: CompileCost, *, repeats: int, warmup: int
+    case: Case,
+    cal: Calibration,
+    cost: CompileCost,
+    *,
+    repeats: int,
+    warmup: int,
+    rounds: int | None = None,
 ) -> Estimate:
-    """Build and trace ``case`` (timed: that is part of its cost) and estimate the rest."""
+    """Build and trace ``case`` (timed: that is part of its cost) and estimate the rest: a
+    case of a sweep group is timed ``rounds`` visits of :func:`bench.timing.visit_calls`
+    calls (``bench.timing.time_rounds``), any other ``repeats`` calls (more for a fast one)."""
     t0 = time.perf_counter()
     w = case.build()
     closed = jax.make_jaxpr(w.fn)(*w.args)
@@ -192,7 +200,9 @@ def estimate(
     compile_s, call, n = remaining_seconds(
         closed.jaxpr, s.work_flops, s.steps_executed, cal, cost, repeats
     )
-    total = build_s + compile_s + (warmup + n) * call
+    if case.sweep_group is not None and rounds:
+        n = rounds * visit_calls(call)
+    total = build_s + compile_s + (1 + warmup + n) * call
     return Estimate(case.label, build_s, compile_s, call, n, total)
 
 

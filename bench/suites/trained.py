@@ -133,7 +133,7 @@ def trainees(profile: str) -> list[Trainee]:
             lambda seed, schedule=TRAINED_SCHEDULE: mdrnn.MDRNNPixel(
                 **s["mdrnn"],
                 schedule=schedule,
-                pieces=pieces_for(profile, "work"),
+                pieces=pieces_for(profile, "work", "train"),
                 rngs=nnx.Rngs(seed),
             ),  # fmt: skip
             mdrnn.nll_loss,
