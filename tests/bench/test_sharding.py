@@ -126,8 +126,7 @@ assert maybe_initialize_distributed()
 import jax, numpy as np
 from bench.sharding import data_mesh
 from bench.suites import lstm, scaling
-build = lstm._build(scaling.LSTM_VARIANT, "train", 16, 4, 8, 5, seed=0)
-w = shard_workload(build(), 8, 16)
+w = shard_workload(lstm.workload(scaling.LSTM_VARIANT, "train", 16, 4, 8, 5, seed=0), 8, 16)
 step = jax.jit(w.fn)
 params, rest, opt, batch = w.args
 for _ in range(3):
