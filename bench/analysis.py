@@ -10,6 +10,7 @@ never a silently wrong DataFrame.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import pathlib
@@ -39,6 +40,8 @@ def _read_csv(
     if not path.exists():
         raise SchemaError(f"{path}: file not found")
     data = path.read_bytes()
+    if path.suffix == ".gz":  # a kept reference run's samples (results/reference)
+        data = gzip.decompress(data)
     if complete_lines:
         data = data[: data.rfind(b"\n") + 1] + _last_line(data)
     try:
@@ -230,6 +233,16 @@ def superseded(df: pd.DataFrame) -> np.ndarray:
         return np.zeros(len(df), dtype=bool)
     later = df.duplicated(keys, keep="last").to_numpy()
     return later & (df.status == "skipped").fillna(False).to_numpy()
+
+
+def run_samples(run_dir: str | pathlib.Path) -> pd.DataFrame | None:
+    """A run folder's raw samples: ``samples.csv``, or ``samples.csv.gz`` (how a reference run
+    under ``results/reference`` keeps them small), or None when it has neither."""
+    for name in ("samples.csv", "samples.csv.gz"):
+        path = pathlib.Path(run_dir) / name
+        if path.exists():
+            return load_samples(path)
+    return None
 
 
 def load_samples(path: str | pathlib.Path) -> pd.DataFrame:

@@ -200,8 +200,7 @@ def _repeats_ran(rows: pd.DataFrame) -> str | None:
 def _open_run_folder(path: pathlib.Path) -> Run:
     env = analysis.load_env(path)
     rows = analysis.load_measurements(path / "measurements.csv")
-    samples_path = path / "samples.csv"
-    samples = analysis.load_samples(samples_path) if samples_path.exists() else None
+    samples = analysis.run_samples(path)
     return Run(
         path=path,
         kind="run folder",

@@ -73,8 +73,7 @@ def table(folders: list[pathlib.Path]) -> pd.DataFrame:
     for folder in folders:
         env = analysis.load_env(folder)
         measured = analysis.load_measurements(folder / "measurements.csv")
-        samples_path = folder / "samples.csv"
-        samples = analysis.load_samples(samples_path) if samples_path.exists() else None
+        samples = analysis.run_samples(folder)
         by_case: dict[tuple, tuple[list, list]] = {}
         if samples is not None:
             has_rounds = "round" in samples

@@ -679,8 +679,7 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     baselines = {name: s.baselines for name, s in suites().items()}
     run_suites = set(df.suite.dropna()) | set(env.get("suites", ()))
 
-    samples_csv = run_dir / "samples.csv"
-    samples = analysis.load_samples(samples_csv) if samples_csv.exists() else None
+    samples = analysis.run_samples(run_dir)
     fitted = fits.fit(df, samples)
     fitted.to_csv(run_dir / "fits.csv", index=False)
     fits.shapes(df, samples).to_csv(run_dir / "shapes.csv", index=False)

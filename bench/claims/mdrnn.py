@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
-from bench.analysis import load_samples
+from bench.analysis import run_samples
 from bench.claims import (
     Derived,
     Experiment,
@@ -696,10 +696,7 @@ def c12_time_to_quality(summary: pd.DataFrame) -> Verdict:
 
 
 def _round_times(run_dir) -> dict:
-    path = None if run_dir is None else pathlib.Path(run_dir) / "samples.csv"
-    if path is None or not path.exists():
-        return {}
-    return round_times(load_samples(path))
+    return {} if run_dir is None else round_times(run_samples(run_dir))
 
 
 def c12_training_parallelism(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:

@@ -117,3 +117,28 @@ def test_pytest_benchmark_json_loads_into_the_same_shape(tmp_path):
     assert row.time_median_s == 0.5 and row.repeats == 3 and row.span_ops == 10
     assert pd.isna(row.depth) and row.host_cpu == "Test CPU"
     assert df["batch"].dtype == "Int64"
+
+
+REFERENCE = pathlib.Path(__file__).parents[2] / "results/reference/cpu-2core-6f122ee"
+
+
+def test_a_reference_run_keeps_its_samples_gzipped_and_whole():
+    df = analysis.load(REFERENCE)
+    samples = analysis.run_samples(REFERENCE)
+    assert not (REFERENCE / "samples.csv").exists()
+    counts = samples.groupby(["variant", "mode", "seq_len", "height", "depth", "batch", "hidden"],
+                             dropna=False).size()  # fmt: skip
+    assert len(samples) == int(df[df.status == "ok"].repeats.sum()) and counts.min() > 0
+    latency = df[(df.regime == "latency") & (df.status == "ok")]
+    assert (latency.rounds == 12).all() and samples["round"].notna().sum() > 0
+
+
+@pytest.mark.slow
+def test_re_rendering_the_reference_run_gives_its_verdicts_and_fits(tmp_path):
+    from bench import report
+
+    copy = tmp_path / REFERENCE.name
+    shutil.copytree(REFERENCE, copy)
+    report.render(copy)
+    for name in ("claims_derived.csv", "fits.csv"):
+        assert (copy / name).read_text() == (REFERENCE / name).read_text(), name
