@@ -340,7 +340,6 @@ def measure_case(
     trace_dir: str | None = None,
     budget: plan.Budget | None = None,
     log=print,
-    **_,
 ) -> tuple[dict, list[dict]]:
     """Build and time one case back to back (:func:`bench.timing.measure`). Returns its row
     and its raw sample records; never raises (a failure is the row's status)."""
@@ -585,11 +584,15 @@ def _worker(profile, run_dir, compile_cache, tasks, results, parent_pid):
         results.send(("done", _measure_cases(cases, log=log, **kwargs)))
 
 
-def _measure_cases(cases: list[Case], *, rounds: int, **kwargs) -> list[tuple[dict, list]]:
-    """One case timed back to back, or a sweep group of them interleaved."""
+def _measure_cases(
+    cases: list[Case], *, rounds: int, on_case=lambda case: None, **kwargs
+) -> list[tuple[dict, list]]:
+    """One case timed back to back, or a sweep group of them interleaved (``on_case``: see
+    :func:`measure_group`)."""
     if len(cases) == 1 and cases[0].sweep_group is None:
+        on_case(cases[0])
         return [measure_case(cases[0], **kwargs)]
-    return measure_group(cases, rounds=rounds, **kwargs)
+    return measure_group(cases, rounds=rounds, on_case=on_case, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -735,11 +738,8 @@ def _run(
                 if isolated:
                     in_flight(cases_[0] if len(cases_) == 1 else None)
                     found = isolated.measure(cases_, **kwargs)
-                elif len(unit) == 1 and unit[0].sweep_group is None:
-                    in_flight(cases_[0])
-                    found = [measure_case(cases_[0], log=log, **kwargs)]
                 else:
-                    found = measure_group(cases_, log=log, on_case=in_flight, **kwargs)
+                    found = _measure_cases(cases_, log=log, on_case=in_flight, **kwargs)
                 _check_stop()  # an interrupt swallowed inside the case: its row is not kept
                 results.update(zip(timed, found, strict=True))
             # samples first, the rows last: a case counts as done once its row is written,
