@@ -108,6 +108,11 @@ def sweeps(group: pd.DataFrame):
                 yield name, fixed, group.loc[rows.index]
 
 
+def fixed_text(rows: pd.DataFrame, fixed: list[str]) -> str:
+    """The sizes a sweep holds fixed, as ``fits.csv``'s ``fixed`` column writes them."""
+    return " ".join(f"{f}={rows[f].iloc[0]}" for f in fixed)
+
+
 def brent_fit(rows: pd.DataFrame, depth: str = "span_ops") -> dict:
     """Non-negative least squares ``time ≈ c + a·work + b·depth`` over a group, with R².
 
@@ -275,7 +280,7 @@ def growth_model(
     for k in terms:
         rest = tuple(j for j in terms if j != k)
         delta_bic[k] = _bic(fit(t, rest)[1], n, len(rest) + 1) - bic_full
-        lo, _ = interval([rises(d)[k] / (X[first] @ d) for d in draws])
+        lo, _ = interval([rises(d)[k] / (X[first] @ d) for d in draws if X[first] @ d > 0])
         if delta_bic[k] >= BIC_MARGIN and lo > 0:
             kept.append(k)
     coef, sse = fit(t, tuple(kept))
@@ -471,7 +476,7 @@ def shapes(df: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.DataFram
                 **dict(zip(GROUP, key, strict=True)),
                 "regime": rows.regime.iloc[0] if "regime" in rows else "",
                 "axis": axis,
-                "fixed": " ".join(f"{f}={rows[f].iloc[0]}" for f in fixed),
+                "fixed": fixed_text(rows, fixed),
             }
             out += [{**ident, **r} for r in table.to_dict("records")]
     return pd.DataFrame(out)
@@ -507,7 +512,7 @@ def fit(df: pd.DataFrame, samples: pd.DataFrame | None = None) -> pd.DataFrame:
                     "axis": axis,
                     "axis_values": " ".join(f"{v:g}" for v in sorted(x.unique())),
                     "axis_range": float(x.max() / x.min()),
-                    "fixed": " ".join(f"{f}={rows[f].iloc[0]}" for f in fixed),
+                    "fixed": fixed_text(rows, fixed),
                     "n_points": len(rows),
                     "slope": slope,
                     "slope_ci95": half,

@@ -37,7 +37,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.claims import Curve, WallTimeFigure  # noqa: E402
-from bench.fits import DEPTHS, GROUP, axis_values, round_times, sweeps  # noqa: E402
+from bench.fits import (  # noqa: E402
+    DEPTHS,
+    GROUP,
+    axis_values,
+    fixed_text,
+    round_times,
+    sweeps,
+)
 from bench.workloads import SIZE_FIELDS, case_key, suites  # noqa: E402
 
 AXIS_LABEL = {
@@ -360,11 +367,11 @@ def growth_plot(
     rounds = round_times(samples)
     panels: dict[str, list] = {axis: [] for axis in figure.axes}
     for key, group in rows.groupby(GROUP, dropna=False):
-        for axis, _, sweep in sweeps(group):
+        for axis, fixed, sweep in sweeps(group):
+            same = [fitted[c] == v for c, v in zip(GROUP, key, strict=True) if v == v]
             model = fitted[
-                (fitted.suite == key[0]) & (fitted.variant == key[2])
-                & (fitted["mode"] == key[3]) & (fitted.axis == axis)
-                & (fitted.regime == "latency")
+                np.logical_and.reduce(same) & (fitted.axis == axis)
+                & (fitted.fixed == fixed_text(sweep, fixed)) & (fitted.regime == "latency")
             ]  # fmt: skip
             if axis in panels and not model.empty and sweep[figure.measure].notna().all():
                 panels[axis].append((key, sweep, model.iloc[0]))
@@ -373,10 +380,14 @@ def growth_plot(
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.4), squeeze=False)
     for ax, (axis, lines) in zip(axes[0], panels.items(), strict=True):
+        # a measure constant along every sweep of the panel: drawn against the swept axis
+        flat = all(sweep[figure.measure].nunique() == 1 for _, sweep, _ in lines)
         for i, (key, sweep, m) in enumerate(lines):
             color = f"C{i}"
-            sweep = sweep.sort_values(figure.measure)
-            x = sweep[figure.measure].to_numpy(float)
+            sweep = sweep.assign(_x=axis_values(sweep, axis) if flat else sweep[figure.measure])
+            sweep = sweep.sort_values("_x")
+            x = sweep["_x"].to_numpy(float)
+            depth = sweep[figure.measure].to_numpy(float)
             for xi, record in zip(x, sweep.to_dict("records"), strict=True):
                 per_round = rounds.get(case_key(record))
                 if per_round is not None:
@@ -384,17 +395,27 @@ def growth_plot(
             ax.plot(x, sweep.time_median_s, MARKERS[i % len(MARKERS)], color=color, ms=5)
             c, a, b = m[f"{name}_c_s"], m[f"{name}_a_s_per_flop"], m[f"{name}_b_s_per_step"]
             if c == c:
-                line = c + a * sweep.work_flops.to_numpy(float) + b * x
+                line = c + a * sweep.work_flops.to_numpy(float) + b * depth
                 label = f"{key[0]} {key[2]}: follows {m[f'{name}_follows']}"
                 ax.plot(x, line, "-", color=color, linewidth=1.2, label=label)
                 ax.axhline(c, color=color, linestyle="--", linewidth=0.8, alpha=0.7)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(f"{figure.measure} (the sweep over {AXIS_LABEL.get(axis, axis)})")
+        ax.set_xlabel(
+            f"{AXIS_LABEL.get(axis, axis)} ({figure.measure} constant along it)"
+            if flat
+            else f"{figure.measure} (the sweep over {AXIS_LABEL.get(axis, axis)})"
+        )
         ax.set_ylabel("wall time per call (s)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    n_rounds = max((len(v) for v in rounds.values()), default=0)
+    drawn = [
+        len(rounds.get(case_key(r), ()))
+        for lines in panels.values()
+        for _, sweep, _ in lines
+        for r in sweep.to_dict("records")
+    ]
+    n_rounds = max(drawn, default=0)
     fig.suptitle(
         f"{figure.claim}: wall time against {figure.measure}, latency regime, {n_rounds} "
         "interleaved rounds\nfaint: each round; line: fitted c + a·work + b·depth; "
