@@ -40,18 +40,18 @@ class TimeAccount:
         finally:
             self.add(part, time.perf_counter() - t0)
 
-    def add_case(self, row: dict, elapsed_s: float | None = None) -> float:
-        """Book a case's parts from its row; returns their sum. With ``elapsed_s`` (the time
-        the runner spent on it), the rest is booked as the cases' own overhead."""
+    def add_unit(self, rows: list[dict], elapsed_s: float) -> None:
+        """Book the parts of the cases measured together (one case, or a sweep group) from
+        their rows, and the rest of the ``elapsed_s`` the runner spent on them as the cases'
+        own overhead."""
         booked = 0.0
-        for column, part in CASE_PARTS.items():
-            value = row.get(column)
-            if value is not None and value == value:
-                self.add(part, value)
-                booked += float(value)
-        if elapsed_s is not None:
-            self.add("cases: other (rows, logs, workers)", elapsed_s - booked)
-        return booked
+        for row in rows:
+            for column, part in CASE_PARTS.items():
+                value = row.get(column)
+                if value is not None and value == value:
+                    self.add(part, value)
+                    booked += float(value)
+        self.add("cases: other (rows, logs, workers)", elapsed_s - booked)
 
     def closed(self) -> dict[str, float]:
         """The parts, ``other`` (the rest of the wall time) and ``total``, rounded to ms."""

@@ -650,9 +650,15 @@ def deaths(env: dict) -> dict[tuple, int]:
     since = max((i for i, s in enumerate(past) if s.get(RETRY)), default=0)
     counts: dict[tuple, int] = {}
     for session in past[since:]:
-        key = _death_key(session.get("died_in"))
-        if key is not None:
-            counts[key] = counts.get(key, 0) + 1
+        what = session.get("died_in")
+        members = what.get("keys") if isinstance(what, dict) and "interleaved" in what else None
+        if isinstance(members, list):  # a sweep group's rounds: a death of each of its cases
+            keys = [_death_key({"key": k}) for k in members]
+        else:
+            keys = [_death_key(what)]
+        for key in keys:
+            if key is not None:
+                counts[key] = counts.get(key, 0) + 1
     return counts
 
 

@@ -25,7 +25,6 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import jax
 
@@ -36,6 +35,7 @@ from bench.config import RunConfig
 from bench.sharding import shard_workload
 from bench.structure import analyse_jaxpr
 from bench.timing import (
+    Ready,
     RecompilationError,
     Timing,
     measure,
@@ -307,11 +307,10 @@ def finish_row(row: dict, timing: Timing, calibration: dict | None) -> list[dict
         row.update(
             limit_s=lim.limit_s, limit_bound=lim.bound, efficiency=lim.efficiency(timing.min_s)
         )
-    spread = timing.round_spread if timing.rounds is not None else None
+    spread, what = row["round_spread"], "between rounds"
     if spread is None and timing.median_s > 0:
-        spread = timing.iqr_s / timing.median_s
+        spread, what = timing.iqr_s / timing.median_s, "of the samples"
     if spread is not None and spread > SPREAD_LIMIT:
-        what = "between rounds" if timing.rounds is not None else "of the samples"
         _add_note(
             row,
             f"unsteady: IQR {what} {spread:.0%} of the median (limit {SPREAD_LIMIT:.0%}); "
@@ -384,14 +383,18 @@ def measure_group(
     random order seeded by the group. One ``(row, samples)`` per case, in order; never raises.
     ``on_case(case)`` is told which case is being built (``None``: the rounds have begun)."""
     results: list[tuple[dict, list[dict]]] = []
-    ready: dict[int, Any] = {}
+    ready: dict[int, Ready] = {}
+    began = time.monotonic()
     for i, case in enumerate(cases):
         on_case(case)
-        row = _identity_row(case, run_id, devices)
+        left = None  # the budget less what the group's earlier cases took
+        if budget is not None:
+            left = dataclasses.replace(budget, left_s=budget.left_s - (time.monotonic() - began))
+        row = None
         try:
             row, w = build_case(
                 case, run_id=run_id, repeats=repeats, warmup=warmup, devices=devices,
-                budget=budget, log=log,
+                budget=left, log=log,
             )  # fmt: skip
             if w is not None:
                 ready[i] = prepare(w.fn, w.args, warmup=warmup, before_timing=_health(w))
@@ -399,8 +402,8 @@ def measure_group(
         except BaseException as e:
             if _users(e):
                 raise
+            row = row or _identity_row(case, run_id, devices)
             row.update(status=classify(e), error=first_line(e))
-            ready.pop(i, None)
         results.append((row, []))
     if not ready:
         return results
@@ -731,7 +734,10 @@ def _run(
                     what = (
                         {"case": case.label, "key": list(case.key(config.devices))}
                         if case is not None
-                        else {"interleaved": [c.label for c in group]}
+                        else {
+                            "interleaved": [c.label for c in group],
+                            "keys": [list(c.key(config.devices)) for c in group],
+                        }
                     )
                     records.mark_in_flight(run_dir, what)
 
@@ -752,8 +758,7 @@ def _run(
             for j in range(len(unit)):
                 out.write(results[j][0])
             records.clear_in_flight(run_dir)
-            booked = sum(account.add_case(results[j][0]) for j in range(len(unit)))
-            account.add("cases: other (rows, logs, workers)", time.perf_counter() - t0 - booked)
+            account.add_unit([results[j][0] for j in range(len(unit))], time.perf_counter() - t0)
             measured += len(unit)
             done_cases += len(unit)
             for j in range(len(unit)):

@@ -23,10 +23,10 @@ def test_the_parts_and_the_rest_sum_to_the_wall_time():
 
 def test_a_cases_parts_come_from_its_row_and_its_overhead_is_the_rest():
     account = TimeAccount(started=0.0)
-    booked = account.add_case({"build_s": 1.0, "compile_s": 2.0, "timed_s": None}, elapsed_s=4.0)
-    assert booked == 3.0
-    assert account.parts["cases: build"] == 1.0 and account.parts["cases: compile"] == 2.0
-    assert account.parts["cases: other (rows, logs, workers)"] == 1.0
+    rows = [{"build_s": 1.0, "compile_s": 2.0, "timed_s": None}, {"build_s": 0.5}]
+    account.add_unit(rows, elapsed_s=4.0)
+    assert account.parts["cases: build"] == 1.5 and account.parts["cases: compile"] == 2.0
+    assert account.parts["cases: other (rows, logs, workers)"] == 0.5
 
 
 def test_a_run_books_its_session_in_env_json(tmp_path):
