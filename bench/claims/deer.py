@@ -583,7 +583,7 @@ def judge_wall_time(table: pd.DataFrame) -> Verdict:
         wins += best.outcome == "faster"
         if best.outcome == "slower":
             losses.append(f"T={seq_len} H={hidden} ({mode}, best ×{best.speedup:.2g})")
-    agree = [
+    disagree = [
         f"{r.variant} {r.mode} T={r.seq_len} H={r.hidden}"
         for r in timed.itertuples()
         if _model_says(r.model_speedup) not in ("no limit", r.outcome)
@@ -609,15 +609,18 @@ def judge_wall_time(table: pd.DataFrame) -> Verdict:
         )
     elif wins == deciding:
         verdict = "PASS"
-        statement = f"on this device the parallel evaluator beats the sequential scan at {where}"
+        statement = (
+            "on this device the parallel evaluator beats the sequential scan at every size of "
+            f"{where} where the limit model leaves it room to win ({deciding} of {len(cells)})"
+        )
     else:
         verdict = "INCONCLUSIVE"
         statement = "the timings tie at some size where the limit model leaves room for a win"
     if modelled:
         statement += (
-            f"; the limit model's outcome (win, tie, loss) matches the measured one at "
-            f"{modelled - len(agree)} of {modelled} timed sizes"
-            + (f", not at {', '.join(agree)}" if agree else "")
+            f"; the limit model's outcome (win, tie, loss) matches the measured one in "
+            f"{modelled - len(disagree)} of {modelled} timed cases"
+            + (f", not in {', '.join(disagree)}" if disagree else "")
         )
     if lines:
         statement += "; crossover in hidden size: " + "; ".join(lines)

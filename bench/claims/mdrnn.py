@@ -493,7 +493,7 @@ def c12_time(pairs: pd.DataFrame, rounds: dict | None = None) -> Verdict:
     """C12's wall-time half: does the MDRNN's training time pull away from PixelCNN's as the
     image grows, beyond the scatter between interleaved rounds? (``rounds``: per-round times
     by case, ``bench.fits.round_times``.)"""
-    parts, outcomes = [], []
+    parts, outcomes, failed = [], [], []
     for regime, schedule, rows in _groups(pairs):
         ratios = (rows.time_median_s_mdrnn / rows.time_median_s_pix).tolist()
         text = (
@@ -511,6 +511,9 @@ def c12_time(pairs: pd.DataFrame, rounds: dict | None = None) -> Verdict:
         g = ratio_growth(pix, mdr)
         if (g["ratio_hi"] < 1).any() or g["growth_hi"] < 0:
             outcomes.append("FAIL")
+            faster = (g["ratio_hi"] < 1).any()
+            why = "faster than PixelCNN at some size" if faster else "the ratio shrinks"
+            failed.append(f"{schedule} ({why})")
         elif (g["ratio_lo"] > 1).all() and g["growth_lo"] > 0:
             outcomes.append("PASS")
         else:
@@ -528,7 +531,10 @@ def c12_time(pairs: pd.DataFrame, rounds: dict | None = None) -> Verdict:
         statement = f"no latency regime with {C12_MIN_SIZES} matched sizes was measured"
     elif "FAIL" in outcomes:
         verdict = "FAIL"
-        statement = "in the latency regime the MDRNN's training time does not pull away"
+        statement = (
+            "in the latency regime the MDRNN's training time does not pull away from PixelCNN's: "
+            + "; ".join(failed)
+        )
     elif set(outcomes) == {"PASS"}:
         verdict = "PASS"
         statement = (

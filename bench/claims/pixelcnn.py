@@ -281,6 +281,9 @@ def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) 
             f"K swept over {len(kernels)} values ({k_lo}..{k_hi}): an exponent of K needs "
             f"≥ {MIN_K_VALUES} values over ≥ {MIN_K_RANGE:g}×"
         )
+    elif any(e != e for e in k_exponent.values()):
+        verdict = "INCONCLUSIVE"
+        statement = f"a span per pixel and layer is not positive: no exponent of K ({exponents})"
     elif all(abs(e - K_EXPONENT) <= K_EXPONENT_TOL for e in k_exponent.values()):
         verdict = "PASS"
         statement = (
