@@ -388,8 +388,9 @@ class Comparison:
 
     def machine_moved(self) -> list[str]:
         """Why the whole machine moved between the runs (empty when it did not): the
-        calibration's time or the typical case's ratio beyond the threshold band, or a load
-        average above the cores."""
+        calibration's time beyond the threshold band, or a load average above the cores; the
+        typical case's ratio beyond the band is added to those, never alone (a change that
+        slows every case moves it too: that is a regression, not the machine)."""
         band = (1 / (1 + self.threshold), 1 + self.threshold)
         why = []
         if self.references is None:
@@ -400,11 +401,12 @@ class Comparison:
                     why.append(f"the calibration took {moved:.3g}× the time")
             except CompareError:
                 pass
+        why += _busy(self.old) + _busy(self.new)
         typical = self.typical
         timed = self.cases.outcome.isin(["slower", "faster", "unchanged"]).sum()
-        if timed >= MIN_TYPICAL_CASES and not band[0] <= typical <= band[1]:
+        if why and timed >= MIN_TYPICAL_CASES and not band[0] <= typical <= band[1]:
             why.append(f"the typical case's ratio is {typical:.3g}")
-        return why + _busy(self.old) + _busy(self.new)
+        return why
 
     @property
     def problems(self) -> pd.DataFrame:

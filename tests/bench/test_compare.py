@@ -347,6 +347,14 @@ def test_a_quiet_machine_with_one_slower_case_is_a_regression_not_machine_moved(
     assert result.machine_moved() == [] and result.exit_code == 1
 
 
+def test_code_that_slows_every_case_is_a_regression_though_the_typical_ratio_moves(tmp_path):
+    """The calibration and the load did not move: a typical ratio of 1.6 is the code's."""
+    old = same_code(tmp_path / "old")
+    new = same_code(tmp_path / "new", seed=100, slower={T: 1.6 for T in BASE_S})
+    result = cmp.compare(cmp.open_run(old), cmp.open_run(new), resamples=200)
+    assert result.typical > 1.3 and result.machine_moved() == [] and result.exit_code == 1
+
+
 # --- runs timed in interleaved rounds ---------------------------------------------------------
 
 
