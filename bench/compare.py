@@ -370,6 +370,7 @@ class Comparison:
     references: tuple[Reference, Reference] | None = None
     allowed: tuple[str, ...] = ()
     remeasured: list[str] = dataclasses.field(default_factory=list)
+    remeasure_rounds: int = 0
     """The cases whose new samples :func:`remeasure` took again (their labels)."""
 
     def of(self, outcome: str) -> pd.DataFrame:
@@ -531,7 +532,7 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
     ``rounds`` interleaved rounds (see the module docstring); ``options`` go to
     :func:`compare` (threshold, normalise, ...) as ``c`` was made."""
     from bench import records
-    from bench.timing import compile_ahead, time_calls
+    from bench.timing import prepare, time_rounds
     from bench.workloads import running, suites
 
     flagged = [case_key(r) for r in c.of("slower").to_dict("records")]
@@ -551,7 +552,7 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
         )
     registered = suites()
     profile = new.context.get("profile")
-    timed = {}
+    ready = []
     with running(new.path):  # where a suite's prepared files (trained weights) are
         for key in flagged:
             suite = registered.get(key[0])
@@ -560,20 +561,10 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
             if not match:
                 raise CompareError(f"--remeasure: case {case_label(key)} is not a registered case")
             w = match[0].build()
-            args = jax_ready(w.args)
-            compiled, _, _ = compile_ahead(w.fn, args)
-            timed[key] = (compiled, args)
-    per_round = {
-        key: max(MIN_SAMPLES, math.ceil(len(new.samples.get(key, ())) / rounds)) for key in flagged
-    }
-    samples = {key: [] for key in flagged}
-    round_of = {key: [] for key in flagged}
-    for r in range(rounds):
-        for key in flagged[r % len(flagged) :] + flagged[: r % len(flagged)]:  # a turn each
-            compiled, args = timed[key]
-            t = time_calls(lambda: compiled(*args), repeats=per_round[key], warmup=1)  # noqa: B023
-            samples[key] += t.samples_s
-            round_of[key] += [r] * len(t.samples_s)
+            ready.append(prepare(w.fn, w.args))  # the runner's protocol, and its rounds
+    timings = time_rounds(ready, rounds=rounds)
+    samples = {key: t.samples_s for key, t in zip(flagged, timings, strict=True)}
+    round_of = {key: t.rounds for key, t in zip(flagged, timings, strict=True)}
     rows = new.rows.copy()
     for i, rec in enumerate(rows.to_dict("records")):
         if case_key(rec) in samples:
@@ -586,13 +577,8 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
     )
     result = compare(c.old, again, allow=c.allowed, **options)
     result.remeasured = [case_label(k) for k in flagged]
+    result.remeasure_rounds = rounds
     return result
-
-
-def jax_ready(args):
-    import jax
-
-    return jax.block_until_ready(jax.device_put(args))
 
 
 # --- Rendering --------------------------------------------------------------------------------
@@ -716,13 +702,18 @@ def render(c: Comparison, *, every: bool = False) -> str:
         f"rule: slower iff the {level} bootstrap interval of the ratio of medians new/old "
         f"({RESAMPLES} resamples, seeded) lies above 1 + {c.threshold:g}; faster iff below "
         f"1/(1 + {c.threshold:g}); under {MIN_SAMPLES} samples a side, the interval is the "
-        "range of all ratios; where a run was timed in interleaved rounds, the change "
-        f"must also exceed {NOISE_K:g}× the combined between-round spread"
+        "range of all ratios"
+        + (
+            f"; where a run was timed in interleaved rounds, the change must also exceed "
+            f"{NOISE_K:g}× the combined between-round spread"
+            if c.cases.noise.notna().any()
+            else ""
+        )
     )
     if c.remeasured:
         lines.append(
             f"REMEASURED: {len(c.remeasured)} case(s) flagged slower were timed again in this "
-            f"checkout, {REMEASURE_ROUNDS} interleaved rounds; their new times are those samples"
+            f"checkout, {c.remeasure_rounds} interleaved rounds; their new times are those samples"
         )
     lines += _typical(c)
     for outcome in (*PROBLEMS, "faster", "fixed", "failing"):

@@ -194,7 +194,8 @@ def test_wall_time_says_whether_the_measurement_confirms_the_limit_model():
     table = speedups(timed_rows(grid(1.0, 4.0, 3.0)))
     assert set(table.model_speedup) == {10.0}  # 1 ms / 0.1 ms
     v = judge_wall_time(table)
-    assert "matches the measured one in 0 of 4 timed cases" in v.statement  # it predicted wins: refuted
+    # it predicted wins, and the measurement refutes them
+    assert "matches the measured one in 0 of 4 timed cases" in v.statement
 
 
 def iteration_rows(k, seq_lens=(256, 1024, 4096, 16384, 65536), converged=True):
