@@ -116,34 +116,19 @@ def fixed_text(rows: pd.DataFrame, fixed: list[str]) -> str:
 def brent_fit(rows: pd.DataFrame, depth: str = "span_ops") -> dict:
     """Non-negative least squares ``time ≈ c + a·work + b·depth`` over a group, with R².
 
-    ``depth`` is ``span_ops`` or ``steps_executed``. Each subset of the terms is solved by
-    least squares on scaled columns, and the best fit whose coefficients are non-negative is
-    kept (the NNLS solution). The fixed cost c has its own term: without it, it lands in
-    whichever term is constant along a sweep.
+    ``depth`` is ``span_ops`` or ``steps_executed``; solved by :func:`_nnls`. The fixed cost c
+    has its own term: without it, it lands in whichever term is constant along a sweep.
     """
     t = rows.time_median_s.to_numpy(float)
-    cols = {
-        "one": np.ones(len(rows)),
-        "work": rows.work_flops.to_numpy(float),
-        "depth": rows[depth].to_numpy(float),
-    }
-    best = None
-    subsets = [("one", "work", "depth"), ("one", "work"), ("one", "depth"), ("work", "depth")]
-    for use in (*subsets, ("work",), ("depth",), ("one",)):
-        scale = np.array([max(cols[u].max(), 1e-30) for u in use])
-        X = np.stack([cols[u] for u in use], axis=1) / scale
-        coef, *_ = np.linalg.lstsq(X, t, rcond=None)
-        if (coef < 0).any():
-            continue
-        sse = float(((t - X @ coef) ** 2).sum())
-        if best is None or sse < best[0] * (1 - 1e-9):
-            best = (sse, dict(zip(use, coef / scale, strict=True)))
-    sse, coef = best
+    X = np.stack(
+        [np.ones(len(rows)), rows.work_flops.to_numpy(float), rows[depth].to_numpy(float)], axis=1
+    )
+    coef, sse = _nnls(X, t, (0, 1, 2), free=())  # here the fixed cost is not negative either
     sst = float(((t - t.mean()) ** 2).sum())
     return {
-        "c_s": coef.get("one", 0.0),
-        "a_s_per_flop": coef.get("work", 0.0),
-        "b_s_per_step": coef.get("depth", 0.0),
+        "c_s": float(coef[0]),
+        "a_s_per_flop": float(coef[1]),
+        "b_s_per_step": float(coef[2]),
         "r2": 1 - sse / sst if sst > 0 else math.nan,
     }
 
