@@ -145,15 +145,18 @@ def _call_seconds(work_flops: float, steps_executed: int, cal: Calibration) -> f
 
 def remaining_seconds(
     jaxpr, work_flops: float, steps_executed: int, cal: Calibration | None, cost: CompileCost,
-    repeats: int,
+    repeats: int, rounds: int | None = None,
 ) -> tuple[float, float, int]:  # fmt: skip
     """``(compile_s, call_s, calls timed)`` of a traced program still to be compiled and timed
-    (the warm-up calls come on top); without a calibration only the compile is estimated."""
+    (the first and warm-up calls come on top): ``rounds`` visits of
+    :func:`bench.timing.visit_calls` calls for a case of a sweep group, else ``repeats`` (more
+    for a fast call). Without a calibration only the compile is estimated."""
     compile_s = cost.seconds(*program_size(jaxpr))
     if cal is None:
         return compile_s, 0.0, 0
     call = _call_seconds(work_flops, steps_executed, cal)
-    return compile_s, call, repeats_for(call, repeats)
+    timed = rounds * visit_calls(call) if rounds else repeats_for(call, repeats)
+    return compile_s, call, timed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +168,9 @@ class Budget:
     compile: CompileCost
     calibration: Calibration | None  # None: only the time already spent can stop a case
 
-    def case_seconds(self, jaxpr, counts: dict, *, repeats: int, warmup: int) -> float:
+    def case_seconds(
+        self, jaxpr, counts: dict, *, repeats: int, warmup: int, rounds: int | None = None
+    ) -> float:
         """Seconds a built and traced workload (``jaxpr``) will still take: compile, warm-up
         and repeats. ``counts``: its structure columns (work and loop steps; absent ones count
         as 0)."""
@@ -176,6 +181,7 @@ class Budget:
             self.calibration,
             self.compile,
             repeats,
+            rounds,
         )
         return compile_s + (1 + warmup + n) * call
 
@@ -197,11 +203,10 @@ def estimate(
     closed = jax.make_jaxpr(w.fn)(*w.args)
     s = analyse_jaxpr(closed, while_trip_count=w.while_trip_count)
     build_s = time.perf_counter() - t0
+    grouped = rounds if case.sweep_group is not None else None
     compile_s, call, n = remaining_seconds(
-        closed.jaxpr, s.work_flops, s.steps_executed, cal, cost, repeats
+        closed.jaxpr, s.work_flops, s.steps_executed, cal, cost, repeats, grouped
     )
-    if case.sweep_group is not None and rounds:
-        n = rounds * visit_calls(call)
     total = build_s + compile_s + (1 + warmup + n) * call
     return Estimate(case.label, build_s, compile_s, call, n, total)
 

@@ -224,6 +224,7 @@ def build_case(
     warmup: int,
     devices: int = 1,
     budget: plan.Budget | None = None,
+    rounds: int | None = None,
     log=print,
 ) -> tuple[dict, Workload | None]:
     """Build a case and count its structure: its row so far and its workload, or a row that
@@ -258,7 +259,9 @@ def build_case(
     row.update(counts)
     row["count_s"] = time.perf_counter() - t0
     if budget is not None:
-        need = budget.case_seconds(closed.jaxpr, counts, repeats=repeats, warmup=warmup)
+        need = budget.case_seconds(
+            closed.jaxpr, counts, repeats=repeats, warmup=warmup, rounds=rounds
+        )
         left = budget.left_s - (time.monotonic() - started)
         if need > left:
             why = f"estimated {need:.0f} s, {max(left, 0):.0f} s of --budget-s left"
@@ -394,7 +397,7 @@ def measure_group(
         try:
             row, w = build_case(
                 case, run_id=run_id, repeats=repeats, warmup=warmup, devices=devices,
-                budget=left, log=log,
+                budget=left, rounds=rounds, log=log,
             )  # fmt: skip
             if w is not None:
                 ready[i] = prepare(w.fn, w.args, warmup=warmup, before_timing=_health(w))
