@@ -17,9 +17,8 @@ import jax
 import pandas as pd
 
 import bench
-from bench import estimate, history, plan, records, report, runner
+from bench import estimate, history, plan, report, runner, store
 from bench.account import TimeAccount
-from bench.analysis import SchemaError, load_env
 from bench.calibration import calibrate
 from bench.compare import (
     PROBLEMS,
@@ -35,6 +34,7 @@ from bench.compare import (
 from bench.config import RunConfig
 from bench.data import DataError, load_mnist_npz
 from bench.sharding import maybe_initialize_distributed, process_suffix
+from bench.store import SchemaError, load_env
 from bench.timing import default_cache_dir, use_compile_cache
 from bench.workloads import (
     PROFILES,
@@ -409,17 +409,17 @@ def cmd_run(args, argv) -> int:
     slow = estimate.check(
         chosen, config.profile, backend, allowed=args.allow_slow, flag="--allow-slow"
     )
-    run_id = (args.name or records.new_run_id()) + process_suffix()
+    run_id = (args.name or store.new_run_id()) + process_suffix()
     if args.name and (args.out / run_id).exists():
         raise ConfigError(f"--name {args.name}: {args.out / run_id} exists already")
     if slow:
         print(f"bench: {slow}", file=sys.stderr)
-    run_dir = records.create_run_dir(args.out, run_id)
+    run_dir = store.create_run_dir(args.out, run_id)
     run_id = run_dir.name  # (with the suffix a clash gave it: one id, one folder)
-    with _writing(run_dir), records.RunLock(run_dir):
-        env = records.environment(run_id, config, ["python -m bench", *argv])
+    with _writing(run_dir), store.RunLock(run_dir):
+        env = store.environment(run_id, config, ["python -m bench", *argv])
         env["load_avg_start"] = _load_avg()
-        records.write_json(run_dir / "env.json", env)
+        store.write_json(run_dir / "env.json", env)
         point_latest(args.out, run_dir)
         return _measure(config, run_id, run_dir, env, keep, deadline=args.deadline)
 
@@ -437,15 +437,15 @@ def _resume(args, argv) -> int:
         )
     if not (run_dir / "env.json").is_file():
         raise ConfigError(f"--resume {run_dir}: not a run folder (no env.json)")
-    with _writing(run_dir), records.RunLock(run_dir):
+    with _writing(run_dir), store.RunLock(run_dir):
         try:
             env = load_env(run_dir)
         except SchemaError as e:
             raise ConfigError(str(e)) from None
-        if env["schema_version"] != records.SCHEMA_VERSION:
+        if env["schema_version"] != store.SCHEMA_VERSION:
             raise ConfigError(
                 f"--resume {run_dir}: a schema-v{env['schema_version']} run folder; this version "
-                f"writes v{records.SCHEMA_VERSION} (report and compare read it; start a new run)"
+                f"writes v{store.SCHEMA_VERSION} (report and compare read it; start a new run)"
             )
         config = RunConfig.from_env(env)
         if args.profile and args.profile != config.profile:
@@ -470,14 +470,14 @@ def _resume(args, argv) -> int:
             only = case_filter(chosen, config.profile, args.model, args.variant)
             keep = lambda case, run=keep: run(case) and only(case)  # noqa: E731
         check_devices(config.devices)
-        values = records.check_settings(
+        values = store.check_settings(
             run_dir, env, allow_mixed=args.allow_mixed, cases=run_cases, described=_settings(config)
         )
         if args.retry_crashed:
-            values = {**values, records.RETRY: True}
+            values = {**values, store.RETRY: True}
         runner.repair_or_refuse(run_dir)  # repaired if a run was killed; refused if damaged
-        env = records.begin_session(
-            run_dir, env, ["python -m bench", *argv], values, first_row=records.row_count(run_dir)
+        env = store.begin_session(
+            run_dir, env, ["python -m bench", *argv], values, first_row=store.row_count(run_dir)
         )
         experiments = config.experiments and not args.no_experiments
         use_compile_cache(config.compile_cache)
@@ -502,7 +502,7 @@ def _writing(run_dir: pathlib.Path):
     try:
         yield
     except OSError as e:
-        raise records.io_failure(run_dir, e) from None
+        raise store.io_failure(run_dir, e) from None
     except KeyboardInterrupt as e:
         e.run_dir = run_dir
         raise
@@ -522,7 +522,7 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=N
             print("calibrating the device ...", file=sys.stderr, flush=True)
             with account.spend("calibration"):
                 env["calibration"] = calibrate(config.profile).as_dict()
-            records.write_json(run_dir / "env.json", env)
+            store.write_json(run_dir / "env.json", env)
         outcome = runner.run(
             config,
             run_id,
@@ -535,14 +535,14 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=N
             account=account,
         )
         env = {**load_env(run_dir), "load_avg_finish": _load_avg()}
-        records.end_session(run_dir, env=_with_time(env, account.closed()))
+        store.end_session(run_dir, env=_with_time(env, account.closed()))
         began = time.perf_counter()
         path = report.render(run_dir)
         env = load_env(run_dir)  # the report's own time, apart: a re-render gives the same report
-        spent = records.sessions(env)[-1]
+        spent = store.sessions(env)[-1]
         spent = {**spent, "report_s": round(time.perf_counter() - began, 3)}
-        records.write_json(run_dir / "env.json", {**env, "sessions": [
-            *records.sessions(env)[:-1], spent]})  # fmt: skip
+        store.write_json(run_dir / "env.json", {**env, "sessions": [
+            *store.sessions(env)[:-1], spent]})  # fmt: skip
     print(f"results in {run_dir}/ (report: {path})")
     if outcome.left:
         print(
@@ -556,7 +556,7 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=N
             f"fit --budget-s: --resume {run_dir} runs them",
             file=sys.stderr,
         )
-    given_up = records.given_up(env)
+    given_up = store.given_up(env)
     crashed = [c for c in outcome.failed_claims if c in given_up]
     failed = [c for c in outcome.failed_claims if c not in given_up]
     if crashed:
@@ -578,7 +578,7 @@ def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=N
 def _with_time(env: dict, time_s: dict) -> dict:
     """``env`` with this session's time account (``time_s``, all but the report) in its last
     session."""
-    sessions = records.sessions(env)
+    sessions = store.sessions(env)
     return {**env, "sessions": [*sessions[:-1], {**sessions[-1], "time_s": time_s}]}
 
 
@@ -623,7 +623,7 @@ def check_devices(devices: int) -> int:
 def cmd_report(args, argv) -> int:
     if not args.run_dir.is_dir():
         raise ConfigError(f"{args.run_dir}: no such run folder")
-    records.check_not_in_use(args.run_dir)  # (nor one that holds a symbolic link)
+    store.check_not_in_use(args.run_dir)  # (nor one that holds a symbolic link)
     try:
         print(report.render(args.run_dir))
     except SchemaError as e:

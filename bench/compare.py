@@ -76,7 +76,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from bench import analysis
+from bench import store
 from bench.workloads import IDENTITY, SIZE_FIELDS, case_key
 
 THRESHOLD = 0.10
@@ -164,7 +164,7 @@ def open_run(path: str | pathlib.Path) -> Run:
             return _open_run_folder(path)
         if path.suffix == ".json":
             return _open_pytest_benchmark(path)
-    except analysis.SchemaError as e:
+    except store.SchemaError as e:
         raise CompareError(str(e)) from None
     raise CompareError(f"{path}: not a run folder or a pytest-benchmark JSON save")
 
@@ -198,9 +198,9 @@ def _repeats_ran(rows: pd.DataFrame) -> str | None:
 
 
 def _open_run_folder(path: pathlib.Path) -> Run:
-    env = analysis.load_env(path)
-    rows = analysis.load_measurements(path / "measurements.csv")
-    samples = analysis.run_samples(path)
+    env = store.load_env(path)
+    rows = store.load_measurements(path / "measurements.csv")
+    samples = store.run_samples(path)
     return Run(
         path=path,
         kind="run folder",
@@ -212,8 +212,8 @@ def _open_run_folder(path: pathlib.Path) -> Run:
 
 
 def _open_pytest_benchmark(path: pathlib.Path) -> Run:
-    rows = analysis.load_pytest_benchmark(path)
-    samples = analysis.load_pytest_benchmark_samples(path)
+    rows = store.load_pytest_benchmark(path)
+    samples = store.load_pytest_benchmark_samples(path)
     data = json.loads(path.read_text())
     machine, commit = data.get("machine_info", {}), data.get("commit_info", {})
     cpu = machine.get("cpu", {})
@@ -226,7 +226,7 @@ def _open_pytest_benchmark(path: pathlib.Path) -> Run:
         "python": machine.get("python_version"),
         "git_sha": commit.get("id"),
         "git_dirty": commit.get("dirty"),
-        "profile": analysis.pytest_benchmark_context(data)["profile"],
+        "profile": store.pytest_benchmark_context(data)["profile"],
         **machine.get("bench", {}),  # versions and device, see tests/conftest.py
         **{
             k: v
@@ -531,7 +531,7 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
     """``c`` decided again after timing its slower cases anew in the current checkout, in
     ``rounds`` interleaved rounds (see the module docstring); ``options`` go to
     :func:`compare` (threshold, normalise, ...) as ``c`` was made."""
-    from bench import records
+    from bench import store
     from bench.timing import prepare, time_rounds
     from bench.workloads import running, suites
 
@@ -541,7 +541,7 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
     new = c.new
     if new.kind != "run folder":
         raise CompareError("--remeasure re-times a run folder's cases, not a pytest-benchmark save")
-    here = records.git_info()
+    here = store.git_info()
     ran = {k: new.context.get(k) for k in ("git_sha", "git_diff_sha256")}
     if ran != {k: here.get(k) for k in ran}:
         raise CompareError(

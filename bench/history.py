@@ -22,7 +22,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench import analysis  # noqa: E402
+from bench import store  # noqa: E402
 from bench.compare import case_label  # noqa: E402
 from bench.workloads import IDENTITY, case_key  # noqa: E402
 
@@ -51,8 +51,8 @@ def run_folders(results: pathlib.Path) -> list[pathlib.Path]:
         if folder.is_symlink():
             continue
         try:
-            env = analysis.load_env(folder)
-        except analysis.SchemaError:
+            env = store.load_env(folder)
+        except store.SchemaError:
             continue  # not a run folder this version reads: left out, as compare does
         found.append((env.get("started_utc") or "", folder.name, folder))
     return [folder for *_, folder in sorted(found)]
@@ -71,9 +71,9 @@ def table(folders: list[pathlib.Path]) -> pd.DataFrame:
     """One row per case and run (:data:`COLUMNS`)."""
     rows = []
     for folder in folders:
-        env = analysis.load_env(folder)
-        measured = analysis.load_measurements(folder / "measurements.csv")
-        samples = analysis.run_samples(folder)
+        env = store.load_env(folder)
+        measured = store.load_measurements(folder / "measurements.csv")
+        samples = store.run_samples(folder)
         by_case: dict[tuple, tuple[list, list]] = {}
         if samples is not None:
             has_rounds = "round" in samples

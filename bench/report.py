@@ -21,7 +21,7 @@ import re
 
 import pandas as pd
 
-from bench import analysis, claims, fits, plots, records
+from bench import claims, fits, plots, store
 from bench.workloads import SIZE_FIELDS, suites
 
 NOISY_IQR = 0.25
@@ -475,11 +475,11 @@ def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) 
     """Every claim's verdicts: the experiments' (``claims.csv``, the last row of each claim
     and measure) and those derived from the measurements (rewritten to
     ``claims_derived.csv``); a claim about sequential steps has one row per measure."""
-    columns = [c for c in records.CLAIM_COLUMNS if c != "run_id"]
+    columns = [c for c in store.CLAIM_COLUMNS if c != "run_id"]
     found = []
     path = run_dir / "claims.csv"
     if path.exists():
-        measured = analysis.load_claims(path)
+        measured = store.load_claims(path)
         found.append(measured.drop_duplicates(["claim", "measure"], keep="last")[columns])
     rows = [
         {"suite": "+".join(rule.suites), **dataclasses.asdict(v)}
@@ -530,7 +530,7 @@ def _anchor(claim: str) -> str:
 def verdict_summary(every: pd.DataFrame) -> str:
     """The verdict counts and one line per claim and measure."""
     counts = every.verdict.value_counts()
-    tally = " · ".join(f"{counts.get(v, 0)} {v}" for v in records.VERDICTS)
+    tally = " · ".join(f"{counts.get(v, 0)} {v}" for v in store.VERDICTS)
     lines = [
         f"**Verdicts:** {tally} ({len(every)} rows over {every.claim.nunique()} claims; a "
         "claim about sequential steps has one row per measure)\n\n"
@@ -648,7 +648,7 @@ def _case_label(rec: dict) -> str:
 def time_section(env: dict) -> str:
     """Where each session's wall time went (``env.json``: its ``time_s``, bench/account.py)."""
     parts = []
-    for session in records.sessions(env):
+    for session in store.sessions(env):
         spent = session.get("time_s")
         if not spent:
             continue
@@ -674,12 +674,12 @@ def _load(env: dict) -> str:
 def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     """Write ``run_dir/report.md`` from the run's CSVs and env.json; returns its path."""
     run_dir = pathlib.Path(run_dir)
-    env = analysis.load_env(run_dir)
-    df = analysis.load_measurements(run_dir / "measurements.csv")
+    env = store.load_env(run_dir)
+    df = store.load_measurements(run_dir / "measurements.csv")
     baselines = {name: s.baselines for name, s in suites().items()}
     run_suites = set(df.suite.dropna()) | set(env.get("suites", ()))
 
-    samples = analysis.run_samples(run_dir)
+    samples = store.run_samples(run_dir)
     fitted = fits.fit(df, samples)
     fitted.to_csv(run_dir / "fits.csv", index=False)
     fits.shapes(df, samples).to_csv(run_dir / "shapes.csv", index=False)

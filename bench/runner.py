@@ -5,8 +5,8 @@ moment it finishes. A case that fails (build error, XLA error, out of memory, Na
 recompilation in the timed region, and anything else it raises: ``SystemExit``, its own
 ``KeyboardInterrupt``) becomes a row whose ``status`` says so and whose ``error`` holds the
 first line of the message; the sweep goes on. A case that kills the process is found by the
-next ``--resume`` (see :func:`bench.records.mark_in_flight`) and, after
-:data:`bench.records.CRASH_LIMIT` deaths, recorded as ``crashed`` instead of tried again.
+next ``--resume`` (see :func:`bench.store.mark_in_flight`) and, after
+:data:`bench.store.CRASH_LIMIT` deaths, recorded as ``crashed`` instead of tried again.
 Only the user stops a run: Ctrl-C or SIGTERM (:func:`user_signals`).
 """
 
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 
 import jax
 
-from bench import analysis, claims, plan, records
+from bench import claims, plan, store
 from bench.account import TimeAccount
 from bench.calibration import Calibration, bytes_moved, limit
 from bench.config import RunConfig
@@ -243,8 +243,8 @@ def build_case(
         w = shard_workload(w, row["n_devices"], case.sizes["batch"])
     row["n_params"] = w.n_params
     row["nnx_mode"] = w.nnx_mode
-    known = {k: v for k, v in w.extra.items() if k in records.COLUMNS}
-    other = {k: v for k, v in w.extra.items() if k not in records.COLUMNS}
+    known = {k: v for k, v in w.extra.items() if k in store.COLUMNS}
+    other = {k: v for k, v in w.extra.items() if k not in store.COLUMNS}
     row.update(known)
     if other:
         row["extra_json"] = json.dumps(other, sort_keys=True, default=str)
@@ -512,7 +512,7 @@ class IsolatedRunner:
         if started[0] != "started":
             self.close()
             how = _ended(started[1]) if started[0] == "died" else "did not answer"
-            raise records.RunFolderError(
+            raise store.RunFolderError(
                 f"the case worker process {how} before it could start {cases[0].label} "
                 "(its error, if any, is above)"
             )
@@ -616,7 +616,7 @@ def run(config: RunConfig, run_id: str, run_dir: pathlib.Path, **options) -> Out
     experiments whose claims are missing or ERROR. ``keep`` narrows the cases (``--model`` /
     ``--variant``); ``experiments`` (default: the config's) skips the experiments this session.
 
-    The caller holds the folder's lock (:class:`bench.records.RunLock`). A folder left by a
+    The caller holds the folder's lock (:class:`bench.store.RunLock`). A folder left by a
     killed run is repaired first, then checked whole with the loaders (damage is refused, not
     appended to). ``env`` (the run's env.json) says which cases killed earlier sessions.
 
@@ -643,8 +643,8 @@ def _run(
     account = account or TimeAccount(time.perf_counter())
     listing = time.perf_counter()
     repair_or_refuse(run_dir)
-    died = records.deaths(env or {})
-    done = records.completed_keys(run_dir)
+    died = store.deaths(env or {})
+    done = store.completed_keys(run_dir)
     chosen = get_suites(config.suites)
     run_cases = [c for s in chosen for c in s.cases(config.profile)]
     cases = [c for c in run_cases if keep(c)]
@@ -673,13 +673,13 @@ def _run(
     unprepared: dict[str, str] = {}  # suite -> why its preparation did not run
     measured, started = 0, time.monotonic()
     with contextlib.ExitStack() as stack:
-        out = records.CsvAppender(run_dir / "measurements.csv", records.COLUMNS)
+        out = store.CsvAppender(run_dir / "measurements.csv", store.COLUMNS)
         stack.callback(out.close)
-        raw = records.CsvAppender(run_dir / "samples.csv", records.SAMPLE_COLUMNS)
+        raw = store.CsvAppender(run_dir / "samples.csv", store.SAMPLE_COLUMNS)
         stack.callback(raw.close)
         if isolated:
             stack.callback(isolated.close)
-        stack.callback(records.clear_in_flight, run_dir)  # not a death: the user or the disk
+        stack.callback(store.clear_in_flight, run_dir)  # not a death: the user or the disk
         units = _units(todo)
         done_cases = 0
         for unit in units:
@@ -709,8 +709,8 @@ def _run(
             results: dict[int, tuple[dict, list]] = {}
             timed = []
             for j, case in enumerate(unit):
-                deaths = died.get(records.case_death_key(case.key(config.devices)), 0)
-                if deaths >= records.CRASH_LIMIT:
+                deaths = died.get(store.case_death_key(case.key(config.devices)), 0)
+                if deaths >= store.CRASH_LIMIT:
                     log(f"[{done_cases + j + 1}/{len(todo)}] {case.label}: not measured again")
                     row = _identity_row(case, run_id, config.devices)
                     row.update(status="crashed", error=_killed(deaths))
@@ -742,7 +742,7 @@ def _run(
                             "keys": [list(c.key(config.devices)) for c in group],
                         }
                     )
-                    records.mark_in_flight(run_dir, what)
+                    store.mark_in_flight(run_dir, what)
 
                 if isolated:
                     in_flight(cases_[0] if len(cases_) == 1 else None)
@@ -760,7 +760,7 @@ def _run(
                     raw.write({**identity, **sample})
             for j in range(len(unit)):
                 out.write(results[j][0])
-            records.clear_in_flight(run_dir)
+            store.clear_in_flight(run_dir)
             account.add_unit([results[j][0] for j in range(len(unit))], time.perf_counter() - t0)
             measured += len(unit)
             done_cases += len(unit)
@@ -775,7 +775,7 @@ def _run(
             config, run_id, run_dir, log=log, died=died, deadline=deadline, deferred=deferred,
             account=account,
         )  # fmt: skip
-    recorded = records.completed_keys(run_dir)
+    recorded = store.completed_keys(run_dir)
     in_run = case_filter(chosen, config.profile, config.models, config.variants)
     left = sum(c.key(config.devices) not in recorded for c in run_cases if in_run(c))
     return Outcome(measured, left, tuple(dict.fromkeys(failed)), tuple(deferred))
@@ -818,14 +818,14 @@ def _killed(deaths: int) -> str:
 
 def repair_or_refuse(run_dir: pathlib.Path) -> None:
     """Make a run folder ready to be added to: refuse it if what a resume would keep of its
-    files is damaged (:class:`bench.records.RunFolderError` with file and line, nothing
+    files is damaged (:class:`bench.store.RunFolderError` with file and line, nothing
     touched), else repair what a killed run left half written
-    (:func:`bench.records.repair_interrupted`)."""
+    (:func:`bench.store.repair_interrupted`)."""
     try:
-        analysis.check_resumable(run_dir)
-    except analysis.SchemaError as e:
-        raise records.RunFolderError(f"{e}: the run folder is damaged") from None
-    records.repair_interrupted(run_dir)
+        store.check_resumable(run_dir)
+    except store.SchemaError as e:
+        raise store.RunFolderError(f"{e}: the run folder is damaged") from None
+    store.repair_interrupted(run_dir)
 
 
 def run_experiments(
@@ -841,13 +841,13 @@ def run_experiments(
 ) -> list[str]:
     """Run each claim experiment of the configured suites with a claim missing or ERROR in
     ``claims.csv``; its verdicts replace any earlier rows of its claims, as one block (see
-    :func:`bench.records.record_claims`). Returns the claims left ERROR.
+    :func:`bench.store.record_claims`). Returns the claims left ERROR.
 
     Before a ``deadline`` (``time.monotonic()``, from ``--budget-s``), an experiment whose
     declared cost does not fit what is left is not started: its claims go to ``deferred``
     (they stay missing from ``claims.csv``, so ``--resume`` runs them)."""
     path = run_dir / "claims.csv"
-    done = records.recorded_claims(path)
+    done = store.recorded_claims(path)
     failed = []
     try:
         for experiment in claims.experiments(config.suites):
@@ -860,9 +860,9 @@ def run_experiments(
                 log(f"claims {named}: not run, ~{need:.0f} s do not fit")
                 (deferred if deferred is not None else []).extend(dict.fromkeys(experiment.claims))
                 continue
-            deaths = (died or {}).get(records.experiment_death_key(experiment.claims), 0)
+            deaths = (died or {}).get(store.experiment_death_key(experiment.claims), 0)
             check = f"{experiment.suite} experiment"
-            if deaths >= records.CRASH_LIMIT:
+            if deaths >= store.CRASH_LIMIT:
                 verdicts = [
                     dict(claim=c, verdict="ERROR", check=check, measured=_killed(deaths))
                     for c in experiment.claims
@@ -870,7 +870,7 @@ def run_experiments(
             else:
                 log(f"claims {named} ({experiment.suite}) ...")
                 began = time.perf_counter()
-                records.mark_in_flight(run_dir, {"experiment": list(experiment.claims)})
+                store.mark_in_flight(run_dir, {"experiment": list(experiment.claims)})
                 try:
                     with account.spend(f"claims {named}") if account else contextlib.nullcontext():
                         found = experiment.run(config.profile, run_dir)
@@ -889,16 +889,16 @@ def run_experiments(
                     ]
                 _check_stop()
             rows = [{"run_id": run_id, "suite": experiment.suite, **v} for v in verdicts]
-            records.record_claims(path, rows)
-            records.clear_in_flight(run_dir)
+            store.record_claims(path, rows)
+            store.clear_in_flight(run_dir)
             for v in verdicts:
                 log(f"    {v['claim']}: {v['verdict']} — {v['measured']}")
                 if v["verdict"] == "ERROR":
                     failed.append(v["claim"])
-            if deaths < records.CRASH_LIMIT:
+            if deaths < store.CRASH_LIMIT:
                 log(f"    ({time.perf_counter() - began:.1f} s)")
     finally:
-        records.clear_in_flight(run_dir)
+        store.clear_in_flight(run_dir)
     return failed
 
 

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
-from bench.analysis import run_samples
 from bench.claims import (
     Derived,
     Experiment,
@@ -39,6 +38,7 @@ from bench.claims import (
     write_table,
 )
 from bench.fits import MIN_ROUNDS, round_times
+from bench.store import run_samples
 from bench.structure import analyse
 from bench.workloads import case_key
 from models.mdrnn import CELLS, SCHEDULES, MDRNNPixel, connections, macs, sequential_steps
