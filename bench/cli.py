@@ -6,7 +6,6 @@ A bad argument is one line on stderr and exit status 2, before anything is writt
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import pathlib
@@ -14,11 +13,8 @@ import sys
 import time
 
 import jax
-import pandas as pd
 
-import bench
-from bench import estimate, history, plan, report, runner, store
-from bench.account import TimeAccount
+from bench import history, plan, report, runner, store
 from bench.calibration import calibrate
 from bench.compare import (
     PROBLEMS,
@@ -32,18 +28,16 @@ from bench.compare import (
     render,
 )
 from bench.config import RunConfig
-from bench.data import DataError, load_mnist_npz
-from bench.sharding import maybe_initialize_distributed, process_suffix
-from bench.store import SchemaError, load_env
-from bench.timing import default_cache_dir, use_compile_cache
+from bench.session import LATEST, Session
+from bench.sharding import maybe_initialize_distributed
+from bench.store import SchemaError
+from bench.timing import default_cache_dir
 from bench.workloads import (
     PROFILES,
     ConfigError,
-    case_filter,
     check_profile,
     default_profile,
     get_suites,
-    planning,
     plugin_errors,
     suites,
 )
@@ -55,7 +49,6 @@ Exit status: 0 done; 1 compare found a regression, or a claim's experiment ended
 (re-run on a quiet machine); 130 interrupted (finished cases are kept)."""
 
 RESULTS = pathlib.Path("results")
-LATEST = "latest"  # results/latest: a link to the run folder created last
 BENCHMARK_STORAGE = RESULTS / "pytest-benchmark"  # where `make bench-pytest` saves
 
 
@@ -119,6 +112,13 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    for add in (_run_command, _report_command, _compare_command, _history_command,
+                _list_command, _plan_command):  # fmt: skip
+        add(sub)
+    return p
+
+
+def _run_command(sub) -> None:
     run = sub.add_parser("run", help="measure suites into a new run folder")
     run.add_argument(
         "--suite",
@@ -239,9 +239,13 @@ def parser() -> argparse.ArgumentParser:
         "twice (otherwise given up, their claims ERROR)",
     )
 
+
+def _report_command(sub) -> None:
     report = sub.add_parser("report", help="re-render report.md (and plots) of a run folder")
     report.add_argument("run_dir", type=pathlib.Path)
 
+
+def _compare_command(sub) -> None:
     cmp = sub.add_parser(
         "compare",
         help="compare two runs case by case; exit 1 on a regression, 2 if they cannot be, "
@@ -298,6 +302,8 @@ def parser() -> argparse.ArgumentParser:
         "was busy comes back unchanged)",
     )
 
+
+def _history_command(sub) -> None:
     hist = sub.add_parser(
         "history",
         help="one case or suite across every run folder: history.csv and history.png",
@@ -313,9 +319,13 @@ def parser() -> argparse.ArgumentParser:
         "--out", type=pathlib.Path, help="folder for history.csv/.png (default: RESULTS)"
     )
 
+
+def _list_command(sub) -> None:
     lst = sub.add_parser("list", help="list suites, or the cases of a profile")
     lst.add_argument("--profile", metavar="|".join(PROFILES))
 
+
+def _plan_command(sub) -> None:
     planner = sub.add_parser(
         "plan", help="estimate each case's time and the total, before running (builds, traces)"
     )
@@ -330,7 +340,6 @@ def parser() -> argparse.ArgumentParser:
         choices=sorted(plan.ASSUMED),
         help="plan for another device, with stated constants instead of calibrating this one",
     )
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -374,19 +383,15 @@ def cmd_run(args, argv) -> int:
     # Joining a multi-process cluster must come before anything touches a device, so it is
     # the first thing a run does (the imports above create no arrays).
     maybe_initialize_distributed()
-    args.deadline = None if args.budget_s is None else time.monotonic() + args.budget_s
+    deadline = None if args.budget_s is None else time.monotonic() + args.budget_s
     if args.resume is not None:
-        return _resume(args, argv)
-    for flag, given in (
-        ("--allow-mixed", args.allow_mixed),
-        ("--retry-crashed", args.retry_crashed),
-    ):
-        if given:
+        return _resume(args, argv, deadline)
+    for flag in ("--allow-mixed", "--retry-crashed"):
+        if getattr(args, flag[2:].replace("-", "_")):
             raise ConfigError(f"{flag} is for --resume")
-    chosen = get_suites(args.suite)
     config = RunConfig.create(
         profile=check_profile(args.profile or default_profile(jax.default_backend())),
-        suites=[s.name for s in chosen],
+        suites=[s.name for s in get_suites(args.suite)],
         repeats=args.repeats,
         warmup=args.warmup,
         rounds=args.rounds,
@@ -395,229 +400,50 @@ def cmd_run(args, argv) -> int:
         case_timeout_s=args.case_timeout,
         devices=args.devices,
         experiments=not args.no_experiments,
-        data=str(pathlib.Path(args.data).absolute()) if args.data else None,
+        data=_absolute(args.data),
         compile_cache=None if args.no_compile_cache else default_cache_dir(),
-        trace_dir=str(pathlib.Path(args.trace).absolute()) if args.trace else None,
+        trace_dir=_absolute(args.trace),
     )
-    if config.data is not None:
-        check_data(config.data)
-    # every check before the first write: a refused run leaves nothing behind
-    keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
-    check_devices(config.devices)
-    use_compile_cache(config.compile_cache)
-    backend = jax.default_backend()
-    slow = estimate.check(
-        chosen, config.profile, backend, allowed=args.allow_slow, flag="--allow-slow"
-    )
-    run_id = (args.name or store.new_run_id()) + process_suffix()
-    if args.name and (args.out / run_id).exists():
-        raise ConfigError(f"--name {args.name}: {args.out / run_id} exists already")
-    if slow:
-        print(f"bench: {slow}", file=sys.stderr)
-    run_dir = store.create_run_dir(args.out, run_id)
-    run_id = run_dir.name  # (with the suffix a clash gave it: one id, one folder)
-    with _writing(run_dir), store.RunLock(run_dir):
-        env = store.environment(run_id, config, ["python -m bench", *argv])
-        env["load_avg_start"] = _load_avg()
-        store.write_json(run_dir / "env.json", env)
-        point_latest(args.out, run_dir)
-        return _measure(config, run_id, run_dir, env, keep, deadline=args.deadline)
+    options = dict(out=args.out, name=args.name, allow_slow=args.allow_slow, deadline=deadline)
+    with Session.new(config, argv=argv, **options) as session:
+        return session.run()
 
 
-def _resume(args, argv) -> int:
-    """``run --resume RUN_DIR``: the run's own settings continue it. Flags that would change
-    how it measures are refused; ``--model`` / ``--variant`` / ``--no-experiments`` narrow
-    this session only. Everything is checked under the folder's lock, before any write."""
-    run_dir = args.resume
+def _resume(args, argv, deadline) -> int:
+    """``run --resume RUN_DIR``: the run's own settings continue it (:meth:`Session.resume`);
+    flags that only a new run takes are refused here."""
     if args.name or args.allow_slow:
         raise ConfigError("--name and --allow-slow are for a new run, not --resume")
     if args.trace or args.no_compile_cache:
         raise ConfigError(
             "--trace and --no-compile-cache are a run's settings: a resume keeps the run's"
         )
-    if not (run_dir / "env.json").is_file():
-        raise ConfigError(f"--resume {run_dir}: not a run folder (no env.json)")
-    with _writing(run_dir), store.RunLock(run_dir):
-        try:
-            env = load_env(run_dir)
-        except SchemaError as e:
-            raise ConfigError(str(e)) from None
-        if env["schema_version"] != store.SCHEMA_VERSION:
-            raise ConfigError(
-                f"--resume {run_dir}: a schema-v{env['schema_version']} run folder; this version "
-                f"writes v{store.SCHEMA_VERSION} (report and compare read it; start a new run)"
-            )
-        config = RunConfig.from_env(env)
-        if args.profile and args.profile != config.profile:
-            raise ConfigError(f"--profile {args.profile} differs from the run's {config.profile}")
-        if args.suite and set(args.suite) != set(config.suites):
-            raise ConfigError(f"--suite differs from the run's suites {list(config.suites)}")
-        for flag, given, recorded in (
-            ("--repeats", args.repeats, config.repeats),
-            ("--warmup", args.warmup, config.warmup),
-            ("--rounds", args.rounds, config.rounds),
-            ("--case-timeout", args.case_timeout, config.case_timeout_s),
-            ("--devices", args.devices, config.devices),
-            ("--data", args.data and str(pathlib.Path(args.data).absolute()), config.data),
-        ):
-            if given is not None and given != recorded:
-                raise ConfigError(f"{flag} {given} differs from the run's {recorded}")
-        chosen = get_suites(config.suites)
-        keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
-        cases = [c for s in chosen for c in s.cases(config.profile) if keep(c)]
-        run_cases = {c.key(config.devices) for c in cases}  # what env.json's settings give
-        if args.model or args.variant:  # this session only
-            only = case_filter(chosen, config.profile, args.model, args.variant)
-            keep = lambda case, run=keep: run(case) and only(case)  # noqa: E731
-        check_devices(config.devices)
-        values = store.check_settings(
-            run_dir, env, allow_mixed=args.allow_mixed, cases=run_cases, described=_settings(config)
-        )
-        if args.retry_crashed:
-            values = {**values, store.RETRY: True}
-        runner.repair_or_refuse(run_dir)  # repaired if a run was killed; refused if damaged
-        env = store.begin_session(
-            run_dir, env, ["python -m bench", *argv], values, first_row=store.row_count(run_dir)
-        )
-        experiments = config.experiments and not args.no_experiments
-        use_compile_cache(config.compile_cache)
-        return _measure(
-            config, env["run_id"], run_dir, env, keep, experiments, deadline=args.deadline
-        )
+    asked = {
+        "--profile": args.profile,
+        "--suite": args.suite,
+        "--repeats": args.repeats,
+        "--warmup": args.warmup,
+        "--rounds": args.rounds,
+        "--case-timeout": args.case_timeout,
+        "--devices": args.devices,
+        "--data": _absolute(args.data),
+    }
+    with Session.resume(
+        args.resume,
+        argv=argv,
+        asked=asked,
+        models=args.model,
+        variants=args.variant,
+        experiments=not args.no_experiments,
+        allow_mixed=args.allow_mixed,
+        retry_crashed=args.retry_crashed,
+        deadline=deadline,
+    ) as session:
+        return session.run()
 
 
-def _settings(config: RunConfig) -> str:
-    """The run settings that decide its cases, in words."""
-    words = [f"profile {config.profile!r}", f"suites {list(config.suites)}"]
-    words += [f"--devices {config.devices}"]
-    words += [f"models {list(config.models)}"] if config.models else []
-    words += [f"variants {list(config.variants)}"] if config.variants else []
-    return ", ".join(words)
-
-
-@contextlib.contextmanager
-def _writing(run_dir: pathlib.Path):
-    """A failed write to the run folder (full disk, read-only, ...) as one line; an interrupt
-    carries the folder, so the message can name it."""
-    try:
-        yield
-    except OSError as e:
-        raise store.io_failure(run_dir, e) from None
-    except KeyboardInterrupt as e:
-        e.run_dir = run_dir
-        raise
-
-
-def _measure(config, run_id, run_dir, env, keep, experiments=None, *, deadline=None) -> int:
-    print(
-        f"run folder: {run_dir} (profile {config.profile}, {jax.device_count()} × "
-        f"{jax.devices()[0].device_kind})",
-        file=sys.stderr,
-        flush=True,
-    )
-    account = TimeAccount(bench.STARTED)
-    account.add("start-up (imports, checks, env.json)", time.perf_counter() - bench.STARTED)
-    with runner.user_signals():
-        if "calibration" not in env:  # measured once per run folder; a resume keeps the first
-            print("calibrating the device ...", file=sys.stderr, flush=True)
-            with account.spend("calibration"):
-                env["calibration"] = calibrate(config.profile).as_dict()
-            store.write_json(run_dir / "env.json", env)
-        outcome = runner.run(
-            config,
-            run_id,
-            run_dir,
-            calibration=env["calibration"],
-            keep=keep,
-            env=env,
-            experiments=experiments,
-            deadline=deadline,
-            account=account,
-        )
-        env = {**load_env(run_dir), "load_avg_finish": _load_avg()}
-        store.end_session(run_dir, env=_with_time(env, account.closed()))
-        began = time.perf_counter()
-        path = report.render(run_dir)
-        env = load_env(run_dir)  # the report's own time, apart: a re-render gives the same report
-        spent = store.sessions(env)[-1]
-        spent = {**spent, "report_s": round(time.perf_counter() - began, 3)}
-        store.write_json(run_dir / "env.json", {**env, "sessions": [
-            *store.sessions(env)[:-1], spent]})  # fmt: skip
-    print(f"results in {run_dir}/ (report: {path})")
-    if outcome.left:
-        print(
-            f"bench: {outcome.left} case(s) of the run not measured yet (this session was "
-            f"narrowed, or they did not fit --budget-s): --resume {run_dir} measures them",
-            file=sys.stderr,
-        )
-    if outcome.deferred_claims:
-        print(
-            f"bench: claims {', '.join(outcome.deferred_claims)}: their experiments did not "
-            f"fit --budget-s: --resume {run_dir} runs them",
-            file=sys.stderr,
-        )
-    given_up = store.given_up(env)
-    crashed = [c for c in outcome.failed_claims if c in given_up]
-    failed = [c for c in outcome.failed_claims if c not in given_up]
-    if crashed:
-        print(
-            f"bench: the experiment of {', '.join(crashed)} killed the bench process "
-            f"{max(given_up[c] for c in crashed)} times and is not run again (ERROR in "
-            f"claims.csv): --resume {run_dir} --retry-crashed tries it again",
-            file=sys.stderr,
-        )
-    if failed:
-        print(
-            f"bench: the experiment of {', '.join(failed)} failed (ERROR in "
-            f"claims.csv): --resume {run_dir} runs it again",
-            file=sys.stderr,
-        )
-    return 1 if outcome.failed_claims else 0
-
-
-def _with_time(env: dict, time_s: dict) -> dict:
-    """``env`` with this session's time account (``time_s``, all but the report) in its last
-    session."""
-    sessions = store.sessions(env)
-    return {**env, "sessions": [*sessions[:-1], {**sessions[-1], "time_s": time_s}]}
-
-
-def _load_avg() -> list[float] | None:
-    """The machine's 1, 5 and 15-minute load averages (what else was running), if known."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def point_latest(parent: pathlib.Path, run_dir: pathlib.Path) -> None:
-    """Point ``parent/latest`` at ``run_dir``: a relative symbolic link, so ``results/latest``
-    works as a run folder for every command and survives moving ``results/``; replaced
-    atomically (a new link renamed over the old one)."""
-    link, tmp = parent / LATEST, parent / f".{LATEST}.{os.getpid()}"
-    try:
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(run_dir.name, target_is_directory=True)
-        os.replace(tmp, link)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        print(f"bench: note: {link} not updated ({e})", file=sys.stderr)
-
-
-def check_data(path: str) -> None:
-    """Refuse a --data file that cannot be used, before anything is written."""
-    try:
-        load_mnist_npz(path)
-    except DataError as e:
-        raise ConfigError(str(e)) from None
-
-
-def check_devices(devices: int) -> int:
-    """Refuse a device count the machine lacks, before any run. (Cases whose batch it does
-    not divide run on one device; their rows say so.)"""
-    if devices > jax.device_count():
-        raise ConfigError(f"--devices {devices}: only {jax.device_count()} device(s) visible")
-    return devices
+def _absolute(path: str | None) -> str | None:
+    return str(pathlib.Path(path).absolute()) if path else None
 
 
 def cmd_report(args, argv) -> int:
@@ -687,16 +513,14 @@ def cmd_list(args, argv) -> int:
 
 
 def cmd_plan(args, argv) -> int:
-    chosen = get_suites(args.suite)
     config = RunConfig.create(
         profile=check_profile(args.profile or default_profile(jax.default_backend())),
-        suites=[s.name for s in chosen],
+        suites=[s.name for s in get_suites(args.suite)],
         repeats=args.repeats,
         models=args.model,
         variants=args.variant,
         experiments=not args.no_experiments,
     )
-    keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
     if args.assume:
         cal, cost = plan.ASSUMED[args.assume]
         device = f"an assumed {args.assume} ({cal.matmul_flops_per_s.how})"
@@ -704,27 +528,7 @@ def cmd_plan(args, argv) -> int:
         print(f"calibrating {jax.devices()[0].device_kind} ...", file=sys.stderr, flush=True)
         cal, cost = calibrate(config.profile), plan.compile_cost()
         device = f"{jax.device_count()} × {jax.devices()[0].device_kind}"
-    rows, total = [], 0.0
-    for case in (c for s in chosen for c in s.cases(config.profile) if keep(c)):
-        with planning():
-            e = plan.estimate(
-                case, cal, cost, repeats=config.repeats, warmup=config.warmup, rounds=config.rounds
-            )
-        rows.append(dict(case=e.label, compile_s=e.compile_s, call_ms=e.call_s * 1e3,
-                         repeats=e.repeats, total_s=e.total_s))  # fmt: skip
-        total += e.total_s
-    side = plan.side_costs(chosen, config.profile, config.experiments)
-    rows += [dict(case=name, total_s=seconds) for name, seconds in side]
-    total += sum(seconds for _, seconds in side)
-    print(report.table(pd.DataFrame(rows)))
-    print(
-        f"{len(rows) - len(side)} cases, estimated {total:.0f} s ({total / 60:.1f} min) in all "
-        f"on {device}, cold compilation cache "
-        f"(compile {cost.fixed_s:.2f} s + {cost.per_eqn_s * 1e3:.2f} ms per equation + "
-        f"{cost.per_loop_s * 1e3:.0f} ms per loop; "
-        f"arithmetic at {plan.ASSUMED_EFFICIENCY:.0%} of "
-        f"{cal.matmul_flops_per_s.value / 1e9:.3g} GFLOP/s)"
-    )
+    print(plan.render(config, cal, cost, device))
     return 0
 
 

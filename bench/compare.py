@@ -533,7 +533,7 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
     :func:`compare` (threshold, normalise, ...) as ``c`` was made."""
     from bench import store
     from bench.timing import prepare, time_rounds
-    from bench.workloads import running, suites
+    from bench.workloads import BuildContext, suites
 
     flagged = [case_key(r) for r in c.of("slower").to_dict("records")]
     if not flagged:
@@ -553,15 +553,15 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
     registered = suites()
     profile = new.context.get("profile")
     ready = []
-    with running(new.path):  # where a suite's prepared files (trained weights) are
-        for key in flagged:
-            suite = registered.get(key[0])
-            cases = [] if suite is None else suite.cases(profile)
-            match = [case for case in cases if case.key(1) == key]
-            if not match:
-                raise CompareError(f"--remeasure: case {case_label(key)} is not a registered case")
-            w = match[0].build()
-            ready.append(prepare(w.fn, w.args))  # the runner's protocol, and its rounds
+    context = BuildContext(run_dir=new.path)  # where a suite's prepared files (weights) are
+    for key in flagged:
+        suite = registered.get(key[0])
+        cases = [] if suite is None else suite.cases(profile)
+        match = [case for case in cases if case.key(1) == key]
+        if not match:
+            raise CompareError(f"--remeasure: case {case_label(key)} is not a registered case")
+        w = match[0].workload(context)
+        ready.append(prepare(w.fn, w.args))  # the runner's protocol, and its rounds
     timings = time_rounds(ready, rounds=rounds)
     samples = {key: t.samples_s for key, t in zip(flagged, timings, strict=True)}
     round_of = {key: t.rounds for key, t in zip(flagged, timings, strict=True)}

@@ -34,7 +34,7 @@ from bench import claims
 from bench.calibration import Calibration
 from bench.structure import Structure, analyse_jaxpr
 from bench.timing import repeats_for, visit_calls
-from bench.workloads import Case, Suite
+from bench.workloads import PLANNING, Case, Suite
 
 ASSUMED_EFFICIENCY = 0.25
 """Fraction of the calibrated matmul rate a case's arithmetic is assumed to reach (the suite's
@@ -199,7 +199,7 @@ def estimate(
     case of a sweep group is timed ``rounds`` visits of :func:`bench.timing.visit_calls`
     calls (``bench.timing.time_rounds``), any other ``repeats`` calls (more for a fast one)."""
     t0 = time.perf_counter()
-    w = case.build()
+    w = case.workload(PLANNING)  # nothing prepared: fresh weights, typical trip counts
     closed = jax.make_jaxpr(w.fn)(*w.args)
     s = analyse_jaxpr(closed, while_trip_count=w.while_trip_count)
     build_s = time.perf_counter() - t0
@@ -225,3 +225,38 @@ def side_costs(suites: Iterable[Suite], profile: str, experiments: bool) -> list
             for e in claims.experiments(names)
         ]
     return out
+
+
+def render(config, cal: Calibration, cost: CompileCost, device: str) -> str:
+    """``python -m bench plan``: a table of every case's estimate and the side costs, and the
+    total on ``device`` (described in words), for ``config`` (a :class:`bench.config.RunConfig`)."""
+    import pandas as pd
+
+    from bench.report import table
+    from bench.workloads import case_filter, get_suites
+
+    chosen = get_suites(config.suites)
+    keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
+    rows, total = [], 0.0
+    for case in (c for s in chosen for c in s.cases(config.profile) if keep(c)):
+        e = estimate(
+            case, cal, cost, repeats=config.repeats, warmup=config.warmup, rounds=config.rounds
+        )
+        rows.append(dict(case=e.label, compile_s=e.compile_s, call_ms=e.call_s * 1e3,
+                         repeats=e.repeats, total_s=e.total_s))  # fmt: skip
+        total += e.total_s
+    side = side_costs(chosen, config.profile, config.experiments)
+    rows += [dict(case=name, total_s=seconds) for name, seconds in side]
+    total += sum(seconds for _, seconds in side)
+    return (
+        table(pd.DataFrame(rows))
+        + "\n"
+        + (
+            f"{len(rows) - len(side)} cases, estimated {total:.0f} s ({total / 60:.1f} min) in all "
+            f"on {device}, cold compilation cache "
+            f"(compile {cost.fixed_s:.2f} s + {cost.per_eqn_s * 1e3:.2f} ms per equation + "
+            f"{cost.per_loop_s * 1e3:.0f} ms per loop; "
+            f"arithmetic at {ASSUMED_EFFICIENCY:.0%} of "
+            f"{cal.matmul_flops_per_s.value / 1e9:.3g} GFLOP/s)"
+        )
+    )

@@ -14,10 +14,10 @@ modules named in ``BENCH_SUITE_MODULES`` (comma-separated import paths).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import os
+import pathlib
 import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -93,6 +93,32 @@ def _plain(value):
 
 
 @dataclasses.dataclass(frozen=True)
+class BuildContext:
+    """What a case is built for, handed to the cases that need it (``Case.needs_context``).
+
+    - a run: ``run_dir`` is its folder, where the suite's ``prepare`` wrote (trained weights);
+    - a plan (``python -m bench plan``, ``planning``): nothing is prepared or run, so a case that
+      reads prepared weights builds with fresh ones and one that measures a trip count at build
+      takes a typical one: the same program, to estimate;
+    - neither (a test, a notebook): a case that needs its run folder refuses to build.
+    """
+
+    run_dir: pathlib.Path | None = None
+    planning: bool = False
+
+    def folder(self) -> pathlib.Path | None:
+        """The run folder; ``None`` while planning; a ``ConfigError`` outside a run."""
+        if self.planning:
+            return None
+        if self.run_dir is None:
+            raise ConfigError("this case needs a run folder (it reads what its suite prepared)")
+        return pathlib.Path(self.run_dir)
+
+
+PLANNING = BuildContext(planning=True)
+
+
+@dataclasses.dataclass(frozen=True)
 class Case:
     """One measurement: a model, variant, mode and sizes, and how to build its workload.
 
@@ -112,6 +138,7 @@ class Case:
     devices: int | None = None
     regime: str = "work"
     interleave: str | None = None  # a sweep group shared across suites (see sweep_group)
+    needs_context: bool = False  # build takes a BuildContext (see workload)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -140,6 +167,14 @@ class Case:
         if batch % run_devices:
             return 1, f"one device: batch {batch} is not divisible by --devices {run_devices}"
         return run_devices, ""
+
+    def workload(self, context: BuildContext | None = None) -> Workload:
+        """Build this case's workload. ``context`` says what for (a run, a plan, neither); only
+        a case that declares ``needs_context`` (it reads its run folder, or builds differently
+        for a plan) is handed it."""
+        if self.needs_context:
+            return self.build(context or BuildContext())
+        return self.build()
 
     def key(self, run_devices: int = 1) -> tuple:
         """This case's identity (:data:`IDENTITY`) in a run with ``--devices run_devices``."""
@@ -180,7 +215,8 @@ class Suite:
     (optional) is work its cases need done first, such as training the models they sample:
     the runner calls it before the suite's cases, once per run folder (it skips what the
     folder already holds, so a resume reuses it); cases find its outputs under
-    :func:`run_dir`. The claims about a suite's model live in ``bench/claims/``, not here.
+    the run folder their :class:`BuildContext` names. The claims about a suite's model live in
+    ``bench/claims/``, not here.
     """
 
     name: str
@@ -190,58 +226,6 @@ class Suite:
     prepare: Callable[[Any, Any], None] | None = None
     prepare_cost_s: dict[str, float] = dataclasses.field(default_factory=dict)  # for the plan
     unavailable: Callable[[], dict[str, str]] | None = None  # variants this machine can't run
-
-
-_RUN_DIR: list = []
-
-
-def run_dir():
-    """The folder of the run being measured (a ``pathlib.Path``), for cases that read what
-    their suite's ``prepare`` wrote there; ``None`` while planning (:func:`planning`); a
-    ``ConfigError`` otherwise outside a run."""
-    if is_planning():
-        return None
-    if not _RUN_DIR:
-        raise ConfigError("this case needs a run folder (it reads what its suite prepared)")
-    return _RUN_DIR[-1]
-
-
-PLANNING = object()
-
-
-def is_planning() -> bool:
-    """Whether cases are being built for ``python -m bench plan`` (:func:`planning`)."""
-    return bool(_RUN_DIR) and _RUN_DIR[-1] is PLANNING
-
-
-@contextlib.contextmanager
-def planning():
-    """While planning (``python -m bench plan``) nothing is prepared or run: a case that reads
-    prepared weights builds with fresh ones, one that measures a trip count at build takes a
-    typical one; the same program to estimate."""
-    saved = list(_RUN_DIR)
-    _RUN_DIR[:] = [PLANNING]
-    try:
-        yield
-    finally:
-        _RUN_DIR[:] = saved
-
-
-def set_run_dir(path) -> None:
-    """Set by the runner's worker process before any case is built."""
-    _RUN_DIR[:] = [path]
-
-
-@contextlib.contextmanager
-def running(path):
-    """The runner measures into ``path`` (for :func:`run_dir`); the previous state comes back
-    after, so a run inside a longer-lived process (tests, a notebook) leaves nothing behind."""
-    saved = list(_RUN_DIR)
-    _RUN_DIR[:] = [path]
-    try:
-        yield
-    finally:
-        _RUN_DIR[:] = saved
 
 
 _REGISTRY: dict[str, Suite] = {}

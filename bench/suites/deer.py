@@ -44,7 +44,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from bench.workloads import Case, Suite, Workload, is_planning, register
+from bench.workloads import BuildContext, Case, Suite, Workload, register
 from models.deer import lstm_deer
 from models.lstm import LSTM, lstm_scan
 
@@ -176,8 +176,11 @@ def workload(
     hidden: int,
     seed: int = 0,
     max_iter: int | None = None,
+    *,
+    planning: bool = False,
 ) -> Workload:
-    """One case. The parallel variants run once here to measure their Newton iterations."""
+    """One case. The parallel variants run once here to measure their Newton iterations (while
+    ``planning``, they take a typical count instead)."""
     params, x = problem(batch, seq_len, hidden, seed)
     evaluate = evaluator(variant, max_iter)
     if mode == "forward":
@@ -195,7 +198,7 @@ def workload(
     n_params = sum(int(a.size) for a in jax.tree.leaves(params))
     if variant == "sequential":
         return Workload(fn, args, n_params, check=check, batch_argnum=batch_argnum)
-    if is_planning():  # a typical count, without compiling here (the plan counts the compile)
+    if planning:  # a typical count, without compiling here (the plan counts the compile)
         k = TYPICAL_ITERATIONS[variant]
         note = _note(variant, mode, hidden, k)
         return Workload(
@@ -230,6 +233,10 @@ def cases(profile: str) -> list[Case]:
     return cases_of(SIZES[profile])
 
 
+def _build(cell: tuple, context: BuildContext) -> Workload:
+    return workload(*cell, planning=context.planning)
+
+
 def cases_of(cells) -> list[Case]:
     """Every variant at each (mode, batch, seq_len, hidden) cell, the memory guard applied."""
     out = []
@@ -237,11 +244,12 @@ def cases_of(cells) -> list[Case]:
         for variant in VARIANTS:
             if not fits_memory(variant, mode, batch, seq_len, hidden):
                 continue
-            build = functools.partial(workload, variant, mode, batch, seq_len, hidden)
+            build = functools.partial(_build, (variant, mode, batch, seq_len, hidden))
             sizes = dict(batch=batch, seq_len=seq_len, hidden=hidden)
             regime = "latency" if batch == 1 else "work"
             pred = seq_len if variant == "sequential" else None
-            out.append(Case("deer", "lstm", variant, mode, build, sizes, pred, regime=regime))
+            how = dict(regime=regime, needs_context=True)
+            out.append(Case("deer", "lstm", variant, mode, build, sizes, pred, **how))
     return out
 
 

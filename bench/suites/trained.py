@@ -33,7 +33,7 @@ It writes, into the run folder:
 Cases: the samplers at the digits' image size (8×8), batch 16, on the same noise, with the
 trained weights and with random-init ones side by side (model ``<family>-trained`` /
 ``-random``): PixelCNN naive / cached / fixed-point, and the MDRNN's anti-diagonal sampler. A
-trained case reads its weights from the run folder (``bench.workloads.run_dir``). With
+trained case reads its weights from its run folder (``bench.workloads.BuildContext``). With
 ``--data`` the models train at the file's image size and are still sampled at 8×8 (both are
 convolutional / recurrent in space, so the weights apply at any size): the case identities
 stay the same for every data source.
@@ -63,7 +63,7 @@ from bench.steps import binary_image_check, forward_fn, n_params, train_step_fn
 from bench.structure import analyse
 from bench.suites.mdrnn import pieces_for
 from bench.suites.pixelcnn import SAMPLERS, sampler_note
-from bench.workloads import Case, Suite, Workload, register, run_dir
+from bench.workloads import BuildContext, Case, Suite, Workload, register
 from models import mdrnn, pixelcnn
 
 SUITE = "trained"
@@ -326,9 +326,9 @@ def _pixelcnn_checks(model, u, weights: str) -> dict:
 
 
 def _build_sample(profile: str, trainee_name: str, variant: str, weights: str, side: int):
-    def build() -> Workload:
+    def build(context: BuildContext) -> Workload:
         trainee = {t.name: t for t in trainees(profile)}[trainee_name]
-        folder = run_dir() if weights == "trained" else None  # None while planning
+        folder = context.folder() if weights == "trained" else None  # None while planning
         model = trained_model(trainee, folder) if folder is not None else trainee.build(0)
         u = quality.draw_noise(1, SAMPLE_BATCH, side, side)
         if trainee_name == "pixelcnn":
@@ -367,9 +367,9 @@ def cases(profile: str) -> list[Case]:
                 pred = side * side * depth if family == "pixelcnn" else (2 * side - 1) * depth
                 sizes = dict(batch=SAMPLE_BATCH, depth=depth, height=side, width=side)
                 build = _build_sample(profile, trainee, variant, weights, side)
-                out.append(
-                    Case(SUITE, f"{family}-{weights}", variant, "sample", build, sizes, pred)
-                )
+                name = f"{family}-{weights}"
+                case = Case(SUITE, name, variant, "sample", build, sizes, pred, needs_context=True)
+                out.append(case)
     return out
 
 

@@ -10,7 +10,8 @@ from bench import analysis, records
 from bench.calibration import Calibration
 from bench.cli import main
 from bench.plan import Budget, CompileCost
-from bench.runner import _eta, measure_case
+from bench.runner import Protocol, measure_case
+from bench.session import _eta
 from bench.workloads import IDENTITY, Case, Workload
 from tests.bench.helpers import only_run
 
@@ -30,8 +31,11 @@ CASE = Case(
 )
 
 
+HOW = Protocol(run_id="r", repeats=3, warmup=1, rounds=3)
+
+
 def _measure(budget):
-    return measure_case(CASE, run_id="r", repeats=3, warmup=1, budget=budget, log=lambda s: None)
+    return measure_case(CASE, HOW, budget=budget, log=lambda s: None)
 
 
 def test_a_case_whose_estimate_fits_the_budget_is_timed():
@@ -52,9 +56,7 @@ def test_a_spent_budget_skips_the_case_without_building_it():
         raise AssertionError("built although the budget was spent")
 
     case = Case("toy", "sine", "plain", "forward", build, {"batch": 3}, 1)
-    row, _ = measure_case(
-        case, run_id="r", repeats=3, warmup=1, budget=Budget(-5.0, FREE, CAL), log=print
-    )
+    row, _ = measure_case(case, HOW, budget=Budget(-5.0, FREE, CAL), log=print)
     assert row["status"] == "skipped" and row["error"].startswith("--budget-s spent (5 s over)")
 
 

@@ -1,6 +1,7 @@
 """After Ctrl-C, the message names the run folder to resume (not a placeholder)."""
 
 from bench import cli
+from bench.session import Session
 from tests.bench.helpers import only_run
 
 
@@ -8,7 +9,7 @@ def test_an_interrupted_run_names_its_folder_in_the_resume_hint(tmp_path, monkey
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_measure", interrupted)
+    monkeypatch.setattr(Session, "run", interrupted)
     argv = ["run", "--suite", "binary_adder", "--profile", "smoke", "--out", str(tmp_path)]
     assert cli.main([*argv, "--no-experiments"]) == 130
     err = capsys.readouterr().err

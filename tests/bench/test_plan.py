@@ -9,7 +9,7 @@ from bench.calibration import Calibration
 from bench.cli import main
 from bench.suites import binary_adder, deer, trained
 from bench.timing import repeats_for
-from bench.workloads import ConfigError, planning, run_dir
+from bench.workloads import PLANNING, ConfigError
 
 TOY = Calibration.of(
     matmul_flops_per_s=1e10, bandwidth_bytes_per_s=1e9, loop_iteration_s=1e-6, dependent_op_s=1e-6
@@ -45,9 +45,8 @@ def test_the_plan_command_prints_every_case_and_a_total(capsys):
 def test_while_planning_cases_neither_read_a_run_folder_nor_run_to_count_their_loops():
     quasi = next(c for c in deer.cases("smoke") if c.variant == "quasi-deer")
     sampler = next(c for c in trained.cases("smoke") if c.model.endswith("-trained"))
-    with planning():
-        assert run_dir() is None
-        assert quasi.build().while_trip_count == deer.TYPICAL_ITERATIONS["quasi-deer"]
-        assert sampler.build().fn is not None  # fresh weights stand in for the trained ones
-    with pytest.raises(ConfigError):  # outside a run and outside the plan: no run folder
-        run_dir()
+    assert PLANNING.folder() is None
+    assert quasi.workload(PLANNING).while_trip_count == deer.TYPICAL_ITERATIONS["quasi-deer"]
+    assert sampler.workload(PLANNING).fn is not None  # fresh weights stand in for trained ones
+    with pytest.raises(ConfigError, match="needs a run folder"):  # outside a run and a plan
+        sampler.workload()

@@ -134,7 +134,7 @@ def test_the_same_case_built_twice_gives_identical_outputs(suite, variant):
     (case, *_) = [c for c in workloads.suites()[suite].cases("smoke") if c.variant == variant]
     outputs = []
     for _ in range(2):
-        w = case.build()
+        w = case.workload()
         outputs.append(jax.tree.leaves(jax.jit(w.fn)(*w.args)))
     for a, b in zip(*outputs, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -14,15 +14,13 @@ holds the cases of one suite, mode and sizes (:func:`group`), so its ``relative`
 variants at the same size; groups print in numeric order of their sizes (``tests/conftest.py``).
 """
 
-from contextlib import nullcontext
-
 import jax
 import pytest
 
 from bench.config import RunConfig
 from bench.runner import device_fields, structure_columns
 from bench.timing import compile_ahead
-from bench.workloads import SIZE_FIELDS, running, suites
+from bench.workloads import SIZE_FIELDS, BuildContext, suites
 
 PROFILE = "smoke"
 CASES = [case for suite in suites().values() for case in suite.cases(PROFILE)]
@@ -60,8 +58,8 @@ def prepared(tmp_path_factory):
 @pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
 def test_workload(benchmark, case, request):
     needs_folder = suites()[case.suite].prepare is not None
-    with running(request.getfixturevalue("prepared")) if needs_folder else nullcontext():
-        w = case.build()
+    folder = request.getfixturevalue("prepared") if needs_folder else None
+    w = case.workload(BuildContext(run_dir=folder))
     args = jax.block_until_ready(jax.device_put(w.args))
     compiled, compile_s, _ = compile_ahead(w.fn, args)
     first = jax.block_until_ready(compiled(*args))

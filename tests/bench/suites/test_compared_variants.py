@@ -8,7 +8,7 @@ every training workload names its batch argument, so ``--devices`` can split it.
 import pytest
 
 from bench.structure import analyse
-from bench.workloads import planning, suites
+from bench.workloads import PLANNING, suites
 
 TOLERANCE = 0.10
 COMPARED = [s for s in suites().values() if s.baselines]
@@ -18,8 +18,7 @@ COMPARED = [s for s in suites().values() if s.baselines]
 def test_variants_do_the_baselines_work_or_say_why(suite):
     built = {}
     for case in suite.cases("smoke"):
-        with planning():  # a case that reads prepared weights gets fresh ones: the same work
-            w = case.build()
+        w = case.workload(PLANNING)  # a case that reads prepared weights gets fresh ones
         if case.mode == "train":
             assert w.batch_argnum is not None, f"{case.label}: no batch_argnum"
         work = analyse(w.fn, *w.args, while_trip_count=w.while_trip_count).work_flops

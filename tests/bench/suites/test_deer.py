@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import analysis, records, report, runner
+from bench import analysis, records, report
 from bench.claims import deer as claims_deer
 from bench.config import RunConfig
+from bench.runner import Protocol
+from bench.session import Session
 from bench.structure import analyse
 from bench.suites import deer
 from bench.suites.deer import JACOBIAN_ENTRIES_LIMIT, cases, check, fits_memory
@@ -21,7 +23,7 @@ from models.deer import Stats
 @pytest.fixture(scope="module")
 def smoke():
     """Every smoke case built once: {(mode, variant): (case, workload)}."""
-    return {(c.mode, c.variant): (c, c.build()) for c in cases("smoke")}
+    return {(c.mode, c.variant): (c, c.workload()) for c in cases("smoke")}
 
 
 def test_smoke_cases_build_run_and_agree_with_the_sequential_scan(smoke):
@@ -98,8 +100,11 @@ def test_a_newton_iteration_capped_short_of_converging_is_recorded_as_diverged(
     monkeypatch.setitem(deer.SIZES, "smoke", [("forward", 1, 16, 2)])
     monkeypatch.setattr(deer, "MAX_ITER", {"deer": 1, "quasi-deer": 1})
     config = RunConfig.create(profile="smoke", suites=["deer"], repeats=1, experiments=False)
-    records.write_json(tmp_path / "env.json", records.environment("test", config))
-    runner.run(config, "test", tmp_path, log=lambda s: None)
+    env = records.environment("test", config)
+    records.write_json(tmp_path / "env.json", env)
+    session = Session(config, tmp_path, env, keep=lambda case: True, experiments=False)
+    session.log = lambda text: None
+    session.measure_cases(Protocol.of(config, "test", tmp_path, calibration=None))
 
     df = analysis.load_measurements(tmp_path / "measurements.csv").set_index("variant")
     assert df.loc["sequential", "status"] == "ok"  # the sweep went on around them

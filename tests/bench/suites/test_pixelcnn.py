@@ -21,7 +21,7 @@ def test_smoke_cases_build_run_and_pass_their_health_checks():
     first_of_each = {(c.mode, c.variant): c for c in reversed(cases("smoke"))}.values()
     assert {c.variant for c in first_of_each} == {"masked", "naive", "cached", "fixed-point"}
     for case in first_of_each:
-        work = case.build()
+        work = case.workload()
         out = jax.jit(work.fn)(*work.args)
         assert work.check(out) == "ok", case.label
         expected_steps = case.sizes["depth"] * (

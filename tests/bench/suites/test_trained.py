@@ -96,7 +96,7 @@ def test_a_small_mnist_file_is_accepted(tmp_path):
     path = tmp_path / "mnist.npz"
     x = lambda n: rng.integers(0, 256, (n, 8, 8), dtype=np.uint8)  # noqa: E731
     np.savez(path, x_train=x(60), x_test=x(12))
-    from bench.cli import check_data
+    from bench.session import check_data
 
     check_data(str(path))  # no error: a well-formed file
     splits = load_mnist_npz(path)
