@@ -143,7 +143,7 @@ def diagonal_windows(L: int, M: int, depth: int = 1, pieces: int | None = None):
     square image). The growing and the shrinking triangle are each cut into ``pieces``
     chunks of equal length (the flat middle is one), each a scan over a narrower lane
     window: ~(1 + 1/pieces) of the work for 2·pieces + 1 scans. Default: one piece per 8
-    lanes, at most 4 (measured on CPU: more scans cost more compile time than they save);
+    lanes, at most 4 (on XLA:CPU more scans cost more compile time than they save);
     0 is a single dense scan.
     """
     pieces = min(4, L // 8) if pieces is None else pieces
