@@ -32,9 +32,11 @@ CPU_PROFILE_S = {
     "trained": 85.0,
 }
 """Seconds of building, compiling and timing the cases of each suite at the ``cpu`` profile on
-a shared 2-core Xeon (a run of 2026-11-30 at load average 6-9: the compile and timed seconds of
-its rows × 1.5 for building and tracing, rounded; experiments not included). deer and trained:
-``python -m bench plan --profile cpu`` on the same machine (trained includes its prepare step)."""
+a 2-core CPU, experiments not included. They are data, not constants of the code: per suite,
+the compile and timed seconds of a cpu-profile run's rows × 1.5 for building and tracing,
+rounded, or for a suite that run lacked, ``python -m bench plan --profile cpu`` on the same
+machine (which includes a suite's ``prepare`` step). Refresh them the same way on the machine
+the estimate should describe; where the present values come from: ``docs/design-notes.md``."""
 UNKNOWN_SUITE_S = 60.0
 """The same for a suite not listed above (one loaded through BENCH_SUITE_MODULES)."""
 

@@ -37,8 +37,9 @@ from bench.timing import repeats_for, visit_calls
 from bench.workloads import PLANNING, Case, Suite
 
 ASSUMED_EFFICIENCY = 0.25
-"""Fraction of the calibrated matmul rate a case's arithmetic is assumed to reach (the suite's
-own cases measured 0.02..0.9 on a 2-core CPU; a quarter is their typical value)."""
+"""Fraction of the calibrated matmul rate a case's arithmetic is assumed to reach: a typical
+value of the suite's own cases, whose fractions spread over more than an order of magnitude
+(``docs/design-notes.md``), so a case's estimate is an order of magnitude too."""
 CALL_OVERHEAD_S = 30e-6
 """Dispatching one compiled call and waiting for it, on a CPU (a GPU adds launch latency)."""
 
@@ -46,8 +47,9 @@ CALL_OVERHEAD_S = 30e-6
 @dataclasses.dataclass(frozen=True)
 class CompileCost:
     """Seconds to compile a program: ``fixed_s + per_eqn_s · equations + per_loop_s · loops``
-    (nested bodies counted once; on a 2-core CPU a least-squares fit over the cpu profile's
-    164 cases gave 0.28 s + 0.53 ms per equation + 76 ms per loop)."""
+    (nested bodies counted once), the three costs solved on the device at hand by
+    :func:`compile_cost`; how well this form fitted the suite's own cases:
+    ``docs/design-notes.md``."""
 
     fixed_s: float
     per_eqn_s: float

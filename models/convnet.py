@@ -80,9 +80,10 @@ def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
     """2×2 max-pool with stride 2 (H and W even), as the maximum of the window's 4 corners.
 
     The same function as ``nnx.max_pool(x, (2, 2), strides=(2, 2))`` (reduce_window), but its
-    gradient is elementwise selects rather than XLA's select_and_scatter, which runs about
-    5× slower on CPU. At exact ties the gradient is shared instead of going to one element;
-    ties only occur between ReLU zeros, whose gradient is zero either way.
+    gradient is elementwise selects rather than XLA's select_and_scatter, which XLA:CPU runs
+    several times slower (``docs/design-notes.md``). At exact ties the gradient is shared
+    instead of going to one element; ties only occur between ReLU zeros, whose gradient is
+    zero either way.
     """
     b, h, w, c = x_BxHxWxC.shape
     x_BxHhx2xWhx2xC = x_BxHxWxC.reshape(b, h // 2, 2, w // 2, 2, c)

@@ -23,16 +23,16 @@ that ``jax.grad`` with respect to the probes gives the per-step adjoints h̄(t),
 the autodiff oracle for each equation separately.
 
 Speed: the input projection x(t)·W_x does not depend on the recurrence, so it could be one
-(B·T, I)×(I, 4H) matmul before the scan. Measured on XLA:CPU (jax 0.10.2, 2 cores, B=32,
-T=128, I=64, H=256) that hoisting made the forward 3.4× slower and the gradient 2.4× slower
-than projecting x(t) inside each step (125 vs 37 ms forward, 358 vs 151 ms grad): the scan
-then slices a large (T, B, 4H) operand per step. So :func:`lstm_step` projects per step, and
-both backward passes run that same forward (:func:`lstm_steps`): the hand-written one keeps
-every step's values on its :class:`Tape`, as autodiff keeps its residuals, so the two differ
-only in the backward. That backward keeps the parallel form: only h̄ and c̄ are recurrent,
-and every weight gradient is one 2-D matmul over all (t, b) after the reverse scan. The
-forward also emits c(t-1) per step, so the backward never shifts a (T, B, H) array by
-concatenation (on XLA:CPU that copy, and one for h(t-1), cost ~10% of a train step).
+(B·T, I)×(I, 4H) matmul before the scan. On XLA:CPU that hoisting makes the forward and the
+gradient two to three times slower than projecting x(t) inside each step: the scan then
+slices a large (T, B, 4H) operand per step (the measurement: ``docs/design-notes.md``). So
+:func:`lstm_step` projects per step, and both backward passes run that same forward
+(:func:`lstm_steps`): the hand-written one keeps every step's values on its :class:`Tape`, as
+autodiff keeps its residuals, so the two differ only in the backward. That backward keeps the
+parallel form: only h̄ and c̄ are recurrent, and every weight gradient is one 2-D matmul over
+all (t, b) after the reverse scan. The forward also emits c(t-1) per step, so the backward
+never shifts a (T, B, H) array by concatenation (on XLA:CPU that copy, and one for h(t-1),
+cost a noticeable part of a train step).
 """
 
 from __future__ import annotations

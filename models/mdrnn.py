@@ -46,7 +46,7 @@ Speed (what the wavefront does so as not to waste the machine):
   d (the windowed scans compile slowly on CPU: seconds for a train step).
 
 Which schedule is fastest depends on the device and sizes: :func:`default_schedule` holds the
-measured rule that ``schedule="auto"`` uses.
+rule that ``schedule="auto"`` uses, drawn from measurements (``docs/design-notes.md``).
 
 The generative model (:class:`MDRNNPixel`, compared with PixelCNN in the seed's §4-3)
 predicts a binary pixel x(i, j) from the top layer at (i-1, j) and (i, j-1): its logit
@@ -143,7 +143,7 @@ def diagonal_windows(L: int, M: int, depth: int = 1, pieces: int | None = None):
     square image). The growing and the shrinking triangle are each cut into ``pieces``
     chunks of equal length (the flat middle is one), each a scan over a narrower lane
     window: ~(1 + 1/pieces) of the work for 2·pieces + 1 scans. Default: one piece per 8
-    lanes, at most 4 (measured on CPU: more scans cost more compile time than they save);
+    lanes, at most 4 (on XLA:CPU more scans cost more compile time than they save);
     0 is a single dense scan.
     """
     pieces = min(4, L // 8) if pieces is None else pieces
@@ -402,26 +402,21 @@ small (see :func:`default_schedule`)."""
 def default_schedule(
     batch: int, height: int, width: int, hidden: int, depth: int, backend: str | None = None
 ) -> str:
-    """The schedule ``schedule="auto"`` uses: the faster one measured for these sizes, and
-    never one measured slower than 0.9× the raster schedule (the reference) at a size the
-    profiles run.
+    """The schedule ``schedule="auto"`` uses: at the sizes the profiles run, the one measured
+    fastest, and never one measured slower than 0.9× the raster schedule (the reference).
 
-    CPU (min of 9 interleaved repeats on a 2-core CPU shared with other jobs, 2026-12; forward
-    and forward+backward; the raster/wavefront speed ratios below are the wavefront's speed):
-    raster where its carried row, batch·W·k floats, is at most :data:`RASTER_ROW_FLOATS`:
-    at batch 1, k = 2, W ≤ 8 XLA:CPU runs the raster scan's loop several times faster per step
-    (forward at d = 2: wavefront 0.56× at 4×4, 0.46× at 6×6, 0.39× at 8×8; 0.83× at d = 1,
-    0.49× at d = 4, 0.62× at d = 8, 8×8), and from 9×9 on it does not (1.42× at 9×9, 1.77× at
-    10×10, 1.94× at 12×12, up to 5.9× at 96×96); at k = 4, 6×6 (24 floats) the two tie (0.96×).
+    CPU: the raster schedule where its carried row, batch·W·k floats of h, is at most
+    :data:`RASTER_ROW_FLOATS`: so small a loop carry makes XLA:CPU run the raster scan's loop
+    several times faster per step than the wavefront's, which outweighs its H·W steps against
+    H + W - 1 on small grids (at batch 1, k = 2: up to 8×8; from 9×9 on the wavefront wins).
     Raster too for batch ≥ 16 on grids whose short side is ≤ 16: B·L rows per diagonal keep
-    the cores busy and the raster scan computes no off-image cells (wavefront 0.50× at k = 4,
-    0.72× at k = 32 on 8×8, 0.96× at k = 32 on 16×16; train steps 0.87× and 0.68× on 8×8).
-    Elsewhere the wavefront (1.04-1.49× at batch 2-4, 8×8; 1.23-2.63× at batch 1, k = 32,
-    8×8 to 64×64; train steps 1.07-1.49× at batch 4, k = 16, d = 4, 8×8 to 16×16). The
-    pipelined schedule was at least as fast as the wavefront at batch 1 and small k, but
-    slower at batch 16 (0.64-0.89× the raster's), so the rule does not pick it on CPU.
-    Accelerators (not measured here): pipelined, whose H+W+d-2 steps suit hardware where a
-    step costs a fixed launch latency.
+    the cores busy, and the raster scan computes no off-image cells. Elsewhere the wavefront.
+    The pipelined schedule is not picked on CPU: at batch 1 it kept up with the wavefront
+    only at small k, and at batch 16 it fell behind the raster (a CPU step costs its
+    arithmetic, so fewer and wider steps do not pay).
+    Accelerators (not measured): pipelined, whose H+W+d-2 steps suit hardware where a step
+    costs a fixed launch latency (at d = 1 it is the wavefront).
+    The measured speed ratios behind this rule are in ``docs/design-notes.md``.
     """
     backend = backend or jax.default_backend()
     if backend != "cpu":

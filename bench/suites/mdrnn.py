@@ -14,16 +14,12 @@ CPU profile: forward at batch 1 over H = W = 16, 32 (all three schedules) and 64
 and at batch 16, 16×16 (raster vs wavefront: where ``default_schedule`` picks raster), k = 32,
 d = 2; a latency-bound forward sweep (batch 1, k = 2) over H = W and d for C11; train steps
 matched with PixelCNN's (:data:`MATCHED_TRAIN`, for C12) in both regimes; the sampler at
-16×16, d = 8. A wavefront train step compiles in seconds on 2 cores (one scan per lane
-window, forward and backward), which is what bounds this profile.
+16×16, d = 8. With lane windows a wavefront train step compiles one scan per window, forward
+and backward, and on a CPU that compile bounded this profile: hence one dense scan there
+(:func:`pieces_for`).
 
-Measured while choosing ``models.mdrnn.default_schedule`` (2-core CPU, k = 32, d = 2, batch
-1..64, H = W = 16..64, min of ≤ 15 interleaved repeats): raster / wavefront time ratio 1.2-2.2×
-forward and 1.1-1.9× forward+backward wherever batch < 16 or H = W ≥ 32; 0.67-0.97× at batch
-16-64 on 16×16, which the rule gives to raster. At batch 1, 64×64, forward+backward: 1.92×
-(k = 32), 2.58× (k = 16), 1.72× (d = 8). The pipelined schedule was 0.71-0.87× the
-wavefront's speed at batch 1, d = 8 on CPU (a step costs its arithmetic there, so fewer and
-wider steps do not pay); it is the rule's choice on accelerators, unmeasured here.
+Which schedule ``models.mdrnn.default_schedule`` picks, and why, its docstring says; the
+measurements behind it are in ``docs/design-notes.md``.
 
 Claims C10-C12 are checked in ``bench/claims/mdrnn.py``.
 """
@@ -138,10 +134,9 @@ def pieces_for(profile: str, regime: str, mode: str) -> int | None:
     in the cpu and smoke profiles, in every latency-regime case and every train step (whose
     backward pass doubles the scans to compile), the windows for the full profile's
     work-regime forward passes.
-    Measured on a 2-core CPU at batch 1, k = 2, d = 2: the dense scan compiles 3-5× faster
-    (a forward pass at 96×96: 0.25 s against 1.2 s; a train step at 16×16: 1.0 s against
-    2.9 s) and its call is 0.9-1.4× the windowed one's; the windows pay where the off-image
-    cells cost real arithmetic: the full profile's work-regime sizes, on an accelerator."""
+    On a CPU the dense scan compiles several times faster than the windows, and its call takes
+    about as long (``docs/design-notes.md``); the windows pay where the off-image cells cost
+    real arithmetic: the full profile's work-regime sizes, on an accelerator."""
     return None if (profile, regime, mode) == ("full", "work", "forward") else 0
 
 

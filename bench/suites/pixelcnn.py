@@ -17,13 +17,14 @@ forward pass of work in all, the naive one H·W of them, the fixed-point one ``p
 them; a train step is counted as 3 forward passes (forward + backward, the usual estimate).
 
 Weights are drawn with NumPy into the shapes of an ``nnx.eval_shape`` model (He-normal taps,
-zero biases): jax.random would compile a kernel per shape, seconds each on a loaded CPU, and
+zero biases): jax.random would compile a kernel per shape, seconds each on a CPU, and
 neither the timings nor the span depend on the values. The fixed-point sampler's pass count
 does: at this initialisation pixels are weakly coupled and it converges in a few passes.
 
 CPU profile: naive vs cached at 8×8 and 16×16, d = 8, batch 16, C = 8 channels (a naive
-call at 28×28 takes seconds on 2 cores: that size is the full profile's), the cached and
-fixed-point samplers at 28×28, plus the latency-regime sweeps of every sampler.
+call at 28×28 runs the whole network 784 times, too slow for a CPU: that size is the full
+profile's), the cached and fixed-point samplers at 28×28, plus the latency-regime sweeps of
+every sampler.
 
 Claims C7-C9 are checked in ``bench/claims/pixelcnn.py``.
 """
@@ -54,9 +55,9 @@ SAMPLERS = {"naive": sample_naive, "cached": sample_cached, "fixed-point": sampl
 
 SAMPLE_SIDES = (5, 7, 10, 14, 20, 28, 40, 50)
 """The latency-regime samplers' sides: 100× in pixels, and no power of two. On XLA:CPU the
-cached sampler runs several times faster at power-of-two widths than at their neighbours (a
-second family of times that no count predicts); a sweep mixing the two families measures it,
-not the sampler's steps."""
+cached sampler runs several times faster per step at power-of-two widths than at their
+neighbours (a second family of times that no count predicts; ``docs/design-notes.md``); a
+sweep mixing the two families measures it, not the sampler's steps."""
 
 # Per profile and regime: train runs (H = W, d) and sample runs (sampler, H = W, d), with the
 # batch and channels C they run at. The work regime times MNIST-sized steps; the latency

@@ -1,7 +1,7 @@
 """Seed §3-1: the VGG-style net and its parameter count (claim C5), plus its FLOP model.
 
 Models are abstract (``nnx.eval_shape``) where only shapes matter, and drawn from an "rbg"
-key otherwise: a threefry draw compiles a kernel per shape, seconds each on a loaded CPU.
+key otherwise: a threefry draw compiles a kernel per shape, seconds each on a CPU.
 """
 
 import jax

@@ -148,7 +148,7 @@ def test_large_grid_stays_finite():
 def test_auto_schedule_follows_the_measured_rule():
     # CPU: raster for a carried row of <= 16 floats, and for batch >= 16 on short sides <= 16;
     # accelerators: pipelined.
-    for side in (4, 6, 8):  # batch 1, k = 2: where the raster scan ran 1.6-2.6× faster
+    for side in (4, 6, 8):  # batch 1, k = 2: where the raster scan measured faster
         assert default_schedule(1, side, side, 2, 2, "cpu") == "raster"
     for side in (9, 12, 16, 32, 64, 96):  # ... and where it did not
         assert default_schedule(1, side, side, 2, 2, "cpu") == "wavefront"

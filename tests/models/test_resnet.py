@@ -7,7 +7,7 @@ explicit loop, and BatchNorm's state. The experiment itself is in ``bench/suites
 its verdict rule and its stateful train step are tested at the end.
 
 Models are built from "rbg" keys: a threefry draw compiles a kernel per parameter shape,
-seconds each on a loaded 2-core CPU.
+seconds each on a CPU.
 """
 
 import jax
