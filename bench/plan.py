@@ -1,5 +1,18 @@
 """Plan a run before making it: each case's estimated time, and the total.
 
+Two estimates, one quick and one careful:
+
+* :func:`refuse_oversized`, at once, before every run: ``--profile full`` on a CPU asks a
+  2-core machine for GPU-sized cases, a run of days; a profile larger than
+  :func:`bench.workloads.default_profile` for the backend is refused unless the user passes the
+  flag that accepts it, with its cost. The estimate is deliberately crude, and says so: the
+  seconds each suite's cases took at the ``cpu`` profile on a 2-core CPU
+  (:data:`CPU_PROFILE_S`), scaled by how much larger the asked profile's cases are, measured
+  by a size product per case (batch × depth × height × width × kernel² × seq_len × hidden²: a
+  stand-in for the work, exact for none of the models). An order of magnitude, for deciding
+  whether to start.
+* the plan below, which builds every case first (for a profile far too large, itself slow).
+
 ``python -m bench plan`` builds and traces every case of the chosen profile (no compile, no
 timing), calibrates the device for a few seconds (:func:`bench.calibration.calibrate` and
 :func:`compile_cost`), and estimates per case
@@ -23,6 +36,7 @@ case's estimate from what the runner already holds, so ``--budget-s`` needs no s
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Iterable
 
@@ -34,7 +48,75 @@ from bench import claims
 from bench.calibration import Calibration
 from bench.structure import Structure, analyse_jaxpr
 from bench.timing import repeats_for, visit_calls
-from bench.workloads import PLANNING, Case, Suite
+from bench.workloads import PLANNING, PROFILES, Case, ConfigError, Suite, default_profile
+
+# --- At once: a profile too large for this device ---------------------------------------------
+
+CPU_PROFILE_S = {
+    "binary_adder": 5.0,
+    "convnet": 15.0,
+    "lstm": 90.0,
+    "mdrnn": 270.0,
+    "pixelcnn": 90.0,
+    "resnet": 30.0,
+    "scaling": 10.0,
+    "deer": 30.0,
+    "trained": 85.0,
+}
+"""Seconds of building, compiling and timing the cases of each suite at the ``cpu`` profile on
+a 2-core CPU, experiments not included. They are data, not constants of the code: per suite,
+the compile and timed seconds of a cpu-profile run's rows × 1.5 for building and tracing,
+rounded, or for a suite that run lacked, ``python -m bench plan --profile cpu`` on the same
+machine (which includes a suite's ``prepare`` step). Refresh them the same way on the machine
+the estimate should describe; where the present values come from: ``docs/design-notes.md``."""
+UNKNOWN_SUITE_S = 60.0
+"""The same for a suite not listed above (one loaded through BENCH_SUITE_MODULES)."""
+
+
+def size_product(sizes: dict[str, int]) -> float:
+    """A case's sizes multiplied, kernel and hidden squared: a crude stand-in for its work."""
+    return float(math.prod(v * v if k in ("kernel", "hidden") else v for k, v in sizes.items()))
+
+
+def rough_seconds(suites: list[Suite], profile: str) -> float:
+    """Seconds the cases of ``suites`` at ``profile`` would take on a 2-core CPU (crude)."""
+    total = 0.0
+    for suite in suites:
+        asked = sum(size_product(c.sizes) for c in suite.cases(profile))
+        known = sum(size_product(c.sizes) for c in suite.cases("cpu")) or 1.0
+        total += CPU_PROFILE_S.get(suite.name, UNKNOWN_SUITE_S) * asked / known
+    return total
+
+
+def duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def refuse_oversized(
+    suites: list[Suite], profile: str, backend: str, *, allowed: bool, flag: str
+) -> str:
+    """Refuse (:class:`ConfigError`) a profile larger than the backend suits unless
+    ``allowed``; returns the estimate's line when the run goes on anyway, else ``""``."""
+    suited = default_profile(backend)
+    if PROFILES.index(profile) <= PROFILES.index(suited):
+        return ""
+    line = (
+        f"--profile {profile} on {backend} (suited: {suited}): crude estimate "
+        f"{duration(rough_seconds(suites, profile))} for the cases alone "
+        "(the cpu profile's times scaled by the cases' size products)"
+    )
+    if not allowed:
+        raise ConfigError(
+            f"{line}; pass {flag} to run it anyway (`python -m bench plan --profile {profile}` "
+            "estimates each case, after building them all)"
+        )
+    return line
+
+
+# --- The plan: every case built, traced and estimated -----------------------------------------
 
 ASSUMED_EFFICIENCY = 0.25
 """Fraction of the calibrated matmul rate a case's arithmetic is assumed to reach: a typical

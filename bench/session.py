@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 import jax
 
 import bench
-from bench import claims, estimate, plan, report, runner, store
+from bench import claims, plan, report, runner, store
 from bench.account import TimeAccount
 from bench.calibration import Calibration, calibrate
 from bench.config import RunConfig
@@ -97,7 +97,7 @@ class Session:
         keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
         check_devices(config.devices)
         use_compile_cache(config.compile_cache)
-        slow = estimate.check(
+        slow = plan.refuse_oversized(
             chosen, config.profile, jax.default_backend(), allowed=allow_slow, flag="--allow-slow"
         )
         run_id = (name or store.new_run_id()) + process_suffix()
@@ -105,14 +105,16 @@ class Session:
             raise ConfigError(f"--name {name}: {out / run_id} exists already")
         if slow:
             print(f"bench: {slow}", file=sys.stderr)
+        account = TimeAccount(bench.STARTED)
+        calibration = _calibrate(config.profile, account)  # before the folder: nothing to lose
         run_dir = store.create_run_dir(out, run_id)
         run_id = run_dir.name  # (with the suffix a clash gave it: one id, one folder)
         with writing(run_dir), store.RunLock(run_dir):
             env = store.environment(run_id, config, ["python -m bench", *argv])
-            env["load_avg_start"] = load_avg()
-            store.write_json(run_dir / "env.json", env)
+            env.update(load_avg_start=load_avg(), calibration=calibration)
+            store.write_json(run_dir / "env.json", env)  # the session's first write of two
             point_latest(out, run_dir)
-            yield cls(config, run_dir, env, keep, config.experiments, deadline)
+            yield cls(config, run_dir, env, keep, config.experiments, deadline, account=account)
 
     @classmethod
     @contextlib.contextmanager
@@ -155,11 +157,15 @@ class Session:
             if retry_crashed:
                 values = {**values, store.RETRY: True}
             repair_or_refuse(run_dir)  # repaired if a run was killed; refused if damaged
+            account = TimeAccount(bench.STARTED)
+            if "calibration" not in env:  # (a run folder of an older version)
+                env = {**env, "calibration": _calibrate(config.profile, account)}
             env = store.begin_session(
                 run_dir, env, ["python -m bench", *argv], values, first_row=store.row_count(run_dir)
             )
             use_compile_cache(config.compile_cache)
-            yield cls(config, run_dir, env, keep, config.experiments and experiments, deadline)
+            experiments = config.experiments and experiments
+            yield cls(config, run_dir, env, keep, experiments, deadline, account=account)
 
     # --- The run -------------------------------------------------------------------------------
 
@@ -169,11 +175,11 @@ class Session:
             f"run folder: {self.run_dir} (profile {self.config.profile}, {jax.device_count()} × "
             f"{jax.devices()[0].device_kind})"
         )
-        self.account.add(
-            "start-up (imports, checks, env.json)", time.perf_counter() - bench.STARTED
-        )
+        booked = sum(self.account.parts.values())  # (the calibration, measured before)
+        startup = time.perf_counter() - bench.STARTED - booked
+        self.account.add("start-up (imports, checks, env.json)", startup)
+        calibration = Calibration.from_dict(self.env["calibration"])  # one per run folder
         with runner.user_signals():
-            calibration = self.calibrate()
             self.measure_cases(Protocol.of(self.config, self.run_id, self.run_dir, calibration))
             if self.experiments:
                 self.run_experiments()
@@ -183,15 +189,6 @@ class Session:
     @property
     def run_id(self) -> str:
         return self.env["run_id"]
-
-    def calibrate(self) -> Calibration:
-        """The device's constants, measured once per run folder (a resume keeps the first)."""
-        if "calibration" not in self.env:
-            self.log("calibrating the device ...")
-            with self.account.spend("calibration"):
-                self.env["calibration"] = calibrate(self.config.profile).as_dict()
-            store.write_json(self.run_dir / "env.json", self.env)
-        return Calibration.from_dict(self.env["calibration"])
 
     # --- The cases -----------------------------------------------------------------------------
 
@@ -539,6 +536,14 @@ def _warn(text: str) -> None:
 
 
 # --- Checks and set-up ---------------------------------------------------------------------------
+
+
+def _calibrate(profile: str, account: TimeAccount) -> dict:
+    """The device's constants (:func:`bench.calibration.calibrate`), measured once per run
+    folder: a resume keeps the first."""
+    _log("calibrating the device ...")
+    with account.spend("calibration"):
+        return calibrate(profile).as_dict()
 
 
 def _resumable_env(run_dir: pathlib.Path) -> dict:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bench import cli, estimate
+from bench import cli, plan
 from bench.cli import main
 from bench.workloads import get_suites
 
@@ -69,14 +69,14 @@ def test_a_profile_far_larger_than_the_device_needs_an_explicit_flag(tmp_path, c
 
 def test_the_estimate_grows_with_the_profile_and_is_given_when_allowed():
     chosen = get_suites(None)
-    smoke, cpu, full = (estimate.estimate_s(chosen, p) for p in ("smoke", "cpu", "full"))
+    smoke, cpu, full = (plan.rough_seconds(chosen, p) for p in ("smoke", "cpu", "full"))
     assert smoke < cpu < full
-    known = [estimate.CPU_PROFILE_S.get(s.name, estimate.UNKNOWN_SUITE_S) for s in chosen]
+    known = [plan.CPU_PROFILE_S.get(s.name, plan.UNKNOWN_SUITE_S) for s in chosen]
     assert cpu == pytest.approx(sum(known))
-    line = estimate.check(chosen, "full", "cpu", allowed=True, flag="--allow-slow")
+    line = plan.refuse_oversized(chosen, "full", "cpu", allowed=True, flag="--allow-slow")
     assert line.startswith("--profile full on cpu")
-    assert estimate.check(chosen, "full", "gpu", allowed=False, flag="--allow-slow") == ""
-    assert estimate.check(chosen, "cpu", "cpu", allowed=False, flag="--allow-slow") == ""
+    assert plan.refuse_oversized(chosen, "full", "gpu", allowed=False, flag="--allow-slow") == ""
+    assert plan.refuse_oversized(chosen, "cpu", "cpu", allowed=False, flag="--allow-slow") == ""
 
 
 def test_env_json_records_the_values_the_run_used(smoke_run):
