@@ -120,6 +120,12 @@ def parser() -> argparse.ArgumentParser:
 
 def _run_command(sub) -> None:
     run = sub.add_parser("run", help="measure suites into a new run folder")
+    for add in (_run_what, _run_how, _run_where, _run_resume):
+        add(run)
+
+
+def _run_what(run) -> None:
+    run = run.add_argument_group("what to measure")
     run.add_argument(
         "--suite",
         action="append",
@@ -145,22 +151,14 @@ def _run_command(sub) -> None:
         help="sizes to run (default: cpu on CPU, full on GPU/TPU)",
     )
     run.add_argument(
-        "--out",
-        type=pathlib.Path,
-        default=RESULTS,
-        help="parent folder of the run folder (default: results/)",
-    )
-    run.add_argument(
-        "--name",
-        type=_run_name,
-        help="name of the new run folder (default: UTC time and git sha); refused if it exists",
-    )
-    run.add_argument(
-        "--allow-slow",
+        "--no-experiments",
         action="store_true",
-        help="run a profile larger than the device suits (e.g. full on a CPU), which is "
-        "otherwise refused with its estimated time",
+        help="time the cases only; skip the claim experiments",
     )
+
+
+def _run_how(run) -> None:
+    run = run.add_argument_group("how to measure")
     run.add_argument(
         "--repeats",
         type=_positive_int,
@@ -176,25 +174,6 @@ def _run_command(sub) -> None:
         type=_positive_int,
         help="interleaved rounds of each sweep group (the latency-regime cases a wall-time "
         "verdict reads; default by profile: smoke 3, cpu 12, full 20)",
-    )
-    run.add_argument(
-        "--resume",
-        type=pathlib.Path,
-        metavar="RUN_DIR",
-        help="measure only the cases missing from an existing run folder",
-    )
-    run.add_argument(
-        "--case-timeout",
-        type=_positive_float,
-        metavar="S",
-        help="stop a case after S seconds (status timeout); runs cases in a worker process",
-    )
-    run.add_argument(
-        "--budget-s",
-        type=_positive_float,
-        metavar="S",
-        help="this session's time budget: a case (or claim experiment) whose estimate does not "
-        "fit what is left is not started (status skipped); --resume measures it later",
     )
     run.add_argument(
         "--devices",
@@ -221,10 +200,49 @@ def _run_command(sub) -> None:
         help="write a jax.profiler trace of each measured case's timed calls under DIR "
         "(one folder per case; open in Perfetto or XProf)",
     )
+
+
+def _run_where(run) -> None:
+    run = run.add_argument_group("where, and within which limits")
     run.add_argument(
-        "--no-experiments",
+        "--out",
+        type=pathlib.Path,
+        default=RESULTS,
+        help="parent folder of the run folder (default: results/)",
+    )
+    run.add_argument(
+        "--name",
+        type=_run_name,
+        help="name of the new run folder (default: UTC time and git sha); refused if it exists",
+    )
+    run.add_argument(
+        "--allow-slow",
         action="store_true",
-        help="time the cases only; skip the claim experiments",
+        help="run a profile larger than the device suits (e.g. full on a CPU), which is "
+        "otherwise refused with its estimated time",
+    )
+    run.add_argument(
+        "--case-timeout",
+        type=_positive_float,
+        metavar="S",
+        help="stop a case after S seconds (status timeout); runs cases in a worker process",
+    )
+    run.add_argument(
+        "--budget-s",
+        type=_positive_float,
+        metavar="S",
+        help="this session's time budget: a case (or claim experiment) whose estimate does not "
+        "fit what is left is not started (status skipped); --resume measures it later",
+    )
+
+
+def _run_resume(run) -> None:
+    run = run.add_argument_group("continuing a run")
+    run.add_argument(
+        "--resume",
+        type=pathlib.Path,
+        metavar="RUN_DIR",
+        help="measure only the cases missing from an existing run folder",
     )
     run.add_argument(
         "--allow-mixed",
