@@ -1,7 +1,7 @@
 """Device calibration and the limit model: the time a device could not beat for a case.
 
 Calibration (:func:`calibrate`, seconds in all) times four micro-benchmarks with the suite's
-protocol (:func:`bench.timing.measure`: compiled ahead, warmed up, min of the repeats) and
+protocol (:func:`bench.timing.time_back_to_back`: compiled ahead, warmed up, min of the repeats) and
 keeps, for each, its value, unit and how it was measured (:class:`Constant`):
 
 ``matmul_flops_per_s``
@@ -65,7 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bench.structure import analyse
-from bench.timing import measure, memory_figures
+from bench.timing import memory_figures, time_back_to_back
 
 # Sizes per profile: (matmul side, axpy vector MiB, loop lengths, chain lengths, scan length).
 SIZES = {
@@ -141,7 +141,7 @@ def _normal(shape: tuple[int, ...], seed: int) -> jax.Array:
 
 def peak_matmul(n: int = 2048, *, repeats: int = 5) -> Constant:
     """FLOP/s of one n×n float32 matmul (2n³ FLOPs), fastest of ``repeats`` calls."""
-    t = measure(jnp.matmul, (_normal((n, n), 0), _normal((n, n), 1)), repeats=repeats)
+    t = time_back_to_back(jnp.matmul, (_normal((n, n), 0), _normal((n, n), 1)), repeats=repeats)
     return Constant(
         2 * n**3 / t.min_s,
         "FLOP/s",
@@ -156,7 +156,9 @@ def _axpy(x, y):
 def memory_bandwidth(mib: int = 128, *, repeats: int = 7) -> Constant:
     """Bytes/s of ``2·x + y`` on float32 vectors of ``mib`` MiB: 3 × that per call."""
     n = mib * 2**20 // 4
-    t = measure(_axpy, (jnp.ones(n, jnp.float32), jnp.ones(n, jnp.float32)), repeats=repeats)
+    t = time_back_to_back(
+        _axpy, (jnp.ones(n, jnp.float32), jnp.ones(n, jnp.float32)), repeats=repeats
+    )
     moved = 3 * n * 4
     return Constant(
         moved / t.min_s,
@@ -187,7 +189,7 @@ def loop_iteration(lengths: tuple[int, int] = (1000, 10000), *, repeats: int = 9
     carry = jnp.zeros(LOOP_CARRY, jnp.float32)
 
     def time_of(n: int) -> float:
-        return measure(_trivial_loop(n), (carry,), repeats=repeats).min_s
+        return time_back_to_back(_trivial_loop(n), (carry,), repeats=repeats).min_s
 
     per, t1, t2 = _slope(time_of, *lengths)
     n1, n2 = lengths
@@ -221,7 +223,7 @@ def dependent_op(
     w = jnp.asarray(np.linalg.qr(np.asarray(_normal((CHAIN_SIDE, CHAIN_SIDE), 3)))[0])
 
     def time_of(ops: int) -> float:
-        return measure(_matmul_chain(ops, length), (c, w), repeats=repeats).min_s
+        return time_back_to_back(_matmul_chain(ops, length), (c, w), repeats=repeats).min_s
 
     per_step, t1, t2 = _slope(time_of, *chain)
     k1, k2 = chain

@@ -25,7 +25,7 @@ timing), calibrates the device for a few seconds (:func:`bench.calibration.calib
   in a fraction of that, so the plan is for a cold cache;
 * call ≈ work / (:data:`ASSUMED_EFFICIENCY` × the calibrated matmul FLOP/s) + loop steps
   executed × the calibrated cost of one iteration + :data:`CALL_OVERHEAD_S`;
-* repeats as :func:`bench.timing.measure` chooses them (fast calls fill
+* repeats as :func:`bench.timing.time_back_to_back` chooses them (fast calls fill
   ``MIN_TIMED_S``).
 
 Suites' ``prepare`` steps and the claims' experiments declare their own cost per profile

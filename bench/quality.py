@@ -10,7 +10,7 @@ algorithms") is the product of two things that a single timed training run mixes
   at or under the target, at a resolution of ``eval_every`` steps. Those runs train side by
   side in one program, so their wall time says nothing about one run's speed;
 * **time per step** (what parallelism buys): :func:`time_per_step` times one run's training
-  step alone, by the suite's measuring protocol (``bench.timing.measure``).
+  step alone, by the suite's measuring protocol (``bench.timing.time_back_to_back``).
 
 The target is checked on the validation split, as AlgoPerf does: ``target_nats`` is a
 validation NLL in nats per image, conventionally :func:`validation_target` =
@@ -39,8 +39,8 @@ import optax
 from flax import nnx
 
 from bench.data import Splits, independent_pixel_nll
-from bench.steps import train_step_fn
-from bench.timing import compile_ahead, measure
+from bench.nnx_adapters import train_step_fn
+from bench.timing import compile_ahead, time_back_to_back
 from models import pixelcnn
 
 
@@ -265,9 +265,9 @@ def train_grid(
 
 def time_per_step(model: nnx.Module, loss, images: np.ndarray, lr: float, *, repeats: int):
     """One run's Adam step on the first ``len(images)`` images, timed by the measuring
-    protocol (:func:`bench.timing.measure`): a :class:`bench.timing.Timing`."""
+    protocol (:func:`bench.timing.time_back_to_back`): a :class:`bench.timing.Timing`."""
     step, state = train_step_fn(model, loss, optax.adam(lr))
-    return measure(step, (*state, jnp.asarray(images)), repeats=repeats, warmup=2)
+    return time_back_to_back(step, (*state, jnp.asarray(images)), repeats=repeats, warmup=2)
 
 
 # ---------------------------------------------------------------------------- checkpoints

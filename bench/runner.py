@@ -1,6 +1,6 @@
 """Runs suites case by case into a run folder: one failure never stops the sweep.
 
-Each case is built, measured by :func:`bench.timing.measure`, and written as one row the
+Each case is built, measured by :func:`bench.timing.time_back_to_back`, and written as one row the
 moment it finishes. A case that fails (build error, XLA error, out of memory, NaN loss,
 recompilation in the timed region, and anything else it raises: ``SystemExit``, its own
 ``KeyboardInterrupt``) becomes a row whose ``status`` says so and whose ``error`` holds the
@@ -37,8 +37,8 @@ from bench.timing import (
     Ready,
     RecompilationError,
     Timing,
-    measure,
     prepare,
+    time_back_to_back,
     time_rounds,
     use_compile_cache,
 )
@@ -291,7 +291,7 @@ def build_case(
 
 def _health(w: Workload):
     def health(out):
-        status = w.check(out) if w.check else "ok"
+        status = w.health(out) if w.health else "ok"
         if status != "ok":
             raise HealthError(status)
 
@@ -352,15 +352,15 @@ def finish_row(row: dict, timing: Timing, calibration: Calibration | None) -> li
 def measure_case(
     case: Case, how: Protocol, *, budget: plan.Budget | None = None, log=print
 ) -> tuple[dict, list[dict]]:
-    """Build and time one case back to back (:func:`bench.timing.measure`). Returns its row
-    and its raw sample records; never raises (a failure is the row's status)."""
+    """Build and time one case back to back (:func:`bench.timing.time_back_to_back`). Returns
+    its row and its raw sample records; never raises (a failure is the row's status)."""
     row = identity_row(case, how)
     try:
         row, w = build_case(case, how, budget=budget, log=log)
         if w is None:
             return row, []
         trace = _trace_dir(how, case.label)
-        timing = measure(
+        timing = time_back_to_back(
             w.fn, w.args, repeats=how.repeats, warmup=how.warmup, before_timing=_health(w),
             trace_dir=trace,
         )  # fmt: skip

@@ -77,8 +77,8 @@ def shard_workload(w: Workload, n_devices: int, batch: int) -> Workload:
 
     ``batch`` is the global batch: the leading axis of every leaf of ``w.args[w.batch_argnum]``.
     The function is unchanged; the returned workload's arguments carry the shardings, and
-    ``jax.jit`` compiles for them (:func:`bench.timing.measure`'s ``device_put`` keeps them on
-    one process). ``extra`` gains the row columns ``n_devices`` and ``per_device_batch``.
+    ``jax.jit`` compiles for them (:func:`bench.timing.time_back_to_back`'s ``device_put`` keeps
+    them on one process). ``extra`` gains the row columns ``n_devices`` and ``per_device_batch``.
     """
     if w.batch_argnum is None:
         raise ConfigError("this workload has no batch argument (batch_argnum); cannot shard it")

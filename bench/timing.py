@@ -13,7 +13,7 @@
 
 Two ways to spend the timed calls:
 
-- :func:`measure`, one case back to back: `repeats` calls, more for a fast call (as many as
+- :func:`time_back_to_back`, one case: `repeats` calls, more for a fast call (as many as
   fill :data:`MIN_TIMED_S`, at most :data:`MAX_REPEATS`: the median of five 50 µs calls is
   mostly noise).
 - :func:`time_rounds`, the points of a sweep *interleaved* (asv's ``--interleave-rounds``):
@@ -317,7 +317,7 @@ def _tracing(trace_dir: str | None):
     return jax.profiler.trace(trace_dir, create_perfetto_trace=True)
 
 
-def measure(
+def time_back_to_back(
     fn: Callable,
     args: tuple,
     *,

@@ -45,7 +45,7 @@ class Workload:
 
     ``fn`` must be a pure function of arrays/pytrees (NNX modules already split into a
     graphdef closed over and a state passed in), so the timed region is compiled maths only.
-    ``check`` looks at the output once, after the warm-up, and returns a status other than
+    ``health`` looks at the output once, after the warm-up, and returns a status other than
     ``"ok"`` (``"nan"``, ``"range"``) to replace the timing with that verdict.
     ``extra`` holds further columns for the row (analytic FLOPs, sampler iterations, ...).
     ``batch_argnum`` is the index in ``args`` of the data batch (a pytree whose leaves have
@@ -56,7 +56,7 @@ class Workload:
     fn: Callable[..., Any]
     args: tuple
     n_params: int | None = None
-    check: Callable[[Any], str] | None = None
+    health: Callable[[Any], str] | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     nnx_mode: str = "functional"  # graphdef closed over, state passed in: no NNX traversal
     batch_argnum: int | None = None

@@ -355,5 +355,5 @@ class PixelCNN(nnx.Module):
 
 
 def nll_loss(model: PixelCNN, x_BxHxW: jax.Array) -> jax.Array:
-    """The training objective for ``bench.steps.train_step_fn``: NLL in nats per pixel."""
+    """The training objective for ``bench.nnx_adapters.train_step_fn``: NLL in nats per pixel."""
     return nll(model.params, x_BxHxW)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from bench.claims import Experiment, Verdict, register, write_table
-from bench.steps import forward_fn
+from bench.nnx_adapters import forward_fn
 from bench.suites.convnet import abstract_model, seed_net
 from models.convnet import SEED, forward_flops, layer_param_counts, layer_table
 

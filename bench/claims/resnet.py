@@ -82,7 +82,7 @@ from sklearn.datasets import load_digits
 
 from bench.claims import Curve, Experiment, Verdict, register, write_table
 from bench.fits import t975
-from bench.steps import fresh
+from bench.nnx_adapters import fresh
 from models.resnet import VARIANTS, ResNet, cross_entropy_loss
 
 CLAIM = "C6"

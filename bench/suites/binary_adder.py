@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from bench.steps import forward_fn, n_params
+from bench.nnx_adapters import forward_fn, n_params
 from bench.workloads import Case, Suite, Workload, register
 from models.binary_adder import BinaryAdderRNN
 

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from bench.steps import finite_loss, n_params, train_step_fn
+from bench.nnx_adapters import finite_loss, n_params, train_step_fn
 from bench.workloads import Case, Suite, Workload, register
 from models.convnet import (
     KERNEL,

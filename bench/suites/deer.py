@@ -21,7 +21,7 @@ same program is then a hit in JAX's compilation cache, so the row's ``compile_s`
 zero: the compile time of a parallel case is ``build_compile_s`` in its ``extra_json``.
 
 Divergence is a result: a case whose iteration does not converge within its cap fails its
-``check`` with status ``diverged`` (``bench.records.STATUSES``); the row keeps k and the
+``health`` with status ``diverged`` (``bench.records.STATUSES``); the row keeps k and the
 residual, has no time, and the sweep goes on.
 
 Memory guards (the full profile): the ``deer`` variant holds B·T·(2H)² Jacobian entries,
@@ -132,7 +132,7 @@ def _train_step(evaluate, tx):
     return step
 
 
-def check(out) -> str:
+def health(out) -> str:
     """``diverged`` for a Newton iteration that did not converge within its cap, ``nan`` for
     a non-finite output (forward) or loss (train). Every variant's output ends with
     ``(h or loss, stats)``; ``stats`` is None for the sequential scan."""
@@ -197,7 +197,7 @@ def workload(
         fn, args, batch_argnum = _train_step(evaluate, tx), (params, tx.init(params), (x, y)), 2
     n_params = sum(int(a.size) for a in jax.tree.leaves(params))
     if variant == "sequential":
-        return Workload(fn, args, n_params, check=check, batch_argnum=batch_argnum)
+        return Workload(fn, args, n_params, health=health, batch_argnum=batch_argnum)
     if planning:  # a typical count, without compiling here (the plan counts the compile)
         k = TYPICAL_ITERATIONS[variant]
         note = _note(variant, mode, hidden, k)
@@ -221,7 +221,7 @@ def workload(
         fn,
         args,
         n_params,
-        check=check,
+        health=health,
         extra=extra,
         batch_argnum=batch_argnum,
         while_trip_count=k,

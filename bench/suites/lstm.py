@@ -17,7 +17,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from bench.steps import finite_loss, forward_fn, n_params, train_step_fn
+from bench.nnx_adapters import finite_loss, forward_fn, n_params, train_step_fn
 from bench.workloads import Case, Suite, Workload, register
 from models.lstm import SequenceRegressor, mse_loss
 
@@ -120,7 +120,7 @@ def workload(
         check_against_ours(model, (x, y))
     if mode == "train":
         step, state = train_step_fn(model, mse_loss, optax.adam(1e-3))
-        return Workload(step, (*state, (x, y)), n_params(model), check=finite_loss, batch_argnum=3)
+        return Workload(step, (*state, (x, y)), n_params(model), health=finite_loss, batch_argnum=3)
     fn, state = forward_fn(model)
     return Workload(fn, (state, x), n_params(model), batch_argnum=1)
 

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from bench.steps import binary_image_check, finite_loss, forward_fn, n_params, train_step_fn
+from bench.nnx_adapters import binary_image_health, finite_loss, forward_fn, n_params, train_step_fn
 from bench.workloads import Case, Suite, Workload, register
 from models.mdrnn import (
     SCHEDULES,
@@ -191,7 +191,7 @@ def _build(
         fn, state = forward_fn(model, lambda m, u: m.sample(u))
         u = jnp.asarray(np.random.default_rng(seed + 2).random((batch, side, side), np.float32))
         extra = dict(schedule="anti-diagonal", scan_steps=2 * side - 1, layers_per_step=depth)
-        return Workload(fn, (state, u), n_params(model), binary_image_check, extra, batch_argnum=1)
+        return Workload(fn, (state, u), n_params(model), binary_image_health, extra, batch_argnum=1)
 
     return build
 

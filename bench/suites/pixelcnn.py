@@ -37,7 +37,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from bench.steps import binary_image_check, finite_loss, forward_fn, n_params, train_step_fn
+from bench.nnx_adapters import binary_image_health, finite_loss, forward_fn, n_params, train_step_fn
 from bench.suites.mdrnn import MATCHED_TRAIN, TRAIN_LATENCY_GROUP
 from bench.workloads import Case, Suite, Workload, register
 from models.pixelcnn import (
@@ -229,7 +229,7 @@ def _build_sample(variant: str, side: int, depth: int, batch: int, channels: int
             fn,
             (state, u),
             n_params(model),
-            binary_image_check,
+            binary_image_health,
             extra,
             batch_argnum=1,
             while_trip_count=passes if variant == "fixed-point" else None,

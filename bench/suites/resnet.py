@@ -6,7 +6,7 @@ training mode) and one inference forward pass (BatchNorm on its running averages
 ``seq_steps_pred = N``: the blocks are applied one after the other (a scan over N), so the
 sequential depth of a step grows with N whatever the batch or image size.
 
-Train steps (``bench.steps.train_step_fn``) carry BatchNorm's running averages from step to
+Train steps (``bench.nnx_adapters.train_step_fn``) carry BatchNorm's running averages from step to
 step.
 
 Claim C6 is checked in ``bench/claims/resnet.py``.
@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from bench.steps import finite_loss, forward_fn, n_params, train_step_fn
+from bench.nnx_adapters import finite_loss, forward_fn, n_params, train_step_fn
 from bench.workloads import Case, Suite, Workload, register
 from models.resnet import (
     KERNEL,

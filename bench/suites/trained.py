@@ -57,9 +57,9 @@ from bench import quality
 from bench.claims import write_table
 from bench.data import Splits, independent_pixel_nll, load_digits_binary, load_mnist_npz
 from bench.fits import t975
+from bench.nnx_adapters import binary_image_health, forward_fn, n_params, train_step_fn
 from bench.plots import sample_grid, training_curves
 from bench.quality import TrainConfig
-from bench.steps import binary_image_check, forward_fn, n_params, train_step_fn
 from bench.structure import analyse
 from bench.suites.mdrnn import pieces_for
 from bench.suites.pixelcnn import SAMPLERS, sampler_note
@@ -73,7 +73,7 @@ at the cpu sizes (mean over 3 seeds at the best rate): PixelCNN ~75 steps, the M
 0.8× ~125 and ~245, at 0.75× the MDRNN ~570. A stricter target costs more training and decides
 nothing else: the verdict is on the ratio of the two, and the time per step."""
 SAMPLE_BATCH = 16
-TIMED_REPEATS = 10  # at least; a fast step gets more (bench.timing.measure)
+TIMED_REPEATS = 10  # at least; a fast step gets more (bench.timing.time_back_to_back)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,7 +344,7 @@ def _build_sample(profile: str, trainee_name: str, variant: str, weights: str, s
             fn,
             (state, u),
             n_params(model),
-            binary_image_check,
+            binary_image_health,
             extra,
             batch_argnum=1,
             while_trip_count=passes,

@@ -19,7 +19,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from bench.steps import finite_loss
+from bench.nnx_adapters import finite_loss
 from bench.workloads import Case, Suite, Workload, register
 
 SLOW_WORKER_START = "BENCH_TEST_SLOW_WORKER_START"
@@ -36,8 +36,8 @@ def _raise(error):
     return build
 
 
-def _workload(fn, *args, check=None):
-    return lambda: Workload(fn, args, n_params=0, check=check)
+def _workload(fn, *args, health=None):
+    return lambda: Workload(fn, args, n_params=0, health=health)
 
 
 def _in_unit_range(x):
@@ -60,8 +60,8 @@ FAULTS = {
     "build-error": ("forward", _raise(ValueError("kernel must be odd, got 4"))),
     "oom": ("train", _raise(RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 1TB"))),
     "shape-error": ("forward", _workload(lambda a, b: a @ b, jnp.ones((2, 3)), jnp.ones((4, 5)))),
-    "nan": ("train", _workload(lambda x: (x, jnp.log(-x).sum()), jnp.ones(3), check=finite_loss)),
-    "range": ("sample", _workload(lambda x: x * 3, jnp.ones(3), check=_in_unit_range)),
+    "nan": ("train", _workload(lambda x: (x, jnp.log(-x).sum()), jnp.ones(3), health=finite_loss)),
+    "range": ("sample", _workload(lambda x: x * 3, jnp.ones(3), health=_in_unit_range)),
     "fine": ("forward", _workload(lambda x: jnp.sin(x), jnp.ones(3))),
     # runs fine, but bench.structure has no rule for custom_linear_solve: no span/work
     "uncountable": ("forward", _workload(_halve_by_linear_solve, jnp.ones(3))),

@@ -5,12 +5,12 @@ import jax.numpy as jnp
 import pytest
 
 from bench import timing
-from bench.timing import RecompilationError, measure, time_calls
+from bench.timing import RecompilationError, time_back_to_back, time_calls
 
 
 def test_measure_counts_repeats_and_splits_compile_time(monkeypatch):
     monkeypatch.setattr(timing, "MIN_TIMED_S", 0.0)  # no extra repeats for a fast call
-    t = measure(lambda x: jnp.sin(x) @ x, (jnp.ones((64, 64)),), repeats=4, warmup=2)
+    t = time_back_to_back(lambda x: jnp.sin(x) @ x, (jnp.ones((64, 64)),), repeats=4, warmup=2)
     assert len(t.samples_s) == 4
     assert t.compile_s is not None and t.compile_s > 0
     assert all(s > 0 for s in t.samples_s)
@@ -20,12 +20,12 @@ def test_measure_counts_repeats_and_splits_compile_time(monkeypatch):
 
 
 def test_a_fast_call_is_repeated_for_long_enough_to_time_it():
-    t = measure(lambda x: x + 1.0, (jnp.ones(3),), repeats=2)
+    t = time_back_to_back(lambda x: x + 1.0, (jnp.ones(3),), repeats=2)
     assert 2 < len(t.samples_s) <= timing.MAX_REPEATS
 
 
 def test_measure_reports_memory_figures_from_the_executable():
-    t = measure(lambda x: x * 2, (jnp.ones((1000,), jnp.float32),), repeats=1)
+    t = time_back_to_back(lambda x: x * 2, (jnp.ones((1000,), jnp.float32),), repeats=1)
     # CPU's memory_analysis gives argument/output sizes: 1000 float32 each way.
     assert t.memory["mem_argument_bytes"] == 4000
     assert t.memory["mem_output_bytes"] == 4000
@@ -60,7 +60,7 @@ def test_health_check_sees_the_first_output_before_timing():
         raise RuntimeError("unhealthy")
 
     with pytest.raises(RuntimeError, match="unhealthy"):
-        measure(lambda x: x.sum(), (jnp.ones(3),), repeats=2, before_timing=health)
+        time_back_to_back(lambda x: x.sum(), (jnp.ones(3),), repeats=2, before_timing=health)
     assert seen == [3.0]
 
 
@@ -71,9 +71,9 @@ def test_invalid_repeats_is_refused():
 
 CACHE_PROBE = """
 import sys, jax, jax.numpy as jnp
-from bench.timing import measure, use_compile_cache
+from bench.timing import time_back_to_back, use_compile_cache
 use_compile_cache(sys.argv[1] if sys.argv[1] != "none" else None)
-t = measure(lambda x: jnp.tanh(x) @ x + 1.0, (jnp.ones((32, 32)),), repeats=2)
+t = time_back_to_back(lambda x: jnp.tanh(x) @ x + 1.0, (jnp.ones((32, 32)),), repeats=2)
 print(t.memory["compile_cache"])
 """
 
@@ -109,7 +109,7 @@ def test_a_trace_of_the_timed_calls_is_written_and_loads(tmp_path):
     def timed_sine(x):
         return jnp.sin(x) * 2.0
 
-    t = measure(timed_sine, (jnp.ones(64),), repeats=2, trace_dir=str(tmp_path))
+    t = time_back_to_back(timed_sine, (jnp.ones(64),), repeats=2, trace_dir=str(tmp_path))
     (trace,) = tmp_path.rglob("*.trace.json.gz")
     events = json.loads(gzip.decompress(trace.read_bytes()))["traceEvents"]
     calls = [e for e in events if "jit(timed_sine)" in str(e.get("name", ""))]

@@ -63,8 +63,8 @@ def test_workload(benchmark, case, request):
     args = jax.block_until_ready(jax.device_put(w.args))
     compiled, compile_s, _ = compile_ahead(w.fn, args)
     first = jax.block_until_ready(compiled(*args))
-    if w.check is not None:
-        assert w.check(first) == "ok"
+    if w.health is not None:
+        assert w.health(first) == "ok"
     benchmark.group = group(case)
     benchmark.extra_info.update(
         profile=PROFILE,

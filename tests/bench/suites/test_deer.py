@@ -16,7 +16,7 @@ from bench.runner import Protocol
 from bench.session import Session
 from bench.structure import analyse
 from bench.suites import deer
-from bench.suites.deer import JACOBIAN_ENTRIES_LIMIT, cases, check, fits_memory
+from bench.suites.deer import JACOBIAN_ENTRIES_LIMIT, cases, fits_memory, health
 from models.deer import Stats
 
 
@@ -33,7 +33,7 @@ def test_smoke_cases_build_run_and_agree_with_the_sequential_scan(smoke):
     outputs = {}
     for (mode, variant), (case, work) in smoke.items():
         out = jax.jit(work.fn)(*work.args)
-        assert check(out) == "ok", case.label
+        assert health(out) == "ok", case.label
         outputs[mode, variant] = out
         if variant == "sequential":
             assert case.seq_steps_pred == case.sizes["seq_len"] and not work.extra
@@ -66,10 +66,10 @@ def test_compared_variants_get_the_same_parameters_and_inputs(smoke):
 
 def test_check_names_divergence_and_non_finite_values():
     stats = Stats(jnp.int32(3), jnp.float32(0.5), jnp.float32(0.1), jnp.array(False))
-    assert check((jnp.zeros(2), stats)) == "diverged"
-    assert check((jnp.zeros(2), stats._replace(converged=jnp.array(True)))) == "ok"
-    assert check(({}, (), jnp.float32(jnp.nan), None)) == "nan"  # a train step's NaN loss
-    assert check((jnp.ones(2), None)) == "ok"
+    assert health((jnp.zeros(2), stats)) == "diverged"
+    assert health((jnp.zeros(2), stats._replace(converged=jnp.array(True)))) == "ok"
+    assert health(({}, (), jnp.float32(jnp.nan), None)) == "nan"  # a train step's NaN loss
+    assert health((jnp.ones(2), None)) == "ok"
 
 
 def test_the_whole_grid_leaves_out_only_what_its_dense_jacobians_cannot_hold():

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from bench.steps import binary_image_check, train_step_fn
+from bench.nnx_adapters import binary_image_health, train_step_fn
 from bench.structure import analyse
 from bench.suites.pixelcnn import cases, numpy_initialized
 from models import pixelcnn
@@ -23,12 +23,12 @@ def test_smoke_cases_build_run_and_pass_their_health_checks():
     for case in first_of_each:
         work = case.workload()
         out = jax.jit(work.fn)(*work.args)
-        assert work.check(out) == "ok", case.label
+        assert work.health(out) == "ok", case.label
         expected_steps = case.sizes["depth"] * (
             1 if case.mode == "train" else case.sizes["height"] * case.sizes["width"]
         )
         assert case.seq_steps_pred == expected_steps
-    assert binary_image_check(jnp.full((1, 2, 2), 0.5)) == "range"
+    assert binary_image_health(jnp.full((1, 2, 2), 0.5)) == "range"
     # The NumPy-drawn weights must give a model whose logits depend on the image.
     model = numpy_initialized(depth=2, channels=4, seed=0)
     logits = jax.jit(pixelcnn_logits)(model.params, binary_images(jax.random.key(11), (2, 5, 5)))

@@ -75,7 +75,7 @@ def finite_loss(out) -> str:
     return "ok" if bool(jax.numpy.isfinite(loss).all()) else "nan"
 
 
-def binary_image_check(out) -> str:
+def binary_image_health(out) -> str:
     """Samples must be 0/1 images (the fixed-point sampler returns ``(x, passes)``)."""
     x = out[0] if isinstance(out, tuple) else out
     return "ok" if bool(((x == 0) | (x == 1)).all()) else "range"
