@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import analysis, records, report, runner
+from bench import analysis, report, runner, store
 from bench.claims import deer as claims_deer
 from bench.config import RunConfig
 from bench.structure import analyse
@@ -98,7 +98,7 @@ def test_a_newton_iteration_capped_short_of_converging_is_recorded_as_diverged(
     monkeypatch.setitem(deer.SIZES, "smoke", [("forward", 1, 16, 2)])
     monkeypatch.setattr(deer, "MAX_ITER", {"deer": 1, "quasi-deer": 1})
     config = RunConfig.create(profile="smoke", suites=["deer"], repeats=1, experiments=False)
-    records.write_json(tmp_path / "env.json", records.environment("test", config))
+    store.write_json(tmp_path / "env.json", store.environment("test", config))
     runner.run(config, "test", tmp_path, log=lambda s: None)
 
     df = analysis.load_measurements(tmp_path / "measurements.csv").set_index("variant")
