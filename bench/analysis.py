@@ -5,8 +5,7 @@ a list of any of these, and returns one DataFrame with proper dtypes, joined wit
 context a user groups by (``jax``, ``backend``, ``profile``, ``git_sha``, ...). A file that
 does not match the schema raises :class:`SchemaError` naming the file, line and problem:
 never a silently wrong DataFrame. The files are read by the store's one reader
-(:func:`bench.store.read_table`), the same the runner, the report and ``compare`` use; the
-single-file loaders are the store's own, under the names users know.
+(:func:`bench.store.read_table`), the same the runner, the report and ``compare`` use.
 """
 
 from __future__ import annotations
@@ -19,31 +18,16 @@ import numpy as np
 import pandas as pd
 
 from bench import store
-from bench.store import (
-    SchemaError,
-    load_claims,
-    load_env,
-    load_measurements,
-    load_samples,
-    run_samples,
-    superseded,
-)
 from bench.workloads import IDENTITY, SIZE_FIELDS
 
-__all__ = [
-    "ENV_FIELDS",
-    "SchemaError",
-    "load",
-    "load_claims",
-    "load_env",
-    "load_measurements",
-    "load_pytest_benchmark",
-    "load_pytest_benchmark_samples",
-    "load_samples",
-    "pytest_benchmark_context",
-    "run_samples",
-    "superseded",
-]
+# One file of a run: the store's loaders (its one reader), under the names users know.
+SchemaError = store.SchemaError
+load_env = store.load_env
+load_measurements = store.load_measurements
+load_samples = store.load_samples
+load_claims = store.load_claims
+run_samples = store.run_samples
+superseded = store.superseded
 
 ENV_FIELDS = ("git_sha", "git_dirty", "jax", "jaxlib", "flax", "backend", "host_cpu", "profile")
 """Run-context fields joined onto every row."""
