@@ -76,7 +76,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from bench import store
+from bench import analysis, store
 from bench.workloads import IDENTITY, SIZE_FIELDS, case_key
 
 THRESHOLD = 0.10
@@ -212,8 +212,8 @@ def _open_run_folder(path: pathlib.Path) -> Run:
 
 
 def _open_pytest_benchmark(path: pathlib.Path) -> Run:
-    rows = store.load_pytest_benchmark(path)
-    samples = store.load_pytest_benchmark_samples(path)
+    rows = analysis.load_pytest_benchmark(path)
+    samples = analysis.load_pytest_benchmark_samples(path)
     data = json.loads(path.read_text())
     machine, commit = data.get("machine_info", {}), data.get("commit_info", {})
     cpu = machine.get("cpu", {})
@@ -226,7 +226,7 @@ def _open_pytest_benchmark(path: pathlib.Path) -> Run:
         "python": machine.get("python_version"),
         "git_sha": commit.get("id"),
         "git_dirty": commit.get("dirty"),
-        "profile": store.pytest_benchmark_context(data)["profile"],
+        "profile": analysis.pytest_benchmark_context(data)["profile"],
         **machine.get("bench", {}),  # versions and device, see tests/conftest.py
         **{
             k: v

@@ -24,13 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import pandas as pd
 
 from bench.fits import BIC_MARGIN, COUNTS, FIXED_GROWTH, MIN_ROUNDS, SHAPE_EXPONENT
-
-VERDICTS = ("PASS", "FAIL", "CORRECTED", "INCONCLUSIVE", "ERROR")
-"""PASS: the seed's claim holds as stated. FAIL: the measurements contradict it.
-CORRECTED: the seed was wrong and the statement gives the right claim, with ``slip`` saying
-whether the seed made a mathematical error or a notation/transcription slip.
-INCONCLUSIVE: the data cannot decide (too few points, an interval wider than the rule's
-tolerance, missing counts); ``measured`` says why. ERROR: the check itself crashed."""
+from bench.store import VERDICTS
 
 SLIPS = ("", "mathematical error", "notation or transcription slip")
 
@@ -69,7 +63,7 @@ def write_table(
     rows = list(rows)
     columns = list(columns or (rows[0].keys() if rows else ()))
     path = pathlib.Path(run_dir) / name
-    tmp = path.with_name(path.name + ".bench-tmp")  # (records.ASIDE: a resume removes it)
+    tmp = path.with_name(path.name + ".bench-tmp")  # (store.ASIDE: a resume removes it)
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="raise")
         writer.writeheader()

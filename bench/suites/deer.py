@@ -21,7 +21,7 @@ same program is then a hit in JAX's compilation cache, so the row's ``compile_s`
 zero: the compile time of a parallel case is ``build_compile_s`` in its ``extra_json``.
 
 Divergence is a result: a case whose iteration does not converge within its cap fails its
-``health`` with status ``diverged`` (``bench.records.STATUSES``); the row keeps k and the
+``health`` with status ``diverged`` (``bench.store.STATUSES``); the row keeps k and the
 residual, has no time, and the sweep goes on.
 
 Memory guards (the full profile): the ``deer`` variant holds B·T·(2H)² Jacobian entries,

@@ -9,7 +9,7 @@ import pytest
 
 from bench import analysis
 from bench.analysis import SchemaError
-from bench.records import SCHEMA_VERSION
+from bench.store import SCHEMA_VERSION
 
 
 @pytest.fixture

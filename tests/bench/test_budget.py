@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import pandas as pd
 import pytest
 
-from bench import analysis, records
+from bench import analysis, store
 from bench.calibration import Calibration
 from bench.cli import main
 from bench.plan import Budget, CompileCost
@@ -68,7 +68,7 @@ def test_skipped_cases_and_experiments_are_measured_by_resume(tmp_path, capsys):
     assert "did not fit --budget-s: --resume" in err and "their experiments did not fit" in err
     first = analysis.load(run_dir)
     assert set(first.status) == {"skipped"} and not (run_dir / "claims.csv").exists()
-    assert records.completed_keys(run_dir) == set()
+    assert store.completed_keys(run_dir) == set()
 
     assert main(["run", "--resume", str(run_dir)]) == 0
     rows = analysis.load(run_dir)
@@ -88,7 +88,7 @@ def test_samples_of_a_skipped_case_cut_short_by_a_kill_are_dropped_on_resume(tmp
     run_dir = only_run(tmp_path)
     skipped = analysis.load(run_dir).iloc[0]
     identity = {k: skipped[k] for k in ("run_id", *IDENTITY) if not pd.isna(skipped[k])}
-    out = records.CsvAppender(run_dir / "samples.csv", records.SAMPLE_COLUMNS)
+    out = store.CsvAppender(run_dir / "samples.csv", store.SAMPLE_COLUMNS)
     out.write({**identity, "repeat": 0, "time_s": 1.0})  # killed before the row was written
     out.close()
     assert main(["run", "--resume", str(run_dir), "--no-experiments"]) == 0
@@ -100,7 +100,7 @@ def test_samples_of_a_skipped_case_cut_short_by_a_kill_are_dropped_on_resume(tmp
 
 def _written(folder, rows):
     path = folder / "measurements.csv"
-    out = records.CsvAppender(path, records.COLUMNS)
+    out = store.CsvAppender(path, store.COLUMNS)
     for row in rows:
         out.write(row)
     out.close()

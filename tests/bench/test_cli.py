@@ -7,7 +7,7 @@ import pytest
 
 from bench import analysis
 from bench.cli import main
-from bench.records import COLUMNS, SCHEMA_VERSION
+from bench.store import COLUMNS, SCHEMA_VERSION
 from bench.workloads import suites
 from tests.bench.helpers import only_run
 

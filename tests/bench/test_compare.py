@@ -14,7 +14,7 @@ import pytest
 from bench import analysis
 from bench import compare as cmp
 from bench.cli import main
-from bench.records import COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
+from bench.store import COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION
 
 LSTM = dict(suite="lstm", model="lstm", variant="autodiff", mode="train", batch=4, hidden=8)
 MATMUL = dict(suite="convnet", model="matmul", variant="peak", mode="forward")

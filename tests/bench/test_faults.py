@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import analysis, claims, records, runner, store, workloads
+from bench import analysis, claims, runner, store, workloads
 from bench.analysis import SchemaError
 from bench.claims import Experiment, Verdict
 from bench.cli import main
-from bench.records import RunLock
+from bench.store import RunLock
 from tests.bench.helpers import only_run
 
 FAULTS_MODULE = "tests.bench.faults_suite"
@@ -87,14 +87,14 @@ def sized_copy(sized_run, tmp_path, faults):
 
 def _files(run_dir: pathlib.Path) -> dict[str, bytes]:
     """Every file of a run folder, byte for byte (the lock file aside)."""
-    return {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name != records.LOCK}
+    return {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name != store.LOCK}
 
 
 def _drop_rows(run_dir: pathlib.Path, keep: int) -> None:
     """Leave the first ``keep`` rows, and their samples, as a run killed then would have."""
     lines = (run_dir / "measurements.csv").read_text().splitlines(keepends=True)
     (run_dir / "measurements.csv").write_text("".join(lines[: keep + 1]))
-    records.repair_interrupted(run_dir)  # drops the samples of the rows removed
+    store.repair_interrupted(run_dir)  # drops the samples of the rows removed
 
 
 def assert_nothing_lost_or_invented(run_dir: pathlib.Path, cases: int) -> pd.DataFrame:
@@ -117,7 +117,7 @@ def assert_nothing_lost_or_invented(run_dir: pathlib.Path, cases: int) -> pd.Dat
             assert times == [] and pd.isna(row["time_median_s"])
     assert per_case == {}, "samples of no row"
     assert (run_dir / "report.md").exists()
-    assert not (run_dir / records.IN_FLIGHT).exists()
+    assert not (run_dir / store.IN_FLIGHT).exists()
     return df
 
 
@@ -157,8 +157,8 @@ def _until(condition, proc=None, limit_s=240):
 
 def _locked(run_dir) -> bool:
     try:
-        records.check_not_in_use(run_dir)
-    except records.RunFolderError:
+        store.check_not_in_use(run_dir)
+    except store.RunFolderError:
         return True
     return False
 
@@ -207,7 +207,7 @@ def _hold_lock(run_dir: pathlib.Path) -> subprocess.Popen:
     holder = subprocess.Popen(
         [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR);"
          " fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)",
-         str(run_dir / records.LOCK)],
+         str(run_dir / store.LOCK)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert holder.stdout.readline().strip() == "locked"
@@ -225,7 +225,7 @@ def test_the_lock_of_a_killed_process_is_released_by_the_kernel(run_copy):
 
 @pytest.mark.skipif(not pathlib.Path("/proc/locks").exists(), reason="reads /proc/locks")
 def test_a_folder_locked_by_another_process_names_that_process(run_copy, capsys):
-    (run_copy / records.LOCK).write_text("999999\n")  # the pid of the last bench run here
+    (run_copy / store.LOCK).write_text("999999\n")  # the pid of the last bench run here
     holder = _hold_lock(run_copy)
     try:
         line = _one_line_exit_2(
@@ -240,7 +240,7 @@ def test_a_folder_locked_by_another_process_names_that_process(run_copy, capsys)
 
 @pytest.mark.parametrize(
     "command, name",
-    [("resume", records.LOCK), ("resume", "samples.csv"), ("report", "fits.csv")],
+    [("resume", store.LOCK), ("resume", "samples.csv"), ("report", "fits.csv")],
     ids=["resume-lock", "resume-samples", "report-fits"],
 )
 def test_a_symbolic_link_in_a_run_folder_is_refused_and_never_written_through(
@@ -327,7 +327,7 @@ def test_a_resume_whose_env_json_settings_are_not_its_rows_is_refused(sized_copy
 
 
 def test_runs_started_in_the_same_second_have_their_own_run_ids(faults, tmp_path, monkeypatch):
-    assert records.new_run_id() != records.new_run_id()  # (a CI matrix starts runs together)
+    assert store.new_run_id() != store.new_run_id()  # (a CI matrix starts runs together)
     monkeypatch.setattr(store, "new_run_id", lambda: "20260101T000000Z-abc1234")
     argv = ["run", "--suite", "faults", "--variant", "fine", "--profile", "smoke"]
     assert main([*argv, "--out", str(tmp_path)]) == 0
@@ -341,10 +341,10 @@ def test_runs_started_in_the_same_second_have_their_own_run_ids(faults, tmp_path
 
 
 def test_an_in_flight_mark_of_another_shape_is_unreadable_not_a_crash(run_copy):
-    (run_copy / records.IN_FLIGHT).write_text('{"case": "x", "key": 5}')
+    (run_copy / store.IN_FLIGHT).write_text('{"case": "x", "key": 5}')
     assert main(["run", "--resume", str(run_copy)]) == 0
     env = analysis.load_env(run_copy)
-    assert env["sessions"][0]["died_in"] == {"unreadable": records.IN_FLIGHT}
+    assert env["sessions"][0]["died_in"] == {"unreadable": store.IN_FLIGHT}
     # an env.json that an earlier version wrote with the mark as it was is read, not crashed on
     env["sessions"][0]["died_in"] = {"case": "x", "key": 5}
     (run_copy / "env.json").write_text(json.dumps(env))
@@ -366,7 +366,7 @@ def test_a_case_that_killed_the_process_twice_is_recorded_as_crashed_and_skipped
     _, err = first.communicate(timeout=300)
     assert first.returncode == -signal.SIGABRT, err
     run_dir = only_run(tmp_path)
-    assert json.loads((run_dir / records.IN_FLIGHT).read_text())["key"][2] == "aborts"
+    assert json.loads((run_dir / store.IN_FLIGHT).read_text())["key"][2] == "aborts"
     again = _bench("run", "--resume", str(run_dir))
     _, err = again.communicate(timeout=300)
     assert again.returncode == -signal.SIGABRT, err
@@ -417,7 +417,7 @@ def _children(pid: int) -> set[int]:
 def test_case_workers_die_with_the_bench_process(faults, tmp_path):
     argv = ["run", "--suite", "faults-hang", "--profile", "smoke", "--case-timeout", "300"]
     proc = _bench(*argv, "--out", str(tmp_path))
-    _until(lambda: any(tmp_path.glob(f"*/{records.IN_FLIGHT}")), proc)
+    _until(lambda: any(tmp_path.glob(f"*/{store.IN_FLIGHT}")), proc)
     _until(lambda: _children(proc.pid), proc)
     workers = _children(proc.pid)
     proc.kill()
@@ -513,7 +513,7 @@ def test_retry_crashed_is_for_a_resume(tmp_path, capsys):
 def test_a_full_disk_is_one_line_and_resume_completes_the_run_after(
     faults, tmp_path, monkeypatch, capsys
 ):
-    write, calls = records.CsvAppender.write, []
+    write, calls = store.CsvAppender.write, []
 
     def full_disk(self, row):
         calls.append(self.path.name)
@@ -523,13 +523,13 @@ def test_a_full_disk_is_one_line_and_resume_completes_the_run_after(
             raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
         write(self, row)
 
-    monkeypatch.setattr(records.CsvAppender, "write", full_disk)
+    monkeypatch.setattr(store.CsvAppender, "write", full_disk)
     argv = ["run", "--suite", "faults", "--profile", "smoke", "--out", str(tmp_path)]
     line = _one_line_exit_2(main(argv), capsys, "No space left on device", "--resume")
     run_dir = only_run(tmp_path)
     kept = (run_dir / "measurements.csv").read_text().splitlines()[1:3]
 
-    monkeypatch.setattr(records.CsvAppender, "write", write)
+    monkeypatch.setattr(store.CsvAppender, "write", write)
     assert str(run_dir) in line
     assert main(["run", "--resume", str(run_dir)]) == 0
     cases = len(workloads.suites()["faults"].cases("smoke"))
@@ -720,7 +720,8 @@ def test_a_damaged_run_folder_is_refused_with_file_and_line(run_copy, damage, ca
     # neither resume nor report builds on it: one line each, and the resume touches nothing
     if "last row has no line end" not in message:  # a cut last row is what resume repairs
         before = _files(run_copy)
-        _one_line_exit_2(main(["run", "--resume", str(run_copy)]), capsys, name, "line")
+        line = _one_line_exit_2(main(["run", "--resume", str(run_copy)]), capsys, name, "line")
+        assert "settings differ" not in line  # a damaged row is not read as another case
         assert _files(run_copy) == before
     if name == ROWS:  # (the report does not read the samples)
         _one_line_exit_2(main(["report", str(run_copy)]), capsys, "line")
@@ -784,11 +785,11 @@ def test_a_whole_last_row_without_its_line_end_is_a_row_not_a_cut(run_copy, caps
 
 def test_repair_removes_only_the_files_bench_wrote_aside(run_copy):
     (run_copy / "notes.tmp").write_text("the user's own notes")
-    (run_copy / f"env.json{records.ASIDE}").write_text("{")  # a write cut before its rename
+    (run_copy / f"env.json{store.ASIDE}").write_text("{")  # a write cut before its rename
     (run_copy / "claims.csv.tmp").write_text("")  # so named by earlier versions
     assert main(["run", "--resume", str(run_copy)]) == 0
     assert (run_copy / "notes.tmp").read_text() == "the user's own notes"
-    assert not (run_copy / f"env.json{records.ASIDE}").exists()
+    assert not (run_copy / f"env.json{store.ASIDE}").exists()
     assert not (run_copy / "claims.csv.tmp").exists()
 
 
@@ -812,13 +813,13 @@ def test_an_env_json_that_is_not_a_runs_is_one_line(run_copy, env, message, caps
 
 def test_a_claim_row_cut_short_is_refused_and_resume_repairs_it(run_copy):
     path = run_copy / "claims.csv"
-    columns = list(records.CLAIM_COLUMNS)
+    columns = list(store.CLAIM_COLUMNS)
     row = dict.fromkeys(columns, "")
     row.update(run_id="r", claim="X9", suite="faults", verdict="PASS", statement="a, b")
     path.write_text(",".join(columns) + "\n" + ",".join(f'"{row[c]}"' for c in columns)[:-12])
     with pytest.raises(SchemaError, match="claims.csv: line 2: "):
         analysis.load_claims(path)
-    records.repair_interrupted(run_copy)
+    store.repair_interrupted(run_copy)
     assert analysis.load_claims(path).empty
 
 
@@ -929,7 +930,7 @@ def test_a_run_killed_at_any_moment_resumes_to_the_same_complete_folder(sig, mom
     run_dir = only_run(tmp_path)
     if sig != signal.SIGKILL:
         assert proc.returncode in (0, 128 + sig), err  # 0: it had finished
-        assert not (run_dir / records.IN_FLIGHT).exists()  # the user's stop is not a crash
+        assert not (run_dir / store.IN_FLIGHT).exists()  # the user's stop is not a crash
     before = (run_dir / ROWS).read_text()
     assert main(["run", "--resume", str(run_dir)]) == 0
     cases = len(workloads.suites()["binary_adder"].cases("smoke"))

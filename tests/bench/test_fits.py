@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bench import fits
-from bench.records import COLUMNS
+from bench.store import COLUMNS
 
 
 def frame(rows):

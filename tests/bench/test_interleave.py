@@ -81,10 +81,10 @@ def test_a_run_killed_inside_a_group_measures_the_whole_group_again(tmp_path):
 
 
 def test_a_death_inside_a_groups_rounds_counts_against_each_of_its_cases():
-    from bench import records
+    from bench import store
 
     mark = {"interleaved": ["a", "b"], "keys": [["sweep", 1], ["sweep", 2]]}
     sessions = [{"session": i, "first_row": 0, "died_in": mark} for i in (1, 2)]
-    counts = records.deaths({"sessions": [*sessions, {"session": 3, "first_row": 0}]})
+    counts = store.deaths({"sessions": [*sessions, {"session": 3, "first_row": 0}]})
     assert counts == {("case", "sweep", 1): 2, ("case", "sweep", 2): 2}
-    assert records.deaths({"sessions": [{"first_row": 0, "died_in": {"interleaved": 5}}]}) == {}
+    assert store.deaths({"sessions": [{"first_row": 0, "died_in": {"interleaved": 5}}]}) == {}

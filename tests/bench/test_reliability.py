@@ -11,7 +11,7 @@ import pytest
 
 from bench import analysis, workloads
 from bench.cli import main
-from bench.records import create_run_dir
+from bench.store import create_run_dir
 from tests.bench.helpers import only_run
 
 FAULTS_MODULE = "tests.bench.faults_suite"

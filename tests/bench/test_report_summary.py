@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bench import report
-from bench.records import CLAIM_COLUMNS
+from bench.store import CLAIM_COLUMNS
 from tests.bench.test_fits import frame
 
 LONG = "the figure that decided it; " + "further evidence, " * 150

@@ -16,7 +16,7 @@ from bench.claims.mdrnn import (
     c12_time_to_quality,
     c12_training_parallelism,
 )
-from bench.records import SAMPLE_COLUMNS
+from bench.store import SAMPLE_COLUMNS
 from bench.workloads import IDENTITY
 from models import mdrnn
 from tests.bench.test_fits import frame

@@ -8,7 +8,7 @@ import pytest
 
 from bench import fits
 from bench.claims import scaling_check, time_verdict
-from bench.records import SAMPLE_COLUMNS
+from bench.store import SAMPLE_COLUMNS
 from bench.workloads import IDENTITY
 from tests.bench.test_fits import frame
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import analysis, records, report
+from bench import analysis, report, store
 from bench.claims import deer as claims_deer
 from bench.config import RunConfig
 from bench.runner import Protocol
@@ -100,8 +100,8 @@ def test_a_newton_iteration_capped_short_of_converging_is_recorded_as_diverged(
     monkeypatch.setitem(deer.SIZES, "smoke", [("forward", 1, 16, 2)])
     monkeypatch.setattr(deer, "MAX_ITER", {"deer": 1, "quasi-deer": 1})
     config = RunConfig.create(profile="smoke", suites=["deer"], repeats=1, experiments=False)
-    env = records.environment("test", config)
-    records.write_json(tmp_path / "env.json", env)
+    env = store.environment("test", config)
+    store.write_json(tmp_path / "env.json", env)
     session = Session(config, tmp_path, env, keep=lambda case: True, experiments=False)
     session.log = lambda text: None
     session.measure_cases(Protocol.of(config, "test", tmp_path, calibration=None))
