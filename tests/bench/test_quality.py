@@ -11,7 +11,6 @@ import pytest
 from flax import nnx
 
 from bench.data import load_digits_binary
-from bench.plots import sample_grid, training_curves
 from bench.quality import (
     TrainConfig,
     _Orders,
@@ -25,6 +24,7 @@ from bench.quality import (
     validation_target,
 )
 from bench.steps import train_step_fn
+from bench.suites.trained import sample_grid, training_curves
 from models import mdrnn, pixelcnn
 
 GRID = TrainConfig(lrs=(1e-3, 1e-2), seeds=2, batch=32, max_steps=60, eval_every=10)
