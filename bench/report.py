@@ -455,6 +455,121 @@ def _load(env: dict) -> str:
     return f"; load average {' → '.join(shown)}" if shown else ""
 
 
+def suite_output(run_dir: pathlib.Path, df: pd.DataFrame, run_suites: set[str]):
+    """What the run's suites say of themselves (``Suite.headline``, ``Suite.report_sections``):
+    ``({suite: headline clauses}, [(section, suite), ...])``, the sections sorted by their
+    ``order``, then suite name."""
+    own = {name: s for name, s in suites().items() if name in run_suites}
+    headline = {name: s.headline(df) for name, s in own.items() if s.headline}
+    sections = sorted(
+        ((section, name) for name, s in own.items() if s.report_sections
+         for section in s.report_sections(run_dir, df)),
+        key=lambda pair: (pair[0].order, pair[1]),
+    )  # fmt: skip
+    return headline, sections
+
+
+def summary(
+    env: dict, df: pd.DataFrame, every: pd.DataFrame, ratios: pd.DataFrame, own: Mapping
+) -> str:
+    """The report's title line and its summary: the verdicts, the cases, each suite's
+    headline (its ratios and the clauses ``own`` gives it) and the cases too noisy to trust."""
+    parts = [
+        f"{env['device_count']} × {env['device_kind']} ({env['backend']}), host CPU "
+        f"{env['host_cpu']} ({env['host_cpu_count']} cores); jax {env['jax']}, flax "
+        f"{env['flax']}; profile {env['profile']}; git {str(env.get('git_sha'))[:10]}"
+        f"{' (dirty)' if env.get('git_dirty') else ''}; started {env['started_utc']}"
+        f"{', finished ' + env['finished_utc'] if env.get('finished_utc') else ' (unfinished)'}"
+        f"{_load(env)}. Details: [Run context](#run-context).\n"
+    ]
+    parts.append("\n## Summary\n\n")
+    if not every.empty:
+        parts.append(verdict_summary(every))
+    elif env.get("experiments") is False:
+        parts.append(
+            "**Claims: not checked**: this run was made with `--no-experiments`, so no claim "
+            "of the seed was judged (run without it to judge them).\n"
+        )
+    else:
+        parts.append("**Claims:** none judged in this run (its suites' experiments gave none).\n")
+    failed = df[df.status != "ok"]
+    cases = f"**Cases:** {len(df)} timed, {(df.status == 'ok').sum()} ok"
+    if not failed.empty:
+        counts = failed.status.value_counts()
+        cases += (
+            ", "
+            + ", ".join(f"{n} {status}" for status, n in counts.items())
+            + " (see [Cases that did not produce a time](#cases-that-did-not-produce-a-time))"
+        )
+    parts.append(f"\n{cases}.\n\n")
+    parts.append(
+        "**Headline per suite** (median time ratio of each variant over the suite's baseline at "
+        "equal sizes and model, < 1 is faster; geometric mean over the matched cases whose "
+        "times are not too noisy to trust (below), range in brackets):\n\n"
+        + "\n".join(headlines(df, ratios, own))
+        + "\n\n"
+    )
+    parts.append(noisy_cases(df))
+    return "".join(parts)
+
+
+def run_context(env: dict) -> str:
+    """Device, versions, profile, git, times and command of the run."""
+    return (
+        "\n## Run context\n\n"
+        f"- device: {env['device_count']} × {env['device_kind']} ({env['backend']}); "
+        f"host CPU: {env['host_cpu']} ({env['host_cpu_count']} cores)\n"
+        f"- jax {env['jax']}, jaxlib {env['jaxlib']}, flax {env['flax']}, optax {env['optax']}, "
+        f"python {env['python']}\n"
+        f"- profile: {env['profile']}; git {str(env.get('git_sha'))[:10]}"
+        f"{' (dirty)' if env.get('git_dirty') else ''}; started {env['started_utc']}"
+        f"{'; finished ' + env['finished_utc'] if env.get('finished_utc') else ' (unfinished)'}\n"
+        f"- command: `{env.get('command', '')}`\n"
+    )
+
+
+def depth_section(fitted: pd.DataFrame) -> str:
+    """The sweeps' fits (:func:`depth_table`) and the device constants they give."""
+    if fitted.empty:
+        return ""
+    return (
+        "\n## Sequential depth on the clock: latency-bound and work-bound sweeps\n\n"
+        "Each row is a sweep of one size axis (hw: the pixel count H·W). `slope` is the "
+        "fitted log-log exponent of wall time, ± its 95% interval; the span, steps and work "
+        "columns are the exponents of those counts over the same points. `span share` is the "
+        "share of the time the Brent fit time ≈ a·work + b·span gives the span term (`steps "
+        "share`: the same with the loop steps executed as the depth); a sweep is "
+        f"latency-bound from {fits.LATENCY_SHARE}.\n\n"
+        + table(depth_table(fitted))
+        + device_constants(fitted)
+    )
+
+
+def measurements_section(df: pd.DataFrame) -> str:
+    """Every timed case, then the cases that did not produce a time."""
+    parts = []
+    ok = df[df.status == "ok"].copy()
+    if not ok.empty:
+        ok["median_ms"] = ok.time_median_s * 1e3
+        ok["iqr_ms"] = ok.time_iqr_s * 1e3
+        cols = ["suite", "model", "variant", "mode", *_sizes(ok), "n_devices", "median_ms",
+                "iqr_ms", "compile_s", "seq_steps_pred", "span_ops", "steps_executed",
+                "work_flops", "achieved_flops_per_s", "note"]  # fmt: skip
+        cols = [c for c in cols if c in ok and ok[c].notna().any()]
+        parts.append("\n## Measurements\n\n" + table(ok, cols, max_cell=MAX_CELL))
+    failed = df[df.status != "ok"]
+    if not failed.empty:
+        parts.append("\n## Cases that did not produce a time\n\n")
+        parts.append(
+            table(
+                failed,
+                ["suite", "model", "variant", "mode", *_sizes(failed), "status", "error"],
+                max_cell=MAX_CELL,
+            )
+        )
+    return "".join(parts)
+
+
 def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     """Write ``run_dir/report.md`` from the run's CSVs and env.json; returns its path."""
     run_dir = pathlib.Path(run_dir)
@@ -469,62 +584,11 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     fits.shapes(df, samples).to_csv(run_dir / "shapes.csv", index=False)
     every = claims_table(run_dir, df, fitted)
     ratios = variant_ratios(df, baselines)
-    own = {name: s for name, s in suites().items() if name in run_suites}
-    headline = {name: s.headline(df) for name, s in own.items() if s.headline}
-    sections = sorted(
-        ((section, name) for name, s in own.items() if s.report_sections
-         for section in s.report_sections(run_dir, df)),
-        key=lambda pair: (pair[0].order, pair[1]),
-    )  # fmt: skip
-    failed = df[df.status != "ok"]
+    headline, sections = suite_output(run_dir, df, run_suites)
 
     parts = [f"# Run {env.get('run_id') or run_dir.name}\n\n"]
-    parts.append(
-        f"{env['device_count']} × {env['device_kind']} ({env['backend']}), host CPU "
-        f"{env['host_cpu']} ({env['host_cpu_count']} cores); jax {env['jax']}, flax "
-        f"{env['flax']}; profile {env['profile']}; git {str(env.get('git_sha'))[:10]}"
-        f"{' (dirty)' if env.get('git_dirty') else ''}; started {env['started_utc']}"
-        f"{', finished ' + env['finished_utc'] if env.get('finished_utc') else ' (unfinished)'}"
-        f"{_load(env)}. Details: [Run context](#run-context).\n"
-    )
-    parts.append("\n## Summary\n\n")
-    if not every.empty:
-        parts.append(verdict_summary(every))
-    elif env.get("experiments") is False:
-        parts.append(
-            "**Claims: not checked**: this run was made with `--no-experiments`, so no claim "
-            "of the seed was judged (run without it to judge them).\n"
-        )
-    else:
-        parts.append("**Claims:** none judged in this run (its suites' experiments gave none).\n")
-    cases = f"**Cases:** {len(df)} timed, {(df.status == 'ok').sum()} ok"
-    if not failed.empty:
-        counts = failed.status.value_counts()
-        cases += (
-            ", "
-            + ", ".join(f"{n} {status}" for status, n in counts.items())
-            + " (see [Cases that did not produce a time](#cases-that-did-not-produce-a-time))"
-        )
-    parts.append(f"\n{cases}.\n\n")
-    parts.append(
-        "**Headline per suite** (median time ratio of each variant over the suite's baseline at "
-        "equal sizes and model, < 1 is faster; geometric mean over the matched cases whose "
-        "times are not too noisy to trust (below), range in brackets):\n\n"
-        + "\n".join(headlines(df, ratios, headline))
-        + "\n\n"
-    )
-    parts.append(noisy_cases(df))
-    parts.append(
-        "\n## Run context\n\n"
-        f"- device: {env['device_count']} × {env['device_kind']} ({env['backend']}); "
-        f"host CPU: {env['host_cpu']} ({env['host_cpu_count']} cores)\n"
-        f"- jax {env['jax']}, jaxlib {env['jaxlib']}, flax {env['flax']}, optax {env['optax']}, "
-        f"python {env['python']}\n"
-        f"- profile: {env['profile']}; git {str(env.get('git_sha'))[:10]}"
-        f"{' (dirty)' if env.get('git_dirty') else ''}; started {env['started_utc']}"
-        f"{'; finished ' + env['finished_utc'] if env.get('finished_utc') else ' (unfinished)'}\n"
-        f"- command: `{env.get('command', '')}`\n"
-    )
+    parts.append(summary(env, df, every, ratios, headline))
+    parts.append(run_context(env))
     parts.append(time_section(env))
     if not every.empty:
         parts.append(
@@ -539,57 +603,15 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
         )
         parts.append(table(ratios, max_cell=MAX_CELL))
     parts += [section.text for section, _ in sections if section.after == "variants"]
-    if not fitted.empty:
-        parts.append(
-            "\n## Sequential depth on the clock: latency-bound and work-bound sweeps\n\n"
-            "Each row is a sweep of one size axis (hw: the pixel count H·W). `slope` is the "
-            "fitted log-log exponent of wall time, ± its 95% interval; the span, steps and work "
-            "columns are the exponents of those counts over the same points. `span share` is the "
-            "share of the time the Brent fit time ≈ a·work + b·span gives the span term (`steps "
-            "share`: the same with the loop steps executed as the depth); a sweep is "
-            f"latency-bound from {fits.LATENCY_SHARE}.\n\n"
-        )
-        parts.append(table(depth_table(fitted)))
-        parts.append(device_constants(fitted))
-    curves = [c for e in claims.experiments(run_suites) for c in e.curves]
+    parts.append(depth_section(fitted))
     parts += [section.text for section, _ in sections if section.after == "fits"]
     parts.append(limits_section(env, df, fitted))
+    curves = [c for e in claims.experiments(run_suites) for c in e.curves]
     figures = [f for f in claims.wall_time_figures() if set(f.suites) & run_suites]
     pngs = plots.render(run_dir, df, curves, samples, figures, fitted)
     if pngs:
         parts.append("\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in pngs))
-    ok = df[df.status == "ok"].copy()
-    if not ok.empty:
-        ok["median_ms"] = ok.time_median_s * 1e3
-        ok["iqr_ms"] = ok.time_iqr_s * 1e3
-        cols = [
-            "suite",
-            "model",
-            "variant",
-            "mode",
-            *_sizes(ok),
-            "n_devices",
-            "median_ms",
-            "iqr_ms",
-            "compile_s",
-            "seq_steps_pred",
-            "span_ops",
-            "steps_executed",
-            "work_flops",
-            "achieved_flops_per_s",
-            "note",
-        ]
-        cols = [c for c in cols if c in ok and ok[c].notna().any()]
-        parts.append("\n## Measurements\n\n" + table(ok, cols, max_cell=MAX_CELL))
-    if not failed.empty:
-        parts.append("\n## Cases that did not produce a time\n\n")
-        parts.append(
-            table(
-                failed,
-                ["suite", "model", "variant", "mode", *_sizes(failed), "status", "error"],
-                max_cell=MAX_CELL,
-            )
-        )
+    parts.append(measurements_section(df))
     path = run_dir / "report.md"
     path.write_text("".join(parts))
     return path
