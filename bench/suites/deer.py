@@ -284,56 +284,60 @@ def speedup_heatmap(speedups: pd.DataFrame, path: str | os.PathLike) -> pathlib.
     image = None
     for row, (mode, batch) in enumerate(groups):
         sizes = speedups[(speedups["mode"] == mode) & (speedups.batch == batch)]
-        seq_lens = sorted(sizes.seq_len.unique())
-        hiddens = sorted(sizes.hidden.unique())
         for col, variant in enumerate(variants):
             ax = axes[row][col]
             cells = sizes[sizes.variant == variant].set_index(["hidden", "seq_len"])
-            grid = np.full((len(hiddens), len(seq_lens)), np.nan)
-            for i, h in enumerate(hiddens):
-                for j, t in enumerate(seq_lens):
-                    if (h, t) not in cells.index:
-                        continue
-                    cell = cells.loc[(h, t)]
-                    grid[i, j] = np.log2(cell.speedup) if cell.speedup == cell.speedup else np.nan
-                    k = cell.newton_iterations
-                    text = f"×{cell.speedup:.2g}" if cell.speedup == cell.speedup else cell.status
-                    if cell.get("outcome") == "tie":  # the medians and the minima disagree
-                        text += " (tie)"
-                    if k is not None and k == k:
-                        text += f"\nk={int(k)}"
-                    dark = abs(grid[i, j]) > 0.6 * limit
-                    ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                            color="white" if dark else "black")  # fmt: skip
-            image = ax.imshow(
-                grid, cmap=cmap, vmin=-limit, vmax=limit, origin="lower", aspect="auto"
-            )
-            faster = np.where(np.isnan(grid), np.nan, grid >= 0)
-            for i in range(len(hiddens)):  # the crossover: where faster turns slower
-                for j in range(len(seq_lens)):
-                    here = faster[i, j]
-                    if i + 1 < len(hiddens) and abs(here - faster[i + 1, j]) == 1:
-                        ax.plot([j - 0.5, j + 0.5], [i + 0.5, i + 0.5], "k-", linewidth=3)
-                    if j + 1 < len(seq_lens) and abs(here - faster[i, j + 1]) == 1:
-                        ax.plot([j + 0.5, j + 0.5], [i - 0.5, i + 0.5], "k-", linewidth=3)
-            measured = faster[~np.isnan(faster)]
-            where = (
-                "slower everywhere"
-                if measured.size and not measured.any()
-                else "faster everywhere"
-                if measured.size and measured.all()
-                else "black line: speed-up 1"
-            )
-            ax.set_xticks(range(len(seq_lens)), [str(t) for t in seq_lens])
-            ax.set_yticks(range(len(hiddens)), [str(h) for h in hiddens])
-            ax.set_xlabel("sequence length T")
-            ax.set_ylabel("hidden units H")
+            seq_lens, hiddens = sorted(sizes.seq_len.unique()), sorted(sizes.hidden.unique())
+            image, where = _heatmap_panel(ax, cells, hiddens, seq_lens, cmap, limit)
             ax.set_title(f"{variant} · {mode} · batch {batch}\n({where})", fontsize=9)
     fig.colorbar(image, ax=axes.ravel().tolist(), label="log₂ speed-up over the sequential scan")
     path = pathlib.Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _heatmap_panel(ax, cells: pd.DataFrame, hiddens, seq_lens, cmap, limit: float):
+    """One variant's (hidden, T) grid of :func:`speedup_heatmap` on ``ax``, colour clipped at
+    ±``limit``: the image (for the colour bar) and where it is faster, in words."""
+    grid = np.full((len(hiddens), len(seq_lens)), np.nan)
+    for i, h in enumerate(hiddens):
+        for j, t in enumerate(seq_lens):
+            if (h, t) not in cells.index:
+                continue
+            cell = cells.loc[(h, t)]
+            grid[i, j] = np.log2(cell.speedup) if cell.speedup == cell.speedup else np.nan
+            k = cell.newton_iterations
+            text = f"×{cell.speedup:.2g}" if cell.speedup == cell.speedup else cell.status
+            if cell.get("outcome") == "tie":  # the medians and the minima disagree
+                text += " (tie)"
+            if k is not None and k == k:
+                text += f"\nk={int(k)}"
+            dark = abs(grid[i, j]) > 0.6 * limit
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")  # fmt: skip
+    image = ax.imshow(grid, cmap=cmap, vmin=-limit, vmax=limit, origin="lower", aspect="auto")
+    faster = np.where(np.isnan(grid), np.nan, grid >= 0)
+    for i in range(len(hiddens)):  # the crossover: where faster turns slower
+        for j in range(len(seq_lens)):
+            here = faster[i, j]
+            if i + 1 < len(hiddens) and abs(here - faster[i + 1, j]) == 1:
+                ax.plot([j - 0.5, j + 0.5], [i + 0.5, i + 0.5], "k-", linewidth=3)
+            if j + 1 < len(seq_lens) and abs(here - faster[i, j + 1]) == 1:
+                ax.plot([j + 0.5, j + 0.5], [i - 0.5, i + 0.5], "k-", linewidth=3)
+    measured = faster[~np.isnan(faster)]
+    where = (
+        "slower everywhere"
+        if measured.size and not measured.any()
+        else "faster everywhere"
+        if measured.size and measured.all()
+        else "black line: speed-up 1"
+    )
+    ax.set_xticks(range(len(seq_lens)), [str(t) for t in seq_lens])
+    ax.set_yticks(range(len(hiddens)), [str(h) for h in hiddens])
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("hidden units H")
+    return image, where
 
 
 def report_sections(run_dir: pathlib.Path, df: pd.DataFrame) -> list[Section]:
