@@ -157,6 +157,16 @@ def _grouped(samples: pd.DataFrame):
     return groups.items()
 
 
+def _log_log(ax, xs) -> None:
+    """Log-log axes ticked at the swept values ``xs``, the y ticks in plain numbers (0.4, not
+    4×10⁻¹), minor ticks labelled where few decades show."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(_PlainLog())
+    ax.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False))
+    _ticks(ax, xs)
+
+
 def sweep_plot(
     df: pd.DataFrame,
     suite: str,
@@ -208,12 +218,7 @@ def sweep_plot(
             if sweep.seq_steps_pred.notna().all() and len(x) > 1:
                 steps = sweep.seq_steps_pred.to_numpy(float)
                 ax.plot(x, y[0] * steps / steps[0], "--", color=colour, alpha=0.4, linewidth=1)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        # plain numbers (0.4, not 4×10⁻¹), minor ticks labelled where few decades show
-        ax.yaxis.set_major_formatter(_PlainLog())
-        ax.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False))
-        _ticks(ax, xs)
+        _log_log(ax, xs)
         sizes = f"; {fixed_sets[0]}" if len(fixed_sets) == 1 and fixed_sets[0] else ""
         ax.set_title(f"{mode}, {regime or ''}-bound sizes{sizes}", fontsize=9)
         ax.set_xlabel(AXIS_LABEL.get(axis, axis))
@@ -351,6 +356,24 @@ def render(
     return [p for p in paths if p is not None]
 
 
+def _growth_lines(figure: WallTimeFigure, ok: pd.DataFrame, fitted: pd.DataFrame) -> dict:
+    """``{axis: [(group key, sweep rows, fitted row), ...]}``: the latency-regime sweeps of
+    ``figure`` that have a fit, per swept axis it draws (axes without one left out)."""
+    rows = ok[ok.suite.isin(figure.suites) & (ok["mode"] == figure.mode)]
+    rows = rows[rows.regime == "latency"]
+    panels: dict[str, list] = {axis: [] for axis in figure.axes}
+    for key, group in rows.groupby(GROUP, dropna=False):
+        for axis, fixed, sweep in sweeps(group):
+            same = [fitted[c] == v for c, v in zip(GROUP, key, strict=True) if v == v]
+            model = fitted[
+                np.logical_and.reduce(same) & (fitted.axis == axis)
+                & (fitted.fixed == fixed_text(sweep, fixed)) & (fitted.regime == "latency")
+            ]  # fmt: skip
+            if axis in panels and not model.empty and sweep[figure.measure].notna().all():
+                panels[axis].append((key, sweep, model.iloc[0]))
+    return {axis: lines for axis, lines in panels.items() if lines}
+
+
 def growth_plot(
     run_dir: pathlib.Path,
     figure: WallTimeFigure,
@@ -363,20 +386,8 @@ def growth_plot(
     if fitted is None or fitted.empty:
         return None
     name = DEPTHS[figure.measure]
-    rows = ok[ok.suite.isin(figure.suites) & (ok["mode"] == figure.mode)]
-    rows = rows[rows.regime == "latency"]
     rounds = round_times(samples)
-    panels: dict[str, list] = {axis: [] for axis in figure.axes}
-    for key, group in rows.groupby(GROUP, dropna=False):
-        for axis, fixed, sweep in sweeps(group):
-            same = [fitted[c] == v for c, v in zip(GROUP, key, strict=True) if v == v]
-            model = fitted[
-                np.logical_and.reduce(same) & (fitted.axis == axis)
-                & (fitted.fixed == fixed_text(sweep, fixed)) & (fitted.regime == "latency")
-            ]  # fmt: skip
-            if axis in panels and not model.empty and sweep[figure.measure].notna().all():
-                panels[axis].append((key, sweep, model.iloc[0]))
-    panels = {axis: lines for axis, lines in panels.items() if lines}
+    panels = _growth_lines(figure, ok, fitted)
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.4), squeeze=False)
@@ -410,13 +421,9 @@ def growth_plot(
         ax.set_ylabel("wall time per call (s)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    drawn = [
-        len(rounds.get(case_key(r), ()))
-        for lines in panels.values()
-        for _, sweep, _ in lines
-        for r in sweep.to_dict("records")
-    ]
-    n_rounds = max(drawn, default=0)
+    drawn = [sweep for lines in panels.values() for _, sweep, _ in lines]
+    records = [r for sweep in drawn for r in sweep.to_dict("records")]
+    n_rounds = max((len(rounds.get(case_key(r), ())) for r in records), default=0)
     fig.suptitle(
         f"{figure.claim}: wall time against {figure.measure}, latency regime, {n_rounds} "
         "interleaved rounds\nfaint: each round; line: fitted c + a·work + b·depth; "
