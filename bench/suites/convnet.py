@@ -10,7 +10,8 @@ report can give the conv net's achieved fraction of it.
 
 Weights are drawn with NumPy (He-normal kernels, zero biases) into the shapes of an
 ``nnx.eval_shape`` model instead of Flax's initialisers: the timing does not depend on the
-values, and jax.random compiles a kernel per shape, seconds each on a loaded 2-core CPU.
+values, and jax.random compiles a kernel per parameter shape, which on a CPU costs more than
+the draws themselves.
 
 The suite owns the report's table of achieved FLOP/s against its matmul and the matching
 clause of its headline (:func:`peak_fractions`), and names the matmul as the case that stands

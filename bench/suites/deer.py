@@ -27,9 +27,9 @@ residual, has no time, and the sweep goes on.
 Memory guards (the full profile): the ``deer`` variant holds B·T·(2H)² Jacobian entries,
 several times over inside the associative scan, and in ``train`` both parallel variants do
 (the implicit backward pass is a dense scan for both); a case over
-:data:`JACOBIAN_ENTRIES_LIMIT` is left out of the grid. The cpu profile is the small sweep
-a 2-core CPU finishes in about 20 s of CPU time, most of it compiling: XLA:CPU takes 1–3 s
-of CPU time to compile each parallel program (its associative scan), whatever its size.
+:data:`JACOBIAN_ENTRIES_LIMIT` is left out of the grid. The cpu profile is a small sweep,
+most of whose time is compiling: XLA:CPU's compile time of a parallel program (its
+associative scan) does not shrink with its size.
 C13's rules are in ``bench/claims/deer.py``; the suite's section of ``report.md``
 (:func:`report_sections`, with the heat map :func:`speedup_heatmap`) shows the speed-up
 tables computed there.
