@@ -51,6 +51,7 @@ SIZES = {
     "cpu": dict(train=((32, 32), (64, 16)), matmul=2048),
     "full": dict(train=((64, 256), (128, 128), (224, 64)), matmul=8192),
 }
+NAME = "convnet"
 DEPTH = len(layer_table(**SEED))  # weighted layers: 4 conv + 2 FC
 PEAK = dict(model="matmul", variant="peak")
 """The peak matmul case: the device's practical FLOP rate, measured in the same run."""
@@ -113,7 +114,7 @@ def cases(profile: str) -> list[Case]:
     s = SIZES[profile]
     out = [
         Case(
-            "convnet",
+            NAME,
             "convnet",
             "seed",
             "train",
@@ -126,7 +127,7 @@ def cases(profile: str) -> list[Case]:
     n = s["matmul"]
     out.append(
         Case(
-            "convnet",
+            NAME,
             PEAK["model"],
             PEAK["variant"],
             "forward",
@@ -171,7 +172,7 @@ def peak_fractions(df: pd.DataFrame) -> pd.DataFrame:
 
 def headline(df: pd.DataFrame) -> list[str]:
     """The best fraction of the matmul's rate among this suite's cases."""
-    mine = peak_fractions(df[df.suite == "convnet"])
+    mine = peak_fractions(df[df.suite == NAME])
     if mine.empty:
         return []
     best = mine.sort_values("fraction").iloc[-1]
@@ -184,7 +185,7 @@ def headline(df: pd.DataFrame) -> list[str]:
 
 def report_sections(run_dir, df: pd.DataFrame) -> list[Section]:
     """The table of every case's fraction, after the variant ratios."""
-    mine = peak_fractions(df[df.suite == "convnet"])
+    mine = peak_fractions(df[df.suite == NAME])
     if mine.empty:
         return []
     title = "\n## Achieved FLOP/s against a large matmul on the same device\n\n"
@@ -193,7 +194,7 @@ def report_sections(run_dir, df: pd.DataFrame) -> list[Section]:
 
 register(
     Suite(
-        "convnet",
+        NAME,
         "VGG-style net of seed §3-1: train step over image size, plus a peak matmul",
         cases,
         headline=headline,
