@@ -77,7 +77,7 @@ import numpy as np
 import pandas as pd
 
 from bench import analysis, store
-from bench.workloads import IDENTITY, SIZE_FIELDS, case_key
+from bench.workloads import IDENTITY, SIZE_FIELDS, case_key, suites
 
 THRESHOLD = 0.10
 """Default: a case is slower when its median grew by more than this fraction (significantly)."""
@@ -87,8 +87,6 @@ RESAMPLES = 2000
 MIN_SAMPLES = 5
 """Fewer samples than this on either side: the interval is the range of all ratios."""
 SEED = 0
-CALIBRATION_CASE = {"model": "matmul", "variant": "peak"}
-"""The case that stands for the device's speed in a run (bench/suites/convnet.py)."""
 CALIBRATION_CONSTANT = "matmul_flops_per_s"
 """The constant of ``env.json["calibration"]`` (measured as each run starts), preferred."""
 PROBLEMS = ("broke", "vanished", "appeared", "slower")
@@ -259,8 +257,20 @@ class Reference:
         return f"{_ms(self.median_s)} ms"
 
 
-def _is_calibration_case(rows: pd.DataFrame) -> pd.Series:
-    return (rows.model == CALIBRATION_CASE["model"]) & (rows.variant == CALIBRATION_CASE["variant"])
+def calibration_cases() -> list[dict[str, str]]:
+    """The cases that stand for the device's speed in a run, with their suite: those the
+    suites declare (``Suite.calibration_case``)."""
+    return [
+        {"suite": name, **suite.calibration_case}
+        for name, suite in suites().items()
+        if suite.calibration_case
+    ]
+
+
+def _is_calibration_case(rows: pd.DataFrame, cases: list[dict[str, str]]) -> pd.Series:
+    wanted = {(c["suite"], c["model"], c["variant"]) for c in cases}
+    found = [key in wanted for key in zip(rows.suite, rows.model, rows.variant, strict=True)]
+    return pd.Series(found, index=rows.index, dtype=bool)
 
 
 def calibrations(old: Run, new: Run) -> tuple[Reference, Reference]:
@@ -272,17 +282,20 @@ def calibrations(old: Run, new: Run) -> tuple[Reference, Reference]:
     if all(isinstance(c, int | float) and c > 0 for c in constants):
         what = f"env.json calibration {CALIBRATION_CONSTANT}"
         return tuple(Reference(what, np.array([1.0 / c])) for c in constants)
-    keys = []
+    cases, keys = calibration_cases(), []
     for run in (old, new):
-        rows = run.rows[_is_calibration_case(run.rows) & (run.rows.status == "ok")]
+        rows = run.rows[_is_calibration_case(run.rows, cases) & (run.rows.status == "ok")]
         keys.append({case_key(r) for r in rows.to_dict("records")} & set(run.samples))
     common = sorted(keys[0] & keys[1], key=str)
     if not common:
         missing = [str(r.path) for r, k in zip((old, new), keys, strict=True) if not k]
         raise CompareError(
             "--normalise: no calibration in both runs (neither env.json "
-            f"calibration.{CALIBRATION_CONSTANT} nor an ok {CALIBRATION_CASE['model']}/"
-            f"{CALIBRATION_CASE['variant']} case with samples, e.g. `--suite convnet`) in "
+            f"calibration.{CALIBRATION_CONSTANT} nor an ok "
+            + " or ".join(f"{c['model']}/{c['variant']}" for c in cases)
+            + " case with samples, e.g. `--suite "
+            + (cases[0]["suite"] if cases else "<a suite with a calibration case>")
+            + "`) in "
             + (", ".join(missing) or "both at the same sizes")
         )
     key = common[-1]  # the largest matmul both runs timed, when there are several

@@ -1,12 +1,14 @@
 """PNG plots for a run folder, drawn from its CSVs (matplotlib, no display needed).
 
-One figure answers one question of a suite, with every compared variant on the same axes:
+One figure answers one question of a suite, with every compared variant on the same axes. The
+figures here are drawn the same way for every suite; a figure particular to one suite is drawn
+by that suite (its report section or its ``prepare``: ``bench.workloads.Suite``), with pyplot
+imported from here, where the Agg backend is selected:
 
 - ``time_<suite>.png``: median time against each swept size, log-log, a grid of panels (one
-  per mode, swept axis and regime), one line per variant (MDRNN raster / wavefront /
-  pipelined, PixelCNN naive / cached / fixed-point, LSTM autodiff / manual-bwd / Flax,
-  residual post-act / pre-act / plain). Error bars span the interquartile range of the raw
-  samples (``samples.csv``). Dashed, in the line's colour: the slope the seed's count of
+  per mode, swept axis and regime), one line per variant (the suite's baseline first,
+  hollow markers). Error bars span the interquartile range of the raw samples
+  (``samples.csv``). Dashed, in the line's colour: the slope the seed's count of
   sequential steps predicts, through the line's first point.
 - ``span_<suite>.png``: the jaxpr critical path against the same sizes (exact counts, no
   error bars). Lines that coincide stay visible: each variant has its own marker, drawn
@@ -24,7 +26,6 @@ One figure answers one question of a suite, with every compared variant on the s
 from __future__ import annotations
 
 import math
-import os
 import pathlib
 import re
 
@@ -156,6 +157,16 @@ def _grouped(samples: pd.DataFrame):
     return groups.items()
 
 
+def _log_log(ax, xs) -> None:
+    """Log-log axes ticked at the swept values ``xs``, the y ticks in plain numbers (0.4, not
+    4×10⁻¹), minor ticks labelled where few decades show."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(_PlainLog())
+    ax.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False))
+    _ticks(ax, xs)
+
+
 def sweep_plot(
     df: pd.DataFrame,
     suite: str,
@@ -207,12 +218,7 @@ def sweep_plot(
             if sweep.seq_steps_pred.notna().all() and len(x) > 1:
                 steps = sweep.seq_steps_pred.to_numpy(float)
                 ax.plot(x, y[0] * steps / steps[0], "--", color=colour, alpha=0.4, linewidth=1)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        # plain numbers (0.4, not 4×10⁻¹), minor ticks labelled where few decades show
-        ax.yaxis.set_major_formatter(_PlainLog())
-        ax.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False))
-        _ticks(ax, xs)
+        _log_log(ax, xs)
         sizes = f"; {fixed_sets[0]}" if len(fixed_sets) == 1 and fixed_sets[0] else ""
         ax.set_title(f"{mode}, {regime or ''}-bound sizes{sizes}", fontsize=9)
         ax.set_xlabel(AXIS_LABEL.get(axis, axis))
@@ -350,6 +356,24 @@ def render(
     return [p for p in paths if p is not None]
 
 
+def _growth_lines(figure: WallTimeFigure, ok: pd.DataFrame, fitted: pd.DataFrame) -> dict:
+    """``{axis: [(group key, sweep rows, fitted row), ...]}``: the latency-regime sweeps of
+    ``figure`` that have a fit, per swept axis it draws (axes without one left out)."""
+    rows = ok[ok.suite.isin(figure.suites) & (ok["mode"] == figure.mode)]
+    rows = rows[rows.regime == "latency"]
+    panels: dict[str, list] = {axis: [] for axis in figure.axes}
+    for key, group in rows.groupby(GROUP, dropna=False):
+        for axis, fixed, sweep in sweeps(group):
+            same = [fitted[c] == v for c, v in zip(GROUP, key, strict=True) if v == v]
+            model = fitted[
+                np.logical_and.reduce(same) & (fitted.axis == axis)
+                & (fitted.fixed == fixed_text(sweep, fixed)) & (fitted.regime == "latency")
+            ]  # fmt: skip
+            if axis in panels and not model.empty and sweep[figure.measure].notna().all():
+                panels[axis].append((key, sweep, model.iloc[0]))
+    return {axis: lines for axis, lines in panels.items() if lines}
+
+
 def growth_plot(
     run_dir: pathlib.Path,
     figure: WallTimeFigure,
@@ -362,20 +386,8 @@ def growth_plot(
     if fitted is None or fitted.empty:
         return None
     name = DEPTHS[figure.measure]
-    rows = ok[ok.suite.isin(figure.suites) & (ok["mode"] == figure.mode)]
-    rows = rows[rows.regime == "latency"]
     rounds = round_times(samples)
-    panels: dict[str, list] = {axis: [] for axis in figure.axes}
-    for key, group in rows.groupby(GROUP, dropna=False):
-        for axis, fixed, sweep in sweeps(group):
-            same = [fitted[c] == v for c, v in zip(GROUP, key, strict=True) if v == v]
-            model = fitted[
-                np.logical_and.reduce(same) & (fitted.axis == axis)
-                & (fitted.fixed == fixed_text(sweep, fixed)) & (fitted.regime == "latency")
-            ]  # fmt: skip
-            if axis in panels and not model.empty and sweep[figure.measure].notna().all():
-                panels[axis].append((key, sweep, model.iloc[0]))
-    panels = {axis: lines for axis, lines in panels.items() if lines}
+    panels = _growth_lines(figure, ok, fitted)
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.4), squeeze=False)
@@ -409,13 +421,9 @@ def growth_plot(
         ax.set_ylabel("wall time per call (s)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    drawn = [
-        len(rounds.get(case_key(r), ()))
-        for lines in panels.values()
-        for _, sweep, _ in lines
-        for r in sweep.to_dict("records")
-    ]
-    n_rounds = max(drawn, default=0)
+    drawn = [sweep for lines in panels.values() for _, sweep, _ in lines]
+    records = [r for sweep in drawn for r in sweep.to_dict("records")]
+    n_rounds = max((len(rounds.get(case_key(r), ())) for r in records), default=0)
     fig.suptitle(
         f"{figure.claim}: wall time against {figure.measure}, latency regime, {n_rounds} "
         "interleaved rounds\nfaint: each round; line: fitted c + a·work + b·depth; "
@@ -424,165 +432,3 @@ def growth_plot(
     )
     fig.tight_layout()
     return _save(fig, run_dir / f"wall_time_{figure.claim}.png")
-
-
-# --- trained models (bench/suites/trained.py) ------------------------------------------------
-
-
-def sample_grid(
-    path: str | os.PathLike,
-    samples: np.ndarray,
-    real: np.ndarray,
-    *,
-    title: str = "",
-    columns: int | None = None,
-) -> pathlib.Path:
-    """A PNG of model ``samples`` (left) beside ``real`` images (right), each (N, H, W) of
-    0/1 (or probabilities), tiled ``columns`` wide (default: a square grid) with 1-pixel
-    grey gaps, black ink on white; ``title`` over the figure."""
-    columns = columns or math.ceil(math.sqrt(max(len(samples), len(real))))
-
-    def tile(images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images, np.float32)
-        n, h, w = images.shape
-        rows = -(-n // columns)
-        canvas = np.full((rows * (h + 1) + 1, columns * (w + 1) + 1), 0.5, np.float32)
-        for k, image in enumerate(images):
-            top, left = 1 + (k // columns) * (h + 1), 1 + (k % columns) * (w + 1)
-            canvas[top : top + h, left : left + w] = image
-        return canvas
-
-    panels = [
-        (tile(samples), f"model samples ({len(samples)})"),
-        (tile(real), f"real images ({len(real)})"),
-    ]
-    height_px = max(canvas.shape[0] for canvas, _ in panels)
-    inch_per_px = 3.0 / max(canvas.shape[1] for canvas, _ in panels)  # 3-inch-wide panels
-    fig, axes = plt.subplots(
-        1, 2, figsize=(6.6, height_px * inch_per_px + (0.9 if title else 0.5)), squeeze=True
-    )
-    for ax, (canvas, label) in zip(axes, panels, strict=True):
-        ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(label, fontsize=9)
-        ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def training_curves(
-    path: str | os.PathLike,
-    curves: dict[str, list[dict]],
-    *,
-    baseline_nats: float,
-    target_ratio: float,
-) -> pathlib.Path:
-    """A PNG of each model's validation NLL against training steps, as a fraction of the
-    independent-pixel baseline, one line per seed (rows: ``step``, ``seed``,
-    ``validation_nats``, at the model's chosen rate), with the target ratio dashed: the steps
-    to the target, which do not depend on how fast a step runs."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for colour, (name, rows) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"],
-                                    curves.items(), strict=False):  # fmt: skip
-        for k, seed in enumerate(sorted({row["seed"] for row in rows})):
-            mine = [row for row in rows if row["seed"] == seed and row["step"] > 0]
-            ratio = [row["validation_nats"] / baseline_nats for row in mine]
-            label = name if k == 0 else None
-            ax.plot([row["step"] for row in mine], ratio, color=colour, alpha=0.8, label=label)
-    ax.axhline(target_ratio, color="k", linestyle="--", linewidth=1, label=f"{target_ratio}×")
-    ax.set_xlabel("training steps (one line per seed)")
-    ax.set_ylabel("validation NLL / independent-pixel baseline")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-# --- the deer suite: speed-up over the sequential scan (bench/claims/deer.py) ---------------
-
-
-def speedup_heatmap(table: pd.DataFrame, path: str | os.PathLike) -> pathlib.Path | None:
-    """A PNG of each parallel variant's speed-up over the sequential scan on a (T, hidden) grid,
-    one panel per (mode, batch) and variant, from :func:`bench.claims.deer.speedups`.
-
-    Colour: log₂ of the speed-up (blue faster, red slower); each cell says ×speed-up and the
-    Newton iterations k (and "tie" where :func:`bench.claims.deer.outcome` cannot decide), or
-    the status of a case without a time (``diverged``, ...); a cell
-    without a time is grey (unlabelled where nothing was measured). The crossover (speed-up
-    1) is drawn as a thick black line between the cells on either side of it.
-    """
-    if table.empty:
-        return None
-    variants = sorted(table.variant.unique())
-    groups = sorted({(m, int(b)) for m, b in zip(table["mode"], table.batch, strict=True)})
-    finite = np.log2(table.speedup.to_numpy(float))
-    finite = finite[np.isfinite(finite)]
-    limit = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
-    fig, axes = plt.subplots(
-        len(groups),
-        len(variants),
-        figsize=(4.6 * len(variants) + 1, 3.6 * len(groups)),
-        squeeze=False,
-        layout="constrained",
-    )
-    cmap = plt.get_cmap("RdBu").with_extremes(bad="0.85")
-    image = None
-    for row, (mode, batch) in enumerate(groups):
-        sizes = table[(table["mode"] == mode) & (table.batch == batch)]
-        seq_lens = sorted(sizes.seq_len.unique())
-        hiddens = sorted(sizes.hidden.unique())
-        for col, variant in enumerate(variants):
-            ax = axes[row][col]
-            cells = sizes[sizes.variant == variant].set_index(["hidden", "seq_len"])
-            grid = np.full((len(hiddens), len(seq_lens)), np.nan)
-            for i, h in enumerate(hiddens):
-                for j, t in enumerate(seq_lens):
-                    if (h, t) not in cells.index:
-                        continue
-                    cell = cells.loc[(h, t)]
-                    grid[i, j] = np.log2(cell.speedup) if cell.speedup == cell.speedup else np.nan
-                    k = cell.newton_iterations
-                    text = f"×{cell.speedup:.2g}" if cell.speedup == cell.speedup else cell.status
-                    if cell.get("outcome") == "tie":  # the medians and the minima disagree
-                        text += " (tie)"
-                    if k is not None and k == k:
-                        text += f"\nk={int(k)}"
-                    dark = abs(grid[i, j]) > 0.6 * limit
-                    ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                            color="white" if dark else "black")  # fmt: skip
-            image = ax.imshow(
-                grid, cmap=cmap, vmin=-limit, vmax=limit, origin="lower", aspect="auto"
-            )
-            faster = np.where(np.isnan(grid), np.nan, grid >= 0)
-            for i in range(len(hiddens)):  # the crossover: where faster turns slower
-                for j in range(len(seq_lens)):
-                    here = faster[i, j]
-                    if i + 1 < len(hiddens) and abs(here - faster[i + 1, j]) == 1:
-                        ax.plot([j - 0.5, j + 0.5], [i + 0.5, i + 0.5], "k-", linewidth=3)
-                    if j + 1 < len(seq_lens) and abs(here - faster[i, j + 1]) == 1:
-                        ax.plot([j + 0.5, j + 0.5], [i - 0.5, i + 0.5], "k-", linewidth=3)
-            measured = faster[~np.isnan(faster)]
-            where = (
-                "slower everywhere"
-                if measured.size and not measured.any()
-                else "faster everywhere"
-                if measured.size and measured.all()
-                else "black line: speed-up 1"
-            )
-            ax.set_xticks(range(len(seq_lens)), [str(t) for t in seq_lens])
-            ax.set_yticks(range(len(hiddens)), [str(h) for h in hiddens])
-            ax.set_xlabel("sequence length T")
-            ax.set_ylabel("hidden units H")
-            ax.set_title(f"{variant} · {mode} · batch {batch}\n({where})", fontsize=9)
-    fig.colorbar(image, ax=axes.ravel().tolist(), label="log₂ speed-up over the sequential scan")
-    path = pathlib.Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

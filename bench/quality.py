@@ -19,7 +19,7 @@ The test split drives no decision; :func:`train_grid` reports the selected weigh
 
 Sampling with trained weights: :func:`fixed_point_passes` counts the fixed-point sampler's
 passes per image, :func:`identity_violations` checks a sample against the autoregressive
-rule x_p = [u_p < σ(ℓ_p(x))], and ``bench.plots.sample_grid`` draws samples beside real
+rule x_p = [u_p < σ(ℓ_p(x))], and ``bench.suites.trained.sample_grid`` draws samples beside real
 images.
 """
 

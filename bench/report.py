@@ -6,10 +6,14 @@ seconds: the verdict counts, one line per claim and measure (the claim in plain 
 verdict and the figure that decided it), the headline ratio of each suite, and the cases too
 noisy to trust (IQR above :data:`NOISY_IQR` of the median). The evidence follows: each
 claim's rule and measurements in full; variant ratios (each variant's median time and work
-over its suite's baseline variant, same sizes); achieved FLOP/s; the data-parallel scaling
-table; fits; plots; all measurements; failures. Tables are GitHub markdown, numbers keep 3
-significant digits, and no cell holds more than :data:`MAX_CELL` characters (the CSVs keep
-the full text).
+over its suite's baseline variant, same sizes); fits; each case against its limit; plots; all
+measurements; failures. Tables are GitHub markdown, numbers keep 3 significant digits, and no
+cell holds more than :data:`MAX_CELL` characters (the CSVs keep the full text).
+
+What is particular to one suite is the suite's own (``bench.workloads.Suite``): the clauses it
+adds to its headline and its sections, placed after the variant ratios or after the fits. This
+module renders any suite the same way and names none, as a benchmark's scoring knows no
+workload; a new suite brings its summary in its own file.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import dataclasses
 import math
 import pathlib
 import re
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -104,103 +109,6 @@ def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd
                 )
             )
     return pd.DataFrame(out)
-
-
-def peak_fractions(df: pd.DataFrame) -> pd.DataFrame:
-    """Each case with analytic FLOPs as a fraction of its suite's measured matmul rate.
-
-    A suite that times a ``model == "matmul"``, ``variant == "peak"`` case gets this table:
-    the device's practical peak measured in the same run, not a datasheet number.
-    """
-    ok = df[(df.status == "ok") & df.achieved_flops_per_s.notna()]
-    out = []
-    for suite, group in ok.groupby("suite"):
-        peak = group[(group.model == "matmul") & (group.variant == "peak")]
-        if peak.empty:
-            continue
-        rate = float(peak.achieved_flops_per_s.max())
-        for rec in group.drop(peak.index).to_dict("records"):
-            sizes = " ".join(f"{f}={rec[f]}" for f in SIZE_FIELDS if not pd.isna(rec[f]))
-            out.append(
-                dict(
-                    suite=suite,
-                    model=rec["model"],
-                    variant=rec["variant"],
-                    mode=rec["mode"],
-                    sizes=sizes,
-                    gflop_per_s=rec["achieved_flops_per_s"] / 1e9,
-                    matmul_gflop_per_s=rate / 1e9,
-                    fraction=rec["achieved_flops_per_s"] / rate,
-                )
-            )
-    return pd.DataFrame(out)
-
-
-def scaling_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Time, speed-up and efficiency per device count, from the scaling suite's rows.
-
-    Scaling vocabulary, with ``t_N`` the step time on N devices: *strong* scaling keeps the
-    global batch fixed (ideal ``t_N = t_1 / N``), *weak* scaling the per-device batch (ideal
-    ``t_N = t_1``). Groups the ``ok`` rows of suite ``scaling`` by run, model, kind (the
-    variant: ``strong`` or ``weak``), mode and the sizes other than the batch; within a group
-    the N = 1 row is the reference. Speed-up is the throughput ratio
-    ``(B_N / t_N) / (B_1 / t_1)`` and efficiency ``speed-up / N`` (strong: ``t_1 / (N t_N)``,
-    weak: ``t_1 / t_N``). A group without an N = 1 row gets empty speed-up and efficiency.
-    Several rows for one N in a group (repeated runs merged without ``run_id``) are reduced
-    to the median of their median times.
-    """
-    columns = [
-        "model",
-        "kind",
-        "mode",
-        "n_devices",
-        "batch",
-        "per_device_batch",
-        "time_ms",
-        "samples_per_s",
-        "speedup",
-        "efficiency",
-    ]
-    rows = df
-    if "suite" in rows:
-        rows = rows[rows["suite"] == "scaling"]
-    if "status" in rows:
-        rows = rows[rows["status"] == "ok"]
-    if rows.empty:
-        return pd.DataFrame(columns=columns)
-    rows = rows.assign(kind=rows["variant"])
-    others = [f for f in SIZE_FIELDS if f != "batch" and f in rows and rows[f].notna().any()]
-    keys = [k for k in ("run_id", "model", "kind", "mode") if k in rows] + others
-    out = []
-    for _, group in rows.groupby(keys, dropna=False, sort=True):
-        per_n = (
-            group.groupby("n_devices")
-            .agg(
-                batch=("batch", "first"),
-                per_device_batch=("per_device_batch", "first"),
-                time_s=("time_median_s", "median"),
-            )
-            .sort_index()
-        )
-        throughput = per_n["batch"].astype(float) / per_n["time_s"].astype(float)
-        ref = throughput.get(1)
-        first = group.iloc[0]
-        for n, rec in per_n.iterrows():
-            speedup = float(throughput[n] / ref) if ref is not None else float("nan")
-            out.append(
-                {
-                    **{k: first[k] for k in keys},
-                    "n_devices": int(n),
-                    "batch": rec["batch"],
-                    "per_device_batch": rec["per_device_batch"],
-                    "time_ms": float(rec["time_s"]) * 1e3,
-                    "samples_per_s": float(throughput[n]),
-                    "speedup": speedup,
-                    "efficiency": speedup / int(n),
-                }
-            )
-    table = pd.DataFrame(out)
-    return table[[c for c in keys if c not in columns] + columns].reset_index(drop=True)
 
 
 def depth_table(fitted: pd.DataFrame) -> pd.DataFrame:
@@ -361,116 +269,6 @@ def _beaten_limits(rows: pd.DataFrame, cal: dict) -> str:
     )
 
 
-SONG_2021 = "Song et al. 2021 report 6.3× (PixelCNN++, MNIST) and 1.18× (CIFAR-10)"
-
-
-def trained_section(run_dir: pathlib.Path, df: pd.DataFrame) -> str:
-    """The trained suite's tables: time to quality as steps to the target × time per step,
-    and the samplers with trained weights."""
-    path = run_dir / "trained_summary.csv"
-    if not path.exists():
-        return ""
-    summary = pd.read_csv(path)
-    base, val = float(summary.baseline_test_nats.iloc[0]), float(summary.baseline_val_nats.iloc[0])
-    target = float(summary.target_nats.iloc[0])
-    parts = [
-        "\n## Trained on the data: time to quality, and sampling with trained weights\n\n",
-        f"Independent-pixel baseline: {base:.4g} nats per image on the test split; target: a "
-        f"validation NLL of {target:.4g} nats ({target / val:.3g}× the validation baseline). "
-        "Time to the target = steps to the target (each model at its best rate of a grid, "
-        "mean and 95% interval over seeds; the MDRNN trained once, its schedules computing one "
-        "function) × time per training step (timed alone, per program).\n\n",
-    ]
-    columns = ["model", "best_lr", "lrs", "bracketed", "seeds_at_target", "steps_to_target",
-               "steps_lo", "steps_hi", "resolution", "time_per_step_s", "time_per_step_rel_iqr",
-               "time_to_target_s", "test_ratio", "params", "train_span_ops",
-               "train_steps_executed"]  # fmt: skip
-    parts.append(table(summary, [c for c in columns if c in summary]))
-    sampling = run_dir / "trained_sampling.csv"
-    if sampling.exists():
-        parts.append("\nSamplers and the sampling rule x_p = [u_p < σ(ℓ_p(x))]:\n\n")
-        parts.append(table(pd.read_csv(sampling)))
-    rows = df[(df.suite == "trained") & (df.status == "ok")]
-    if not rows.empty:
-        times = rows.pivot_table(index="model", columns="variant", values="time_median_s")
-        lines = []
-        needed = ["naive", "cached", "fixed-point"]
-        for model, t in times.iterrows():
-            if set(needed) <= set(t.index) and t[needed].notna().all():
-                speedup = t["naive"] / t["fixed-point"]
-                lines.append(
-                    f"{model}: naive {t['naive'] * 1e3:.3g} ms, cached {t['cached'] * 1e3:.3g} "
-                    f"ms, fixed-point {t['fixed-point'] * 1e3:.3g} ms: fixed-point "
-                    + (f"{speedup:.2f}× faster" if speedup >= 1 else f"{1 / speedup:.2f}× slower")
-                    + " than naive"
-                )
-        if lines:
-            batch = ", ".join(str(b) for b in sorted(set(rows.batch.dropna().astype(int))))
-            parts.append(
-                f"\nSampler times (batch {batch}): " + "; ".join(lines) + f" ({SONG_2021}).\n"
-            )
-    images = sorted(p.name for p in run_dir.glob("trained_*.png"))
-    parts.append("\n" + "".join(f"![{name}]({name})\n" for name in images))
-    return "".join(parts)
-
-
-def deer_section(run_dir: pathlib.Path, df: pd.DataFrame) -> str:
-    """The deer suite (C13): speed-up over the sequential scan on the (T, hidden) grid as a heat
-    map with the crossover marked, the Newton iterations vs T, and the published numbers."""
-    from bench.claims import deer  # the suite's tables live beside its claim
-
-    speedups = deer.speedups(df)
-    if speedups.empty:
-        return ""
-    png = plots.speedup_heatmap(speedups, run_dir / "deer_speedup.png")
-    parts = [
-        "\n## DEER: the LSTM evaluated in parallel over time\n\n",
-        "Speed-up = median time of the sequential scan / median time of the parallel evaluator, "
-        "at the same sizes, parameters and inputs (above 1: the parallel evaluator is faster); "
-        "k = Newton iterations to converge (measured per case, in `extra_json`).\n\n",
-        f"![{png.stem}]({png.name})\n\n",
-        table(deer.speedup_grid(speedups)),
-    ]
-    lines = deer.crossovers(speedups)
-    if lines:
-        parts.append(
-            f"\nCrossover in hidden size (a win needs ≥ {deer.FASTER}, a loss ≤ {deer.SLOWER}, "
-            "by the medians and by the fastest repeats): " + "; ".join(lines) + ".\n"
-        )
-    parts += ["\nNewton iterations to converge, by T:\n\n", table(deer.iterations_table(speedups))]
-    ours = speedups[(speedups.batch == 1) & speedups.speedup.notna()]
-    rows = []
-    for hidden, published in deer.PUBLISHED_SPEEDUP.items():
-        here = ours[ours.hidden == hidden]
-        best = here.loc[here.speedup.idxmax()] if not here.empty else None
-        rows.append(
-            dict(
-                hidden=hidden,
-                published=f"×{published:g} (DEER, GRU, A100)",
-                this_run="not measured"
-                if best is None
-                else f"×{best.speedup:.3g} ({best.variant}, {best['mode']}, T={best.seq_len})",
-            )
-        )
-    if not ours.empty:
-        best = ours.loc[ours.speedup.idxmax()]
-        rows.append(
-            dict(
-                hidden="best here",
-                published="",
-                this_run=f"×{best.speedup:.3g} ({best.variant}, {best['mode']}, T={best.seq_len}, "
-                f"H={best.hidden})",
-            )
-        )
-    device = df[df.suite == "deer"].device_kind.dropna()
-    parts += [
-        f"\nPublished: {deer.PUBLISHED}. Batch 1 on this device "
-        f"({device.iloc[0] if not device.empty else 'unknown'}):\n\n",
-        table(pd.DataFrame(rows)),
-    ]
-    return "".join(parts)
-
-
 def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) -> pd.DataFrame:
     """Every claim's verdicts: the experiments' (``claims.csv``, the last row of each claim
     and measure) and those derived from the measurements (rewritten to
@@ -575,10 +373,11 @@ def _geomean(x: pd.Series) -> float:
 
 
 def headlines(
-    df: pd.DataFrame, ratios: pd.DataFrame, peak: pd.DataFrame, scaling: pd.DataFrame
+    df: pd.DataFrame, ratios: pd.DataFrame, own: Mapping[str, list[str]] | None = None
 ) -> list[str]:
     """One line per suite: its compared variants' time over the baseline's (geometric mean
-    over the matched sizes, with the range), or its FLOP-rate fraction, or its scaling. A ratio
+    over the matched sizes, with the range), then the clauses the suite gives itself in
+    ``own`` (its ``Suite.headline``: a FLOP-rate fraction, a scaling efficiency). A ratio
     whose case or baseline is too noisy to trust (:func:`noisy_cases`) is left out of the
     mean and counted."""
     lines = []
@@ -588,22 +387,7 @@ def headlines(
         for (mode, base), group in mine.groupby(["mode", "baseline"]) if not mine.empty else ():
             each = [_headline(variant, g) for variant, g in group.groupby("variant")]
             parts.append(f"{mode}, time over {base}: " + "; ".join(each))
-        mine = peak[peak.suite == suite] if not peak.empty else peak
-        if not mine.empty:
-            best = mine.sort_values("fraction").iloc[-1]
-            parts.append(
-                f"{best['model']} {best['mode']} reaches {best['fraction']:.0%} of the "
-                f"matmul's {best['matmul_gflop_per_s']:.3g} GFLOP/s"
-                + (f" (best of {len(mine)} cases)" if len(mine) > 1 else "")
-            )
-        if suite == "scaling" and not scaling.empty:
-            for kind, g in scaling.groupby("kind"):
-                top = g.sort_values("n_devices").iloc[-1]
-                efficiency, n = top["efficiency"], top["n_devices"]
-                if n > 1:
-                    parts.append(f"{kind} scaling efficiency {efficiency:.2f} at {n} devices")
-                else:
-                    parts.append(f"{kind} scaling: one device only, nothing to scale")
+        parts += (own or {}).get(suite, [])
         lines.append(f"- **{suite}**: " + (" · ".join(parts) or "no variant compared here"))
     return lines
 
@@ -671,6 +455,121 @@ def _load(env: dict) -> str:
     return f"; load average {' → '.join(shown)}" if shown else ""
 
 
+def suite_output(run_dir: pathlib.Path, df: pd.DataFrame, run_suites: set[str]):
+    """What the run's suites say of themselves (``Suite.headline``, ``Suite.report_sections``):
+    ``({suite: headline clauses}, [(section, suite), ...])``, the sections sorted by their
+    ``order``, then suite name."""
+    own = {name: s for name, s in suites().items() if name in run_suites}
+    headline = {name: s.headline(df) for name, s in own.items() if s.headline}
+    sections = sorted(
+        ((section, name) for name, s in own.items() if s.report_sections
+         for section in s.report_sections(run_dir, df)),
+        key=lambda pair: (pair[0].order, pair[1]),
+    )  # fmt: skip
+    return headline, sections
+
+
+def summary(
+    env: dict, df: pd.DataFrame, every: pd.DataFrame, ratios: pd.DataFrame, own: Mapping
+) -> str:
+    """The report's title line and its summary: the verdicts, the cases, each suite's
+    headline (its ratios and the clauses ``own`` gives it) and the cases too noisy to trust."""
+    parts = [
+        f"{env['device_count']} × {env['device_kind']} ({env['backend']}), host CPU "
+        f"{env['host_cpu']} ({env['host_cpu_count']} cores); jax {env['jax']}, flax "
+        f"{env['flax']}; profile {env['profile']}; git {str(env.get('git_sha'))[:10]}"
+        f"{' (dirty)' if env.get('git_dirty') else ''}; started {env['started_utc']}"
+        f"{', finished ' + env['finished_utc'] if env.get('finished_utc') else ' (unfinished)'}"
+        f"{_load(env)}. Details: [Run context](#run-context).\n"
+    ]
+    parts.append("\n## Summary\n\n")
+    if not every.empty:
+        parts.append(verdict_summary(every))
+    elif env.get("experiments") is False:
+        parts.append(
+            "**Claims: not checked**: this run was made with `--no-experiments`, so no claim "
+            "of the seed was judged (run without it to judge them).\n"
+        )
+    else:
+        parts.append("**Claims:** none judged in this run (its suites' experiments gave none).\n")
+    failed = df[df.status != "ok"]
+    cases = f"**Cases:** {len(df)} timed, {(df.status == 'ok').sum()} ok"
+    if not failed.empty:
+        counts = failed.status.value_counts()
+        cases += (
+            ", "
+            + ", ".join(f"{n} {status}" for status, n in counts.items())
+            + " (see [Cases that did not produce a time](#cases-that-did-not-produce-a-time))"
+        )
+    parts.append(f"\n{cases}.\n\n")
+    parts.append(
+        "**Headline per suite** (median time ratio of each variant over the suite's baseline at "
+        "equal sizes and model, < 1 is faster; geometric mean over the matched cases whose "
+        "times are not too noisy to trust (below), range in brackets):\n\n"
+        + "\n".join(headlines(df, ratios, own))
+        + "\n\n"
+    )
+    parts.append(noisy_cases(df))
+    return "".join(parts)
+
+
+def run_context(env: dict) -> str:
+    """Device, versions, profile, git, times and command of the run."""
+    return (
+        "\n## Run context\n\n"
+        f"- device: {env['device_count']} × {env['device_kind']} ({env['backend']}); "
+        f"host CPU: {env['host_cpu']} ({env['host_cpu_count']} cores)\n"
+        f"- jax {env['jax']}, jaxlib {env['jaxlib']}, flax {env['flax']}, optax {env['optax']}, "
+        f"python {env['python']}\n"
+        f"- profile: {env['profile']}; git {str(env.get('git_sha'))[:10]}"
+        f"{' (dirty)' if env.get('git_dirty') else ''}; started {env['started_utc']}"
+        f"{'; finished ' + env['finished_utc'] if env.get('finished_utc') else ' (unfinished)'}\n"
+        f"- command: `{env.get('command', '')}`\n"
+    )
+
+
+def depth_section(fitted: pd.DataFrame) -> str:
+    """The sweeps' fits (:func:`depth_table`) and the device constants they give."""
+    if fitted.empty:
+        return ""
+    return (
+        "\n## Sequential depth on the clock: latency-bound and work-bound sweeps\n\n"
+        "Each row is a sweep of one size axis (hw: the pixel count H·W). `slope` is the "
+        "fitted log-log exponent of wall time, ± its 95% interval; the span, steps and work "
+        "columns are the exponents of those counts over the same points. `span share` is the "
+        "share of the time the Brent fit time ≈ a·work + b·span gives the span term (`steps "
+        "share`: the same with the loop steps executed as the depth); a sweep is "
+        f"latency-bound from {fits.LATENCY_SHARE}.\n\n"
+        + table(depth_table(fitted))
+        + device_constants(fitted)
+    )
+
+
+def measurements_section(df: pd.DataFrame) -> str:
+    """Every timed case, then the cases that did not produce a time."""
+    parts = []
+    ok = df[df.status == "ok"].copy()
+    if not ok.empty:
+        ok["median_ms"] = ok.time_median_s * 1e3
+        ok["iqr_ms"] = ok.time_iqr_s * 1e3
+        cols = ["suite", "model", "variant", "mode", *_sizes(ok), "n_devices", "median_ms",
+                "iqr_ms", "compile_s", "seq_steps_pred", "span_ops", "steps_executed",
+                "work_flops", "achieved_flops_per_s", "note"]  # fmt: skip
+        cols = [c for c in cols if c in ok and ok[c].notna().any()]
+        parts.append("\n## Measurements\n\n" + table(ok, cols, max_cell=MAX_CELL))
+    failed = df[df.status != "ok"]
+    if not failed.empty:
+        parts.append("\n## Cases that did not produce a time\n\n")
+        parts.append(
+            table(
+                failed,
+                ["suite", "model", "variant", "mode", *_sizes(failed), "status", "error"],
+                max_cell=MAX_CELL,
+            )
+        )
+    return "".join(parts)
+
+
 def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     """Write ``run_dir/report.md`` from the run's CSVs and env.json; returns its path."""
     run_dir = pathlib.Path(run_dir)
@@ -685,57 +584,11 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
     fits.shapes(df, samples).to_csv(run_dir / "shapes.csv", index=False)
     every = claims_table(run_dir, df, fitted)
     ratios = variant_ratios(df, baselines)
-    peak = peak_fractions(df)
-    scaling = scaling_table(df)
-    failed = df[df.status != "ok"]
+    headline, sections = suite_output(run_dir, df, run_suites)
 
     parts = [f"# Run {env.get('run_id') or run_dir.name}\n\n"]
-    parts.append(
-        f"{env['device_count']} × {env['device_kind']} ({env['backend']}), host CPU "
-        f"{env['host_cpu']} ({env['host_cpu_count']} cores); jax {env['jax']}, flax "
-        f"{env['flax']}; profile {env['profile']}; git {str(env.get('git_sha'))[:10]}"
-        f"{' (dirty)' if env.get('git_dirty') else ''}; started {env['started_utc']}"
-        f"{', finished ' + env['finished_utc'] if env.get('finished_utc') else ' (unfinished)'}"
-        f"{_load(env)}. Details: [Run context](#run-context).\n"
-    )
-    parts.append("\n## Summary\n\n")
-    if not every.empty:
-        parts.append(verdict_summary(every))
-    elif env.get("experiments") is False:
-        parts.append(
-            "**Claims: not checked**: this run was made with `--no-experiments`, so no claim "
-            "of the seed was judged (run without it to judge them).\n"
-        )
-    else:
-        parts.append("**Claims:** none judged in this run (its suites' experiments gave none).\n")
-    cases = f"**Cases:** {len(df)} timed, {(df.status == 'ok').sum()} ok"
-    if not failed.empty:
-        counts = failed.status.value_counts()
-        cases += (
-            ", "
-            + ", ".join(f"{n} {status}" for status, n in counts.items())
-            + " (see [Cases that did not produce a time](#cases-that-did-not-produce-a-time))"
-        )
-    parts.append(f"\n{cases}.\n\n")
-    parts.append(
-        "**Headline per suite** (median time ratio of each variant over the suite's baseline at "
-        "equal sizes and model, < 1 is faster; geometric mean over the matched cases whose "
-        "times are not too noisy to trust (below), range in brackets):\n\n"
-        + "\n".join(headlines(df, ratios, peak, scaling))
-        + "\n\n"
-    )
-    parts.append(noisy_cases(df))
-    parts.append(
-        "\n## Run context\n\n"
-        f"- device: {env['device_count']} × {env['device_kind']} ({env['backend']}); "
-        f"host CPU: {env['host_cpu']} ({env['host_cpu_count']} cores)\n"
-        f"- jax {env['jax']}, jaxlib {env['jaxlib']}, flax {env['flax']}, optax {env['optax']}, "
-        f"python {env['python']}\n"
-        f"- profile: {env['profile']}; git {str(env.get('git_sha'))[:10]}"
-        f"{' (dirty)' if env.get('git_dirty') else ''}; started {env['started_utc']}"
-        f"{'; finished ' + env['finished_utc'] if env.get('finished_utc') else ' (unfinished)'}\n"
-        f"- command: `{env.get('command', '')}`\n"
-    )
+    parts.append(summary(env, df, every, ratios, headline))
+    parts.append(run_context(env))
     parts.append(time_section(env))
     if not every.empty:
         parts.append(
@@ -749,64 +602,16 @@ def render(run_dir: str | pathlib.Path) -> pathlib.Path:
             "from the jaxpr, explained by the note where it is not ≈ 1)\n\n"
         )
         parts.append(table(ratios, max_cell=MAX_CELL))
-    if not peak.empty:
-        parts.append("\n## Achieved FLOP/s against a large matmul on the same device\n\n")
-        parts.append(table(peak))
-    if not scaling.empty:
-        parts.append("\n## Data-parallel scaling (efficiency: strong t1/(N·tN), weak t1/tN)\n\n")
-        parts.append(table(scaling))
-    if not fitted.empty:
-        parts.append(
-            "\n## Sequential depth on the clock: latency-bound and work-bound sweeps\n\n"
-            "Each row is a sweep of one size axis (hw: the pixel count H·W). `slope` is the "
-            "fitted log-log exponent of wall time, ± its 95% interval; the span, steps and work "
-            "columns are the exponents of those counts over the same points. `span share` is the "
-            "share of the time the Brent fit time ≈ a·work + b·span gives the span term (`steps "
-            "share`: the same with the loop steps executed as the depth); a sweep is "
-            f"latency-bound from {fits.LATENCY_SHARE}.\n\n"
-        )
-        parts.append(table(depth_table(fitted)))
-        parts.append(device_constants(fitted))
-    curves = [c for e in claims.experiments(run_suites) for c in e.curves]
-    parts.append(trained_section(run_dir, df))
-    parts.append(deer_section(run_dir, df))
+    parts += [section.text for section, _ in sections if section.after == "variants"]
+    parts.append(depth_section(fitted))
+    parts += [section.text for section, _ in sections if section.after == "fits"]
     parts.append(limits_section(env, df, fitted))
+    curves = [c for e in claims.experiments(run_suites) for c in e.curves]
     figures = [f for f in claims.wall_time_figures() if set(f.suites) & run_suites]
     pngs = plots.render(run_dir, df, curves, samples, figures, fitted)
     if pngs:
         parts.append("\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in pngs))
-    ok = df[df.status == "ok"].copy()
-    if not ok.empty:
-        ok["median_ms"] = ok.time_median_s * 1e3
-        ok["iqr_ms"] = ok.time_iqr_s * 1e3
-        cols = [
-            "suite",
-            "model",
-            "variant",
-            "mode",
-            *_sizes(ok),
-            "n_devices",
-            "median_ms",
-            "iqr_ms",
-            "compile_s",
-            "seq_steps_pred",
-            "span_ops",
-            "steps_executed",
-            "work_flops",
-            "achieved_flops_per_s",
-            "note",
-        ]
-        cols = [c for c in cols if c in ok and ok[c].notna().any()]
-        parts.append("\n## Measurements\n\n" + table(ok, cols, max_cell=MAX_CELL))
-    if not failed.empty:
-        parts.append("\n## Cases that did not produce a time\n\n")
-        parts.append(
-            table(
-                failed,
-                ["suite", "model", "variant", "mode", *_sizes(failed), "status", "error"],
-                max_cell=MAX_CELL,
-            )
-        )
+    parts.append(measurements_section(df))
     path = run_dir / "report.md"
     path.write_text("".join(parts))
     return path

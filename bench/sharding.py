@@ -10,7 +10,7 @@ traced shardings would be part of the types and the gradient contraction over th
 batch would need annotating by hand.
 
 The scaling suite's rows become speed-up and efficiency in the report
-(:func:`bench.report.scaling_table`).
+(:func:`bench.suites.scaling.scaling_table`).
 
 Several processes (multi-host): :func:`maybe_initialize_distributed` joins the JAX cluster
 when the environment says so; the mesh then spans ``jax.devices()`` of all processes and

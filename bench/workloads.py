@@ -206,9 +206,31 @@ class Case:
         return f"{self.suite}/{self.model}[{self.variant}] {self.mode} {sizes}{devices}"
 
 
+SECTION_PLACES = ("variants", "fits")
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """Markdown a suite adds to ``report.md`` about its own results: its tables, and its
+    figures (a section that draws a PNG writes it into the run folder and links it).
+
+    ``after`` names the report's generic part the section follows: ``"variants"`` (the
+    variant ratios table) or ``"fits"`` (the sequential-depth fits). The sections after one
+    part are in ascending ``order``, then by suite name.
+    """
+
+    text: str
+    after: str = "fits"
+    order: int = 0
+
+    def __post_init__(self):
+        if self.after not in SECTION_PLACES:
+            raise ConfigError(f"section after {self.after!r}: one of {', '.join(SECTION_PLACES)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Suite:
-    """A model family: the cases it times, per profile.
+    """A model family: the cases it times, per profile, and what the report says of them.
 
     ``cases(profile)`` returns the list of :class:`Case` to time. ``baselines`` names, per
     mode, the variant the report divides the others' times by. ``prepare(config, run_dir)``
@@ -217,6 +239,21 @@ class Suite:
     folder already holds, so a resume reuses it); cases find its outputs under
     the run folder their :class:`BuildContext` names. The claims about a suite's model live in
     ``bench/claims/``, not here.
+
+    The output a suite owns, so that ``bench.report``, ``bench.plots`` and ``bench.compare``
+    name no suite (as a benchmark's scoring knows no workload):
+
+    - ``headline(df)``: clauses added to the suite's line of the report's summary, after its
+      variant ratios, from the run's measurements (all suites' rows);
+    - ``report_sections(run_dir, df)``: its own sections of ``report.md`` (:class:`Section`),
+      with the figures they draw. A suite's figures are drawn by its sections, or by its
+      ``prepare`` where they picture work done there (the trained models' samples): the
+      generic sweep plots and the claims' curves (:class:`bench.claims.Curve`) need no hook;
+    - ``calibration_case``: the ``model`` and ``variant`` of a case whose time stands for the
+      device's speed, which ``python -m bench compare --normalise`` divides timings by.
+
+    Both report hooks are called for the suites of the run and return nothing when their
+    data are not there.
     """
 
     name: str
@@ -226,6 +263,9 @@ class Suite:
     prepare: Callable[[Any, Any], None] | None = None
     prepare_cost_s: dict[str, float] = dataclasses.field(default_factory=dict)  # for the plan
     unavailable: Callable[[], dict[str, str]] | None = None  # variants this machine can't run
+    headline: Callable[[pd.DataFrame], list[str]] | None = None
+    report_sections: Callable[[Any, pd.DataFrame], list[Section]] | None = None
+    calibration_case: dict[str, str] | None = None
 
 
 _REGISTRY: dict[str, Suite] = {}

@@ -10,7 +10,13 @@ report can give the conv net's achieved fraction of it.
 
 Weights are drawn with NumPy (He-normal kernels, zero biases) into the shapes of an
 ``nnx.eval_shape`` model instead of Flax's initialisers: the timing does not depend on the
-values, and jax.random compiles a kernel per shape, seconds each on a loaded 2-core CPU.
+values, and jax.random compiles a kernel per parameter shape, which on a CPU costs more than
+the draws themselves.
+
+The suite owns the report's table of achieved FLOP/s against its matmul and the matching
+clause of its headline (:func:`peak_fractions`), and names the matmul as the case that stands
+for the device's speed (``Suite.calibration_case``: ``python -m bench compare --normalise``
+divides timings by it when a run has no calibration constant).
 
 C5 (the parameter count) is checked in ``bench/claims/convnet.py``.
 """
@@ -21,10 +27,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pandas as pd
 from flax import nnx
 
 from bench.nnx_adapters import finite_loss, n_params, train_step_fn
-from bench.workloads import Case, Suite, Workload, register
+from bench.report import table
+from bench.workloads import SIZE_FIELDS, Case, Section, Suite, Workload, register
 from models.convnet import (
     KERNEL,
     SEED,
@@ -43,7 +51,10 @@ SIZES = {
     "cpu": dict(train=((32, 32), (64, 16)), matmul=2048),
     "full": dict(train=((64, 256), (128, 128), (224, 64)), matmul=8192),
 }
+NAME = "convnet"
 DEPTH = len(layer_table(**SEED))  # weighted layers: 4 conv + 2 FC
+PEAK = dict(model="matmul", variant="peak")
+"""The peak matmul case: the device's practical FLOP rate, measured in the same run."""
 
 
 def seed_net(image_size: int) -> dict:
@@ -103,7 +114,7 @@ def cases(profile: str) -> list[Case]:
     s = SIZES[profile]
     out = [
         Case(
-            "convnet",
+            NAME,
             "convnet",
             "seed",
             "train",
@@ -116,9 +127,9 @@ def cases(profile: str) -> list[Case]:
     n = s["matmul"]
     out.append(
         Case(
-            "convnet",
-            "matmul",
-            "peak",
+            NAME,
+            PEAK["model"],
+            PEAK["variant"],
             "forward",
             _build_matmul(n, seed=0),
             dict(height=n, width=n, hidden=n),
@@ -128,10 +139,66 @@ def cases(profile: str) -> list[Case]:
     return out
 
 
+# --- the report: each case's fraction of the matmul's FLOP rate ------------------------------
+
+
+def peak_fractions(df: pd.DataFrame) -> pd.DataFrame:
+    """Each case with analytic FLOPs as a fraction of its suite's measured :data:`PEAK` rate:
+    the device's practical peak measured in the same run, not a datasheet number (a suite's
+    rows without a peak case give none)."""
+    ok = df[(df.status == "ok") & df.achieved_flops_per_s.notna()]
+    out = []
+    for suite, group in ok.groupby("suite"):
+        peak = group[(group.model == PEAK["model"]) & (group.variant == PEAK["variant"])]
+        if peak.empty:
+            continue
+        rate = float(peak.achieved_flops_per_s.max())
+        for rec in group.drop(peak.index).to_dict("records"):
+            sizes = " ".join(f"{f}={rec[f]}" for f in SIZE_FIELDS if not pd.isna(rec[f]))
+            out.append(
+                dict(
+                    suite=suite,
+                    model=rec["model"],
+                    variant=rec["variant"],
+                    mode=rec["mode"],
+                    sizes=sizes,
+                    gflop_per_s=rec["achieved_flops_per_s"] / 1e9,
+                    matmul_gflop_per_s=rate / 1e9,
+                    fraction=rec["achieved_flops_per_s"] / rate,
+                )
+            )
+    return pd.DataFrame(out)
+
+
+def headline(df: pd.DataFrame) -> list[str]:
+    """The best fraction of the matmul's rate among this suite's cases."""
+    mine = peak_fractions(df[df.suite == NAME])
+    if mine.empty:
+        return []
+    best = mine.sort_values("fraction").iloc[-1]
+    return [
+        f"{best['model']} {best['mode']} reaches {best['fraction']:.0%} of the "
+        f"matmul's {best['matmul_gflop_per_s']:.3g} GFLOP/s"
+        + (f" (best of {len(mine)} cases)" if len(mine) > 1 else "")
+    ]
+
+
+def report_sections(run_dir, df: pd.DataFrame) -> list[Section]:
+    """The table of every case's fraction, after the variant ratios."""
+    mine = peak_fractions(df[df.suite == NAME])
+    if mine.empty:
+        return []
+    title = "\n## Achieved FLOP/s against a large matmul on the same device\n\n"
+    return [Section(title + table(mine), after="variants")]
+
+
 register(
     Suite(
-        "convnet",
+        NAME,
         "VGG-style net of seed §3-1: train step over image size, plus a peak matmul",
         cases,
+        headline=headline,
+        report_sections=report_sections,
+        calibration_case=PEAK,
     )
 )

@@ -27,27 +27,35 @@ residual, has no time, and the sweep goes on.
 Memory guards (the full profile): the ``deer`` variant holds B·T·(2H)² Jacobian entries,
 several times over inside the associative scan, and in ``train`` both parallel variants do
 (the implicit backward pass is a dense scan for both); a case over
-:data:`JACOBIAN_ENTRIES_LIMIT` is left out of the grid. The cpu profile is the small sweep
-a 2-core CPU finishes in about 20 s of CPU time, most of it compiling: XLA:CPU takes 1–3 s
-of CPU time to compile each parallel program (its associative scan), whatever its size.
-C13's rules are in ``bench/claims/deer.py``.
+:data:`JACOBIAN_ENTRIES_LIMIT` is left out of the grid. The cpu profile is a small sweep,
+most of whose time is compiling: XLA:CPU's compile time of a parallel program (its
+associative scan) does not shrink with its size.
+C13's rules are in ``bench/claims/deer.py``; the suite's section of ``report.md``
+(:func:`report_sections`, with the heat map :func:`speedup_heatmap`) shows the speed-up
+tables computed there.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import pathlib
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pandas as pd
 from flax import nnx
 
-from bench.workloads import BuildContext, Case, Suite, Workload, register
+from bench.plots import plt  # pyplot with the Agg backend bench.plots selects
+from bench.report import table
+from bench.workloads import BuildContext, Case, Section, Suite, Workload, register
 from models.deer import lstm_deer
 from models.lstm import LSTM, lstm_scan
 
+NAME = "deer"
 VARIANTS = ("sequential", "deer", "quasi-deer")
 JACOBIAN = {"deer": "full", "quasi-deer": "diagonal"}
 MODES = ("forward", "train")
@@ -249,15 +257,162 @@ def cases_of(cells) -> list[Case]:
             regime = "latency" if batch == 1 else "work"
             pred = seq_len if variant == "sequential" else None
             how = dict(regime=regime, needs_context=True)
-            out.append(Case("deer", "lstm", variant, mode, build, sizes, pred, **how))
+            out.append(Case(NAME, "lstm", variant, mode, build, sizes, pred, **how))
     return out
+
+
+# --- the report: speed-up over the sequential scan -------------------------------------------
+
+
+def speedup_heatmap(speedups: pd.DataFrame, path: str | os.PathLike) -> pathlib.Path | None:
+    """A PNG of each parallel variant's speed-up over the sequential scan on a (T, hidden) grid,
+    one panel per (mode, batch) and variant, from :func:`bench.claims.deer.speedups`.
+
+    Colour: log₂ of the speed-up (blue faster, red slower); each cell says ×speed-up and the
+    Newton iterations k (and "tie" where :func:`bench.claims.deer.outcome` cannot decide), or
+    the status of a case without a time (``diverged``, ...); a cell without a time is grey
+    (unlabelled where nothing was measured). The crossover (speed-up 1) is drawn as a thick
+    black line between the cells on either side of it.
+    """
+    if speedups.empty:
+        return None
+    variants = sorted(speedups.variant.unique())
+    groups = sorted({(m, int(b)) for m, b in zip(speedups["mode"], speedups.batch, strict=True)})
+    finite = np.log2(speedups.speedup.to_numpy(float))
+    finite = finite[np.isfinite(finite)]
+    limit = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
+    fig, axes = plt.subplots(
+        len(groups),
+        len(variants),
+        figsize=(4.6 * len(variants) + 1, 3.6 * len(groups)),
+        squeeze=False,
+        layout="constrained",
+    )
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="0.85")
+    image = None
+    for row, (mode, batch) in enumerate(groups):
+        sizes = speedups[(speedups["mode"] == mode) & (speedups.batch == batch)]
+        for col, variant in enumerate(variants):
+            ax = axes[row][col]
+            cells = sizes[sizes.variant == variant].set_index(["hidden", "seq_len"])
+            seq_lens, hiddens = sorted(sizes.seq_len.unique()), sorted(sizes.hidden.unique())
+            image, where = _heatmap_panel(ax, cells, hiddens, seq_lens, cmap, limit)
+            ax.set_title(f"{variant} · {mode} · batch {batch}\n({where})", fontsize=9)
+    fig.colorbar(image, ax=axes.ravel().tolist(), label="log₂ speed-up over the sequential scan")
+    path = pathlib.Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _heatmap_panel(ax, cells: pd.DataFrame, hiddens, seq_lens, cmap, limit: float):
+    """One variant's (hidden, T) grid of :func:`speedup_heatmap` on ``ax``, colour clipped at
+    ±``limit``: the image (for the colour bar) and where it is faster, in words."""
+    grid = np.full((len(hiddens), len(seq_lens)), np.nan)
+    for i, h in enumerate(hiddens):
+        for j, t in enumerate(seq_lens):
+            if (h, t) not in cells.index:
+                continue
+            cell = cells.loc[(h, t)]
+            grid[i, j] = np.log2(cell.speedup) if cell.speedup == cell.speedup else np.nan
+            k = cell.newton_iterations
+            text = f"×{cell.speedup:.2g}" if cell.speedup == cell.speedup else cell.status
+            if cell.get("outcome") == "tie":  # the medians and the minima disagree
+                text += " (tie)"
+            if k is not None and k == k:
+                text += f"\nk={int(k)}"
+            dark = abs(grid[i, j]) > 0.6 * limit
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")  # fmt: skip
+    image = ax.imshow(grid, cmap=cmap, vmin=-limit, vmax=limit, origin="lower", aspect="auto")
+    faster = np.where(np.isnan(grid), np.nan, grid >= 0)
+    for i in range(len(hiddens)):  # the crossover: where faster turns slower
+        for j in range(len(seq_lens)):
+            here = faster[i, j]
+            if i + 1 < len(hiddens) and abs(here - faster[i + 1, j]) == 1:
+                ax.plot([j - 0.5, j + 0.5], [i + 0.5, i + 0.5], "k-", linewidth=3)
+            if j + 1 < len(seq_lens) and abs(here - faster[i, j + 1]) == 1:
+                ax.plot([j + 0.5, j + 0.5], [i - 0.5, i + 0.5], "k-", linewidth=3)
+    measured = faster[~np.isnan(faster)]
+    where = (
+        "slower everywhere"
+        if measured.size and not measured.any()
+        else "faster everywhere"
+        if measured.size and measured.all()
+        else "black line: speed-up 1"
+    )
+    ax.set_xticks(range(len(seq_lens)), [str(t) for t in seq_lens])
+    ax.set_yticks(range(len(hiddens)), [str(h) for h in hiddens])
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel("hidden units H")
+    return image, where
+
+
+def report_sections(run_dir: pathlib.Path, df: pd.DataFrame) -> list[Section]:
+    """The suite's section (C13), after the fits and the trained suite's: speed-up over the
+    sequential scan on the (T, hidden) grid as a heat map with the crossover marked, the Newton
+    iterations vs T, and the published numbers."""
+    # the speed-up tables live beside the claim, whose module imports this one
+    from bench.claims import deer
+
+    speedups = deer.speedups(df)
+    if speedups.empty:
+        return []
+    png = speedup_heatmap(speedups, run_dir / "deer_speedup.png")
+    parts = [
+        "\n## DEER: the LSTM evaluated in parallel over time\n\n",
+        "Speed-up = median time of the sequential scan / median time of the parallel evaluator, "
+        "at the same sizes, parameters and inputs (above 1: the parallel evaluator is faster); "
+        "k = Newton iterations to converge (measured per case, in `extra_json`).\n\n",
+        f"![{png.stem}]({png.name})\n\n",
+        table(deer.speedup_grid(speedups)),
+    ]
+    lines = deer.crossovers(speedups)
+    if lines:
+        parts.append(
+            f"\nCrossover in hidden size (a win needs ≥ {deer.FASTER}, a loss ≤ {deer.SLOWER}, "
+            "by the medians and by the fastest repeats): " + "; ".join(lines) + ".\n"
+        )
+    parts += ["\nNewton iterations to converge, by T:\n\n", table(deer.iterations_table(speedups))]
+    ours = speedups[(speedups.batch == 1) & speedups.speedup.notna()]
+    rows = []
+    for hidden, published in deer.PUBLISHED_SPEEDUP.items():
+        here = ours[ours.hidden == hidden]
+        best = here.loc[here.speedup.idxmax()] if not here.empty else None
+        rows.append(
+            dict(
+                hidden=hidden,
+                published=f"×{published:g} (DEER, GRU, A100)",
+                this_run="not measured"
+                if best is None
+                else f"×{best.speedup:.3g} ({best.variant}, {best['mode']}, T={best.seq_len})",
+            )
+        )
+    if not ours.empty:
+        best = ours.loc[ours.speedup.idxmax()]
+        rows.append(
+            dict(
+                hidden="best here",
+                published="",
+                this_run=f"×{best.speedup:.3g} ({best.variant}, {best['mode']}, T={best.seq_len}, "
+                f"H={best.hidden})",
+            )
+        )
+    device = df[df.suite == NAME].device_kind.dropna()
+    parts += [
+        f"\nPublished: {deer.PUBLISHED}. Batch 1 on this device "
+        f"({device.iloc[0] if not device.empty else 'unknown'}):\n\n",
+        table(pd.DataFrame(rows)),
+    ]
+    return [Section("".join(parts), after="fits", order=1)]
 
 
 register(
     Suite(
-        "deer",
+        NAME,
         "the LSTM in parallel over time (DEER, quasi-DEER) vs the sequential scan",
         cases,
         baselines={"forward": "sequential", "train": "sequential"},
+        report_sections=report_sections,
     )
 )

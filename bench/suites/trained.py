@@ -30,6 +30,9 @@ It writes, into the run folder:
   sampler's passes per image (mean, max), whether the naive, cached and fixed-point samplers
   give identical images from the same noise, and violations of x_p = [u_p < σ(ℓ_p(x))].
 
+The suite's section of ``report.md`` (:func:`report_sections`) shows these tables and figures
+beside the samplers' times.
+
 Cases: the samplers at the digits' image size (8×8), batch 16, on the same noise, with the
 trained weights and with random-init ones side by side (model ``<family>-trained`` /
 ``-random``): PixelCNN naive / cached / fixed-point, and the MDRNN's anti-diagonal sampler. A
@@ -44,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import pathlib
 from collections.abc import Callable
 
@@ -58,12 +62,13 @@ from bench.claims import write_table
 from bench.data import Splits, independent_pixel_nll, load_digits_binary, load_mnist_npz
 from bench.fits import t975
 from bench.nnx_adapters import binary_image_health, forward_fn, n_params, train_step_fn
-from bench.plots import sample_grid, training_curves
+from bench.plots import plt  # pyplot with the Agg backend bench.plots selects
 from bench.quality import TrainConfig
+from bench.report import table
 from bench.structure import analyse
 from bench.suites.mdrnn import pieces_for
 from bench.suites.pixelcnn import SAMPLERS, sampler_note
-from bench.workloads import BuildContext, Case, Suite, Workload, register
+from bench.workloads import BuildContext, Case, Section, Suite, Workload, register
 from models import mdrnn, pixelcnn
 
 SUITE = "trained"
@@ -322,6 +327,141 @@ def _pixelcnn_checks(model, u, weights: str) -> dict:
     )
 
 
+# --- figures: samples beside real images, validation NLL against steps ------------------------
+
+
+def sample_grid(
+    path: str | os.PathLike,
+    samples: np.ndarray,
+    real: np.ndarray,
+    *,
+    title: str = "",
+    columns: int | None = None,
+) -> pathlib.Path:
+    """A PNG of model ``samples`` (left) beside ``real`` images (right), each (N, H, W) of
+    0/1 (or probabilities), tiled ``columns`` wide (default: a square grid) with 1-pixel
+    grey gaps, black ink on white; ``title`` over the figure."""
+    columns = columns or math.ceil(math.sqrt(max(len(samples), len(real))))
+
+    def tile(images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images, np.float32)
+        n, h, w = images.shape
+        rows = -(-n // columns)
+        canvas = np.full((rows * (h + 1) + 1, columns * (w + 1) + 1), 0.5, np.float32)
+        for k, image in enumerate(images):
+            top, left = 1 + (k // columns) * (h + 1), 1 + (k % columns) * (w + 1)
+            canvas[top : top + h, left : left + w] = image
+        return canvas
+
+    panels = [
+        (tile(samples), f"model samples ({len(samples)})"),
+        (tile(real), f"real images ({len(real)})"),
+    ]
+    height_px = max(canvas.shape[0] for canvas, _ in panels)
+    inch_per_px = 3.0 / max(canvas.shape[1] for canvas, _ in panels)  # 3-inch-wide panels
+    fig, axes = plt.subplots(
+        1, 2, figsize=(6.6, height_px * inch_per_px + (0.9 if title else 0.5)), squeeze=True
+    )
+    for ax, (canvas, label) in zip(axes, panels, strict=True):
+        ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def training_curves(
+    path: str | os.PathLike,
+    curves: dict[str, list[dict]],
+    *,
+    baseline_nats: float,
+    target_ratio: float,
+) -> pathlib.Path:
+    """A PNG of each model's validation NLL against training steps, as a fraction of the
+    independent-pixel baseline, one line per seed (rows: ``step``, ``seed``,
+    ``validation_nats``, at the model's chosen rate), with the target ratio dashed: the steps
+    to the target, which do not depend on how fast a step runs."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for colour, (name, rows) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"],
+                                    curves.items(), strict=False):  # fmt: skip
+        for k, seed in enumerate(sorted({row["seed"] for row in rows})):
+            mine = [row for row in rows if row["seed"] == seed and row["step"] > 0]
+            ratio = [row["validation_nats"] / baseline_nats for row in mine]
+            label = name if k == 0 else None
+            ax.plot([row["step"] for row in mine], ratio, color=colour, alpha=0.8, label=label)
+    ax.axhline(target_ratio, color="k", linestyle="--", linewidth=1, label=f"{target_ratio}×")
+    ax.set_xlabel("training steps (one line per seed)")
+    ax.set_ylabel("validation NLL / independent-pixel baseline")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# --- the report's section -----------------------------------------------------------------------
+
+
+SONG_2021 = "Song et al. 2021 report 6.3× (PixelCNN++, MNIST) and 1.18× (CIFAR-10)"
+
+
+def report_sections(folder: pathlib.Path, df: pd.DataFrame) -> list[Section]:
+    """The suite's section, after the fits: time to quality as steps to the target × time per
+    step, the samplers with trained weights, and the figures :func:`train_all` drew."""
+    path = folder / "trained_summary.csv"
+    if not path.exists():
+        return []
+    summary = pd.read_csv(path)
+    base, val = float(summary.baseline_test_nats.iloc[0]), float(summary.baseline_val_nats.iloc[0])
+    target = float(summary.target_nats.iloc[0])
+    parts = [
+        "\n## Trained on the data: time to quality, and sampling with trained weights\n\n",
+        f"Independent-pixel baseline: {base:.4g} nats per image on the test split; target: a "
+        f"validation NLL of {target:.4g} nats ({target / val:.3g}× the validation baseline). "
+        "Time to the target = steps to the target (each model at its best rate of a grid, "
+        "mean and 95% interval over seeds; the MDRNN trained once, its schedules computing one "
+        "function) × time per training step (timed alone, per program).\n\n",
+    ]
+    columns = ["model", "best_lr", "lrs", "bracketed", "seeds_at_target", "steps_to_target",
+               "steps_lo", "steps_hi", "resolution", "time_per_step_s", "time_per_step_rel_iqr",
+               "time_to_target_s", "test_ratio", "params", "train_span_ops",
+               "train_steps_executed"]  # fmt: skip
+    parts.append(table(summary, [c for c in columns if c in summary]))
+    sampling = folder / "trained_sampling.csv"
+    if sampling.exists():
+        parts.append("\nSamplers and the sampling rule x_p = [u_p < σ(ℓ_p(x))]:\n\n")
+        parts.append(table(pd.read_csv(sampling)))
+    rows = df[(df.suite == SUITE) & (df.status == "ok")]
+    if not rows.empty:
+        times = rows.pivot_table(index="model", columns="variant", values="time_median_s")
+        lines = []
+        needed = ["naive", "cached", "fixed-point"]
+        for model, t in times.iterrows():
+            if set(needed) <= set(t.index) and t[needed].notna().all():
+                speedup = t["naive"] / t["fixed-point"]
+                lines.append(
+                    f"{model}: naive {t['naive'] * 1e3:.3g} ms, cached {t['cached'] * 1e3:.3g} "
+                    f"ms, fixed-point {t['fixed-point'] * 1e3:.3g} ms: fixed-point "
+                    + (f"{speedup:.2f}× faster" if speedup >= 1 else f"{1 / speedup:.2f}× slower")
+                    + " than naive"
+                )
+        if lines:
+            batch = ", ".join(str(b) for b in sorted(set(rows.batch.dropna().astype(int))))
+            parts.append(
+                f"\nSampler times (batch {batch}): " + "; ".join(lines) + f" ({SONG_2021}).\n"
+            )
+    images = sorted(p.name for p in folder.glob("trained_*.png"))
+    parts.append("\n" + "".join(f"![{name}]({name})\n" for name in images))
+    return [Section("".join(parts), after="fits")]
+
+
 # --- cases: the samplers with trained and with random weights ---------------------------------
 
 
@@ -384,5 +524,6 @@ register(
         # cpu: 44 s of CPU time measured (user + sys; 84-88 s of wall time on the 2 shared
         # cores under a load average of 7-8), most of it one core's.
         prepare_cost_s=dict(smoke=10, cpu=45, full=45),
+        report_sections=report_sections,
     )
 )

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec
 
-from bench.report import scaling_table
 from bench.sharding import shard_workload
+from bench.suites.scaling import scaling_table
 from bench.workloads import suites
 from tests.bench.helpers import only_run
 

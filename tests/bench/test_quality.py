@@ -12,7 +12,6 @@ from flax import nnx
 
 from bench.data import load_digits_binary
 from bench.nnx_adapters import train_step_fn
-from bench.plots import sample_grid, training_curves
 from bench.quality import (
     TrainConfig,
     _Orders,
@@ -25,6 +24,7 @@ from bench.quality import (
     train_grid,
     validation_target,
 )
+from bench.suites.trained import sample_grid, training_curves
 from models import mdrnn, pixelcnn
 
 GRID = TrainConfig(lrs=(1e-3, 1e-2), seeds=2, batch=32, max_steps=60, eval_every=10)

@@ -49,7 +49,7 @@ def test_the_headline_is_the_geometric_mean_of_each_variants_ratio_over_the_base
     ]
     df = frame(rows)
     ratios = report.variant_ratios(df, {"lstm": {"train": "base"}})
-    (line,) = report.headlines(df, ratios, pd.DataFrame(), pd.DataFrame())
+    (line,) = report.headlines(df, ratios)
     assert line == "- **lstm**: train, time over base: fast 0.354× (2 cases, 0.25–0.5)"
 
 
@@ -105,12 +105,12 @@ def test_a_headline_leaves_out_the_ratios_of_cases_too_noisy_to_trust():
     df = frame(rows)
     ratios = report.variant_ratios(df, {"lstm": {"train": "base"}})
     assert ratios.too_noisy.tolist() == [False, False, True]
-    (line,) = report.headlines(df, ratios, pd.DataFrame(), pd.DataFrame())
+    (line,) = report.headlines(df, ratios)
     assert line == (
         "- **lstm**: train, time over base: fast 0.354× (2 cases, 0.25–0.5; 1 too noisy, left out)"
     )
     all_noisy = ratios.assign(too_noisy=True)
-    (line,) = report.headlines(df, all_noisy, pd.DataFrame(), pd.DataFrame())
+    (line,) = report.headlines(df, all_noisy)
     assert line.endswith("fast: all 3 cases too noisy to trust, no ratio")
 
 
