@@ -14,7 +14,6 @@ the full text).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import pathlib
 import re
@@ -482,7 +481,7 @@ def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) 
         measured = store.load_claims(path)
         found.append(measured.drop_duplicates(["claim", "measure"], keep="last")[columns])
     rows = [
-        {"suite": "+".join(rule.suites), **dataclasses.asdict(v)}
+        {"suite": "+".join(rule.suites), **v.as_row()}
         for rule in claims.derived()
         for v in rule.judge(df, fitted, run_dir)
     ]

@@ -874,7 +874,7 @@ def run_experiments(
                 try:
                     with account.spend(f"claims {named}") if account else contextlib.nullcontext():
                         found = experiment.run(config.profile, run_dir)
-                    verdicts = [dataclasses.asdict(v) for v in found]
+                    verdicts = [v.as_row() for v in found]
                 except BaseException as e:
                     if _users(e):
                         raise
