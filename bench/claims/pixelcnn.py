@@ -215,30 +215,49 @@ def sampler_span(profile: str, run_dir) -> list[Verdict]:
     return [c9_verdict(rows, identical, total, passes)]
 
 
-def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) -> Verdict:
-    """The C9 rule on the samplers' spans (rows: variant, kernel, depth, side, span_ops,
-    work_flops) and their agreement on shared noise (see docs/claims.md)."""
+C9_RULE = (
+    "FAIL iff the samplers disagree, span ≠ α·H·W·d + β·H·W (max residual ≥ 1%) or "
+    f"α grows faster than K^{K_EXPONENT + K_EXPONENT_TOL:g}; INCONCLUSIVE with < "
+    f"{MIN_K_VALUES} values of K or K over < {MIN_K_RANGE:g}×; PASS iff α ∝ K^e with e "
+    f"within {K_EXPONENT_TOL} of {K_EXPONENT:g} for both samplers; else CORRECTED"
+)
+
+
+def _span_fit(rs: list[dict], kernels: list[int]) -> tuple[np.ndarray, float, float]:
+    """One sampler's span = α·H·W·d + β·H·W + γ fitted per K: (α, β, γ) at the smallest K, the
+    largest relative residual over every K, and the exponent of K in α (nan if some α ≤ 0)."""
+    per_kernel = []
+    for kernel in kernels:
+        rk = [r for r in rs if r["kernel"] == kernel]
+        hw = np.array([r["side"] ** 2 for r in rk], float)
+        d = np.array([r["depth"] for r in rk], float)
+        span = np.array([r["span_ops"] for r in rk], float)
+        design = np.stack([hw * d, hw, np.ones_like(hw)], axis=1)
+        coef, *_ = np.linalg.lstsq(design, span, rcond=None)
+        per_kernel.append((coef, float(np.abs(design @ coef - span).max() / span.max())))
+    alphas = np.array([coef[0] for coef, _ in per_kernel])
+    exponent = (
+        round(float(np.polyfit(np.log(kernels), np.log(alphas), 1)[0]), 6) + 0.0
+        if (alphas > 0).all() and len(kernels) > 1
+        else float("nan")
+    )
+    return per_kernel[0][0], max(res for _, res in per_kernel), exponent
+
+
+def c9_decision(
+    rows: list[dict], identical: int, total: int, passes: list[int]
+) -> tuple[str, dict]:
+    """(verdict, facts) of the C9 rule. Facts: the swept ``kernels``, ``depths`` and ``sides``;
+    per sampler the fit at the smallest K (``fits``: (α, β, γ), largest residual) and the
+    exponent of K in α (``k_exponent``); whether the span is the same for every K
+    (``k_free``); the cached sampler's work ratio over K (``k_work``); the samplers' agreement
+    (``identical`` of ``total``) and the fixed-point sampler's ``passes``."""
     kernels, depths, sides = (sorted({r[k] for r in rows}) for k in ("kernel", "depth", "side"))
-    # Fit span = α·H·W·d + β·H·W + γ per sampler and kernel; how does α grow with K?
-    fits, k_free, k_work, k_exponent = {}, True, [], {}
+    fits, k_exponent, k_free, k_work = {}, {}, True, []
     for variant in ("naive", "cached"):
         rs = [r for r in rows if r["variant"] == variant]
-        per_kernel = []
-        for kernel in kernels:
-            rk = [r for r in rs if r["kernel"] == kernel]
-            hw = np.array([r["side"] ** 2 for r in rk], float)
-            d = np.array([r["depth"] for r in rk], float)
-            span = np.array([r["span_ops"] for r in rk], float)
-            design = np.stack([hw * d, hw, np.ones_like(hw)], axis=1)
-            coef, *_ = np.linalg.lstsq(design, span, rcond=None)
-            per_kernel.append((coef, float(np.abs(design @ coef - span).max() / span.max())))
-        fits[variant] = (per_kernel[0][0], max(res for _, res in per_kernel))  # the smallest K
-        alphas = np.array([coef[0] for coef, _ in per_kernel])
-        k_exponent[variant] = (
-            round(float(np.polyfit(np.log(kernels), np.log(alphas), 1)[0]), 6) + 0.0
-            if (alphas > 0).all() and len(kernels) > 1
-            else float("nan")
-        )
+        coef, residual, k_exponent[variant] = _span_fit(rs, kernels)
+        fits[variant] = (coef, residual)
         for depth in depths:
             for side in sides:
                 same = [r for r in rs if r["depth"] == depth and r["side"] == side]
@@ -246,60 +265,83 @@ def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) 
                 if variant == "cached":
                     works = sorted((r["kernel"], r["work_flops"]) for r in same)
                     k_work.append(works[-1][1] / works[0][1])
+    facts = dict(
+        kernels=kernels, depths=depths, sides=sides, fits=fits, k_exponent=k_exponent,
+        k_free=k_free, k_work=k_work, identical=identical, total=total, passes=passes,
+    )  # fmt: skip
+    (a_n, _, _), res_n = fits["naive"]
+    (a_c, _, _), res_c = fits["cached"]
+    facts["linear"] = res_n < 0.01 and res_c < 0.01 and a_n > 0 and a_c > 0
+    facts["k_decidable"] = len(kernels) >= MIN_K_VALUES and kernels[-1] / kernels[0] >= MIN_K_RANGE
+    exponents = k_exponent.values()
+    if identical != total or not facts["linear"]:
+        return "FAIL", facts
+    if any(e > K_EXPONENT + K_EXPONENT_TOL for e in exponents):
+        return "FAIL", facts
+    if not facts["k_decidable"]:
+        return "INCONCLUSIVE", facts
+    if any(e != e for e in exponents):
+        return "INCONCLUSIVE", facts
+    if all(abs(e - K_EXPONENT) <= K_EXPONENT_TOL for e in exponents):
+        return "PASS", facts
+    return "CORRECTED", facts
+
+
+def _c9_sentences(verdict: str, f: dict) -> tuple[str, str]:
+    """(measured, statement) of C9, from :func:`c9_decision`'s facts."""
+    kernels, k_work, identical, total = f["kernels"], f["k_work"], f["identical"], f["total"]
     k_lo, k_hi = kernels[0], kernels[-1]
-    (a_n, b_n, _), res_n = fits["naive"]
-    (a_c, b_c, _), res_c = fits["cached"]
-    linear = res_n < 0.01 and res_c < 0.01 and a_n > 0 and a_c > 0
-    k_decidable = len(kernels) >= MIN_K_VALUES and k_hi / k_lo >= MIN_K_RANGE
-    exponents = ", ".join(f"{v} K^{e:.2f}" for v, e in k_exponent.items())
+    (a_n, b_n, _), res_n = f["fits"]["naive"]
+    (a_c, b_c, _), res_c = f["fits"]["cached"]
+    exponents = ", ".join(f"{v} K^{e:.2f}" for v, e in f["k_exponent"].items())
     measured = (
-        f"span (bench.structure) over H=W {sides}, d {depths}, K {kernels}, fitted per K (at "
-        f"K={kernels[0]}): "
+        f"span (bench.structure) over H=W {f['sides']}, d {f['depths']}, K {kernels}, fitted "
+        f"per K (at K={kernels[0]}): "
         f"naive {a_n:.2f}·H·W·d + {b_n:.2f}·H·W (max residual {res_n:.1%}), cached "
         f"{a_c:.2f}·H·W·d + {b_c:.2f}·H·W (max residual {res_c:.1%}); α grows as {exponents} "
         f"over K = {kernels}; span "
-        + ("identical" if k_free else "NOT identical")
+        + ("identical" if f["k_free"] else "NOT identical")
         + f" for every K at fixed H, W, d, while the cached sampler's work grows "
         f"{min(k_work):.1f}-{max(k_work):.1f}× from K={k_lo} to K={k_hi} (mask-B taps "
         f"{n_taps(k_hi, 'B') / n_taps(k_lo, 'B'):.1f}×); naive, cached and fixed-point samples "
-        f"identical in {identical}/{total} runs (fixed-point passes {min(passes)}-"
-        f"{max(passes)}, bound H·W+1)"
+        f"identical in {identical}/{total} runs (fixed-point passes {min(f['passes'])}-"
+        f"{max(f['passes'])}, bound H·W+1)"
     )
-    if identical != total or not linear:
-        verdict = "FAIL"
-        statement = (
-            f"the samplers disagree in {total - identical} of {total} runs"
-            if identical != total
-            else f"the span is not α·H·W·d + β·H·W (max residuals {res_n:.1%}, {res_c:.1%})"
-        )
-    elif any(e > K_EXPONENT + K_EXPONENT_TOL for e in k_exponent.values()):
-        verdict = "FAIL"
+    if identical != total:
+        statement = f"the samplers disagree in {total - identical} of {total} runs"
+    elif not f["linear"]:
+        statement = f"the span is not α·H·W·d + β·H·W (max residuals {res_n:.1%}, {res_c:.1%})"
+    elif verdict == "FAIL":
         statement = f"the span grows faster in K than the seed's K² ({exponents})"
-    elif not k_decidable:
-        verdict = "INCONCLUSIVE"
+    elif verdict == "INCONCLUSIVE" and not f["k_decidable"]:
         statement = (
             f"K swept over {len(kernels)} values ({k_lo}..{k_hi}): an exponent of K needs "
             f"≥ {MIN_K_VALUES} values over ≥ {MIN_K_RANGE:g}×"
         )
-    elif any(e != e for e in k_exponent.values()):
-        verdict = "INCONCLUSIVE"
+    elif verdict == "INCONCLUSIVE":
         statement = f"a span per pixel and layer is not positive: no exponent of K ({exponents})"
-    elif all(abs(e - K_EXPONENT) <= K_EXPONENT_TOL for e in k_exponent.values()):
-        verdict = "PASS"
+    elif verdict == "PASS":
         statement = (
             f"the samplers' spans grow as {exponents} ({a_n:.3g}·H·W·d at K = {k_lo}), as the "
             "seed's O(H·W·d·K²) says"
         )
     else:
-        verdict = "CORRECTED"
         statement = (
             f"sampling takes {a_n:.3g}·H·W·d + {b_n:.3g}·H·W sequential operations (naive; "
             f"cached {a_c:.3g}·H·W·d + {b_c:.3g}·H·W) at K = {k_lo}, growing as {exponents} "
-            + (f"(the same span for K = {k_lo}..{k_hi}) " if k_free else "")
+            + (f"(the same span for K = {k_lo}..{k_hi}) " if f["k_free"] else "")
             + f"while the cached sampler's work grows {min(k_work):.1f}-{max(k_work):.1f}× "
             "over that K: the K² multiply-adds of a step are not K² sequential operations; the "
             "seed's O(H·W·d·K²) counts work, not sequential steps"
         )
+    return measured, statement
+
+
+def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) -> Verdict:
+    """The C9 rule on the samplers' spans (rows: variant, kernel, depth, side, span_ops,
+    work_flops) and their agreement on shared noise (see docs/claims.md)."""
+    verdict, facts = c9_decision(rows, identical, total, passes)
+    measured, statement = _c9_sentences(verdict, facts)
     return Verdict(
         claim="C9",
         verdict=verdict,
@@ -307,13 +349,11 @@ def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) 
         "cached raster samplers traced over H=W, d, K; least-squares fit; exact "
         "agreement of the three samplers on shared per-pixel noise",
         measure="span_ops",
-        rule="FAIL iff the samplers disagree, span ≠ α·H·W·d + β·H·W (max residual ≥ 1%) or "
-        f"α grows faster than K^{K_EXPONENT + K_EXPONENT_TOL:g}; INCONCLUSIVE with < "
-        f"{MIN_K_VALUES} values of K or K over < {MIN_K_RANGE:g}×; PASS iff α ∝ K^e with e "
-        f"within {K_EXPONENT_TOL} of {K_EXPONENT:g} for both samplers; else CORRECTED",
+        rule=C9_RULE,
         measured=measured,
         statement=statement,
         slip="mathematical error" if verdict == "CORRECTED" else "",
+        facts=facts,
     )
 
 
