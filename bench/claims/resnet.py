@@ -343,39 +343,24 @@ def _ci(row: Mapping, name: str, fmt: str = ".3g") -> str:
     return f"{row[name]:{fmt}} [{row[name + '_lo']:{fmt}}, {row[name + '_hi']:{fmt}}]"
 
 
-def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
-    """C6's verdict from the runs table (columns as written by :func:`train_grid`)."""
+def decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
+    """(verdict, facts) of C6 from the runs table. Facts: ``summary`` ((variant, N) → the row
+    of :func:`summarise`), ``depths``, the variants with too few seeds (``few``) or an
+    unbracketed best rate (``edge``); at the deepest N, ``training`` (pre-act ``easier``,
+    ``harder`` or ``undecided`` than post-act) and ``gradient`` (pre-act's g ``bounded``,
+    ``unbounded`` or ``undecided``), with the depths whose g lies outside the bound
+    (``outside``)."""
     summary = {(r["variant"], r["depth"]): r for r in summarise(rows)}
     depths = sorted({d for _, d in summary})
-    deepest = depths[-1]
-    budget = f"{steps} steps, " if steps else ""
-    check = (
-        f"digits (sklearn, 8×8, {HELD_OUT} held out): post-act, pre-act and plain ResNets at "
-        f"N = {', '.join(map(str, depths))}, SGD momentum {MOMENTUM}, {budget}learning-rate "
-        "grid per variant and depth, seeds paired across variants"
+    facts = dict(
+        summary=summary,
+        depths=depths,
+        few=[k for k, r in summary.items() if r["seeds"] < MIN_SEEDS],
+        edge=[(v, d) for (v, d), r in summary.items() if v in JUDGED and not r["bracketed"]],
     )
-    measured = "; ".join(
-        f"{v} N={d}: lr {r['best_lr']:.3g}{'' if r['bracketed'] else ' (grid edge)'}, loss "
-        f"{_ci(r, 'train_loss')}, error {_ci(r, 'held_out_error', '.3f')}, g "
-        f"{_ci(r, 'grad_log10_ratio', '.2f')}"
-        for (v, d), r in sorted(summary.items(), key=lambda item: (item[0][1], item[0][0]))
-    )
-
-    def verdict(word: str, why: str = "", statement: str = "", slip: str = "") -> Verdict:
-        text = f"{why}; {measured}" if why else measured
-        statement = statement or f"the runs cannot decide: {why or 'see the numbers'}"
-        return Verdict(CLAIM, word, check, MEASURE, RULE, text, statement, slip)
-
-    few = [k for k, r in summary.items() if r["seeds"] < MIN_SEEDS]
-    if few:
-        return verdict(
-            "INCONCLUSIVE", f"fewer than {MIN_SEEDS} seeds for {few[0][0]} N={few[0][1]}"
-        )
-    edge = [f"{v} N={d}" for (v, d), r in summary.items() if v in JUDGED and not r["bracketed"]]
-    if edge:
-        return verdict("INCONCLUSIVE", "best learning rate at the grid's edge: " + ", ".join(edge))
-
-    pre, post = summary["pre-act", deepest], summary["post-act", deepest]
+    if facts["few"] or facts["edge"]:
+        return "INCONCLUSIVE", facts
+    pre, post = summary["pre-act", depths[-1]], summary["post-act", depths[-1]]
     if pre["train_loss_hi"] < post["train_loss_lo"]:
         training = "easier"
     elif pre["train_loss_lo"] > post["train_loss_hi"]:
@@ -384,7 +369,7 @@ def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
         training = "undecided"
     grads = [summary["pre-act", d] for d in depths]
     outside = [
-        r
+        r["depth"]
         for r in grads
         if r["grad_log10_ratio_lo"] > GRAD_BOUND or r["grad_log10_ratio_hi"] < -GRAD_BOUND
     ]
@@ -393,10 +378,38 @@ def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
         for r in grads
     )
     gradient = "unbounded" if outside else "bounded" if inside else "undecided"
+    facts.update(training=training, gradient=gradient, outside=outside)
+    if training == "harder" or (gradient == "unbounded" and training == "undecided"):
+        return "FAIL", facts
+    if training == "easier" and gradient in ("bounded", "unbounded"):
+        return ("PASS" if gradient == "bounded" else "CORRECTED"), facts
+    return "INCONCLUSIVE", facts
+
+
+def _sentences(verdict: str, f: dict) -> tuple[str, str]:
+    """(measured, statement) of C6, from :func:`decision`'s facts."""
+    summary, depths = f["summary"], f["depths"]
+    measured = "; ".join(
+        f"{v} N={d}: lr {r['best_lr']:.3g}{'' if r['bracketed'] else ' (grid edge)'}, loss "
+        f"{_ci(r, 'train_loss')}, error {_ci(r, 'held_out_error', '.3f')}, g "
+        f"{_ci(r, 'grad_log10_ratio', '.2f')}"
+        for (v, d), r in sorted(summary.items(), key=lambda item: (item[0][1], item[0][0]))
+    )
+    if f["few"]:
+        why = f"fewer than {MIN_SEEDS} seeds for {f['few'][0][0]} N={f['few'][0][1]}"
+        return f"{why}; {measured}", f"the runs cannot decide: {why}"
+    if f["edge"]:
+        why = "best learning rate at the grid's edge: " + ", ".join(
+            f"{v} N={d}" for v, d in f["edge"]
+        )
+        return f"{why}; {measured}", f"the runs cannot decide: {why}"
+    deepest = depths[-1]
+    pre, post = summary["pre-act", deepest], summary["post-act", deepest]
     loss_text = (
         f"at N = {deepest} pre-act's training loss {_ci(pre, 'train_loss')} vs post-act's "
         f"{_ci(post, 'train_loss')}"
     )
+    grads = [summary["pre-act", d] for d in depths]
     g_text = ", ".join(f"N={r['depth']}: {_ci(r, 'grad_log10_ratio', '.2f')}" for r in grads)
     plain = summary.get(("plain", deepest))
     control = (
@@ -404,46 +417,46 @@ def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
         if plain and plain["train_loss_lo"] > max(pre["train_loss_hi"], post["train_loss_hi"])
         else ""
     )
-
-    if training == "harder":
-        return verdict(
-            "FAIL",
-            statement=f"the post-act network trained more easily: {loss_text}",
+    r = summary["pre-act", f["outside"][0]] if f["outside"] else None
+    if f["training"] == "harder":
+        return measured, f"the post-act network trained more easily: {loss_text}"
+    if verdict == "FAIL":
+        return measured, (
+            f"pre-act's gradient {'grows' if r['grad_log10_ratio'] > 0 else 'shrinks'} "
+            f"across its N = {r['depth']} blocks by 10^{r['grad_log10_ratio']:.2f} "
+            f"(g {_ci(r, 'grad_log10_ratio', '.2f')}), and training does not separate "
+            f"the variants ({loss_text})"
         )
-    if gradient == "unbounded" and training == "undecided":
-        r = outside[0]
-        return verdict(
-            "FAIL",
-            statement=(
-                f"pre-act's gradient {'grows' if r['grad_log10_ratio'] > 0 else 'shrinks'} "
-                f"across its N = {r['depth']} blocks by 10^{r['grad_log10_ratio']:.2f} "
-                f"(g {_ci(r, 'grad_log10_ratio', '.2f')}), and training does not separate "
-                f"the variants ({loss_text})"
-            ),
+    if verdict == "PASS":
+        return measured, (
+            f"pre-act trained more easily ({loss_text}{control}) and its gradient stayed "
+            f"within 10^±{GRAD_BOUND:g} across the blocks at every depth (g: {g_text})"
         )
-    if training == "easier" and gradient == "bounded":
-        return verdict(
-            "PASS",
-            statement=(
-                f"pre-act trained more easily ({loss_text}{control}) and its gradient stayed "
-                f"within 10^±{GRAD_BOUND:g} across the blocks at every depth (g: {g_text})"
-            ),
+    if verdict == "CORRECTED":
+        return measured, (
+            f"pre-act trained more easily ({loss_text}{control}), but not because its "
+            f"gradient stays bounded: across N = {r['depth']} blocks it changes by "
+            f"10^{r['grad_log10_ratio']:.2f} (g: {g_text})"
         )
-    if training == "easier" and gradient == "unbounded":
-        r = outside[0]
-        return verdict(
-            "CORRECTED",
-            statement=(
-                f"pre-act trained more easily ({loss_text}{control}), but not because its "
-                f"gradient stays bounded: across N = {r['depth']} blocks it changes by "
-                f"10^{r['grad_log10_ratio']:.2f} (g: {g_text})"
-            ),
-            slip="mathematical error",
-        )
-    undecided = [f"training {training}"] if training == "undecided" else []
-    if gradient == "undecided":
+    undecided = [f"training {f['training']}"] if f["training"] == "undecided" else []
+    if f["gradient"] == "undecided":
         undecided.append(f"pre-act's g interval crosses ±{GRAD_BOUND:g} ({g_text})")
-    return verdict("INCONCLUSIVE", f"{'; '.join(undecided)} ({loss_text})")
+    why = f"{'; '.join(undecided)} ({loss_text})"
+    return f"{why}; {measured}", f"the runs cannot decide: {why}"
+
+
+def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
+    """C6's verdict from the runs table (columns as written by :func:`train_grid`)."""
+    verdict, facts = decision(rows)
+    measured, statement = _sentences(verdict, facts)
+    budget = f"{steps} steps, " if steps else ""
+    check = (
+        f"digits (sklearn, 8×8, {HELD_OUT} held out): post-act, pre-act and plain ResNets at "
+        f"N = {', '.join(map(str, facts['depths']))}, SGD momentum {MOMENTUM}, {budget}"
+        "learning-rate grid per variant and depth, seeds paired across variants"
+    )
+    slip = "mathematical error" if verdict == "CORRECTED" else ""
+    return Verdict(CLAIM, verdict, check, MEASURE, RULE, measured, statement, slip, facts)
 
 
 def not_run(profile: str) -> Verdict:
