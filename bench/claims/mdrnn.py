@@ -312,9 +312,6 @@ def c11_decision(rows: list[tuple]) -> tuple[str, dict]:
 def _c11_sentences(rows: list[tuple], verdict: str, f: dict) -> tuple[str, str]:
     """(measured, statement) of C11, from :func:`c11_decision`'s facts (and the rows, for
     examples of each schedule's counts)."""
-    by_schedule = {}
-    for schedule, H, W, d, counted, *_ in rows:
-        by_schedule.setdefault(schedule, []).append(f"{H}×{W},d={d}:{counted}")
     top = f["largest"]
     both_measures = (
         f"at {top['H']}×{top['W']}, d={top['d']} the wavefront executes {top['executed']} loop "
@@ -328,12 +325,21 @@ def _c11_sentences(rows: list[tuple], verdict: str, f: dict) -> tuple[str, str]:
         )
     else:
         both_measures += "sequence, and its dataflow critical path crosses all of them"
+    return _c11_measured(rows, f, both_measures), _c11_statement(verdict, f, both_measures)
+
+
+def _c11_measured(rows: list[tuple], f: dict, both_measures: str) -> str:
+    """C11's ``measured``: the programs' agreement with their formulas (examples of each
+    schedule's counts from ``rows``) and the wavefront's exponents."""
+    by_schedule = {}
+    for schedule, H, W, d, counted, *_ in rows:
+        by_schedule.setdefault(schedule, []).append(f"{H}×{W},d={d}:{counted}")
 
     def show(e):
         return "not swept" if e is None else f"{e:.2f}"
 
     ratios = ", ".join(f"{a:g}: {r:.2f}" for a, r in sorted(f["ratios"].items()))
-    measured = (
+    return (
         f"loop steps executed by the traced programs (steps_executed) = formula in "
         f"{f['agree']}/{f['programs']} (schedule, H, W, d); e.g. "
         + "; ".join(f"{k} " + ", ".join(v[-2:]) for k, v in by_schedule.items())
@@ -341,41 +347,43 @@ def _c11_sentences(rows: list[tuple], verdict: str, f: dict) -> tuple[str, str]:
         f"(√(HW) = H) and d^{show(f['square_depth'])}; general grids: steps/(√(HW)·d) by aspect "
         f"ratio {ratios}, growing as (aspect)^{show(f['aspect'])}; {both_measures}"
     )
+
+
+def _c11_statement(verdict: str, f: dict, both_measures: str) -> str:
+    """C11's ``statement``: the right claim, or why the sweep fails or cannot decide it."""
     seed_forms = (
         "the seed writes O(√(Hwd)) in §4-2b and O(√(Hw)) in §4-3, both read as O(√(HW)·d), the "
         "depth of the d-layer wavefront it describes"
     )
     if f["agree"] < f["programs"]:
-        statement = (
+        return (
             f"{f['programs'] - f['agree']} traced programs execute another number of steps than "
             "predicted"
         )
-    elif verdict == "FAIL":
-        statement = (
+    if verdict == "FAIL":
+        return (
             f"on square images the wavefront's steps grow as H^{f['square_side']:.2f}·"
             f"d^{f['square_depth']:.2f}, not as √(HW)·d"
         )
-    elif verdict == "INCONCLUSIVE":
-        statement = (
+    if verdict == "INCONCLUSIVE":
+        return (
             "the sweep cannot decide: "
             + ("square images" if f["square_ok"] is None else "grids of other shapes")
             + f" not swept over {C11_MIN_RANGE:g}×"
         )
-    elif verdict == "PASS":
-        statement = (
+    if verdict == "PASS":
+        return (
             f"a diagonal wavefront executes (H+W−1)·d steps, Θ(√(HW)·d) on square images and "
             f"on every grid shape swept ({seed_forms}); {both_measures}"
         )
-    else:
-        statement = (
-            f"on square images, the seed's context, a diagonal wavefront executes (2H−1)·d "
-            f"steps: Θ(√(HW)·d) holds there ({seed_forms}); on an H×W grid it executes "
-            f"(H+W−1)·d, Θ((H+W)·d), which grows as (aspect)^{f['aspect']:.2f} against √(HW)·d "
-            "(to (W/H)^½ for thin grids), so O(√(HW)·d) holds only when H and W are comparable; "
-            f"pipelining the layers executes H+W+d−2 steps; the sampler H+W−1, each updating d "
-            f"layers; {both_measures}"
-        )
-    return measured, statement
+    return (
+        f"on square images, the seed's context, a diagonal wavefront executes (2H−1)·d "
+        f"steps: Θ(√(HW)·d) holds there ({seed_forms}); on an H×W grid it executes "
+        f"(H+W−1)·d, Θ((H+W)·d), which grows as (aspect)^{f['aspect']:.2f} against √(HW)·d "
+        "(to (W/H)^½ for thin grids), so O(√(HW)·d) holds only when H and W are comparable; "
+        f"pipelining the layers executes H+W+d−2 steps; the sampler H+W−1, each updating d "
+        f"layers; {both_measures}"
+    )
 
 
 def c11_verdict(rows: list[tuple]) -> Verdict:
