@@ -506,5 +506,6 @@ def uncounted(rows: pd.DataFrame, claim: str, check: str) -> list[Verdict]:
             rule="no verdict from rows without a structural count",
             measured=f"{len(missing)} of {len(rows)} rows have no span: {'; '.join(notes)}",
             statement="the structural count is missing, so the span cannot decide",
+            facts=dict(missing=len(missing), rows=len(rows), notes=notes),
         )
     ]

@@ -51,6 +51,12 @@ def exhaustive(profile: str) -> list[dict]:
     return rows
 
 
+RULE = (
+    "PASS iff 0 pairs wrong and the control has > 0 wrong; FAIL iff any pair wrong; "
+    "INCONCLUSIVE iff the control is also right"
+)
+
+
 def judge(rows: list[dict], exhaustive_bits: int) -> Verdict:
     seed = [r for r in rows if r["weights"] == "seed"]
     control = [r for r in rows if r["weights"] != "seed"]
@@ -74,13 +80,15 @@ def judge(rows: list[dict], exhaustive_bits: int) -> Verdict:
             f"{', '.join(map(str, RANDOM_BITS))}; n+1 steps, LSB first, y(t) read from h(t)"
         ),
         measure="exact count of wrong sums",
-        rule="PASS iff 0 pairs wrong and the control has > 0 wrong; FAIL iff any pair wrong; "
-        "INCONCLUSIVE iff the control is also right",
+        rule=RULE,
         measured=(
             f"{wrong} of {checked} pairs wrong; control (W_hh read as h(t-1)·W_hh): "
             f"{ctrl_wrong} of {ctrl_checked} wrong"
         ),
         statement=statement,
+        facts=dict(
+            checked=checked, wrong=wrong, control_checked=ctrl_checked, control_wrong=ctrl_wrong
+        ),
     )
 
 

@@ -58,6 +58,14 @@ def xla_forward_flops(sizes: dict, batch: int) -> float:
     return float(jax.jit(fn).lower(state, x).compile().cost_analysis()["flops"])
 
 
+RULE = (
+    "PASS iff every layer's count and the total equal the seed's; CORRECTED iff the "
+    "model (equal to the analytic formula) differs from the seed, a mathematical error iff "
+    "the seed's written expression for a wrong layer misses the count too, else a "
+    "transcription slip; FAIL iff the model differs from the formula"
+)
+
+
 def judge(
     counts: dict[str, int],
     formula: dict[str, int],
@@ -67,6 +75,7 @@ def judge(
     seed_expressions: dict = SEED_EXPRESSIONS,
 ) -> Verdict:
     total, fc1 = sum(counts.values()), counts.get("fc1", 0)
+    wrong, bad_formula = {}, []
     share = fc1 / total
     per_layer_ok = counts == seed and total == seed_total
     measured = (
@@ -110,13 +119,18 @@ def judge(
         check="exact count of the nnx.Param leaves of models.convnet.ConvNet at 224×224×3, "
         "1000 classes, per layer, vs the seed's 207,507,816 and 205,521,920",
         measure="exact parameter count",
-        rule="PASS iff every layer's count and the total equal the seed's; CORRECTED iff the "
-        "model (equal to the analytic formula) differs from the seed, a mathematical error iff "
-        "the seed's written expression for a wrong layer misses the count too, else a "
-        "transcription slip; FAIL iff the model differs from the formula",
+        rule=RULE,
         measured=measured,
         statement=statement,
         slip=slip,
+        facts=dict(
+            total=total,
+            fc1=fc1,
+            fc1_share=share,
+            formula_ok=counts == formula,
+            wrong=wrong,
+            bad_formula=bad_formula,
+        ),
     )
 
 

@@ -135,7 +135,7 @@ SPAN_RULE = (
 
 def judge_span(rows: Sequence[Mapping]) -> Verdict:
     """The sequential-steps clause: O(k·log T) for k Newton iterations."""
-    parts, failures, undecided = [], [], []
+    parts, failures, undecided, fits = [], [], [], {}
     seq = _select(rows, "T", "sequential")
     for variant in PARALLEL:
         by_t, by_k = _select(rows, "T", variant), _select(rows, "k", variant)
@@ -150,6 +150,13 @@ def judge_span(rows: Sequence[Mapping]) -> Verdict:
         a, b, off_t = _line_residual(np.log2(by_t.seq_len), by_t.span_ops / by_t.k)
         per_k, c, off_k = _line_residual(by_k.k, by_k.span_ops)
         t_max = by_t.loc[by_t.seq_len.idxmax()]
+        fits[variant] = dict(
+            wrong_steps=len(wrong_steps),
+            per_log_t=a,
+            residual_t=off_t,
+            per_k=per_k,
+            residual_k=off_k,
+        )
         parts.append(
             f"{variant}: steps_executed = k at all {len(counted)} programs"
             if wrong_steps.empty
@@ -190,6 +197,7 @@ def judge_span(rows: Sequence[Mapping]) -> Verdict:
         rule=SPAN_RULE,
         measured="; ".join(parts + undecided),
         statement=statement,
+        facts=dict(failures=failures, undecided=undecided, fits=fits),
     )
 
 

@@ -148,6 +148,13 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
     return [c10_verdict(mismatches, len(rows), mac_rows, measured_exp, seed_exp, swept)]
 
 
+C10_RULE = (
+    "FAIL iff the closed form differs from the cell-by-cell count (or the traced "
+    "multiply-adds from macs); CORRECTED iff the count's growth exponent along an axis "
+    "differs from the seed's by > {tol}; else PASS"
+)
+
+
 def c10_verdict(
     mismatches: int, n_configs: int, mac_rows: list, measured_exp: dict, seed_exp: dict, swept: str
 ) -> Verdict:
@@ -191,12 +198,18 @@ def c10_verdict(
         "cell over a sweep, vs the derived closed form and the seed's O(d + W·k²); "
         "multiply-adds of the raster program read from its jaxpr",
         measure="exact connection count",
-        rule="FAIL iff the closed form differs from the cell-by-cell count (or the traced "
-        "multiply-adds from macs); CORRECTED iff the count's growth exponent along an axis "
-        f"differs from the seed's by > {SEED_EXPONENT_TOL}; else PASS",
+        rule=C10_RULE.format(tol=SEED_EXPONENT_TOL),
         measured=measured,
         slip="mathematical error" if verdict == "CORRECTED" else "",
         statement=statement,
+        facts=dict(
+            mismatches=mismatches,
+            configs=n_configs,
+            macs_ok=macs_ok,
+            exponents=measured_exp,
+            seed_exponents=seed_exp,
+            seed_wrong=seed_wrong,
+        ),
     )
 
 
@@ -455,10 +468,11 @@ def _groups(pairs: pd.DataFrame):
 
 
 def c12_structure(pairs: pd.DataFrame) -> Verdict:
-    parts, outcomes = [], []
+    parts, outcomes, span_ratios = [], [], {}
     for regime, schedule, rows in _groups(pairs):
         ratios = (rows.span_ops_mdrnn / rows.span_ops_pix).tolist()
         outcomes.append(all(r > 1 for r in ratios) and ratios[-1] > ratios[0])
+        span_ratios[schedule, regime, *map(int, rows.height)] = ratios
         parts.append(
             f"{schedule} ({regime}, batch {rows.batch.iloc[0]}, k = C = {rows.hidden.iloc[0]}, "
             f"d {rows.depth.iloc[0]}): span ×"
@@ -483,6 +497,7 @@ def c12_structure(pairs: pd.DataFrame) -> Verdict:
         rule=C12_RULE_SPAN,
         measured="; ".join(parts) or "no matched sizes",
         statement=statement,
+        facts=dict(span_ratios=span_ratios, outcomes=outcomes),
     )
 
 

@@ -102,6 +102,12 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
     return [c7_verdict(exact, order, drift, swept)]
 
 
+C7_RULE = (
+    f"PASS iff exact / (H·W·K²·(C+(d−1)C²)) changes by less than {DRIFT_TOL:.0%} "
+    "between the two largest values of each axis; else FAIL"
+)
+
+
 def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) -> Verdict:
     """The C7 rule on exact counts and the seed's order over a sweep (see docs/claims.md).
 
@@ -110,6 +116,7 @@ def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) ->
     ratios = exact / order
     fitted = float(exact @ order / (order @ order))  # least squares: exact ≈ c · order
     settled = all(abs(x) < DRIFT_TOL for x in drift.values())
+    moved = [k for k, v in drift.items() if abs(v) >= DRIFT_TOL]
     measured = (
         f"{swept}: exact / (H·W·K²·(C+(d−1)C²)) in [{ratios.min():.3f}, {ratios.max():.3f}], "
         f"least-squares constant {fitted:.3f}; change of that ratio between the two largest "
@@ -120,7 +127,6 @@ def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) ->
         statement = f"connections ≈ {fitted:.2f}·H·W·K²·(C+(d−1)C²) = Θ(d·H·W·K²) at fixed channels"
     else:
         verdict = "FAIL"
-        moved = [k for k, v in drift.items() if abs(v) >= DRIFT_TOL]
         statement = (
             f"exact / order still moves along {', '.join(moved)}: the count does not grow as "
             "d·H·W·K²"
@@ -132,10 +138,15 @@ def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) ->
         "taps landing inside the image; brute force and Jacobian non-zeros agree in "
         "tests) vs the seed's O(d·H·W·K²) over a sweep",
         measure="exact connection count",
-        rule=f"PASS iff exact / (H·W·K²·(C+(d−1)C²)) changes by less than {DRIFT_TOL:.0%} "
-        "between the two largest values of each axis; else FAIL",
+        rule=C7_RULE,
         measured=measured,
         statement=statement,
+        facts=dict(
+            ratio_range=(float(ratios.min()), float(ratios.max())),
+            constant=fitted,
+            drift=drift,
+            moved=moved,
+        ),
     )
 
 
@@ -399,6 +410,7 @@ def c8_structure(rows: pd.DataFrame) -> Verdict:
             rule=C8_RULE,
             measured=f"{len(lines)} sweep(s) over d and {len(flats)} over H·W",
             statement="the run has no sweep over d and over H·W to judge the span on",
+            facts=dict(lines=[line for _, line, _ in lines], flats=[s for _, s, _ in flats]),
         )
     parts = [
         f"over d={list(sw.depth.astype(int))} ({where}): span {list(sw.span_ops.astype(int))}"
@@ -436,6 +448,12 @@ def c8_structure(rows: pd.DataFrame) -> Verdict:
         rule=C8_RULE,
         measured="; ".join(parts),
         statement=statement,
+        facts=dict(
+            lines=[line for _, line, _ in lines],
+            flats=[s for _, s, _ in flats],
+            linear=linear,
+            flat=flat,
+        ),
     )
 
 

@@ -471,6 +471,7 @@ def not_run(profile: str) -> Verdict:
         "not run at this profile: on a 2-core CPU, deciding C6 needs ~10 seeds per variant and "
         "4-5 learning rates at N = 32 (~200 s of training; docs/claims.md), more than this "
         f"profile's budget; `--profile {RUN_AT[0]}` runs it",
+        facts=dict(profile=profile, run_at=RUN_AT),
     )
 
 
