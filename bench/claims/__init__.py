@@ -140,8 +140,44 @@ class Derived:
     judge: Callable[..., list[Verdict]]
 
 
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A claim as the report and ``docs/claims.md`` name it: where the seed makes it
+    (``section``), the claim in our words, what it is judged on, and the rules its verdicts
+    state (their ``rule`` texts, the same constants the rules write). The document's table of
+    claims and its rule lines are generated from these (:mod:`bench.claims.doc`)."""
+
+    id: str
+    section: str
+    words: str
+    measure: str
+    module: str
+    rules: tuple[str, ...]
+    source: str = ""
+    """Where the measurements come from, where it is not the module's own experiment."""
+
+    @property
+    def path(self) -> str:
+        return self.module.replace(".", "/") + ".py"
+
+
 _EXPERIMENTS: list[Experiment] = []
 _DERIVED: list[Derived] = []
+_CLAIMS: dict[str, Claim] = {}
+
+
+def state(claim: Claim) -> Claim:
+    """Register a claim's texts (one per claim id)."""
+    if _CLAIMS.get(claim.id, claim) != claim:
+        raise ValueError(f"claim {claim.id} is stated twice")
+    _CLAIMS[claim.id] = claim
+    return claim
+
+
+def stated() -> list[Claim]:
+    """Every claim's texts, in claim order."""
+    _load_all()
+    return sorted(_CLAIMS.values(), key=lambda c: claim_number(c.id))
 
 
 def register(item: Experiment | Derived) -> Experiment | Derived:
@@ -404,6 +440,18 @@ RULE = (
 )
 
 
+def wall_time_rule(measure: str | None = None) -> str:
+    """The wall-time rule's text for a claim judged against ``measure`` (any: the docs')."""
+    return RULE.format(
+        name=COUNTS[measure] if measure else "steps (or span)",
+        margin=BIC_MARGIN,
+        fixed=FIXED_GROWTH,
+        points=MIN_POINTS,
+        rounds=MIN_ROUNDS,
+        range=MIN_RANGE,
+    )
+
+
 def time_verdict(claim: str, checks: Sequence[SweepJudgement], measure: str, what: str) -> Verdict:
     """A claim's wall-time half from its sweeps: FAIL if any sweep fails, PASS if every judged
     sweep passes (at least one), else INCONCLUSIVE (the sweeps that could not decide say why)."""
@@ -417,14 +465,7 @@ def time_verdict(claim: str, checks: Sequence[SweepJudgement], measure: str, wha
         check=f"wall time of {what} along latency-regime sweeps timed in interleaved rounds, "
         f"against the {measure}",
         measure=f"wall time vs {measure} (latency regime)",
-        rule=RULE.format(
-            name=COUNTS[measure],
-            margin=BIC_MARGIN,
-            fixed=FIXED_GROWTH,
-            points=MIN_POINTS,
-            rounds=MIN_ROUNDS,
-            range=MIN_RANGE,
-        ),  # fmt: skip
+        rule=wall_time_rule(measure),
         measured="; ".join(f"{c.text} [{c.outcome}]" for c in checks) or "no sweep",
         statement=_time_statement(verdict, facts, measure),
         facts=facts,

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.claims import Experiment, Verdict, register, write_table
+from bench.claims import Claim, Experiment, Verdict, register, state, write_table
 from models.binary_adder import SEED_WEIGHTS_ROW_CONVENTION, BinaryAdderRNN, add
 
 # Exhaustive up to this many bits; then RANDOM_PAIRS random pairs at each of RANDOM_BITS.
@@ -99,3 +99,14 @@ def run(profile: str, run_dir) -> list[Verdict]:
 
 
 register(Experiment("binary_adder", ("C1",), run, cost_s=dict(smoke=2, cpu=5, full=5)))
+state(
+    Claim(
+        "C1",
+        "§1",
+        "a 3-unit threshold RNN with the seed's hand-set weights adds two binary numbers, least "
+        "significant bit first",
+        "exact count of wrong sums",
+        __name__,
+        (RULE,),
+    )
+)

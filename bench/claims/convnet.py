@@ -19,7 +19,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from bench.claims import Experiment, Verdict, register, write_table
+from bench.claims import Claim, Experiment, Verdict, register, state, write_table
 from bench.steps import forward_fn
 from bench.suites.convnet import abstract_model, seed_net
 from models.convnet import SEED, forward_flops, layer_param_counts, layer_table
@@ -160,3 +160,13 @@ def run(profile: str, run_dir) -> list[Verdict]:
 
 
 register(Experiment("convnet", ("C5",), run, cost_s=dict(smoke=2, cpu=2, full=2)))
+state(
+    Claim(
+        "C5",
+        "§3-1",
+        "the VGG-style net has 207,507,816 parameters, 205,521,920 of them in FC-1024",
+        "exact parameter count",
+        __name__,
+        (RULE,),
+    )
+)

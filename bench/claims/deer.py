@@ -33,7 +33,16 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from bench.claims import Curve, Derived, Experiment, Verdict, register, write_table
+from bench.claims import (
+    Claim,
+    Curve,
+    Derived,
+    Experiment,
+    Verdict,
+    register,
+    state,
+    write_table,
+)
 from bench.fits import loglog_slope
 from bench.structure import analyse
 from bench.suites.deer import MAX_ITER, evaluator, problem
@@ -792,3 +801,17 @@ register(
     )
 )
 register(Derived(("deer",), (CLAIM,), judge_rows))
+state(
+    Claim(
+        CLAIM,
+        "the suite's own",
+        "a nonlinear recurrence of T steps (the LSTM) can be evaluated in O(k·log T) sequential "
+        "steps by k Newton iterations over a parallel scan (DEER), at O(k·T·H³) work (O(k·T·H) "
+        "with diagonal Jacobians, quasi-DEER)",
+        "`steps_executed`, `span_ops`, `work_flops` (traced); Newton iterations vs log T; "
+        "wall-time speed-up over the sequential scan, against the limit model's",
+        __name__,
+        (SPAN_RULE, WORK_RULE, ITERATIONS_RULE, WALL_RULE),
+        "structure traced; iterations run over T; wall time from the timed `deer` cases",
+    )
+)

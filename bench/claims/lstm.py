@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
-from bench.claims import Curve, Experiment, Verdict, register, write_table
+from bench.claims import Claim, Curve, Experiment, Verdict, register, state, write_table
 from models.lstm import (
     LSTM,
     adjoints_and_values,
@@ -694,5 +694,36 @@ register(
                 logx=True,
             ),
         ),
+    )
+)
+state(
+    Claim(
+        "C2",
+        "§2-1",
+        "the backward equations of the LSTM through time (h̄, c̄, ḡ, ō, f̄, ī)",
+        "relative error against autodiff",
+        __name__,
+        (BACKWARD_RULE,),
+    )
+)
+state(
+    Claim(
+        "C3",
+        "§2-2",
+        "the gradient of the input-gate weights is a sum over time",
+        "relative error against autodiff",
+        __name__,
+        (BACKWARD_RULE,),
+    )
+)
+state(
+    Claim(
+        FLOW_CLAIM,
+        "§2-3",
+        "with f ≈ 1 and i, o ≈ 0 the cell gradient is carried unchanged: it neither vanishes "
+        "nor explodes",
+        "‖∂L/∂c(t)‖/‖∂L/∂c(T)‖ by autodiff",
+        __name__,
+        (FLOW_RULE,),
     )
 )

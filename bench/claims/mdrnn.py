@@ -26,6 +26,7 @@ import pandas as pd
 from flax import nnx
 
 from bench.claims import (
+    Claim,
     Derived,
     Experiment,
     Verdict,
@@ -33,8 +34,10 @@ from bench.claims import (
     declare_figure,
     ok_rows,
     register,
+    state,
     uncounted,
     wall_time,
+    wall_time_rule,
     write_table,
 )
 from bench.fits import MIN_ROUNDS, round_times
@@ -107,13 +110,21 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
         run_dir,
         "mdrnn_connections.csv",
         [
-            dict(cell=cell, channels=C, hidden=k, depth=d, height=H, width=W,
-                 connections_counted=exact, connections_formula=formula,
-                 seed_order_d_plus_wk2=seed,
-                 counted_over_dhwk2=round(exact / (d * H * W * k * k), 4))
+            dict(
+                cell=cell,
+                channels=C,
+                hidden=k,
+                depth=d,
+                height=H,
+                width=W,
+                connections_counted=exact,
+                connections_formula=formula,
+                seed_order_d_plus_wk2=seed,
+                counted_over_dhwk2=round(exact / (d * H * W * k * k), 4),
+            )
             for cell, C, k, d, H, W, exact, formula, seed in rows
         ],
-    )  # fmt: skip
+    )
     mismatches = sum(exact != formula for *_, exact, formula, _ in rows)
 
     # Growth exponents at the largest values of the other axes (LSTM cell, C = 1).
@@ -423,9 +434,16 @@ def c11_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Ve
     """C11's wall-time half: each schedule's forward time along its latency-bound sweeps
     follows the loop steps it executes (the structural half is :func:`sequential_steps_sweep`)."""
     return wall_time(
-        "C11", df, fits, suite="mdrnn", mode="forward", variants=tuple(SCHEDULES),
-        axes=("hw", "depth"), measure="steps_executed", what="each MDRNN schedule's forward pass",
-    )  # fmt: skip
+        "C11",
+        df,
+        fits,
+        suite="mdrnn",
+        mode="forward",
+        variants=tuple(SCHEDULES),
+        axes=("hw", "depth"),
+        measure="steps_executed",
+        what="each MDRNN schedule's forward pass",
+    )
 
 
 # --- C12: training parallelism, PixelCNN vs MDRNN -------------------------------------------
@@ -842,3 +860,34 @@ register(Derived(("mdrnn",), ("C11",), c11_wall_time))
 declare_figure(WallTimeFigure("C11", ("mdrnn",), "forward", "steps_executed"))
 declare_figure(WallTimeFigure("C12", ("pixelcnn", "mdrnn"), "train", "span_ops", ("hw",)))
 register(Derived(("pixelcnn", "mdrnn", "trained"), ("C12",), c12_training_parallelism))
+state(
+    Claim(
+        "C10",
+        "§4-2a",
+        "an MDRNN has O(d + W·k²) connections",
+        "exact connection count",
+        __name__,
+        (C10_RULE.format(tol=SEED_EXPONENT_TOL),),
+    )
+)
+state(
+    Claim(
+        "C11",
+        "§4-2b",
+        "an MDRNN evaluated along a diagonal wavefront needs O(√(HW)·d) sequential operations",
+        "`steps_executed`; wall time (latency regime)",
+        __name__,
+        (C11_RULE, wall_time_rule("steps_executed")),
+    )
+)
+state(
+    Claim(
+        "C12",
+        "§4-3",
+        "PixelCNN parallelises in training; the MDRNN does not, to the same degree",
+        "`span_ops`; wall-time ratio (latency regime); steps to a quality target × time per step",
+        __name__,
+        (C12_RULE_SPAN, C12_RULE_TIME, C12_RULE_TTQ),
+        "from the timed `train` cases of both, and the `trained` suite",
+    )
+)

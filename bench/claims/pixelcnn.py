@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bench.claims import (
+    Claim,
     Derived,
     Experiment,
     Verdict,
@@ -29,8 +30,10 @@ from bench.claims import (
     declare_figure,
     ok_rows,
     register,
+    state,
     uncounted,
     wall_time,
+    wall_time_rule,
     write_table,
 )
 from bench.fits import sweeps
@@ -78,11 +81,19 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
         run_dir,
         "pixelcnn_connections.csv",
         [
-            dict(depth=depth, height=side, width=side, kernel=kernel, channels=channels,
-                 connections=exact, order_hwk2c=order, ratio=round(ratio, 6))
+            dict(
+                depth=depth,
+                height=side,
+                width=side,
+                kernel=kernel,
+                channels=channels,
+                connections=exact,
+                order_hwk2c=order,
+                ratio=round(ratio, 6),
+            )
             for depth, side, kernel, channels, exact, order, ratio in rows
         ],
-    )  # fmt: skip
+    )
 
     exact, order = np.array([r[4] for r in rows], float), np.array([r[5] for r in rows], float)
     # Only constant factors (the seed's argument): exact/order settles, i.e. barely moves
@@ -277,9 +288,17 @@ def c9_decision(
                     works = sorted((r["kernel"], r["work_flops"]) for r in same)
                     k_work.append(works[-1][1] / works[0][1])
     facts = dict(
-        kernels=kernels, depths=depths, sides=sides, fits=fits, k_exponent=k_exponent,
-        k_free=k_free, k_work=k_work, identical=identical, total=total, passes=passes,
-    )  # fmt: skip
+        kernels=kernels,
+        depths=depths,
+        sides=sides,
+        fits=fits,
+        k_exponent=k_exponent,
+        k_free=k_free,
+        k_work=k_work,
+        identical=identical,
+        total=total,
+        passes=passes,
+    )
     (a_n, _, _), res_n = fits["naive"]
     (a_c, _, _), res_c = fits["cached"]
     facts["linear"] = res_n < 0.01 and res_c < 0.01 and a_n > 0 and a_c > 0
@@ -480,9 +499,16 @@ def c9_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Ver
     """C9's wall-time half: each sampler's time along its latency-bound sweeps follows its
     span (the structural half is :func:`sampler_span`)."""
     return wall_time(
-        "C9", df, fits, suite="pixelcnn", mode="sample", variants=tuple(SAMPLERS),
-        axes=("hw", "depth"), measure="span_ops", what="the naive, cached and fixed-point samplers",
-    )  # fmt: skip
+        "C9",
+        df,
+        fits,
+        suite="pixelcnn",
+        mode="sample",
+        variants=tuple(SAMPLERS),
+        axes=("hw", "depth"),
+        measure="span_ops",
+        what="the naive, cached and fixed-point samplers",
+    )
 
 
 register(Experiment("pixelcnn", ("C7",), connection_sweep, cost_s=dict(smoke=1, cpu=1, full=1)))
@@ -491,3 +517,34 @@ register(Derived(("pixelcnn",), ("C8",), c8_pixelcnn_training_span))
 register(Derived(("pixelcnn",), ("C9",), c9_wall_time))
 declare_figure(WallTimeFigure("C8", ("pixelcnn",), "train", "span_ops", ("depth", "hw")))
 declare_figure(WallTimeFigure("C9", ("pixelcnn",), "sample", "span_ops"))
+state(
+    Claim(
+        "C7",
+        "§4-1a",
+        "PixelCNN has O(d·H·W·K²) connections",
+        "exact connection count",
+        __name__,
+        (C7_RULE,),
+    )
+)
+state(
+    Claim(
+        "C8",
+        "§4-1b",
+        "PixelCNN trains in O(d) sequential operations",
+        "`span_ops`; wall time (latency regime)",
+        __name__,
+        (C8_RULE, wall_time_rule("span_ops")),
+        "from the timed `train` cases",
+    )
+)
+state(
+    Claim(
+        "C9",
+        "§4-1b",
+        "PixelCNN samples in O(H·W·d·K²) sequential operations",
+        "`span_ops`; wall time (latency regime)",
+        __name__,
+        (C9_RULE, wall_time_rule("span_ops")),
+    )
+)
