@@ -458,7 +458,7 @@ def time_verdict(claim: str, checks: Sequence[SweepJudgement], measure: str, wha
     judged = [c for c in checks if c.outcome != "SHOWN"]
     outcomes = {c.outcome for c in judged} or {"INCONCLUSIVE"}
     verdict = "FAIL" if "FAIL" in outcomes else "PASS" if outcomes == {"PASS"} else "INCONCLUSIVE"
-    facts = {"sweeps": [(c.sweep, c.outcome) for c in checks], "judged": len(judged)}
+    facts = {"sweeps": list(checks), "judged": len(judged)}
     return Verdict(
         claim=claim,
         verdict=verdict,
@@ -473,9 +473,7 @@ def time_verdict(claim: str, checks: Sequence[SweepJudgement], measure: str, wha
 
 
 def _time_statement(verdict: str, facts: dict, measure: str) -> str:
-    by = {
-        o: [s for s, outcome in facts["sweeps"] if outcome == o] for o in ("FAIL", "INCONCLUSIVE")
-    }
+    by = {o: [c.sweep for c in facts["sweeps"] if c.outcome == o] for o in ("FAIL", "INCONCLUSIVE")}
     return {
         "PASS": f"in the latency regime, wall time grows as the {measure} do along every "
         f"judged sweep ({facts['judged']}), over a fixed cost per call",

@@ -162,6 +162,7 @@ def judge_span(rows: Sequence[Mapping]) -> Verdict:
         fits[variant] = dict(
             wrong_steps=len(wrong_steps),
             per_log_t=a,
+            at_log_t_0=b,
             residual_t=off_t,
             per_k=per_k,
             residual_k=off_k,

@@ -486,11 +486,14 @@ def _groups(pairs: pd.DataFrame):
 
 
 def c12_structure(pairs: pd.DataFrame) -> Verdict:
-    parts, outcomes, span_ratios = [], [], {}
+    parts, outcomes, groups = [], [], []
     for regime, schedule, rows in _groups(pairs):
         ratios = (rows.span_ops_mdrnn / rows.span_ops_pix).tolist()
         outcomes.append(all(r > 1 for r in ratios) and ratios[-1] > ratios[0])
-        span_ratios[schedule, regime, *map(int, rows.height)] = ratios
+        groups.append(
+            dict(schedule=schedule, regime=regime, heights=list(rows.height.astype(int)),
+                 ratios=ratios, deeper_and_growing=outcomes[-1])
+        )  # fmt: skip
         parts.append(
             f"{schedule} ({regime}, batch {rows.batch.iloc[0]}, k = C = {rows.hidden.iloc[0]}, "
             f"d {rows.depth.iloc[0]}): span ×"
@@ -515,7 +518,7 @@ def c12_structure(pairs: pd.DataFrame) -> Verdict:
         rule=C12_RULE_SPAN,
         measured="; ".join(parts) or "no matched sizes",
         statement=statement,
-        facts=dict(span_ratios=span_ratios, outcomes=outcomes),
+        facts=dict(groups=groups),
     )
 
 
