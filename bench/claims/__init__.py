@@ -1,9 +1,13 @@
 """Claims of the seed (C1–C12) and of the suite (C13): one home per claim.
 
-Each model's module here holds the experiments that measure its claims and the rules that
-judge them (``docs/claims.md`` states every rule and threshold, and which module checks which
-claim). A rule returns a :class:`Verdict`; experiment tables go into the run folder through
-:func:`write_table`. A module registers its claims with :func:`register`:
+Each model's module here holds the experiments that measure its claims, the rules that judge
+them and the claims' texts (:class:`Claim`, registered with :func:`state`: the seed's section,
+the claim in our words, the rule texts; ``docs/claims.md``'s table and rule lines are
+generated from them by :mod:`bench.claims.doc`). A rule is two steps: a decision that returns
+the verdict and the facts that decided it (the numbers, by name: what the tests assert), and
+the sentences (``measured``, ``statement``) formatted from those facts, so a rewording never
+changes a verdict. A rule returns a :class:`Verdict`; experiment tables go into the run folder
+through :func:`write_table`. A module registers what it measures with :func:`register`:
 
 - an :class:`Experiment` runs once per run folder, after the suite's cases (it measures
   something the timed cases do not: exhaustive checks, gradient curves, exact counts);
@@ -126,7 +130,7 @@ class Experiment:
     run: Callable[[str, pathlib.Path], list[Verdict]]
     curves: tuple[Curve, ...] = ()
     cost_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    """Seconds it takes per profile (measured on a 2-core CPU), for ``python -m bench plan``."""
+    """Seconds it takes per profile on a 2-core CPU, for ``python -m bench plan``."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,8 +4,7 @@ Experiment: every pair of n-bit numbers for n = 1..N (4^n pairs, n + 1 steps, th
 zero input so the final carry comes out), plus random pairs at larger n; and the same check
 on a negative control (the seed's W_hh read as a row-vector map), to show the check can fail.
 
-Rule (docs/claims.md): PASS iff no pair is wrong with the seed's weights AND the control gets
-some pair wrong (otherwise the check proved nothing: INCONCLUSIVE); FAIL iff any pair is wrong.
+The rule is :data:`RULE`: a control that is right too means the check proved nothing.
 """
 
 from __future__ import annotations

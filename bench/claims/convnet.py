@@ -4,12 +4,9 @@ Experiment: the seed's net built abstractly (``nnx.eval_shape``: nothing allocat
 parameters counted exactly, per layer, against the seed's boxed numbers; plus the analytic
 forward FLOPs against XLA's cost analysis on a small image (no loops, so XLA's count holds).
 
-Rule (docs/claims.md): PASS iff every per-layer count and the total equal the seed's;
-CORRECTED iff they differ (the statement gives the exact counts and the layers where the
-seed's differ; the slip is a mathematical error where the seed's written expression for such a
-layer gives its wrong count, a transcription slip where it gives the right one); FAIL iff the
-model's count disagrees with the analytic formula (the model would not be the seed's net, so
-its count could not judge the seed).
+The rule is :data:`RULE`. It FAILs where the model's count disagrees with the analytic
+formula because the model would then not be the seed's net, and its count could not judge the
+seed; the statement of a CORRECTED verdict gives the exact counts and the layers that differ.
 """
 
 from __future__ import annotations

@@ -316,7 +316,7 @@ ITERATION_SWEEP = {
     "cpu": dict(seq_lens=(256, 1024, 4096, 16384, 65536), hidden=4, batch=1),
 }
 """The forward pass of each parallel variant is run to convergence at these T (one compile
-each, 1-2 s on a 2-core CPU; the smoke profile runs none). 256× in T: over 16× a k that grows
+each; the smoke profile runs none). 256× in T: over 16× a k that grows
 as log T rises by a factor 1.5 only, which no ×2 threshold of k(T_max)/k(T_min) can see."""
 ITERATION_SWEEP["full"] = ITERATION_SWEEP["cpu"]
 MIN_ITER_POINTS = 5

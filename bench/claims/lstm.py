@@ -9,8 +9,8 @@ corrected, against autodiff's per-step adjoints (gradients with respect to zero 
 the last of T steps, over forget-gate biases × T and regimes whose large recurrent weights or
 open gates can make it explode; the seed's "carried unchanged" (ρ(t) = 1) and the corrected
 "carried as Π f" (the product of the measured forget gates) are each tested against it, so
-either can fail. Writes ``lstm_gradient_flow_sweep.csv``; the rule is
-:func:`judge_gradient_flow` (stated in docs/claims.md).
+either can fail. Writes ``lstm_gradient_flow_sweep.csv``; the rule is :data:`FLOW_RULE`,
+decided by :func:`gradient_flow_decision`.
 
 Both run in float64 where precision matters (decays reach 1e-300) with the highest matmul
 precision (no TF32 on GPUs), so the numbers measure the maths, not rounding.
@@ -342,7 +342,7 @@ def _backward_verdict(claim: str, table: pd.DataFrame, sizes: str) -> Verdict:
     )
 
 
-# --- C4: gradient flow through the cell (rule: docs/claims.md, and judge_gradient_flow) ---
+# --- C4: gradient flow through the cell (FLOW_RULE, decided by gradient_flow_decision) ----
 
 FLOW_CLAIM = "C4"
 FLOW_TABLE = "lstm_gradient_flow_sweep.csv"
@@ -356,7 +356,7 @@ FLOW_SIZES = {
 FORGET_BIASES = (0, 2, 4, 6, 8, 12)
 CLOSED = -6.0  # b_i = b_o for "i, o ≈ 0": σ(−6) ≈ 0.0025
 
-# Thresholds of the rule (docs/claims.md).
+# Thresholds of the rule (FLOW_RULE).
 F_NEAR_1 = 0.05  # f ≈ 1: 1 − f ≤ this (mean over batch and units, at every step)
 GATE_NEAR_0 = 0.02  # i, o ≈ 0: i and o ≤ this (likewise)
 FIT_RATIO = 1.5  # a hypothesis fits a run iff every ρ(t) is within this factor of its prediction

@@ -32,37 +32,24 @@ input (vanishes), g > 0: it grows (explodes). (An image-gradient spread mixes in
 and can rank the variants differently; that is why one metric is fixed here.)
 
 Cost. On XLA:CPU a training step is compute-bound: the networks' convolutions are computed by
-:func:`conv_as_matmul` (the same function, about 3.6× cheaper there than XLA's convolution at
-these widths), and the seeds of one learning rate run one after another inside one compiled
-program per (variant, N) (``lax.map``; vmapping them turns every convolution into a grouped
-one, measured slower). All variants and depths start from the same initialisations: the
+:func:`conv_as_matmul` (the same function, cheaper there than XLA's convolution at these
+widths: docs/claims.md, C6), and the seeds of one learning rate run one after another inside
+one compiled program per (variant, N) (``lax.map``; vmapping them turns every convolution into
+a grouped one, which is slower). All variants and depths start from the same initialisations: the
 variants own the same layers, and a depth-N network takes the first N blocks of the deepest.
 
 Statistics: for each (variant, N), the best learning rate minimises the seeds' mean training
 loss; at it, every quantity is reported as its mean over seeds with a 95% Student-t interval.
 
-Rule (:func:`judge`, thresholds below), comparing pre-act with post-act:
+Rule: :data:`RULE`, decided by :func:`decision` (pre-act against post-act; the plain stack
+is the control that the shortcut matters, reported, not judged). A FAIL is a contradicted
+part of the claim with nothing left to correct it to; CORRECTED is pre-act training more
+easily, but not because its gradient stays bounded with depth: the seed's reason, that the
+identity term of ∂ℓ/∂x_l keeps it from vanishing or exploding, ignores the Σ F_k term, which
+can grow with depth (a mathematical error).
 
-1. INCONCLUSIVE if fewer than ``MIN_SEEDS`` seeds, or the best learning rate of pre-act or
-   post-act at some depth is at an end of its grid (the optimum is not bracketed).
-2. Training half, at the deepest N: pre-act *easier* if its training-loss interval lies
-   entirely below post-act's, *harder* if entirely above, undecided if they overlap.
-   Gradient half, pre-act at every N: *bounded* if every interval of g lies inside
-   [−GRAD_BOUND, GRAD_BOUND] (within a factor 10^GRAD_BOUND), *unbounded* if one lies
-   entirely outside it, undecided otherwise.
-3. FAIL if pre-act is harder, or the gradient is unbounded while the training half is
-   undecided (part of the claim is contradicted and nothing is left to correct it to).
-4. PASS if pre-act is easier and its gradient bounded.
-5. CORRECTED if pre-act is easier but its gradient unbounded: it trains more easily, but not
-   because its gradient stays bounded with depth; the seed's reason, that the identity term
-   of ∂ℓ/∂x_l keeps it from vanishing or exploding, ignores the Σ F_k term, which can grow
-   with depth: a mathematical error.
-6. INCONCLUSIVE otherwise (an interval overlaps its bound).
-
-The plain stack is the control that the shortcut matters; it is reported, not judged.
-
-Profiles: the experiment runs at :data:`RUN_AT` (``full``) only. On a 2-core CPU the grid that
-can decide (about 10 seeds and 4-5 rates per variant at N = 32) takes ~200 s; the cpu and
+Profiles: the experiment runs at :data:`RUN_AT` (``full``) only: the grid that can decide
+costs more than the cpu profile's budget (docs/claims.md, C6, gives the figures); the cpu and
 smoke runs report a C6 row that says it was not run, and why (:func:`not_run`).
 """
 
@@ -94,9 +81,7 @@ MOMENTUM = 0.9
 LR_STEP = math.sqrt(10)  # grid extension factor
 TAIL = 0.2  # training loss = mean over the last 20% of the steps
 
-# The experiment runs at the profiles of RUN_AT only (docs/claims.md, C6: on a 2-core CPU,
-# deciding it would take ~200 s; the cpu profile's former grid, N = 2 and 32 at width 8, batch
-# 16, 100 steps, 3 seeds, rates 0.03-0.3 extended once, took 117 s and ended INCONCLUSIVE).
+# The experiment runs at the profiles of RUN_AT only (docs/claims.md, C6, says why).
 # smoke: the sizes the tests run the experiment at (:func:`train_and_judge`).
 RUN_AT = ("full",)
 SIZES = {
@@ -153,8 +138,8 @@ def conv_as_matmul(
     """The stride-1 'SAME' NHWC × HWIO convolution of ``models.resnet`` (``nnx.Conv``'s call
     of ``lax.conv_general_dilated``) as the K_h·K_w shifted copies of the zero-padded input
     concatenated along channels, times the kernel reshaped: the same function (tested), and
-    on XLA:CPU at these widths about 3.6× less CPU time per training step than its
-    convolution (measured: 54 vs 193 ms at C = 8, B = 32, N = 32)."""
+    on XLA:CPU at these widths cheaper per training step than its convolution (the figures:
+    docs/claims.md, C6)."""
     unit = (1,) * (lhs.ndim - 2)
     nhwc = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
     if (
