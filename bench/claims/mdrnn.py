@@ -110,21 +110,13 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
         run_dir,
         "mdrnn_connections.csv",
         [
-            dict(
-                cell=cell,
-                channels=C,
-                hidden=k,
-                depth=d,
-                height=H,
-                width=W,
-                connections_counted=exact,
-                connections_formula=formula,
-                seed_order_d_plus_wk2=seed,
-                counted_over_dhwk2=round(exact / (d * H * W * k * k), 4),
-            )
+            dict(cell=cell, channels=C, hidden=k, depth=d, height=H, width=W,
+                 connections_counted=exact, connections_formula=formula,
+                 seed_order_d_plus_wk2=seed,
+                 counted_over_dhwk2=round(exact / (d * H * W * k * k), 4))
             for cell, C, k, d, H, W, exact, formula, seed in rows
         ],
-    )
+    )  # fmt: skip
     mismatches = sum(exact != formula for *_, exact, formula, _ in rows)
 
     # Growth exponents at the largest values of the other axes (LSTM cell, C = 1).
@@ -434,16 +426,9 @@ def c11_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Ve
     """C11's wall-time half: each schedule's forward time along its latency-bound sweeps
     follows the loop steps it executes (the structural half is :func:`sequential_steps_sweep`)."""
     return wall_time(
-        "C11",
-        df,
-        fits,
-        suite="mdrnn",
-        mode="forward",
-        variants=tuple(SCHEDULES),
-        axes=("hw", "depth"),
-        measure="steps_executed",
-        what="each MDRNN schedule's forward pass",
-    )
+        "C11", df, fits, suite="mdrnn", mode="forward", variants=tuple(SCHEDULES),
+        axes=("hw", "depth"), measure="steps_executed", what="each MDRNN schedule's forward pass",
+    )  # fmt: skip
 
 
 # --- C12: training parallelism, PixelCNN vs MDRNN -------------------------------------------

@@ -81,19 +81,11 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
         run_dir,
         "pixelcnn_connections.csv",
         [
-            dict(
-                depth=depth,
-                height=side,
-                width=side,
-                kernel=kernel,
-                channels=channels,
-                connections=exact,
-                order_hwk2c=order,
-                ratio=round(ratio, 6),
-            )
+            dict(depth=depth, height=side, width=side, kernel=kernel, channels=channels,
+                 connections=exact, order_hwk2c=order, ratio=round(ratio, 6))
             for depth, side, kernel, channels, exact, order, ratio in rows
         ],
-    )
+    )  # fmt: skip
 
     exact, order = np.array([r[4] for r in rows], float), np.array([r[5] for r in rows], float)
     # Only constant factors (the seed's argument): exact/order settles, i.e. barely moves
@@ -499,16 +491,9 @@ def c9_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Ver
     """C9's wall-time half: each sampler's time along its latency-bound sweeps follows its
     span (the structural half is :func:`sampler_span`)."""
     return wall_time(
-        "C9",
-        df,
-        fits,
-        suite="pixelcnn",
-        mode="sample",
-        variants=tuple(SAMPLERS),
-        axes=("hw", "depth"),
-        measure="span_ops",
-        what="the naive, cached and fixed-point samplers",
-    )
+        "C9", df, fits, suite="pixelcnn", mode="sample", variants=tuple(SAMPLERS),
+        axes=("hw", "depth"), measure="span_ops", what="the naive, cached and fixed-point samplers",
+    )  # fmt: skip
 
 
 register(Experiment("pixelcnn", ("C7",), connection_sweep, cost_s=dict(smoke=1, cpu=1, full=1)))
