@@ -63,6 +63,68 @@ RULE = (
 )
 
 
+def decision(
+    counts: dict[str, int],
+    formula: dict[str, int],
+    seed: dict[str, int] = SEED_CLAIM,
+    seed_total: int = SEED_TOTAL,
+    seed_expressions: dict = SEED_EXPRESSIONS,
+) -> tuple[str, str, dict]:
+    """(verdict, slip, facts) of C5. Facts: the model's ``total`` and ``fc1`` count, whether
+    the model equals the formula (``formula_ok``), the layers whose count differs from the
+    seed's (``wrong``: layer → (seed's, counted)), those whose written expression gives the
+    seed's wrong count (``bad_formula``), and the seed's total against the sum of its layers."""
+    total, fc1 = sum(counts.values()), counts.get("fc1", 0)
+    facts = dict(
+        total=total, fc1=fc1, fc1_share=fc1 / total, formula_ok=counts == formula,
+        per_layer=counts, per_layer_ok=counts == seed, seed_total=seed_total,
+        seed_layers_total=sum(seed.values()), wrong={}, bad_formula=[],
+    )  # fmt: skip
+    if counts != formula:
+        return "FAIL", "", facts
+    if counts == seed and total == seed_total:
+        return "PASS", "", facts
+    # A wrong layer whose written expression is wrong too is a wrong formula (a mathematical
+    # error); one whose expression gives the count was mis-evaluated or mis-copied, as is a
+    # total that is not the sum of the seed's own layers.
+    wrong = facts["wrong"] = {k: (seed.get(k), n) for k, n in counts.items() if seed.get(k) != n}
+    facts["bad_formula"] = [
+        k for k in wrong if k not in seed_expressions or evaluate(seed_expressions[k]) != counts[k]
+    ]
+    slip = "mathematical error" if facts["bad_formula"] else "notation or transcription slip"
+    return "CORRECTED", slip, facts
+
+
+def _sentences(verdict: str, f: dict, xla_ratio: float) -> tuple[str, str]:
+    """(measured, statement) of C5, from :func:`decision`'s facts."""
+    measured = (
+        f"{f['total']:,} parameters in the Flax model (nnx.eval_shape, nothing allocated), "
+        f"FC-1024 {f['fc1']:,} = {f['fc1_share']:.2%}; per-layer "
+        + ("all six equal the seed's" if f["per_layer_ok"] else f"{f['per_layer']}")
+        + f"; XLA cost analysis / analytic forward FLOPs = {xla_ratio:.4f} at 32 px"
+    )
+    if verdict == "FAIL":
+        return measured, "the model's count disagrees with the formula"
+    statement = (
+        f"the net has {f['total']:,} parameters, {f['fc1']:,} ({f['fc1_share']:.2%}) of them in "
+        "FC-1024"
+    )
+    if verdict == "PASS":
+        return measured, statement
+    parts = [
+        f"{k} (seed {was:,}, counted {n:,}; its written expression "
+        + ("gives the seed's wrong count" if k in f["bad_formula"] else "gives the count")
+        + ")"
+        if was is not None
+        else f"{k} (not in the seed)"
+        for k, (was, n) in f["wrong"].items()
+    ]
+    if f["seed_total"] != f["seed_layers_total"]:
+        parts.append(f"the total (seed {f['seed_total']:,}, the sum of its layers "
+                     f"{f['seed_layers_total']:,})")  # fmt: skip
+    return measured, statement + "; the seed's count differs at " + ", ".join(parts)
+
+
 def judge(
     counts: dict[str, int],
     formula: dict[str, int],
@@ -71,45 +133,8 @@ def judge(
     seed_total: int = SEED_TOTAL,
     seed_expressions: dict = SEED_EXPRESSIONS,
 ) -> Verdict:
-    total, fc1 = sum(counts.values()), counts.get("fc1", 0)
-    wrong, bad_formula = {}, []
-    share = fc1 / total
-    per_layer_ok = counts == seed and total == seed_total
-    measured = (
-        f"{total:,} parameters in the Flax model (nnx.eval_shape, nothing allocated), "
-        f"FC-1024 {fc1:,} = {share:.2%}; per-layer "
-        + ("all six equal the seed's" if counts == seed else f"{counts}")
-        + f"; XLA cost analysis / analytic forward FLOPs = {xla_ratio:.4f} at 32 px"
-    )
-    statement = f"the net has {total:,} parameters, {fc1:,} ({share:.2%}) of them in FC-1024"
-    if counts != formula:
-        verdict, statement, slip = "FAIL", "the model's count disagrees with the formula", ""
-    elif per_layer_ok:
-        verdict, slip = "PASS", ""
-    else:
-        # A wrong layer whose written expression is wrong too is a wrong formula (a
-        # mathematical error); one whose expression gives the count was mis-evaluated or
-        # mis-copied, as is a total that is not the sum of the seed's own layers.
-        wrong = {k: (seed.get(k), n) for k, n in counts.items() if seed.get(k) != n}
-        bad_formula = [
-            k
-            for k in wrong
-            if k not in seed_expressions or evaluate(seed_expressions[k]) != counts[k]
-        ]
-        verdict = "CORRECTED"
-        slip = "mathematical error" if bad_formula else "notation or transcription slip"
-        parts = [
-            f"{k} (seed {was:,}, counted {n:,}; its written expression "
-            + ("gives the seed's wrong count" if k in bad_formula else "gives the count")
-            + ")"
-            if was is not None
-            else f"{k} (not in the seed)"
-            for k, (was, n) in wrong.items()
-        ]
-        if seed_total != sum(seed.values()):
-            parts.append(f"the total (seed {seed_total:,}, the sum of its layers "
-                         f"{sum(seed.values()):,})")  # fmt: skip
-        statement += "; the seed's count differs at " + ", ".join(parts)
+    verdict, slip, facts = decision(counts, formula, seed, seed_total, seed_expressions)
+    measured, statement = _sentences(verdict, facts, xla_ratio)
     return Verdict(
         claim="C5",
         verdict=verdict,
@@ -120,14 +145,7 @@ def judge(
         measured=measured,
         statement=statement,
         slip=slip,
-        facts=dict(
-            total=total,
-            fc1=fc1,
-            fc1_share=share,
-            formula_ok=counts == formula,
-            wrong=wrong,
-            bad_formula=bad_formula,
-        ),
+        facts=facts,
     )
 
 

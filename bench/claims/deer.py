@@ -142,62 +142,80 @@ SPAN_RULE = (
 )
 
 
-def judge_span(rows: Sequence[Mapping]) -> Verdict:
-    """The sequential-steps clause: O(k·log T) for k Newton iterations."""
-    parts, failures, undecided, fits = [], [], [], {}
-    seq = _select(rows, "T", "sequential")
+def span_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
+    """(verdict, facts) of the sequential-steps clause. Facts: per parallel variant, the
+    programs counted and those whose loop steps are not k (``wrong_steps``), the line span/k =
+    a·log₂T + b and span = c·k + e with their largest relative residuals (``fits``); the
+    variants that fail or cannot be judged (``undecided``: variant → why); the sequential
+    scan's steps and span at its largest T (``sequential``)."""
+    fits, failures, undecided = {}, [], {}
     for variant in PARALLEL:
         by_t, by_k = _select(rows, "T", variant), _select(rows, "k", variant)
         counted = pd.concat([by_t, by_k])
         if counted.empty or counted[["span_ops", "steps_executed"]].isna().any().any():
-            undecided.append(f"{variant}: counts missing")
+            undecided[variant] = "counts missing"
             continue
         if not (_decidable(by_t.seq_len, MIN_T_RANGE) and len(by_k) >= MIN_POINTS):
-            undecided.append(f"{variant}: sweep too short")
+            undecided[variant] = "sweep too short"
             continue
-        wrong_steps = counted[counted.steps_executed != counted.k]
         a, b, off_t = _line_residual(np.log2(by_t.seq_len), by_t.span_ops / by_t.k)
         per_k, c, off_k = _line_residual(by_k.k, by_k.span_ops)
         t_max = by_t.loc[by_t.seq_len.idxmax()]
         fits[variant] = dict(
-            wrong_steps=len(wrong_steps),
-            per_log_t=a,
-            at_log_t_0=b,
-            residual_t=off_t,
-            per_k=per_k,
-            residual_k=off_k,
-        )
-        parts.append(
-            f"{variant}: steps_executed = k at all {len(counted)} programs"
-            if wrong_steps.empty
-            else f"{variant}: steps_executed ≠ k at {len(wrong_steps)} programs"
-        )
-        parts[-1] += (
-            f"; span/k = {a:.3g}·log2 T + {b:.3g} (largest residual {off_t:.1%}, T = "
-            f"{int(by_t.seq_len.min())}…{int(by_t.seq_len.max())}); span = {per_k:.3g}·k + "
-            f"{c:.3g} (residual {off_k:.1%}, k = {', '.join(map(str, by_k.k.astype(int)))}); at "
-            f"T = {int(t_max.seq_len)}, k = {int(t_max.k)}: span {int(t_max.span_ops)}"
-        )
-        if not wrong_steps.empty or off_t > SPAN_RESIDUAL or off_k > SPAN_RESIDUAL:
+            programs=len(counted), wrong_steps=int((counted.steps_executed != counted.k).sum()),
+            per_log_t=a, at_log_t_0=b, residual_t=off_t, per_k=per_k, at_k_0=c, residual_k=off_k,
+            seq_lens=(int(by_t.seq_len.min()), int(by_t.seq_len.max())),
+            ks=[int(k) for k in by_k.k],
+            at_t_max=dict(seq_len=int(t_max.seq_len), k=int(t_max.k), span=int(t_max.span_ops)),
+        )  # fmt: skip
+        if fits[variant]["wrong_steps"] or off_t > SPAN_RESIDUAL or off_k > SPAN_RESIDUAL:
             failures.append(variant)
+    seq = _select(rows, "T", "sequential")
+    sequential = None
     if not seq.empty and seq.span_ops.notna().all():
         top = seq.loc[seq.seq_len.idxmax()]
+        sequential = dict(steps=int(top.steps_executed), span=int(top.span_ops),
+                          seq_len=int(top.seq_len))  # fmt: skip
+    facts = dict(fits=fits, failures=failures, undecided=undecided, sequential=sequential)
+    return ("FAIL" if failures else "INCONCLUSIVE" if undecided else "PASS"), facts
+
+
+def _span_sentences(verdict: str, f: dict) -> tuple[str, str]:
+    """(measured, statement) of the sequential-steps clause, from :func:`span_decision`'s."""
+    parts = []
+    for variant, fit in f["fits"].items():
         parts.append(
-            f"sequential scan: {int(top.steps_executed)} loop steps, span {int(top.span_ops)} "
-            f"at T = {int(top.seq_len)}"
+            f"{variant}: steps_executed = k at all {fit['programs']} programs"
+            if not fit["wrong_steps"]
+            else f"{variant}: steps_executed ≠ k at {fit['wrong_steps']} programs"
         )
-    if failures:
-        verdict = "FAIL"
-        statement = f"the span of {', '.join(failures)} does not grow as k·log T"
-    elif undecided:
-        verdict = "INCONCLUSIVE"
-        statement = "the traced sweep cannot decide: " + "; ".join(undecided)
-    else:
-        verdict = "PASS"
-        statement = (
-            "each Newton iteration is one loop step executed, whose span grows as log T: k "
-            "iterations take O(k·log T) sequential steps, against T for the sequential scan"
+        top = fit["at_t_max"]
+        parts[-1] += (
+            f"; span/k = {fit['per_log_t']:.3g}·log2 T + {fit['at_log_t_0']:.3g} (largest "
+            f"residual {fit['residual_t']:.1%}, T = {fit['seq_lens'][0]}…{fit['seq_lens'][1]}); "
+            f"span = {fit['per_k']:.3g}·k + {fit['at_k_0']:.3g} (residual {fit['residual_k']:.1%}, "
+            f"k = {', '.join(map(str, fit['ks']))}); at T = {top['seq_len']}, k = {top['k']}: "
+            f"span {top['span']}"
         )
+    if f["sequential"]:
+        s = f["sequential"]
+        parts.append(
+            f"sequential scan: {s['steps']} loop steps, span {s['span']} at T = {s['seq_len']}"
+        )
+    undecided = [f"{v}: {why}" for v, why in f["undecided"].items()]
+    statement = {
+        "FAIL": f"the span of {', '.join(f['failures'])} does not grow as k·log T",
+        "INCONCLUSIVE": "the traced sweep cannot decide: " + "; ".join(undecided),
+        "PASS": "each Newton iteration is one loop step executed, whose span grows as log T: k "
+        "iterations take O(k·log T) sequential steps, against T for the sequential scan",
+    }[verdict]
+    return "; ".join(parts + undecided), statement
+
+
+def judge_span(rows: Sequence[Mapping]) -> Verdict:
+    """The sequential-steps clause: O(k·log T) for k Newton iterations."""
+    verdict, facts = span_decision(rows)
+    measured, statement = _span_sentences(verdict, facts)
     return Verdict(
         claim=CLAIM,
         verdict=verdict,
@@ -205,9 +223,9 @@ def judge_span(rows: Sequence[Mapping]) -> Verdict:
         f"{STRUCTURE['at_hidden']} and over k at T = {STRUCTURE['at_seq_len']}, batch 1",
         measure="span_ops, steps_executed (traced)",
         rule=SPAN_RULE,
-        measured="; ".join(parts + undecided),
+        measured=measured,
         statement=statement,
-        facts=dict(failures=failures, undecided=undecided, fits=fits),
+        facts=facts,
     )
 
 

@@ -400,71 +400,86 @@ C8_CHECK = (
 )
 
 
-def c8_structure(rows: pd.DataFrame) -> Verdict:
-    """C8 on the count: the span along every d sweep is an exact line with a positive slope,
-    and along every H·W sweep it does not change."""
+def c8_decision(rows: pd.DataFrame) -> tuple[str, dict]:
+    """(verdict, facts) of C8 on the count. Facts: per sweep over d its depths, spans and exact
+    line (slope, intercept; None if the spans lie on none), per sweep over H·W its sides and
+    the distinct spans (``lines``, ``flats``: lists of dicts), and whether every line has a
+    positive slope (``linear``) and every H·W sweep one span (``flat``)."""
     lines, flats = [], []
     for axis, fixed, sweep in sweeps(rows):
         where = " ".join(f"{f}={sweep[f].iloc[0]}" for f in fixed if f in ("batch", "hidden"))
         if axis == "depth":
             sweep = sweep.sort_values("depth")
-            lines.append((where, exact_line(sweep.depth, sweep.span_ops), sweep))
+            lines.append(dict(where=where, depths=list(sweep.depth.astype(int)),
+                              spans=list(sweep.span_ops.astype(int)),
+                              line=exact_line(sweep.depth, sweep.span_ops)))  # fmt: skip
         elif axis == "hw":
             sweep = sweep.sort_values("height")
-            flats.append((where, sorted(set(sweep.span_ops.astype(int))), sweep))
+            flats.append(dict(where=where, sides=list(sweep.height.astype(int)),
+                              spans=sorted(set(sweep.span_ops.astype(int)))))  # fmt: skip
+    facts = dict(
+        lines=lines,
+        flats=flats,
+        linear=all(s["line"] is not None and s["line"][0] > 0 for s in lines),
+        flat=all(len(s["spans"]) == 1 for s in flats),
+    )
     if not lines or not flats:
-        return Verdict(
-            claim="C8",
-            verdict="INCONCLUSIVE",
-            check=C8_CHECK,
-            measure="span_ops",
-            rule=C8_RULE,
-            measured=f"{len(lines)} sweep(s) over d and {len(flats)} over H·W",
-            statement="the run has no sweep over d and over H·W to judge the span on",
-            facts=dict(lines=[line for _, line, _ in lines], flats=[s for _, s, _ in flats]),
+        return "INCONCLUSIVE", facts
+    return ("PASS" if facts["linear"] and facts["flat"] else "FAIL"), facts
+
+
+def _c8_sentences(verdict: str, f: dict) -> tuple[str, str]:
+    """(measured, statement) of C8 on the count, from :func:`c8_decision`'s facts."""
+    if verdict == "INCONCLUSIVE":
+        return (
+            f"{len(f['lines'])} sweep(s) over d and {len(f['flats'])} over H·W",
+            "the run has no sweep over d and over H·W to judge the span on",
         )
     parts = [
-        f"over d={list(sw.depth.astype(int))} ({where}): span {list(sw.span_ops.astype(int))}"
-        + (f" = {line[0]}·d + {line[1]} exactly" if line else " (not on one line)")
-        for where, line, sw in lines
+        f"over d={s['depths']} ({s['where']}): span {s['spans']}"
+        + (f" = {s['line'][0]}·d + {s['line'][1]} exactly" if s["line"] else " (not on one line)")
+        for s in f["lines"]
     ] + [
-        f"over H=W={list(sw.height.astype(int))} ({where}): span "
-        + (f"{spans[0]} at every size" if len(spans) == 1 else f"takes values {spans}")
-        for where, spans, sw in flats
+        f"over H=W={s['sides']} ({s['where']}): span "
+        + (
+            f"{s['spans'][0]} at every size"
+            if len(s["spans"]) == 1
+            else f"takes values {s['spans']}"
+        )
+        for s in f["flats"]
     ]
-    linear = all(line is not None and line[0] > 0 for _, line, _ in lines)
-    flat = all(len(spans) == 1 for _, spans, _ in flats)
-    if linear and flat:
-        slopes = sorted({str(line[0]) for _, line, _ in lines})
-        verdict = "PASS"
+    if verdict == "PASS":
+        slopes = sorted({str(s["line"][0]) for s in f["lines"]})
         statement = (
             f"the training step takes {' or '.join(slopes)} sequential operations per layer "
             "plus a constant, Θ(d), and the same number at every image size"
         )
     else:
-        verdict = "FAIL"
         statement = "; ".join(
             text
             for ok, text in (
-                (linear, "the span is not an exact line in d"),
-                (flat, "the span changes with H·W"),
+                (f["linear"], "the span is not an exact line in d"),
+                (f["flat"], "the span changes with H·W"),
             )
             if not ok
         )
+    return "; ".join(parts), statement
+
+
+def c8_structure(rows: pd.DataFrame) -> Verdict:
+    """C8 on the count: the span along every d sweep is an exact line with a positive slope,
+    and along every H·W sweep it does not change."""
+    verdict, facts = c8_decision(rows)
+    measured, statement = _c8_sentences(verdict, facts)
     return Verdict(
         claim="C8",
         verdict=verdict,
         check=C8_CHECK,
         measure="span_ops",
         rule=C8_RULE,
-        measured="; ".join(parts),
+        measured=measured,
         statement=statement,
-        facts=dict(
-            lines=[line for _, line, _ in lines],
-            flats=[s for _, s, _ in flats],
-            linear=linear,
-            flat=flat,
-        ),
+        facts=facts,
     )
 
 
