@@ -18,10 +18,8 @@ workload; a new suite brings its summary in its own file.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import pathlib
-import re
 from collections.abc import Mapping
 
 import pandas as pd
@@ -34,7 +32,6 @@ NOISY_IQR = 0.25
 as too noisy to trust (its ratios and fits carry that noise)."""
 MAX_CELL = 160
 """The longest text a table cell shows; longer text is cut at a word with "…"."""
-CLAIMS_DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "claims.md"
 
 
 def _fmt(v) -> str:
@@ -280,7 +277,7 @@ def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) 
         measured = store.load_claims(path)
         found.append(measured.drop_duplicates(["claim", "measure"], keep="last")[columns])
     rows = [
-        {"suite": "+".join(rule.suites), **dataclasses.asdict(v)}
+        {"suite": "+".join(rule.suites), **v.as_row()}
         for rule in claims.derived()
         for v in rule.judge(df, fitted, run_dir)
     ]
@@ -296,17 +293,10 @@ def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) 
     )
 
 
-def claim_texts(path: pathlib.Path = CLAIMS_DOC) -> dict[str, str]:
-    """Each claim in plain words: the "the claim, in our words" column of the table in
-    ``docs/claims.md`` (empty where the document is not beside the package)."""
-    if not path.exists():
-        return {}
-    texts = {}
-    for line in path.read_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 3 and re.fullmatch(r"C\d+", cells[0]):
-            texts.setdefault(cells[0], cells[2])
-    return texts
+def claim_texts() -> dict[str, str]:
+    """Each claim in plain words, as its module states it (``bench.claims.Claim.words``: also
+    the "the claim, in our words" column of ``docs/claims.md``)."""
+    return {c.id: c.words for c in claims.stated()}
 
 
 def first_clause(text: str) -> str:

@@ -358,7 +358,7 @@ class Session:
         try:
             with self.account.spend(f"claims {named}"):
                 found = experiment.run(self.config.profile, self.run_dir)
-            verdicts = [dataclasses.asdict(v) for v in found]
+            verdicts = [v.as_row() for v in found]
         except BaseException as e:
             if runner.users(e):
                 raise

@@ -1,9 +1,13 @@
 """Claims of the seed (C1–C12) and of the suite (C13): one home per claim.
 
-Each model's module here holds the experiments that measure its claims and the rules that
-judge them (``docs/claims.md`` states every rule and threshold, and which module checks which
-claim). A rule returns a :class:`Verdict`; experiment tables go into the run folder through
-:func:`write_table`. A module registers its claims with :func:`register`:
+Each model's module here holds the experiments that measure its claims, the rules that judge
+them and the claims' texts (:class:`Claim`, registered with :func:`state`: the seed's section,
+the claim in our words, the rule texts; ``docs/claims.md``'s table and rule lines are
+generated from them by :mod:`bench.claims.doc`). A rule is two steps: a decision that returns
+the verdict and the facts that decided it (the numbers, by name: what the tests assert), and
+the sentences (``measured``, ``statement``) formatted from those facts, so a rewording never
+changes a verdict. A rule returns a :class:`Verdict`; experiment tables go into the run folder
+through :func:`write_table`. A module registers what it measures with :func:`register`:
 
 - an :class:`Experiment` runs once per run folder, after the suite's cases (it measures
   something the timed cases do not: exhaustive checks, gradient curves, exact counts);
@@ -29,6 +33,10 @@ from bench.store import VERDICTS
 SLIPS = ("", "mathematical error", "notation or transcription slip")
 
 
+ROW_FIELDS = ("claim", "verdict", "check", "measure", "rule", "measured", "statement", "slip")
+"""The fields of a :class:`Verdict` that ``claims.csv`` stores."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     """One claim judged: what was checked, on which measure, by which rule, with which numbers.
@@ -45,6 +53,13 @@ class Verdict:
     measured: str
     statement: str = ""
     slip: str = ""
+    facts: Mapping = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    """The numbers that decided the verdict, by name (what the tests assert); ``measured`` and
+    ``statement`` put them in words. Not a column of ``claims.csv``."""
+
+    def as_row(self) -> dict[str, str]:
+        """The verdict as a row of ``claims.csv`` (its columns but the run's and the suite's)."""
+        return {name: getattr(self, name) for name in ROW_FIELDS}
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -109,7 +124,7 @@ class Experiment:
     run: Callable[[str, pathlib.Path], list[Verdict]]
     curves: tuple[Curve, ...] = ()
     cost_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    """Seconds it takes per profile (measured on a 2-core CPU), for ``python -m bench plan``."""
+    """Seconds it takes per profile on a 2-core CPU, for ``python -m bench plan``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +138,44 @@ class Derived:
     judge: Callable[..., list[Verdict]]
 
 
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A claim as the report and ``docs/claims.md`` name it: where the seed makes it
+    (``section``), the claim in our words, what it is judged on, and the rules its verdicts
+    state (their ``rule`` texts, the same constants the rules write). The document's table of
+    claims and its rule lines are generated from these (:mod:`bench.claims.doc`)."""
+
+    id: str
+    section: str
+    words: str
+    measure: str
+    module: str
+    rules: tuple[str, ...]
+    source: str = ""
+    """Where the measurements come from, where it is not the module's own experiment."""
+
+    @property
+    def path(self) -> str:
+        return self.module.replace(".", "/") + ".py"
+
+
 _EXPERIMENTS: list[Experiment] = []
 _DERIVED: list[Derived] = []
+_CLAIMS: dict[str, Claim] = {}
+
+
+def state(claim: Claim) -> Claim:
+    """Register a claim's texts (one per claim id)."""
+    if _CLAIMS.get(claim.id, claim) != claim:
+        raise ValueError(f"claim {claim.id} is stated twice")
+    _CLAIMS[claim.id] = claim
+    return claim
+
+
+def stated() -> list[Claim]:
+    """Every claim's texts, in claim order."""
+    _load_all()
+    return sorted(_CLAIMS.values(), key=lambda c: claim_number(c.id))
 
 
 def register(item: Experiment | Derived) -> Experiment | Derived:
@@ -169,14 +220,19 @@ this."""
 
 
 @dataclasses.dataclass(frozen=True)
-class Check:
+class SweepJudgement:
     """One sweep judged by :func:`scaling_check`: PASS, FAIL, INCONCLUSIVE, or SHOWN (reported,
-    not judged: its depth measure varies too little to test), with the facts that decided it."""
+    not judged: its depth measure varies too little to test), with the facts that decided it.
+    ``facts["reason"]`` names the branch of the rule that decided it; :attr:`why` puts it in
+    words."""
 
     outcome: str
     sweep: str
     facts: dict = dataclasses.field(default_factory=dict)
-    why: str = ""
+
+    @property
+    def why(self) -> str:
+        return sweep_reason(self.facts)
 
     @property
     def text(self) -> str:
@@ -186,6 +242,7 @@ class Check:
 def sweep_facts(r, name: str) -> dict:
     """The numbers of a sweep's growth model (``bench.fits``), for a verdict's row."""
     return {
+        "name": name,
         "points": int(r.n_points),
         "axis_range": float(r.axis_range),
         "depth_range": float(r[f"{name}_range"]),
@@ -209,40 +266,52 @@ def sweep_facts(r, name: str) -> dict:
     }
 
 
-def _describe(f: dict, name: str) -> str:
-    def ci(pair, digits=3):
-        lo, hi = pair
-        return f" [{lo:.{digits}g}, {hi:.{digits}g}]" if lo == lo else ""
-
-    text = (
-        f"{f['points']} points over {f['axis_range']:.3g}× ({name} ×{f['depth_range']:.3g}), "
-        f"{f['rounds']} rounds: t = c + a·work + b·{name}, c = {f['c_us']:.3g} µs"
-        f"{ci(f['c_us_ci'])}, b = {f['b_ns_per_step']:.3g} ns per {name}{ci(f['b_ns_ci'])}, "
-        f"a = {f['a_ns_per_flop']:.3g} ns per FLOP; growth follows {f['follows']}"
-    )
-    if f["follows"] in (name, f"{name}+work", "work"):
-        text += f" ({name} {f['share_depth']:.0%} of it, work {f['share_work']:.0%})"
-    if f["collinear"]:
-        text += f" ({f['collinear']} along this sweep: one term)"
-    lo, hi = f["growth_ci"]
-    if lo == lo:
-        text += f"; fitted growth over the sweep [{lo:+.0%}, {hi:+.0%}]"
-    return text + f"; best shape {f['shape_best']} by ΔBIC {f['shape_margin']:.1f}"
+def _latency_row(fits, *, suite: str, variant: str, mode: str, axis: str):
+    """The latency-regime fit of one sweep (its longest), or a reason why there is none."""
+    if fits.empty or "regime" not in fits:
+        return None, "no sweep"
+    rows = fits[
+        (fits.suite == suite)
+        & (fits.variant == variant)
+        & (fits["mode"] == mode)
+        & (fits.axis == axis)
+        & (fits.regime == "latency")
+    ]
+    if rows.empty:
+        return None, "no latency sweep"
+    return rows.sort_values("n_points").iloc[-1], ""
 
 
-def _undecided(f: dict, name: str) -> str:
-    """Why a sweep's growth is undecided: no growth out of the noise, or terms not told apart."""
-    lo, hi = f["growth_ci"]
-    if lo == lo and lo > FIXED_GROWTH:
-        return (
-            f"time grows (×{1 + lo:.3g} to ×{1 + hi:.3g}) but neither the {name} nor the work "
-            f"explains it without the other (ΔBIC {f['delta_bic_depth']:.1f} and "
-            f"{f['delta_bic_work']:.1f}, {BIC_MARGIN:g} needed)"
-        )
-    return "the growth does not stand out of the noise between rounds"
+def _constant_depth(f: dict) -> tuple[str, str]:
+    """(outcome, reason) of a sweep that adds no sequential step."""
+    if f["follows"] == "fixed":
+        return "PASS", "flat"
+    if not f["shapes_near"]:
+        return "INCONCLUSIVE", "no shape"
+    work = f["work_exponent"] if f["work_exponent"] == f["work_exponent"] else 0.0
+    faster = [SHAPE_EXPONENT[s] > work + FASTER_THAN_WORK for s in f["shapes_near"]]
+    if all(faster):
+        return "FAIL", "faster than work"
+    if not any(faster):
+        return "PASS", "no faster than work"
+    return "INCONCLUSIVE", "shapes disagree"
 
 
-def scaling_check(fits, *, suite: str, variant: str, mode: str, axis: str, measure: str) -> Check:
+def _growing_depth(f: dict) -> tuple[str, str]:
+    """(outcome, reason) of a sweep whose depth measure grows by at least :data:`MIN_RANGE`."""
+    follows, name = f["follows"], f["name"]
+    if follows in (name, f"{name}+work"):
+        return "PASS", "follows depth"
+    if follows == "fixed":
+        return "FAIL", "flat"
+    if follows == "work":
+        return "SHOWN", "work-bound"
+    return "INCONCLUSIVE", "undecided"
+
+
+def scaling_check(
+    fits, *, suite: str, variant: str, mode: str, axis: str, measure: str
+) -> SweepJudgement:
     """Does wall time follow ``measure`` (``span_ops`` or ``steps_executed``) along the
     latency-regime sweep of ``variant`` / ``mode`` over ``axis``? Decided by the sweep's growth
     model (``bench.fits.growth_model``, with ``measure`` as the depth):
@@ -264,58 +333,95 @@ def scaling_check(fits, *, suite: str, variant: str, mode: str, axis: str, measu
     """
     name = COUNTS[measure]
     sweep = f"{suite} {variant} {mode} vs {axis}"
-    if fits.empty or "regime" not in fits:
-        return Check("INCONCLUSIVE", sweep, why="no sweep measured")
-    rows = fits[
-        (fits.suite == suite)
-        & (fits.variant == variant)
-        & (fits["mode"] == mode)
-        & (fits.axis == axis)
-        & (fits.regime == "latency")
-    ]
-    if rows.empty:
-        return Check("INCONCLUSIVE", sweep, why="no latency-regime sweep measured")
-    r = rows.sort_values("n_points").iloc[-1]
+    r, missing = _latency_row(fits, suite=suite, variant=variant, mode=mode, axis=axis)
+    if r is None:
+        return SweepJudgement("INCONCLUSIVE", sweep, {"reason": missing})
     if r[f"{name}_follows"] == "not counted" or r[f"{name}_range"] != r[f"{name}_range"]:
-        return Check("INCONCLUSIVE", sweep, why=f"{measure} not counted")
+        return SweepJudgement("INCONCLUSIVE", sweep, {"reason": "not counted", "measure": measure})
     f = sweep_facts(r, name)
-    text = _describe(f, name)
-    reasons = []
-    if f["points"] < MIN_POINTS:
-        reasons.append(f"fewer than {MIN_POINTS} points")
-    if f["rounds"] < MIN_ROUNDS:
-        reasons.append(f"fewer than {MIN_ROUNDS} interleaved rounds")
-    if reasons:
-        return Check("INCONCLUSIVE", sweep, f, f"{text}: no verdict, {', '.join(reasons)}")
-    follows = f["follows"]
-    if f["depth_range"] >= MIN_RANGE:
-        if follows in (name, f"{name}+work"):
-            return Check("PASS", sweep, f, f"{text}: the {name} show on the clock")
-        if follows == "fixed":
-            return Check("FAIL", sweep, f, f"{text}: the {name} grow ×{f['depth_range']:.3g} "
-                         "and the time does not")  # fmt: skip
-        if follows == "work":
-            why = f"work-bound here: the growth follows the work, the {name} do not show"
-            return Check("SHOWN", sweep, f, f"{text}: shown, not judged ({why})")
-        return Check("INCONCLUSIVE", sweep, f, f"{text}: no verdict, {_undecided(f, name)}")
-    if f["depth_range"] == 1:
-        if follows == "fixed":
-            return Check("PASS", sweep, f, f"{text}: no step is added and the time does not grow")
-        if not f["shapes_near"]:
-            return Check("INCONCLUSIVE", sweep, f, f"{text}: no verdict, no shape was fitted")
-        work = f["work_exponent"] if f["work_exponent"] == f["work_exponent"] else 0.0
-        faster = [SHAPE_EXPONENT[s] > work + FASTER_THAN_WORK for s in f["shapes_near"]]
-        if all(faster):
-            return Check("FAIL", sweep, f, f"{text}: time grows faster than the work along a "
-                         f"sweep that adds no {name}")  # fmt: skip
-        if not any(faster):
-            return Check("PASS", sweep, f, f"{text}: no step is added, and the time grows no "
-                         "faster than the work")  # fmt: skip
-        return Check("INCONCLUSIVE", sweep, f, f"{text}: no verdict, the shapes the data "
-                     f"cannot tell apart ({', '.join(f['shapes_near'])}) grow both slower and "
-                     "faster than the work")  # fmt: skip
-    return Check("SHOWN", sweep, f, f"{text}: shown, not judged ({name} ×{f['depth_range']:.3g} "
-                 f"< {MIN_RANGE:g})")  # fmt: skip
+    if f["points"] < MIN_POINTS or f["rounds"] < MIN_ROUNDS:
+        outcome, reason = "INCONCLUSIVE", "too few"
+    elif f["depth_range"] >= MIN_RANGE:
+        outcome, reason = _growing_depth(f)
+    elif f["depth_range"] == 1:
+        outcome, reason = _constant_depth(f)
+    else:
+        outcome, reason = "SHOWN", "short range"
+    return SweepJudgement(outcome, sweep, {**f, "reason": reason})
+
+
+def _describe(f: dict) -> str:
+    def ci(pair, digits=3):
+        lo, hi = pair
+        return f" [{lo:.{digits}g}, {hi:.{digits}g}]" if lo == lo else ""
+
+    name = f["name"]
+    text = (
+        f"{f['points']} points over {f['axis_range']:.3g}× ({name} ×{f['depth_range']:.3g}), "
+        f"{f['rounds']} rounds: t = c + a·work + b·{name}, c = {f['c_us']:.3g} µs"
+        f"{ci(f['c_us_ci'])}, b = {f['b_ns_per_step']:.3g} ns per {name}{ci(f['b_ns_ci'])}, "
+        f"a = {f['a_ns_per_flop']:.3g} ns per FLOP; growth follows {f['follows']}"
+    )
+    if f["follows"] in (name, f"{name}+work", "work"):
+        text += f" ({name} {f['share_depth']:.0%} of it, work {f['share_work']:.0%})"
+    if f["collinear"]:
+        text += f" ({f['collinear']} along this sweep: one term)"
+    lo, hi = f["growth_ci"]
+    if lo == lo:
+        text += f"; fitted growth over the sweep [{lo:+.0%}, {hi:+.0%}]"
+    return text + f"; best shape {f['shape_best']} by ΔBIC {f['shape_margin']:.1f}"
+
+
+def _undecided(f: dict) -> str:
+    """Why a sweep's growth is undecided: no growth out of the noise, or terms not told apart."""
+    lo, hi = f["growth_ci"]
+    if lo == lo and lo > FIXED_GROWTH:
+        return (
+            f"time grows (×{1 + lo:.3g} to ×{1 + hi:.3g}) but neither the {f['name']} nor the "
+            f"work explains it without the other (ΔBIC {f['delta_bic_depth']:.1f} and "
+            f"{f['delta_bic_work']:.1f}, {BIC_MARGIN:g} needed)"
+        )
+    return "the growth does not stand out of the noise between rounds"
+
+
+def sweep_reason(f: dict) -> str:
+    """A sweep's judgement in words: the fit's numbers, then the branch of the rule that
+    decided it (``f["reason"]``)."""
+    reason = f["reason"]
+    if reason in ("no sweep", "no latency sweep", "not counted"):
+        return {
+            "no sweep": "no sweep measured",
+            "no latency sweep": "no latency-regime sweep measured",
+            "not counted": f"{f.get('measure')} not counted",
+        }[reason]
+    name = f["name"]
+    if reason == "too few":
+        few = [f"fewer than {MIN_POINTS} points"] if f["points"] < MIN_POINTS else []
+        few += [f"fewer than {MIN_ROUNDS} interleaved rounds"] if f["rounds"] < MIN_ROUNDS else []
+        why = f"no verdict, {', '.join(few)}"
+    elif reason == "undecided":
+        why = f"no verdict, {_undecided(f)}"
+    elif reason == "flat" and f["depth_range"] >= MIN_RANGE:
+        why = f"the {name} grow ×{f['depth_range']:.3g} and the time does not"
+    elif reason == "shapes disagree":
+        why = (
+            f"no verdict, the shapes the data cannot tell apart ({', '.join(f['shapes_near'])}) "
+            "grow both slower and faster than the work"
+        )
+    elif reason == "short range":
+        why = f"shown, not judged ({name} ×{f['depth_range']:.3g} < {MIN_RANGE:g})"
+    else:
+        why = {
+            "follows depth": f"the {name} show on the clock",
+            "flat": "no step is added and the time does not grow",
+            "work-bound": "shown, not judged (work-bound here: the growth follows the work, "
+            f"the {name} do not show)",
+            "no shape": "no verdict, no shape was fitted",
+            "faster than work": "time grows faster than the work along a sweep that adds no "
+            + name,
+            "no faster than work": "no step is added, and the time grows no faster than the work",
+        }[reason]
+    return f"{_describe(f)}: {why}"
 
 
 RULE = (
@@ -332,39 +438,48 @@ RULE = (
 )
 
 
-def time_verdict(claim: str, checks: Sequence[Check], measure: str, what: str) -> Verdict:
+def wall_time_rule(measure: str | None = None) -> str:
+    """The wall-time rule's text for a claim judged against ``measure`` (any: the docs')."""
+    return RULE.format(
+        name=COUNTS[measure] if measure else "steps (or span)",
+        margin=BIC_MARGIN,
+        fixed=FIXED_GROWTH,
+        points=MIN_POINTS,
+        rounds=MIN_ROUNDS,
+        range=MIN_RANGE,
+    )
+
+
+def time_verdict(claim: str, checks: Sequence[SweepJudgement], measure: str, what: str) -> Verdict:
     """A claim's wall-time half from its sweeps: FAIL if any sweep fails, PASS if every judged
     sweep passes (at least one), else INCONCLUSIVE (the sweeps that could not decide say why)."""
     judged = [c for c in checks if c.outcome != "SHOWN"]
     outcomes = {c.outcome for c in judged} or {"INCONCLUSIVE"}
     verdict = "FAIL" if "FAIL" in outcomes else "PASS" if outcomes == {"PASS"} else "INCONCLUSIVE"
-    name = COUNTS[measure]
-    by = {o: [c.sweep for c in judged if c.outcome == o] for o in ("FAIL", "INCONCLUSIVE")}
-    statement = {
-        "PASS": f"in the latency regime, wall time grows as the {measure} do along every "
-        f"judged sweep ({len(judged)}), over a fixed cost per call",
-        "FAIL": f"in the latency regime, wall time does not follow the {measure}: "
-        + "; ".join(by["FAIL"]),
-        "INCONCLUSIVE": "the sweeps cannot decide whether wall time follows the "
-        f"{measure}: " + ("; ".join(by["INCONCLUSIVE"]) or "no sweep judged"),
-    }[verdict]
+    facts = {"sweeps": list(checks), "judged": len(judged)}
     return Verdict(
         claim=claim,
         verdict=verdict,
         check=f"wall time of {what} along latency-regime sweeps timed in interleaved rounds, "
         f"against the {measure}",
         measure=f"wall time vs {measure} (latency regime)",
-        rule=RULE.format(
-            name=name,
-            margin=BIC_MARGIN,
-            fixed=FIXED_GROWTH,
-            points=MIN_POINTS,
-            rounds=MIN_ROUNDS,
-            range=MIN_RANGE,
-        ),  # fmt: skip
+        rule=wall_time_rule(measure),
         measured="; ".join(f"{c.text} [{c.outcome}]" for c in checks) or "no sweep",
-        statement=statement,
+        statement=_time_statement(verdict, facts, measure),
+        facts=facts,
     )
+
+
+def _time_statement(verdict: str, facts: dict, measure: str) -> str:
+    by = {o: [c.sweep for c in facts["sweeps"] if c.outcome == o] for o in ("FAIL", "INCONCLUSIVE")}
+    return {
+        "PASS": f"in the latency regime, wall time grows as the {measure} do along every "
+        f"judged sweep ({facts['judged']}), over a fixed cost per call",
+        "FAIL": f"in the latency regime, wall time does not follow the {measure}: "
+        + "; ".join(by["FAIL"]),
+        "INCONCLUSIVE": "the sweeps cannot decide whether wall time follows the "
+        f"{measure}: " + ("; ".join(by["INCONCLUSIVE"]) or "no sweep judged"),
+    }[verdict]
 
 
 def wall_time(
@@ -428,5 +543,6 @@ def uncounted(rows: pd.DataFrame, claim: str, check: str) -> list[Verdict]:
             rule="no verdict from rows without a structural count",
             measured=f"{len(missing)} of {len(rows)} rows have no span: {'; '.join(notes)}",
             statement="the structural count is missing, so the span cannot decide",
+            facts=dict(missing=len(missing), rows=len(rows), notes=notes),
         )
     ]

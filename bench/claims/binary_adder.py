@@ -4,8 +4,7 @@ Experiment: every pair of n-bit numbers for n = 1..N (4^n pairs, n + 1 steps, th
 zero input so the final carry comes out), plus random pairs at larger n; and the same check
 on a negative control (the seed's W_hh read as a row-vector map), to show the check can fail.
 
-Rule (docs/claims.md): PASS iff no pair is wrong with the seed's weights AND the control gets
-some pair wrong (otherwise the check proved nothing: INCONCLUSIVE); FAIL iff any pair is wrong.
+The rule is :data:`RULE`: a control that is right too means the check proved nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.claims import Experiment, Verdict, register, write_table
+from bench.claims import Claim, Experiment, Verdict, register, state, write_table
 from models.binary_adder import SEED_WEIGHTS_ROW_CONVENTION, BinaryAdderRNN, add
 
 # Exhaustive up to this many bits; then RANDOM_PAIRS random pairs at each of RANDOM_BITS.
@@ -51,6 +50,12 @@ def exhaustive(profile: str) -> list[dict]:
     return rows
 
 
+RULE = (
+    "PASS iff 0 pairs wrong and the control has > 0 wrong; FAIL iff any pair wrong; "
+    "INCONCLUSIVE iff the control is also right"
+)
+
+
 def judge(rows: list[dict], exhaustive_bits: int) -> Verdict:
     seed = [r for r in rows if r["weights"] == "seed"]
     control = [r for r in rows if r["weights"] != "seed"]
@@ -74,13 +79,15 @@ def judge(rows: list[dict], exhaustive_bits: int) -> Verdict:
             f"{', '.join(map(str, RANDOM_BITS))}; n+1 steps, LSB first, y(t) read from h(t)"
         ),
         measure="exact count of wrong sums",
-        rule="PASS iff 0 pairs wrong and the control has > 0 wrong; FAIL iff any pair wrong; "
-        "INCONCLUSIVE iff the control is also right",
+        rule=RULE,
         measured=(
             f"{wrong} of {checked} pairs wrong; control (W_hh read as h(t-1)·W_hh): "
             f"{ctrl_wrong} of {ctrl_checked} wrong"
         ),
         statement=statement,
+        facts=dict(
+            checked=checked, wrong=wrong, control_checked=ctrl_checked, control_wrong=ctrl_wrong
+        ),
     )
 
 
@@ -91,3 +98,14 @@ def run(profile: str, run_dir) -> list[Verdict]:
 
 
 register(Experiment("binary_adder", ("C1",), run, cost_s=dict(smoke=2, cpu=5, full=5)))
+state(
+    Claim(
+        "C1",
+        "§1",
+        "a 3-unit threshold RNN with the seed's hand-set weights adds two binary numbers, least "
+        "significant bit first",
+        "exact count of wrong sums",
+        __name__,
+        (RULE,),
+    )
+)

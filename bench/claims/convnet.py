@@ -4,12 +4,9 @@ Experiment: the seed's net built abstractly (``nnx.eval_shape``: nothing allocat
 parameters counted exactly, per layer, against the seed's boxed numbers; plus the analytic
 forward FLOPs against XLA's cost analysis on a small image (no loops, so XLA's count holds).
 
-Rule (docs/claims.md): PASS iff every per-layer count and the total equal the seed's;
-CORRECTED iff they differ (the statement gives the exact counts and the layers where the
-seed's differ; the slip is a mathematical error where the seed's written expression for such a
-layer gives its wrong count, a transcription slip where it gives the right one); FAIL iff the
-model's count disagrees with the analytic formula (the model would not be the seed's net, so
-its count could not judge the seed).
+The rule is :data:`RULE`. It FAILs where the model's count disagrees with the analytic
+formula because the model would then not be the seed's net, and its count could not judge the
+seed; the statement of a CORRECTED verdict gives the exact counts and the layers that differ.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from bench.claims import Experiment, Verdict, register, write_table
+from bench.claims import Claim, Experiment, Verdict, register, state, write_table
 from bench.nnx_adapters import forward_fn
 from bench.suites.convnet import abstract_model, seed_net
 from models.convnet import SEED, forward_flops, layer_param_counts, layer_table
@@ -58,6 +55,76 @@ def xla_forward_flops(sizes: dict, batch: int) -> float:
     return float(jax.jit(fn).lower(state, x).compile().cost_analysis()["flops"])
 
 
+RULE = (
+    "PASS iff every layer's count and the total equal the seed's; CORRECTED iff the "
+    "model (equal to the analytic formula) differs from the seed, a mathematical error iff "
+    "the seed's written expression for a wrong layer misses the count too, else a "
+    "transcription slip; FAIL iff the model differs from the formula"
+)
+
+
+def decision(
+    counts: dict[str, int],
+    formula: dict[str, int],
+    seed: dict[str, int] = SEED_CLAIM,
+    seed_total: int = SEED_TOTAL,
+    seed_expressions: dict = SEED_EXPRESSIONS,
+) -> tuple[str, str, dict]:
+    """(verdict, slip, facts) of C5. Facts: the model's ``total`` and ``fc1`` count, whether
+    the model equals the formula (``formula_ok``), the layers whose count differs from the
+    seed's (``wrong``: layer → (seed's, counted)), those whose written expression gives the
+    seed's wrong count (``bad_formula``), and the seed's total against the sum of its layers."""
+    total, fc1 = sum(counts.values()), counts.get("fc1", 0)
+    facts = dict(
+        total=total, fc1=fc1, fc1_share=fc1 / total, formula_ok=counts == formula,
+        per_layer=counts, per_layer_ok=counts == seed, seed_total=seed_total,
+        seed_layers_total=sum(seed.values()), wrong={}, bad_formula=[],
+    )  # fmt: skip
+    if counts != formula:
+        return "FAIL", "", facts
+    if counts == seed and total == seed_total:
+        return "PASS", "", facts
+    # A wrong layer whose written expression is wrong too is a wrong formula (a mathematical
+    # error); one whose expression gives the count was mis-evaluated or mis-copied, as is a
+    # total that is not the sum of the seed's own layers.
+    wrong = facts["wrong"] = {k: (seed.get(k), n) for k, n in counts.items() if seed.get(k) != n}
+    facts["bad_formula"] = [
+        k for k in wrong if k not in seed_expressions or evaluate(seed_expressions[k]) != counts[k]
+    ]
+    slip = "mathematical error" if facts["bad_formula"] else "notation or transcription slip"
+    return "CORRECTED", slip, facts
+
+
+def _sentences(verdict: str, f: dict, xla_ratio: float) -> tuple[str, str]:
+    """(measured, statement) of C5, from :func:`decision`'s facts."""
+    measured = (
+        f"{f['total']:,} parameters in the Flax model (nnx.eval_shape, nothing allocated), "
+        f"FC-1024 {f['fc1']:,} = {f['fc1_share']:.2%}; per-layer "
+        + ("all six equal the seed's" if f["per_layer_ok"] else f"{f['per_layer']}")
+        + f"; XLA cost analysis / analytic forward FLOPs = {xla_ratio:.4f} at 32 px"
+    )
+    if verdict == "FAIL":
+        return measured, "the model's count disagrees with the formula"
+    statement = (
+        f"the net has {f['total']:,} parameters, {f['fc1']:,} ({f['fc1_share']:.2%}) of them in "
+        "FC-1024"
+    )
+    if verdict == "PASS":
+        return measured, statement
+    parts = [
+        f"{k} (seed {was:,}, counted {n:,}; its written expression "
+        + ("gives the seed's wrong count" if k in f["bad_formula"] else "gives the count")
+        + ")"
+        if was is not None
+        else f"{k} (not in the seed)"
+        for k, (was, n) in f["wrong"].items()
+    ]
+    if f["seed_total"] != f["seed_layers_total"]:
+        parts.append(f"the total (seed {f['seed_total']:,}, the sum of its layers "
+                     f"{f['seed_layers_total']:,})")  # fmt: skip
+    return measured, statement + "; the seed's count differs at " + ", ".join(parts)
+
+
 def judge(
     counts: dict[str, int],
     formula: dict[str, int],
@@ -66,57 +133,19 @@ def judge(
     seed_total: int = SEED_TOTAL,
     seed_expressions: dict = SEED_EXPRESSIONS,
 ) -> Verdict:
-    total, fc1 = sum(counts.values()), counts.get("fc1", 0)
-    share = fc1 / total
-    per_layer_ok = counts == seed and total == seed_total
-    measured = (
-        f"{total:,} parameters in the Flax model (nnx.eval_shape, nothing allocated), "
-        f"FC-1024 {fc1:,} = {share:.2%}; per-layer "
-        + ("all six equal the seed's" if counts == seed else f"{counts}")
-        + f"; XLA cost analysis / analytic forward FLOPs = {xla_ratio:.4f} at 32 px"
-    )
-    statement = f"the net has {total:,} parameters, {fc1:,} ({share:.2%}) of them in FC-1024"
-    if counts != formula:
-        verdict, statement, slip = "FAIL", "the model's count disagrees with the formula", ""
-    elif per_layer_ok:
-        verdict, slip = "PASS", ""
-    else:
-        # A wrong layer whose written expression is wrong too is a wrong formula (a
-        # mathematical error); one whose expression gives the count was mis-evaluated or
-        # mis-copied, as is a total that is not the sum of the seed's own layers.
-        wrong = {k: (seed.get(k), n) for k, n in counts.items() if seed.get(k) != n}
-        bad_formula = [
-            k
-            for k in wrong
-            if k not in seed_expressions or evaluate(seed_expressions[k]) != counts[k]
-        ]
-        verdict = "CORRECTED"
-        slip = "mathematical error" if bad_formula else "notation or transcription slip"
-        parts = [
-            f"{k} (seed {was:,}, counted {n:,}; its written expression "
-            + ("gives the seed's wrong count" if k in bad_formula else "gives the count")
-            + ")"
-            if was is not None
-            else f"{k} (not in the seed)"
-            for k, (was, n) in wrong.items()
-        ]
-        if seed_total != sum(seed.values()):
-            parts.append(f"the total (seed {seed_total:,}, the sum of its layers "
-                         f"{sum(seed.values()):,})")  # fmt: skip
-        statement += "; the seed's count differs at " + ", ".join(parts)
+    verdict, slip, facts = decision(counts, formula, seed, seed_total, seed_expressions)
+    measured, statement = _sentences(verdict, facts, xla_ratio)
     return Verdict(
         claim="C5",
         verdict=verdict,
         check="exact count of the nnx.Param leaves of models.convnet.ConvNet at 224×224×3, "
         "1000 classes, per layer, vs the seed's 207,507,816 and 205,521,920",
         measure="exact parameter count",
-        rule="PASS iff every layer's count and the total equal the seed's; CORRECTED iff the "
-        "model (equal to the analytic formula) differs from the seed, a mathematical error iff "
-        "the seed's written expression for a wrong layer misses the count too, else a "
-        "transcription slip; FAIL iff the model differs from the formula",
+        rule=RULE,
         measured=measured,
         statement=statement,
         slip=slip,
+        facts=facts,
     )
 
 
@@ -146,3 +175,13 @@ def run(profile: str, run_dir) -> list[Verdict]:
 
 
 register(Experiment("convnet", ("C5",), run, cost_s=dict(smoke=2, cpu=2, full=2)))
+state(
+    Claim(
+        "C5",
+        "§3-1",
+        "the VGG-style net has 207,507,816 parameters, 205,521,920 of them in FC-1024",
+        "exact parameter count",
+        __name__,
+        (RULE,),
+    )
+)

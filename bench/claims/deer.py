@@ -33,7 +33,16 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from bench.claims import Curve, Derived, Experiment, Verdict, register, write_table
+from bench.claims import (
+    Claim,
+    Curve,
+    Derived,
+    Experiment,
+    Verdict,
+    register,
+    state,
+    write_table,
+)
 from bench.fits import loglog_slope
 from bench.structure import analyse
 from bench.suites.deer import MAX_ITER, evaluator, problem
@@ -133,54 +142,80 @@ SPAN_RULE = (
 )
 
 
-def judge_span(rows: Sequence[Mapping]) -> Verdict:
-    """The sequential-steps clause: O(k·log T) for k Newton iterations."""
-    parts, failures, undecided = [], [], []
-    seq = _select(rows, "T", "sequential")
+def span_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
+    """(verdict, facts) of the sequential-steps clause. Facts: per parallel variant, the
+    programs counted and those whose loop steps are not k (``wrong_steps``), the line span/k =
+    a·log₂T + b and span = c·k + e with their largest relative residuals (``fits``); the
+    variants that fail or cannot be judged (``undecided``: variant → why); the sequential
+    scan's steps and span at its largest T (``sequential``)."""
+    fits, failures, undecided = {}, [], {}
     for variant in PARALLEL:
         by_t, by_k = _select(rows, "T", variant), _select(rows, "k", variant)
         counted = pd.concat([by_t, by_k])
         if counted.empty or counted[["span_ops", "steps_executed"]].isna().any().any():
-            undecided.append(f"{variant}: counts missing")
+            undecided[variant] = "counts missing"
             continue
         if not (_decidable(by_t.seq_len, MIN_T_RANGE) and len(by_k) >= MIN_POINTS):
-            undecided.append(f"{variant}: sweep too short")
+            undecided[variant] = "sweep too short"
             continue
-        wrong_steps = counted[counted.steps_executed != counted.k]
         a, b, off_t = _line_residual(np.log2(by_t.seq_len), by_t.span_ops / by_t.k)
         per_k, c, off_k = _line_residual(by_k.k, by_k.span_ops)
         t_max = by_t.loc[by_t.seq_len.idxmax()]
-        parts.append(
-            f"{variant}: steps_executed = k at all {len(counted)} programs"
-            if wrong_steps.empty
-            else f"{variant}: steps_executed ≠ k at {len(wrong_steps)} programs"
-        )
-        parts[-1] += (
-            f"; span/k = {a:.3g}·log2 T + {b:.3g} (largest residual {off_t:.1%}, T = "
-            f"{int(by_t.seq_len.min())}…{int(by_t.seq_len.max())}); span = {per_k:.3g}·k + "
-            f"{c:.3g} (residual {off_k:.1%}, k = {', '.join(map(str, by_k.k.astype(int)))}); at "
-            f"T = {int(t_max.seq_len)}, k = {int(t_max.k)}: span {int(t_max.span_ops)}"
-        )
-        if not wrong_steps.empty or off_t > SPAN_RESIDUAL or off_k > SPAN_RESIDUAL:
+        fits[variant] = dict(
+            programs=len(counted), wrong_steps=int((counted.steps_executed != counted.k).sum()),
+            per_log_t=a, at_log_t_0=b, residual_t=off_t, per_k=per_k, at_k_0=c, residual_k=off_k,
+            seq_lens=(int(by_t.seq_len.min()), int(by_t.seq_len.max())),
+            ks=[int(k) for k in by_k.k],
+            at_t_max=dict(seq_len=int(t_max.seq_len), k=int(t_max.k), span=int(t_max.span_ops)),
+        )  # fmt: skip
+        if fits[variant]["wrong_steps"] or off_t > SPAN_RESIDUAL or off_k > SPAN_RESIDUAL:
             failures.append(variant)
+    seq = _select(rows, "T", "sequential")
+    sequential = None
     if not seq.empty and seq.span_ops.notna().all():
         top = seq.loc[seq.seq_len.idxmax()]
+        sequential = dict(steps=int(top.steps_executed), span=int(top.span_ops),
+                          seq_len=int(top.seq_len))  # fmt: skip
+    facts = dict(fits=fits, failures=failures, undecided=undecided, sequential=sequential)
+    return ("FAIL" if failures else "INCONCLUSIVE" if undecided else "PASS"), facts
+
+
+def _span_sentences(verdict: str, f: dict) -> tuple[str, str]:
+    """(measured, statement) of the sequential-steps clause, from :func:`span_decision`'s."""
+    parts = []
+    for variant, fit in f["fits"].items():
         parts.append(
-            f"sequential scan: {int(top.steps_executed)} loop steps, span {int(top.span_ops)} "
-            f"at T = {int(top.seq_len)}"
+            f"{variant}: steps_executed = k at all {fit['programs']} programs"
+            if not fit["wrong_steps"]
+            else f"{variant}: steps_executed ≠ k at {fit['wrong_steps']} programs"
         )
-    if failures:
-        verdict = "FAIL"
-        statement = f"the span of {', '.join(failures)} does not grow as k·log T"
-    elif undecided:
-        verdict = "INCONCLUSIVE"
-        statement = "the traced sweep cannot decide: " + "; ".join(undecided)
-    else:
-        verdict = "PASS"
-        statement = (
-            "each Newton iteration is one loop step executed, whose span grows as log T: k "
-            "iterations take O(k·log T) sequential steps, against T for the sequential scan"
+        top = fit["at_t_max"]
+        parts[-1] += (
+            f"; span/k = {fit['per_log_t']:.3g}·log2 T + {fit['at_log_t_0']:.3g} (largest "
+            f"residual {fit['residual_t']:.1%}, T = {fit['seq_lens'][0]}…{fit['seq_lens'][1]}); "
+            f"span = {fit['per_k']:.3g}·k + {fit['at_k_0']:.3g} (residual {fit['residual_k']:.1%}, "
+            f"k = {', '.join(map(str, fit['ks']))}); at T = {top['seq_len']}, k = {top['k']}: "
+            f"span {top['span']}"
         )
+    if f["sequential"]:
+        s = f["sequential"]
+        parts.append(
+            f"sequential scan: {s['steps']} loop steps, span {s['span']} at T = {s['seq_len']}"
+        )
+    undecided = [f"{v}: {why}" for v, why in f["undecided"].items()]
+    statement = {
+        "FAIL": f"the span of {', '.join(f['failures'])} does not grow as k·log T",
+        "INCONCLUSIVE": "the traced sweep cannot decide: " + "; ".join(undecided),
+        "PASS": "each Newton iteration is one loop step executed, whose span grows as log T: k "
+        "iterations take O(k·log T) sequential steps, against T for the sequential scan",
+    }[verdict]
+    return "; ".join(parts + undecided), statement
+
+
+def judge_span(rows: Sequence[Mapping]) -> Verdict:
+    """The sequential-steps clause: O(k·log T) for k Newton iterations."""
+    verdict, facts = span_decision(rows)
+    measured, statement = _span_sentences(verdict, facts)
     return Verdict(
         claim=CLAIM,
         verdict=verdict,
@@ -188,8 +223,9 @@ def judge_span(rows: Sequence[Mapping]) -> Verdict:
         f"{STRUCTURE['at_hidden']} and over k at T = {STRUCTURE['at_seq_len']}, batch 1",
         measure="span_ops, steps_executed (traced)",
         rule=SPAN_RULE,
-        measured="; ".join(parts + undecided),
+        measured=measured,
         statement=statement,
+        facts=facts,
     )
 
 
@@ -214,58 +250,70 @@ def _within(value: float, band: tuple[float, float]) -> bool:
     return band[0] <= value <= band[1]
 
 
-def judge_work(rows: Sequence[Mapping]) -> Verdict:
-    """The work clause: O(k·T·H³) for DEER, O(k·T·H) claimed for quasi-DEER."""
-    exponents, undecided = {}, []
+def work_decision(rows: Sequence[Mapping]) -> tuple[str, str, dict]:
+    """(verdict, slip, facts) of the work clause: each variant's log-log slopes of the work in H
+    and T (``exponents``: variant → (in H, in T, smallest H, largest H)), the variants whose
+    sweep could not decide (``undecided``: variant → why) and the slopes out of their band
+    (``failures``: (variant, axis, slope))."""
+    exponents, undecided = {}, {}
     for variant in PARALLEL:
         by_h, by_t = _select(rows, "H", variant), _select(rows, "T", variant)
         if by_h.empty or by_t.empty or pd.concat([by_h, by_t]).work_flops.isna().any():
-            undecided.append(f"{variant}: counts missing")
-            continue
-        if not (_decidable(by_h.hidden, MIN_H_RANGE) and _decidable(by_t.seq_len, MIN_T_RANGE)):
-            undecided.append(f"{variant}: sweep too short")
-            continue
-        e_h = loglog_slope(by_h.hidden, by_h.work_flops)[0]
-        e_t = loglog_slope(by_t.seq_len, by_t.work_flops)[0]
-        exponents[variant] = (e_h, e_t, by_h.hidden.min(), by_h.hidden.max())
+            undecided[variant] = "counts missing"
+        elif not (_decidable(by_h.hidden, MIN_H_RANGE) and _decidable(by_t.seq_len, MIN_T_RANGE)):
+            undecided[variant] = "sweep too short"
+        else:
+            e_h = loglog_slope(by_h.hidden, by_h.work_flops)[0]
+            e_t = loglog_slope(by_t.seq_len, by_t.work_flops)[0]
+            exponents[variant] = (e_h, e_t, by_h.hidden.min(), by_h.hidden.max())
+    facts = {"exponents": exponents, "undecided": undecided, "failures": []}
     if undecided:
-        return Verdict(
-            claim=CLAIM,
-            verdict="INCONCLUSIVE",
-            check=WORK_CHECK,
-            measure="work_flops (traced)",
-            rule=WORK_RULE,
-            measured="; ".join(undecided),
-            statement="the traced sweep cannot decide the work",
-        )
-    measured = "; ".join(
-        f"{v}: work ∝ H^{e_h:.2f} (H = {int(lo)}…{int(hi)}), ∝ T^{e_t:.3f}"
-        for v, (e_h, e_t, lo, hi) in exponents.items()
-    )
-    deer_h, deer_t = exponents["deer"][:2]
-    quasi_h, quasi_t = exponents["quasi-deer"][:2]
-    failures = []
+        return "INCONCLUSIVE", "", facts
+    (deer_h, deer_t), (quasi_h, quasi_t) = exponents["deer"][:2], exponents["quasi-deer"][:2]
+    failures = facts["failures"]
     if not _within(deer_h, DEER_H_EXPONENT):
-        failures.append(f"DEER's work grows as H^{deer_h:.2f}, not H³")
+        failures.append(("DEER", "H", deer_h))
     for v, e_t in (("DEER", deer_t), ("quasi-DEER", quasi_t)):
         if not _within(e_t, T_EXPONENT):
-            failures.append(f"{v}'s work grows as T^{e_t:.2f}, not T")
+            failures.append((v, "T", e_t))
     corrected = _within(quasi_h, QUASI_H_EXPONENT_CORRECTED)
     if not (corrected or _within(quasi_h, QUASI_H_EXPONENT)):
-        failures.append(f"quasi-DEER's work grows as H^{quasi_h:.2f}, neither H nor H²")
-    slip = ""
+        failures.append(("quasi-DEER", "H", quasi_h))
     if failures:
-        verdict, statement = "FAIL", "; ".join(failures)
-    elif corrected:
-        verdict, slip = "CORRECTED", "mathematical error"
-        statement = (
-            "DEER's work is O(k·T·H³), quasi-DEER's O(k·T·H²), not O(k·T·H): its diagonal "
-            "scan is O(T·H) per iteration, but every iteration also evaluates the T LSTM cells, "
-            f"and h(t-1)·W_h costs 8H² FLOPs per step (measured: H^{quasi_h:.2f})"
-        )
-    else:
-        verdict = "PASS"
-        statement = "DEER's work is O(k·T·H³) and quasi-DEER's O(k·T·H), linear in T"
+        return "FAIL", "", facts
+    if corrected:
+        return "CORRECTED", "mathematical error", facts
+    return "PASS", "", facts
+
+
+def _work_sentences(verdict: str, facts: dict) -> tuple[str, str]:
+    """(measured, statement) of the work clause, from :func:`work_decision`'s facts."""
+    if facts["undecided"]:
+        measured = "; ".join(f"{v}: {why}" for v, why in facts["undecided"].items())
+        return measured, "the traced sweep cannot decide the work"
+    measured = "; ".join(
+        f"{v}: work ∝ H^{e_h:.2f} (H = {int(lo)}…{int(hi)}), ∝ T^{e_t:.3f}"
+        for v, (e_h, e_t, lo, hi) in facts["exponents"].items()
+    )
+    not_as = {("DEER", "H"): "not H³", ("quasi-DEER", "H"): "neither H nor H²"}
+    statement = {
+        "FAIL": "; ".join(
+            f"{v}'s work grows as {axis}^{e:.2f}, {not_as.get((v, axis), 'not T')}"
+            for v, axis, e in facts["failures"]
+        ),
+        "CORRECTED": "DEER's work is O(k·T·H³), quasi-DEER's O(k·T·H²), not O(k·T·H): its "
+        "diagonal scan is O(T·H) per iteration, but every iteration also evaluates the T LSTM "
+        "cells, and h(t-1)·W_h costs 8H² FLOPs per step (measured: "
+        f"H^{facts['exponents']['quasi-deer'][0]:.2f})",
+        "PASS": "DEER's work is O(k·T·H³) and quasi-DEER's O(k·T·H), linear in T",
+    }[verdict]
+    return measured, statement
+
+
+def judge_work(rows: Sequence[Mapping]) -> Verdict:
+    """The work clause: O(k·T·H³) for DEER, O(k·T·H) claimed for quasi-DEER."""
+    verdict, slip, facts = work_decision(rows)
+    measured, statement = _work_sentences(verdict, facts)
     return Verdict(
         claim=CLAIM,
         verdict=verdict,
@@ -275,6 +323,7 @@ def judge_work(rows: Sequence[Mapping]) -> Verdict:
         measured=measured,
         statement=statement,
         slip=slip,
+        facts=facts,
     )
 
 
@@ -285,7 +334,7 @@ ITERATION_SWEEP = {
     "cpu": dict(seq_lens=(256, 1024, 4096, 16384, 65536), hidden=4, batch=1),
 }
 """The forward pass of each parallel variant is run to convergence at these T (one compile
-each, 1-2 s on a 2-core CPU; the smoke profile runs none). 256× in T: over 16× a k that grows
+each; the smoke profile runs none). 256× in T: over 16× a k that grows
 as log T rises by a factor 1.5 only, which no ×2 threshold of k(T_max)/k(T_min) can see."""
 ITERATION_SWEEP["full"] = ITERATION_SWEEP["cpu"]
 MIN_ITER_POINTS = 5
@@ -333,65 +382,91 @@ def log_share(seq_lens: Sequence[int], ks: Sequence[int]) -> tuple[float, float,
     return float(a), float(b), float(b * x.max() / top) if top > 0 else math.inf
 
 
-def judge_iterations(rows: Sequence[Mapping]) -> Verdict:
-    """Newton iterations vs T: the span O(k·log T) is O(log T) only if k does not grow."""
+def iterations_decision(rows: Sequence[Mapping]) -> tuple[str, str, dict]:
+    """(verdict, slip, facts) of the iterations clause. Facts: ``fits`` (variant → its runs and
+    k ≈ a + b·log₂T with the share g growing with log T), ``undecided`` (variant → (values of
+    T, their range)), ``stalled`` (the runs that did not converge), ``faster`` and
+    ``logarithmic`` (the variants whose g is above, or in, :data:`LOG_SHARE`)."""
     df = pd.DataFrame(list(rows))
-    parts, shares, undecided = [], {}, []
+    fits, undecided = {}, {}
     stalled = df[~df.converged.astype(bool)] if not df.empty else df
     for variant in PARALLEL:
         g = df[df.variant == variant].sort_values("seq_len") if not df.empty else df
         if len(g) < MIN_ITER_POINTS or g.seq_len.max() / g.seq_len.min() < MIN_ITER_RANGE:
-            undecided.append(
-                f"{variant}: {len(g)} values of T"
-                + (f" over {g.seq_len.max() / g.seq_len.min():g}×" if len(g) else "")
-            )
+            undecided[variant] = (len(g), g.seq_len.max() / g.seq_len.min() if len(g) else None)
             continue
         a, b, share = log_share(g.seq_len, g.newton_iterations)
-        shares[variant] = share
-        parts.append(
-            f"{variant} (B={int(g.batch.iloc[0])}, H={int(g.hidden.iloc[0])}): k = "
-            f"{', '.join(str(int(k)) for k in g.newton_iterations)} at T = "
-            f"{', '.join(str(int(t)) for t in g.seq_len)}; k ≈ {a:.3g} + {b:.3g}·log2 T, "
-            f"share growing with log T g = {share:.2f}"
-        )
-    for r in stalled.to_dict("records"):
-        parts.append(
-            f"{r['variant']} T={r['seq_len']} H={r['hidden']}: did not converge in "
-            f"{r['newton_iterations']} iterations (cap {r['max_iter']})"
-        )
-    slip = ""
-    faster = [v for v, g in shares.items() if g > LOG_SHARE[1]]
-    logarithmic = [v for v, g in shares.items() if LOG_SHARE[0] <= g <= LOG_SHARE[1]]
-    if faster or len(stalled):
-        verdict = "FAIL"
+        fits[variant] = dict(
+            batch=int(g.batch.iloc[0]), hidden=int(g.hidden.iloc[0]), a=a, b=b, share=share,
+            ks=[int(k) for k in g.newton_iterations], seq_lens=[int(t) for t in g.seq_len],
+        )  # fmt: skip
+    shares = {v: f["share"] for v, f in fits.items()}
+    facts = dict(
+        fits=fits, undecided=undecided, stalled=stalled.to_dict("records"),
+        faster=[v for v, g in shares.items() if g > LOG_SHARE[1]],
+        logarithmic=[v for v, g in shares.items() if LOG_SHARE[0] <= g <= LOG_SHARE[1]],
+    )  # fmt: skip
+    if facts["faster"] or facts["stalled"]:
+        return "FAIL", "", facts
+    if undecided:
+        return "INCONCLUSIVE", "", facts
+    if all(g <= CONSTANT_SHARE for g in shares.values()):
+        return "PASS", "", facts
+    if facts["logarithmic"]:
+        return "CORRECTED", "mathematical error", facts
+    return "INCONCLUSIVE", "", facts
+
+
+def _iterations_sentences(verdict: str, facts: dict) -> tuple[str, str]:
+    """(measured, statement) of the iterations clause, from :func:`iterations_decision`'s."""
+    parts = [
+        f"{v} (B={f['batch']}, H={f['hidden']}): k = {', '.join(map(str, f['ks']))} at T = "
+        f"{', '.join(map(str, f['seq_lens']))}; k ≈ {f['a']:.3g} + {f['b']:.3g}·log2 T, "
+        f"share growing with log T g = {f['share']:.2f}"
+        for v, f in facts["fits"].items()
+    ] + [
+        f"{r['variant']} T={r['seq_len']} H={r['hidden']}: did not converge in "
+        f"{r['newton_iterations']} iterations (cap {r['max_iter']})"
+        for r in facts["stalled"]
+    ]
+    undecided = [
+        f"{v}: {n} values of T" + (f" over {span:g}×" if n else "")
+        for v, (n, span) in facts["undecided"].items()
+    ]
+    shares = {v: f["share"] for v, f in facts["fits"].items()}
+    if verdict == "FAIL":
+        faster, stalled = facts["faster"], facts["stalled"]
         statement = "; ".join(
             ([f"the iterations grow faster than log T ({', '.join(faster)})"] if faster else [])
-            + ([f"{len(stalled)} runs did not converge within their cap"] if len(stalled) else [])
+            + ([f"{len(stalled)} runs did not converge within their cap"] if stalled else [])
         )
-    elif undecided:
-        verdict = "INCONCLUSIVE"
+    elif verdict == "INCONCLUSIVE" and undecided:
         statement = (
             f"the iterations need ≥ {MIN_ITER_POINTS} values of T over ≥ {MIN_ITER_RANGE:g}×: "
             + "; ".join(undecided)
         )
-    elif all(g <= CONSTANT_SHARE for g in shares.values()):
-        verdict = "PASS"
+    elif verdict == "PASS":
         statement = (
             f"the Newton iterations do not grow with T (at most {max(shares.values()):.0%} of k "
             "grows with log T), so the span k·O(log T) stays O(log T) at the default "
             "initialisation"
         )
-    elif logarithmic:
-        verdict, slip = "CORRECTED", "mathematical error"
+    elif verdict == "CORRECTED":
         statement = (
-            f"the Newton iterations of {', '.join(logarithmic)} grow as log T, so k·O(log T) "
-            "sequential steps are O(log² T), not O(log T)"
+            f"the Newton iterations of {', '.join(facts['logarithmic'])} grow as log T, so "
+            "k·O(log T) sequential steps are O(log² T), not O(log T)"
         )
     else:
-        verdict = "INCONCLUSIVE"
         statement = "k grows with T, but neither as a constant nor as log T: " + ", ".join(
             f"{v} g = {g:.2f}" for v, g in shares.items()
         )
+    return "; ".join(parts + undecided) or "no parallel run", statement
+
+
+def judge_iterations(rows: Sequence[Mapping]) -> Verdict:
+    """Newton iterations vs T: the span O(k·log T) is O(log T) only if k does not grow."""
+    verdict, slip, facts = iterations_decision(rows)
+    measured, statement = _iterations_sentences(verdict, facts)
     return Verdict(
         claim=CLAIM,
         verdict=verdict,
@@ -399,9 +474,10 @@ def judge_iterations(rows: Sequence[Mapping]) -> Verdict:
         "initialisation) of each parallel variant's forward pass, run over T",
         measure="Newton iterations vs log T",
         rule=ITERATIONS_RULE,
-        measured="; ".join(parts + undecided) or "no parallel run",
+        measured=measured,
         statement=statement,
         slip=slip,
+        facts=facts,
     )
 
 
@@ -556,78 +632,106 @@ def _model_says(model_speedup: float) -> str:
     return "faster" if model_speedup >= FASTER else "slower" if model_speedup <= SLOWER else "tie"
 
 
-def judge_wall_time(table: pd.DataFrame) -> Verdict:
-    """Does the parallel evaluator beat the scan where the issue expects it to, on a device
-    whose limit model leaves it room to? (docs/claims.md: which device decides, and why)."""
+def wall_time_decision(table: pd.DataFrame) -> tuple[str, dict]:
+    """(verdict, facts) of the wall-time clause. Facts: ``cells`` (each size at
+    :data:`GOAL`: its variants' speed-ups, measured and modelled, the best one's outcome, and
+    whether it ``decides``), ``deciding``, ``wins``, ``losses`` (the deciding sizes the best
+    variant lost), ``modelled`` and ``disagree`` (the timed cases whose limit model's outcome
+    differs from the measured one), ``crossovers`` and ``timed`` (every timed case)."""
     timed = table[table.outcome.isin(["faster", "slower", "tie"])]
     goal = timed[
         (timed.batch == GOAL["batch"])
         & (timed.hidden <= GOAL["max_hidden"])
         & (timed.seq_len >= GOAL["min_seq_len"])
     ]
-    cells, losses, wins, deciding = [], [], 0, 0
+    cells = []
     for (mode, seq_len, hidden), g in goal.groupby(["mode", "seq_len", "hidden"]):
         best = g.loc[g.speedup.idxmax()]
-        room = bool((g.model_speedup >= FASTER).any())
-        each = ", ".join(
-            f"{r.variant} ×{r.speedup:.3g} (limit model ×{r.model_speedup:.3g})"
-            for r in g.itertuples()
-        )
         cells.append(
-            f"{mode} T={seq_len} H={hidden}: {each} → {best.outcome}"
-            + ("" if room else " (not deciding: the limit model leaves no room for a win)")
-        )
-        if not room:
-            continue
-        deciding += 1
-        wins += best.outcome == "faster"
-        if best.outcome == "slower":
-            losses.append(f"T={seq_len} H={hidden} ({mode}, best ×{best.speedup:.2g})")
-    disagree = [
-        f"{r.variant} {r.mode} T={r.seq_len} H={r.hidden}"
-        for r in timed.itertuples()
-        if _model_says(r.model_speedup) not in ("no limit", r.outcome)
+            dict(mode=mode, seq_len=seq_len, hidden=hidden, best=best.outcome,
+                 best_speedup=best.speedup, decides=bool((g.model_speedup >= FASTER).any()),
+                 variants=[(r.variant, r.speedup, r.model_speedup) for r in g.itertuples()])
+        )  # fmt: skip
+    deciding = [c for c in cells if c["decides"]]
+    facts = dict(
+        cells=cells,
+        deciding=len(deciding),
+        wins=sum(c["best"] == "faster" for c in deciding),
+        losses=[c for c in deciding if c["best"] == "slower"],
+        disagree=[
+            f"{r.variant} {r.mode} T={r.seq_len} H={r.hidden}"
+            for r in timed.itertuples()
+            if _model_says(r.model_speedup) not in ("no limit", r.outcome)
+        ],
+        modelled=sum(_model_says(r) != "no limit" for r in timed.model_speedup),
+        crossovers=crossovers(table),
+        timed=[
+            (r.variant, r.mode, r.batch, r.seq_len, r.hidden, r.speedup) for r in timed.itertuples()
+        ],
+    )
+    if not cells or not deciding:
+        return "INCONCLUSIVE", facts
+    if facts["losses"]:
+        return "FAIL", facts
+    return ("PASS" if facts["wins"] == facts["deciding"] else "INCONCLUSIVE"), facts
+
+
+def _wall_time_sentences(verdict: str, facts: dict) -> tuple[str, str]:
+    """(measured, statement) of the wall-time clause, from :func:`wall_time_decision`'s."""
+    cells = [
+        f"{c['mode']} T={c['seq_len']} H={c['hidden']}: "
+        + ", ".join(f"{v} ×{s:.3g} (limit model ×{m:.3g})" for v, s, m in c["variants"])
+        + f" → {c['best']}"
+        + ("" if c["decides"] else " (not deciding: the limit model leaves no room for a win)")
+        for c in facts["cells"]
     ]
-    modelled = sum(_model_says(r) != "no limit" for r in timed.model_speedup)
-    lines = crossovers(table)
     where = f"batch {GOAL['batch']}, H ≤ {GOAL['max_hidden']}, T ≥ {GOAL['min_seq_len']}"
     if not cells:
-        verdict = "INCONCLUSIVE"
         statement = f"no case at {where} was timed with both evaluators"
-    elif not deciding:
-        verdict = "INCONCLUSIVE"
+    elif not facts["deciding"]:
         statement = (
             f"this device cannot decide the claim: at {where} its limit model (or its missing "
             "calibration) leaves the parallel evaluator no room to win; the claim is decided on a "
             "device where it does"
         )
-    elif losses:
-        verdict = "FAIL"
+    elif verdict == "FAIL":
         statement = (
             "on this device the sequential scan is faster where its limit model leaves the "
-            "parallel evaluator room to win: " + "; ".join(losses)
+            "parallel evaluator room to win: "
+            + "; ".join(
+                f"T={c['seq_len']} H={c['hidden']} ({c['mode']}, best ×{c['best_speedup']:.2g})"
+                for c in facts["losses"]
+            )
         )
-    elif wins == deciding:
-        verdict = "PASS"
+    elif verdict == "PASS":
         statement = (
             "on this device the parallel evaluator beats the sequential scan at every size of "
-            f"{where} where the limit model leaves it room to win ({deciding} of {len(cells)})"
+            f"{where} where the limit model leaves it room to win ({facts['deciding']} of "
+            f"{len(cells)})"
         )
     else:
-        verdict = "INCONCLUSIVE"
         statement = "the timings tie at some size where the limit model leaves room for a win"
+    modelled, disagree = facts["modelled"], facts["disagree"]
     if modelled:
         statement += (
             f"; the limit model's outcome (win, tie, loss) matches the measured one in "
             f"{modelled - len(disagree)} of {modelled} timed cases"
             + (f", not in {', '.join(disagree)}" if disagree else "")
         )
-    if lines:
-        statement += "; crossover in hidden size: " + "; ".join(lines)
+    if facts["crossovers"]:
+        statement += "; crossover in hidden size: " + "; ".join(facts["crossovers"])
     all_timed = ", ".join(
-        f"{r.variant} {r.mode} B={r.batch} T={r.seq_len} H={r.hidden} ×{r.speedup:.3g}"
-        for r in timed.itertuples()
+        f"{v} {mode} B={b} T={t} H={h} ×{s:.3g}" for v, mode, b, t, h, s in facts["timed"]
     )
+    measured = "; ".join(cells) + (f" (all: {all_timed})" if all_timed else "")
+    return measured or "no parallel case timed against the sequential scan", statement
+
+
+def judge_wall_time(table: pd.DataFrame) -> Verdict:
+    """Does the parallel evaluator beat the scan where the issue expects it to, on a device
+    whose limit model leaves it room to? (docs/claims.md: which device decides, and why)."""
+    verdict, facts = wall_time_decision(table)
+    measured, statement = _wall_time_sentences(verdict, facts)
     return Verdict(
         claim=CLAIM,
         verdict=verdict,
@@ -635,9 +739,9 @@ def judge_wall_time(table: pd.DataFrame) -> Verdict:
         "scan at the same sizes, parameters and inputs, and against the limit model's speed-up",
         measure="wall time vs the sequential scan (speed-up)",
         rule=WALL_RULE,
-        measured="; ".join(cells) + (f" (all: {all_timed})" if all_timed else "")
-        or "no parallel case timed against the sequential scan",
+        measured=measured,
         statement=statement,
+        facts=facts,
     )
 
 
@@ -716,3 +820,17 @@ register(
     )
 )
 register(Derived(("deer",), (CLAIM,), judge_rows))
+state(
+    Claim(
+        CLAIM,
+        "the suite's own",
+        "a nonlinear recurrence of T steps (the LSTM) can be evaluated in O(k·log T) sequential "
+        "steps by k Newton iterations over a parallel scan (DEER), at O(k·T·H³) work (O(k·T·H) "
+        "with diagonal Jacobians, quasi-DEER)",
+        "`steps_executed`, `span_ops`, `work_flops` (traced); Newton iterations vs log T; "
+        "wall-time speed-up over the sequential scan, against the limit model's",
+        __name__,
+        (SPAN_RULE, WORK_RULE, ITERATIONS_RULE, WALL_RULE),
+        "structure traced; iterations run over T; wall time from the timed `deer` cases",
+    )
+)

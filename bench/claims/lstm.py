@@ -9,8 +9,8 @@ corrected, against autodiff's per-step adjoints (gradients with respect to zero 
 the last of T steps, over forget-gate biases × T and regimes whose large recurrent weights or
 open gates can make it explode; the seed's "carried unchanged" (ρ(t) = 1) and the corrected
 "carried as Π f" (the product of the measured forget gates) are each tested against it, so
-either can fail. Writes ``lstm_gradient_flow_sweep.csv``; the rule is
-:func:`judge_gradient_flow` (stated in docs/claims.md).
+either can fail. Writes ``lstm_gradient_flow_sweep.csv``; the rule is :data:`FLOW_RULE`,
+decided by :func:`gradient_flow_decision`.
 
 Both run in float64 where precision matters (decays reach 1e-300) with the highest matmul
 precision (no TF32 on GPUs), so the numbers measure the maths, not rounding.
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
-from bench.claims import Curve, Experiment, Verdict, register, write_table
+from bench.claims import Claim, Curve, Experiment, Verdict, register, state, write_table
 from models.lstm import (
     LSTM,
     adjoints_and_values,
@@ -252,55 +252,79 @@ def backward_claims(profile: str, run_dir: pathlib.Path) -> list[Verdict]:
     return [_backward_verdict(claim, table, sizes) for claim in ("C2", "C3")]
 
 
-def _backward_verdict(claim: str, table: pd.DataFrame, sizes: str) -> Verdict:
+BACKWARD_RULE = (
+    f"FAIL iff the BPTT (tolerance {TOL_F32:g} f32 / {TOL_F64:g} f64) or any corrected "
+    f"line is off; CORRECTED iff a seed equation as written (not its side notes) is "
+    f"off by > {TOL_F64:g}, the slip that of the equations; else PASS; side notes "
+    "reported as their own findings"
+)
+
+
+def backward_decision(claim: str, table: pd.DataFrame) -> tuple[str, str, dict]:
+    """(verdict, slip, facts) of C2 or C3 from the table of errors. Facts: ``bptt`` (the
+    hand-written pass's largest relative error per dtype), ``corrected`` (the largest of the
+    corrected lines'), ``wrong`` and ``wrong_notes`` (the seed's equations and side notes off by
+    more than the tolerance: equation → error), ``notes`` (every side note's error)."""
     t = table[table.claim == claim]
     bptt = t[t.form == "hand-written BPTT"].set_index("dtype").max_rel_err
-    bptt_ok = bptt["float32"] <= TOL_F32 and bptt["float64"] <= TOL_F64
-    corrected = t[t.form == "corrected"]
     lines = {line.equation: line for line in SEED_LINES}
     note = t.equation.map(lambda e: lines[e].side_note if e in lines else False)
-    written = t[(t.form == "as written") & ~note]
-    wrong = written[written.max_rel_err > TOL_F64]
-    notes = t[(t.form == "as written") & note]
-    wrong_notes = notes[notes.max_rel_err > TOL_F64]
-    slips = {lines[r.equation].slip for r in wrong.itertuples()}
-    if not bptt_ok or (corrected.max_rel_err > TOL_F64).any():
-        verdict = "FAIL"
-    elif len(wrong):
-        verdict = "CORRECTED"
-    else:
-        verdict = "PASS"
-    measured = (
-        f"hand-written BPTT vs jax.grad, max rel err: float32 {bptt['float32']:.1e}, "
-        f"float64 {bptt['float64']:.1e}; corrected equations vs autodiff adjoints "
-        f"≤ {corrected.max_rel_err.max():.1e}; seed lines as written that are wrong: "
-        + (
-            "; ".join(f"'{r.equation}' rel err {r.max_rel_err:.2f}" for r in wrong.itertuples())
-            or "none"
-        )
+    written, notes = t[(t.form == "as written") & ~note], t[(t.form == "as written") & note]
+    facts = dict(
+        bptt={"float32": bptt["float32"], "float64": bptt["float64"]},
+        corrected=t[t.form == "corrected"].max_rel_err.max(),
+        wrong=dict(zip(written.equation, written.max_rel_err, strict=True)),
+        notes=dict(zip(notes.equation, notes.max_rel_err, strict=True)),
     )
-    if len(notes):
+    facts["wrong"] = {e: err for e, err in facts["wrong"].items() if err > TOL_F64}
+    facts["wrong_notes"] = {e: err for e, err in facts["notes"].items() if err > TOL_F64}
+    bptt_ok = bptt["float32"] <= TOL_F32 and bptt["float64"] <= TOL_F64
+    if not bptt_ok or (t[t.form == "corrected"].max_rel_err > TOL_F64).any():
+        return "FAIL", "", facts
+    if facts["wrong"]:
+        slips = {lines[e].slip for e in facts["wrong"]}
+        return (
+            "CORRECTED",
+            "mathematical error" if "mathematical error" in slips else min(slips),
+            facts,
+        )
+    return "PASS", "", facts
+
+
+def _backward_sentences(claim: str, verdict: str, facts: dict) -> tuple[str, str]:
+    """(measured, statement) of C2 or C3, from :func:`backward_decision`'s facts."""
+    lines = {line.equation: line for line in SEED_LINES}
+    measured = (
+        f"hand-written BPTT vs jax.grad, max rel err: float32 {facts['bptt']['float32']:.1e}, "
+        f"float64 {facts['bptt']['float64']:.1e}; corrected equations vs autodiff adjoints "
+        f"≤ {facts['corrected']:.1e}; seed lines as written that are wrong: "
+        + ("; ".join(f"'{e}' rel err {err:.2f}" for e, err in facts["wrong"].items()) or "none")
+    )
+    if facts["notes"]:
         measured += "; side notes (judged apart from the equations): " + "; ".join(
-            f"'{r.equation}' rel err {r.max_rel_err:.2g}" for r in notes.itertuples()
+            f"'{e}' rel err {err:.2g}" for e, err in facts["notes"].items()
         )
     if verdict == "FAIL":
-        statement = "the backward equations, even corrected, do not give autodiff's gradients"
-    elif verdict == "PASS":
+        return measured, "the backward equations, even corrected, do not give autodiff's gradients"
+    if verdict == "PASS":
         statement = "every line of the seed equals autodiff's adjoint"
     else:
-        statement = "; ".join(
-            f"{lines[r.equation].fix} ({lines[r.equation].slip})" for r in wrong.itertuples()
-        )
+        statement = "; ".join(f"{lines[e].fix} ({lines[e].slip})" for e in facts["wrong"])
     if verdict == "CORRECTED" and claim == "C2":
         statement += (
             "; notation (not measurable): σ'(x) = σ(x)(1-σ(x)) is labelled 'σ(x) = ...', the "
             "'≈' in h̄ is an equality, and w_hk multiplies as W_hkᵀ for vectors"
         )
-    if verdict != "FAIL" and len(wrong_notes):
+    if facts["wrong_notes"]:
         statement += "; apart from the equations: " + "; ".join(
-            f"{lines[r.equation].fix} ({lines[r.equation].slip} in a note)"
-            for r in wrong_notes.itertuples()
+            f"{lines[e].fix} ({lines[e].slip} in a note)" for e in facts["wrong_notes"]
         )
+    return measured, statement
+
+
+def _backward_verdict(claim: str, table: pd.DataFrame, sizes: str) -> Verdict:
+    verdict, slip, facts = backward_decision(claim, table)
+    measured, statement = _backward_sentences(claim, verdict, facts)
     return Verdict(
         claim=claim,
         verdict=verdict,
@@ -310,23 +334,15 @@ def _backward_verdict(claim: str, table: pd.DataFrame, sizes: str) -> Verdict:
             "probes) in float64"
         ),
         measure="max relative error against autodiff",
-        rule=(
-            f"FAIL iff the BPTT (tolerance {TOL_F32:g} f32 / {TOL_F64:g} f64) or any corrected "
-            f"line is off; CORRECTED iff a seed equation as written (not its side notes) is "
-            f"off by > {TOL_F64:g}, the slip that of the equations; else PASS; side notes "
-            "reported as their own findings"
-        ),
+        rule=BACKWARD_RULE,
         measured=measured,
         statement=statement,
-        slip=(
-            ("mathematical error" if "mathematical error" in slips else min(slips))
-            if verdict == "CORRECTED"
-            else ""
-        ),
+        slip=slip,
+        facts=facts,
     )
 
 
-# --- C4: gradient flow through the cell (rule: docs/claims.md, and judge_gradient_flow) ---
+# --- C4: gradient flow through the cell (FLOW_RULE, decided by gradient_flow_decision) ----
 
 FLOW_CLAIM = "C4"
 FLOW_TABLE = "lstm_gradient_flow_sweep.csv"
@@ -340,7 +356,7 @@ FLOW_SIZES = {
 FORGET_BIASES = (0, 2, 4, 6, 8, 12)
 CLOSED = -6.0  # b_i = b_o for "i, o ≈ 0": σ(−6) ≈ 0.0025
 
-# Thresholds of the rule (docs/claims.md).
+# Thresholds of the rule (FLOW_RULE).
 F_NEAR_1 = 0.05  # f ≈ 1: 1 − f ≤ this (mean over batch and units, at every step)
 GATE_NEAR_0 = 0.02  # i, o ≈ 0: i and o ≤ this (likewise)
 FIT_RATIO = 1.5  # a hypothesis fits a run iff every ρ(t) is within this factor of its prediction
@@ -531,18 +547,44 @@ FLOW_MEASURE = (
 )
 
 
-def judge_gradient_flow(rows: Sequence[Mapping]) -> Verdict:
-    """C4's verdict from the flow_sweep's rows (columns as written by :func:`flow_sweep`)."""
+def gradient_flow_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
+    """(verdict, facts) of C4 from the flow_sweep's rows. Facts: the runs in the seed's regime
+    (``seed``), those of them that discriminate (``telling``), those that fit neither hypothesis
+    (``neither``), the runs outside the regime (``others``), how many runs each hypothesis fits,
+    whether any run ``exploded``, and ``reason``: the branch of the rule that decided."""
     seed = [r for r in rows if in_seed_regime(r)]
     telling = [r for r in seed if discriminates(r)]
-    neither = [r for r in seed if not fits_unchanged(r) and not fits_prod_f(r)]
-    others = [r for r in rows if not in_seed_regime(r)]
+    facts = dict(
+        runs=len(rows),
+        seed=seed,
+        telling=telling,
+        neither=[r for r in seed if not fits_unchanged(r) and not fits_prod_f(r)],
+        others=[r for r in rows if not in_seed_regime(r)],
+        fit_unchanged=(sum(map(fits_unchanged, seed)), sum(map(fits_unchanged, telling))),
+        fit_prod_f=(sum(map(fits_prod_f, seed)), sum(map(fits_prod_f, telling))),
+        exploded=any(exploded(r) for r in rows),
+    )
+    if len(telling) < MIN_RUNS:
+        return "INCONCLUSIVE", {**facts, "reason": "too few discriminating runs"}
+    if not facts["exploded"]:
+        return "INCONCLUSIVE", {**facts, "reason": "no explosion seen"}
+    if facts["neither"]:
+        return "FAIL", {**facts, "reason": "fits neither"}
+    if all(map(fits_unchanged, seed)):
+        return "PASS", {**facts, "reason": "unchanged"}
+    if all(map(fits_prod_f, seed)):
+        return "CORRECTED", {**facts, "reason": "prod f"}
+    return "FAIL", {**facts, "reason": "mixed"}
+
+
+def _flow_summary(f: dict) -> str:
+    """C4's ``measured``: how many runs each hypothesis fits, and the extreme runs."""
+    seed, telling, others = f["seed"], f["telling"], f["others"]
     summary = (
-        f"{len(rows)} runs, {len(seed)} in the seed's regime ({len(telling)} where Π f falls "
-        f"below 1/{FIT_RATIO:g}²); 'unchanged' fits {sum(map(fits_unchanged, seed))}/{len(seed)} "
-        f"of them ({sum(map(fits_unchanged, telling))}/{len(telling)} discriminating), 'Π f' "
-        f"fits {sum(map(fits_prod_f, seed))}/{len(seed)} ({sum(map(fits_prod_f, telling))}/"
-        f"{len(telling)})"
+        f"{f['runs']} runs, {len(seed)} in the seed's regime ({len(telling)} where Π f falls "
+        f"below 1/{FIT_RATIO:g}²); 'unchanged' fits {f['fit_unchanged'][0]}/{len(seed)} "
+        f"of them ({f['fit_unchanged'][1]}/{len(telling)} discriminating), 'Π f' "
+        f"fits {f['fit_prod_f'][0]}/{len(seed)} ({f['fit_prod_f'][1]}/{len(telling)})"
     )
     if seed:
         worst = max(seed, key=lambda r: r["err_prod_f"])
@@ -558,51 +600,57 @@ def judge_gradient_flow(rows: Sequence[Mapping]) -> Verdict:
             f"; outside it {sum(map(exploded, others))}/{len(others)} runs exploded "
             f"(max ρ {top['rho_max']:.3g} at {_run(top)})"
         )
+    if f["reason"] == "too few discriminating runs":
+        summary += (
+            f"; need ≥ {MIN_RUNS} runs in the seed's regime where Π f strays from 1 enough to "
+            "tell the two hypotheses apart"
+        )
+    elif f["reason"] == "no explosion seen":
+        summary += (
+            "; no run of the flow_sweep exploded, so the measurement was never shown able to "
+            "see an explosion"
+        )
+    return summary
 
-    def verdict(word: str, measured: str, statement: str = "", slip: str = "") -> Verdict:
-        statement = statement or f"the sweep cannot decide: {measured.split(';')[0]}"
-        return Verdict(
-            FLOW_CLAIM, word, FLOW_CHECK, FLOW_MEASURE, FLOW_RULE, measured, statement, slip
-        )
 
-    if len(telling) < MIN_RUNS:
-        return verdict(
-            "INCONCLUSIVE",
-            f"{summary}; need ≥ {MIN_RUNS} runs in the seed's regime where Π f strays from 1 "
-            "enough to tell the two hypotheses apart",
-        )
-    if not any(exploded(r) for r in rows):
-        return verdict(
-            "INCONCLUSIVE",
-            f"{summary}; no run of the flow_sweep exploded, so the measurement was never shown "
-            "able to see an explosion",
-        )
-    if neither:
-        r = max(neither, key=lambda r: min(r["err_unchanged"], r["err_prod_f"]))
-        return verdict(
-            "FAIL",
-            summary,
+def _flow_statement(f: dict, measured: str) -> str:
+    """C4's ``statement``, from :func:`gradient_flow_decision`'s facts."""
+    reason, seed = f["reason"], f["seed"]
+    if reason == "fits neither":
+        r = max(f["neither"], key=lambda r: min(r["err_unchanged"], r["err_prod_f"]))
+        return (
             f"with f ≈ 1 and i, o ≈ 0 the cell gradient followed neither 1 nor Π f in "
-            f"{len(neither)} run(s) (min ρ {r['rho_min']:.3g}, max ρ {r['rho_max']:.3g}, Π f "
-            f"down to {r['prod_f_min']:.3g} at {_run(r)})",
+            f"{len(f['neither'])} run(s) (min ρ {r['rho_min']:.3g}, max ρ {r['rho_max']:.3g}, "
+            f"Π f down to {r['prod_f_min']:.3g} at {_run(r)})"
         )
-    if all(map(fits_unchanged, seed)):
-        r = min(telling, key=lambda r: r["prod_f_min"])
-        return verdict(
-            "PASS",
-            summary,
+    if reason == "unchanged":
+        r = min(f["telling"], key=lambda r: r["prod_f_min"])
+        return (
             f"with f ≈ 1 and i, o ≈ 0 the cell gradient was carried unchanged (ρ within "
             f"×{FIT_RATIO:g} of 1) in all {len(seed)} runs, even where Π f fell to "
-            f"{r['prod_f_min']:.3g} ({_run(r)}); it did not explode there, while it did outside",
+            f"{r['prod_f_min']:.3g} ({_run(r)}); it did not explode there, while it did outside"
         )
-    if all(map(fits_prod_f, seed)):
-        return verdict(
-            "CORRECTED", summary, _corrected_statement(seed, telling, others), "mathematical error"
-        )
-    return verdict(
-        "FAIL",
-        summary,
-        "neither hypothesis fits every run in the seed's regime: some follow 1, others Π f",
+    if reason == "prod f":
+        return _corrected_statement(seed, f["telling"], f["others"])
+    if reason == "mixed":
+        return "neither hypothesis fits every run in the seed's regime: some follow 1, others Π f"
+    return f"the sweep cannot decide: {measured.split(';')[0]}"
+
+
+def judge_gradient_flow(rows: Sequence[Mapping]) -> Verdict:
+    """C4's verdict from the flow_sweep's rows (columns as written by :func:`flow_sweep`)."""
+    verdict, facts = gradient_flow_decision(rows)
+    measured = _flow_summary(facts)
+    return Verdict(
+        claim=FLOW_CLAIM,
+        verdict=verdict,
+        check=FLOW_CHECK,
+        measure=FLOW_MEASURE,
+        rule=FLOW_RULE,
+        measured=measured,
+        statement=_flow_statement(facts, measured),
+        slip="mathematical error" if verdict == "CORRECTED" else "",
+        facts=facts,
     )
 
 
@@ -646,5 +694,36 @@ register(
                 logx=True,
             ),
         ),
+    )
+)
+state(
+    Claim(
+        "C2",
+        "§2-1",
+        "the backward equations of the LSTM through time (h̄, c̄, ḡ, ō, f̄, ī)",
+        "relative error against autodiff",
+        __name__,
+        (BACKWARD_RULE,),
+    )
+)
+state(
+    Claim(
+        "C3",
+        "§2-2",
+        "the gradient of the input-gate weights is a sum over time",
+        "relative error against autodiff",
+        __name__,
+        (BACKWARD_RULE,),
+    )
+)
+state(
+    Claim(
+        FLOW_CLAIM,
+        "§2-3",
+        "with f ≈ 1 and i, o ≈ 0 the cell gradient is carried unchanged: it neither vanishes "
+        "nor explodes",
+        "‖∂L/∂c(t)‖/‖∂L/∂c(T)‖ by autodiff",
+        __name__,
+        (FLOW_RULE,),
     )
 )

@@ -26,6 +26,7 @@ import pandas as pd
 from flax import nnx
 
 from bench.claims import (
+    Claim,
     Derived,
     Experiment,
     Verdict,
@@ -33,8 +34,10 @@ from bench.claims import (
     declare_figure,
     ok_rows,
     register,
+    state,
     uncounted,
     wall_time,
+    wall_time_rule,
     write_table,
 )
 from bench.fits import MIN_ROUNDS, round_times
@@ -148,6 +151,13 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
     return [c10_verdict(mismatches, len(rows), mac_rows, measured_exp, seed_exp, swept)]
 
 
+C10_RULE = (
+    "FAIL iff the closed form differs from the cell-by-cell count (or the traced "
+    "multiply-adds from macs); CORRECTED iff the count's growth exponent along an axis "
+    "differs from the seed's by > {tol}; else PASS"
+)
+
+
 def c10_verdict(
     mismatches: int, n_configs: int, mac_rows: list, measured_exp: dict, seed_exp: dict, swept: str
 ) -> Verdict:
@@ -191,12 +201,18 @@ def c10_verdict(
         "cell over a sweep, vs the derived closed form and the seed's O(d + W·k²); "
         "multiply-adds of the raster program read from its jaxpr",
         measure="exact connection count",
-        rule="FAIL iff the closed form differs from the cell-by-cell count (or the traced "
-        "multiply-adds from macs); CORRECTED iff the count's growth exponent along an axis "
-        f"differs from the seed's by > {SEED_EXPONENT_TOL}; else PASS",
+        rule=C10_RULE.format(tol=SEED_EXPONENT_TOL),
         measured=measured,
         slip="mathematical error" if verdict == "CORRECTED" else "",
         statement=statement,
+        facts=dict(
+            mismatches=mismatches,
+            configs=n_configs,
+            macs_ok=macs_ok,
+            exponents=measured_exp,
+            seed_exponents=seed_exp,
+            seed_wrong=seed_wrong,
+        ),
     )
 
 
@@ -275,84 +291,122 @@ def c11_readings(rows: list[tuple]) -> dict:
     )
 
 
-def c11_verdict(rows: list[tuple]) -> Verdict:
-    """The C11 rule on (schedule, H, W, d, steps executed, loop steps on the span, formula)
-    rows of traced programs (see docs/claims.md)."""
+C11_RULE = (
+    "FAIL iff a program executes other than its formula's steps, or on square images "
+    f"the wavefront's steps grow in H or d with an exponent off 1 by > {C11_EXPONENT_TOL}; "
+    f"INCONCLUSIVE if squares or other shapes are not swept over {C11_MIN_RANGE:g}×; PASS "
+    f"iff steps/(√(HW)·d) grows with the aspect ratio with exponent ≤ {C11_EXPONENT_TOL}; "
+    "else CORRECTED"
+)
+
+
+def c11_decision(rows: list[tuple]) -> tuple[str, dict]:
+    """(verdict, facts) of the C11 rule on (schedule, H, W, d, steps executed, loop steps on the
+    span, formula) rows of traced programs. Facts: :func:`c11_readings`' exponents, how many
+    programs execute their formula's steps (``agree`` of ``programs``), whether the squares and
+    the general grids pass (None: not swept), and the largest square's two depth measures."""
     wave = [r for r in rows if r[0] == "wavefront" and r[1] == r[2]]
     _, eH, eW, ed, executed, on_span, _ = max(wave, key=lambda r: (r[1], r[3]))
-    readings = c11_readings(rows)
-    rows = [
-        (schedule, H, W, d, counted, formula) for schedule, H, W, d, counted, _, formula in rows
-    ]
-    agree = all(counted == formula for *_, counted, formula in rows)
-    by_schedule = {}
-    for schedule, H, W, d, counted, _ in rows:
-        by_schedule.setdefault(schedule, []).append(f"{H}×{W},d={d}:{counted}")
-    both_measures = f"at {eH}×{eW}, d={ed} the wavefront executes {executed} loop steps in "
-    if on_span < executed:
+    facts = dict(
+        c11_readings(rows),
+        agree=sum(r[4] == r[6] for r in rows),
+        programs=len(rows),
+        largest=dict(H=eH, W=eW, d=ed, executed=executed, on_span=on_span),
+        square_ok=None,
+    )
+    if facts["square_side"] is not None and facts["square_depth"] is not None:
+        off = max(abs(facts["square_side"] - 1), abs(facts["square_depth"] - 1))
+        facts["square_ok"] = off <= C11_EXPONENT_TOL
+    facts["general_ok"] = None if facts["aspect"] is None else facts["aspect"] <= C11_EXPONENT_TOL
+    if facts["agree"] < facts["programs"] or facts["square_ok"] is False:
+        return "FAIL", facts
+    if facts["square_ok"] is None or facts["general_ok"] is None:
+        return "INCONCLUSIVE", facts
+    return ("PASS" if facts["general_ok"] else "CORRECTED"), facts
+
+
+def _c11_sentences(rows: list[tuple], verdict: str, f: dict) -> tuple[str, str]:
+    """(measured, statement) of C11, from :func:`c11_decision`'s facts (and the rows, for
+    examples of each schedule's counts)."""
+    top = f["largest"]
+    both_measures = (
+        f"at {top['H']}×{top['W']}, d={top['d']} the wavefront executes {top['executed']} loop "
+        "steps in "
+    )
+    if top["on_span"] < top["executed"]:
         both_measures += (
-            f"sequence (steps_executed) while its dataflow critical path crosses only {on_span} "
-            "of them (span): lane windows that do not depend on each other overlap in the "
-            "ideal, but XLA runs every loop in turn"
+            f"sequence (steps_executed) while its dataflow critical path crosses only "
+            f"{top['on_span']} of them (span): lane windows that do not depend on each other "
+            "overlap in the ideal, but XLA runs every loop in turn"
         )
     else:
         both_measures += "sequence, and its dataflow critical path crosses all of them"
-    e_side, e_depth, e_aspect = (readings[k] for k in ("square_side", "square_depth", "aspect"))
+    return _c11_measured(rows, f, both_measures), _c11_statement(verdict, f, both_measures)
+
+
+def _c11_measured(rows: list[tuple], f: dict, both_measures: str) -> str:
+    """C11's ``measured``: the programs' agreement with their formulas (examples of each
+    schedule's counts from ``rows``) and the wavefront's exponents."""
+    by_schedule = {}
+    for schedule, H, W, d, counted, *_ in rows:
+        by_schedule.setdefault(schedule, []).append(f"{H}×{W},d={d}:{counted}")
 
     def show(e):
         return "not swept" if e is None else f"{e:.2f}"
 
-    square_ok = None
-    if e_side is not None and e_depth is not None:
-        square_ok = max(abs(e_side - 1), abs(e_depth - 1)) <= C11_EXPONENT_TOL
-    general_ok = None if e_aspect is None else e_aspect <= C11_EXPONENT_TOL
-    ratios = ", ".join(f"{a:g}: {r:.2f}" for a, r in sorted(readings["ratios"].items()))
-    measured = (
+    ratios = ", ".join(f"{a:g}: {r:.2f}" for a, r in sorted(f["ratios"].items()))
+    return (
         f"loop steps executed by the traced programs (steps_executed) = formula in "
-        f"{sum(c == p for *_, c, p in rows)}/{len(rows)} (schedule, H, W, d); e.g. "
+        f"{f['agree']}/{f['programs']} (schedule, H, W, d); e.g. "
         + "; ".join(f"{k} " + ", ".join(v[-2:]) for k, v in by_schedule.items())
-        + f"; square images: the wavefront's steps grow as H^{show(e_side)} (√(HW) = H) and "
-        f"d^{show(e_depth)}; general grids: steps/(√(HW)·d) by aspect ratio {ratios}, growing "
-        f"as (aspect)^{show(e_aspect)}; {both_measures}"
+        + f"; square images: the wavefront's steps grow as H^{show(f['square_side'])} "
+        f"(√(HW) = H) and d^{show(f['square_depth'])}; general grids: steps/(√(HW)·d) by aspect "
+        f"ratio {ratios}, growing as (aspect)^{show(f['aspect'])}; {both_measures}"
     )
+
+
+def _c11_statement(verdict: str, f: dict, both_measures: str) -> str:
+    """C11's ``statement``: the right claim, or why the sweep fails or cannot decide it."""
     seed_forms = (
         "the seed writes O(√(Hwd)) in §4-2b and O(√(Hw)) in §4-3, both read as O(√(HW)·d), the "
         "depth of the d-layer wavefront it describes"
     )
-    slip = ""
-    if not agree:
-        verdict = "FAIL"
-        wrong = sum(c != p for *_, c, p in rows)
-        statement = f"{wrong} traced programs execute another number of steps than predicted"
-    elif square_ok is False:
-        verdict = "FAIL"
-        statement = (
-            f"on square images the wavefront's steps grow as H^{e_side:.2f}·d^{e_depth:.2f}, "
-            "not as √(HW)·d"
+    if f["agree"] < f["programs"]:
+        return (
+            f"{f['programs'] - f['agree']} traced programs execute another number of steps than "
+            "predicted"
         )
-    elif square_ok is None or general_ok is None:
-        verdict = "INCONCLUSIVE"
-        statement = (
+    if verdict == "FAIL":
+        return (
+            f"on square images the wavefront's steps grow as H^{f['square_side']:.2f}·"
+            f"d^{f['square_depth']:.2f}, not as √(HW)·d"
+        )
+    if verdict == "INCONCLUSIVE":
+        return (
             "the sweep cannot decide: "
-            + ("square images" if square_ok is None else "grids of other shapes")
+            + ("square images" if f["square_ok"] is None else "grids of other shapes")
             + f" not swept over {C11_MIN_RANGE:g}×"
         )
-    elif general_ok:
-        verdict = "PASS"
-        statement = (
+    if verdict == "PASS":
+        return (
             f"a diagonal wavefront executes (H+W−1)·d steps, Θ(√(HW)·d) on square images and "
             f"on every grid shape swept ({seed_forms}); {both_measures}"
         )
-    else:
-        verdict, slip = "CORRECTED", "mathematical error"
-        statement = (
-            f"on square images, the seed's context, a diagonal wavefront executes (2H−1)·d "
-            f"steps: Θ(√(HW)·d) holds there ({seed_forms}); on an H×W grid it executes "
-            f"(H+W−1)·d, Θ((H+W)·d), which grows as (aspect)^{e_aspect:.2f} against √(HW)·d "
-            "(to (W/H)^½ for thin grids), so O(√(HW)·d) holds only when H and W are comparable; "
-            f"pipelining the layers executes H+W+d−2 steps; the sampler H+W−1, each updating d "
-            f"layers; {both_measures}"
-        )
+    return (
+        f"on square images, the seed's context, a diagonal wavefront executes (2H−1)·d "
+        f"steps: Θ(√(HW)·d) holds there ({seed_forms}); on an H×W grid it executes "
+        f"(H+W−1)·d, Θ((H+W)·d), which grows as (aspect)^{f['aspect']:.2f} against √(HW)·d "
+        "(to (W/H)^½ for thin grids), so O(√(HW)·d) holds only when H and W are comparable; "
+        f"pipelining the layers executes H+W+d−2 steps; the sampler H+W−1, each updating d "
+        f"layers; {both_measures}"
+    )
+
+
+def c11_verdict(rows: list[tuple]) -> Verdict:
+    """The C11 rule on (schedule, H, W, d, steps executed, loop steps on the span, formula)
+    rows of traced programs (see docs/claims.md)."""
+    verdict, facts = c11_decision(rows)
+    measured, statement = _c11_sentences(rows, verdict, facts)
     return Verdict(
         claim="C11",
         verdict=verdict,
@@ -360,14 +414,11 @@ def c11_verdict(rows: list[tuple]) -> Verdict:
         "(steps_executed of its jaxpr) over H, W, d, vs H·W·d, (H+W−1)·d, H+W+d−2; the "
         "sampler's vs H+W−1 anti-diagonals (d layer updates each)",
         measure="steps_executed",
-        rule="FAIL iff a program executes other than its formula's steps, or on square images "
-        f"the wavefront's steps grow in H or d with an exponent off 1 by > {C11_EXPONENT_TOL}; "
-        f"INCONCLUSIVE if squares or other shapes are not swept over {C11_MIN_RANGE:g}×; PASS "
-        f"iff steps/(√(HW)·d) grows with the aspect ratio with exponent ≤ {C11_EXPONENT_TOL}; "
-        "else CORRECTED",
+        rule=C11_RULE,
         measured=measured,
-        slip=slip,
+        slip="mathematical error" if verdict == "CORRECTED" else "",
         statement=statement,
+        facts=facts,
     )
 
 
@@ -420,10 +471,14 @@ def _groups(pairs: pd.DataFrame):
 
 
 def c12_structure(pairs: pd.DataFrame) -> Verdict:
-    parts, outcomes = [], []
+    parts, outcomes, groups = [], [], []
     for regime, schedule, rows in _groups(pairs):
         ratios = (rows.span_ops_mdrnn / rows.span_ops_pix).tolist()
         outcomes.append(all(r > 1 for r in ratios) and ratios[-1] > ratios[0])
+        groups.append(
+            dict(schedule=schedule, regime=regime, heights=list(rows.height.astype(int)),
+                 ratios=ratios, deeper_and_growing=outcomes[-1])
+        )  # fmt: skip
         parts.append(
             f"{schedule} ({regime}, batch {rows.batch.iloc[0]}, k = C = {rows.hidden.iloc[0]}, "
             f"d {rows.depth.iloc[0]}): span ×"
@@ -448,6 +503,7 @@ def c12_structure(pairs: pd.DataFrame) -> Verdict:
         rule=C12_RULE_SPAN,
         measured="; ".join(parts) or "no matched sizes",
         statement=statement,
+        facts=dict(groups=groups),
     )
 
 
@@ -489,69 +545,103 @@ def _by_round(rows: pd.DataFrame, suffix: str, rounds: dict) -> np.ndarray | Non
     return pd.concat(series, axis=1).sort_index().to_numpy(float).T
 
 
-def c12_time(pairs: pd.DataFrame, rounds: dict | None = None) -> Verdict:
-    """C12's wall-time half: does the MDRNN's training time pull away from PixelCNN's as the
-    image grows, beyond the scatter between interleaved rounds? (``rounds``: per-round times
-    by case, ``bench.fits.round_times``.)"""
-    parts, outcomes, failed = [], [], []
+def c12_time_decision(pairs: pd.DataFrame, rounds: dict | None = None) -> tuple[str, dict]:
+    """(verdict, facts) of C12's wall-time half. ``facts["groups"]``: per schedule, regime and
+    matched sizes, the ratios of the medians at each size and, in the latency regime, the
+    bootstrap intervals of the ratios and of their growth (``g``, from :func:`ratio_growth`),
+    the number of ``rounds`` and the group's ``outcome`` (None: work-bound, shown not judged)."""
+    groups = []
     for regime, schedule, rows in _groups(pairs):
-        ratios = (rows.time_median_s_mdrnn / rows.time_median_s_pix).tolist()
-        text = (
-            f"{schedule} ({regime}): time ×" + ", ×".join(f"{r:.3g}" for r in ratios)
-            + f" PixelCNN's at H=W {list(rows.height.astype(int))}"
+        group = dict(
+            schedule=schedule, regime=regime, heights=list(rows.height.astype(int)),
+            ratios=(rows.time_median_s_mdrnn / rows.time_median_s_pix).tolist(), outcome=None,
         )  # fmt: skip
+        groups.append(group)
         if regime != "latency":
-            parts.append(text + " (work-bound sizes: shown, not judged)")
             continue
         pix, mdr = _by_round(rows, "_pix", rounds or {}), _by_round(rows, "_mdrnn", rounds or {})
         if pix is None or mdr is None:
-            outcomes.append("INCONCLUSIVE")
-            parts.append(f"{text}: not timed in interleaved rounds: INCONCLUSIVE")
+            group["outcome"] = "INCONCLUSIVE"
             continue
-        g = ratio_growth(pix, mdr)
+        g = group["g"] = ratio_growth(pix, mdr)
+        group["rounds"] = pix.shape[1]
         if (g["ratio_hi"] < 1).any() or g["growth_hi"] < 0:
-            outcomes.append("FAIL")
-            faster = (g["ratio_hi"] < 1).any()
-            why = "faster than PixelCNN at some size" if faster else "the ratio shrinks"
-            failed.append(f"{schedule} ({why})")
+            group["outcome"] = "FAIL"
+            group["faster"] = bool((g["ratio_hi"] < 1).any())
         elif (g["ratio_lo"] > 1).all() and g["growth_lo"] > 0:
-            outcomes.append("PASS")
+            group["outcome"] = "PASS"
         else:
-            outcomes.append("INCONCLUSIVE")
-        parts.append(
-            f"{text}: ratio intervals "
-            + ", ".join(
-                f"[{lo:.3g}, {hi:.3g}]" for lo, hi in zip(g["ratio_lo"], g["ratio_hi"], strict=True)
-            )
-            + f"; it grows {g['growth']:+.0%} [{g['growth_lo']:+.0%}, {g['growth_hi']:+.0%}] "
-            f"over {pix.shape[1]} rounds: {outcomes[-1]}"
-        )
-    if not outcomes:
-        verdict = "INCONCLUSIVE"
-        statement = f"no latency regime with {C12_MIN_SIZES} matched sizes was measured"
-    elif "FAIL" in outcomes:
+            group["outcome"] = "INCONCLUSIVE"
+    outcomes = {g["outcome"] for g in groups if g["outcome"]}
+    if "FAIL" in outcomes:
         verdict = "FAIL"
+    elif outcomes == {"PASS"}:
+        verdict = "PASS"
+    else:
+        verdict = "INCONCLUSIVE"
+    return verdict, {"groups": groups}
+
+
+def _c12_time_sentences(verdict: str, facts: dict) -> tuple[str, str]:
+    """(measured, statement) of C12's wall-time half, from :func:`c12_time_decision`'s."""
+    parts = []
+    for group in facts["groups"]:
+        text = (
+            f"{group['schedule']} ({group['regime']}): time ×"
+            + ", ×".join(f"{r:.3g}" for r in group["ratios"])
+            + f" PixelCNN's at H=W {group['heights']}"
+        )
+        if group["outcome"] is None:
+            parts.append(text + " (work-bound sizes: shown, not judged)")
+        elif "g" not in group:
+            parts.append(f"{text}: not timed in interleaved rounds: INCONCLUSIVE")
+        else:
+            g = group["g"]
+            intervals = zip(g["ratio_lo"], g["ratio_hi"], strict=True)
+            parts.append(
+                f"{text}: ratio intervals "
+                + ", ".join(f"[{lo:.3g}, {hi:.3g}]" for lo, hi in intervals)
+                + f"; it grows {g['growth']:+.0%} [{g['growth_lo']:+.0%}, {g['growth_hi']:+.0%}] "
+                f"over {group['rounds']} rounds: {group['outcome']}"
+            )
+    failed = [
+        f"{g['schedule']} "
+        + ("(faster than PixelCNN at some size)" if g["faster"] else "(the ratio shrinks)")
+        for g in facts["groups"]
+        if g["outcome"] == "FAIL"
+    ]
+    if not any(g["outcome"] for g in facts["groups"]):
+        statement = f"no latency regime with {C12_MIN_SIZES} matched sizes was measured"
+    elif verdict == "FAIL":
         statement = (
             "in the latency regime the MDRNN's training time does not pull away from PixelCNN's: "
             + "; ".join(failed)
         )
-    elif set(outcomes) == {"PASS"}:
-        verdict = "PASS"
+    elif verdict == "PASS":
         statement = (
             "in the latency regime the MDRNN trains slower than PixelCNN at every size, "
             "and the more so the larger the image, under every schedule"
         )
     else:
-        verdict = "INCONCLUSIVE"
         statement = "for some schedule the ratio's intervals do not decide (see measured)"
+    return "; ".join(parts) or "no matched sizes", statement
+
+
+def c12_time(pairs: pd.DataFrame, rounds: dict | None = None) -> Verdict:
+    """C12's wall-time half: does the MDRNN's training time pull away from PixelCNN's as the
+    image grows, beyond the scatter between interleaved rounds? (``rounds``: per-round times
+    by case, ``bench.fits.round_times``.)"""
+    verdict, facts = c12_time_decision(pairs, rounds)
+    measured, statement = _c12_time_sentences(verdict, facts)
     return Verdict(
         claim="C12",
         verdict=verdict,
         check=C12_CHECK,
         measure="wall time ratio (latency regime, interleaved rounds)",
         rule=C12_RULE_TIME,
-        measured="; ".join(parts) or "no matched sizes",
+        measured=measured,
         statement=statement,
+        facts=facts,
     )
 
 
@@ -582,13 +672,52 @@ def _ttq_ratio(mdrnn_row, pix_row) -> dict:
     return dict(r=ratio, low=low, high=high, p=p, u=u)
 
 
-def c12_time_to_quality(summary: pd.DataFrame) -> Verdict:
-    """C12 on trained models: time to quality as steps to the target × time per step."""
+def ttq_decision(summary: pd.DataFrame) -> tuple[str, dict]:
+    """(verdict, facts) of C12 on trained models. Facts: ``reason`` (the branch of the rule
+    that decided), the models that had too few seeds, missed the target, had their best rate
+    at the grid's edge or were read too coarsely, and per MDRNN schedule ``ratios`` (R, its
+    interval, P and u: :func:`_ttq_ratio`) with ``steps_ratio`` (S_MDRNN / S_PixelCNN)."""
     rows = summary.set_index("model")
     schedules = [name for name in rows.index if name.startswith("mdrnn")]
+    if "pixelcnn" not in rows.index or not schedules:
+        return "INCONCLUSIVE", {"reason": "not trained"}
+    first = {f: rows[rows.trained_as == f].iloc[0] for f in dict.fromkeys(rows.trained_as)}
+    facts = dict(
+        few=[f for f, r in first.items() if r.seeds < C12_TTQ_MIN_SEEDS],
+        missed=[
+            f
+            for f, r in first.items()
+            if r.seeds_at_target < r.seeds or r.steps_to_target != r.steps_to_target
+        ],
+        edge=[f for f, r in first.items() if not bool(r.bracketed)],
+        coarse=[f for f, r in first.items() if r.resolution > C12_TTQ_RESOLUTION],
+    )
+    for reason in ("few", "missed", "edge", "coarse"):
+        if facts[reason]:
+            return "INCONCLUSIVE", {**facts, "reason": reason}
+    pix = rows.loc["pixelcnn"]
+    ratios = facts["ratios"] = {name: _ttq_ratio(rows.loc[name], pix) for name in schedules}
+    facts["steps_ratio"] = rows.loc[schedules[0]].steps_to_target / pix.steps_to_target
+    facts["sooner"] = [n for n, x in ratios.items() if x["high"] < 1 and x["p"] < 1 / (1 + x["u"])]
+    later = all(x["low"] > 1 for x in ratios.values())
+    slower = all(x["p"] > 1 + x["u"] for x in ratios.values())
+    if facts["sooner"]:
+        return "FAIL", {**facts, "reason": "MDRNN sooner"}
+    if later and slower:
+        return "PASS", {**facts, "reason": "PixelCNN sooner"}
+    if later:
+        return "INCONCLUSIVE", {**facts, "reason": "PixelCNN sooner by its steps alone"}
+    if any(x["high"] < 1 for x in ratios.values()):
+        return "INCONCLUSIVE", {**facts, "reason": "MDRNN sooner by its steps alone"}
+    return "INCONCLUSIVE", {**facts, "reason": "overlap"}
 
-    def steps_text(name) -> str:
-        r = rows.loc[name]
+
+def _ttq_measured(summary: pd.DataFrame, facts: dict) -> str:
+    """C12's trained ``measured``: each model's steps to the target, each time per step, and
+    the ratios R and P where they were computed."""
+    rows = summary.set_index("model")
+
+    def steps_text(r) -> str:
         if r.seeds_at_target < r.seeds or r.steps_to_target != r.steps_to_target:
             return f"{r.trained_as}: {int(r.seeds_at_target)}/{int(r.seeds)} seeds at the target"
         return (
@@ -597,8 +726,8 @@ def c12_time_to_quality(summary: pd.DataFrame) -> Verdict:
             f"{int(r.seeds)} seeds, read every {int(r.resolution)} steps)"
         )
 
-    first = {f: rows[rows.trained_as == f].iloc[0] for f in dict.fromkeys(rows.trained_as)}
-    parts = [steps_text(r.name) for r in first.values()]
+    first = [rows[rows.trained_as == f].iloc[0] for f in dict.fromkeys(rows.trained_as)]
+    parts = [steps_text(r) for r in first]
     parts.append(
         "time per step "
         + ", ".join(
@@ -607,98 +736,90 @@ def c12_time_to_quality(summary: pd.DataFrame) -> Verdict:
             for name, r in rows.iterrows()
         )
     )
+    if "ratios" in facts:
+        parts.append(
+            "time to target / PixelCNN's (R) and time per step / PixelCNN's (P): "
+            + ", ".join(
+                f"{name} R {x['r']:.2f} [{x['low']:.2f}, {x['high']:.2f}], P {x['p']:.2f} "
+                f"(u {x['u']:.2f})"
+                for name, x in facts["ratios"].items()
+            )
+        )
+    return "; ".join(parts)
 
-    def verdict(word: str, statement: str, ratios: str = "") -> Verdict:
-        return Verdict(
-            claim="C12",
-            verdict=word,
-            check="time to quality (bench/suites/trained.py): PixelCNN and the MDRNN trained "
-            "with Adam on the binarised digits at matched settings until the validation target; "
-            "steps to the target × time per step, per MDRNN schedule",
-            measure="steps to a quality target × time per training step",
-            rule=C12_RULE_TTQ,
-            measured="; ".join(parts + ([ratios] if ratios else [])),
-            statement=statement,
-        )
 
-    if "pixelcnn" not in rows.index or not schedules:
-        return verdict("INCONCLUSIVE", "PixelCNN or the MDRNN was not trained: no race to judge")
-    few = [f for f, r in first.items() if r.seeds < C12_TTQ_MIN_SEEDS]
-    missed = [
-        f
-        for f, r in first.items()
-        if r.seeds_at_target < r.seeds or r.steps_to_target != r.steps_to_target
-    ]
-    edge = [f for f, r in first.items() if not bool(r.bracketed)]
-    coarse = [f for f, r in first.items() if r.resolution > C12_TTQ_RESOLUTION]
-    if few:
-        return verdict("INCONCLUSIVE", f"fewer than {C12_TTQ_MIN_SEEDS} seeds for {few[0]}")
-    if missed:
-        return verdict(
-            "INCONCLUSIVE",
-            f"{', '.join(missed)} had no rate at which every seed reached the target: no race "
-            "to judge",
+def _ttq_statement(facts: dict) -> str:
+    """C12's trained ``statement``, from :func:`ttq_decision`'s facts."""
+    reason, ratios = facts["reason"], facts.get("ratios", {})
+    if reason == "not trained":
+        return "PixelCNN or the MDRNN was not trained: no race to judge"
+    if reason == "few":
+        return f"fewer than {C12_TTQ_MIN_SEEDS} seeds for {facts['few'][0]}"
+    if reason == "missed":
+        return (
+            f"{', '.join(facts['missed'])} had no rate at which every seed reached the target: "
+            "no race to judge"
         )
-    if edge:
-        return verdict(
-            "INCONCLUSIVE",
-            f"the best rate of {', '.join(edge)} is at the edge of its grid: a rate outside it "
-            "may need fewer steps",
+    if reason == "edge":
+        return (
+            f"the best rate of {', '.join(facts['edge'])} is at the edge of its grid: a rate "
+            "outside it may need fewer steps"
         )
-    if coarse:
-        return verdict(
-            "INCONCLUSIVE",
-            f"the steps to the target of {', '.join(coarse)} were read coarser than every "
-            f"{C12_TTQ_RESOLUTION} steps",
+    if reason == "coarse":
+        return (
+            f"the steps to the target of {', '.join(facts['coarse'])} were read coarser than "
+            f"every {C12_TTQ_RESOLUTION} steps"
         )
-    pix = rows.loc["pixelcnn"]
-    ratios = {name: _ttq_ratio(rows.loc[name], pix) for name in schedules}
-    ratio_text = "time to target / PixelCNN's (R) and time per step / PixelCNN's (P): " + ", ".join(
-        f"{name} R {x['r']:.2f} [{x['low']:.2f}, {x['high']:.2f}], P {x['p']:.2f} (u {x['u']:.2f})"
-        for name, x in ratios.items()
-    )
-    steps_ratio = rows.loc[schedules[0]].steps_to_target / pix.steps_to_target
-    sooner = [n for n, x in ratios.items() if x["high"] < 1 and x["p"] < 1 / (1 + x["u"])]
-    if sooner:
-        x = ratios[sooner[0]]
-        return verdict(
-            "FAIL",
-            f"trained on the digits, the MDRNN under the {sooner[0].split('-', 1)[1]} schedule "
+    if reason == "MDRNN sooner":
+        name = facts["sooner"][0]
+        x = ratios[name]
+        return (
+            f"trained on the digits, the MDRNN under the {name.split('-', 1)[1]} schedule "
             f"reached the target {1 / x['r']:.2f}× sooner than PixelCNN, on a step "
-            f"{1 / x['p']:.2f}× faster",
-            ratio_text,
+            f"{1 / x['p']:.2f}× faster"
         )
-    later = all(x["low"] > 1 for x in ratios.values())
-    slower = all(x["p"] > 1 + x["u"] for x in ratios.values())
-    if later and slower:
+    if reason == "PixelCNN sooner":
         fastest = min(ratios, key=lambda n: ratios[n]["r"])
-        return verdict(
-            "PASS",
+        return (
             f"trained on the digits, PixelCNN reached the target {ratios[fastest]['r']:.2f}× "
             f"sooner than the MDRNN's fastest schedule ({fastest}): the MDRNN needed "
-            f"{steps_ratio:.2f}× PixelCNN's steps, and each of its steps took "
+            f"{facts['steps_ratio']:.2f}× PixelCNN's steps, and each of its steps took "
             + ", ".join(f"{x['p']:.2f}×" for x in ratios.values())
             + " PixelCNN's ("
             + ", ".join(n.split("-", 1)[1] for n in ratios)
-            + ")",
-            ratio_text,
+            + ")"
         )
-    if later:
+    if reason == "PixelCNN sooner by its steps alone":
         fast = [n for n, x in ratios.items() if x["p"] <= 1 + x["u"]]
-        why = (
+        return (
             f"PixelCNN reached the target sooner, but only by needing fewer steps "
-            f"({steps_ratio:.2f}× fewer): the step of {', '.join(fast)} is not slower than "
-            "PixelCNN's beyond the noise"
+            f"({facts['steps_ratio']:.2f}× fewer): the step of {', '.join(fast)} is not slower "
+            "than PixelCNN's beyond the noise"
         )
-    else:
-        open_ = [n for n, x in ratios.items() if x["low"] <= 1]
-        why = f"the time-to-target intervals of {', '.join(open_)} and PixelCNN do not separate"
-        if any(x["high"] < 1 for x in ratios.values()):
-            why = (
-                "an MDRNN schedule reached the target sooner, but only by needing fewer steps: "
-                "its step is not faster than PixelCNN's beyond the noise"
-            )
-    return verdict("INCONCLUSIVE", why, ratio_text)
+    if reason == "MDRNN sooner by its steps alone":
+        return (
+            "an MDRNN schedule reached the target sooner, but only by needing fewer steps: "
+            "its step is not faster than PixelCNN's beyond the noise"
+        )
+    open_ = [n for n, x in ratios.items() if x["low"] <= 1]
+    return f"the time-to-target intervals of {', '.join(open_)} and PixelCNN do not separate"
+
+
+def c12_time_to_quality(summary: pd.DataFrame) -> Verdict:
+    """C12 on trained models: time to quality as steps to the target × time per step."""
+    verdict, facts = ttq_decision(summary)
+    return Verdict(
+        claim="C12",
+        verdict=verdict,
+        check="time to quality (bench/suites/trained.py): PixelCNN and the MDRNN trained "
+        "with Adam on the binarised digits at matched settings until the validation target; "
+        "steps to the target × time per step, per MDRNN schedule",
+        measure="steps to a quality target × time per training step",
+        rule=C12_RULE_TTQ,
+        measured=_ttq_measured(summary, facts),
+        statement=_ttq_statement(facts),
+        facts=facts,
+    )
 
 
 def _round_times(run_dir) -> dict:
@@ -727,3 +848,34 @@ register(Derived(("mdrnn",), ("C11",), c11_wall_time))
 declare_figure(WallTimeFigure("C11", ("mdrnn",), "forward", "steps_executed"))
 declare_figure(WallTimeFigure("C12", ("pixelcnn", "mdrnn"), "train", "span_ops", ("hw",)))
 register(Derived(("pixelcnn", "mdrnn", "trained"), ("C12",), c12_training_parallelism))
+state(
+    Claim(
+        "C10",
+        "§4-2a",
+        "an MDRNN has O(d + W·k²) connections",
+        "exact connection count",
+        __name__,
+        (C10_RULE.format(tol=SEED_EXPONENT_TOL),),
+    )
+)
+state(
+    Claim(
+        "C11",
+        "§4-2b",
+        "an MDRNN evaluated along a diagonal wavefront needs O(√(HW)·d) sequential operations",
+        "`steps_executed`; wall time (latency regime)",
+        __name__,
+        (C11_RULE, wall_time_rule("steps_executed")),
+    )
+)
+state(
+    Claim(
+        "C12",
+        "§4-3",
+        "PixelCNN parallelises in training; the MDRNN does not, to the same degree",
+        "`span_ops`; wall-time ratio (latency regime); steps to a quality target × time per step",
+        __name__,
+        (C12_RULE_SPAN, C12_RULE_TIME, C12_RULE_TTQ),
+        "from the timed `train` cases of both, and the `trained` suite",
+    )
+)

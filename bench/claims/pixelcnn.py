@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bench.claims import (
+    Claim,
     Derived,
     Experiment,
     Verdict,
@@ -29,8 +30,10 @@ from bench.claims import (
     declare_figure,
     ok_rows,
     register,
+    state,
     uncounted,
     wall_time,
+    wall_time_rule,
     write_table,
 )
 from bench.fits import sweeps
@@ -102,6 +105,12 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
     return [c7_verdict(exact, order, drift, swept)]
 
 
+C7_RULE = (
+    f"PASS iff exact / (H·W·K²·(C+(d−1)C²)) changes by less than {DRIFT_TOL:.0%} "
+    "between the two largest values of each axis; else FAIL"
+)
+
+
 def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) -> Verdict:
     """The C7 rule on exact counts and the seed's order over a sweep (see docs/claims.md).
 
@@ -110,6 +119,7 @@ def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) ->
     ratios = exact / order
     fitted = float(exact @ order / (order @ order))  # least squares: exact ≈ c · order
     settled = all(abs(x) < DRIFT_TOL for x in drift.values())
+    moved = [k for k, v in drift.items() if abs(v) >= DRIFT_TOL]
     measured = (
         f"{swept}: exact / (H·W·K²·(C+(d−1)C²)) in [{ratios.min():.3f}, {ratios.max():.3f}], "
         f"least-squares constant {fitted:.3f}; change of that ratio between the two largest "
@@ -120,7 +130,6 @@ def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) ->
         statement = f"connections ≈ {fitted:.2f}·H·W·K²·(C+(d−1)C²) = Θ(d·H·W·K²) at fixed channels"
     else:
         verdict = "FAIL"
-        moved = [k for k, v in drift.items() if abs(v) >= DRIFT_TOL]
         statement = (
             f"exact / order still moves along {', '.join(moved)}: the count does not grow as "
             "d·H·W·K²"
@@ -132,10 +141,15 @@ def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) ->
         "taps landing inside the image; brute force and Jacobian non-zeros agree in "
         "tests) vs the seed's O(d·H·W·K²) over a sweep",
         measure="exact connection count",
-        rule=f"PASS iff exact / (H·W·K²·(C+(d−1)C²)) changes by less than {DRIFT_TOL:.0%} "
-        "between the two largest values of each axis; else FAIL",
+        rule=C7_RULE,
         measured=measured,
         statement=statement,
+        facts=dict(
+            ratio_range=(float(ratios.min()), float(ratios.max())),
+            constant=fitted,
+            drift=drift,
+            moved=moved,
+        ),
     )
 
 
@@ -215,30 +229,49 @@ def sampler_span(profile: str, run_dir) -> list[Verdict]:
     return [c9_verdict(rows, identical, total, passes)]
 
 
-def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) -> Verdict:
-    """The C9 rule on the samplers' spans (rows: variant, kernel, depth, side, span_ops,
-    work_flops) and their agreement on shared noise (see docs/claims.md)."""
+C9_RULE = (
+    "FAIL iff the samplers disagree, span ≠ α·H·W·d + β·H·W (max residual ≥ 1%) or "
+    f"α grows faster than K^{K_EXPONENT + K_EXPONENT_TOL:g}; INCONCLUSIVE with < "
+    f"{MIN_K_VALUES} values of K or K over < {MIN_K_RANGE:g}×; PASS iff α ∝ K^e with e "
+    f"within {K_EXPONENT_TOL} of {K_EXPONENT:g} for both samplers; else CORRECTED"
+)
+
+
+def _span_fit(rs: list[dict], kernels: list[int]) -> tuple[np.ndarray, float, float]:
+    """One sampler's span = α·H·W·d + β·H·W + γ fitted per K: (α, β, γ) at the smallest K, the
+    largest relative residual over every K, and the exponent of K in α (nan if some α ≤ 0)."""
+    per_kernel = []
+    for kernel in kernels:
+        rk = [r for r in rs if r["kernel"] == kernel]
+        hw = np.array([r["side"] ** 2 for r in rk], float)
+        d = np.array([r["depth"] for r in rk], float)
+        span = np.array([r["span_ops"] for r in rk], float)
+        design = np.stack([hw * d, hw, np.ones_like(hw)], axis=1)
+        coef, *_ = np.linalg.lstsq(design, span, rcond=None)
+        per_kernel.append((coef, float(np.abs(design @ coef - span).max() / span.max())))
+    alphas = np.array([coef[0] for coef, _ in per_kernel])
+    exponent = (
+        round(float(np.polyfit(np.log(kernels), np.log(alphas), 1)[0]), 6) + 0.0
+        if (alphas > 0).all() and len(kernels) > 1
+        else float("nan")
+    )
+    return per_kernel[0][0], max(res for _, res in per_kernel), exponent
+
+
+def c9_decision(
+    rows: list[dict], identical: int, total: int, passes: list[int]
+) -> tuple[str, dict]:
+    """(verdict, facts) of the C9 rule. Facts: the swept ``kernels``, ``depths`` and ``sides``;
+    per sampler the fit at the smallest K (``fits``: (α, β, γ), largest residual) and the
+    exponent of K in α (``k_exponent``); whether the span is the same for every K
+    (``k_free``); the cached sampler's work ratio over K (``k_work``); the samplers' agreement
+    (``identical`` of ``total``) and the fixed-point sampler's ``passes``."""
     kernels, depths, sides = (sorted({r[k] for r in rows}) for k in ("kernel", "depth", "side"))
-    # Fit span = α·H·W·d + β·H·W + γ per sampler and kernel; how does α grow with K?
-    fits, k_free, k_work, k_exponent = {}, True, [], {}
+    fits, k_exponent, k_free, k_work = {}, {}, True, []
     for variant in ("naive", "cached"):
         rs = [r for r in rows if r["variant"] == variant]
-        per_kernel = []
-        for kernel in kernels:
-            rk = [r for r in rs if r["kernel"] == kernel]
-            hw = np.array([r["side"] ** 2 for r in rk], float)
-            d = np.array([r["depth"] for r in rk], float)
-            span = np.array([r["span_ops"] for r in rk], float)
-            design = np.stack([hw * d, hw, np.ones_like(hw)], axis=1)
-            coef, *_ = np.linalg.lstsq(design, span, rcond=None)
-            per_kernel.append((coef, float(np.abs(design @ coef - span).max() / span.max())))
-        fits[variant] = (per_kernel[0][0], max(res for _, res in per_kernel))  # the smallest K
-        alphas = np.array([coef[0] for coef, _ in per_kernel])
-        k_exponent[variant] = (
-            round(float(np.polyfit(np.log(kernels), np.log(alphas), 1)[0]), 6) + 0.0
-            if (alphas > 0).all() and len(kernels) > 1
-            else float("nan")
-        )
+        coef, residual, k_exponent[variant] = _span_fit(rs, kernels)
+        fits[variant] = (coef, residual)
         for depth in depths:
             for side in sides:
                 same = [r for r in rs if r["depth"] == depth and r["side"] == side]
@@ -246,60 +279,91 @@ def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) 
                 if variant == "cached":
                     works = sorted((r["kernel"], r["work_flops"]) for r in same)
                     k_work.append(works[-1][1] / works[0][1])
+    facts = dict(
+        kernels=kernels,
+        depths=depths,
+        sides=sides,
+        fits=fits,
+        k_exponent=k_exponent,
+        k_free=k_free,
+        k_work=k_work,
+        identical=identical,
+        total=total,
+        passes=passes,
+    )
+    (a_n, _, _), res_n = fits["naive"]
+    (a_c, _, _), res_c = fits["cached"]
+    facts["linear"] = res_n < 0.01 and res_c < 0.01 and a_n > 0 and a_c > 0
+    facts["k_decidable"] = len(kernels) >= MIN_K_VALUES and kernels[-1] / kernels[0] >= MIN_K_RANGE
+    exponents = k_exponent.values()
+    if identical != total or not facts["linear"]:
+        return "FAIL", facts
+    if any(e > K_EXPONENT + K_EXPONENT_TOL for e in exponents):
+        return "FAIL", facts
+    if not facts["k_decidable"]:
+        return "INCONCLUSIVE", facts
+    if any(e != e for e in exponents):
+        return "INCONCLUSIVE", facts
+    if all(abs(e - K_EXPONENT) <= K_EXPONENT_TOL for e in exponents):
+        return "PASS", facts
+    return "CORRECTED", facts
+
+
+def _c9_sentences(verdict: str, f: dict) -> tuple[str, str]:
+    """(measured, statement) of C9, from :func:`c9_decision`'s facts."""
+    kernels, k_work, identical, total = f["kernels"], f["k_work"], f["identical"], f["total"]
     k_lo, k_hi = kernels[0], kernels[-1]
-    (a_n, b_n, _), res_n = fits["naive"]
-    (a_c, b_c, _), res_c = fits["cached"]
-    linear = res_n < 0.01 and res_c < 0.01 and a_n > 0 and a_c > 0
-    k_decidable = len(kernels) >= MIN_K_VALUES and k_hi / k_lo >= MIN_K_RANGE
-    exponents = ", ".join(f"{v} K^{e:.2f}" for v, e in k_exponent.items())
+    (a_n, b_n, _), res_n = f["fits"]["naive"]
+    (a_c, b_c, _), res_c = f["fits"]["cached"]
+    exponents = ", ".join(f"{v} K^{e:.2f}" for v, e in f["k_exponent"].items())
     measured = (
-        f"span (bench.structure) over H=W {sides}, d {depths}, K {kernels}, fitted per K (at "
-        f"K={kernels[0]}): "
+        f"span (bench.structure) over H=W {f['sides']}, d {f['depths']}, K {kernels}, fitted "
+        f"per K (at K={kernels[0]}): "
         f"naive {a_n:.2f}·H·W·d + {b_n:.2f}·H·W (max residual {res_n:.1%}), cached "
         f"{a_c:.2f}·H·W·d + {b_c:.2f}·H·W (max residual {res_c:.1%}); α grows as {exponents} "
         f"over K = {kernels}; span "
-        + ("identical" if k_free else "NOT identical")
+        + ("identical" if f["k_free"] else "NOT identical")
         + f" for every K at fixed H, W, d, while the cached sampler's work grows "
         f"{min(k_work):.1f}-{max(k_work):.1f}× from K={k_lo} to K={k_hi} (mask-B taps "
         f"{n_taps(k_hi, 'B') / n_taps(k_lo, 'B'):.1f}×); naive, cached and fixed-point samples "
-        f"identical in {identical}/{total} runs (fixed-point passes {min(passes)}-"
-        f"{max(passes)}, bound H·W+1)"
+        f"identical in {identical}/{total} runs (fixed-point passes {min(f['passes'])}-"
+        f"{max(f['passes'])}, bound H·W+1)"
     )
-    if identical != total or not linear:
-        verdict = "FAIL"
-        statement = (
-            f"the samplers disagree in {total - identical} of {total} runs"
-            if identical != total
-            else f"the span is not α·H·W·d + β·H·W (max residuals {res_n:.1%}, {res_c:.1%})"
-        )
-    elif any(e > K_EXPONENT + K_EXPONENT_TOL for e in k_exponent.values()):
-        verdict = "FAIL"
+    if identical != total:
+        statement = f"the samplers disagree in {total - identical} of {total} runs"
+    elif not f["linear"]:
+        statement = f"the span is not α·H·W·d + β·H·W (max residuals {res_n:.1%}, {res_c:.1%})"
+    elif verdict == "FAIL":
         statement = f"the span grows faster in K than the seed's K² ({exponents})"
-    elif not k_decidable:
-        verdict = "INCONCLUSIVE"
+    elif verdict == "INCONCLUSIVE" and not f["k_decidable"]:
         statement = (
             f"K swept over {len(kernels)} values ({k_lo}..{k_hi}): an exponent of K needs "
             f"≥ {MIN_K_VALUES} values over ≥ {MIN_K_RANGE:g}×"
         )
-    elif any(e != e for e in k_exponent.values()):
-        verdict = "INCONCLUSIVE"
+    elif verdict == "INCONCLUSIVE":
         statement = f"a span per pixel and layer is not positive: no exponent of K ({exponents})"
-    elif all(abs(e - K_EXPONENT) <= K_EXPONENT_TOL for e in k_exponent.values()):
-        verdict = "PASS"
+    elif verdict == "PASS":
         statement = (
             f"the samplers' spans grow as {exponents} ({a_n:.3g}·H·W·d at K = {k_lo}), as the "
             "seed's O(H·W·d·K²) says"
         )
     else:
-        verdict = "CORRECTED"
         statement = (
             f"sampling takes {a_n:.3g}·H·W·d + {b_n:.3g}·H·W sequential operations (naive; "
             f"cached {a_c:.3g}·H·W·d + {b_c:.3g}·H·W) at K = {k_lo}, growing as {exponents} "
-            + (f"(the same span for K = {k_lo}..{k_hi}) " if k_free else "")
+            + (f"(the same span for K = {k_lo}..{k_hi}) " if f["k_free"] else "")
             + f"while the cached sampler's work grows {min(k_work):.1f}-{max(k_work):.1f}× "
             "over that K: the K² multiply-adds of a step are not K² sequential operations; the "
             "seed's O(H·W·d·K²) counts work, not sequential steps"
         )
+    return measured, statement
+
+
+def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) -> Verdict:
+    """The C9 rule on the samplers' spans (rows: variant, kernel, depth, side, span_ops,
+    work_flops) and their agreement on shared noise (see docs/claims.md)."""
+    verdict, facts = c9_decision(rows, identical, total, passes)
+    measured, statement = _c9_sentences(verdict, facts)
     return Verdict(
         claim="C9",
         verdict=verdict,
@@ -307,13 +371,11 @@ def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) 
         "cached raster samplers traced over H=W, d, K; least-squares fit; exact "
         "agreement of the three samplers on shared per-pixel noise",
         measure="span_ops",
-        rule="FAIL iff the samplers disagree, span ≠ α·H·W·d + β·H·W (max residual ≥ 1%) or "
-        f"α grows faster than K^{K_EXPONENT + K_EXPONENT_TOL:g}; INCONCLUSIVE with < "
-        f"{MIN_K_VALUES} values of K or K over < {MIN_K_RANGE:g}×; PASS iff α ∝ K^e with e "
-        f"within {K_EXPONENT_TOL} of {K_EXPONENT:g} for both samplers; else CORRECTED",
+        rule=C9_RULE,
         measured=measured,
         statement=statement,
         slip="mathematical error" if verdict == "CORRECTED" else "",
+        facts=facts,
     )
 
 
@@ -338,64 +400,86 @@ C8_CHECK = (
 )
 
 
-def c8_structure(rows: pd.DataFrame) -> Verdict:
-    """C8 on the count: the span along every d sweep is an exact line with a positive slope,
-    and along every H·W sweep it does not change."""
+def c8_decision(rows: pd.DataFrame) -> tuple[str, dict]:
+    """(verdict, facts) of C8 on the count. Facts: per sweep over d its depths, spans and exact
+    line (slope, intercept; None if the spans lie on none), per sweep over H·W its sides and
+    the distinct spans (``lines``, ``flats``: lists of dicts), and whether every line has a
+    positive slope (``linear``) and every H·W sweep one span (``flat``)."""
     lines, flats = [], []
     for axis, fixed, sweep in sweeps(rows):
         where = " ".join(f"{f}={sweep[f].iloc[0]}" for f in fixed if f in ("batch", "hidden"))
         if axis == "depth":
             sweep = sweep.sort_values("depth")
-            lines.append((where, exact_line(sweep.depth, sweep.span_ops), sweep))
+            lines.append(dict(where=where, depths=list(sweep.depth.astype(int)),
+                              spans=list(sweep.span_ops.astype(int)),
+                              line=exact_line(sweep.depth, sweep.span_ops)))  # fmt: skip
         elif axis == "hw":
             sweep = sweep.sort_values("height")
-            flats.append((where, sorted(set(sweep.span_ops.astype(int))), sweep))
+            flats.append(dict(where=where, sides=list(sweep.height.astype(int)),
+                              spans=sorted(set(sweep.span_ops.astype(int)))))  # fmt: skip
+    facts = dict(
+        lines=lines,
+        flats=flats,
+        linear=all(s["line"] is not None and s["line"][0] > 0 for s in lines),
+        flat=all(len(s["spans"]) == 1 for s in flats),
+    )
     if not lines or not flats:
-        return Verdict(
-            claim="C8",
-            verdict="INCONCLUSIVE",
-            check=C8_CHECK,
-            measure="span_ops",
-            rule=C8_RULE,
-            measured=f"{len(lines)} sweep(s) over d and {len(flats)} over H·W",
-            statement="the run has no sweep over d and over H·W to judge the span on",
+        return "INCONCLUSIVE", facts
+    return ("PASS" if facts["linear"] and facts["flat"] else "FAIL"), facts
+
+
+def _c8_sentences(verdict: str, f: dict) -> tuple[str, str]:
+    """(measured, statement) of C8 on the count, from :func:`c8_decision`'s facts."""
+    if verdict == "INCONCLUSIVE":
+        return (
+            f"{len(f['lines'])} sweep(s) over d and {len(f['flats'])} over H·W",
+            "the run has no sweep over d and over H·W to judge the span on",
         )
     parts = [
-        f"over d={list(sw.depth.astype(int))} ({where}): span {list(sw.span_ops.astype(int))}"
-        + (f" = {line[0]}·d + {line[1]} exactly" if line else " (not on one line)")
-        for where, line, sw in lines
+        f"over d={s['depths']} ({s['where']}): span {s['spans']}"
+        + (f" = {s['line'][0]}·d + {s['line'][1]} exactly" if s["line"] else " (not on one line)")
+        for s in f["lines"]
     ] + [
-        f"over H=W={list(sw.height.astype(int))} ({where}): span "
-        + (f"{spans[0]} at every size" if len(spans) == 1 else f"takes values {spans}")
-        for where, spans, sw in flats
+        f"over H=W={s['sides']} ({s['where']}): span "
+        + (
+            f"{s['spans'][0]} at every size"
+            if len(s["spans"]) == 1
+            else f"takes values {s['spans']}"
+        )
+        for s in f["flats"]
     ]
-    linear = all(line is not None and line[0] > 0 for _, line, _ in lines)
-    flat = all(len(spans) == 1 for _, spans, _ in flats)
-    if linear and flat:
-        slopes = sorted({str(line[0]) for _, line, _ in lines})
-        verdict = "PASS"
+    if verdict == "PASS":
+        slopes = sorted({str(s["line"][0]) for s in f["lines"]})
         statement = (
             f"the training step takes {' or '.join(slopes)} sequential operations per layer "
             "plus a constant, Θ(d), and the same number at every image size"
         )
     else:
-        verdict = "FAIL"
         statement = "; ".join(
             text
             for ok, text in (
-                (linear, "the span is not an exact line in d"),
-                (flat, "the span changes with H·W"),
+                (f["linear"], "the span is not an exact line in d"),
+                (f["flat"], "the span changes with H·W"),
             )
             if not ok
         )
+    return "; ".join(parts), statement
+
+
+def c8_structure(rows: pd.DataFrame) -> Verdict:
+    """C8 on the count: the span along every d sweep is an exact line with a positive slope,
+    and along every H·W sweep it does not change."""
+    verdict, facts = c8_decision(rows)
+    measured, statement = _c8_sentences(verdict, facts)
     return Verdict(
         claim="C8",
         verdict=verdict,
         check=C8_CHECK,
         measure="span_ops",
         rule=C8_RULE,
-        measured="; ".join(parts),
+        measured=measured,
         statement=statement,
+        facts=facts,
     )
 
 
@@ -433,3 +517,34 @@ register(Derived(("pixelcnn",), ("C8",), c8_pixelcnn_training_span))
 register(Derived(("pixelcnn",), ("C9",), c9_wall_time))
 declare_figure(WallTimeFigure("C8", ("pixelcnn",), "train", "span_ops", ("depth", "hw")))
 declare_figure(WallTimeFigure("C9", ("pixelcnn",), "sample", "span_ops"))
+state(
+    Claim(
+        "C7",
+        "§4-1a",
+        "PixelCNN has O(d·H·W·K²) connections",
+        "exact connection count",
+        __name__,
+        (C7_RULE,),
+    )
+)
+state(
+    Claim(
+        "C8",
+        "§4-1b",
+        "PixelCNN trains in O(d) sequential operations",
+        "`span_ops`; wall time (latency regime)",
+        __name__,
+        (C8_RULE, wall_time_rule("span_ops")),
+        "from the timed `train` cases",
+    )
+)
+state(
+    Claim(
+        "C9",
+        "§4-1b",
+        "PixelCNN samples in O(H·W·d·K²) sequential operations",
+        "`span_ops`; wall time (latency regime)",
+        __name__,
+        (C9_RULE, wall_time_rule("span_ops")),
+    )
+)

@@ -32,37 +32,24 @@ input (vanishes), g > 0: it grows (explodes). (An image-gradient spread mixes in
 and can rank the variants differently; that is why one metric is fixed here.)
 
 Cost. On XLA:CPU a training step is compute-bound: the networks' convolutions are computed by
-:func:`conv_as_matmul` (the same function, about 3.6× cheaper there than XLA's convolution at
-these widths), and the seeds of one learning rate run one after another inside one compiled
-program per (variant, N) (``lax.map``; vmapping them turns every convolution into a grouped
-one, measured slower). All variants and depths start from the same initialisations: the
+:func:`conv_as_matmul` (the same function, cheaper there than XLA's convolution at these
+widths: docs/claims.md, C6), and the seeds of one learning rate run one after another inside
+one compiled program per (variant, N) (``lax.map``; vmapping them turns every convolution into
+a grouped one, which is slower). All variants and depths start from the same initialisations: the
 variants own the same layers, and a depth-N network takes the first N blocks of the deepest.
 
 Statistics: for each (variant, N), the best learning rate minimises the seeds' mean training
 loss; at it, every quantity is reported as its mean over seeds with a 95% Student-t interval.
 
-Rule (:func:`judge`, thresholds below), comparing pre-act with post-act:
+Rule: :data:`RULE`, decided by :func:`decision` (pre-act against post-act; the plain stack
+is the control that the shortcut matters, reported, not judged). A FAIL is a contradicted
+part of the claim with nothing left to correct it to; CORRECTED is pre-act training more
+easily, but not because its gradient stays bounded with depth: the seed's reason, that the
+identity term of ∂ℓ/∂x_l keeps it from vanishing or exploding, ignores the Σ F_k term, which
+can grow with depth (a mathematical error).
 
-1. INCONCLUSIVE if fewer than ``MIN_SEEDS`` seeds, or the best learning rate of pre-act or
-   post-act at some depth is at an end of its grid (the optimum is not bracketed).
-2. Training half, at the deepest N: pre-act *easier* if its training-loss interval lies
-   entirely below post-act's, *harder* if entirely above, undecided if they overlap.
-   Gradient half, pre-act at every N: *bounded* if every interval of g lies inside
-   [−GRAD_BOUND, GRAD_BOUND] (within a factor 10^GRAD_BOUND), *unbounded* if one lies
-   entirely outside it, undecided otherwise.
-3. FAIL if pre-act is harder, or the gradient is unbounded while the training half is
-   undecided (part of the claim is contradicted and nothing is left to correct it to).
-4. PASS if pre-act is easier and its gradient bounded.
-5. CORRECTED if pre-act is easier but its gradient unbounded: it trains more easily, but not
-   because its gradient stays bounded with depth; the seed's reason, that the identity term
-   of ∂ℓ/∂x_l keeps it from vanishing or exploding, ignores the Σ F_k term, which can grow
-   with depth: a mathematical error.
-6. INCONCLUSIVE otherwise (an interval overlaps its bound).
-
-The plain stack is the control that the shortcut matters; it is reported, not judged.
-
-Profiles: the experiment runs at :data:`RUN_AT` (``full``) only. On a 2-core CPU the grid that
-can decide (about 10 seeds and 4-5 rates per variant at N = 32) takes ~200 s; the cpu and
+Profiles: the experiment runs at :data:`RUN_AT` (``full``) only: the grid that can decide
+costs more than the cpu profile's budget (docs/claims.md, C6, gives the figures); the cpu and
 smoke runs report a C6 row that says it was not run, and why (:func:`not_run`).
 """
 
@@ -80,7 +67,7 @@ import optax
 from flax import nnx
 from sklearn.datasets import load_digits
 
-from bench.claims import Curve, Experiment, Verdict, register, write_table
+from bench.claims import Claim, Curve, Experiment, Verdict, register, state, write_table
 from bench.fits import t975
 from bench.nnx_adapters import fresh
 from models.resnet import VARIANTS, ResNet, cross_entropy_loss
@@ -94,9 +81,7 @@ MOMENTUM = 0.9
 LR_STEP = math.sqrt(10)  # grid extension factor
 TAIL = 0.2  # training loss = mean over the last 20% of the steps
 
-# The experiment runs at the profiles of RUN_AT only (docs/claims.md, C6: on a 2-core CPU,
-# deciding it would take ~200 s; the cpu profile's former grid, N = 2 and 32 at width 8, batch
-# 16, 100 steps, 3 seeds, rates 0.03-0.3 extended once, took 117 s and ended INCONCLUSIVE).
+# The experiment runs at the profiles of RUN_AT only (docs/claims.md, C6, says why).
 # smoke: the sizes the tests run the experiment at (:func:`train_and_judge`).
 RUN_AT = ("full",)
 SIZES = {
@@ -153,8 +138,8 @@ def conv_as_matmul(
     """The stride-1 'SAME' NHWC × HWIO convolution of ``models.resnet`` (``nnx.Conv``'s call
     of ``lax.conv_general_dilated``) as the K_h·K_w shifted copies of the zero-padded input
     concatenated along channels, times the kernel reshaped: the same function (tested), and
-    on XLA:CPU at these widths about 3.6× less CPU time per training step than its
-    convolution (measured: 54 vs 193 ms at C = 8, B = 32, N = 32)."""
+    on XLA:CPU at these widths cheaper per training step than its convolution (the figures:
+    docs/claims.md, C6)."""
     unit = (1,) * (lhs.ndim - 2)
     nhwc = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
     if (
@@ -343,39 +328,24 @@ def _ci(row: Mapping, name: str, fmt: str = ".3g") -> str:
     return f"{row[name]:{fmt}} [{row[name + '_lo']:{fmt}}, {row[name + '_hi']:{fmt}}]"
 
 
-def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
-    """C6's verdict from the runs table (columns as written by :func:`train_grid`)."""
+def decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
+    """(verdict, facts) of C6 from the runs table. Facts: ``summary`` ((variant, N) → the row
+    of :func:`summarise`), ``depths``, the variants with too few seeds (``few``) or an
+    unbracketed best rate (``edge``); at the deepest N, ``training`` (pre-act ``easier``,
+    ``harder`` or ``undecided`` than post-act) and ``gradient`` (pre-act's g ``bounded``,
+    ``unbounded`` or ``undecided``), with the depths whose g lies outside the bound
+    (``outside``)."""
     summary = {(r["variant"], r["depth"]): r for r in summarise(rows)}
     depths = sorted({d for _, d in summary})
-    deepest = depths[-1]
-    budget = f"{steps} steps, " if steps else ""
-    check = (
-        f"digits (sklearn, 8×8, {HELD_OUT} held out): post-act, pre-act and plain ResNets at "
-        f"N = {', '.join(map(str, depths))}, SGD momentum {MOMENTUM}, {budget}learning-rate "
-        "grid per variant and depth, seeds paired across variants"
+    facts = dict(
+        summary=summary,
+        depths=depths,
+        few=[k for k, r in summary.items() if r["seeds"] < MIN_SEEDS],
+        edge=[(v, d) for (v, d), r in summary.items() if v in JUDGED and not r["bracketed"]],
     )
-    measured = "; ".join(
-        f"{v} N={d}: lr {r['best_lr']:.3g}{'' if r['bracketed'] else ' (grid edge)'}, loss "
-        f"{_ci(r, 'train_loss')}, error {_ci(r, 'held_out_error', '.3f')}, g "
-        f"{_ci(r, 'grad_log10_ratio', '.2f')}"
-        for (v, d), r in sorted(summary.items(), key=lambda item: (item[0][1], item[0][0]))
-    )
-
-    def verdict(word: str, why: str = "", statement: str = "", slip: str = "") -> Verdict:
-        text = f"{why}; {measured}" if why else measured
-        statement = statement or f"the runs cannot decide: {why or 'see the numbers'}"
-        return Verdict(CLAIM, word, check, MEASURE, RULE, text, statement, slip)
-
-    few = [k for k, r in summary.items() if r["seeds"] < MIN_SEEDS]
-    if few:
-        return verdict(
-            "INCONCLUSIVE", f"fewer than {MIN_SEEDS} seeds for {few[0][0]} N={few[0][1]}"
-        )
-    edge = [f"{v} N={d}" for (v, d), r in summary.items() if v in JUDGED and not r["bracketed"]]
-    if edge:
-        return verdict("INCONCLUSIVE", "best learning rate at the grid's edge: " + ", ".join(edge))
-
-    pre, post = summary["pre-act", deepest], summary["post-act", deepest]
+    if facts["few"] or facts["edge"]:
+        return "INCONCLUSIVE", facts
+    pre, post = summary["pre-act", depths[-1]], summary["post-act", depths[-1]]
     if pre["train_loss_hi"] < post["train_loss_lo"]:
         training = "easier"
     elif pre["train_loss_lo"] > post["train_loss_hi"]:
@@ -384,7 +354,7 @@ def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
         training = "undecided"
     grads = [summary["pre-act", d] for d in depths]
     outside = [
-        r
+        r["depth"]
         for r in grads
         if r["grad_log10_ratio_lo"] > GRAD_BOUND or r["grad_log10_ratio_hi"] < -GRAD_BOUND
     ]
@@ -393,10 +363,38 @@ def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
         for r in grads
     )
     gradient = "unbounded" if outside else "bounded" if inside else "undecided"
+    facts.update(training=training, gradient=gradient, outside=outside)
+    if training == "harder" or (gradient == "unbounded" and training == "undecided"):
+        return "FAIL", facts
+    if training == "easier" and gradient in ("bounded", "unbounded"):
+        return ("PASS" if gradient == "bounded" else "CORRECTED"), facts
+    return "INCONCLUSIVE", facts
+
+
+def _sentences(verdict: str, f: dict) -> tuple[str, str]:
+    """(measured, statement) of C6, from :func:`decision`'s facts."""
+    summary, depths = f["summary"], f["depths"]
+    measured = "; ".join(
+        f"{v} N={d}: lr {r['best_lr']:.3g}{'' if r['bracketed'] else ' (grid edge)'}, loss "
+        f"{_ci(r, 'train_loss')}, error {_ci(r, 'held_out_error', '.3f')}, g "
+        f"{_ci(r, 'grad_log10_ratio', '.2f')}"
+        for (v, d), r in sorted(summary.items(), key=lambda item: (item[0][1], item[0][0]))
+    )
+    if f["few"]:
+        why = f"fewer than {MIN_SEEDS} seeds for {f['few'][0][0]} N={f['few'][0][1]}"
+        return f"{why}; {measured}", f"the runs cannot decide: {why}"
+    if f["edge"]:
+        why = "best learning rate at the grid's edge: " + ", ".join(
+            f"{v} N={d}" for v, d in f["edge"]
+        )
+        return f"{why}; {measured}", f"the runs cannot decide: {why}"
+    deepest = depths[-1]
+    pre, post = summary["pre-act", deepest], summary["post-act", deepest]
     loss_text = (
         f"at N = {deepest} pre-act's training loss {_ci(pre, 'train_loss')} vs post-act's "
         f"{_ci(post, 'train_loss')}"
     )
+    grads = [summary["pre-act", d] for d in depths]
     g_text = ", ".join(f"N={r['depth']}: {_ci(r, 'grad_log10_ratio', '.2f')}" for r in grads)
     plain = summary.get(("plain", deepest))
     control = (
@@ -404,46 +402,46 @@ def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
         if plain and plain["train_loss_lo"] > max(pre["train_loss_hi"], post["train_loss_hi"])
         else ""
     )
-
-    if training == "harder":
-        return verdict(
-            "FAIL",
-            statement=f"the post-act network trained more easily: {loss_text}",
+    r = summary["pre-act", f["outside"][0]] if f["outside"] else None
+    if f["training"] == "harder":
+        return measured, f"the post-act network trained more easily: {loss_text}"
+    if verdict == "FAIL":
+        return measured, (
+            f"pre-act's gradient {'grows' if r['grad_log10_ratio'] > 0 else 'shrinks'} "
+            f"across its N = {r['depth']} blocks by 10^{r['grad_log10_ratio']:.2f} "
+            f"(g {_ci(r, 'grad_log10_ratio', '.2f')}), and training does not separate "
+            f"the variants ({loss_text})"
         )
-    if gradient == "unbounded" and training == "undecided":
-        r = outside[0]
-        return verdict(
-            "FAIL",
-            statement=(
-                f"pre-act's gradient {'grows' if r['grad_log10_ratio'] > 0 else 'shrinks'} "
-                f"across its N = {r['depth']} blocks by 10^{r['grad_log10_ratio']:.2f} "
-                f"(g {_ci(r, 'grad_log10_ratio', '.2f')}), and training does not separate "
-                f"the variants ({loss_text})"
-            ),
+    if verdict == "PASS":
+        return measured, (
+            f"pre-act trained more easily ({loss_text}{control}) and its gradient stayed "
+            f"within 10^±{GRAD_BOUND:g} across the blocks at every depth (g: {g_text})"
         )
-    if training == "easier" and gradient == "bounded":
-        return verdict(
-            "PASS",
-            statement=(
-                f"pre-act trained more easily ({loss_text}{control}) and its gradient stayed "
-                f"within 10^±{GRAD_BOUND:g} across the blocks at every depth (g: {g_text})"
-            ),
+    if verdict == "CORRECTED":
+        return measured, (
+            f"pre-act trained more easily ({loss_text}{control}), but not because its "
+            f"gradient stays bounded: across N = {r['depth']} blocks it changes by "
+            f"10^{r['grad_log10_ratio']:.2f} (g: {g_text})"
         )
-    if training == "easier" and gradient == "unbounded":
-        r = outside[0]
-        return verdict(
-            "CORRECTED",
-            statement=(
-                f"pre-act trained more easily ({loss_text}{control}), but not because its "
-                f"gradient stays bounded: across N = {r['depth']} blocks it changes by "
-                f"10^{r['grad_log10_ratio']:.2f} (g: {g_text})"
-            ),
-            slip="mathematical error",
-        )
-    undecided = [f"training {training}"] if training == "undecided" else []
-    if gradient == "undecided":
+    undecided = [f"training {f['training']}"] if f["training"] == "undecided" else []
+    if f["gradient"] == "undecided":
         undecided.append(f"pre-act's g interval crosses ±{GRAD_BOUND:g} ({g_text})")
-    return verdict("INCONCLUSIVE", f"{'; '.join(undecided)} ({loss_text})")
+    why = f"{'; '.join(undecided)} ({loss_text})"
+    return f"{why}; {measured}", f"the runs cannot decide: {why}"
+
+
+def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
+    """C6's verdict from the runs table (columns as written by :func:`train_grid`)."""
+    verdict, facts = decision(rows)
+    measured, statement = _sentences(verdict, facts)
+    budget = f"{steps} steps, " if steps else ""
+    check = (
+        f"digits (sklearn, 8×8, {HELD_OUT} held out): post-act, pre-act and plain ResNets at "
+        f"N = {', '.join(map(str, facts['depths']))}, SGD momentum {MOMENTUM}, {budget}"
+        "learning-rate grid per variant and depth, seeds paired across variants"
+    )
+    slip = "mathematical error" if verdict == "CORRECTED" else ""
+    return Verdict(CLAIM, verdict, check, MEASURE, RULE, measured, statement, slip, facts)
 
 
 def not_run(profile: str) -> Verdict:
@@ -458,6 +456,7 @@ def not_run(profile: str) -> Verdict:
         "not run at this profile: on a 2-core CPU, deciding C6 needs ~10 seeds per variant and "
         "4-5 learning rates at N = 32 (~200 s of training; docs/claims.md), more than this "
         f"profile's budget; `--profile {RUN_AT[0]}` runs it",
+        facts=dict(profile=profile, run_at=RUN_AT),
     )
 
 
@@ -508,5 +507,16 @@ register(
                 y_high="grad_log10_ratio_hi",
             ),
         ),
+    )
+)
+state(
+    Claim(
+        CLAIM,
+        "§3-2",
+        "the identity-shortcut (pre-activation) residual block is easier to train than the "
+        "post-activation one; its gradients neither vanish nor explode with depth",
+        "training loss on the digits; log10 gradient gain through the blocks",
+        __name__,
+        (RULE,),
     )
 )

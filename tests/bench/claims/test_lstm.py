@@ -38,12 +38,14 @@ def test_a_seed_line_off_is_corrected_with_its_kind_of_slip():
 def test_a_wrong_side_note_is_its_own_finding_and_sets_neither_verdict_nor_slip():
     assert NOTE.slip == "mathematical error"  # the note's own kind of mistake
     alone = _backward_verdict("C2", table(off=(NOTE,)), "sizes")
-    assert alone.verdict == "PASS" and NOTE.fix in alone.statement
+    assert alone.verdict == "PASS" and alone.facts["wrong"] == {}
+    assert alone.facts["wrong_notes"] == {NOTE.equation: 1.9}
     with_notation = _backward_verdict("C2", table(off=(NOTE, NOTATION)), "sizes")
     assert with_notation.verdict == "CORRECTED"
     assert with_notation.slip == "notation or transcription slip"
-    assert NOTE.fix in with_notation.statement
-    assert NOTE.fix not in _backward_verdict("C2", table(off=(NOTATION,)), "sizes").statement
+    assert with_notation.facts["wrong"] == {NOTATION.equation: 1.9}
+    assert with_notation.facts["wrong_notes"] == {NOTE.equation: 1.9}
+    assert _backward_verdict("C2", table(off=(NOTATION,)), "sizes").facts["wrong_notes"] == {}
 
 
 def test_the_tanh_equation_is_judged_on_what_it_writes_and_its_note_apart():

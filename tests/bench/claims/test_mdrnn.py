@@ -69,7 +69,9 @@ def deeper(side):  # (H+W-1)·d steps of ~7 ops
 def test_c12_passes_when_the_mdrnn_is_deeper_and_slower_the_larger_the_image(tmp_path):
     df = matched(lambda s: 41, lambda s: 1e-4, deeper, lambda s: 2e-6 * deeper(s))
     structure, time = c12(df, timed_in_rounds(df, tmp_path))
-    assert structure.verdict == "PASS" and "H=W [4, 8, 16]" in structure.measured
+    assert structure.verdict == "PASS" and structure.facts["groups"]
+    for group in structure.facts["groups"]:
+        assert group["heights"] == [4, 8, 16] and group["deeper_and_growing"]
     assert time.verdict == "PASS"
     assert time.measure == "wall time ratio (latency regime, interleaved rounds)"
 
@@ -101,7 +103,8 @@ def test_c12_cannot_decide_on_time_without_interleaved_rounds():
 
 def test_c12_work_bound_sizes_are_shown_but_not_judged():
     _, time = c12(matched(lambda s: 41, lambda s: 1e-4, deeper, lambda s: 2e-4, regime="work"))
-    assert time.verdict == "INCONCLUSIVE" and "shown, not judged" in time.measured
+    assert time.verdict == "INCONCLUSIVE" and time.facts["groups"]
+    assert all(group["outcome"] is None for group in time.facts["groups"])  # shown, not judged
 
 
 def test_c12_needs_three_matched_sizes():
@@ -124,8 +127,7 @@ def test_c11_wall_time_is_inconclusive_without_latency_sweeps():
     (v,) = c11_wall_time(df, fits.fit(df))
     assert v.verdict == "INCONCLUSIVE"
     assert v.measure == "wall time vs steps_executed (latency regime)"
-    assert "no latency-regime sweep measured" in v.measured
-    assert "fewer than" not in v.measured
+    assert {sweep.facts["reason"] for sweep in v.facts["sweeps"]} == {"no latency sweep"}
 
 
 # --- C10 and C11: the rules, on numbers that make them come out each way ---------------------
@@ -136,7 +138,7 @@ SEED = {"d": 0.0, "H": 0.0, "W": 1.0, "k": 2.0}  # the seed's O(d + W·k²) at l
 
 def test_c10_corrects_the_seed_when_the_count_grows_otherwise():
     v = c10_verdict(0, 10, [(5, 5)], EXPONENTS, SEED, "10 configs")
-    assert v.verdict == "CORRECTED" and "Θ(d·H·W·k²)" in v.statement
+    assert v.verdict == "CORRECTED" and v.facts["seed_wrong"] and v.facts["mismatches"] == 0
 
 
 def test_c10_passes_when_the_count_grows_as_the_seed_says():
@@ -169,7 +171,8 @@ def test_c11_holds_on_square_images_and_is_corrected_on_thin_grids():
     readings = c11_readings(steps_rows(SQUARES + THIN))
     assert abs(readings["square_side"] - 1) <= 0.15 and readings["square_depth"] == 1.0
     assert readings["aspect"] > 0.4  # (W/H)^½ for thin grids
-    assert "crosses only" in v.statement  # the two depth measures, side by side
+    # the two depth measures, side by side: the span crosses fewer steps than execute
+    assert v.facts["largest"]["on_span"] < v.facts["largest"]["executed"]
 
 
 def test_c11_passes_when_the_steps_stay_within_a_constant_of_root_hw_on_every_shape():
@@ -233,42 +236,44 @@ def summary(steps=(250, 240, 260), mdrnn_steps=(300, 290, 310), step_ms=None, **
 def test_c12_time_to_quality_passes_when_pixelcnn_is_sooner_on_a_faster_step():
     v = c12_time_to_quality(summary())
     assert v.verdict == "PASS", v.measured
-    assert "1.2" in v.statement and "2.50×" in v.statement  # steps ratio 1.2; raster 5/2 ms
+    assert v.facts["steps_ratio"] == pytest.approx(1.2)
+    assert v.facts["ratios"]["mdrnn-raster"]["p"] == pytest.approx(2.5)  # 5 ms / 2 ms
 
 
 def test_c12_time_to_quality_fails_when_an_mdrnn_schedule_is_sooner_on_a_faster_step():
     fast = {"pixelcnn": 8.0, "raster": 2.0, "wavefront": 9.0, "pipelined": 9.0}
     v = c12_time_to_quality(summary(step_ms=fast))
-    assert v.verdict == "FAIL" and "raster" in v.statement
+    assert v.verdict == "FAIL" and v.facts["sooner"] == ["mdrnn-raster"]
 
 
 def test_c12_time_to_quality_cannot_decide_when_the_lead_is_only_fewer_steps():
     # PixelCNN needs a third of the steps, but the raster step is no slower than its own.
     same = {"pixelcnn": 5.0, "raster": 5.0, "wavefront": 7.0, "pipelined": 9.0}
     v = c12_time_to_quality(summary(steps=(100, 95, 105), step_ms=same))
-    assert v.verdict == "INCONCLUSIVE" and "only by needing fewer steps" in v.statement
+    assert v.verdict == "INCONCLUSIVE"
+    assert v.facts["reason"] == "PixelCNN sooner by its steps alone"
     # ... and the other way round: the MDRNN sooner by its steps, on a slower step.
     v = c12_time_to_quality(summary(steps=(900, 890, 910), mdrnn_steps=(100, 95, 105)))
-    assert v.verdict == "INCONCLUSIVE" and "MDRNN schedule reached the target sooner" in (
-        v.statement
-    )
+    assert v.verdict == "INCONCLUSIVE" and v.facts["reason"] == "MDRNN sooner by its steps alone"
 
 
 def test_c12_time_to_quality_cannot_decide_overlapping_intervals():
     # Seeds spread widely: the intervals of S overlap although the step is 2.5× slower.
     v = c12_time_to_quality(summary(steps=(150, 450, 300), mdrnn_steps=(100, 400, 250)))
-    assert v.verdict == "INCONCLUSIVE" and "do not separate" in v.statement
+    assert v.verdict == "INCONCLUSIVE" and v.facts["reason"] == "overlap"
 
 
 def test_c12_time_to_quality_cannot_decide_a_missed_target_few_seeds_an_edge_or_coarse_steps():
     v = c12_time_to_quality(summary(mdrnn_steps=(300, -1, 310)))
-    assert v.verdict == "INCONCLUSIVE" and "mdrnn had no rate" in v.statement
+    assert v.verdict == "INCONCLUSIVE" and v.facts["reason"] == "missed"
+    assert v.facts["missed"] == ["mdrnn"]
     v = c12_time_to_quality(summary(steps=(250, 240)))
-    assert v.verdict == "INCONCLUSIVE" and "fewer than 3 seeds for pixelcnn" in v.statement
+    assert v.verdict == "INCONCLUSIVE" and v.facts["reason"] == "few"
+    assert v.facts["few"] == ["pixelcnn"]
     v = c12_time_to_quality(summary(pixelcnn=dict(bracketed=False)))
-    assert v.verdict == "INCONCLUSIVE" and "edge of its grid" in v.statement
+    assert v.verdict == "INCONCLUSIVE" and v.facts["edge"] == ["pixelcnn"]
     v = c12_time_to_quality(summary(mdrnn=dict(resolution=50)))
-    assert v.verdict == "INCONCLUSIVE" and "coarser than every 10 steps" in v.statement
+    assert v.verdict == "INCONCLUSIVE" and v.facts["coarse"] == ["mdrnn"]
 
 
 def test_c12_time_to_quality_ratio_interval_is_the_ends_of_the_step_intervals_times_the_noise():

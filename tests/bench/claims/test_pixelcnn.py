@@ -3,6 +3,7 @@ answer is known: on the span, and on wall time in a latency-bound sweep."""
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bench import fits
 from bench.claims import pixelcnn
@@ -21,18 +22,21 @@ def test_exact_line_accepts_collinear_integers_only():
 
 def test_c8_passes_on_the_span_when_it_is_linear_in_depth_and_flat_in_image_size():
     structure, _ = c8(pixelcnn_rows(lambda side, depth: 10 * depth + 3))
-    assert structure.verdict == "PASS" and "= 10·d + 3 exactly" in structure.measured
-    assert "10 sequential operations per layer" in structure.statement
+    assert structure.verdict == "PASS" and structure.facts["lines"] and structure.facts["flats"]
+    assert all(s["line"] == (10, 3) for s in structure.facts["lines"])  # span = 10·d + 3
+    assert all(len(s["spans"]) == 1 for s in structure.facts["flats"])
 
 
 def test_c8_fails_on_the_span_when_it_grows_with_the_image():
     structure, _ = c8(pixelcnn_rows(lambda side, depth: 10 * depth + side))
-    assert structure.verdict == "FAIL" and "changes with H·W" in structure.statement
+    assert structure.verdict == "FAIL" and not structure.facts["flat"]
+    assert structure.facts["linear"]
 
 
 def test_c8_fails_on_the_span_when_it_is_not_a_line_in_depth():
     structure, _ = c8(pixelcnn_rows(lambda side, depth: depth * depth + 3))
-    assert structure.verdict == "FAIL" and "not an exact line in d" in structure.statement
+    assert structure.verdict == "FAIL" and not structure.facts["linear"]
+    assert structure.facts["flat"]
 
 
 def test_c8_without_both_sweeps_cannot_decide_on_the_span():
@@ -65,7 +69,8 @@ def test_c8_is_inconclusive_on_rows_without_a_structural_count():
     df["note"] = "span/work not counted: UnknownLayout: structure: cannot read this JAX's scan"
     (verdict,) = c8(df)
     assert verdict.verdict == "INCONCLUSIVE"
-    assert "6 of 6 rows have no span" in verdict.measured and "UnknownLayout" in verdict.measured
+    assert verdict.facts["missing"] == verdict.facts["rows"] == 6
+    assert verdict.facts["notes"] == [df.note[0]]
 
 
 # --- C7 and C9: the rules, on numbers that make them come out each way -----------------------
@@ -74,13 +79,13 @@ def test_c8_is_inconclusive_on_rows_without_a_structural_count():
 def test_c7_passes_when_exact_over_order_settles():
     order = np.array([100.0, 200.0, 400.0])
     v = pixelcnn.c7_verdict(0.5 * order, order, {"d": 0.0, "H=W": 0.02, "K": -0.03}, "3 configs")
-    assert v.verdict == "PASS" and "0.50·H·W·K²" in v.statement
+    assert v.verdict == "PASS" and v.facts["constant"] == pytest.approx(0.5)
 
 
 def test_c7_fails_when_the_ratio_keeps_moving():
     order = np.array([100.0, 200.0, 400.0])
     moving = pixelcnn.c7_verdict(0.5 * order, order, {"d": 0.3, "H=W": 0, "K": 0}, "3 configs")
-    assert moving.verdict == "FAIL" and "moves along d" in moving.statement
+    assert moving.verdict == "FAIL" and moving.facts["moved"] == ["d"]
 
 
 def test_c7_drift_of_a_count_that_grows_as_k_not_k_squared_fails():
@@ -106,12 +111,15 @@ def span_rows(span, work=lambda v, k, d, side: 10.0 * k * k * d * side * side, k
 def test_c9_corrects_the_seed_when_the_span_is_hwd_and_free_of_k():
     v = pixelcnn.c9_verdict(span_rows(lambda v, k, d, s: 3 * s * s * d + 4 * s * s), 8, 8, [3])
     assert v.verdict == "CORRECTED" and v.slip == "mathematical error"
-    assert "3·H·W·d + 4·H·W" in v.statement
+    for (alpha, beta, _), residual in v.facts["fits"].values():
+        assert (alpha, beta) == pytest.approx((3, 4)) and residual < 1e-9
+    assert v.facts["k_free"] and v.facts["k_exponent"] == {"naive": 0.0, "cached": 0.0}
 
 
 def test_c9_corrects_the_seed_when_the_span_grows_as_k_not_k_squared():
     v = pixelcnn.c9_verdict(span_rows(lambda v, k, d, s: k * s * s * d), 8, 8, [3])
-    assert v.verdict == "CORRECTED" and "K^1.00" in v.statement
+    assert v.verdict == "CORRECTED"
+    assert v.facts["k_exponent"] == pytest.approx({"naive": 1.0, "cached": 1.0})
 
 
 def test_c9_passes_when_the_span_grows_as_k_squared():

@@ -62,42 +62,48 @@ def test_interval_is_the_mean_with_a_student_t_half_width():
 def test_pass_when_pre_act_trains_more_easily_and_its_gradient_stays_bounded():
     v = c6.judge(runs(by_variant(0.1, 0.5, plain=2.0)))
     assert isinstance(v, Verdict) and (v.claim, v.verdict) == ("C6", "PASS")
-    assert "pre-act trained more easily" in v.statement and "without shortcuts" in v.statement
+    assert (v.facts["training"], v.facts["gradient"]) == ("easier", "bounded")
+    # the plain stack (no shortcuts) is reported beside them, worse than both
+    at_32 = {variant: r for (variant, depth), r in v.facts["summary"].items() if depth == 32}
+    assert at_32["plain"]["train_loss_lo"] > at_32["post-act"]["train_loss_hi"]
 
 
 def test_fail_when_post_act_trains_more_easily():
     v = c6.judge(runs(by_variant(0.5, 0.1)))
-    assert v.verdict == "FAIL" and "post-act network trained more easily" in v.statement
+    assert v.verdict == "FAIL" and v.facts["training"] == "harder"
 
 
 def test_fail_when_the_gradient_explodes_and_training_does_not_separate_them():
     g = lambda variant, depth: 2.0 if depth == 32 else 0.3  # noqa: E731
     v = c6.judge(runs(by_variant(0.30, 0.35), g=g, spread=0.2))
-    assert v.verdict == "FAIL" and "grows across its N = 32 blocks by 10^2.00" in v.statement
+    assert v.verdict == "FAIL" and v.facts["training"] == "undecided"
+    assert v.facts["gradient"] == "unbounded" and v.facts["outside"] == [32]
+    assert v.facts["summary"]["pre-act", 32]["grad_log10_ratio"] == pytest.approx(2.0)
 
 
 def test_corrected_when_pre_act_is_easier_but_its_gradient_is_not_bounded():
     g = lambda variant, depth: -1.8 if depth == 32 else 0.3  # noqa: E731
     v = c6.judge(runs(by_variant(0.1, 0.5), g=g))
     assert (v.verdict, v.slip) == ("CORRECTED", "mathematical error")
-    assert "but not because its gradient stays bounded" in v.statement
+    assert (v.facts["training"], v.facts["gradient"]) == ("easier", "unbounded")
 
 
 def test_inconclusive_when_the_training_intervals_overlap():
     v = c6.judge(runs(by_variant(0.30, 0.35), spread=0.2))
-    assert v.verdict == "INCONCLUSIVE" and "training undecided" in v.measured
-    assert v.statement.startswith("the runs cannot decide")
+    assert v.verdict == "INCONCLUSIVE"
+    assert (v.facts["training"], v.facts["gradient"]) == ("undecided", "bounded")
 
 
 def test_inconclusive_when_the_gradient_interval_crosses_the_bound():
     v = c6.judge(runs(by_variant(0.1, 0.5), g=1.0, g_spread=0.3))
-    assert v.verdict == "INCONCLUSIVE" and "crosses ±1" in v.measured
+    assert v.verdict == "INCONCLUSIVE"
+    assert (v.facts["training"], v.facts["gradient"]) == ("easier", "undecided")
 
 
 def test_inconclusive_when_a_best_learning_rate_is_at_the_grid_edge():
     edge = lambda variant, depth: 1.0 if (variant, depth) == ("pre-act", 32) else 0.1  # noqa: E731
     v = c6.judge(runs(by_variant(0.1, 0.5), best_lr=edge))
-    assert v.verdict == "INCONCLUSIVE" and "grid's edge: pre-act N=32" in v.measured
+    assert v.verdict == "INCONCLUSIVE" and v.facts["edge"] == [("pre-act", 32)]
     # The plain control is not judged: its edge does not matter.
     edge_plain = lambda variant, depth: 1.0 if variant == "plain" else 0.1  # noqa: E731
     assert c6.judge(runs(by_variant(0.1, 0.5), best_lr=edge_plain)).verdict == "PASS"
@@ -105,7 +111,7 @@ def test_inconclusive_when_a_best_learning_rate_is_at_the_grid_edge():
 
 def test_inconclusive_with_fewer_than_three_seeds():
     v = c6.judge(runs(by_variant(0.1, 0.5), seeds=2))
-    assert v.verdict == "INCONCLUSIVE" and "fewer than 3 seeds" in v.measured
+    assert v.verdict == "INCONCLUSIVE" and len(v.facts["few"]) == 3 * len(DEPTHS)
 
 
 def test_diverged_runs_never_win_the_learning_rate_grid():
@@ -185,7 +191,7 @@ def test_profiles_that_cannot_decide_say_so_in_the_row_and_train_nothing(profile
     assert profile not in c6.RUN_AT
     (v,) = c6.run(profile, tmp_path)
     assert v.claim == "C6" and v.verdict == "INCONCLUSIVE"
-    assert f"not run at the {profile} profile" in v.check and "--profile full" in v.statement
+    assert v.facts == {"profile": profile, "run_at": ("full",)}
     assert not list(tmp_path.iterdir())  # no table: nothing was trained
 
 

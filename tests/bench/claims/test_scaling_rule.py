@@ -100,7 +100,7 @@ def test_over_a_flat_span_no_growth_or_the_works_passes_and_faster_growth_fails(
 
 def test_no_latency_sweep_at_all_cannot_decide():
     found = check(sweep(DEPTHS, lambda d, n: 0.6e-6 * (10 * d + 3), regime="work"))
-    assert found.outcome == "INCONCLUSIVE" and not found.facts
+    assert found.outcome == "INCONCLUSIVE" and found.facts == {"reason": "no latency sweep"}
 
 
 def test_the_claim_fails_if_any_sweep_fails_and_passes_only_if_every_judged_one_passes():
