@@ -804,8 +804,10 @@ def whole_records(text: str, columns: Mapping[str, str] | None) -> tuple[str, bo
     Every record the suite writes ends its line, so text after the last line end is a write
     cut short, except a last row that has all its fields in a file whose last column is text
     (``measurements.csv``, ``claims.csv``): a cut anywhere before that column would have cost
-    the row a field, so such a row lacks only its line end (taken off by hand, or a cut
-    between the two characters of ``\\r\\n``), and gets it back. In ``samples.csv`` a cut
+    the row a field, so such a row lacks at most its line end (taken off by hand, or a cut
+    between the two characters of ``\\r\\n``) and the end of that text (a note or a
+    statement; a cut inside it cannot be told from a line end taken off). Its measured fields
+    are whole: it is kept, and gets its line end back. In ``samples.csv`` a cut
     inside the last column, a number, leaves a number: its last line is whole only with its
     line end."""
     end = text.rfind("\n") + 1

@@ -637,6 +637,13 @@ def _in_ok_row(column, value):
     return edit
 
 
+def _inside_last_median(text: str) -> int:
+    """Where to cut ``measurements.csv`` so that its last row ends inside its median time."""
+    header, last = text.splitlines()[0].split(","), text.splitlines()[-1]
+    median = last.split(",")[header.index("time_median_s")]  # (no quoted field before it)
+    return len(text) - len(last) - 2 + last.index(f",{median},") + 1 + len(median) // 2
+
+
 def _cut_quoted_then_appended(run_dir):
     """A row cut inside its quoted error, and a later row appended after it (no repair)."""
     path = run_dir / "measurements.csv"
@@ -669,8 +676,8 @@ DAMAGE = {
         ROWS,
         r"line \d+: (not valid CSV|\d+ fields, expected)",
     ),
-    "row-cut-in-its-last-field": (
-        _cut(ROWS, lambda t: len(t) - 3),
+    "row-cut-in-a-number": (
+        _cut(ROWS, _inside_last_median),
         ROWS,
         r"line 3: the last row has no line end",
     ),
@@ -781,6 +788,20 @@ def test_a_whole_last_row_without_its_line_end_is_a_row_not_a_cut(run_copy, caps
     assert main(["run", "--resume", str(run_copy)]) == 0
     assert "this run is already complete" in capsys.readouterr().err
     assert path.read_bytes() == whole and (run_copy / SAMPLES).read_bytes() == samples
+
+
+def test_a_last_row_cut_inside_its_note_keeps_its_measurements(run_copy):
+    """The note is the last column, free text: a row cut inside it cannot be told from a row
+    whose line end was taken off. Every measured field is whole, so the row is kept."""
+    path = run_copy / ROWS
+    whole = analysis.load_measurements(path)
+    text = path.read_text().rstrip("\r\n")
+    assert '"' not in text[text.rfind(",") :]  # the last row's note is a plain field
+    path.write_text(text[: text.rfind(",") + 1] + "a note cut sho")  # and its end is gone
+    kept = analysis.load_measurements(path)
+    assert kept.note.iloc[-1] == "a note cut sho"
+    measured = [c for c in whole.columns if c != "note"]
+    pd.testing.assert_frame_equal(kept[measured], whole[measured])
 
 
 def test_repair_removes_only_the_files_bench_wrote_aside(run_copy):
