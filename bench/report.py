@@ -560,10 +560,11 @@ def measurements_section(df: pd.DataFrame) -> str:
     return "".join(parts)
 
 
-def render(run_dir: str | pathlib.Path) -> pathlib.Path:
-    """Write ``run_dir/report.md`` from the run's CSVs and env.json; returns its path."""
+def render(run_dir: str | pathlib.Path, env: dict | None = None) -> pathlib.Path:
+    """Write ``run_dir/report.md`` from the run's CSVs and env.json (``env``: as the session
+    that ends is about to write it); returns its path."""
     run_dir = pathlib.Path(run_dir)
-    env = store.load_env(run_dir)
+    env = store.load_env(run_dir) if env is None else env
     df = store.load_measurements(run_dir / "measurements.csv")
     baselines = {name: s.baselines for name, s in suites().items()}
     run_suites = set(df.suite.dropna()) | set(env.get("suites", ()))

@@ -373,19 +373,19 @@ class Session:
     # --- The end: env.json, the report, what the user is told ----------------------------------
 
     def finish(self) -> None:
-        """Stamp the session's end and its time account in env.json, then render the report
-        (its own time is booked apart, so a re-render gives the same report)."""
+        """Stamp the session's end and its time account, render the report, and write
+        env.json: the session's second and last write of it. The report's own time is booked
+        apart (``report_s``), so a re-render gives the same report."""
         env = {**self.env, "load_avg_finish": load_avg()}
-        sessions = store.sessions(env)
-        time_s = self.account.closed()
-        env = {**env, "sessions": [*sessions[:-1], {**sessions[-1], "time_s": time_s}]}
-        self.env = store.end_session(self.run_dir, env)
+        env = store.end_session(env, time_s=self.account.closed())
         began = time.perf_counter()
-        self.report_path = report.render(self.run_dir)
-        sessions = store.sessions(self.env)
-        spent = {**sessions[-1], "report_s": round(time.perf_counter() - began, 3)}
-        self.env = {**self.env, "sessions": [*sessions[:-1], spent]}
-        store.write_json(self.run_dir / "env.json", self.env)
+        try:
+            self.report_path = report.render(self.run_dir, env=env)
+        finally:  # (a report that fails keeps the session's end)
+            spent = {"report_s": round(time.perf_counter() - began, 3)}
+            last = {**store.sessions(env)[-1], **spent}
+            self.env = {**env, "sessions": [*store.sessions(env)[:-1], last]}
+            store.write_json(self.run_dir / "env.json", self.env)
 
     def cases_left(self) -> int:
         """Cases of the run (not only of this session) still without a row."""

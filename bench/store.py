@@ -517,13 +517,12 @@ def begin_session(
     return env
 
 
-def end_session(run_dir: pathlib.Path, env: dict) -> dict:
-    """Stamp the run (and its last session) finished in ``env.json``."""
+def end_session(env: dict, **fields) -> dict:
+    """``env`` with the run and its last session stamped finished, and the session's
+    ``fields`` (its time account) added to it; the caller writes it (:func:`write_json`)."""
     now = utc_now()
-    env = {**env, "finished_utc": now}
-    env["sessions"] = [*sessions(env)[:-1], {**sessions(env)[-1], "finished_utc": now}]
-    write_json(run_dir / "env.json", env)
-    return env
+    last = {**sessions(env)[-1], "finished_utc": now, **fields}
+    return {**env, "finished_utc": now, "sessions": [*sessions(env)[:-1], last]}
 
 
 ENV_REQUIRED = (
