@@ -331,7 +331,8 @@ class Session:
                     self.log(f"claims {named}: not run, ~{need:.0f} s do not fit")
                     self.deferred_claims.extend(dict.fromkeys(experiment.claims))
                     continue
-                verdicts = self.run_experiment(experiment, named)
+                began = time.perf_counter()
+                verdicts, ran = self.run_experiment(experiment, named)
                 rows = [{"run_id": self.run_id, "suite": experiment.suite, **v} for v in verdicts]
                 store.record_claims(path, rows)
                 store.clear_in_flight(self.run_dir)
@@ -339,21 +340,26 @@ class Session:
                     self.log(f"    {v['claim']}: {v['verdict']} — {v['measured']}")
                     if v["verdict"] == "ERROR":
                         self.failed_claims.append(v["claim"])
+                if ran:
+                    self.log(f"    ({time.perf_counter() - began:.1f} s)")
         finally:
             store.clear_in_flight(self.run_dir)
 
-    def run_experiment(self, experiment: claims.Experiment, named: str) -> list[dict]:
-        """One experiment's verdicts as claims.csv rows; ERROR rows when it crashed, or when it
-        killed the bench process :data:`bench.store.CRASH_LIMIT` times already."""
+    def run_experiment(self, experiment: claims.Experiment, named: str) -> tuple[list[dict], bool]:
+        """One experiment's verdicts as claims.csv rows, and whether it ran: ERROR rows when it
+        crashed, or when it killed the bench process :data:`bench.store.CRASH_LIMIT` times
+        already (then it is not run again)."""
         deaths = store.deaths(self.env).get(store.experiment_death_key(experiment.claims), 0)
         check = f"{experiment.suite} experiment"
-        if deaths >= store.CRASH_LIMIT:
-            why = _killed(deaths)
+
+        def errors(why: str) -> list[dict]:
             return [
                 dict(claim=c, verdict="ERROR", check=check, measured=why) for c in experiment.claims
             ]
+
+        if deaths >= store.CRASH_LIMIT:
+            return errors(_killed(deaths)), False
         self.log(f"claims {named} ({experiment.suite}) ...")
-        began = time.perf_counter()
         store.mark_in_flight(self.run_dir, {"experiment": list(experiment.claims)})
         try:
             with self.account.spend(f"claims {named}"):
@@ -362,13 +368,9 @@ class Session:
         except BaseException as e:
             if runner.users(e):
                 raise
-            why = f"experiment crashed: {first_line(e)}"
-            verdicts = [
-                dict(claim=c, verdict="ERROR", check=check, measured=why) for c in experiment.claims
-            ]
+            verdicts = errors(f"experiment crashed: {first_line(e)}")
         runner.check_stop()
-        self.log(f"    ({time.perf_counter() - began:.1f} s)")
-        return verdicts
+        return verdicts, True
 
     # --- The end: env.json, the report, what the user is told ----------------------------------
 
