@@ -64,6 +64,7 @@ class Session:
     run_dir: pathlib.Path
     env: dict
     keep: Callable[[Case], bool]  # the cases of this session (the run's, or narrowed)
+    in_run: Callable[[Case], bool]  # the cases of the run (its --model and --variant)
     experiments: bool
     deadline: float | None = None  # time.monotonic() at which --budget-s is spent
     log: Callable[[str], None] = _log
@@ -114,7 +115,9 @@ class Session:
             env.update(load_avg_start=load_avg(), calibration=calibration)
             store.write_json(run_dir / "env.json", env)  # the session's first write of two
             point_latest(out, run_dir)
-            yield cls(config, run_dir, env, keep, config.experiments, deadline, account=account)
+            yield cls(
+                config, run_dir, env, keep, keep, config.experiments, deadline, account=account
+            )
 
     @classmethod
     @contextlib.contextmanager
@@ -142,14 +145,15 @@ class Session:
             config = RunConfig.from_env(env)
             _check_asked(config, asked)
             chosen = get_suites(config.suites)
-            keep = case_filter(
+            in_run = case_filter(
                 chosen, config.profile, config.models or None, config.variants or None
             )
-            cases = [c for s in chosen for c in s.cases(config.profile) if keep(c)]
+            cases = [c for s in chosen for c in s.cases(config.profile) if in_run(c)]
             run_cases = {c.key(config.devices) for c in cases}  # what env.json's settings give
+            keep = in_run
             if models or variants:  # this session only
                 only = case_filter(chosen, config.profile, models, variants)
-                keep = lambda case, run=keep: run(case) and only(case)  # noqa: E731
+                keep = lambda case: in_run(case) and only(case)  # noqa: E731
             check_devices(config.devices)
             values = store.check_settings(
                 run_dir, env, allow_mixed=allow_mixed, cases=run_cases, described=_settings(config)
@@ -165,7 +169,7 @@ class Session:
             )
             use_compile_cache(config.compile_cache)
             experiments = config.experiments and experiments
-            yield cls(config, run_dir, env, keep, experiments, deadline, account=account)
+            yield cls(config, run_dir, env, keep, in_run, experiments, deadline, account=account)
 
     # --- The run -------------------------------------------------------------------------------
 
@@ -391,15 +395,12 @@ class Session:
 
     def cases_left(self) -> int:
         """Cases of the run (not only of this session) still without a row."""
-        chosen = get_suites(self.config.suites)
         recorded = store.completed_keys(self.run_dir)
-        in_run = case_filter(chosen, self.config.profile, self.config.models, self.config.variants)
-        devices = self.config.devices
         return sum(
-            c.key(devices) not in recorded
-            for s in chosen
+            c.key(self.config.devices) not in recorded
+            for s in get_suites(self.config.suites)
             for c in s.cases(self.config.profile)
-            if in_run(c)
+            if self.in_run(c)
         )
 
     def tell_user(self) -> int:

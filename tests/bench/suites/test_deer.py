@@ -94,6 +94,10 @@ def test_the_cpu_profile_times_all_three_evaluators_where_the_issue_expects_a_wi
     assert max(sweep) / min(sweep) >= claims_deer.MIN_ITER_RANGE
 
 
+def all_cases(case) -> bool:
+    return True
+
+
 def test_a_newton_iteration_capped_short_of_converging_is_recorded_as_diverged(
     monkeypatch, tmp_path
 ):
@@ -102,7 +106,7 @@ def test_a_newton_iteration_capped_short_of_converging_is_recorded_as_diverged(
     config = RunConfig.create(profile="smoke", suites=["deer"], repeats=1, experiments=False)
     env = store.environment("test", config)
     store.write_json(tmp_path / "env.json", env)
-    session = Session(config, tmp_path, env, keep=lambda case: True, experiments=False)
+    session = Session(config, tmp_path, env, keep=all_cases, in_run=all_cases, experiments=False)
     session.log = lambda text: None
     session.measure_cases(Protocol.of(config, "test", tmp_path, calibration=None))
 
