@@ -674,8 +674,9 @@ def _table(rows: pd.DataFrame, timed: bool) -> str:
     return "\n".join(lines)
 
 
-def render(c: Comparison, *, every: bool = False) -> str:
-    """The comparison for a terminal: header, the problems, then (with ``every``) all cases."""
+def _header(c: Comparison) -> list[str]:
+    """The runs compared, how their environments differ, and whether the machine was shared:
+    what a reader must know before trusting any ratio below."""
     differs, same = environment_diff(c.old, c.new)
     lines = [f"old: {c.old.label}", f"new: {c.new.label}"]
     if c.itself:
@@ -694,24 +695,34 @@ def render(c: Comparison, *, every: bool = False) -> str:
             + ": other processes shared the machine, and a case's time depends on what ran "
             "beside it then; expect flagged cases that the code did not cause"
         )
-    level = f"{CONFIDENCE:.0%}"
+    return lines
+
+
+def _times_basis(c: Comparison) -> list[str]:
+    """Whether the times are normalised by each run's calibration, and if raw, how much the
+    calibration itself moved: the machine's share of any change."""
     if c.references is not None:
         ro, rn = c.references
-        lines.append(
+        return [
             f"times NORMALISED: each run's times divided by its own calibration, {ro.what}: "
             f"{ro.show()} → {rn.show()} (time {rn.median_s / ro.median_s:.3g}×)"
+        ]
+    lines = ["times: raw (not normalised; --normalise divides by each run's calibration)"]
+    try:
+        ro, rn = calibrations(c.old, c.new)
+        lines.append(
+            f"  the calibration ({ro.what}: {ro.show()} → {rn.show()}) itself took "
+            f"{rn.median_s / ro.median_s:.3g}× the time: the machine's speed, not the code's"
         )
-    else:
-        lines.append("times: raw (not normalised; --normalise divides by each run's calibration)")
-        try:
-            ro, rn = calibrations(c.old, c.new)
-            lines.append(
-                f"  the calibration ({ro.what}: {ro.show()} → {rn.show()}) itself took "
-                f"{rn.median_s / ro.median_s:.3g}× the time: the machine's speed, not the code's"
-            )
-        except CompareError:
-            pass
-    lines.append(
+    except CompareError:
+        pass
+    return lines
+
+
+def _rule(c: Comparison) -> list[str]:
+    """The rule that flags a case slower or faster, and any remeasuring: how to read a flag."""
+    level = f"{CONFIDENCE:.0%}"
+    lines = [
         f"rule: slower iff the {level} bootstrap interval of the ratio of medians new/old "
         f"({RESAMPLES} resamples, seeded) lies above 1 + {c.threshold:g}; faster iff below "
         f"1/(1 + {c.threshold:g}); under {MIN_SAMPLES} samples a side, the interval is the "
@@ -722,13 +733,19 @@ def render(c: Comparison, *, every: bool = False) -> str:
             if c.cases.noise.notna().any()
             else ""
         )
-    )
+    ]
     if c.remeasured:
         lines.append(
             f"REMEASURED: {len(c.remeasured)} case(s) flagged slower were timed again in this "
             f"checkout, {c.remeasure_rounds} interleaved rounds; their new times are those samples"
         )
-    lines += _typical(c)
+    return lines
+
+
+def _outcome_tables(c: Comparison, every: bool) -> list[str]:
+    """One table per outcome worth a look (the problems first), then with ``every`` all timed
+    cases: the cases behind the verdict."""
+    lines = []
     for outcome in (*PROBLEMS, "faster", "fixed", "failing"):
         rows = c.of(outcome)
         if rows.empty:
@@ -742,9 +759,15 @@ def render(c: Comparison, *, every: bool = False) -> str:
         timed = c.cases[c.cases.ratio.notna()].sort_values("ratio", ascending=False)
         lines.append(f"\nevery timed case ({len(timed)}):")
         lines.append(_table(timed, True))
+    return lines
+
+
+def _verdict(c: Comparison) -> list[str]:
+    """The count of cases per outcome and the verdict (regression, machine moved, or none):
+    the comparison's last word, matching its exit status."""
     counts = c.cases.outcome.value_counts()
     summary = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if o in counts)
-    lines.append(f"\n{len(c.cases)} cases: {summary}")
+    lines = [f"\n{len(c.cases)} cases: {summary}"]
     problems = c.problems
     if c.exit_code == EXIT_MOVED:
         lines.append(
@@ -756,7 +779,13 @@ def render(c: Comparison, *, every: bool = False) -> str:
         lines.append(f"REGRESSION: {len(problems)} case(s) broke, vanished, appeared or got slower")
     else:
         lines.append("no regression" + (" (a run compared with itself)" if c.itself else ""))
-    return "\n".join(lines)
+    return lines
+
+
+def render(c: Comparison, *, every: bool = False) -> str:
+    """The comparison for a terminal: header, the problems, then (with ``every``) all cases."""
+    lines = _header(c) + _times_basis(c) + _rule(c) + _typical(c) + _outcome_tables(c, every)
+    return "\n".join(lines + _verdict(c))
 
 
 def last_runs(results: pathlib.Path, n: int = 2) -> list[pathlib.Path]:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -195,6 +196,124 @@ def _median_over_rounds(by_round: np.ndarray, pick=None) -> np.ndarray:
     return np.nanmedian(chosen, axis=1)
 
 
+def _interval(values) -> tuple[float, float]:
+    """The 95% percentile interval of bootstrap values (NaN ones dropped), or NaNs under 20."""
+    values = [v for v in values if v == v]
+    if len(values) < 20:
+        return math.nan, math.nan
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def _growth_terms(work, depth, depth_name: str) -> tuple[dict[str, tuple[int, ...]], bool]:
+    """The terms tested and the columns each may use, and whether work and depth are one term.
+
+    Work and depth affinely related along the sweep are one term, named for the depth: with an
+    intercept they cannot be told apart (b is then the cost per step of both).
+    """
+    varies = [bool(np.ptp(v) > 0 and np.isfinite(v).all()) for v in (work, depth)]
+    collinear = all(varies) and abs(np.corrcoef(work, depth)[0, 1]) >= COLLINEAR
+    if collinear:
+        return {depth_name: (2,)}, True
+    terms = {k: (i,) for k, i, v in (("work", 1, varies[0]), (depth_name, 2, varies[1])) if v}
+    return terms, False
+
+
+@dataclass(frozen=True)
+class _Sweep:
+    """One sweep's design (columns 1, work, depth), its terms and its two ends: what a fit needs."""
+
+    X: np.ndarray
+    terms: dict[str, tuple[int, ...]]
+    first: int
+    last: int
+
+    @property
+    def all_terms(self) -> tuple[str, ...]:
+        """Every term tested, in order: the full model."""
+        return tuple(self.terms)
+
+    def fit(self, times, use=None) -> tuple[np.ndarray, float]:
+        """The weighted non-negative fit of ``times`` with the intercept and the terms ``use``."""
+        use = self.all_terms if use is None else use
+        Xw, yw = _weighted(self.X, times)
+        return _nnls(Xw, yw, (0, *(i for k in use for i in self.terms[k])))
+
+    def rises(self, coef, use=None) -> dict[str, float]:
+        """Each term's fitted rise from the sweep's first to its last point."""
+        use = self.all_terms if use is None else use
+        rise_of = self.X[self.last] - self.X[self.first]
+        return {k: float(sum(coef[i] * rise_of[i] for i in self.terms[k])) for k in use}
+
+    def growth(self, coef) -> float:
+        """The fitted relative growth over the sweep (NaN without a positive start)."""
+        start = self.X[self.first] @ coef
+        return float((self.X[self.last] @ coef) / start - 1) if start > 0 else math.nan
+
+
+def _sweep_design(work, depth, x, depth_name: str) -> tuple[_Sweep, bool]:
+    """The sweep's design from its counts and swept axis, and whether work ∝ depth along it."""
+    n = len(work)
+    X = np.stack([np.ones(n), np.nan_to_num(work), np.nan_to_num(depth)], axis=1)
+    terms, collinear = _growth_terms(work, depth, depth_name)
+    axis = np.arange(n) if x is None else np.asarray(x, float)
+    first, last = int(np.argmin(axis)), int(np.argmax(axis))  # the sweep's ends
+    return _Sweep(X, terms, first, last), collinear
+
+
+def _bootstrap(sweep: _Sweep, by_round: np.ndarray, seed: int, boot: int):
+    """``(draws, resampled)``: the full model's fit to each usable resample of the rounds, and
+    those resampled times (none under :data:`MIN_ROUNDS` rounds): the intervals' material."""
+    rounds = by_round.shape[1]
+    draws, resampled = [], []
+    if rounds >= MIN_ROUNDS:
+        rng = np.random.default_rng(seed)
+        for _ in range(boot):
+            times = _median_over_rounds(by_round, rng.integers(0, rounds, rounds))
+            if np.isfinite(times).all() and (times > 0).all():
+                resampled.append(times)
+                draws.append(sweep.fit(times)[0])
+    return draws, resampled
+
+
+def _select_terms(sweep: _Sweep, t: np.ndarray, draws) -> tuple[tuple[str, ...], dict]:
+    """The terms kept, and each term's ΔBIC: kept when dropping it worsens the BIC by at least
+    :data:`BIC_MARGIN` and its bootstrap rise (relative to the start) lies above 0."""
+    n = len(t)
+    X, first = sweep.X, sweep.first
+    bic_full = _bic(sweep.fit(t)[1], n, len(sweep.terms) + 1)
+    kept, delta_bic = [], {}
+    for k in sweep.terms:
+        rest = tuple(j for j in sweep.terms if j != k)
+        delta_bic[k] = _bic(sweep.fit(t, rest)[1], n, len(rest) + 1) - bic_full
+        lo, _ = _interval([sweep.rises(d)[k] / (X[first] @ d) for d in draws if X[first] @ d > 0])
+        if delta_bic[k] >= BIC_MARGIN and lo > 0:
+            kept.append(k)
+    return tuple(kept), delta_bic
+
+
+def _growth_follows(kept, depth_name: str, g_lo: float, g_hi: float) -> str:
+    """What the growth follows: the kept terms, else ``fixed`` when the full model's growth
+    interval lies within ±:data:`FIXED_GROWTH`, else ``undecided``."""
+    if len(kept) == 2:
+        return f"{depth_name}+work"
+    if kept:
+        return kept[0]
+    if g_lo == g_lo and -FIXED_GROWTH <= g_lo and g_hi <= FIXED_GROWTH:
+        return "fixed"
+    return "undecided"
+
+
+def _term_columns(rise: dict, delta_bic: dict, depth_name: str) -> dict[str, float]:
+    """Each term's share of the fitted growth and its ΔBIC, as ``share_*``/``delta_bic_*``."""
+    total = sum(rise.values())
+    out = {}
+    for k, short in (("work", "work"), (depth_name, "depth")):
+        out[f"share_{short}"] = float(rise[k] / total) if k in rise and total > 0 else 0.0
+        out[f"delta_bic_{short}"] = delta_bic.get(k, math.nan)
+    return out
+
+
 def growth_model(
     work,
     depth,
@@ -216,94 +335,33 @@ def growth_model(
     """
     work, depth = np.asarray(work, float), np.asarray(depth, float)
     by_round = np.asarray(by_round, float).reshape(len(work), -1)
-    n, rounds = by_round.shape
     t = _median_over_rounds(by_round)
-    X = np.stack([np.ones(n), np.nan_to_num(work), np.nan_to_num(depth)], axis=1)
-    varies = [bool(np.ptp(v) > 0 and np.isfinite(v).all()) for v in (work, depth)]
-    # each term tested: the columns it may use (work and depth affinely related along the
-    # sweep are one term, named for the depth: with an intercept they cannot be told apart)
-    collinear = all(varies) and abs(np.corrcoef(work, depth)[0, 1]) >= COLLINEAR
-    if collinear:
-        terms = {depth_name: (2,)}  # b is the cost per step of both
-    else:
-        terms = {k: (i,) for k, i, v in (("work", 1, varies[0]), (depth_name, 2, varies[1])) if v}
-    axis = np.arange(n) if x is None else np.asarray(x, float)
-    first, last = int(np.argmin(axis)), int(np.argmax(axis))  # the sweep's ends
-    rise_of = X[last] - X[first]
-
-    def fit(times, use=tuple(terms)):
-        Xw, yw = _weighted(X, times)
-        coef, sse = _nnls(Xw, yw, (0, *(i for k in use for i in terms[k])))
-        return coef, sse
-
-    def rises(coef, use=tuple(terms)) -> dict[str, float]:
-        return {k: float(sum(coef[i] * rise_of[i] for i in terms[k])) for k in use}
-
-    def growth(coef) -> float:
-        start = X[first] @ coef
-        return float((X[last] @ coef) / start - 1) if start > 0 else math.nan
-
-    draws, resampled = [], []
-    if rounds >= MIN_ROUNDS:
-        rng = np.random.default_rng(seed)
-        for _ in range(boot):
-            times = _median_over_rounds(by_round, rng.integers(0, rounds, rounds))
-            if np.isfinite(times).all() and (times > 0).all():
-                resampled.append(times)
-                draws.append(fit(times)[0])
-
-    def interval(values):
-        values = [v for v in values if v == v]
-        if len(values) < 20:
-            return math.nan, math.nan
-        lo, hi = np.percentile(values, [2.5, 97.5])
-        return float(lo), float(hi)
-
-    _, sse = fit(t)
-    bic_full = _bic(sse, n, len(terms) + 1)
-    kept, delta_bic = [], {}
-    for k in terms:
-        rest = tuple(j for j in terms if j != k)
-        delta_bic[k] = _bic(fit(t, rest)[1], n, len(rest) + 1) - bic_full
-        lo, _ = interval([rises(d)[k] / (X[first] @ d) for d in draws if X[first] @ d > 0])
-        if delta_bic[k] >= BIC_MARGIN and lo > 0:
-            kept.append(k)
-    coef, sse = fit(t, tuple(kept))
+    sweep, collinear = _sweep_design(work, depth, x, depth_name)
+    draws, resampled = _bootstrap(sweep, by_round, seed, boot)
+    kept, delta_bic = _select_terms(sweep, t, draws)
+    coef, _ = sweep.fit(t, kept)
     # the reported intervals: the kept terms' own fits (the full model's, when all are kept)
-    refit = tuple(kept) != tuple(terms)
-    final = [fit(times, tuple(kept))[0] for times in resampled] if refit else draws
-    rise = rises(coef, tuple(kept))
-    total = sum(rise.values())
-    g_lo, g_hi = interval([growth(d) for d in draws])  # of the full model: is there growth?
-    if len(kept) == 2:
-        follows = f"{depth_name}+work"
-    elif kept:
-        follows = kept[0]
-    elif g_lo == g_lo and -FIXED_GROWTH <= g_lo and g_hi <= FIXED_GROWTH:
-        follows = "fixed"
-    else:
-        follows = "undecided"
-    resid = (t - X @ coef) / t
+    refit = kept != sweep.all_terms
+    final = [sweep.fit(times, kept)[0] for times in resampled] if refit else draws
+    g_lo, g_hi = _interval([sweep.growth(d) for d in draws])  # of the full model: is there growth?
+    resid = (t - sweep.X @ coef) / t
     out = {
-        "follows": follows,
+        "follows": _growth_follows(kept, depth_name, g_lo, g_hi),
         "kept": "+".join(kept),
         "collinear": f"work ∝ {depth_name}" if collinear else "",
         "c_s": float(coef[0]),
         "a_s_per_flop": float(coef[1]),
         "b_s_per_step": float(coef[2]),
-        "growth": growth(coef),
+        "growth": sweep.growth(coef),
         "growth_lo": g_lo,
         "growth_hi": g_hi,
         "rel_rms": float(np.sqrt(np.mean(resid**2))),
-        "rounds": rounds,
+        "rounds": by_round.shape[1],
     }
     final = np.array(final) if final else np.full((0, 3), np.nan)
     for k, i in (("c", 0), ("a", 1), ("b", 2)):
-        out[f"{k}_lo"], out[f"{k}_hi"] = interval(final[:, i])
-    for k, short in (("work", "work"), (depth_name, "depth")):
-        out[f"share_{short}"] = float(rise[k] / total) if k in rise and total > 0 else 0.0
-        out[f"delta_bic_{short}"] = delta_bic.get(k, math.nan)
-    return out
+        out[f"{k}_lo"], out[f"{k}_hi"] = _interval(final[:, i])
+    return out | _term_columns(sweep.rises(coef, kept), delta_bic, depth_name)
 
 
 SHAPES = {

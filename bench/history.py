@@ -126,16 +126,81 @@ def choose(df: pd.DataFrame, suites=None, case: str | None = None) -> pd.DataFra
     return df
 
 
-def plot(df: pd.DataFrame, path: pathlib.Path) -> pathlib.Path:
-    """``history.png``: time against run (short SHA and date), a band per run."""
-    runs = df.drop_duplicates("run_id")[["run_id", "started_utc", "git_short", "git_dirty"]]
-    x_of = {run: i for i, run in enumerate(runs.run_id)}
-    ticks = [
+def _run_ticks(runs: pd.DataFrame) -> list[str]:
+    """Each run's tick label, short SHA (+ when dirty) over its start: what names a run."""
+    return [
         f"{sha or '?'}{'+' if dirty is True else ''}\n{str(started)[5:16].replace('T', ' ')}"
         for sha, dirty, started in zip(
             runs.git_short, runs.git_dirty, runs.started_utc, strict=True
         )
     ]
+
+
+def _plot_case(ax, rows: pd.DataFrame, x_of: dict, *, scale: float, offset: float, ls, name):
+    """One case's medians across runs with its noise bands as error bars, shifted by
+    ``offset`` so that the cases of a panel stay apart."""
+    x = rows.run_id.map(x_of).to_numpy()
+    y = rows.median_s.to_numpy(float) * scale
+    lo = rows.band_lo_s.to_numpy(float) * scale
+    hi = rows.band_hi_s.to_numpy(float) * scale
+    ax.errorbar(
+        x + offset,
+        y,
+        ls=ls,
+        yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)],
+        marker="o",
+        ms=3.5,
+        lw=1,
+        capsize=2,
+        label=name.split("/", 1)[1],
+    )
+
+
+def _plot_cases(ax, part: pd.DataFrame, x_of: dict, one_case: bool) -> int:
+    """Every measured case of one suite's panel, side by side; returns how many cases it has.
+
+    One case is drawn in ms; several, each over its own median across runs, so that they share
+    an axis."""
+    n = part.case.nunique()
+    step = min(0.3 / max(n - 1, 1), 0.03)  # side by side, so the bands stay apart
+    offset, offset_index = -step * (n - 1) / 2, 0
+    for name, rows in part.groupby("case", sort=True):
+        rows = rows[rows.median_s.notna()]
+        if rows.empty:
+            continue
+        scale = 1e3 if one_case else 1 / float(np.median(rows.median_s))
+        ls = LINESTYLES[(offset_index // 10) % len(LINESTYLES)]
+        _plot_case(ax, rows, x_of, scale=scale, offset=offset, ls=ls, name=name)
+        offset += step
+        offset_index += 1
+    return n
+
+
+def _dress_panel(ax, suite: str, part: pd.DataFrame, ticks: list[str], one_case: bool, n: int):
+    """One suite's panel's axes, title and legend (or a note where the cases are too many)."""
+    ax.set_xticks(range(len(ticks)), ticks, fontsize=7)
+    ax.set_xlim(-0.5, len(ticks) - 0.5)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
+    ax.set_ylabel("median time (ms)" if one_case else "time / the case's median over runs")
+    if not one_case:
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+    bands = " or ".join(BAND_TEXT[b] for b in sorted(part.band.dropna().unique()))
+    ax.set_title(f"{suite}: each run's median; bar = the run's noise, {bands}", fontsize=9)
+    ax.grid(True, which="both", axis="y", alpha=0.3)
+    if n <= MAX_LEGEND:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.text(1.01, 1.0, f"{n} cases: history.csv names them; --case picks one",
+                transform=ax.transAxes, fontsize=7, va="top")  # fmt: skip
+
+
+def plot(df: pd.DataFrame, path: pathlib.Path) -> pathlib.Path:
+    """``history.png``: time against run (short SHA and date), a band per run."""
+    runs = df.drop_duplicates("run_id")[["run_id", "started_utc", "git_short", "git_dirty"]]
+    x_of = {run: i for i, run in enumerate(runs.run_id)}
+    ticks = _run_ticks(runs)
     one_case = df.case.nunique() == 1
     panels = sorted(df.suite.unique())
     fig, axes = plt.subplots(
@@ -143,47 +208,8 @@ def plot(df: pd.DataFrame, path: pathlib.Path) -> pathlib.Path:
     )
     for ax, suite in zip(axes[:, 0], panels, strict=True):
         part = df[df.suite == suite]
-        n = part.case.nunique()
-        step = min(0.3 / max(n - 1, 1), 0.03)  # side by side, so the bands stay apart
-        offset, offset_index = -step * (n - 1) / 2, 0
-        for name, rows in part.groupby("case", sort=True):
-            rows = rows[rows.median_s.notna()]
-            if rows.empty:
-                continue
-            scale = 1e3 if one_case else 1 / float(np.median(rows.median_s))
-            x = rows.run_id.map(x_of).to_numpy()
-            y = rows.median_s.to_numpy(float) * scale
-            lo = rows.band_lo_s.to_numpy(float) * scale
-            hi = rows.band_hi_s.to_numpy(float) * scale
-            ax.errorbar(
-                x + offset,
-                y,
-                ls=LINESTYLES[(offset_index // 10) % len(LINESTYLES)],
-                yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)],
-                marker="o",
-                ms=3.5,
-                lw=1,
-                capsize=2,
-                label=name.split("/", 1)[1],
-            )
-            offset += step
-            offset_index += 1
-        ax.set_xticks(range(len(runs)), ticks, fontsize=7)
-        ax.set_xlim(-0.5, len(runs) - 0.5)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
-        ax.set_ylabel("median time (ms)" if one_case else "time / the case's median over runs")
-        if not one_case:
-            ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-        bands = " or ".join(BAND_TEXT[b] for b in sorted(part.band.dropna().unique()))
-        ax.set_title(f"{suite}: each run's median; bar = the run's noise, {bands}", fontsize=9)
-        ax.grid(True, which="both", axis="y", alpha=0.3)
-        if n <= MAX_LEGEND:
-            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        else:
-            ax.text(1.01, 1.0, f"{n} cases: history.csv names them; --case picks one",
-                    transform=ax.transAxes, fontsize=7, va="top")  # fmt: skip
+        n = _plot_cases(ax, part, x_of, one_case)
+        _dress_panel(ax, suite, part, ticks, one_case, n)
     axes[-1, 0].set_xlabel("run: commit (short SHA, + = uncommitted changes) and start (UTC)")
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend outside, whole
