@@ -150,6 +150,168 @@ class _Orders:
         return np.stack(out)
 
 
+@dataclasses.dataclass(frozen=True)
+class _GridPrograms:
+    """A grid's seeds at init, data and programs, compiled once so that every rate reuses them."""
+
+    seeds: list[int]
+    params0: nnx.State
+    rest0: nnx.State
+    data: jax.Array
+    n_train: int
+    validation: list[tuple[jax.Array, jax.Array]]
+    n_validation: int
+    init: Callable
+    chunk: Callable
+    nll_sums: Callable
+    compile_s: float
+
+
+def _compile_grid(
+    build: Callable[[int], nnx.Module],
+    loss: Callable[[nnx.Module, jax.Array], jax.Array],
+    splits: Splits,
+    config: TrainConfig,
+) -> _GridPrograms:
+    """Build the seeds' models and compile the grid's programs ahead, the compile time apart."""
+    seeds = list(range(config.seeds))
+    graphdef, *per_seed = zip(*(nnx.split(build(s), nnx.Param, ...) for s in seeds), strict=True)
+    graphdef = graphdef[0]
+    params0, rest0 = (jax.tree.map(lambda *a: jnp.stack(a), *p) for p in per_seed)
+    tx = optax.inject_hyperparams(optax.adam)(learning_rate=1.0)  # Adam; the rate an argument
+    step, _ = train_step_fn(build(0), loss, tx)
+
+    def init(params, lr):
+        state = jax.vmap(tx.init)(params)
+        state.hyperparams["learning_rate"] = jnp.full(len(seeds), lr, jnp.float32)
+        return state
+
+    # eval_every steps of every seed: jax.vmap over the seeds of a lax.scan over the steps
+    def chunk(params, rest, opt_state, data, idx_SxTxB):
+        def one_run(p, r, o, idx_TxB):
+            def body(carry, idx_B):
+                return step(*carry, jnp.take(data, idx_B, axis=0))[:3], None
+
+            return jax.lax.scan(body, (p, r, o), idx_TxB)[0]
+
+        return jax.vmap(one_run)(params, rest, opt_state, idx_SxTxB)
+
+    # each seed's NLL summed over a chunk of images weighted 0/1 (the last chunk is padded)
+    def nll_sums(params, rest, x, w):
+        def one(p, r):
+            return jnp.sum(per_image_nll(nnx.merge(graphdef, p, r)(x), x) * w)
+
+        return jax.vmap(one)(params, rest)
+
+    data = jax.device_put(splits.train)
+    init_c = jax.jit(init)
+    idx_shape = jnp.zeros((len(seeds), config.eval_every, config.batch), jnp.int32)
+    val = _chunks(splits.validation, config.eval_batch)
+    opt0 = init_c(params0, 1.0)
+    chunk_c, chunk_compile_s, _ = compile_ahead(chunk, (params0, rest0, opt0, data, idx_shape))
+    eval_c, eval_compile_s, _ = compile_ahead(nll_sums, (params0, rest0, *val[0]))
+    return _GridPrograms(
+        seeds, params0, rest0, data, len(splits.train), val, len(splits.validation),
+        init_c, chunk_c, eval_c, chunk_compile_s + eval_compile_s,
+    )  # fmt: skip
+
+
+def _validation_nats(programs: _GridPrograms, params, rest, cost: dict) -> np.ndarray:
+    """Each seed's validation NLL, nats per image; its time is booked as ``eval_s`` (a cost)."""
+    t0 = time.perf_counter()
+    nats = sum(np.asarray(programs.nll_sums(params, rest, x, w)) for x, w in programs.validation)
+    nats = nats / programs.n_validation
+    cost["eval_s"] += time.perf_counter() - t0
+    return nats
+
+
+def _train_chunk(
+    programs: _GridPrograms, state: tuple, orders: list[_Orders], config: TrainConfig, cost: dict
+) -> tuple:
+    """Train every seed ``eval_every`` more steps; the time, all seeds together, is a cost."""
+    idx = jnp.asarray(np.stack([o.take(config.eval_every) for o in orders]))
+    t0 = time.perf_counter()
+    state = jax.block_until_ready(programs.chunk(*state, programs.data, idx))
+    cost["train_s"] += time.perf_counter() - t0
+    cost["steps"] += config.eval_every
+    return state
+
+
+def _train_rate(
+    programs: _GridPrograms,
+    config: TrainConfig,
+    target_nats: float,
+    lr: float,
+    best_mean: float,
+    cost: dict,
+) -> tuple[list[dict], list[dict], tuple]:
+    """Train one rate's seeds side by side until the target, max_steps, or it cannot win."""
+    seeds, params0 = programs.seeds, programs.params0
+    state = (params0, programs.rest0, programs.init(params0, lr))  # (params, rest, opt_state)
+    orders = [_Orders(s, programs.n_train, config.batch) for s in seeds]
+    target_step, resolution = np.full(len(seeds), -1), np.full(len(seeds), -1)
+    curve, steps, last_eval = [], 0, 0
+    fine = config.coarse_every is None  # evaluating every eval_every steps
+    while True:
+        if fine or steps % config.coarse_every == 0 or steps >= config.max_steps:
+            nats = _validation_nats(programs, *state[:2], cost)
+            curve += [dict(step=steps, lr=lr, seed=s, validation_nats=float(nats[s]))
+                      for s in seeds]  # fmt: skip
+            reached = (target_step < 0) & (nats <= target_nats)
+            target_step[reached], resolution[reached] = steps, steps - last_eval
+            last_eval, fine = steps, fine or bool((nats <= FINE_BAND * target_nats).any())
+            # Its mean if every seed still going reached the target at the next evaluation.
+            bound = np.where(target_step >= 0, target_step, steps + config.eval_every).mean()
+            if (target_step >= 0).all() or steps >= config.max_steps or bound >= best_mean:
+                break
+        state = _train_chunk(programs, state, orders, config, cost)
+        steps += config.eval_every
+    rows = [dict(lr=lr, seed=s, target_step=int(target_step[s]),
+                 resolution=int(resolution[s]), steps=steps) for s in seeds]  # fmt: skip
+    return rows, curve, state[:2]
+
+
+def _all_reached(rows: list[dict]) -> bool:
+    """Whether every seed of a rate reached the target (only such a rate can be the best)."""
+    return all(r["target_step"] >= 0 for r in rows)
+
+
+def _train_rates(programs: _GridPrograms, config: TrainConfig, target_nats: float, cost: dict):
+    """Train the rates in turn, the middle (expected best) first so the others can stop early."""
+    middle = len(config.lrs) // 2
+    order = [config.lrs[middle], *config.lrs[:middle], *config.lrs[middle + 1 :]]
+    runs, curve, states, best_mean = {}, [], {}, math.inf
+    for lr in order:
+        runs[lr], rate_curve, states[lr] = _train_rate(
+            programs, config, target_nats, lr, best_mean, cost
+        )
+        curve += rate_curve
+        if _all_reached(runs[lr]):
+            best_mean = min(best_mean, np.mean([r["target_step"] for r in runs[lr]]))
+    return runs, curve, states
+
+
+def _select_run(
+    build: Callable[[int], nnx.Module],
+    programs: _GridPrograms,
+    config: TrainConfig,
+    runs: dict[float, list[dict]],
+    states: dict[float, tuple],
+    test_images: np.ndarray,
+) -> tuple[float | None, nnx.Module, float]:
+    """The best rate's seed-0 model and its test NLL (reported, never decided on)."""
+    done = [lr for lr in config.lrs if _all_reached(runs[lr])]
+    best = min(done, key=lambda lr: np.mean([r["target_step"] for r in runs[lr]]), default=None)
+    model = build(0)
+    chosen = states[config.lrs[0] if best is None else best]
+    nnx.update(model, *(jax.tree.map(lambda a: a[0], x) for x in chosen))
+    size = len(programs.validation[0][1])
+    test = sum(
+        np.asarray(programs.nll_sums(*chosen, x, w))[0] for x, w in _chunks(test_images, size)
+    )
+    return best, model, float(test) / len(test_images)
+
+
 def train_grid(
     build: Callable[[int], nnx.Module],
     loss: Callable[[nnx.Module, jax.Array], jax.Array],
@@ -173,94 +335,13 @@ def train_grid(
     n_train = len(splits.train)
     if config.batch > n_train:
         raise ValueError(f"batch {config.batch} exceeds the {n_train} training images")
-    seeds = list(range(config.seeds))
-    graphdef, *per_seed = zip(*(nnx.split(build(s), nnx.Param, ...) for s in seeds), strict=True)
-    graphdef = graphdef[0]
-    params0, rest0 = (jax.tree.map(lambda *a: jnp.stack(a), *p) for p in per_seed)
-    tx = optax.inject_hyperparams(optax.adam)(learning_rate=1.0)  # Adam; the rate an argument
-    step, _ = train_step_fn(build(0), loss, tx)
-
-    def init(params, lr):
-        state = jax.vmap(tx.init)(params)
-        state.hyperparams["learning_rate"] = jnp.full(len(seeds), lr, jnp.float32)
-        return state
-
-    def chunk(params, rest, opt_state, data, idx_SxTxB):
-        def one_run(p, r, o, idx_TxB):
-            def body(carry, idx_B):
-                return step(*carry, jnp.take(data, idx_B, axis=0))[:3], None
-
-            return jax.lax.scan(body, (p, r, o), idx_TxB)[0]
-
-        return jax.vmap(one_run)(params, rest, opt_state, idx_SxTxB)
-
-    def nll_sums(params, rest, x, w):
-        def one(p, r):
-            return jnp.sum(per_image_nll(nnx.merge(graphdef, p, r)(x), x) * w)
-
-        return jax.vmap(one)(params, rest)
-
-    data = jax.device_put(splits.train)
-    init_c = jax.jit(init)
-    idx_shape = jnp.zeros((len(seeds), config.eval_every, config.batch), jnp.int32)
-    val = _chunks(splits.validation, config.eval_batch)
-    opt0 = init_c(params0, 1.0)
-    chunk_c, chunk_compile_s, _ = compile_ahead(chunk, (params0, rest0, opt0, data, idx_shape))
-    eval_c, eval_compile_s, _ = compile_ahead(nll_sums, (params0, rest0, *val[0]))
-    cost = dict(compile_s=chunk_compile_s + eval_compile_s, train_s=0.0, eval_s=0.0, steps=0)
-
-    def train_rate(lr: float, best_mean: float) -> tuple[list[dict], list[dict], tuple]:
-        params, rest, opt_state = params0, rest0, init_c(params0, lr)
-        orders = [_Orders(s, n_train, config.batch) for s in seeds]
-        target_step, resolution = np.full(len(seeds), -1), np.full(len(seeds), -1)
-        curve, steps, last_eval = [], 0, 0
-        fine = config.coarse_every is None  # evaluating every eval_every steps
-        while True:
-            if fine or steps % config.coarse_every == 0 or steps >= config.max_steps:
-                t0 = time.perf_counter()
-                nats = sum(np.asarray(eval_c(params, rest, x, w)) for x, w in val)
-                nats = nats / len(splits.validation)
-                cost["eval_s"] += time.perf_counter() - t0
-                curve += [dict(step=steps, lr=lr, seed=s, validation_nats=float(nats[s]))
-                          for s in seeds]  # fmt: skip
-                reached = (target_step < 0) & (nats <= target_nats)
-                target_step[reached], resolution[reached] = steps, steps - last_eval
-                last_eval, fine = steps, fine or bool((nats <= FINE_BAND * target_nats).any())
-                # Its mean if every seed still going reached the target at the next evaluation.
-                bound = np.where(target_step >= 0, target_step, steps + config.eval_every).mean()
-                if (target_step >= 0).all() or steps >= config.max_steps or bound >= best_mean:
-                    break
-            idx = jnp.asarray(np.stack([o.take(config.eval_every) for o in orders]))
-            t0 = time.perf_counter()
-            params, rest, opt_state = jax.block_until_ready(
-                chunk_c(params, rest, opt_state, data, idx)
-            )
-            cost["train_s"] += time.perf_counter() - t0
-            steps += config.eval_every
-            cost["steps"] += config.eval_every
-        rows = [dict(lr=lr, seed=s, target_step=int(target_step[s]),
-                     resolution=int(resolution[s]), steps=steps) for s in seeds]  # fmt: skip
-        return rows, curve, (params, rest)
-
-    middle = len(config.lrs) // 2
-    order = [config.lrs[middle], *config.lrs[:middle], *config.lrs[middle + 1 :]]
-    runs, curve, states, best_mean = {}, [], {}, math.inf
-    for lr in order:
-        runs[lr], rate_curve, states[lr] = train_rate(lr, best_mean)
-        curve += rate_curve
-        if all(r["target_step"] >= 0 for r in runs[lr]):
-            best_mean = min(best_mean, np.mean([r["target_step"] for r in runs[lr]]))
-    done = [lr for lr in config.lrs if all(r["target_step"] >= 0 for r in runs[lr])]
-    best = min(done, key=lambda lr: np.mean([r["target_step"] for r in runs[lr]]), default=None)
-    model = build(0)  # the best rate's seed 0 (the first rate's if none is done)
-    chosen = states[config.lrs[0] if best is None else best]
-    nnx.update(model, *(jax.tree.map(lambda a: a[0], x) for x in chosen))
-    # Reported, never decided on: the chosen run's test NLL (the same evaluation program).
-    size = len(val[0][1])
-    test = sum(np.asarray(eval_c(*chosen, x, w))[0] for x, w in _chunks(splits.test, size))
+    programs = _compile_grid(build, loss, splits, config)
+    cost = dict(compile_s=programs.compile_s, train_s=0.0, eval_s=0.0, steps=0)
+    runs, curve, states = _train_rates(programs, config, target_nats, cost)
+    best, model, test_nats = _select_run(build, programs, config, runs, states, splits.test)
     rows = [row for lr in config.lrs for row in runs[lr]]
     curve.sort(key=lambda c: (config.lrs.index(c["lr"]), c["seed"], c["step"]))
-    return TrainResult(rows, curve, nnx.state(model), best, float(test) / len(splits.test), cost)
+    return TrainResult(rows, curve, nnx.state(model), best, test_nats, cost)
 
 
 def time_per_step(model: nnx.Module, loss, images: np.ndarray, lr: float, *, repeats: int):

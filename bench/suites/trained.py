@@ -185,6 +185,58 @@ def steps_to_target(runs: list[dict], lr: float | None) -> dict:
     return out
 
 
+def _grid_summary(
+    t: Trainee, result: quality.TrainResult, target: float, base_val: float, base_test: float
+) -> dict:
+    """The summary columns a trainee's timed programs share: one training serves them all."""
+    model = t.build(0)
+    nnx.update(model, result.state)
+    grid = sorted(t.config.lrs)
+    return dict(
+        trained_as=t.name,
+        best_lr=result.best_lr,
+        lrs=" ".join(f"{lr:g}" for lr in grid),
+        bracketed=result.best_lr is not None and grid[0] < result.best_lr < grid[-1],
+        **steps_to_target(result.runs, result.best_lr),
+        batch=t.config.batch,
+        params=n_params(model),
+        test_ratio=result.test_nats / base_test,
+        target_nats=target,
+        baseline_val_nats=base_val,
+        baseline_test_nats=base_test,
+        grid_train_s=result.cost["train_s"],
+        grid_eval_s=result.cost["eval_s"],
+        grid_compile_s=result.cost["compile_s"],
+    )
+
+
+def _timed_summaries(
+    t: Trainee, result: quality.TrainResult, common: dict, splits: Splits
+) -> list[dict]:
+    """One summary row per schedule: the trained step timed alone (the time-per-step factor)."""
+    images = splits.train[: t.config.batch]
+    rows = []
+    for schedule in t.schedules:
+        timed = t.build(0, schedule)
+        nnx.update(timed, result.state)
+        timing = quality.time_per_step(
+            timed, t.loss, images, result.best_lr or min(t.config.lrs), repeats=TIMED_REPEATS
+        )
+        step_s = timing.median_s
+        rows.append(
+            dict(
+                model=t.timed(schedule),
+                **common,
+                time_per_step_s=step_s,
+                time_per_step_rel_iqr=timing.iqr_s / step_s,
+                time_to_target_s=common["steps_to_target"] * step_s,
+                step_compile_s=timing.compile_s,
+                **_structure(timed, t.loss, t.config.batch, splits),
+            )
+        )
+    return rows
+
+
 def train_all(config, folder: pathlib.Path) -> None:
     """``prepare``: train every model to the target and time its step under each schedule,
     unless the run folder already holds it."""
@@ -200,44 +252,8 @@ def train_all(config, folder: pathlib.Path) -> None:
         result = quality.train_grid(t.build, t.loss, splits, t.config, target)
         quality.save_checkpoint(checkpoint(folder, t.name), result.state, overwrite=True)
         runs_rows += [dict(model=t.name, **row) for row in result.runs]
-        model = t.build(0)
-        nnx.update(model, result.state)
-        grid = sorted(t.config.lrs)
-        common = dict(
-            trained_as=t.name,
-            best_lr=result.best_lr,
-            lrs=" ".join(f"{lr:g}" for lr in grid),
-            bracketed=result.best_lr is not None and grid[0] < result.best_lr < grid[-1],
-            **steps_to_target(result.runs, result.best_lr),
-            batch=t.config.batch,
-            params=n_params(model),
-            test_ratio=result.test_nats / base_test,
-            target_nats=target,
-            baseline_val_nats=base_val,
-            baseline_test_nats=base_test,
-            grid_train_s=result.cost["train_s"],
-            grid_eval_s=result.cost["eval_s"],
-            grid_compile_s=result.cost["compile_s"],
-        )
-        images = splits.train[: t.config.batch]
-        for schedule in t.schedules:
-            timed = t.build(0, schedule)
-            nnx.update(timed, result.state)
-            timing = quality.time_per_step(
-                timed, t.loss, images, result.best_lr or grid[0], repeats=TIMED_REPEATS
-            )
-            step_s = timing.median_s
-            summaries.append(
-                dict(
-                    model=t.timed(schedule),
-                    **common,
-                    time_per_step_s=step_s,
-                    time_per_step_rel_iqr=timing.iqr_s / step_s,
-                    time_to_target_s=common["steps_to_target"] * step_s,
-                    step_compile_s=timing.compile_s,
-                    **_structure(timed, t.loss, t.config.batch, splits),
-                )
-            )
+        common = _grid_summary(t, result, target, base_val, base_test)
+        summaries += _timed_summaries(t, result, common, splits)
         write_table(folder, curve_path.name, [
             dict(**row, validation_ratio=row["validation_nats"] / base_val) for row in result.curve
         ])  # fmt: skip
