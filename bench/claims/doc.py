@@ -59,9 +59,25 @@ def block(key: str, claims: dict[str, Claim]) -> str:
     raise KeyError(f"no generated part is called {key!r}")
 
 
+RULES_END = "\n## The wall-time rule"  # the rules of a claim not yet placed go before it
+
+
 def render(text: str, claims: list[Claim] | None = None) -> str:
-    """``text`` with every generated part made afresh from the code."""
+    """``text`` with every generated part made afresh from the code. A claim stated in code
+    whose rules no part holds yet (a new suite's) gets its paragraph at the end of the rules,
+    its words for prose until someone writes more."""
     by_id = {c.id: c for c in (claims if claims is not None else stated())}
+    placed = {c for k in keys(text) if k.startswith("rules ") for c in k[6:].split(", ")}
+    new = "".join(
+        f"**{c.id}.** {c.words[:1].upper()}{c.words[1:]} (`{c.path}`).\n\n"
+        + BEGIN.format(key=f"rules {c.id}")
+        + "<!-- end generated -->\n\n"
+        for c in by_id.values()
+        if c.id not in placed
+    )
+    if new:
+        at = text.index(RULES_END) + 1
+        text = text[:at] + new + text[at:]
 
     def fill(m: re.Match) -> str:
         return m["begin"] + block(m["key"], by_id) + m["end"]
