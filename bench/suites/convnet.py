@@ -43,9 +43,8 @@ from models.convnet import (
 )
 
 # (image size, batch) pairs for the train step, and the side of the peak matmul, per profile.
-# CPU: measured on 2 cores, the step reached about half the matmul's FLOP rate at 32 px and
-# batch 16-32 and a little less at 64 px (XLA:CPU's kernel-gradient convolutions are the
-# slow part); the batches keep the suite within its time budget.
+# On a CPU the batches keep the suite within its time budget; the step's slow part there is
+# XLA:CPU's kernel-gradient convolutions (the figures: docs/design-notes.md).
 SIZES = {
     "smoke": dict(train=((16, 2),), matmul=256),
     "cpu": dict(train=((32, 32), (64, 16)), matmul=2048),

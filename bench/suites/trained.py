@@ -73,10 +73,9 @@ from models import mdrnn, pixelcnn
 
 SUITE = "trained"
 TARGET_RATIO = 0.85
-"""The goal: a validation NLL ≤ 0.85 × the independent-pixel baseline. Measured on the digits
-at the cpu sizes (mean over 3 seeds at the best rate): PixelCNN ~75 steps, the MDRNN ~130; at
-0.8× ~125 and ~245, at 0.75× the MDRNN ~570. A stricter target costs more training and decides
-nothing else: the verdict is on the ratio of the two, and the time per step."""
+"""The goal: a validation NLL ≤ 0.85 × the independent-pixel baseline. A stricter target costs
+more training (several times the MDRNN's steps: docs/design-notes.md) and decides nothing else:
+the verdict is on the ratio of the two models' steps, and the time per step."""
 SAMPLE_BATCH = 16
 TIMED_REPEATS = 10  # at least; a fast step gets more (bench.timing.time_back_to_back)
 
@@ -100,10 +99,9 @@ class Trainee:
 
 
 # Per profile: the PixelCNN and MDRNN sizes and how each is trained: Adam, batch 16, 3 seeds,
-# a 3-rate grid around each model's best rate (cpu, measured on the digits on 2 shared cores:
-# PixelCNN best at 1e-2, the MDRNN at 3e-2; the rates either side do not reach the target in
-# as many steps). PixelCNN has 16 channels: with 32 it needed ~25% fewer steps (to 0.75×: ~235
-# against ~310) at about four times the work per step. max_steps caps a model that misses.
+# a 3-rate grid around each model's best rate on the digits (the rates either side reach the
+# target in more steps). PixelCNN has 16 channels: 32 saves some steps at about four times the
+# work per step (the figures: docs/design-notes.md). max_steps caps a model that misses.
 SIZES = {
     "smoke": dict(
         pixelcnn=dict(kernel=3, depth=2, channels=8),
