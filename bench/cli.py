@@ -407,17 +407,12 @@ def cmd_run(args, argv) -> int:
     for flag in ("--allow-mixed", "--retry-crashed"):
         if getattr(args, flag[2:].replace("-", "_")):
             raise ConfigError(f"{flag} is for --resume")
-    config = RunConfig.create(
-        profile=check_profile(args.profile or default_profile(jax.default_backend())),
-        suites=[s.name for s in get_suites(args.suite)],
-        repeats=args.repeats,
+    config = _config(
+        args,
         warmup=args.warmup,
         rounds=args.rounds,
-        models=args.model,
-        variants=args.variant,
         case_timeout_s=args.case_timeout,
         devices=args.devices,
-        experiments=not args.no_experiments,
         data=_absolute(args.data),
         compile_cache=None if args.no_compile_cache else default_cache_dir(),
         trace_dir=_absolute(args.trace),
@@ -458,6 +453,19 @@ def _resume(args, argv, deadline) -> int:
         deadline=deadline,
     ) as session:
         return session.run()
+
+
+def _config(args, **options) -> RunConfig:
+    """A new run's configuration from the flags ``run`` and ``plan`` share, and ``options``."""
+    return RunConfig.create(
+        profile=check_profile(args.profile or default_profile(jax.default_backend())),
+        suites=[s.name for s in get_suites(args.suite)],
+        repeats=args.repeats,
+        models=args.model,
+        variants=args.variant,
+        experiments=not args.no_experiments,
+        **options,
+    )
 
 
 def _absolute(path: str | None) -> str | None:
@@ -531,14 +539,7 @@ def cmd_list(args, argv) -> int:
 
 
 def cmd_plan(args, argv) -> int:
-    config = RunConfig.create(
-        profile=check_profile(args.profile or default_profile(jax.default_backend())),
-        suites=[s.name for s in get_suites(args.suite)],
-        repeats=args.repeats,
-        models=args.model,
-        variants=args.variant,
-        experiments=not args.no_experiments,
-    )
+    config = _config(args)
     if args.assume:
         cal, cost = plan.ASSUMED[args.assume]
         device = f"an assumed {args.assume} ({cal.matmul_flops_per_s.how})"
