@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from bench.workloads import PROFILES, ConfigError
+from bench.workloads import PROFILES, ConfigError, case_filter
 
 DEFAULT_REPEATS = {"smoke": 2, "cpu": 5, "full": 10}
 DEFAULT_ROUNDS = {"smoke": 3, "cpu": 12, "full": 20}
@@ -71,6 +71,11 @@ class RunConfig:
             rounds=rounds or DEFAULT_ROUNDS[profile],
             **{k: v for k, v in options.items() if v is not None},
         )
+
+    def case_filter(self, suites):
+        """The run's cases among those of ``suites`` (its ``--model`` / ``--variant``), as a
+        predicate; a name no case has is refused (:func:`bench.workloads.case_filter`)."""
+        return case_filter(suites, self.profile, self.models, self.variants)
 
     def to_env(self) -> dict[str, Any]:
         """The fields as ``env.json`` stores them (JSON lists for the tuples)."""

@@ -317,10 +317,10 @@ def render(config, cal: Calibration, cost: CompileCost, device: str) -> str:
     import pandas as pd
 
     from bench.report import table
-    from bench.workloads import case_filter, get_suites
+    from bench.workloads import get_suites
 
     chosen = get_suites(config.suites)
-    keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
+    keep = config.case_filter(chosen)
     rows, total = [], 0.0
     for case in (c for s in chosen for c in s.cases(config.profile) if keep(c)):
         e = estimate(

@@ -58,7 +58,7 @@ def _log(text: str) -> None:
 class Session:
     """One session of a run: what it measures (``config``, narrowed by ``keep``), where
     (``run_dir``, whose ``env.json`` is ``env``), and by when (``deadline``: ``--budget-s``).
-    Its outcome is kept on it as it goes (``measured``, ``failed_claims``, ...)."""
+    Its outcome is kept on it as it goes (``failed_claims``, ...)."""
 
     config: RunConfig
     run_dir: pathlib.Path
@@ -69,12 +69,15 @@ class Session:
     deadline: float | None = None  # time.monotonic() at which --budget-s is spent
     log: Callable[[str], None] = _log
     account: TimeAccount = dataclasses.field(default_factory=lambda: TimeAccount(bench.STARTED))
-    measured: int = 0  # rows this session wrote
     failed_claims: list[str] = dataclasses.field(default_factory=list)  # experiments in ERROR
     deferred_claims: list[str] = dataclasses.field(default_factory=list)  # over --budget-s
     prepared: set[str] = dataclasses.field(default_factory=set)  # suites prepared (or tried)
     unprepared: dict[str, str] = dataclasses.field(default_factory=dict)  # suite -> why not
     report_path: pathlib.Path | None = None
+
+    def __post_init__(self):
+        # the cases and experiments that killed earlier sessions (env.json's, fixed all session)
+        self.died = store.deaths(self.env)
 
     # --- Starting: a new run, or a resumed one -------------------------------------------------
 
@@ -95,7 +98,7 @@ class Session:
         chosen = get_suites(config.suites)
         if config.data is not None:
             check_data(config.data)
-        keep = case_filter(chosen, config.profile, config.models or None, config.variants or None)
+        keep = config.case_filter(chosen)
         check_devices(config.devices)
         use_compile_cache(config.compile_cache)
         slow = plan.refuse_oversized(
@@ -145,9 +148,7 @@ class Session:
             config = RunConfig.from_env(env)
             _check_asked(config, asked)
             chosen = get_suites(config.suites)
-            in_run = case_filter(
-                chosen, config.profile, config.models or None, config.variants or None
-            )
+            in_run = config.case_filter(chosen)
             cases = [c for s in chosen for c in s.cases(config.profile) if in_run(c)]
             run_cases = {c.key(config.devices) for c in cases}  # what env.json's settings give
             keep = in_run
@@ -284,14 +285,13 @@ class Session:
         out.write(rows, [results[j][1] for j in range(len(unit))])
         store.clear_in_flight(self.run_dir)
         self.account.add_unit(rows, time.perf_counter() - t0)
-        self.measured += len(unit)
         progress.done(unit, rows, time.perf_counter() - t0)
 
     def _not_measured(self, case: Case, how: Protocol) -> dict | None:
         """The row of a case this session will not measure, with the reason, or ``None``: it
         killed the bench process too often, or its suite's preparation did not fit."""
         key = store.case_death_key(case.key(self.config.devices))
-        deaths = store.deaths(self.env).get(key, 0)
+        deaths = self.died.get(key, 0)
         if deaths >= store.CRASH_LIMIT:
             return {**identity_row(case, how), "status": "crashed", "error": _killed(deaths)}
         if case.suite in self.unprepared:
@@ -353,7 +353,7 @@ class Session:
         """One experiment's verdicts as claims.csv rows, and whether it ran: ERROR rows when it
         crashed, or when it killed the bench process :data:`bench.store.CRASH_LIMIT` times
         already (then it is not run again)."""
-        deaths = store.deaths(self.env).get(store.experiment_death_key(experiment.claims), 0)
+        deaths = self.died.get(store.experiment_death_key(experiment.claims), 0)
         check = f"{experiment.suite} experiment"
 
         def errors(why: str) -> list[dict]:
@@ -388,9 +388,8 @@ class Session:
         try:
             self.report_path = report.render(self.run_dir, env=env)
         finally:  # (a report that fails keeps the session's end)
-            spent = {"report_s": round(time.perf_counter() - began, 3)}
-            last = {**store.sessions(env)[-1], **spent}
-            self.env = {**env, "sessions": [*store.sessions(env)[:-1], last]}
+            spent = round(time.perf_counter() - began, 3)
+            self.env = store.with_last_session(env, report_s=spent)
             store.write_json(self.run_dir / "env.json", self.env)
 
     def cases_left(self) -> int:

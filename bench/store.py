@@ -521,8 +521,13 @@ def end_session(env: dict, **fields) -> dict:
     """``env`` with the run and its last session stamped finished, and the session's
     ``fields`` (its time account) added to it; the caller writes it (:func:`write_json`)."""
     now = utc_now()
-    last = {**sessions(env)[-1], "finished_utc": now, **fields}
-    return {**env, "finished_utc": now, "sessions": [*sessions(env)[:-1], last]}
+    return with_last_session({**env, "finished_utc": now}, finished_utc=now, **fields)
+
+
+def with_last_session(env: dict, **fields) -> dict:
+    """``env`` with ``fields`` added to its last session (the one running)."""
+    past = sessions(env)
+    return {**env, "sessions": [*past[:-1], {**past[-1], **fields}]}
 
 
 ENV_REQUIRED = (
