@@ -5,8 +5,9 @@ and `filterwarnings = error` as in pyproject.toml.
 pytest-benchmark warns when a save's machine_info differs from the session's, and
 `filterwarnings = error` makes that warning a crash (INTERNALERROR, exit 3): machine_info must
 hold only what stays the same on one machine. The benchmark is a tiny pure-Python function
-with few rounds; the fail threshold (900%) is far beyond any noise, so the test checks that the
-gate runs and compares, never a timing.
+with few rounds, timed by a clock that advances by 2⁻¹⁰ s a reading
+(``--benchmark-timer``): every round takes exactly that, so the test checks that the gate runs
+and compares, never a timing, and a tight fail threshold holds.
 """
 
 import json
@@ -14,6 +15,16 @@ import json
 import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestAssertRewriteWarning")
+
+CLOCK = """
+_now = 0.0
+
+
+def tick():
+    global _now
+    _now += 2**-10  # (exact in binary: every difference of two readings is too)
+    return _now
+"""
 
 TINY = """
 def test_tiny(benchmark):
@@ -24,10 +35,12 @@ def test_tiny(benchmark):
 def test_the_gate_passes_twice_in_a_row_on_one_commit(pytester, monkeypatch):
     loads = iter(range(1000))  # the machine's load differs at every reading, as it does
     monkeypatch.setattr("os.getloadavg", lambda: (next(loads) / 10, 0.5, 0.25))
-    pytester.makepyfile(test_tiny=TINY)
+    pytester.makepyfile(test_tiny=TINY, fake_clock=CLOCK)
+    pytester.syspathinsert()
     pytester.makeini("[pytest]\nfilterwarnings = error\n")
     store = pytester.path / "store"
-    common = ["-p", "tests.conftest", "-p", "no:cacheprovider", f"--benchmark-storage={store}"]
+    common = ["-p", "tests.conftest", "-p", "no:cacheprovider", f"--benchmark-storage={store}",
+              "--benchmark-timer=fake_clock.tick"]  # fmt: skip
     first = pytester.runpytest_inprocess(*common, "--benchmark-autosave")
     assert first.ret == 0, first.stdout.str()
     for _ in range(2):
@@ -35,7 +48,7 @@ def test_the_gate_passes_twice_in_a_row_on_one_commit(pytester, monkeypatch):
             *common,
             "--benchmark-autosave",
             "--benchmark-compare",
-            "--benchmark-compare-fail=median:900%",
+            "--benchmark-compare-fail=median:1%",
         )
         assert gate.ret == 0, gate.stdout.str()
         assert "Comparing against benchmarks from" in gate.stderr.str()
@@ -45,5 +58,6 @@ def test_the_gate_passes_twice_in_a_row_on_one_commit(pytester, monkeypatch):
     infos = [json.loads(p.read_text()) for p in saves]
     assert infos[0]["machine_info"] == infos[2]["machine_info"]
     assert "load_avg_start" not in json.dumps(infos[0]["machine_info"])
+    assert {i["benchmarks"][0]["stats"]["median"] for i in infos} == {2**-10 / 10}  # the clock
     extra = infos[0]["benchmarks"][0]["extra_info"]
     assert len(extra["load_avg_start"]) == 3 and len(extra["load_avg_finish"]) == 3
