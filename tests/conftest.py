@@ -55,23 +55,18 @@ def pytest_sessionstart(session):
     _session["load_avg_start"] = [round(x, 2) for x in os.getloadavg()]
 
 
+MACHINE = ("jax", "jaxlib", "flax", "optax", "numpy", "backend", "device_kind", "device_count")
+"""The run settings (``bench.store.settings``) that identify the machine and its software."""
+
+
 @functools.cache
 def _machine() -> dict:
     """Versions and device (the same all session; asked for only when pytest-benchmark
     compares or saves, so a plain test session does not start jax's backend here)."""
-    import jaxlib
-    import numpy
+    from bench import store
 
-    return {
-        "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
-        "flax": flax.__version__,
-        "optax": optax.__version__,
-        "numpy": numpy.__version__,
-        "backend": jax.default_backend(),
-        "device_kind": jax.devices()[0].device_kind,
-        "device_count": jax.device_count(),
-    }
+    values = store.settings()
+    return {key: values[key] for key in MACHINE}
 
 
 def session_info() -> dict:
