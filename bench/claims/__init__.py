@@ -28,13 +28,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import pandas as pd
 
 from bench.fits import BIC_MARGIN, COUNTS, FIXED_GROWTH, MIN_ROUNDS, SHAPE_EXPONENT
-from bench.store import VERDICTS
+from bench.store import CLAIM_COLUMNS, VERDICTS
 
 SLIPS = ("", "mathematical error", "notation or transcription slip")
 
 
-ROW_FIELDS = ("claim", "verdict", "check", "measure", "rule", "measured", "statement", "slip")
-"""The fields of a :class:`Verdict` that ``claims.csv`` stores."""
+ROW_FIELDS = tuple(c for c in CLAIM_COLUMNS if c not in ("run_id", "suite"))
+"""The fields of a :class:`Verdict` that ``claims.csv`` stores (the run and the suite are the
+runner's to add)."""
 
 
 @dataclasses.dataclass(frozen=True)
