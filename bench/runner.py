@@ -593,10 +593,10 @@ def _worker(profile, compile_cache, tasks, results, parent_pid):
             for suite, key in keys
         ]
         log = lambda s: print(s, file=sys.stderr)  # noqa: E731
-        results.send(("done", measure_unit(cases, how, budget=budget, log=log)))
+        results.send(("done", measure(cases, how, budget=budget, log=log)))
 
 
-def measure_unit(
+def measure(
     cases: list[Case], how: Protocol, *, budget=None, log=print, on_case=lambda case: None
 ) -> list[tuple[dict, list]]:
     """One case timed back to back, or a sweep group of them interleaved (``on_case``: see

@@ -278,7 +278,7 @@ class Session:
                 found = out.isolated.measure(cases, how, budget)
             else:
                 mark = lambda case, group=tuple(cases): self._mark(case, group)  # noqa: E731
-                found = runner.measure_unit(cases, how, budget=budget, log=self.log, on_case=mark)
+                found = runner.measure(cases, how, budget=budget, log=self.log, on_case=mark)
             runner.check_stop()  # an interrupt swallowed inside the case: its row is not kept
             results.update(zip(timed, found, strict=True))
         rows = [results[j][0] for j in range(len(unit))]
