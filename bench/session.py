@@ -220,9 +220,10 @@ class Session:
         suites = {s.name: s for s in chosen}
         with contextlib.ExitStack() as stack:
             out = _Output(self.run_dir, stack)
+            worker = None  # under --case-timeout, the process that measures the cases
             if self.config.case_timeout_s:
-                out.isolated = runner.IsolatedRunner(self.config)
-                stack.callback(out.isolated.close)
+                worker = runner.IsolatedRunner(self.config)
+                stack.callback(worker.close)
             stack.callback(store.clear_in_flight, self.run_dir)  # not a death: user or disk
             progress = _Progress(len(todo), self.log)
             for unit in units(todo):
@@ -230,7 +231,7 @@ class Session:
                 for name in dict.fromkeys(c.suite for c in unit):
                     self.prepare(suites[name])
                 budget = None if cost is None else plan.Budget(self._left_s(), cost, cal)
-                self.measure_unit(unit, how, budget, out, progress)
+                self.measure_unit(unit, how, budget, out, progress, worker)
 
     def prepare(self, suite: Suite) -> None:
         """A suite's preparation (training the models its cases sample), once per session,
@@ -255,7 +256,7 @@ class Session:
                 raise
             self.log(f"    preparing {suite.name} failed: {first_line(e)}")
 
-    def measure_unit(self, unit: list[Case], how: Protocol, budget, out, progress) -> None:
+    def measure_unit(self, unit: list[Case], how: Protocol, budget, out, progress, worker) -> None:
         """Measure one case, or one sweep group, and write its samples, then its rows: a case
         counts as done once its row is written, and a group's rows are written together (a
         kill re-measures it whole)."""
@@ -273,9 +274,9 @@ class Session:
         if timed:
             cases = [unit[j] for j in timed]
             progress.start(unit, timed, self.config.rounds)
-            if out.isolated:
+            if worker is not None:
                 self._mark(cases[0] if len(cases) == 1 else None, cases)
-                found = out.isolated.measure(cases, how, budget)
+                found = worker.measure(cases, how, budget)
             else:
                 mark = lambda case, group=tuple(cases): self._mark(case, group)  # noqa: E731
                 found = runner.measure(cases, how, budget=budget, log=self.log, on_case=mark)
@@ -458,14 +459,13 @@ def units(todo: list[Case]) -> list[list[Case]]:
 
 class _Output:
     """The session's two appended files, ``measurements.csv`` and ``samples.csv`` (closed
-    with ``stack``), and the worker process that measures cases under ``--case-timeout``."""
+    with ``stack``)."""
 
     def __init__(self, run_dir: pathlib.Path, stack: contextlib.ExitStack):
         self.rows = store.CsvAppender(run_dir / "measurements.csv", store.COLUMNS)
         stack.callback(self.rows.close)
         self.samples = store.CsvAppender(run_dir / "samples.csv", store.SAMPLE_COLUMNS)
         stack.callback(self.samples.close)
-        self.isolated: runner.IsolatedRunner | None = None
 
     def write(self, rows: list[dict], samples: list[list[dict]]) -> None:
         for row, found in zip(rows, samples, strict=True):
