@@ -149,7 +149,9 @@ FIXED_GROWTH = 0.10
 """...and with no term kept, the growth is ``fixed`` when its 95% interval over the sweep lies
 within ±10% of the time at the sweep's start; else it is ``undecided``."""
 COLLINEAR = 0.995
-"""Work and depth correlated this closely along a sweep cannot be told apart: one term."""
+"""Work and depth correlated this closely along a sweep cannot be told apart: one term, and
+the sweep's growth is :data:`NOT_IDENTIFIABLE`."""
+NOT_IDENTIFIABLE = "not identifiable"
 BOOTSTRAP = 200
 """Bootstrap resamples of the rounds."""
 NOISE_FLOOR = 1e-4
@@ -346,8 +348,9 @@ def growth_model(
     g_lo, g_hi = _interval([sweep.growth(d) for d in draws])  # of the full model: is there growth?
     resid = (t - sweep.X @ coef) / t
     out = {
-        "follows": _growth_follows(kept, depth_name, g_lo, g_hi),
-        "kept": "+".join(kept),
+        # work ∝ depth: no data can say which one the time follows (bench.judge decides)
+        "follows": NOT_IDENTIFIABLE if collinear else _growth_follows(kept, depth_name, g_lo, g_hi),
+        "kept": "" if collinear else "+".join(kept),
         "collinear": f"work ∝ {depth_name}" if collinear else "",
         "c_s": float(coef[0]),
         "a_s_per_flop": float(coef[1]),
@@ -412,6 +415,22 @@ def round_times(samples: pd.DataFrame | None) -> dict[tuple, np.ndarray]:
         medians = rows.groupby("round").time_s.median()
         out[case_key(dict(zip(IDENTITY, key, strict=True)))] = medians
     return out
+
+
+def visit_bias(samples: pd.DataFrame | None) -> pd.Series:
+    """Each interleaved case's first timed call of a visit over the case's median (the median
+    over its visits): 1.0 when switching programs leaves no trace in the samples
+    (``bench.timing.time_rounds`` pays the switch with an untimed call)."""
+    if samples is None or samples.empty or "round" not in samples:
+        return pd.Series(dtype=float)
+    timed = samples[samples["round"].notna()]
+    out = {}
+    for key, rows in timed.groupby(list(IDENTITY), dropna=False, sort=False):
+        first = rows.sort_values("repeat").groupby("round").time_s.first()
+        out[case_key(dict(zip(IDENTITY, key, strict=True)))] = float(
+            (first / rows.time_s.median()).median()
+        )
+    return pd.Series(out, dtype=float)
 
 
 def bound(share: float) -> str:

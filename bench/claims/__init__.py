@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import importlib
 import os
 import pathlib
@@ -27,8 +28,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from bench.fits import BIC_MARGIN, COUNTS, FIXED_GROWTH, MIN_ROUNDS, SHAPE_EXPONENT
-from bench.store import CLAIM_COLUMNS, VERDICTS
+from bench import judge
+from bench.fits import round_times
+from bench.judge import WallTimeSpec, rule_text
+from bench.store import CLAIM_COLUMNS, VERDICTS, run_samples
 
 SLIPS = ("", "mathematical error", "notation or transcription slip")
 
@@ -207,296 +210,48 @@ def claim_number(claim: str) -> int:
     return int(digits) if digits else 10**6
 
 
-# --- Wall time in a latency-bound regime: one rule for every claim about sequential steps ----
-
-MIN_POINTS = 6
-"""No verdict from a sweep of fewer points..."""
-MIN_RANGE = 8.0
-"""...and a sweep whose depth measure grows, but by less than this ratio, is shown, not judged:
-its growth cannot be told from the fixed cost's noise."""
-FASTER_THAN_WORK = 0.25
-"""A sweep whose depth is constant fails when every candidate shape within
-``bench.fits.BIC_MARGIN`` of the best has an exponent in the axis above the work's by more than
-this."""
+# --- Wall time in the latency regime: every claim about sequential steps, one judge ---------
 
 
-@dataclasses.dataclass(frozen=True)
-class SweepJudgement:
-    """One sweep judged by :func:`scaling_check`: PASS, FAIL, INCONCLUSIVE, or SHOWN (reported,
-    not judged: its depth measure varies too little to test), with the facts that decided it.
-    ``facts["reason"]`` names the branch of the rule that decided it; :attr:`why` puts it in
-    words."""
-
-    outcome: str
-    sweep: str
-    facts: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def why(self) -> str:
-        return sweep_reason(self.facts)
-
-    @property
-    def text(self) -> str:
-        return f"{self.sweep}: {self.why}"
+@functools.cache
+def _rounds_of(path: str, stamp: tuple) -> dict:
+    return round_times(run_samples(path))
 
 
-def sweep_facts(r, name: str) -> dict:
-    """The numbers of a sweep's growth model (``bench.fits``), for a verdict's row."""
-    return {
-        "name": name,
-        "points": int(r.n_points),
-        "axis_range": float(r.axis_range),
-        "depth_range": float(r[f"{name}_range"]),
-        "rounds": int(r.rounds) if r.rounds == r.rounds else 0,
-        "follows": r[f"{name}_follows"],
-        "c_us": r[f"{name}_c_s"] * 1e6,
-        "c_us_ci": (r[f"{name}_c_lo"] * 1e6, r[f"{name}_c_hi"] * 1e6),
-        "b_ns_per_step": r[f"{name}_b_s_per_step"] * 1e9,
-        "b_ns_ci": (r[f"{name}_b_lo"] * 1e9, r[f"{name}_b_hi"] * 1e9),
-        "a_ns_per_flop": r[f"{name}_a_s_per_flop"] * 1e9,
-        "share_depth": r[f"{name}_share_depth"],
-        "share_work": r[f"{name}_share_work"],
-        "growth_ci": (r[f"{name}_growth_lo"], r[f"{name}_growth_hi"]),
-        "delta_bic_depth": r[f"{name}_delta_bic_depth"],
-        "delta_bic_work": r[f"{name}_delta_bic_work"],
-        "collinear": r[f"{name}_collinear"] if isinstance(r[f"{name}_collinear"], str) else "",
-        "shape_best": r.shape_best,
-        "shapes_near": str(r.shapes_near).split("; ") if isinstance(r.shapes_near, str) else [],
-        "shape_margin": r.shape_margin,
-        "work_exponent": r.work_exponent,
-    }
+def run_rounds(run_dir) -> dict:
+    """Each interleaved case's per-round median times in a run folder (``{}`` without one),
+    read once per state of its samples file."""
+    if run_dir is None:
+        return {}
+    files = [pathlib.Path(run_dir) / n for n in ("samples.csv", "samples.csv.gz")]
+    stamp = tuple((f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.exists())
+    return _rounds_of(str(run_dir), stamp) if stamp else {}
 
 
-def _latency_row(fits, *, suite: str, variant: str, mode: str, axis: str):
-    """The latency-regime fit of one sweep (its longest), or a reason why there is none."""
-    if fits.empty or "regime" not in fits:
-        return None, "no sweep"
-    rows = fits[
-        (fits.suite == suite)
-        & (fits.variant == variant)
-        & (fits["mode"] == mode)
-        & (fits.axis == axis)
-        & (fits.regime == "latency")
-    ]
-    if rows.empty:
-        return None, "no latency sweep"
-    return rows.sort_values("n_points").iloc[-1], ""
+def wall_time_rule(spec: WallTimeSpec | None = None) -> str:
+    """The wall-time rule's text for a claim's spec (None: the docs' general form)."""
+    return rule_text(spec)
 
 
-def _constant_depth(f: dict) -> tuple[str, str]:
-    """(outcome, reason) of a sweep that adds no sequential step."""
-    if f["follows"] == "fixed":
-        return "PASS", "flat"
-    if not f["shapes_near"]:
-        return "INCONCLUSIVE", "no shape"
-    work = f["work_exponent"] if f["work_exponent"] == f["work_exponent"] else 0.0
-    faster = [SHAPE_EXPONENT[s] > work + FASTER_THAN_WORK for s in f["shapes_near"]]
-    if all(faster):
-        return "FAIL", "faster than work"
-    if not any(faster):
-        return "PASS", "no faster than work"
-    return "INCONCLUSIVE", "shapes disagree"
-
-
-def _growing_depth(f: dict) -> tuple[str, str]:
-    """(outcome, reason) of a sweep whose depth measure grows by at least :data:`MIN_RANGE`."""
-    follows, name = f["follows"], f["name"]
-    if follows in (name, f"{name}+work"):
-        return "PASS", "follows depth"
-    if follows == "fixed":
-        return "FAIL", "flat"
-    if follows == "work":
-        return "SHOWN", "work-bound"
-    return "INCONCLUSIVE", "undecided"
-
-
-def scaling_check(
-    fits, *, suite: str, variant: str, mode: str, axis: str, measure: str
-) -> SweepJudgement:
-    """Does wall time follow ``measure`` (``span_ops`` or ``steps_executed``) along the
-    latency-regime sweep of ``variant`` / ``mode`` over ``axis``? Decided by the sweep's growth
-    model (``bench.fits.growth_model``, with ``measure`` as the depth):
-
-    - INCONCLUSIVE with fewer than :data:`MIN_POINTS` points, fewer than
-      ``bench.fits.MIN_ROUNDS`` interleaved rounds, or the measure not counted;
-    - where the measure grows along the sweep by at least :data:`MIN_RANGE`: PASS iff the
-      growth follows it (its term kept, alone or with the work's), FAIL iff the time does not
-      grow (``fixed``), INCONCLUSIVE iff ``undecided``; a sweep whose growth follows only the
-      work is work-bound on this device, outside the regime the claim is judged in: SHOWN;
-    - where the measure is constant (no sequential step added along the sweep): PASS iff the
-      growth is ``fixed``, or every candidate shape within the BIC margin of the best grows no
-      faster than the work (exponent at most the work's + :data:`FASTER_THAN_WORK`); FAIL iff
-      every such shape grows faster; else INCONCLUSIVE;
-    - in between (the measure grows, by less than :data:`MIN_RANGE`): SHOWN, not judged.
-
-    So the regime is measured, not assumed: a claim is judged on the sweeps that this device
-    shows to be latency-bound (or flat), and is INCONCLUSIVE when none is.
-    """
-    name = COUNTS[measure]
-    sweep = f"{suite} {variant} {mode} vs {axis}"
-    r, missing = _latency_row(fits, suite=suite, variant=variant, mode=mode, axis=axis)
-    if r is None:
-        return SweepJudgement("INCONCLUSIVE", sweep, {"reason": missing})
-    if r[f"{name}_follows"] == "not counted" or r[f"{name}_range"] != r[f"{name}_range"]:
-        return SweepJudgement("INCONCLUSIVE", sweep, {"reason": "not counted", "measure": measure})
-    f = sweep_facts(r, name)
-    if f["points"] < MIN_POINTS or f["rounds"] < MIN_ROUNDS:
-        outcome, reason = "INCONCLUSIVE", "too few"
-    elif f["depth_range"] >= MIN_RANGE:
-        outcome, reason = _growing_depth(f)
-    elif f["depth_range"] == 1:
-        outcome, reason = _constant_depth(f)
-    else:
-        outcome, reason = "SHOWN", "short range"
-    return SweepJudgement(outcome, sweep, {**f, "reason": reason})
-
-
-def _describe(f: dict) -> str:
-    def ci(pair, digits=3):
-        lo, hi = pair
-        return f" [{lo:.{digits}g}, {hi:.{digits}g}]" if lo == lo else ""
-
-    name = f["name"]
-    text = (
-        f"{f['points']} points over {f['axis_range']:.3g}× ({name} ×{f['depth_range']:.3g}), "
-        f"{f['rounds']} rounds: t = c + a·work + b·{name}, c = {f['c_us']:.3g} µs"
-        f"{ci(f['c_us_ci'])}, b = {f['b_ns_per_step']:.3g} ns per {name}{ci(f['b_ns_ci'])}, "
-        f"a = {f['a_ns_per_flop']:.3g} ns per FLOP; growth follows {f['follows']}"
-    )
-    if f["follows"] in (name, f"{name}+work", "work"):
-        text += f" ({name} {f['share_depth']:.0%} of it, work {f['share_work']:.0%})"
-    if f["collinear"]:
-        text += f" ({f['collinear']} along this sweep: one term)"
-    lo, hi = f["growth_ci"]
-    if lo == lo:
-        text += f"; fitted growth over the sweep [{lo:+.0%}, {hi:+.0%}]"
-    return text + f"; best shape {f['shape_best']} by ΔBIC {f['shape_margin']:.1f}"
-
-
-def _undecided(f: dict) -> str:
-    """Why a sweep's growth is undecided: no growth out of the noise, or terms not told apart."""
-    lo, hi = f["growth_ci"]
-    if lo == lo and lo > FIXED_GROWTH:
-        return (
-            f"time grows (×{1 + lo:.3g} to ×{1 + hi:.3g}) but neither the {f['name']} nor the "
-            f"work explains it without the other (ΔBIC {f['delta_bic_depth']:.1f} and "
-            f"{f['delta_bic_work']:.1f}, {BIC_MARGIN:g} needed)"
-        )
-    return "the growth does not stand out of the noise between rounds"
-
-
-def sweep_reason(f: dict) -> str:
-    """A sweep's judgement in words: the fit's numbers, then the branch of the rule that
-    decided it (``f["reason"]``)."""
-    reason = f["reason"]
-    if reason in ("no sweep", "no latency sweep", "not counted"):
-        return {
-            "no sweep": "no sweep measured",
-            "no latency sweep": "no latency-regime sweep measured",
-            "not counted": f"{f.get('measure')} not counted",
-        }[reason]
-    name = f["name"]
-    if reason == "too few":
-        few = [f"fewer than {MIN_POINTS} points"] if f["points"] < MIN_POINTS else []
-        few += [f"fewer than {MIN_ROUNDS} interleaved rounds"] if f["rounds"] < MIN_ROUNDS else []
-        why = f"no verdict, {', '.join(few)}"
-    elif reason == "undecided":
-        why = f"no verdict, {_undecided(f)}"
-    elif reason == "flat" and f["depth_range"] >= MIN_RANGE:
-        why = f"the {name} grow ×{f['depth_range']:.3g} and the time does not"
-    elif reason == "shapes disagree":
-        why = (
-            f"no verdict, the shapes the data cannot tell apart ({', '.join(f['shapes_near'])}) "
-            "grow both slower and faster than the work"
-        )
-    elif reason == "short range":
-        why = f"shown, not judged ({name} ×{f['depth_range']:.3g} < {MIN_RANGE:g})"
-    else:
-        why = {
-            "follows depth": f"the {name} show on the clock",
-            "flat": "no step is added and the time does not grow",
-            "work-bound": "shown, not judged (work-bound here: the growth follows the work, "
-            f"the {name} do not show)",
-            "no shape": "no verdict, no shape was fitted",
-            "faster than work": "time grows faster than the work along a sweep that adds no "
-            + name,
-            "no faster than work": "no step is added, and the time grows no faster than the work",
-        }[reason]
-    return f"{_describe(f)}: {why}"
-
-
-RULE = (
-    "per latency-regime sweep, interleaved rounds, t = c + a·work + b·{name} fitted "
-    "(bench.fits: a term kept iff dropping it raises the BIC by ≥ {margin:g} and its bootstrap "
-    "95% interval is above 0; no term kept: fixed iff the growth's interval lies within "
-    "±{fixed:.0%}, else undecided). INCONCLUSIVE with < {points} points or < {rounds} rounds. "
-    "Where the {name} grow ≥ {range:g}×: PASS iff the growth follows them, FAIL iff the time "
-    "does not grow (fixed), INCONCLUSIVE iff undecided, shown but not judged iff it follows "
-    "only the work (work-bound here); where they are constant: PASS iff fixed or every shape "
-    "within the BIC margin grows no faster than the work, FAIL iff every one grows faster; in "
-    "between: shown, not judged. Any FAIL "
-    "fails the claim; PASS needs every judged sweep to pass"
-)
-
-
-def wall_time_rule(measure: str | None = None) -> str:
-    """The wall-time rule's text for a claim judged against ``measure`` (any: the docs')."""
-    return RULE.format(
-        name=COUNTS[measure] if measure else "steps (or span)",
-        margin=BIC_MARGIN,
-        fixed=FIXED_GROWTH,
-        points=MIN_POINTS,
-        rounds=MIN_ROUNDS,
-        range=MIN_RANGE,
-    )
-
-
-def time_verdict(claim: str, checks: Sequence[SweepJudgement], measure: str, what: str) -> Verdict:
-    """A claim's wall-time half from its sweeps: FAIL if any sweep fails, PASS if every judged
-    sweep passes (at least one), else INCONCLUSIVE (the sweeps that could not decide say why)."""
-    judged = [c for c in checks if c.outcome != "SHOWN"]
-    outcomes = {c.outcome for c in judged} or {"INCONCLUSIVE"}
-    verdict = "FAIL" if "FAIL" in outcomes else "PASS" if outcomes == {"PASS"} else "INCONCLUSIVE"
-    facts = {"sweeps": list(checks), "judged": len(judged)}
-    return Verdict(
-        claim=claim,
-        verdict=verdict,
-        check=f"wall time of {what} along latency-regime sweeps timed in interleaved rounds, "
-        f"against the {measure}",
-        measure=f"wall time vs {measure} (latency regime)",
-        rule=wall_time_rule(measure),
-        measured="; ".join(f"{c.text} [{c.outcome}]" for c in checks) or "no sweep",
-        statement=_time_statement(verdict, facts, measure),
-        facts=facts,
-    )
-
-
-def _time_statement(verdict: str, facts: dict, measure: str) -> str:
-    by = {o: [c.sweep for c in facts["sweeps"] if c.outcome == o] for o in ("FAIL", "INCONCLUSIVE")}
-    return {
-        "PASS": f"in the latency regime, wall time grows as the {measure} do along every "
-        f"judged sweep ({facts['judged']}), over a fixed cost per call",
-        "FAIL": f"in the latency regime, wall time does not follow the {measure}: "
-        + "; ".join(by["FAIL"]),
-        "INCONCLUSIVE": "the sweeps cannot decide whether wall time follows the "
-        f"{measure}: " + ("; ".join(by["INCONCLUSIVE"]) or "no sweep judged"),
-    }[verdict]
-
-
-def wall_time(
-    claim: str, df, fits, *, suite: str, mode: str, variants: Sequence[str],
-    axes: Sequence[str], measure: str, what: str,
-) -> list[Verdict]:  # fmt: skip
-    """A claim's wall-time half: :func:`scaling_check` of every variant along every axis,
-    judged by :func:`time_verdict`; nothing when the run timed no ``suite`` / ``mode`` case."""
-    if ok_rows(df, suite, mode).empty:
+def wall_time(spec: WallTimeSpec, df: pd.DataFrame, rounds) -> list[Verdict]:
+    """A claim's wall-time half, judged by :func:`bench.judge.judge` on the spec's design;
+    nothing when the run timed no case of its suite and mode."""
+    if ok_rows(df, spec.suite, spec.mode).empty:
         return []
-    checks = [
-        scaling_check(fits, suite=suite, variant=v, mode=mode, axis=a, measure=measure)
-        for v in variants
-        for a in axes
+    verdict, facts, measured, statement = judge.wall_time_verdict_parts(spec, df, rounds)
+    return [
+        Verdict(
+            claim=spec.claim,
+            verdict=verdict,
+            check=f"wall time of {spec.what}, every latency-regime point in one joint fit "
+            f"(timed in interleaved rounds), against {spec.count.name} and the rival counts",
+            measure=f"wall time vs {spec.count.name} (latency regime)",
+            rule=wall_time_rule(spec),
+            measured=measured,
+            statement=statement,
+            facts=facts,
+        )
     ]
-    return [time_verdict(claim, checks, measure, what)]
 
 
 @dataclasses.dataclass(frozen=True)

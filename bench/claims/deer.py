@@ -503,6 +503,9 @@ repeats alike (a loaded machine inflates the upper quantiles, not the minimum); 
 the two ratios disagree is a tie."""
 GOAL = dict(batch=1, max_hidden=8, min_seq_len=4096)
 """Where the issue expects the parallel evaluator to win on a CPU."""
+MODEL_OFF = 2.0
+"""The limit model decides only where its speed-ups are checked against the measured ones:
+their typical factor apart (the median over timed cases of max(ŝ/s, s/ŝ)) at most this."""
 PUBLISHED = (
     "Lim et al. (ICLR 2024) report GPU evaluation of sequential models up to three orders of "
     "magnitude faster than the sequential scan and training more than 10× faster, for a GRU "
@@ -528,7 +531,7 @@ def speedups(df: pd.DataFrame) -> pd.DataFrame:
     """One row per parallel case of the ``deer`` suite with a sequential ``ok`` row at its
     sizes: its status, Newton iterations, and (when both are ``ok``) the speed-up t_seq /
     t_variant of the medians and of the fastest repeats, and the :func:`outcome`."""
-    columns = [*SIZE_KEYS[:-1], "variant", "status", "seq_ms", "time_ms", "speedup",
+    columns = [*SIZE_KEYS[:-1], "variant", "status", "seq_ms", "time_ms", "limit_ms", "speedup",
                "speedup_min", "outcome", "model_speedup", "newton_iterations", "converged",
                "residual"]  # fmt: skip
     rows = df[df.suite == "deer"] if not df.empty else df
@@ -549,6 +552,7 @@ def speedups(df: pd.DataFrame) -> pd.DataFrame:
             status=r["status"],
             seq_ms=r["time_median_s_seq"] * 1e3,
             time_ms=math.nan,
+            limit_ms=_ratio(r["limit_s"], 1e-3),
             speedup=math.nan,
             speedup_min=math.nan,
             outcome=r["status"],
@@ -620,7 +624,9 @@ WALL_RULE = (
     f"{SLOWER}, by the medians and by the fastest repeats alike (else a tie); the limit model's "
     f"speed-up ŝ = limit_sequential / limit_variant (bench.calibration, this device); at batch "
     f"{GOAL['batch']}, H ≤ {GOAL['max_hidden']}, T ≥ {GOAL['min_seq_len']}, a size decides iff "
-    f"some variant's ŝ ≥ {FASTER} (the device leaves room for a win), judged by the better "
+    f"some variant's ŝ ≥ {FASTER} (the device leaves room for a win) and the model is checked: "
+    f"its speed-ups within ×{MODEL_OFF:g} of the measured ones (median over the timed cases of "
+    "max(ŝ/s, s/ŝ)); judged by the better "
     "variant measured: FAIL iff it loses at a deciding size, PASS iff it wins at every one, "
     "else INCONCLUSIVE (also with no deciding size: this device cannot decide the claim)"
 )
@@ -652,8 +658,11 @@ def wall_time_decision(table: pd.DataFrame) -> tuple[str, dict]:
                  best_speedup=best.speedup, decides=bool((g.model_speedup >= FASTER).any()),
                  variants=[(r.variant, r.speedup, r.model_speedup) for r in g.itertuples()])
         )  # fmt: skip
-    deciding = [c for c in cells if c["decides"]]
+    off, gap = _model_check(timed)
+    deciding = [c for c in cells if c["decides"]] if off <= MODEL_OFF else []
     facts = dict(
+        model_off=off,
+        limit_gap=gap,
         cells=cells,
         deciding=len(deciding),
         wins=sum(c["best"] == "faster" for c in deciding),
@@ -676,6 +685,17 @@ def wall_time_decision(table: pd.DataFrame) -> tuple[str, dict]:
     return ("PASS" if facts["wins"] == facts["deciding"] else "INCONCLUSIVE"), facts
 
 
+def _model_check(timed: pd.DataFrame) -> tuple[float, float]:
+    """How far the limit model is from the clock over the timed cases: its speed-ups' typical
+    factor from the measured ones, and the measured time over the limit (medians; NaN where
+    no case has a limit)."""
+    both = timed[(timed.model_speedup > 0) & (timed.speedup > 0) & (timed.limit_ms > 0)]
+    if both.empty:
+        return math.nan, math.nan
+    off = np.exp(np.median(np.abs(np.log(both.model_speedup / both.speedup))))
+    return float(off), float(np.median(both.time_ms / both.limit_ms))
+
+
 def _wall_time_sentences(verdict: str, facts: dict) -> tuple[str, str]:
     """(measured, statement) of the wall-time clause, from :func:`wall_time_decision`'s."""
     cells = [
@@ -688,6 +708,14 @@ def _wall_time_sentences(verdict: str, facts: dict) -> tuple[str, str]:
     where = f"batch {GOAL['batch']}, H ≤ {GOAL['max_hidden']}, T ≥ {GOAL['min_seq_len']}"
     if not cells:
         statement = f"no case at {where} was timed with both evaluators"
+    elif not facts["model_off"] <= MODEL_OFF:
+        statement = (
+            "this device's limit model decides nothing: its speed-ups miss the measured ones by "
+            f"×{facts['model_off']:.3g} (median; ×{MODEL_OFF:g} allowed), and the measured times "
+            f"are ×{facts['limit_gap']:.3g} its limits"
+            if facts["model_off"] == facts["model_off"]
+            else "no timed case has a limit model (no calibration): the device cannot decide"
+        )
     elif not facts["deciding"]:
         statement = (
             f"this device cannot decide the claim: at {where} its limit model (or its missing "
@@ -724,6 +752,11 @@ def _wall_time_sentences(verdict: str, facts: dict) -> tuple[str, str]:
         f"{v} {mode} B={b} T={t} H={h} ×{s:.3g}" for v, mode, b, t, h, s in facts["timed"]
     )
     measured = "; ".join(cells) + (f" (all: {all_timed})" if all_timed else "")
+    if facts["model_off"] == facts["model_off"]:
+        measured += (
+            f"; limit model checked: its speed-ups ×{facts['model_off']:.3g} from the measured "
+            f"(median), the measured times ×{facts['limit_gap']:.3g} its limits"
+        )
     return measured or "no parallel case timed against the sequential scan", statement
 
 

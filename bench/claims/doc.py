@@ -14,7 +14,6 @@ import re
 import sys
 
 from bench.claims import Claim, stated, wall_time_rule
-from bench.fits import COUNTS
 
 DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "claims.md"
 BLOCK = re.compile(
@@ -36,11 +35,9 @@ def table(claims: list[Claim]) -> str:
 
 
 def rules(claims: list[Claim]) -> str:
-    """The rules of some claims as their verdicts state them (each text once; the wall-time
-    rule, the same for every claim but for its depth measure, is named, and stated once in its
-    own section)."""
-    wall = {wall_time_rule(m): f"the wall-time rule below, against `{m}`" for m in COUNTS}
-    texts = list(dict.fromkeys(wall.get(rule, rule) for c in claims for rule in c.rules))
+    """The rules of some claims as their verdicts state them, each text once (a wall-time rule
+    names the claim's count and its rivals: the general rule is stated in its own section)."""
+    texts = list(dict.fromkeys(rule for c in claims for rule in c.rules))
     head = "*As the verdict states it* (`rule` in `claims.csv`):"
     if len(texts) == 1:
         return f"{head} {texts[0]}.\n"

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
+from bench import judge
 from bench.claims import (
     Claim,
     Derived,
@@ -34,16 +35,16 @@ from bench.claims import (
     declare_figure,
     ok_rows,
     register,
+    run_rounds,
     state,
     uncounted,
     wall_time,
     wall_time_rule,
     write_table,
 )
-from bench.fits import MIN_ROUNDS, round_times
-from bench.store import run_samples
+from bench.claims.pixelcnn import C8_TIME
+from bench.judge import Count, WallTimeSpec, column
 from bench.structure import analyse
-from bench.workloads import case_key
 from models.mdrnn import CELLS, SCHEDULES, MDRNNPixel, connections, macs, sequential_steps
 
 
@@ -422,13 +423,25 @@ def c11_verdict(rows: list[tuple]) -> Verdict:
     )
 
 
+def _raster_count(rows: pd.DataFrame) -> np.ndarray:
+    return (rows.height * rows.width * rows.depth).to_numpy(float)
+
+
+C11_TIME = WallTimeSpec(
+    "C11", "mdrnn", "forward", tuple(SCHEDULES), column("steps", "steps_executed"),
+    rivals=(Count("raster H·W·d", "H·W·d for every schedule: the wavefront saves no step "
+                  "on the clock", _raster_count),),
+    what="each MDRNN schedule's forward pass",
+    same="the seed's O(√(HW)·d) is no rival: on the square images timed it is H·d, within 9% "
+    "of half the wavefront's (2H−1)·d from H = 6 on",
+)  # fmt: skip
+"""C11 on the clock: the three schedules at the same sizes (their steps differ by up to H/2×
+at nearly the same work), and the hidden width k (work at a fixed count)."""
+
+
 def c11_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
-    """C11's wall-time half: each schedule's forward time along its latency-bound sweeps
-    follows the loop steps it executes (the structural half is :func:`sequential_steps_sweep`)."""
-    return wall_time(
-        "C11", df, fits, suite="mdrnn", mode="forward", variants=tuple(SCHEDULES),
-        axes=("hw", "depth"), measure="steps_executed", what="each MDRNN schedule's forward pass",
-    )  # fmt: skip
+    """C11's wall-time half (the structural half is :func:`sequential_steps_sweep`)."""
+    return wall_time(C11_TIME, df, run_rounds(run_dir))
 
 
 # --- C12: training parallelism, PixelCNN vs MDRNN -------------------------------------------
@@ -445,13 +458,14 @@ C12_RULE_SPAN = (
     f"INCONCLUSIVE without {C12_MIN_SIZES} matched sizes"
 )
 C12_RULE_TIME = (
-    f"latency regime, per schedule with ≥ {C12_MIN_SIZES} sizes, both models timed in the same "
-    "interleaved rounds: the MDRNN/PixelCNN ratio of the medians at each size and its growth "
-    "from the smallest to the largest image, with 95% intervals from a bootstrap over the "
-    "rounds. PASS iff every ratio's interval lies above 1 and the growth's above 0; FAIL iff "
-    "some ratio's lies below 1 or the growth's below 0; else INCONCLUSIVE (also without rounds)"
+    "latency regime: PixelCNN's train steps (C8's design) and the MDRNN's (every schedule at "
+    "the matched sizes), each fitted t = c_v + a·work + b·span by the wall-time judge; the time "
+    "each attributes to its sequential steps, b·span, compared at every matched size and "
+    "schedule, its interval from b's bootstrap intervals. INCONCLUSIVE when either design is "
+    "too small or not identifiable; PASS iff the MDRNN's step time exceeds PixelCNN's at every "
+    "matched size (the ratio's lower bound > 1); FAIL iff it is below at some (upper bound < 1); "
+    "else INCONCLUSIVE"
 )
-C12_BOOTSTRAP = 300
 
 
 def matched_pairs(df: pd.DataFrame) -> pd.DataFrame:
@@ -507,137 +521,85 @@ def c12_structure(pairs: pd.DataFrame) -> Verdict:
     )
 
 
-def ratio_growth(pix: np.ndarray, mdrnn: np.ndarray, seed: int = 0) -> dict:
-    """The MDRNN/PixelCNN time ratio at each size (rows) from per-round times (columns, the same
-    interleaved rounds for both), its growth from the first size to the last, and their 95%
-    intervals from a bootstrap over the rounds."""
-    rounds = pix.shape[1]
-
-    def stats(pick):
-        ratio = np.nanmedian(mdrnn[:, pick], axis=1) / np.nanmedian(pix[:, pick], axis=1)
-        return ratio, ratio[-1] / ratio[0] - 1
-
-    ratio, growth = stats(np.arange(rounds))
-    rng = np.random.default_rng(seed)
-    draws = [stats(rng.integers(0, rounds, rounds)) for _ in range(C12_BOOTSTRAP)]
-    ratios = np.array([d[0] for d in draws])
-    growths = np.array([d[1] for d in draws])
-    return {
-        "ratio": ratio,
-        "ratio_lo": np.percentile(ratios, 2.5, axis=0),
-        "ratio_hi": np.percentile(ratios, 97.5, axis=0),
-        "growth": float(growth),
-        "growth_lo": float(np.percentile(growths, 2.5)),
-        "growth_hi": float(np.percentile(growths, 97.5)),
-    }
+C12_MDRNN_TIME = WallTimeSpec(
+    "C12", "mdrnn", "train", tuple(SCHEDULES), column("span", "span_ops"),
+    rivals=(), what="the MDRNN's train step",
+)  # fmt: skip
+"""The MDRNN's latency-regime train steps: the three schedules at the same sizes move the span
+apart from the work."""
+UNDECIDABLE = ("no latency points", "too few", "not identifiable")
 
 
-def _by_round(rows: pd.DataFrame, suffix: str, rounds: dict) -> np.ndarray | None:
-    """Per-round times of the pairs' ``suffix`` side (``_pix``/``_mdrnn``), sizes × rounds."""
-    series = []
-    for r in rows.to_dict("records"):
-        record = {k[: -len(suffix)]: v for k, v in r.items() if k.endswith(suffix)}
-        record.update({k: r[k] for k in ("batch", "hidden", "depth", "height", "width")})
-        found = rounds.get(case_key(record))
-        if found is None or len(found) < MIN_ROUNDS:
-            return None
-        series.append(found)
-    return pd.concat(series, axis=1).sort_index().to_numpy(float).T
-
-
-def c12_time_decision(pairs: pd.DataFrame, rounds: dict | None = None) -> tuple[str, dict]:
-    """(verdict, facts) of C12's wall-time half. ``facts["groups"]``: per schedule, regime and
-    matched sizes, the ratios of the medians at each size and, in the latency regime, the
-    bootstrap intervals of the ratios and of their growth (``g``, from :func:`ratio_growth`),
-    the number of ``rounds`` and the group's ``outcome`` (None: work-bound, shown not judged)."""
-    groups = []
-    for regime, schedule, rows in _groups(pairs):
-        group = dict(
-            schedule=schedule, regime=regime, heights=list(rows.height.astype(int)),
-            ratios=(rows.time_median_s_mdrnn / rows.time_median_s_pix).tolist(), outcome=None,
+def c12_time_decision(df: pd.DataFrame, rounds: dict) -> tuple[str, dict]:
+    """(verdict, facts) of C12's wall-time half: the two designs' judge facts (``pixelcnn``,
+    ``mdrnn``) and, per matched latency size and schedule, the MDRNN's step time over
+    PixelCNN's with its interval (``pairs``)."""
+    _, pix = judge.judge(C8_TIME, df, rounds)
+    _, mdr = judge.judge(C12_MDRNN_TIME, df, rounds)
+    facts: dict = {"pixelcnn": pix, "mdrnn": mdr, "pairs": []}
+    blocked = [(name, f) for name, f in (("PixelCNN", pix), ("MDRNN", mdr))
+               if f["reason"] in UNDECIDABLE]  # fmt: skip
+    if blocked:
+        facts["blocked"] = [f"{name}: {judge.why(f)}" for name, f in blocked]
+        return "INCONCLUSIVE", facts
+    pairs = matched_pairs(df)
+    for r in pairs[pairs.regime == "latency"].itertuples():
+        p_lo, p_hi = (b * r.span_ops_pix for b in pix["b_ci"])
+        m_lo, m_hi = (b * r.span_ops_mdrnn for b in mdr["b_ci"])
+        facts["pairs"].append(
+            dict(schedule=r.variant_mdrnn, side=int(r.height),
+                 ratio=(mdr["b_s_per_step"] * r.span_ops_mdrnn)
+                 / max(pix["b_s_per_step"] * r.span_ops_pix, 1e-30),
+                 lo=m_lo / p_hi if p_hi > 0 else math.inf,
+                 hi=m_hi / p_lo if p_lo > 0 else math.inf)
         )  # fmt: skip
-        groups.append(group)
-        if regime != "latency":
-            continue
-        pix, mdr = _by_round(rows, "_pix", rounds or {}), _by_round(rows, "_mdrnn", rounds or {})
-        if pix is None or mdr is None:
-            group["outcome"] = "INCONCLUSIVE"
-            continue
-        g = group["g"] = ratio_growth(pix, mdr)
-        group["rounds"] = pix.shape[1]
-        if (g["ratio_hi"] < 1).any() or g["growth_hi"] < 0:
-            group["outcome"] = "FAIL"
-            group["faster"] = bool((g["ratio_hi"] < 1).any())
-        elif (g["ratio_lo"] > 1).all() and g["growth_lo"] > 0:
-            group["outcome"] = "PASS"
-        else:
-            group["outcome"] = "INCONCLUSIVE"
-    outcomes = {g["outcome"] for g in groups if g["outcome"]}
-    if "FAIL" in outcomes:
-        verdict = "FAIL"
-    elif outcomes == {"PASS"}:
-        verdict = "PASS"
-    else:
-        verdict = "INCONCLUSIVE"
-    return verdict, {"groups": groups}
+    if not facts["pairs"]:
+        return "INCONCLUSIVE", facts
+    if any(p["hi"] < 1 for p in facts["pairs"]):
+        return "FAIL", facts
+    return ("PASS" if all(p["lo"] > 1 for p in facts["pairs"]) else "INCONCLUSIVE"), facts
 
 
 def _c12_time_sentences(verdict: str, facts: dict) -> tuple[str, str]:
     """(measured, statement) of C12's wall-time half, from :func:`c12_time_decision`'s."""
-    parts = []
-    for group in facts["groups"]:
-        text = (
-            f"{group['schedule']} ({group['regime']}): time ×"
-            + ", ×".join(f"{r:.3g}" for r in group["ratios"])
-            + f" PixelCNN's at H=W {group['heights']}"
+    fits = "; ".join(
+        f"{name}: b = {f['b_s_per_step'] * 1e9:.3g} ns per span op "
+        f"[{f['b_ci'][0] * 1e9:.3g}, {f['b_ci'][1] * 1e9:.3g}] ({f['points']} points)"
+        for name, f in (("PixelCNN", facts["pixelcnn"]), ("MDRNN", facts["mdrnn"]))
+        if "b_ci" in f
+    )
+    pairs = ", ".join(
+        f"{p['schedule']} {p['side']}×{p['side']} ×{p['ratio']:.3g} [{p['lo']:.3g}, {p['hi']:.3g}]"
+        for p in facts["pairs"]
+    )
+    measured = "; ".join(x for x in (fits, pairs and f"MDRNN/PixelCNN step time: {pairs}") if x)
+    if "blocked" in facts:
+        return measured or "no latency fit", "the clock cannot decide: " + "; ".join(
+            facts["blocked"]
         )
-        if group["outcome"] is None:
-            parts.append(text + " (work-bound sizes: shown, not judged)")
-        elif "g" not in group:
-            parts.append(f"{text}: not timed in interleaved rounds: INCONCLUSIVE")
-        else:
-            g = group["g"]
-            intervals = zip(g["ratio_lo"], g["ratio_hi"], strict=True)
-            parts.append(
-                f"{text}: ratio intervals "
-                + ", ".join(f"[{lo:.3g}, {hi:.3g}]" for lo, hi in intervals)
-                + f"; it grows {g['growth']:+.0%} [{g['growth_lo']:+.0%}, {g['growth_hi']:+.0%}] "
-                f"over {group['rounds']} rounds: {group['outcome']}"
-            )
-    failed = [
-        f"{g['schedule']} "
-        + ("(faster than PixelCNN at some size)" if g["faster"] else "(the ratio shrinks)")
-        for g in facts["groups"]
-        if g["outcome"] == "FAIL"
-    ]
-    if not any(g["outcome"] for g in facts["groups"]):
-        statement = f"no latency regime with {C12_MIN_SIZES} matched sizes was measured"
-    elif verdict == "FAIL":
-        statement = (
-            "in the latency regime the MDRNN's training time does not pull away from PixelCNN's: "
-            + "; ".join(failed)
-        )
-    elif verdict == "PASS":
-        statement = (
-            "in the latency regime the MDRNN trains slower than PixelCNN at every size, "
-            "and the more so the larger the image, under every schedule"
-        )
-    else:
-        statement = "for some schedule the ratio's intervals do not decide (see measured)"
-    return "; ".join(parts) or "no matched sizes", statement
+    statement = {
+        "PASS": "in the latency regime the MDRNN spends more time on sequential steps than "
+        "PixelCNN at every matched size, under every schedule",
+        "FAIL": "in the latency regime the MDRNN spends less time on sequential steps than "
+        "PixelCNN at some matched size: "
+        + ", ".join(f"{p['schedule']} {p['side']}×{p['side']}" for p in facts["pairs"]
+                    if p["hi"] < 1),
+        "INCONCLUSIVE": "the intervals of the step times do not decide at every matched size"
+        if facts["pairs"] else "no matched latency-regime size was timed",
+    }[verdict]  # fmt: skip
+    return measured or "no latency fit", statement
 
 
-def c12_time(pairs: pd.DataFrame, rounds: dict | None = None) -> Verdict:
-    """C12's wall-time half: does the MDRNN's training time pull away from PixelCNN's as the
-    image grows, beyond the scatter between interleaved rounds? (``rounds``: per-round times
-    by case, ``bench.fits.round_times``.)"""
-    verdict, facts = c12_time_decision(pairs, rounds)
+def c12_time(df: pd.DataFrame, rounds: dict) -> Verdict:
+    """C12's wall-time half: does the MDRNN spend more of its training time on sequential steps
+    than PixelCNN, at matched sizes? (``rounds``: per-round times by case.)"""
+    verdict, facts = c12_time_decision(df, rounds)
     measured, statement = _c12_time_sentences(verdict, facts)
     return Verdict(
         claim="C12",
         verdict=verdict,
         check=C12_CHECK,
-        measure="wall time ratio (latency regime, interleaved rounds)",
+        measure="wall time attributed to sequential steps (latency regime)",
         rule=C12_RULE_TIME,
         measured=measured,
         statement=statement,
@@ -822,19 +784,14 @@ def c12_time_to_quality(summary: pd.DataFrame) -> Verdict:
     )
 
 
-def _round_times(run_dir) -> dict:
-    return {} if run_dir is None else round_times(run_samples(run_dir))
-
-
 def c12_training_parallelism(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
     verdicts = []
     pairs = matched_pairs(df)
     if not pairs.empty:
         rows = pd.concat([ok_rows(df, "pixelcnn", "train"), ok_rows(df, "mdrnn", "train")])
-        rounds = _round_times(run_dir)
         verdicts += uncounted(rows, "C12", C12_CHECK) or [
             c12_structure(pairs),
-            c12_time(pairs, rounds),
+            c12_time(df, run_rounds(run_dir)),
         ]
     summary = None if run_dir is None else pathlib.Path(run_dir) / "trained_summary.csv"
     if summary is not None and summary.exists():
@@ -865,7 +822,7 @@ state(
         "an MDRNN evaluated along a diagonal wavefront needs O(√(HW)·d) sequential operations",
         "`steps_executed`; wall time (latency regime)",
         __name__,
-        (C11_RULE, wall_time_rule("steps_executed")),
+        (C11_RULE, wall_time_rule(C11_TIME)),
     )
 )
 state(

@@ -155,13 +155,20 @@ def test_an_outcome_needs_the_medians_and_the_fastest_repeats_to_agree():
     assert outcome(2.0, 0.8) == "tie" and outcome(1.05, 1.05) == "tie"
 
 
+CHECKED = {"sequential": 1e-3, "deer": 2e-4, "quasi-deer": 5e-4}
+"""Limits whose speed-ups (5 and 2) are the measured ones of ``grid(1.0, 0.2, 0.5)``."""
+
+
 def test_wall_time_passes_when_the_parallel_evaluator_wins_at_small_h_and_long_t():
-    v = judge_wall_time(speedups(timed_rows(grid(1.0, 0.2, 0.5))))
+    v = judge_wall_time(speedups(timed_rows(grid(1.0, 0.2, 0.5), limits=CHECKED)))
     assert v.verdict == "PASS", v.measured
+    assert v.facts["model_off"] == pytest.approx(1.0)
 
 
 def test_wall_time_fails_when_the_sequential_scan_wins_there():
-    v = judge_wall_time(speedups(timed_rows(grid(1.0, 4.0, 3.0))))
+    # the limit model leaves room (×1.5) and is within ×2 of the clock, which says ×0.8
+    room = {"deer": 1e-3 / 1.5, "quasi-deer": 1e-3 / 1.5}
+    v = judge_wall_time(speedups(timed_rows(grid(1.0, 1.25, 1.25), limits=room)))
     # H = 16 is timed but outside the sizes where the issue expects a win (H ≤ 8)
     assert v.verdict == "FAIL" and v.facts["deciding"] == 1
     assert [(c["seq_len"], c["hidden"], c["best"]) for c in v.facts["losses"]] == [
@@ -197,6 +204,14 @@ def test_wall_time_is_inconclusive_where_the_limit_model_leaves_no_room_for_a_wi
     # a run without calibration has no limit model: no size decides either
     df = timed_rows(grid(1.0, 4.0, 3.0)).drop(columns="limit_s")
     assert judge_wall_time(speedups(df)).verdict == "INCONCLUSIVE"
+
+
+def test_a_limit_model_far_from_the_clock_decides_nothing():
+    # the model says ×10, the clock ×0.25 and ×0.33: a model 30-40× off decides nothing
+    v = judge_wall_time(speedups(timed_rows(grid(1.0, 4.0, 3.0))))
+    assert v.verdict == "INCONCLUSIVE" and v.facts["deciding"] == 0
+    assert v.facts["model_off"] > deer.MODEL_OFF
+    assert "decides nothing" in v.statement and "limit model checked" in v.measured
 
 
 def test_wall_time_says_whether_the_measurement_confirms_the_limit_model():

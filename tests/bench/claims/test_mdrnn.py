@@ -7,18 +7,20 @@ import pandas as pd
 import pytest
 
 from bench import fits
+from bench.claims import wall_time
 from bench.claims.mdrnn import (
+    C11_TIME,
     _ttq_ratio,
     c10_verdict,
     c11_readings,
     c11_verdict,
     c11_wall_time,
+    c12_time,
     c12_time_to_quality,
     c12_training_parallelism,
 )
-from bench.store import SAMPLE_COLUMNS
-from bench.workloads import IDENTITY
 from models import mdrnn
+from tests.bench.synthetic import cost, judged, mdrnn_design, pixelcnn_train_design
 from tests.bench.test_fits import frame
 
 SIDES = (4, 8, 16)
@@ -44,67 +46,65 @@ def matched(pix_span, pix_time, mdrnn_span, mdrnn_time, *, regime="latency", iqr
     return frame(rows)
 
 
-def c12(df, run_dir=None):
-    return c12_training_parallelism(df, fits.fit(df), run_dir)
-
-
-def timed_in_rounds(df, run_dir, noise=0.02, rounds=12):
-    """Write the samples.csv of ``df``'s rows as if timed in ``rounds`` interleaved rounds,
-    with relative noise ``noise`` around each row's median; returns the run folder."""
-    rng = np.random.default_rng(0)
-    samples = [
-        {**{k: r[k] for k in IDENTITY}, "repeat": i, "round": i, "time_s": t}
-        for r in df.to_dict("records")
-        for i, t in enumerate(r["time_median_s"] * (1 + noise * rng.standard_normal(rounds)))
-    ]
-    table = pd.DataFrame(samples, columns=list(SAMPLE_COLUMNS))
-    table.to_csv(run_dir / "samples.csv", index=False)
-    return run_dir
-
-
 def deeper(side):  # (H+W-1)·d steps of ~7 ops
     return 7 * (2 * side - 1) * 2
 
 
-def test_c12_passes_when_the_mdrnn_is_deeper_and_slower_the_larger_the_image(tmp_path):
-    df = matched(lambda s: 41, lambda s: 1e-4, deeper, lambda s: 2e-6 * deeper(s))
-    structure, time = c12(df, timed_in_rounds(df, tmp_path))
+def c12(df, run_dir=None):
+    return c12_training_parallelism(df, fits.fit(df), run_dir)
+
+
+def c12_time_of(df, rounds):
+    return c12_time(df, rounds)
+
+
+MATCHED = [(side, 2, 2) for side in SIDES]
+
+
+def both_trained(pix_b, mdrnn_b, **kwargs):
+    """PixelCNN's C8 design and the MDRNN's train steps at the matched sizes, timed together:
+    each t = 20 µs + 0.3 ns·work + b·span."""
+    design = pixelcnn_train_design() + mdrnn_design("train", MATCHED)
+    return judged(
+        design, lambda p: cost(b=pix_b if p["suite"] == "pixelcnn" else mdrnn_b)(p), **kwargs
+    )
+
+
+def test_c12_time_passes_when_the_mdrnn_spends_more_on_its_steps_at_every_matched_size():
+    v = c12_time_of(*both_trained(pix_b=100e-9, mdrnn_b=500e-9))
+    assert v.verdict == "PASS", v.measured
+    assert v.measure == "wall time attributed to sequential steps (latency regime)"
+    assert {(p["schedule"], p["side"]) for p in v.facts["pairs"]} == {
+        (s, side) for s in ("raster", "wavefront", "pipelined") for side in SIDES
+    }
+    assert all(p["lo"] > 1 for p in v.facts["pairs"])
+
+
+def test_c12_time_fails_when_the_mdrnn_spends_less_on_its_steps():
+    v = c12_time_of(*both_trained(pix_b=5e-6, mdrnn_b=20e-9))
+    assert v.verdict == "FAIL", v.measured
+    assert any(p["hi"] < 1 for p in v.facts["pairs"])
+
+
+def test_c12_time_cannot_decide_without_rounds_or_with_a_design_that_cannot_separate():
+    df, _ = both_trained(pix_b=100e-9, mdrnn_b=500e-9)
+    v = c12_time_of(df, {})
+    assert v.verdict == "INCONCLUSIVE" and "blocked" in v.facts
+    raster = [p for p in mdrnn_design("train", MATCHED) if p["variant"] == "raster"]
+    v = c12_time_of(*judged(pixelcnn_train_design() + raster, cost()))
+    assert v.verdict == "INCONCLUSIVE" and "MDRNN: not identifiable" in v.statement
+
+
+def test_c12_passes_on_the_span_when_the_mdrnn_is_deeper_the_larger_the_image():
+    structure, _ = c12(matched(lambda s: 41, lambda s: 1e-4, deeper, lambda s: 2e-6 * deeper(s)))
     assert structure.verdict == "PASS" and structure.facts["groups"]
     for group in structure.facts["groups"]:
         assert group["heights"] == [4, 8, 16] and group["deeper_and_growing"]
-    assert time.verdict == "PASS"
-    assert time.measure == "wall time ratio (latency regime, interleaved rounds)"
 
 
 def test_c12_fails_on_the_span_when_the_mdrnn_is_shallower():
     structure, _ = c12(matched(lambda s: 41, lambda s: 1e-4, lambda s: 5, lambda s: 2e-4))
     assert structure.verdict == "FAIL"
-
-
-def test_c12_fails_on_time_when_the_mdrnn_trains_faster(tmp_path):
-    df = matched(lambda s: 41, lambda s: 1e-3, deeper, lambda s: 1e-4)
-    _, time = c12(df, timed_in_rounds(df, tmp_path))
-    assert time.verdict == "FAIL"
-
-
-def test_c12_cannot_decide_on_time_when_the_scatter_between_rounds_hides_the_change(tmp_path):
-    df = matched(lambda s: 41, lambda s: 1e-4, deeper, lambda s: 2e-4 * (1 + s / 400))
-    _, time = c12(df, timed_in_rounds(df, tmp_path, noise=0.3))
-    assert time.verdict == "INCONCLUSIVE"
-    quiet = c12(df, timed_in_rounds(df, tmp_path, noise=0.001))[1]
-    assert quiet.verdict == "PASS"  # the same change, beyond a small scatter
-
-
-def test_c12_cannot_decide_on_time_without_interleaved_rounds():
-    df = matched(lambda s: 41, lambda s: 1e-4, deeper, lambda s: 2e-6 * deeper(s))
-    _, time = c12(df)
-    assert time.verdict == "INCONCLUSIVE"
-
-
-def test_c12_work_bound_sizes_are_shown_but_not_judged():
-    _, time = c12(matched(lambda s: 41, lambda s: 1e-4, deeper, lambda s: 2e-4, regime="work"))
-    assert time.verdict == "INCONCLUSIVE" and time.facts["groups"]
-    assert all(group["outcome"] is None for group in time.facts["groups"])  # shown, not judged
 
 
 def test_c12_needs_three_matched_sizes():
@@ -114,20 +114,22 @@ def test_c12_needs_three_matched_sizes():
     assert c12_training_parallelism(frame([]), fits.fit(frame([]))) == []
 
 
-def test_c11_wall_time_is_inconclusive_without_latency_sweeps():
-    # five sizes over 16×, so only the missing latency-bound regime stops a verdict
-    rows = [
-        dict(suite="mdrnn", model="mdrnn-lstm", variant=s, mode="forward", batch=1, hidden=2,
-             depth=2, height=side, width=side, regime="work", status="ok",
-             span_ops=7 * (2 * side - 1) * 2, time_median_s=1e-6 * side, time_iqr_s=1e-8)
-        for s in ("raster", "wavefront", "pipelined")
-        for side in (4, 8, 16, 32, 64)
-    ]  # fmt: skip
-    df = frame(rows)
-    (v,) = c11_wall_time(df, fits.fit(df))
-    assert v.verdict == "INCONCLUSIVE"
-    assert v.measure == "wall time vs steps_executed (latency regime)"
-    assert {sweep.facts["reason"] for sweep in v.facts["sweeps"]} == {"no latency sweep"}
+def test_c11_wall_time_passes_when_each_schedule_follows_its_own_steps():
+    (v,) = wall_time(C11_TIME, *judged(mdrnn_design(), cost(count=lambda p: p["steps_executed"])))
+    assert v.verdict == "PASS", v.measured
+    assert v.measure == "wall time vs steps (latency regime)"
+
+
+def test_c11_wall_time_fails_when_every_schedule_takes_the_rasters_time():
+    raster = cost(count=lambda p: p["height"] * p["width"] * p["depth"])
+    (v,) = wall_time(C11_TIME, *judged(mdrnn_design(), raster))
+    assert v.verdict == "FAIL" and "raster H·W·d" in v.facts["beaten_by"], v.measured
+
+
+def test_c11_wall_time_is_inconclusive_without_latency_points():
+    df, rounds = judged(mdrnn_design(), cost())
+    (v,) = c11_wall_time(df.assign(regime="work"), fits.fit(df))
+    assert v.verdict == "INCONCLUSIVE" and v.facts["reason"] == "no latency points"
 
 
 # --- C10 and C11: the rules, on numbers that make them come out each way ---------------------

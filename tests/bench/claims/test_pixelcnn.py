@@ -7,7 +7,7 @@ import pytest
 
 from bench import fits
 from bench.claims import pixelcnn
-from tests.bench.claims.test_scaling_rule import sweep
+from tests.bench.synthetic import cost, judged, pixelcnn_train_design, sampler_design
 from tests.bench.test_fits import frame, pixelcnn_rows
 
 
@@ -45,17 +45,43 @@ def test_c8_without_both_sweeps_cannot_decide_on_the_span():
     assert structure.verdict == "INCONCLUSIVE"
 
 
-def test_c8_wall_time_half_passes_when_time_follows_the_span_over_d_and_stays_flat_over_hw():
-    def time(d, n):  # a fixed cost, a cost per span step, nothing per pixel
-        return 150e-6 + 0.6e-6 * (10 * d + 3)
+def test_c8_wall_time_half_passes_when_time_follows_the_span_over_a_fixed_cost():
+    (v,) = pixelcnn.wall_time(pixelcnn.C8_TIME, *judged(pixelcnn_train_design(), cost()))
+    assert v.verdict == "PASS", v.measured
+    assert v.measure == "wall time vs span (latency regime)"
+    assert v.facts["b_s_per_step"] == pytest.approx(500e-9, rel=0.05)
 
-    over_d = sweep((1, 2, 4, 8, 16, 32, 64), time, work=lambda d, n: 1e3 * d * n)
-    over_hw = sweep((4, 6, 12, 16, 24, 32, 48, 64), time, axis="hw", work=lambda d, n: 1e3 * 2 * n)
-    df = pd.concat([over_d[0], over_hw[0]], ignore_index=True)
-    samples = pd.concat([over_d[1], over_hw[1]], ignore_index=True)
-    _, wall_time = c8(df, samples)
-    assert wall_time.verdict == "PASS", wall_time.measured
-    assert wall_time.measure == "wall time vs span_ops (latency regime)"
+
+def test_c8_wall_time_half_fails_when_time_follows_the_work_or_a_per_pixel_count():
+    (v,) = pixelcnn.wall_time(pixelcnn.C8_TIME, *judged(pixelcnn_train_design(), cost(b=0)))
+    assert v.verdict == "FAIL", v.measured
+    per_pixel = cost(count=lambda p: p["height"] * p["width"] * p["depth"])
+    (v,) = pixelcnn.wall_time(pixelcnn.C8_TIME, *judged(pixelcnn_train_design(), per_pixel))
+    assert v.verdict == "FAIL" and "per pixel H·W·d" in v.facts["beaten_by"], v.measured
+
+
+def test_c8_wall_time_half_over_d_alone_is_not_identifiable():
+    over_d = [p for p in pixelcnn_train_design() if p["height"] == 8 and p["hidden"] == 2]
+    (v,) = pixelcnn.wall_time(pixelcnn.C8_TIME, *judged(over_d, cost()))
+    assert v.verdict == "INCONCLUSIVE" and v.facts["reason"] == "not identifiable"
+
+
+def test_c9_wall_time_passes_when_every_sampler_follows_its_span():
+    (v,) = pixelcnn.wall_time(pixelcnn.C9_TIME, *judged(sampler_design(), cost()))
+    assert v.verdict == "PASS", v.measured
+
+
+def test_c9_wall_time_fails_when_every_sampler_follows_the_seeds_count():
+    seed = cost(count=lambda p: p["height"] * p["width"] * p["depth"] * 9)
+    (v,) = pixelcnn.wall_time(pixelcnn.C9_TIME, *judged(sampler_design(), seed))
+    assert v.verdict == "FAIL" and "seed H·W·d·K²" in v.facts["beaten_by"], v.measured
+
+
+def test_c9_wall_time_fails_when_sampling_is_as_parallel_as_training():
+    (v,) = pixelcnn.wall_time(
+        pixelcnn.C9_TIME, *judged(sampler_design(), cost(count=lambda p: 40 * p["depth"]))
+    )
+    assert v.verdict == "FAIL" and "d" in v.facts["beaten_by"], v.measured
 
 
 def test_c8_needs_its_measurements():
