@@ -4,7 +4,7 @@ Rendering also writes ``fits.csv`` (see :mod:`bench.fits`), ``claims_derived.csv
 PNG plots (:mod:`bench.plots`). The report opens with a summary a reader can act on in ten
 seconds: the verdict counts, one line per claim and measure (the claim in plain words, its
 verdict and the figure that decided it), the headline ratio of each suite, and the cases too
-noisy to trust (IQR above :data:`NOISY_IQR` of the median). The evidence follows: each
+noisy to trust (spread above :data:`NOISY_IQR` of the median). The evidence follows: each
 claim's rule and measurements in full; variant ratios (each variant's median time and work
 over its suite's baseline variant, same sizes); fits; each case against its limit; plots; all
 measurements; failures. Tables are GitHub markdown, numbers keep 3 significant digits, and no
@@ -24,12 +24,13 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from bench import claims, fits, plots, store
+from bench import claims, fits, plots, store, timing
 from bench.workloads import SIZE_FIELDS, suites
 
-NOISY_IQR = 0.25
-"""A case whose interquartile range of raw times exceeds this fraction of its median is listed
-as too noisy to trust (its ratios and fits carry that noise)."""
+NOISY_IQR = timing.NOISY_SPREAD
+"""A case whose spread (``bench.timing.spread``: of its per-round medians when timed in rounds)
+exceeds this fraction of its median is listed as too noisy to trust (its ratios and fits carry
+that noise), by the same measure as its row's note."""
 MAX_CELL = 160
 """The longest text a table cell shows; longer text is cut at a word with "…"."""
 
@@ -68,10 +69,15 @@ def _sizes(df: pd.DataFrame) -> list[str]:
     return [f for f in SIZE_FIELDS if df[f].notna().any()]
 
 
+def _spread(df: pd.DataFrame) -> pd.Series:
+    """Each row's spread as the runner's note reads it (``bench.timing.spread``)."""
+    rounds = df.round_spread if "round_spread" in df else pd.Series(pd.NA, index=df.index)
+    return timing.spread(rounds, df.time_iqr_s, df.time_median_s)
+
+
 def _noisy(df: pd.DataFrame) -> pd.Series:
-    """Rows whose raw times' IQR exceeds :data:`NOISY_IQR` of their median."""
-    spread = (df.time_iqr_s / df.time_median_s).astype("Float64")
-    return (spread > NOISY_IQR).fillna(False).astype(bool)
+    """Rows too noisy to trust: spread above :data:`NOISY_IQR` of their median."""
+    return (_spread(df) > NOISY_IQR).fillna(False).astype(bool)
 
 
 def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd.DataFrame:
@@ -395,12 +401,13 @@ def _headline(variant: str, g: pd.DataFrame) -> str:
 
 
 def noisy_cases(df: pd.DataFrame, limit: int = 12) -> str:
-    """The ok cases whose IQR exceeds :data:`NOISY_IQR` of the median, worst first."""
+    """The ok cases too noisy to trust (:func:`_noisy`), worst first."""
     ok = df[(df.status == "ok") & df.time_iqr_s.notna() & (df.time_median_s > 0)]
-    spread = (ok.time_iqr_s / ok.time_median_s).astype(float)
+    spread = _spread(ok).astype(float)
     noisy = ok.assign(spread=spread)[spread > NOISY_IQR].sort_values("spread", ascending=False)
     head = (
-        f"**Too noisy to trust** (IQR of the raw times above {NOISY_IQR:.0%} of the median): "
+        f"**Too noisy to trust** (IQR of the per-round medians, or of the raw times for a case "
+        f"timed back to back, above {NOISY_IQR:.0%} of the median): "
         f"{len(noisy)} of {len(ok)} timed cases"
     )
     if noisy.empty:
@@ -410,7 +417,9 @@ def noisy_cases(df: pd.DataFrame, limit: int = 12) -> str:
         for r in noisy.head(limit).to_dict("records")
     ]
     if len(noisy) > limit:
-        items.append(f"- and {len(noisy) - limit} more (`measurements.csv`: time_iqr_s)\n")
+        items.append(
+            f"- and {len(noisy) - limit} more (`measurements.csv`: round_spread, time_iqr_s)\n"
+        )
     return head + ":\n\n" + "".join(items)
 
 
@@ -518,8 +527,23 @@ def run_context(env: dict) -> str:
     )
 
 
-def depth_section(fitted: pd.DataFrame) -> str:
-    """The sweeps' fits (:func:`depth_table`) and the device constants they give."""
+def visit_line(samples: pd.DataFrame | None) -> str:
+    """How far a visit's first timed call sits from its case's median (``fits.visit_bias``)."""
+    bias = fits.visit_bias(samples)
+    if bias.empty:
+        return ""
+    within = float(((bias - 1).abs() <= 0.10).mean())
+    return (
+        f"\n**Switching programs**: the first timed call of an interleaved visit runs "
+        f"×{bias.median():.3g} its case's median (median over {len(bias)} interleaved cases; "
+        f"{within:.0%} of them within 10%): the untimed call that opens each visit pays for "
+        "the switch.\n"
+    )
+
+
+def depth_section(fitted: pd.DataFrame, samples: pd.DataFrame | None = None) -> str:
+    """The sweeps' fits (:func:`depth_table`), the device constants they give, and what the
+    switch between interleaved programs leaves in the samples."""
     if fitted.empty:
         return ""
     return (
@@ -532,6 +556,7 @@ def depth_section(fitted: pd.DataFrame) -> str:
         f"latency-bound from {fits.LATENCY_SHARE}.\n\n"
         + table(depth_table(fitted))
         + device_constants(fitted)
+        + visit_line(samples)
     )
 
 
@@ -594,7 +619,7 @@ def render(run_dir: str | pathlib.Path, env: dict | None = None) -> pathlib.Path
         )
         parts.append(table(ratios, max_cell=MAX_CELL))
     parts += [section.text for section, _ in sections if section.after == "variants"]
-    parts.append(depth_section(fitted))
+    parts.append(depth_section(fitted, samples))
     parts += [section.text for section, _ in sections if section.after == "fits"]
     parts.append(limits_section(env, df, fitted))
     curves = [c for e in claims.experiments(run_suites) for c in e.curves]

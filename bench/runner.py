@@ -34,6 +34,7 @@ from bench.config import RunConfig
 from bench.sharding import shard_workload
 from bench.structure import analyse_jaxpr
 from bench.timing import (
+    NOISY_SPREAD,
     Ready,
     RecompilationError,
     Timing,
@@ -42,6 +43,7 @@ from bench.timing import (
     time_rounds,
     use_compile_cache,
 )
+from bench.timing import spread as timing_spread
 from bench.workloads import SIZE_FIELDS, BuildContext, Case, Workload, suites
 
 
@@ -80,12 +82,6 @@ class Protocol:
             trace_dir=config.trace_dir,
             context=BuildContext(run_dir=run_dir),
         )
-
-
-SPREAD_LIMIT = 0.25
-"""A row whose timed samples have an interquartile range above this fraction of their median
-gets a note saying its time is not to be trusted (a stall, another process, throttling): with
-2 repeats the median is their mean, and one 4 s stall moves it by 2 s."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -328,13 +324,12 @@ def finish_row(row: dict, timing: Timing, calibration: Calibration | None) -> li
         row.update(
             limit_s=lim.limit_s, limit_bound=lim.bound, efficiency=lim.efficiency(timing.min_s)
         )
-    spread, what = row["round_spread"], "between rounds"
-    if spread is None and timing.median_s > 0:
-        spread, what = timing.iqr_s / timing.median_s, "of the samples"
-    if spread is not None and spread > SPREAD_LIMIT:
+    what = "between rounds" if row["round_spread"] is not None else "of the samples"
+    spread = timing_spread(row["round_spread"], timing.iqr_s, timing.median_s)
+    if spread is not None and spread > NOISY_SPREAD:
         _add_note(
             row,
-            f"unsteady: IQR {what} {spread:.0%} of the median (limit {SPREAD_LIMIT:.0%}); "
+            f"unsteady: IQR {what} {spread:.0%} of the median (limit {NOISY_SPREAD:.0%}); "
             "re-measure before trusting this time",
         )
     rounds, orders = timing.rounds, timing.orders

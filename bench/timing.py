@@ -18,7 +18,8 @@ Two ways to spend the timed calls:
   mostly noise).
 - :func:`time_rounds`, the points of a sweep *interleaved* (asv's ``--interleave-rounds``):
   every point is prepared first (:func:`prepare`), then `rounds` rounds each visit every
-  point once, in a fresh seeded random order, for a short slice of calls (:data:`VISIT_S`).
+  point once, in a fresh seeded random order, for a short slice of calls (:data:`VISIT_S`)
+  after one untimed call (switching programs costs: that call pays for the switch).
   A machine that gets busier, or a cache that warms, then hurts every point alike instead
   of the sweep's last ones, and the scatter *between rounds* is the noise a fit across the
   points must beat. Each sample keeps its round and the visit's position in the round.
@@ -44,10 +45,15 @@ from typing import Any
 
 import jax
 import numpy as np
+import pandas as pd
 
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 MIN_TIMED_S = 0.2
 MAX_REPEATS = 100
+NOISY_SPREAD = 0.25
+"""A case whose spread exceeds this share of its median is too noisy to trust: the IQR of its
+per-round medians when timed in rounds (the noise a fit across points must beat), else the IQR
+of its samples (:func:`spread`)."""
 VISIT_S = 0.01
 """An interleaved visit times calls for about this long (at least one call)."""
 MAX_VISIT_CALLS = 20
@@ -160,6 +166,16 @@ def no_recompilation() -> Iterator[None]:
         raise RecompilationError(
             f"{_counter.count - before} backend compilation(s) inside the timed region"
         )
+
+
+def spread(round_spread, iqr_s, median_s):
+    """A case's relative spread as :data:`NOISY_SPREAD` reads it: ``round_spread`` where it
+    was timed in rounds, else IQR / median (scalars, or pandas Series alike)."""
+    if isinstance(round_spread, pd.Series):
+        return round_spread.astype("Float64").fillna((iqr_s / median_s).astype("Float64"))
+    if round_spread is not None and round_spread == round_spread:
+        return round_spread
+    return iqr_s / median_s if median_s else None
 
 
 def time_calls(call: Callable[[], Any], *, repeats: int, warmup: int) -> Timing:
@@ -358,6 +374,9 @@ def time_rounds(
         for round_ in range(rounds):
             for position, i in enumerate(rng.permutation(len(ready))):
                 call, timing = ready[i].call, timings[i]
+                # the switch to this program is paid here, untimed: the first call of a visit
+                # ran ~1.3× its case's median, the second ~1.05×
+                jax.block_until_ready(call())
                 for _ in range(calls[i]):
                     t0 = time.perf_counter()
                     out = jax.block_until_ready(call())

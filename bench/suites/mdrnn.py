@@ -54,6 +54,12 @@ def _runs(mode: str, regime: str, batch: int, hidden: int, sizes, schedules=SCHE
     return [(mode, regime, batch, hidden, side, d, s) for side, d in sizes for s in schedules]
 
 
+WIDTHS = (8, 16)
+"""Latency-regime forward passes at wider hidden widths k (work grows as k², the steps not at
+all): with the schedules and the sweeps over H = W and d, they let the wall-time judge
+(``bench.judge``) tell the steps' cost from the work's."""
+
+
 # Forward passes and samples per profile. The latency regime (batch 1, k = 2) sweeps H = W and
 # d so that the chain of steps, not the arithmetic, should be what the time measures.
 SIZES = {
@@ -77,6 +83,7 @@ SIZES = {
                 *((16, d) for d in (1, 3, 4, 6, 8)),
             ],
         ),
+        *(r for k in WIDTHS for r in _runs("forward", "latency", 1, k, [(16, 2)])),
         ("sample", "work", 1, 32, 16, 8, "diagonal"),
         # raster vs wavefront forward+backward at batch 1, 64×64, d = 2 (the speed goal)
         *_runs("train", "work", 1, 32, [(64, 2)], ("raster", "wavefront")),
@@ -100,6 +107,7 @@ SIZES = {
                 *((16, d) for d in (1, 4, 8, 16)),
             ],
         ),
+        *(r for k in WIDTHS for r in _runs("forward", "latency", 1, k, [(16, 2)])),
         ("sample", "work", 64, 64, 28, 8, "diagonal"),
     ],
 }

@@ -2,10 +2,12 @@
 
 import jax
 import jax.numpy as jnp
+import pandas as pd
 import pytest
 
-from bench import timing
+from bench import fits, timing
 from bench.timing import RecompilationError, time_back_to_back, time_calls
+from bench.workloads import IDENTITY
 
 
 def test_measure_counts_repeats_and_splits_compile_time(monkeypatch):
@@ -135,14 +137,36 @@ def test_interleaved_rounds_visit_every_point_once_per_round_in_a_fresh_order():
         for i in range(4)
     ]  # a 1 s call: one call per visit
     found = timing.time_rounds(ready, rounds=5, seed=3)
-    assert visits and len(visits) == 4 * 5
-    rounds = [visits[4 * r : 4 * r + 4] for r in range(5)]
+    assert visits and len(visits) == 4 * 5 * 2  # each visit: one untimed call, one timed
+    assert visits[::2] == visits[1::2]  # ... of the same point
+    rounds = [visits[8 * r : 8 * r + 8 : 2] for r in range(5)]
     assert all(sorted(r) == [0, 1, 2, 3] for r in rounds)
     assert len({tuple(r) for r in rounds}) > 1  # the order changes from round to round
     for i, t in enumerate(found):
         assert t.rounds == [0, 1, 2, 3, 4] and t.n_rounds == 5
         assert [rounds[r].index(i) for r in range(5)] == t.orders
         assert len(t.round_medians_s) == 5 and t.round_spread is not None
+
+
+def test_a_visit_pays_the_switch_with_an_untimed_call_before_its_timed_ones():
+    calls = []
+    ready = [timing.Ready(lambda: calls.append(1) or jnp.zeros(()), 0.0, {}, timing.VISIT_S / 3,
+                          None)]  # fmt: skip
+    found = timing.time_rounds(ready, rounds=4)
+    timed = found[0].samples_s
+    assert len(timed) == 4 * 3 and len(calls) == 4 * (3 + 1)
+
+
+def test_the_visit_bias_is_the_first_timed_call_of_each_visit_over_the_cases_median():
+    rows = [
+        dict.fromkeys(IDENTITY) | {"suite": "s", "variant": "v", "mode": "forward",
+                                   "repeat": 3 * r + i, "round": r, "time_s": 1.3 if i == 0 else 1}
+        for r in range(4)
+        for i in range(3)
+    ]  # fmt: skip
+    (bias,) = fits.visit_bias(pd.DataFrame(rows)).tolist()
+    assert bias == pytest.approx(1.3)
+    assert fits.visit_bias(pd.DataFrame(rows).assign(round=None)).empty  # back to back
 
 
 def test_a_fast_point_gets_several_calls_per_visit_a_slow_one_one():
