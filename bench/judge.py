@@ -26,9 +26,12 @@ The rule, stated once in ``docs/claims.md`` (:func:`rule_text`):
 
 - INCONCLUSIVE with fewer than :data:`MIN_POINTS` points or :data:`MIN_ROUNDS` rounds, or a
   design that is not identifiable;
-- FAIL iff the count's share of the fitted time, where it is largest, has its 95% interval
-  below :data:`MIN_SHARE`, or some rival predicts held-out time as well or better (the 95%
-  interval of its error over the claim's lies at or below 1);
+- INCONCLUSIVE when no model predicts held-out time within :data:`LOF_MAX` (lack of fit: a
+  model that does not describe the time can neither confirm nor refute);
+- FAIL iff the claim's model fits and the count's share of the fitted time, where it is
+  largest, has its 95% interval below :data:`MIN_SHARE`, or some rival that fits predicts
+  held-out time as well or better (the 95% interval of its error over the claim's lies at or
+  below 1);
 - PASS iff the count's share lies above :data:`MIN_SHARE`, the claim's model predicts held-out
   time within :data:`LOF_MAX` (lack of fit), and every rival's held-out error is above the
   claim's (interval above 1) by at least :data:`MARGIN` (its median);
@@ -274,10 +277,11 @@ def _fit_facts(spec: WallTimeSpec, d: Design, boot: int, seed: int) -> dict:
     }
     errors = {name: error(x, t) for name, x in X.items()}
     coef = errors[spec.count.name][1]
+    v = len(d.variants)
     facts |= {
         "error": {name: e for name, (e, _) in errors.items()},
-        "c_s": dict(zip(d.variants, coef[: len(d.variants)].tolist(), strict=True)),
-        "a_s_per_flop": float(coef[-2]),
+        "c_s": dict(zip(d.variants, coef[:v].tolist(), strict=True)),
+        "a_s_per_flop": float(coef[v]),
         "b_s_per_step": float(coef[-1]),
         "share": _share(claim_X, coef),
     }
@@ -297,7 +301,7 @@ def _fit_facts(spec: WallTimeSpec, d: Design, boot: int, seed: int) -> dict:
         for r in spec.all_rivals
     }
     claim_coefs = [dr[spec.count.name][1] for dr in draws]
-    facts["a_ci"] = _interval([c[-2] for c in claim_coefs])
+    facts["a_ci"] = _interval([c[v] for c in claim_coefs])
     facts["b_ci"] = _interval([c[-1] for c in claim_coefs])
     facts["share_ci"] = _interval([_share(claim_X, c) for c in claim_coefs])
     return facts
@@ -326,8 +330,12 @@ def _decide(f: dict) -> str:
         f["reason"] = "too few"
         return "INCONCLUSIVE"
     share_lo, share_hi = f["share_ci"]
-    beaten_by = [r for r in f["rivals"] if f["ratio_ci"][r][1] <= 1]
-    if share_hi < MIN_SHARE or beaten_by:
+    fits = {name for name, e in f["error"].items() if e <= LOF_MAX}
+    if not fits:
+        f["reason"], f["open"] = "open", ["lack of fit"]
+        return "INCONCLUSIVE"
+    beaten_by = [r for r in f["rivals"] if r in fits and f["ratio_ci"][r][1] <= 1]
+    if (share_hi < MIN_SHARE and f["count"] in fits) or beaten_by:
         f["reason"] = "beaten" if beaten_by else "no share"
         f["beaten_by"] = beaten_by
         return "FAIL"
@@ -343,6 +351,17 @@ def _decide(f: dict) -> str:
     f["open"] = open_
     f["reason"] = "open" if open_ else "beats every rival"
     return "INCONCLUSIVE" if open_ else "PASS"
+
+
+def predicted(spec: WallTimeSpec, df: pd.DataFrame, rounds) -> dict[tuple, float]:
+    """The claim's joint fit (with its own count) at each point of its design, by case key:
+    what its figure draws (empty without a design)."""
+    d = design(df, rounds, spec)
+    if d is None:
+        return {}
+    X = d.columns(spec.count)
+    at = X @ fit(X, d.times)
+    return {case_key(r): float(t) for r, t in zip(d.rows.to_dict("records"), at, strict=True)}
 
 
 # --- Words ----------------------------------------------------------------------------------
@@ -365,9 +384,10 @@ def rule_text(spec: WallTimeSpec | None = None) -> str:
         f"{rivals}; held-out error = median leave-one-out relative error; 95% intervals from "
         f"{BOOTSTRAP} resamples of the rounds. INCONCLUSIVE with < {MIN_POINTS} points or "
         f"< {MIN_ROUNDS} rounds, or when not identifiable (the count's variance inflation "
-        f"against the work or a rival's count > {VIF_MAX:g}); FAIL iff the count's share of "
-        f"the fitted time where largest is below {MIN_SHARE:.0%} (interval) or a rival's "
-        f"held-out error is at most the claim's (interval of the ratio ≤ 1); PASS iff the "
+        f"against the work or a rival's count > {VIF_MAX:g}), or when no model's held-out error "
+        f"is ≤ {LOF_MAX:.0%}; FAIL iff the count's share of the fitted time where largest is "
+        f"below {MIN_SHARE:.0%} (interval) in a model that fits, or a rival that fits has a "
+        f"held-out error at most the claim's (interval of the ratio ≤ 1); PASS iff the "
         f"share is above {MIN_SHARE:.0%}, the claim's held-out error ≤ {LOF_MAX:.0%} and every "
         f"rival's is above it (interval > 1) by ≥ {MARGIN:g}× (median); else INCONCLUSIVE"
     )
@@ -403,6 +423,7 @@ def measured_text(f: dict) -> str:
     if "error" not in f:
         return f"{headline(f)}; {head}"
     fixed = ", ".join(f"{v} {c * 1e6:.3g} µs" for v, c in f["c_s"].items())
+    per_flop = f"{f['a_s_per_flop'] * 1e9:.3g}{_ci(tuple(x * 1e9 for x in f['a_ci']))}"
     errors = "; ".join(
         f"{name} {f['error'][name]:.3f}"
         + (
@@ -413,9 +434,8 @@ def measured_text(f: dict) -> str:
         for name in (f["count"], *f["rivals"])
     )
     return (
-        f"{headline(f)}; {head}; with {f['count']}: c = {fixed}, "
-        f"a = {f['a_s_per_flop'] * 1e9:.3g} ns/FLOP"
-        f"{_ci(tuple(x * 1e9 for x in f['a_ci']))}, b = {f['b_s_per_step'] * 1e9:.3g} ns per "
+        f"{headline(f)}; {head}; with {f['count']}: c = {fixed}, a = {per_flop} ns/FLOP, "
+        f"b = {f['b_s_per_step'] * 1e9:.3g} ns per "
         f"step{_ci(tuple(x * 1e9 for x in f['b_ci']))}, the count's share where largest "
         f"{f['share']:.0%}{_ci(f['share_ci'], '{:.0%}')}; held-out error: {errors}"
     )

@@ -15,8 +15,8 @@ imported from here, where the Agg backend is selected:
   smaller than the one before it.
 - ``wall_time_<claim>.png``: one per wall-time claim (:class:`bench.claims.WallTimeFigure`):
   each latency-regime sweep's time against the claim's depth measure, every interleaved round
-  a faint point, the median a marker, the fitted t = c + a·work + b·depth a line and the
-  fixed cost c dashed, in the line's colour (``bench.fits.growth_model``).
+  a faint point, the median a marker, and through them the joint fit that decided the verdict,
+  t = c_v + a·work + b·count over all the claim's points (``bench.judge.predicted``).
 - experiment curves as each claim module declares them (:class:`bench.claims.Curve`), bands
   from ``y_low`` / ``y_high``; one panel per value of ``hue`` when a single panel would
   hold more than :data:`MAX_LINES` lines. A log axis spanning more than
@@ -37,12 +37,11 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench import judge  # noqa: E402
 from bench.claims import Curve, WallTimeFigure  # noqa: E402
 from bench.fits import (  # noqa: E402
-    DEPTHS,
     GROUP,
     axis_values,
-    fixed_text,
     round_times,
     sweeps,
 )
@@ -356,21 +355,16 @@ def render(
     return [p for p in paths if p is not None]
 
 
-def _growth_lines(figure: WallTimeFigure, ok: pd.DataFrame, fitted: pd.DataFrame) -> dict:
-    """``{axis: [(group key, sweep rows, fitted row), ...]}``: the latency-regime sweeps of
-    ``figure`` that have a fit, per swept axis it draws (axes without one left out)."""
+def _growth_lines(figure: WallTimeFigure, ok: pd.DataFrame) -> dict:
+    """``{axis: [(group key, sweep rows), ...]}``: the latency-regime sweeps of ``figure``
+    per swept axis it draws (axes without one left out)."""
     rows = ok[ok.suite.isin(figure.suites) & (ok["mode"] == figure.mode)]
     rows = rows[rows.regime == "latency"]
     panels: dict[str, list] = {axis: [] for axis in figure.axes}
     for key, group in rows.groupby(GROUP, dropna=False):
-        for axis, fixed, sweep in sweeps(group):
-            same = [fitted[c] == v for c, v in zip(GROUP, key, strict=True) if v == v]
-            model = fitted[
-                np.logical_and.reduce(same) & (fitted.axis == axis)
-                & (fitted.fixed == fixed_text(sweep, fixed)) & (fitted.regime == "latency")
-            ]  # fmt: skip
-            if axis in panels and not model.empty and sweep[figure.measure].notna().all():
-                panels[axis].append((key, sweep, model.iloc[0]))
+        for axis, _, sweep in sweeps(group):
+            if axis in panels and sweep[figure.measure].notna().all():
+                panels[axis].append((key, sweep))
     return {axis: lines for axis, lines in panels.items() if lines}
 
 
@@ -385,32 +379,28 @@ def growth_plot(
     measure, one panel per swept axis (see the module docstring)."""
     if fitted is None or fitted.empty:
         return None
-    name = DEPTHS[figure.measure]
     rounds = round_times(samples)
-    panels = _growth_lines(figure, ok, fitted)
+    decided = {k: t for spec in figure.specs for k, t in judge.predicted(spec, ok, rounds).items()}
+    panels = _growth_lines(figure, ok)
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.4), squeeze=False)
     for ax, (axis, lines) in zip(axes[0], panels.items(), strict=True):
         # a measure constant along every sweep of the panel: drawn against the swept axis
-        flat = all(sweep[figure.measure].nunique() == 1 for _, sweep, _ in lines)
-        for i, (key, sweep, m) in enumerate(lines):
+        flat = all(sweep[figure.measure].nunique() == 1 for _, sweep in lines)
+        for i, (key, sweep) in enumerate(lines):
             color = f"C{i}"
             sweep = sweep.assign(_x=axis_values(sweep, axis) if flat else sweep[figure.measure])
             sweep = sweep.sort_values("_x")
             x = sweep["_x"].to_numpy(float)
-            depth = sweep[figure.measure].to_numpy(float)
             for xi, record in zip(x, sweep.to_dict("records"), strict=True):
                 per_round = rounds.get(case_key(record))
                 if per_round is not None:
                     ax.scatter([xi] * len(per_round), per_round, s=6, color=color, alpha=0.2)
-            ax.plot(x, sweep.time_median_s, MARKERS[i % len(MARKERS)], color=color, ms=5)
-            c, a, b = m[f"{name}_c_s"], m[f"{name}_a_s_per_flop"], m[f"{name}_b_s_per_step"]
-            if c == c:
-                line = c + a * sweep.work_flops.to_numpy(float) + b * depth
-                label = f"{key[0]} {key[2]}: follows {m[f'{name}_follows']}"
-                ax.plot(x, line, "-", color=color, linewidth=1.2, label=label)
-                ax.axhline(c, color=color, linestyle="--", linewidth=0.8, alpha=0.7)
+            marker = MARKERS[i % len(MARKERS)]
+            ax.plot(x, sweep.time_median_s, marker, color=color, ms=5, label=f"{key[0]} {key[2]}")
+            line = [decided.get(case_key(r), math.nan) for r in sweep.to_dict("records")]
+            ax.plot(x, line, "-", color=color, linewidth=1.2)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(
@@ -421,13 +411,13 @@ def growth_plot(
         ax.set_ylabel("wall time per call (s)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    drawn = [sweep for lines in panels.values() for _, sweep, _ in lines]
+    drawn = [sweep for lines in panels.values() for _, sweep in lines]
     records = [r for sweep in drawn for r in sweep.to_dict("records")]
     n_rounds = max((len(rounds.get(case_key(r), ())) for r in records), default=0)
     fig.suptitle(
         f"{figure.claim}: wall time against {figure.measure}, latency regime, {n_rounds} "
-        "interleaved rounds\nfaint: each round; line: fitted c + a·work + b·depth; "
-        "dashed: the fixed cost c",
+        "interleaved rounds\nfaint: each round; line: the joint fit that decided the verdict, "
+        "t = c_v + a·work + b·count (bench.judge)",
         fontsize=9,
     )
     fig.tight_layout()

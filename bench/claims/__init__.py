@@ -264,6 +264,8 @@ class WallTimeFigure:
     mode: str
     measure: str
     axes: tuple[str, ...] = ("hw", "depth")
+    specs: tuple[WallTimeSpec, ...] = ()
+    """The joint fits that decided the claim, drawn through its points."""
 
 
 _FIGURES: list[WallTimeFigure] = []

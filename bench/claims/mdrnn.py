@@ -458,9 +458,10 @@ C12_RULE_SPAN = (
     f"INCONCLUSIVE without {C12_MIN_SIZES} matched sizes"
 )
 C12_RULE_TIME = (
-    "latency regime: PixelCNN's train steps (C8's design) and the MDRNN's (every schedule at "
-    "the matched sizes), each fitted t = c_v + a·work + b·span by the wall-time judge; the time "
-    "each attributes to its sequential steps, b·span, compared at every matched size and "
+    "latency regime: PixelCNN's train steps (C8's design, its layers d the count) and the "
+    "MDRNN's (every schedule at the matched sizes, its span the count), each fitted "
+    "t = c_v + a·work + b·count by the wall-time judge; the time each attributes to its "
+    "sequential steps, b·count, compared at every matched size and "
     "schedule, its interval from b's bootstrap intervals. INCONCLUSIVE when either design is "
     "too small or not identifiable; PASS iff the MDRNN's step time exceeds PixelCNN's at every "
     "matched size (the ratio's lower bound > 1); FAIL iff it is below at some (upper bound < 1); "
@@ -534,7 +535,7 @@ def c12_time_decision(df: pd.DataFrame, rounds: dict) -> tuple[str, dict]:
     """(verdict, facts) of C12's wall-time half: the two designs' judge facts (``pixelcnn``,
     ``mdrnn``) and, per matched latency size and schedule, the MDRNN's step time over
     PixelCNN's with its interval (``pairs``)."""
-    _, pix = judge.judge(C8_TIME, df, rounds)
+    _, pix = judge.judge(C8_TIME, df, rounds)  # PixelCNN's count: its layers
     _, mdr = judge.judge(C12_MDRNN_TIME, df, rounds)
     facts: dict = {"pixelcnn": pix, "mdrnn": mdr, "pairs": []}
     blocked = [(name, f) for name, f in (("PixelCNN", pix), ("MDRNN", mdr))
@@ -543,13 +544,15 @@ def c12_time_decision(df: pd.DataFrame, rounds: dict) -> tuple[str, dict]:
         facts["blocked"] = [f"{name}: {judge.why(f)}" for name, f in blocked]
         return "INCONCLUSIVE", facts
     pairs = matched_pairs(df)
-    for r in pairs[pairs.regime == "latency"].itertuples():
-        p_lo, p_hi = (b * r.span_ops_pix for b in pix["b_ci"])
+    latency = pairs[pairs.regime == "latency"]
+    pix_n = C8_TIME.count.of(latency)  # the matched sizes share d
+    for r, n in zip(latency.itertuples(), pix_n, strict=True):
+        p_lo, p_hi = (b * n for b in pix["b_ci"])
         m_lo, m_hi = (b * r.span_ops_mdrnn for b in mdr["b_ci"])
         facts["pairs"].append(
             dict(schedule=r.variant_mdrnn, side=int(r.height),
                  ratio=(mdr["b_s_per_step"] * r.span_ops_mdrnn)
-                 / max(pix["b_s_per_step"] * r.span_ops_pix, 1e-30),
+                 / max(pix["b_s_per_step"] * n, 1e-30),
                  lo=m_lo / p_hi if p_hi > 0 else math.inf,
                  hi=m_hi / p_lo if p_lo > 0 else math.inf)
         )  # fmt: skip
@@ -563,7 +566,7 @@ def c12_time_decision(df: pd.DataFrame, rounds: dict) -> tuple[str, dict]:
 def _c12_time_sentences(verdict: str, facts: dict) -> tuple[str, str]:
     """(measured, statement) of C12's wall-time half, from :func:`c12_time_decision`'s."""
     fits = "; ".join(
-        f"{name}: b = {f['b_s_per_step'] * 1e9:.3g} ns per span op "
+        f"{name}: b = {f['b_s_per_step'] * 1e9:.3g} ns per {f['count']} "
         f"[{f['b_ci'][0] * 1e9:.3g}, {f['b_ci'][1] * 1e9:.3g}] ({f['points']} points)"
         for name, f in (("PixelCNN", facts["pixelcnn"]), ("MDRNN", facts["mdrnn"]))
         if "b_ci" in f
@@ -802,8 +805,12 @@ def c12_training_parallelism(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None)
 register(Experiment("mdrnn", ("C10",), connection_sweep, cost_s=dict(smoke=1, cpu=2, full=2)))
 register(Experiment("mdrnn", ("C11",), sequential_steps_sweep, cost_s=dict(smoke=1, cpu=2, full=2)))
 register(Derived(("mdrnn",), ("C11",), c11_wall_time))
-declare_figure(WallTimeFigure("C11", ("mdrnn",), "forward", "steps_executed"))
-declare_figure(WallTimeFigure("C12", ("pixelcnn", "mdrnn"), "train", "span_ops", ("hw",)))
+declare_figure(WallTimeFigure("C11", ("mdrnn",), "forward", "steps_executed", specs=(C11_TIME,)))
+declare_figure(
+    WallTimeFigure(
+        "C12", ("pixelcnn", "mdrnn"), "train", "span_ops", ("hw",), (C8_TIME, C12_MDRNN_TIME)
+    )
+)
 register(Derived(("pixelcnn", "mdrnn", "trained"), ("C12",), c12_training_parallelism))
 state(
     Claim(
