@@ -82,6 +82,14 @@ def _positive_float(text: str) -> float:
     return _finite(text, zero_ok=False)
 
 
+def _trace_dir(text: str) -> str:
+    """A folder for the traces: refused before the first write when something else is there."""
+    path = pathlib.Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder for the traces")
+    return text
+
+
 RUN_NAME_MAX = 100  # characters: a folder name, with room for the suffixes a run may add
 
 
@@ -196,6 +204,7 @@ def _run_how(run) -> None:
     )
     run.add_argument(
         "--trace",
+        type=_trace_dir,
         metavar="DIR",
         help="write a jax.profiler trace of each measured case's timed calls under DIR "
         "(one folder per case; open in Perfetto or XProf)",

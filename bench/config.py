@@ -36,6 +36,8 @@ class RunConfig:
     trace_dir: str | None = None  # jax.profiler traces of the timed calls, one folder per case
 
     def __post_init__(self):
+        for name in ("suites", "models", "variants"):  # a name given twice is one name
+            object.__setattr__(self, name, tuple(dict.fromkeys(getattr(self, name))))
         if self.profile not in PROFILES:
             raise ConfigError(f"unknown profile {self.profile!r}; available: {', '.join(PROFILES)}")
         for name in ("repeats", "warmup", "rounds", "devices"):

@@ -7,6 +7,7 @@ import pytest
 
 from bench import analysis
 from bench.cli import main
+from bench.config import RunConfig
 from bench.store import COLUMNS, SCHEMA_VERSION
 from bench.workloads import suites
 from tests.bench.helpers import only_run
@@ -90,6 +91,7 @@ def test_resuming_a_finished_run_measures_nothing(smoke_run, tmp_path, capsys):
         (["run", "--case-timeout", "-1"], "expected a positive finite number, got -1.0"),
         (["run", "--case-timeout", "inf"], "expected a positive finite number, got inf"),
         (["frobnicate"], "invalid choice"),
+        (["run", "--trace", "pyproject.toml"], "is a file, not a folder for the traces"),
     ],
 )
 def test_bad_arguments_are_one_line_exit_2_and_write_nothing(argv, message, tmp_path, capsys):
@@ -122,3 +124,13 @@ def test_model_and_variant_filters_keep_only_those_cases(tmp_path):
     run_dir = only_run(tmp_path)
     df = analysis.load(run_dir)
     assert set(df.variant) == {"manual-bwd"} and len(df) == 3  # train only, three T
+
+
+def test_a_suite_model_or_variant_named_twice_is_measured_once():
+    config = RunConfig.create(
+        profile="smoke", suites=["binary_adder", "binary_adder"], models=["m", "m"],
+        variants=["v", "w", "v"],
+    )  # fmt: skip
+    assert config.suites == ("binary_adder",) and config.models == ("m",)
+    assert config.variants == ("v", "w")
+    assert RunConfig.from_env(config.to_env()) == config
