@@ -285,9 +285,7 @@ def _fit_facts(spec: WallTimeSpec, d: Design, boot: int, seed: int) -> dict:
         "b_s_per_step": float(coef[-1]),
         "share": _share(claim_X, coef),
     }
-    draws = _bootstrap(d, X, spec, boot, seed) if facts["rounds"] >= 2 else []
-    e_claim = np.array([dr[spec.count.name][0] for dr in draws])
-    facts["error_ci"] = _interval(e_claim)
+    draws = _bootstrap(d, X, boot, seed) if facts["rounds"] >= 2 else []
     facts["ratio"] = {
         r.name: errors[r.name][0] / errors[spec.count.name][0]
         if errors[spec.count.name][0] > 0
@@ -307,7 +305,7 @@ def _fit_facts(spec: WallTimeSpec, d: Design, boot: int, seed: int) -> dict:
     return facts
 
 
-def _bootstrap(d: Design, X: dict, spec: WallTimeSpec, boot: int, seed: int) -> list[dict]:
+def _bootstrap(d: Design, X: dict, boot: int, seed: int) -> list[dict]:
     """Each model's (held-out error, coefficients) on ``boot`` resamples of the rounds."""
     rng = np.random.default_rng(seed)
     n_rounds = d.by_round.shape[1]
