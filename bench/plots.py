@@ -312,11 +312,11 @@ def curve_plot(run_dir: pathlib.Path, curve: Curve, name: str | None = None) -> 
 
 
 def render(
-    run_dir: pathlib.Path, df: pd.DataFrame, curves=(), samples=None, figures=(), fitted=None
+    run_dir: pathlib.Path, df: pd.DataFrame, curves=(), samples=None, figures=()
 ) -> list[pathlib.Path]:
     """The sweep plots of every suite in ``df`` (error bars from ``samples``, the rows of
-    ``samples.csv``), the wall-time ``figures`` (from the ``fitted`` sweeps) and the declared
-    experiment ``curves``."""
+    ``samples.csv``), the wall-time ``figures`` (each with the joint fit that decided it) and
+    the declared experiment ``curves``."""
     spread = quartiles(samples)
     ok = df[df.status == "ok"]
     paths = []
@@ -347,7 +347,7 @@ def render(
             )
         )
     for figure in figures:
-        paths.append(growth_plot(run_dir, figure, ok, fitted, samples))
+        paths.append(growth_plot(run_dir, figure, ok, samples))
     tables = [c.table for c in curves]
     for curve in curves:  # two curves of one table get one file each
         name = curve.png if tables.count(curve.table) == 1 else f"{curve.png[:-4]}_{curve.y}.png"
@@ -372,13 +372,10 @@ def growth_plot(
     run_dir: pathlib.Path,
     figure: WallTimeFigure,
     ok: pd.DataFrame,
-    fitted: pd.DataFrame | None,
     samples: pd.DataFrame | None,
 ) -> pathlib.Path | None:
     """``wall_time_<claim>.png``: the claim's latency-regime sweeps, time against its depth
     measure, one panel per swept axis (see the module docstring)."""
-    if fitted is None or fitted.empty:
-        return None
     rounds = round_times(samples)
     decided = {k: t for spec in figure.specs for k, t in judge.predicted(spec, ok, rounds).items()}
     panels = _growth_lines(figure, ok)

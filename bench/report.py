@@ -624,7 +624,7 @@ def render(run_dir: str | pathlib.Path, env: dict | None = None) -> pathlib.Path
     parts.append(limits_section(env, df, fitted))
     curves = [c for e in claims.experiments(run_suites) for c in e.curves]
     figures = [f for f in claims.wall_time_figures() if set(f.suites) & run_suites]
-    pngs = plots.render(run_dir, df, curves, samples, figures, fitted)
+    pngs = plots.render(run_dir, df, curves, samples, figures)
     if pngs:
         parts.append("\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in pngs))
     parts.append(measurements_section(df))
