@@ -57,8 +57,17 @@ $(VENV)/.installed-%: pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The tests run in parallel, one pytest-xdist worker per core (TEST_WORKERS=0: in this process;
+# the default with a PYTHON=... that has no pytest-xdist).
+ifeq ($(origin PYTHON),command line)
+  TEST_WORKERS ?= $(shell $(PYTHON) -c "import xdist" 2>/dev/null && echo auto || echo 0)
+else
+  TEST_WORKERS ?= auto
+endif
+PYTEST = -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
+
 test: $(ENV)
-	$(RUN) -m pytest $(ARGS)
+	$(RUN) $(PYTEST) $(ARGS)
 
 # Skipped, with a one-line message, where no Python $(LATEST_PYTHON_VERSION) is installed.
 test-latest:
@@ -67,15 +76,15 @@ test-latest:
 	set -e; test -x $(LATEST_VENV)/bin/python || $$py -m venv $(LATEST_VENV); \
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip; \
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade -e ".[dev]"; \
-	$(LATEST_VENV)/bin/python -m pytest $(ARGS)
+	$(LATEST_VENV)/bin/python $(PYTEST) $(ARGS)
 
 test-matrix: test test-latest
 
 test-slow: $(ENV)
-	$(RUN) -m pytest -m slow $(ARGS)
+	$(RUN) $(PYTEST) -m slow $(ARGS)
 
 test-all: $(ENV)
-	$(RUN) -m pytest -m "slow or not slow" $(ARGS)
+	$(RUN) $(PYTEST) -m "slow or not slow" $(ARGS)
 
 bench: $(ENV)
 	$(RUN) -m bench run $(ARGS)

@@ -39,8 +39,11 @@ def test_the_gate_passes_twice_in_a_row_on_one_commit(pytester, monkeypatch):
     pytester.syspathinsert()
     pytester.makeini("[pytest]\nfilterwarnings = error\n")
     store = pytester.path / "store"
-    common = ["-p", "tests.conftest", "-p", "no:cacheprovider", f"--benchmark-storage={store}",
-              "--benchmark-timer=fake_clock.tick"]  # fmt: skip
+    # A session of its own: in a `make test` worker pytest-benchmark would see xdist (the
+    # plugin, the worker's variable) and disable itself
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    common = ["-p", "tests.conftest", "-p", "no:cacheprovider", "-p", "no:xdist",
+              f"--benchmark-storage={store}", "--benchmark-timer=fake_clock.tick"]  # fmt: skip
     first = pytester.runpytest_inprocess(*common, "--benchmark-autosave")
     assert first.ret == 0, first.stdout.str()
     for _ in range(2):
