@@ -2,7 +2,9 @@
 
 Rendering also writes ``fits.csv`` (see :mod:`bench.fits`), ``claims_derived.csv`` and the
 PNG plots (:mod:`bench.plots`). The report opens with a summary a reader can act on in ten
-seconds: the verdict counts, one line per claim and measure (the claim in plain words, its
+seconds: one line per claim about sequential steps judged by the clock (what it says of the
+claim's count against its rivals, how sure, and which command can decide where this profile
+cannot: :func:`clock_lines`), the verdict counts, one line per claim and measure (the claim in plain words, its
 verdict and the figure that decided it), the headline ratio of each suite, and the cases too
 noisy to trust (spread above :data:`NOISY_IQR` of the median). The evidence follows: each
 claim's rule and measurements in full; variant ratios (each variant's median time and work
@@ -33,6 +35,8 @@ exceeds this fraction of its median is listed as too noisy to trust (its ratios 
 that noise), by the same measure as its row's note."""
 MAX_CELL = 160
 """The longest text a table cell shows; longer text is cut at a word with "…"."""
+CLAIM_CELL = 110
+"""The claim's words in the summary table are cut at this length (in full below)."""
 
 
 def _fmt(v) -> str:
@@ -283,17 +287,19 @@ def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) 
         measured = store.load_claims(path)
         found.append(measured.drop_duplicates(["claim", "measure"], keep="last")[columns])
     rows = [
-        {"suite": "+".join(rule.suites), **v.as_row()}
+        {"suite": "+".join(rule.suites), **v.as_row(), "facts": dict(v.facts)}
         for rule in claims.derived()
         for v in rule.judge(df, fitted, run_dir)
     ]
-    derived = pd.DataFrame(rows, columns=columns)
-    derived.to_csv(run_dir / "claims_derived.csv", index=False)
+    derived = pd.DataFrame(rows, columns=[*columns, "facts"])
+    derived[columns].to_csv(run_dir / "claims_derived.csv", index=False)
     found.append(derived)
     found = [f for f in found if not f.empty]
     if not found:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=[*columns, "facts"])
     every = pd.concat(found, ignore_index=True)
+    facts = every["facts"] if "facts" in every else [None] * len(every)
+    every["facts"] = [f if isinstance(f, dict) else {} for f in facts]  # claims.csv keeps none
     return every.sort_values(
         "claim", key=lambda s: s.map(claims.claim_number), kind="stable", ignore_index=True
     )
@@ -321,6 +327,89 @@ def _anchor(claim: str) -> str:
     return f"claim-{claim.lower()}"
 
 
+WALL_TIME = "wall time"
+"""A verdict row whose measure starts with this judges a claim about sequential steps by the
+clock: the first screen gives each such row a line of its own (:func:`clock_lines`)."""
+NEXT = {
+    "smoke": 'the `cpu` profile can: `make bench ARGS="--profile cpu"` (it times the '
+    "latency sweeps in interleaved rounds)",
+    "cpu": "the `full` profile on an accelerator may: `make bench` on a GPU machine (it picks "
+    "the profile by device)",
+    "full": "no profile of this suite decides it: see the rule in `docs/claims.md`",
+}
+"""Where a profile's run leaves a wall-time claim INCONCLUSIVE, the command that can decide it."""
+QUIETER = "a quieter machine can: the same run with the load average below the cores (`uptime`)"
+
+
+def _sure(facts: Mapping) -> str:
+    """How sure a joint-fit verdict is (``bench.judge``'s facts): the closest rival's held-out
+    error over the claim's, with its 95% interval; empty where the facts hold no such fit."""
+    ratio, ci = facts.get("ratio") or {}, facts.get("ratio_ci") or {}
+    usable = [r for r in ratio if r in ci and all(x == x for x in ci[r]) and ratio[r] == ratio[r]]
+    if not usable:
+        return ""
+    closest = min(usable, key=lambda r: ratio[r])
+    lo, hi = ci[closest]
+    return (
+        f"the closest rival ({closest}) has ×{ratio[closest]:.3g} [{lo:.3g}, {hi:.3g}] the "
+        f"claim's held-out error (95% interval, {facts.get('rounds')} rounds resampled; above 1: "
+        "the claim's count predicts better)"
+    )
+
+
+UNSURE = ("no latency points", "too few", "not identifiable")
+"""Joint-fit outcomes whose intervals say nothing about the claim (``bench.judge``'s reasons)."""
+
+
+def _said(statement: str, measured: str) -> str:
+    """The statement's first clause with the figure that decided it (``measured``'s first
+    clause) merged in where the statement ends with its words, else after it in brackets."""
+    said = first_clause(statement) or "no statement"
+    decided = shorten(first_clause(measured), MAX_CELL)
+    head, _, tail = said.rpartition(": ")
+    if tail and decided.startswith(tail):
+        return f"{head}: {decided}"
+    return said if not decided or decided in said else f"{said} ({decided})"
+
+
+def _next(verdict: str, facts: Mapping, profile: str | None) -> str:
+    """Which command can decide a wall-time claim this run left INCONCLUSIVE."""
+    if verdict != "INCONCLUSIVE":
+        return ""
+    if profile != "smoke" and "noise" in (facts.get("open") or ()):
+        return QUIETER
+    return NEXT.get(str(profile), NEXT["cpu"])
+
+
+def clock_lines(every: pd.DataFrame, profile: str | None) -> str:
+    """One line per wall-time verdict row: what the clock says of the claim's count against its
+    rivals, how sure, and where this profile cannot decide, which command can; never cut."""
+    rows = every[every.measure.astype(str).str.startswith(WALL_TIME)]
+    if rows.empty:
+        return ""
+    texts = claim_texts()
+    lines = [
+        "**Sequential depth on the clock** (one line per claim about sequential steps: does "
+        "wall time follow the claim's count better than its rivals? rule: `docs/claims.md`):\n\n"
+    ]
+    for rec in rows.to_dict("records"):
+        facts = rec.get("facts") if isinstance(rec.get("facts"), Mapping) else {}
+        parts = [_said(_fmt(rec["statement"]), _fmt(rec["measured"]))]
+        sure = "" if facts.get("reason") in UNSURE else _sure(facts)
+        if sure:
+            parts.append(f"how sure: {sure}")
+        then = _next(rec["verdict"], facts, profile)
+        if then:
+            parts.append(f"to decide: {then}")
+        words = shorten(texts.get(rec["claim"], _fmt(rec["check"])), CLAIM_CELL)
+        lines.append(
+            f"- [{rec['claim']}](#{_anchor(rec['claim'])}) **{rec['verdict']}**, {words}: "
+            + "; ".join(" ".join(p.split()) for p in parts)
+            + "\n"
+        )
+    return "".join(lines) + "\n"
+
+
 def verdict_summary(every: pd.DataFrame) -> str:
     """The verdict counts and one line per claim and measure."""
     counts = every.verdict.value_counts()
@@ -341,7 +430,8 @@ def verdict_summary(every: pd.DataFrame) -> str:
             "decided by": [first_clause(m) for m in every.measured],
         }
     )
-    lines.append(table(rows, max_cell=110))
+    rows["the seed's claim"] = [shorten(t, CLAIM_CELL) for t in rows["the seed's claim"]]
+    lines.append(table(rows, max_cell=MAX_CELL))
     return "".join(lines)
 
 
@@ -394,7 +484,8 @@ def _headline(variant: str, g: pd.DataFrame) -> str:
     left_out = f"; {noisy} too noisy, left out" if noisy else ""
     g = g[~g.too_noisy] if "too_noisy" in g else g
     if g.empty:
-        return f"{variant}: all {noisy} cases too noisy to trust, no ratio"
+        cases = "its one case" if noisy == 1 else f"all {noisy} cases"
+        return f"{variant}: {cases} too noisy to trust, no ratio"
     spread = f"{g.ratio.min():.3g}–{g.ratio.max():.3g}" if len(g) > 1 else ""
     cases = f"{len(g)} cases, {spread}" if len(g) > 1 else "1 case"
     return f"{variant} {_geomean(g.ratio):.3g}× ({cases}{left_out})"
@@ -483,6 +574,7 @@ def summary(
     ]
     parts.append("\n## Summary\n\n")
     if not every.empty:
+        parts.append(clock_lines(every, env.get("profile")))
         parts.append(verdict_summary(every))
     elif env.get("experiments") is False:
         parts.append(

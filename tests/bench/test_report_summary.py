@@ -132,3 +132,59 @@ def test_a_run_without_experiments_says_its_claims_were_not_checked(smoke_run, t
     text = report.render(run).read_text()
     summary = text.split("## Summary")[1].split("##")[0]
     assert "**Claims: not checked**: this run was made with `--no-experiments`" in summary
+
+
+def _wall_row(claim, verdict, statement, measured, facts, measure="wall time vs steps (latency)"):
+    return dict(claim=claim, verdict=verdict, check="c", measure=measure, rule="r",
+                measured=measured, statement=statement, facts=facts)  # fmt: skip
+
+
+JUDGE_HEADLINE = (
+    "the claim's count predicts held-out time best, ≥ 1.2× better than every rival (held-out "
+    "error 0.042 with steps, 0.091 with √steps, the closest rival)"
+)
+
+
+def test_the_first_screen_gives_each_wall_time_claim_one_line_with_how_sure_and_what_decides():
+    rows = pd.DataFrame(
+        [
+            _wall_row("C11", "PASS", "wall time follows steps better than no count, √steps",
+                      JUDGE_HEADLINE + "; 42 points",
+                      dict(reason="beats every rival", rounds=12,
+                           ratio={"no count": 3.8, "√steps": 2.18},
+                           ratio_ci={"no count": (3.5, 4.1), "√steps": (1.82, 2.49)})),
+            _wall_row("C8", "INCONCLUSIVE",
+                      "the clock cannot decide: no latency-regime point measured",
+                      "no latency-regime point measured", dict(reason="no latency points")),
+            _wall_row("C13", "INCONCLUSIVE", "this device cannot decide the claim; more",
+                      "forward T=4096 H=4: deer ×0.328", {}, measure="wall time vs the scan"),
+            _wall_row("C1", "PASS", "adds", "0 of 9 wrong", {}, measure="exact count"),
+        ]
+    )  # fmt: skip
+    smoke = report.clock_lines(rows, "smoke")
+    lines = [line for line in smoke.splitlines() if line.startswith("- ")]
+    assert [line[3:6].rstrip("]") for line in lines] == ["C11", "C8", "C13"]  # not C1's
+    c11, c8, c13 = lines
+    assert JUDGE_HEADLINE in c11  # the numbers, uncut
+    assert "how sure: the closest rival (√steps) has ×2.18 [1.82, 2.49]" in c11
+    assert "to decide" not in c11
+    assert 'to decide: the `cpu` profile can: `make bench ARGS="--profile cpu"`' in c8
+    assert "how sure" not in c8  # no interval from a fit that never ran
+    assert "deer ×0.328" in c13 and "more" not in c13  # the statement's first clause
+    on_cpu = [line for line in report.clock_lines(rows, "cpu").splitlines() if line]
+    assert "to decide: the `full` profile on an accelerator" in on_cpu[-1]
+
+
+def test_the_summary_table_keeps_a_deciding_clause_with_its_numbers_whole():
+    rows = pd.DataFrame(
+        [_wall_row("C11", "PASS", "s", JUDGE_HEADLINE + "; " + LONG, {})]
+        + [_wall_row("C1", "PASS", "s", "x " * 200, {})]
+    )
+    text = report.verdict_summary(rows)
+    assert f"| {JUDGE_HEADLINE} |" in text
+    assert max(len(c) for line in text.splitlines() for c in line.split(" | ")) <= 162
+
+
+def test_a_variant_whose_one_case_is_too_noisy_says_so_in_words_not_1_cases():
+    g = pd.DataFrame([dict(ratio=0.5, too_noisy=True)])
+    assert report._headline("fast", g) == "fast: its one case too noisy to trust, no ratio"
