@@ -4,13 +4,14 @@ Rendering also writes ``fits.csv`` (see :mod:`bench.fits`), ``claims_derived.csv
 PNG plots (:mod:`bench.plots`). The report opens with a summary a reader can act on in ten
 seconds: one line per claim about sequential steps judged by the clock (what it says of the
 claim's count against its rivals, how sure, and which command can decide where this profile
-cannot: :func:`clock_lines`), the verdict counts, one line per claim and measure (the claim in plain words, its
-verdict and the figure that decided it), the headline ratio of each suite, and the cases too
-noisy to trust (spread above :data:`NOISY_IQR` of the median). The evidence follows: each
-claim's rule and measurements in full; variant ratios (each variant's median time and work
-over its suite's baseline variant, same sizes); fits; each case against its limit; plots; all
-measurements; failures. Tables are GitHub markdown, numbers keep 3 significant digits, and no
-cell holds more than :data:`MAX_CELL` characters (the CSVs keep the full text).
+cannot: :func:`clock_lines`), the verdict counts, one line per claim and measure (the claim
+in plain words, its verdict and the figure that decided it), the headline speed-up of each
+suite, and the cases too noisy to trust (spread above :data:`NOISY_IQR` of the median). The
+evidence follows: each claim's rule and measurements in full; variant speed-ups (each
+variant's over its suite's baseline variant, same sizes, with its work ratio); fits; each case
+against its limit; plots; all measurements; failures. Tables are GitHub markdown, numbers
+keep 3 significant digits, and no cell holds more than :data:`MAX_CELL` characters (the CSVs
+keep the full text).
 
 What is particular to one suite is the suite's own (``bench.workloads.Suite``): the clauses it
 adds to its headline and its sections, placed after the variant ratios or after the fits. This
@@ -35,6 +36,9 @@ exceeds this fraction of its median is listed as too noisy to trust (its ratios 
 that noise), by the same measure as its row's note."""
 MAX_CELL = 160
 """The longest text a table cell shows; longer text is cut at a word with "…"."""
+SPEEDUP = "the baseline's median time over the variant's, ×2 = twice as fast, ×0.5 = half as fast"
+"""How every speed-up in the report reads: headline, variant table, the suites' sections (the
+DEER section's) and the claims (C13's ``s = t_sequential / t_variant``) alike."""
 CLAIM_CELL = 110
 """The claim's words in the summary table are cut at this length (in full below)."""
 
@@ -85,8 +89,10 @@ def _noisy(df: pd.DataFrame) -> pd.Series:
 
 
 def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd.DataFrame:
-    """Median time (and work) of each variant over its suite's baseline variant at equal
-    sizes; a work ratio outside [0.9, 1.1] should be explained by the variant's note."""
+    """Each variant's speed-up over its suite's baseline variant at equal sizes (the
+    baseline's median time over the variant's: above 1 the variant is faster, the direction
+    of every speed-up the report writes, :data:`SPEEDUP`) and its work over the baseline's; a
+    work ratio outside [0.9, 1.1] should be explained by the variant's note."""
     ok = df[df.status == "ok"]
     out = []
     for (suite, mode), group in ok.groupby(["suite", "mode"]):
@@ -109,7 +115,7 @@ def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd
                     sizes=sizes,
                     time_ms=rec["time_median_s"] * 1e3,
                     baseline_ms=rec["time_median_s_base"] * 1e3,
-                    ratio=rec["time_median_s"] / rec["time_median_s_base"],
+                    speedup=rec["time_median_s_base"] / rec["time_median_s"],
                     work_ratio=rec["work_flops"] / rec["work_flops_base"],
                     too_noisy=bool(rec["noisy"] or rec["noisy_base"]),
                     note=rec["note"],
@@ -461,9 +467,9 @@ def _geomean(x: pd.Series) -> float:
 def headlines(
     df: pd.DataFrame, ratios: pd.DataFrame, own: Mapping[str, list[str]] | None = None
 ) -> list[str]:
-    """One line per suite: its compared variants' time over the baseline's (geometric mean
-    over the matched sizes, with the range), then the clauses the suite gives itself in
-    ``own`` (its ``Suite.headline``: a FLOP-rate fraction, a scaling efficiency). A ratio
+    """One line per suite: its compared variants' speed-up over the baseline (:data:`SPEEDUP`;
+    geometric mean over the matched sizes, with the range), then the clauses the suite gives
+    itself in ``own`` (its ``Suite.headline``: a FLOP-rate fraction, a scaling efficiency). A ratio
     whose case or baseline is too noisy to trust (:func:`noisy_cases`) is left out of the
     mean and counted."""
     lines = []
@@ -472,23 +478,23 @@ def headlines(
         mine = ratios[ratios.suite == suite] if not ratios.empty else ratios
         for (mode, base), group in mine.groupby(["mode", "baseline"]) if not mine.empty else ():
             each = [_headline(variant, g) for variant, g in group.groupby("variant")]
-            parts.append(f"{mode}, time over {base}: " + "; ".join(each))
+            parts.append(f"{mode}, speed-up over {base}: " + "; ".join(each))
         parts += (own or {}).get(suite, [])
         lines.append(f"- **{suite}**: " + (" · ".join(parts) or "no variant compared here"))
     return lines
 
 
 def _headline(variant: str, g: pd.DataFrame) -> str:
-    """``variant 0.9× (n cases, range)`` over the cases not too noisy to trust."""
+    """``variant ×1.1 (n cases, range)``, its speed-up over the cases not too noisy to trust."""
     noisy = g.too_noisy.sum() if "too_noisy" in g else 0
     left_out = f"; {noisy} too noisy, left out" if noisy else ""
     g = g[~g.too_noisy] if "too_noisy" in g else g
     if g.empty:
         cases = "its one case" if noisy == 1 else f"all {noisy} cases"
         return f"{variant}: {cases} too noisy to trust, no ratio"
-    spread = f"{g.ratio.min():.3g}–{g.ratio.max():.3g}" if len(g) > 1 else ""
+    spread = f"×{g.speedup.min():.3g}–{g.speedup.max():.3g}" if len(g) > 1 else ""
     cases = f"{len(g)} cases, {spread}" if len(g) > 1 else "1 case"
-    return f"{variant} {_geomean(g.ratio):.3g}× ({cases}{left_out})"
+    return f"{variant} ×{_geomean(g.speedup):.3g} ({cases}{left_out})"
 
 
 def noisy_cases(df: pd.DataFrame, limit: int = 12) -> str:
@@ -594,8 +600,8 @@ def summary(
         )
     parts.append(f"\n{cases}.\n\n")
     parts.append(
-        "**Headline per suite** (median time ratio of each variant over the suite's baseline at "
-        "equal sizes and model, < 1 is faster; geometric mean over the matched cases whose "
+        f"**Headline per suite** (speed-up of each variant over the suite's baseline at equal "
+        f"sizes and model, {SPEEDUP}; geometric mean over the matched cases whose "
         "times are not too noisy to trust (below), range in brackets):\n\n"
         + "\n".join(headlines(df, ratios, own))
         + "\n\n"
@@ -706,8 +712,9 @@ def render(run_dir: str | pathlib.Path, env: dict | None = None) -> pathlib.Path
         parts.append(claim_details(every))
     if not ratios.empty:
         parts.append(
-            "\n## Variants against their baseline (median time ratio, <1 is faster; work ratio "
-            "from the jaxpr, explained by the note where it is not ≈ 1)\n\n"
+            f"\n## Variants against their baseline (speed-up: {SPEEDUP}; work ratio: the "
+            "variant's work over the baseline's, from the jaxpr, explained by the note where it "
+            "is not ≈ 1)\n\n"
         )
         parts.append(table(ratios, max_cell=MAX_CELL))
     parts += [section.text for section, _ in sections if section.after == "variants"]
