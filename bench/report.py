@@ -658,15 +658,27 @@ def depth_section(fitted: pd.DataFrame, samples: pd.DataFrame | None = None) -> 
     )
 
 
+def spread_cells(ok: pd.DataFrame) -> list[str]:
+    """Each row's spread (:func:`_spread`, the measure :func:`noisy_cases` counts by), marked
+    "too noisy" on the row itself above :data:`NOISY_IQR` (a note cut in its cell, or written
+    by an older runner, cannot hide it)."""
+    return [
+        "" if pd.isna(x) else f"{float(x):.0%}" + (" too noisy" if x > NOISY_IQR else "")
+        for x in _spread(ok)
+    ]
+
+
 def measurements_section(df: pd.DataFrame) -> str:
-    """Every timed case, then the cases that did not produce a time."""
+    """Every timed case (its ``spread`` column says where it is too noisy to trust), then the
+    cases that did not produce a time."""
     parts = []
     ok = df[df.status == "ok"].copy()
     if not ok.empty:
         ok["median_ms"] = ok.time_median_s * 1e3
         ok["iqr_ms"] = ok.time_iqr_s * 1e3
+        ok["spread"] = spread_cells(ok)
         cols = ["suite", "model", "variant", "mode", *_sizes(ok), "n_devices", "median_ms",
-                "iqr_ms", "compile_s", "seq_steps_pred", "span_ops", "steps_executed",
+                "iqr_ms", "spread", "compile_s", "seq_steps_pred", "span_ops", "steps_executed",
                 "work_flops", "achieved_flops_per_s", "note"]  # fmt: skip
         cols = [c for c in cols if c in ok and ok[c].notna().any()]
         parts.append("\n## Measurements\n\n" + table(ok, cols, max_cell=MAX_CELL))

@@ -206,3 +206,39 @@ def test_a_speed_up_reads_one_way_in_the_headline_the_deer_section_and_c13():
     table = deer.speedups(df)
     assert deer.speedup_grid(table)["T=4096"].tolist() == ["×0.333"]  # the DEER section
     assert "deer ×0.333" in deer.judge_wall_time(table).measured  # C13
+
+
+def test_a_case_counted_too_noisy_says_so_on_its_own_row_by_the_same_measure():
+    base = dict(suite="lstm", model="lstm", mode="train", n_devices=1, status="ok")
+    note = "a long note " * 20
+    df = frame(
+        [
+            base
+            | dict(
+                variant="steady",
+                seq_len=8,
+                time_median_s=1.0,
+                time_iqr_s=0.9,
+                round_spread=0.03,
+                note=note,
+            ),  # fmt: skip
+            base
+            | dict(
+                variant="wild",
+                seq_len=8,
+                time_median_s=1.0,
+                time_iqr_s=0.01,
+                round_spread=0.4,
+                note=note,
+            ),  # fmt: skip
+            base | dict(variant="solo", seq_len=8, time_median_s=1.0, time_iqr_s=0.3),
+        ]
+    )
+    assert ": 2 of 3 timed cases" in report.noisy_cases(df)
+    rows = {
+        line.split(" | ")[2]: line
+        for line in report.measurements_section(df).splitlines()
+        if line.startswith("| lstm")
+    }
+    assert "| 3% |" in rows["steady"] and "too noisy" not in rows["steady"]
+    assert "| 40% too noisy |" in rows["wild"] and "| 30% too noisy |" in rows["solo"]
