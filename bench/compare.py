@@ -3,8 +3,11 @@
 A run is a run folder (``measurements.csv``, ``samples.csv``, ``env.json``) or a
 pytest-benchmark save written with ``--benchmark-save-data`` (``make bench-pytest``), whose
 entries carry the case identity in ``extra_info`` and their raw times in ``stats.data``.
-Cases are matched by the one case identity, :func:`bench.workloads.case_key`. Each case gets
-one outcome:
+Cases are matched by the one case identity, :func:`bench.workloads.case_key`, and the
+parameter count of the program timed (:func:`program_key`): a profile sizes some models by its
+own config (the trained MDRNN has 469 parameters at smoke, 26,145 at cpu, at the same sizes),
+and two programs of different size are different cases (one vanished, one appeared), never one
+case that got slower. Each case gets one outcome:
 
 - ``broke``: ``ok`` in the old run, any other status in the new one;
 - ``vanished`` / ``appeared``: in one run only;
@@ -362,11 +365,24 @@ def _case_seed(seed: int, key: tuple) -> int:
     return seed * 2**32 + zlib.crc32(repr(key).encode())
 
 
+def program_key(record) -> tuple:
+    """A case's identity (:func:`bench.workloads.case_key`) and the parameter count of its
+    program (None where the run did not count it): what tells two programs apart."""
+    params = record.get("n_params")
+    known = params is not None and params is not pd.NA and params == params and params != ""
+    return (*case_key(record), int(float(params)) if known else None)
+
+
 def case_label(key: tuple) -> str:
-    rec = dict(zip(IDENTITY, key, strict=True))
+    """``suite/model[variant] mode sizes``, with ``params=N`` for a :func:`program_key`."""
+    rec = dict(zip(IDENTITY, key[: len(IDENTITY)], strict=True))
     sizes = " ".join(f"{f}={rec[f]}" for f in SIZE_FIELDS if rec[f] is not None)
     devices = f" devices={rec['n_devices']}" if rec["n_devices"] not in (None, 1) else ""
-    return f"{rec['suite']}/{rec['model']}[{rec['variant']}] {rec['mode']} {sizes}{devices}".strip()
+    params = key[len(IDENTITY)] if len(key) > len(IDENTITY) else None
+    params = f" params={params:,}" if params is not None else ""
+    return (
+        f"{rec['suite']}/{rec['model']}[{rec['variant']}] {rec['mode']} {sizes}{devices}{params}"
+    ).strip()
 
 
 # --- Comparing --------------------------------------------------------------------------------
@@ -445,8 +461,8 @@ def _index(run: Run) -> dict[tuple, dict]:
     for rec in run.rows.to_dict("records"):
         if rec["status"] == "skipped":  # not measured (--budget-s): absent, not broken
             continue
-        key = case_key(rec)
-        if key in out:
+        key = program_key(rec)
+        if key[:-1] in {k[:-1] for k in out}:
             raise CompareError(f"{run.path}: case {case_label(key)} appears twice")
         out[key] = rec
     return out
@@ -469,15 +485,18 @@ def compare(
     if unknown:
         raise CompareError(f"cannot allow {sorted(unknown)}; allowed: {', '.join(PROBLEMS)}")
     rows_old, rows_new = _index(old), _index(new)
+    _match_uncounted(rows_old, rows_new)
     if not set(rows_old) & set(rows_new):
         raise CompareError(f"{old.path} and {new.path} have no case in common")
     refs = calibrations(old, new) if normalise else None
     out = []
     for key in sorted(set(rows_old) | set(rows_new), key=lambda k: case_label(k)):
-        a, b = rows_old.get(key), rows_new.get(key)
+        key, params = key[: len(IDENTITY)], key
+        a, b = rows_old.get(params), rows_new.get(params)
         rec = {
-            "case": case_label(key),
+            "case": case_label(params),
             **dict(zip(IDENTITY, key, strict=True)),
+            "n_params": params[-1],
             "status_old": None if a is None else a["status"],
             "status_new": None if b is None else b["status"],
             "median_old_s": _number(a, "time_median_s"),
@@ -492,6 +511,16 @@ def compare(
         rec["outcome"] = _outcome(key, a, b, old, new, refs, threshold, seed, resamples, rec)
         out.append(rec)
     return Comparison(old, new, float(threshold), pd.DataFrame(out), refs, tuple(allow))
+
+
+def _match_uncounted(rows_old: dict, rows_new: dict) -> None:
+    """A case one run counted the parameters of and the other did not (an older run, a save
+    without the count) is matched by its identity alone: only two counts that differ make two
+    programs."""
+    for rows, other in ((rows_old, rows_new), (rows_new, rows_old)):
+        counted = {k[:-1]: k for k in other if k[-1] is not None}
+        for key in [k for k in rows if k[-1] is None and k[:-1] in counted]:
+            rows[counted[key[:-1]]] = rows.pop(key)
 
 
 def _number(rec: dict | None, column: str) -> float:
@@ -589,7 +618,7 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
         rounds={**new.rounds, **{k: np.asarray(v) for k, v in round_of.items()}},
     )
     result = compare(c.old, again, allow=c.allowed, **options)
-    result.remeasured = [case_label(k) for k in flagged]
+    result.remeasured = list(c.of("slower").case)
     result.remeasure_rounds = rounds
     return result
 
@@ -614,7 +643,8 @@ def _typical(c: Comparison) -> list[str]:
     if timed.empty:
         return []
     typical = c.typical
-    line = f"typical case: ratio {typical:.3g} (median over {len(timed)} timed cases)"
+    cases = "1 timed case" if len(timed) == 1 else f"{len(timed)} timed cases"
+    line = f"typical case: ratio {typical:.3g} (median over {cases})"
     if 1 / (1 + c.threshold) <= typical <= 1 + c.threshold:
         return [line]
     why = (

@@ -74,7 +74,8 @@ def write_run(path, cases, env=None):
                 }
             )
             for i, t in enumerate(times if ok else ()):
-                samples.writerow({"run_id": path.name, **identity, "repeat": i, "time_s": repr(t)})
+                ident = {k: v for k, v in identity.items() if k in SAMPLE_COLUMNS}
+                samples.writerow({"run_id": path.name, **ident, "repeat": i, "time_s": repr(t)})
     return path
 
 
@@ -436,8 +437,8 @@ def test_remeasure_times_the_flagged_case_again_in_interleaved_rounds(
     shutil.copytree(smoke_run, new)
     key = slow_down(new, "manual-bwd] train batch=8 seq_len=8", 3.0)
     first = cmp.compare(cmp.open_run(smoke_run), cmp.open_run(new), resamples=200)
-    label = cmp.case_label(key)
-    assert label in set(first.of("slower").case)
+    (label,) = [c for c in first.of("slower").case if c.startswith(cmp.case_label(key) + " ")]
+    assert label.endswith(" params=488")  # the program's size is part of its identity
     again = cmp.remeasure(first, rounds=3)
     (row,) = again.cases[again.cases.case == label].to_dict("records")
     assert again.remeasured == list(first.of("slower").case)
@@ -454,3 +455,33 @@ def test_remeasure_refuses_a_run_of_other_code(smoke_run, tmp_path, capsys):
     (new / "env.json").write_text(json.dumps({**env, "git_sha": "f" * 40}))
     assert run_compare(smoke_run, new, "--remeasure") == 2
     assert "not the new run's code" in capsys.readouterr().err
+
+
+# --- what makes a case a different program -----------------------------------------------------
+
+TRAINED = dict(suite="trained", model="mdrnn-trained", variant="diagonal", mode="sample",
+               batch=16, depth=2, height=8, width=8)  # fmt: skip
+
+
+def test_two_sizes_of_one_model_are_two_cases_never_one_that_got_slower(tmp_path, capsys):
+    """The profile sizes the trained MDRNN (469 parameters at smoke, 26,145 at cpu): the same
+    identity, a different program; a run that did not count the parameters still matches."""
+    small = write_run(tmp_path / "smoke", [(case(**TRAINED, n_params=469), ("ok", noisy(0.01)))])
+    big = write_run(tmp_path / "cpu", [(case(**TRAINED, n_params=26145), ("ok", noisy(0.079)))])
+    uncounted = write_run(tmp_path / "old", [(case(**TRAINED), ("ok", noisy(0.01, seed=1)))])
+    with pytest.raises(cmp.CompareError, match="no case in common"):
+        cmp.compare(cmp.open_run(small), cmp.open_run(big))
+    result = cmp.compare(cmp.open_run(uncounted), cmp.open_run(small), resamples=200)
+    (row,) = result.cases.to_dict("records")
+    assert row["outcome"] == "unchanged" and row["case"].endswith("width=8 params=469")
+    other = (case(16), ("ok", noisy(0.01)))
+    both = write_run(
+        tmp_path / "both", [(case(**TRAINED, n_params=469), ("ok", noisy(0.01))), other]
+    )
+    bigger = (case(**TRAINED, n_params=26145), ("ok", noisy(0.079)))
+    resized = write_run(tmp_path / "resized", [bigger, other])
+    assert run_compare(both, resized) == 1
+    out = capsys.readouterr().out
+    assert "vanished (1):\n  trained/mdrnn-trained[diagonal] sample" in out and "params=469" in out
+    assert "appeared (1):" in out and "params=26,145" in out and "slower (" not in out
+    assert "(median over 1 timed case)" in out  # not "1 cases"
