@@ -161,6 +161,10 @@ CONTEXT = (
 )
 
 
+MACHINE = (("host CPU", "host_cpu"), ("CPU cores", "host_cpu_count"), ("device", "device_kind"))
+"""Context that tells two machines apart: runs that differ in it are not compared for speed."""
+
+
 class CompareError(ValueError):
     """Two runs that cannot be compared (the CLI exits 2)."""
 
@@ -461,7 +465,7 @@ class Comparison:
         typical case's ratio beyond the band is added to those, never alone (a change that
         slows every case moves it too: that is a regression, not the machine)."""
         band = (1 / (1 + self.threshold), 1 + self.threshold)
-        why = []
+        why = self.other_machine()
         if self.references is None:
             try:
                 ro, rn = calibrations(self.old, self.new)
@@ -476,6 +480,18 @@ class Comparison:
         if why and timed >= MIN_TYPICAL_CASES and not band[0] <= typical <= band[1]:
             why.append(f"the typical case's ratio is {typical:.3g}")
         return why
+
+    def other_machine(self) -> list[str]:
+        """What says the two runs ran on different machines (host CPU, cores, device): no
+        time of one says anything about the code against the other's."""
+        return [
+            f"the {label} differs ({_show(self.old.context.get(key))} → "
+            f"{_show(self.new.context.get(key))})"
+            for label, key in MACHINE
+            if self.old.context.get(key) is not None
+            and self.new.context.get(key) is not None
+            and _show(self.old.context.get(key)) != _show(self.new.context.get(key))
+        ]
 
     @property
     def problems(self) -> pd.DataFrame:
@@ -880,7 +896,14 @@ def _verdict(c: Comparison) -> list[str]:
     lines = [f"\n{len(c.cases)} cases: {summary}"]
     problems = c.problems
     whole = f"the whole run slower (typical case ×{c.shift:.3g}, beyond ×{1 + DRIFT_BAND:g})"
-    if c.exit_code == EXIT_MOVED:
+    if c.exit_code == EXIT_MOVED and c.other_machine():
+        what = f"{len(problems)} case(s) slower" if len(problems) else whole
+        lines.append(
+            f"OTHER MACHINE: {what} between runs on two machines ("
+            + "; ".join(c.other_machine())
+            + "): compare two runs of one machine (exit status 3, not a regression verdict)"
+        )
+    elif c.exit_code == EXIT_MOVED:
         what = f"{len(problems)} case(s) slower" if len(problems) else whole
         lines.append(
             f"MACHINE MOVED: {what} while the whole machine moved ("

@@ -560,3 +560,13 @@ def test_code_that_slows_the_whole_run_is_a_regression_the_case_scatter_cannot_h
     assert "REGRESSION: the whole run slower (typical case ×1.6" in cmp.render(result)
     busy = dataclasses.replace(new, context={"host_cpu_count": 2, "load_avg_start": [5.0]})
     assert cmp.compare(old, busy, resamples=200).exit_code == cmp.EXIT_MOVED
+
+
+def test_runs_of_two_machines_are_not_a_regression_nor_a_re_run_on_a_quiet_one(tmp_path, capsys):
+    old = same_code(tmp_path / "old", env={"host_cpu": "Intel(R) Xeon(R) Processor"})
+    new = same_code(tmp_path / "new", seed=100, slower={16: 1.5}, env={"host_cpu": "AMD EPYC"})
+    assert run_compare(old, new) == cmp.EXIT_MOVED
+    out = capsys.readouterr().out
+    assert "OTHER MACHINE: 1 case(s) slower between runs on two machines (the host CPU" in out
+    assert "(Intel(R) Xeon(R) Processor → AMD EPYC)" in out and "compare two runs of one" in out
+    assert "REGRESSION" not in out and "quiet machine" not in out.split("OTHER MACHINE")[1]
