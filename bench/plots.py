@@ -85,8 +85,10 @@ def _grid(n: int, panel=PANEL, share: bool = False):
 
 
 def _save(fig, path: pathlib.Path) -> pathlib.Path:
+    """Lay the figure out and save it whole: a title wider than the panels widens the image
+    (``bbox_inches="tight"``), it is never cut at the figure's edge."""
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
 
