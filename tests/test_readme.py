@@ -133,3 +133,15 @@ def test_the_readmes_gate_passes_on_unchanged_code(tmp_path):
     assert "--benchmark-compare-fail" not in " ".join(COMMANDS)
     argv = shlex.split(gate)[3:]
     assert main([*argv, *map(str, saves)]) == 0
+
+
+def test_the_pandas_example_runs_as_written_on_the_first_sessions_runs(tmp_path, monkeypatch):
+    from tests.bench.test_compare import same_code
+
+    (block,) = re.findall(r"## Analysing results with pandas\n\n```python\n(.*?)```", README, re.S)
+    for name in ("first", "second"):
+        same_code(tmp_path / "results" / name, env={"started_utc": f"2026-12-0{len(name)}"})
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["ok"].groupby(scope["keys"], dropna=False).ngroups == 4  # 3 LSTM + matmul
