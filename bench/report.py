@@ -28,6 +28,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from bench import claims, fits, plots, store, timing
+from bench.config import DEFAULT_ROUNDS
 from bench.workloads import SIZE_FIELDS, suites
 
 NOISY_IQR = timing.NOISY_SPREAD
@@ -337,8 +338,9 @@ WALL_TIME = "wall time"
 """A verdict row whose measure starts with this judges a claim about sequential steps by the
 clock: the first screen gives each such row a line of its own (:func:`clock_lines`)."""
 NEXT = {
-    "smoke": 'the `cpu` profile can: `make bench ARGS="--profile cpu"` (it times the '
-    "latency sweeps in interleaved rounds)",
+    "smoke": 'a larger profile: `make bench ARGS="--profile cpu"` (it times the latency sweeps '
+    f"in {DEFAULT_ROUNDS['cpu']} interleaved rounds) or, on an accelerator, `make bench` "
+    "(profile `full`)",
     "cpu": "the `full` profile on an accelerator may: `make bench` on a GPU machine (it picks "
     "the profile by device)",
     "full": "no profile of this suite decides it: see the rule in `docs/claims.md`",

@@ -168,7 +168,7 @@ def test_the_first_screen_gives_each_wall_time_claim_one_line_with_how_sure_and_
     assert JUDGE_HEADLINE in c11  # the numbers, uncut
     assert "how sure: the closest rival (√steps) has ×2.18 [1.82, 2.49]" in c11
     assert "to decide" not in c11
-    assert 'to decide: the `cpu` profile can: `make bench ARGS="--profile cpu"`' in c8
+    assert 'to decide: a larger profile: `make bench ARGS="--profile cpu"`' in c8
     assert "how sure" not in c8  # no interval from a fit that never ran
     assert "deer ×0.328" in c13 and "more" not in c13  # the statement's first clause
     on_cpu = [line for line in report.clock_lines(rows, "cpu").splitlines() if line]
