@@ -269,7 +269,9 @@ def _run_resume(run) -> None:
 
 def _report_command(sub) -> None:
     report = sub.add_parser("report", help="re-render report.md (and plots) of a run folder")
-    report.add_argument("run_dir", type=pathlib.Path)
+    report.add_argument(
+        "run_dir", type=pathlib.Path, help="the run folder; report.md is written into it"
+    )
 
 
 def _compare_command(sub) -> None:
@@ -339,7 +341,10 @@ def _history_command(sub) -> None:
         "and start date, with the run's own noise band (IQR of its per-round medians, else of "
         "its samples).",
     )
-    hist.add_argument("results", nargs="?", type=pathlib.Path, default=RESULTS, metavar="RESULTS")
+    hist.add_argument(
+        "results", nargs="?", type=pathlib.Path, default=RESULTS, metavar="RESULTS",
+        help="the folder of run folders (default: results/)",
+    )  # fmt: skip
     hist.add_argument("--suite", action="append", metavar="NAME", help="only this suite")
     hist.add_argument("--case", metavar="TEXT", help="only cases whose label contains TEXT")
     hist.add_argument(
@@ -349,19 +354,27 @@ def _history_command(sub) -> None:
 
 def _list_command(sub) -> None:
     lst = sub.add_parser("list", help="list suites, or the cases of a profile")
-    lst.add_argument("--profile", metavar="|".join(PROFILES))
+    lst.add_argument(
+        "--profile", metavar="|".join(PROFILES), help="list this profile's cases, not the suites"
+    )
 
 
 def _plan_command(sub) -> None:
     planner = sub.add_parser(
         "plan", help="estimate each case's time and the total, before running (builds, traces)"
     )
-    planner.add_argument("--profile", metavar="|".join(PROFILES))
-    planner.add_argument("--suite", action="append", metavar="NAME")
-    planner.add_argument("--model", action="append", metavar="NAME")
-    planner.add_argument("--variant", action="append", metavar="NAME")
-    planner.add_argument("--repeats", type=_positive_int)
-    planner.add_argument("--no-experiments", action="store_true")
+    planner.add_argument(
+        "--profile", metavar="|".join(PROFILES), help="as `run --profile` (default: by device)"
+    )
+    planner.add_argument("--suite", action="append", metavar="NAME", help="as `run --suite`")
+    planner.add_argument("--model", action="append", metavar="NAME", help="as `run --model`")
+    planner.add_argument("--variant", action="append", metavar="NAME", help="as `run --variant`")
+    planner.add_argument(
+        "--repeats", type=_positive_int, help="as `run --repeats` (a floor: fast calls get more)"
+    )
+    planner.add_argument(
+        "--no-experiments", action="store_true", help="leave out the claims' experiments"
+    )
     planner.add_argument(
         "--assume",
         choices=sorted(plan.ASSUMED),

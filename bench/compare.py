@@ -3,8 +3,11 @@
 A run is a run folder (``measurements.csv``, ``samples.csv``, ``env.json``) or a
 pytest-benchmark save written with ``--benchmark-save-data`` (``make bench-pytest``), whose
 entries carry the case identity in ``extra_info`` and their raw times in ``stats.data``.
-Cases are matched by the one case identity, :func:`bench.workloads.case_key`. Each case gets
-one outcome:
+Cases are matched by the one case identity, :func:`bench.workloads.case_key`, and the
+parameter count of the program timed (:func:`program_key`): a profile sizes some models by its
+own config (the trained MDRNN has 469 parameters at smoke, 26,145 at cpu, at the same sizes),
+and two programs of different size are different cases (one vanished, one appeared), never one
+case that got slower. Each case gets one outcome:
 
 - ``broke``: ``ok`` in the old run, any other status in the new one;
 - ``vanished`` / ``appeared``: in one run only;
@@ -32,6 +35,19 @@ sqrt(spread_old² + spread_new²)``: the growth beyond :data:`NOISE_K` times the
 between-round spread (``faster`` likewise; a run without rounds adds no term, so where only
 one run has them, its spread alone counts). Two runs without rounds keep the rule above.
 
+**Against the typical case.** Two runs of the same code differ as a whole (a machine busier
+in one run: the typical case moved 0.85-1.16x between consecutive runs on an idle 2-core CPU,
+0.79-1.4x at load 4-6) and case by case (what ran beside each case: 12-50% robust SD between
+two such runs at load 4-6). With at least :data:`MIN_SCATTER_CASES` timed cases, each case is
+judged against the typical case (the median ratio) and against the cases' own scatter around
+it: ``slower`` also needs log(ratio / typical) > :data:`SCATTER_K` × the robust SD of
+log(ratio / typical) over the timed cases (and the interval and the noise term above are taken
+over the typical ratio too). The smallest change a comparison can flag is therefore its own:
+``exp(SCATTER_K × scatter)``, printed in its rule line; a 1.5× slowdown of one case is seen
+where cases scatter by less than about 7% (``tests/bench/test_compare.py`` feeds the rule A/A
+runs and planted slowdowns). The whole run moving is judged apart: beyond :data:`DRIFT_BAND`
+it is a problem of its own (below), which a case judged against the typical one cannot show.
+
 **Re-measuring.** :func:`remeasure` (``compare --remeasure``) times the cases flagged slower
 again, in the current checkout (which must be the new run's commit), :data:`REMEASURE_ROUNDS`
 interleaved rounds of every flagged case in turn (``bench.timing.compile_ahead`` and
@@ -44,7 +60,9 @@ The comparison sees that the whole machine moved when the calibration (``env.jso
 matmul case) took a time outside ``[1/(1 + threshold), 1 + threshold]`` of the old run's, when
 the typical (median) case ratio lies outside that band (over at least
 :data:`MIN_TYPICAL_CASES` timed cases), or when either run's load average
-exceeded its cores. Then slower cases are not called a regression: the outcome is
+exceeded its cores. The same holds for a whole run slower beyond :data:`DRIFT_BAND`: on a
+machine that did not move (calibration and load) it is a regression (exit 1). Then slower
+cases are not called a regression: the outcome is
 "machine moved: re-run on a quiet machine" and the exit status :data:`EXIT_MOVED` (3), which
 still fails a gate but says why. A case that broke, vanished or appeared is a regression
 (exit 1) whatever the machine did.
@@ -98,6 +116,20 @@ between-round spreads (see the module docstring)."""
 MIN_TYPICAL_CASES = 4
 """The typical ratio says the whole machine moved only over at least this many timed cases (over
 fewer, one changed case would be the whole run)."""
+SCATTER_K = 4.0
+"""With at least :data:`MIN_SCATTER_CASES` timed cases, a case is slower (faster) only when its
+ratio over the typical case's lies beyond this many times the cases' scatter: the robust
+standard deviation (1.4826 × the median absolute deviation) of log(ratio / typical) over the
+timed cases, how far a case of these two runs moves from the rest when nothing changed it. At
+4, a case in a normal scatter is flagged once in about 30,000; the tails of real runs are
+heavier (``tests/bench/test_compare.py``: A/A and planted slowdowns through this code)."""
+MIN_SCATTER_CASES = 8
+"""Fewer timed cases than this give no scatter: each case is judged alone (the rule above)."""
+DRIFT_BAND = 0.25
+"""A whole run that moved (the typical case's ratio) by less than this is not a verdict: the
+same code moved 0.85-1.16x between consecutive smoke runs on an idle 2-core CPU (#35). Beyond
+it, every case moved: "machine moved" (exit 3) where the calibration or the load says the
+machine moved, else a regression of the whole run (exit 1)."""
 REMEASURE_ROUNDS = 5
 """Interleaved rounds of ``--remeasure``."""
 EXIT_REGRESSION = 1
@@ -127,6 +159,10 @@ CONTEXT = (
     ("load avg at start", "load_avg_start"),
     ("load avg at finish", "load_avg_finish"),
 )
+
+
+MACHINE = (("host CPU", "host_cpu"), ("CPU cores", "host_cpu_count"), ("device", "device_kind"))
+"""Context that tells two machines apart: runs that differ in it are not compared for speed."""
 
 
 class CompareError(ValueError):
@@ -362,11 +398,24 @@ def _case_seed(seed: int, key: tuple) -> int:
     return seed * 2**32 + zlib.crc32(repr(key).encode())
 
 
+def program_key(record) -> tuple:
+    """A case's identity (:func:`bench.workloads.case_key`) and the parameter count of its
+    program (None where the run did not count it): what tells two programs apart."""
+    params = record.get("n_params")
+    known = params is not None and params is not pd.NA and params == params and params != ""
+    return (*case_key(record), int(float(params)) if known else None)
+
+
 def case_label(key: tuple) -> str:
-    rec = dict(zip(IDENTITY, key, strict=True))
+    """``suite/model[variant] mode sizes``, with ``params=N`` for a :func:`program_key`."""
+    rec = dict(zip(IDENTITY, key[: len(IDENTITY)], strict=True))
     sizes = " ".join(f"{f}={rec[f]}" for f in SIZE_FIELDS if rec[f] is not None)
     devices = f" devices={rec['n_devices']}" if rec["n_devices"] not in (None, 1) else ""
-    return f"{rec['suite']}/{rec['model']}[{rec['variant']}] {rec['mode']} {sizes}{devices}".strip()
+    params = key[len(IDENTITY)] if len(key) > len(IDENTITY) else None
+    params = f" params={params:,}" if params is not None else ""
+    return (
+        f"{rec['suite']}/{rec['model']}[{rec['variant']}] {rec['mode']} {sizes}{devices}{params}"
+    ).strip()
 
 
 # --- Comparing --------------------------------------------------------------------------------
@@ -385,6 +434,16 @@ class Comparison:
     remeasured: list[str] = dataclasses.field(default_factory=list)
     remeasure_rounds: int = 0
     """The cases whose new samples :func:`remeasure` took again (their labels)."""
+    shift: float = 1.0
+    """The typical case's ratio the cases were judged against (1: each judged alone)."""
+    spread: float | None = None
+    """The cases' scatter around it (:func:`scatter`; None: too few cases to have one)."""
+
+    @property
+    def drifted(self) -> bool:
+        """The whole run slower beyond :data:`DRIFT_BAND` (judged where cases were judged
+        against the typical one, which cannot see it)."""
+        return self.spread is not None and self.shift > 1 + DRIFT_BAND
 
     def of(self, outcome: str) -> pd.DataFrame:
         return self.cases[self.cases.outcome == outcome]
@@ -406,7 +465,7 @@ class Comparison:
         typical case's ratio beyond the band is added to those, never alone (a change that
         slows every case moves it too: that is a regression, not the machine)."""
         band = (1 / (1 + self.threshold), 1 + self.threshold)
-        why = []
+        why = self.other_machine()
         if self.references is None:
             try:
                 ro, rn = calibrations(self.old, self.new)
@@ -422,6 +481,18 @@ class Comparison:
             why.append(f"the typical case's ratio is {typical:.3g}")
         return why
 
+    def other_machine(self) -> list[str]:
+        """What says the two runs ran on different machines (host CPU, cores, device): no
+        time of one says anything about the code against the other's."""
+        return [
+            f"the {label} differs ({_show(self.old.context.get(key))} → "
+            f"{_show(self.new.context.get(key))})"
+            for label, key in MACHINE
+            if self.old.context.get(key) is not None
+            and self.new.context.get(key) is not None
+            and _show(self.old.context.get(key)) != _show(self.new.context.get(key))
+        ]
+
     @property
     def problems(self) -> pd.DataFrame:
         failing = [o for o in PROBLEMS if o not in self.allowed]
@@ -433,7 +504,7 @@ class Comparison:
         slower; 3 (:data:`EXIT_MOVED`): the only problems are slower cases, and the machine
         moved (:meth:`machine_moved`)."""
         problems = self.problems
-        if problems.empty:
+        if problems.empty and not self.drifted:
             return 0
         if (problems.outcome == "slower").all() and self.machine_moved():
             return EXIT_MOVED
@@ -445,8 +516,8 @@ def _index(run: Run) -> dict[tuple, dict]:
     for rec in run.rows.to_dict("records"):
         if rec["status"] == "skipped":  # not measured (--budget-s): absent, not broken
             continue
-        key = case_key(rec)
-        if key in out:
+        key = program_key(rec)
+        if key[:-1] in {k[:-1] for k in out}:
             raise CompareError(f"{run.path}: case {case_label(key)} appears twice")
         out[key] = rec
     return out
@@ -469,15 +540,18 @@ def compare(
     if unknown:
         raise CompareError(f"cannot allow {sorted(unknown)}; allowed: {', '.join(PROBLEMS)}")
     rows_old, rows_new = _index(old), _index(new)
+    _match_uncounted(rows_old, rows_new)
     if not set(rows_old) & set(rows_new):
         raise CompareError(f"{old.path} and {new.path} have no case in common")
     refs = calibrations(old, new) if normalise else None
     out = []
     for key in sorted(set(rows_old) | set(rows_new), key=lambda k: case_label(k)):
-        a, b = rows_old.get(key), rows_new.get(key)
+        key, params = key[: len(IDENTITY)], key
+        a, b = rows_old.get(params), rows_new.get(params)
         rec = {
-            "case": case_label(key),
+            "case": case_label(params),
             **dict(zip(IDENTITY, key, strict=True)),
+            "n_params": params[-1],
             "status_old": None if a is None else a["status"],
             "status_new": None if b is None else b["status"],
             "median_old_s": _number(a, "time_median_s"),
@@ -491,7 +565,26 @@ def compare(
         }
         rec["outcome"] = _outcome(key, a, b, old, new, refs, threshold, seed, resamples, rec)
         out.append(rec)
-    return Comparison(old, new, float(threshold), pd.DataFrame(out), refs, tuple(allow))
+    cases = pd.DataFrame(out)
+    timed = cases.outcome == TIMED
+    shift, spread = scatter(cases.ratio[timed])
+    cases["over_typical"] = cases.ratio / shift
+    cases.loc[timed, "outcome"] = [
+        judge_timed(rec, threshold, shift, spread) for rec in cases[timed].to_dict("records")
+    ]
+    return Comparison(
+        old, new, float(threshold), cases, refs, tuple(allow), shift=shift, spread=spread
+    )
+
+
+def _match_uncounted(rows_old: dict, rows_new: dict) -> None:
+    """A case one run counted the parameters of and the other did not (an older run, a save
+    without the count) is matched by its identity alone: only two counts that differ make two
+    programs."""
+    for rows, other in ((rows_old, rows_new), (rows_new, rows_old)):
+        counted = {k[:-1]: k for k in other if k[-1] is not None}
+        for key in [k for k in rows if k[-1] is None and k[:-1] in counted]:
+            rows[counted[key[:-1]]] = rows.pop(key)
 
 
 def _number(rec: dict | None, column: str) -> float:
@@ -526,13 +619,36 @@ def _outcome(key, a, b, old, new, refs, threshold, seed, resamples, rec) -> str:
     )
     rec.update(ratio=ratio, lo=lo, hi=hi)
     spreads = [x for x in (round_spread(old, key), round_spread(new, key)) if x is not None]
-    floor = 0.0
     if spreads:
-        floor = NOISE_K * math.hypot(*spreads)
-        rec["noise"] = floor
-    if lo > 1 + threshold and ratio - 1 > floor:
+        rec["noise"] = NOISE_K * math.hypot(*spreads)
+    return TIMED
+
+
+TIMED = "timed"
+"""A case ok in both runs, its ratio measured: :func:`judge_timed` gives its outcome."""
+
+
+def scatter(ratios) -> tuple[float, float | None]:
+    """``(typical, scatter)`` of the timed cases' ratios: the median ratio, and the robust
+    standard deviation of log(ratio / typical) (:data:`SCATTER_K`); ``(1, None)`` under
+    :data:`MIN_SCATTER_CASES` cases, which are each judged alone."""
+    logs = np.log(np.asarray([r for r in ratios if r > 0], float))
+    if len(logs) < MIN_SCATTER_CASES:
+        return 1.0, None
+    centre = float(np.median(logs))
+    return float(np.exp(centre)), float(1.4826 * np.median(np.abs(logs - centre)))
+
+
+def judge_timed(rec: dict, threshold: float, shift: float = 1.0, spread: float | None = None):
+    """A timed case's outcome (the module docstring): its ratio over the typical case's
+    (``shift``) beyond the threshold significantly, beyond its rounds' noise and beyond
+    :data:`SCATTER_K` × the cases' ``spread`` (where there is one)."""
+    ratio, lo, hi = (rec[k] / shift for k in ("ratio", "lo", "hi"))
+    floor = 0.0 if pd.isna(rec["noise"]) else rec["noise"]
+    bar = 0.0 if spread is None else SCATTER_K * spread
+    if lo > 1 + threshold and ratio - 1 > floor and math.log(ratio) > bar:
         return "slower"
-    if hi < 1 / (1 + threshold) and 1 / ratio - 1 > floor:
+    if hi < 1 / (1 + threshold) and 1 / ratio - 1 > floor and -math.log(ratio) > bar:
         return "faster"
     return "unchanged"
 
@@ -589,7 +705,7 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
         rounds={**new.rounds, **{k: np.asarray(v) for k, v in round_of.items()}},
     )
     result = compare(c.old, again, allow=c.allowed, **options)
-    result.remeasured = [case_label(k) for k in flagged]
+    result.remeasured = list(c.of("slower").case)
     result.remeasure_rounds = rounds
     return result
 
@@ -614,7 +730,8 @@ def _typical(c: Comparison) -> list[str]:
     if timed.empty:
         return []
     typical = c.typical
-    line = f"typical case: ratio {typical:.3g} (median over {len(timed)} timed cases)"
+    cases = "1 timed case" if len(timed) == 1 else f"{len(timed)} timed cases"
+    line = f"typical case: ratio {typical:.3g} (median over {cases})"
     if 1 / (1 + c.threshold) <= typical <= 1 + c.threshold:
         return [line]
     why = (
@@ -660,14 +777,15 @@ def _status(value) -> str:
     return "—" if value is None or pd.isna(value) or value == "" else str(value)
 
 
-def _table(rows: pd.DataFrame, timed: bool) -> str:
+def _table(c: Comparison, rows: pd.DataFrame, timed: bool) -> str:
     lines = []
     for r in rows.itertuples():
         if timed:
             noise = "" if pd.isna(r.noise) else f", round noise ±{r.noise:.3f}"
+            typical = f", ×{r.over_typical:.3f} the typical" if c.spread is not None else ""
             lines.append(
                 f"  {r.case}: {_ms(r.median_old_s)} → {_ms(r.median_new_s)} ms, ratio "
-                f"{r.ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}] (n {r.n_old}/{r.n_new}{noise})"
+                f"{r.ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}]{typical} (n {r.n_old}/{r.n_new}{noise})"
             )
         else:
             lines.append(f"  {r.case}: {_status(r.status_old)} → {_status(r.status_new)}")
@@ -734,6 +852,14 @@ def _rule(c: Comparison) -> list[str]:
             else ""
         )
     ]
+    if c.spread is not None:
+        lines.append(
+            f"  each case judged against the typical case (ratio ×{c.shift:.3g}, the median "
+            f"over the timed cases): its ratio over it must also lie beyond {SCATTER_K:g}× the "
+            f"cases' scatter (robust SD of log ratio / typical: {c.spread:.3f}, so beyond "
+            f"×{math.exp(SCATTER_K * c.spread):.3g}); the whole run counts as slower beyond "
+            f"×{1 + DRIFT_BAND:g}"
+        )
     if c.remeasured:
         lines.append(
             f"REMEASURED: {len(c.remeasured)} case(s) flagged slower were timed again in this "
@@ -754,11 +880,11 @@ def _outcome_tables(c: Comparison, every: bool) -> list[str]:
         lines.append(f"\n{outcome}{allowed} ({len(rows)}):")
         timed = outcome in ("slower", "faster")
         rows = rows.sort_values("ratio", ascending=outcome == "faster") if timed else rows
-        lines.append(_table(rows, timed))
+        lines.append(_table(c, rows, timed))
     if every:
         timed = c.cases[c.cases.ratio.notna()].sort_values("ratio", ascending=False)
         lines.append(f"\nevery timed case ({len(timed)}):")
-        lines.append(_table(timed, True))
+        lines.append(_table(c, timed, True))
     return lines
 
 
@@ -769,14 +895,28 @@ def _verdict(c: Comparison) -> list[str]:
     summary = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if o in counts)
     lines = [f"\n{len(c.cases)} cases: {summary}"]
     problems = c.problems
-    if c.exit_code == EXIT_MOVED:
+    whole = f"the whole run slower (typical case ×{c.shift:.3g}, beyond ×{1 + DRIFT_BAND:g})"
+    if c.exit_code == EXIT_MOVED and c.other_machine():
+        what = f"{len(problems)} case(s) slower" if len(problems) else whole
         lines.append(
-            f"MACHINE MOVED: {len(problems)} case(s) slower while the whole machine moved ("
+            f"OTHER MACHINE: {what} between runs on two machines ("
+            + "; ".join(c.other_machine())
+            + "): compare two runs of one machine (exit status 3, not a regression verdict)"
+        )
+    elif c.exit_code == EXIT_MOVED:
+        what = f"{len(problems)} case(s) slower" if len(problems) else whole
+        lines.append(
+            f"MACHINE MOVED: {what} while the whole machine moved ("
             + "; ".join(c.machine_moved())
             + "): re-run on a quiet machine (exit status 3, not a regression verdict)"
         )
-    elif len(problems):
-        lines.append(f"REGRESSION: {len(problems)} case(s) broke, vanished, appeared or got slower")
+    elif c.exit_code == EXIT_REGRESSION:
+        if len(problems):
+            lines.append(
+                f"REGRESSION: {len(problems)} case(s) broke, vanished, appeared or got slower"
+            )
+        if c.drifted:
+            lines.append(f"REGRESSION: {whole}, and neither the calibration nor the load moved")
     else:
         lines.append("no regression" + (" (a run compared with itself)" if c.itself else ""))
     return lines

@@ -5,9 +5,14 @@ commits, from the run folders already there.
 ``history.png``: x is the run, in order of its start, labelled with its commit's short SHA and
 date; y is each case's median time with the run's own noise band around it. The band is the
 interquartile range of the case's per-round medians where the run timed it in interleaved
-rounds (``samples.csv``'s ``round``), else of its raw samples (``samples.csv``). One panel per
-suite; with one case chosen (``--case``), its time in ms, else each case's time over its own
-median across the runs (1 = its usual time), so cases of any size share an axis.
+rounds (``samples.csv``'s ``round``), else of its raw samples (``samples.csv``).
+
+A case is its identity and the parameter count of its program (``bench.compare.program_key``:
+a profile sizes some models by its own config), and a line never joins two profiles: one panel
+per suite and profile. With one case chosen (``--case``), its time in ms, else each case's time
+over its own median across the runs (1 = its usual time), so cases of any size share an axis;
+a panel of more than :data:`MAX_LINES` cases draws their typical time (the median over its
+cases, the band their interquartile range) and the cases that moved most, not every line.
 """
 
 from __future__ import annotations
@@ -23,17 +28,20 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench import store  # noqa: E402
-from bench.compare import case_label  # noqa: E402
+from bench.compare import case_label, program_key  # noqa: E402
 from bench.workloads import IDENTITY, case_key  # noqa: E402
 
 COLUMNS = (
-    "case", *IDENTITY, "run_id", "started_utc", "git_sha", "git_short", "git_dirty", "profile",
-    "status", "median_s", "band_lo_s", "band_hi_s", "band", "n",
+    "case", *IDENTITY, "n_params", "run_id", "started_utc", "git_sha", "git_short", "git_dirty",
+    "profile", "status", "median_s", "band_lo_s", "band_hi_s", "band", "n",
 )  # fmt: skip
 """``history.csv``: ``band`` says what the band spans (``rounds`` or ``samples``)."""
 
 
-MAX_LEGEND = 24
+MAX_LINES = 10
+"""A panel draws at most this many cases one by one; above it, their typical time and the
+:data:`MOVERS` cases that moved most across the runs."""
+MOVERS = 5
 LINESTYLES = ("-", "--", ":", "-.")  # a new one every 10 cases (matplotlib's 10 colours)
 BAND_TEXT = {"rounds": "IQR of its per-round medians", "samples": "IQR of its samples"}
 
@@ -94,8 +102,9 @@ def table(folders: list[pathlib.Path]) -> pd.DataFrame:
                 )
             rows.append(
                 {
-                    "case": case_label(case_key(rec)),
+                    "case": case_label(program_key(rec)),
                     **{k: rec[k] for k in IDENTITY},
+                    "n_params": program_key(rec)[-1],
                     "run_id": env["run_id"],
                     "started_utc": env.get("started_utc"),
                     "git_sha": sha or None,
@@ -152,32 +161,50 @@ def _plot_case(ax, rows: pd.DataFrame, x_of: dict, *, scale: float, offset: floa
         ms=3.5,
         lw=1,
         capsize=2,
-        label=name.split("/", 1)[1],
+        label=name,
     )
 
 
-def _plot_cases(ax, part: pd.DataFrame, x_of: dict, one_case: bool) -> int:
-    """Every measured case of one suite's panel, side by side; returns how many cases it has.
-
-    One case is drawn in ms; several, each over its own median across runs, so that they share
-    an axis."""
-    n = part.case.nunique()
-    step = min(0.3 / max(n - 1, 1), 0.03)  # side by side, so the bands stay apart
-    offset, offset_index = -step * (n - 1) / 2, 0
+def panel_lines(part: pd.DataFrame, one_case: bool) -> list[tuple[str, pd.DataFrame]]:
+    """What one panel draws, ``(name, rows with run_id and median_s, band_lo_s, band_hi_s)``,
+    the times in the panel's unit (ms for one case, else each case over its own median across
+    the runs): every case, or above :data:`MAX_LINES` cases their typical time (the median
+    over the cases per run, the band their interquartile range) and the :data:`MOVERS` cases
+    whose time moved most across the runs."""
+    cases = []
     for name, rows in part.groupby("case", sort=True):
         rows = rows[rows.median_s.notna()]
         if rows.empty:
             continue
         scale = 1e3 if one_case else 1 / float(np.median(rows.median_s))
-        ls = LINESTYLES[(offset_index // 10) % len(LINESTYLES)]
-        _plot_case(ax, rows, x_of, scale=scale, offset=offset, ls=ls, name=name)
+        times = ("median_s", "band_lo_s", "band_hi_s")
+        cases.append((name.split("/", 1)[1], rows.assign(**{c: rows[c] * scale for c in times})))
+    if len(cases) <= MAX_LINES:
+        return cases
+    every = pd.concat([rows for _, rows in cases])
+    typical = every.groupby("run_id", sort=False).median_s.agg(
+        median_s="median",
+        band_lo_s=lambda x: x.quantile(0.25),
+        band_hi_s=lambda x: x.quantile(0.75),
+    )
+    moved = sorted(cases, key=lambda c: -float(c[1].median_s.max() / c[1].median_s.min()))
+    name = f"typical of its {len(cases)} cases (median; bar: their IQR)"
+    return [(name, typical.reset_index()), *moved[:MOVERS]]
+
+
+def _plot_cases(ax, part: pd.DataFrame, x_of: dict, one_case: bool) -> None:
+    """The lines of one panel (:func:`panel_lines`), side by side."""
+    lines = panel_lines(part, one_case)
+    step = min(0.3 / max(len(lines) - 1, 1), 0.03)  # side by side, so the bands stay apart
+    offset = -step * (len(lines) - 1) / 2
+    for i, (name, rows) in enumerate(lines):
+        ls = LINESTYLES[(i // 10) % len(LINESTYLES)]
+        _plot_case(ax, rows, x_of, scale=1.0, offset=offset, ls=ls, name=name)
         offset += step
-        offset_index += 1
-    return n
 
 
-def _dress_panel(ax, suite: str, part: pd.DataFrame, ticks: list[str], one_case: bool, n: int):
-    """One suite's panel's axes, title and legend (or a note where the cases are too many)."""
+def _dress_panel(ax, suite: str, part: pd.DataFrame, ticks: list[str], one_case: bool):
+    """One panel's axes, title and legend (at most :data:`MAX_LINES` lines: a legend fits)."""
     ax.set_xticks(range(len(ticks)), ticks, fontsize=7)
     ax.set_xlim(-0.5, len(ticks) - 0.5)
     ax.set_yscale("log")
@@ -189,27 +216,30 @@ def _dress_panel(ax, suite: str, part: pd.DataFrame, ticks: list[str], one_case:
     bands = " or ".join(BAND_TEXT[b] for b in sorted(part.band.dropna().unique()))
     ax.set_title(f"{suite}: each run's median; bar = the run's noise, {bands}", fontsize=9)
     ax.grid(True, which="both", axis="y", alpha=0.3)
-    if n <= MAX_LEGEND:
-        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    else:
-        ax.text(1.01, 1.0, f"{n} cases: history.csv names them; --case picks one",
-                transform=ax.transAxes, fontsize=7, va="top")  # fmt: skip
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def panels(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """The figure's panels: one per suite and profile (a line never joins two profiles)."""
+    return sorted(set(zip(df.suite, df.profile.fillna("?").astype(str), strict=True)))
 
 
 def plot(df: pd.DataFrame, path: pathlib.Path) -> pathlib.Path:
-    """``history.png``: time against run (short SHA and date), a band per run."""
+    """``history.png``: time against run (short SHA and date), a band per run; one panel per
+    suite and profile."""
     runs = df.drop_duplicates("run_id")[["run_id", "started_utc", "git_short", "git_dirty"]]
     x_of = {run: i for i, run in enumerate(runs.run_id)}
     ticks = _run_ticks(runs)
     one_case = df.case.nunique() == 1
-    panels = sorted(df.suite.unique())
+    profile = df.profile.fillna("?").astype(str)
+    chosen = panels(df)
     fig, axes = plt.subplots(
-        len(panels), 1, figsize=(max(6.0, 1.1 * len(runs) + 6), 4.2 * len(panels)), squeeze=False
+        len(chosen), 1, figsize=(max(6.0, 1.1 * len(runs) + 6), 4.2 * len(chosen)), squeeze=False
     )
-    for ax, suite in zip(axes[:, 0], panels, strict=True):
-        part = df[df.suite == suite]
-        n = _plot_cases(ax, part, x_of, one_case)
-        _dress_panel(ax, suite, part, ticks, one_case, n)
+    for ax, (suite, prof) in zip(axes[:, 0], chosen, strict=True):
+        part = df[(df.suite == suite) & (profile == prof)]
+        _plot_cases(ax, part, x_of, one_case)
+        _dress_panel(ax, f"{suite} (profile {prof})", part, ticks, one_case)
     axes[-1, 0].set_xlabel("run: commit (short SHA, + = uncommitted changes) and start (UTC)")
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend outside, whole

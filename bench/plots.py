@@ -85,8 +85,10 @@ def _grid(n: int, panel=PANEL, share: bool = False):
 
 
 def _save(fig, path: pathlib.Path) -> pathlib.Path:
+    """Lay the figure out and save it whole: a title wider than the panels widens the image
+    (``bbox_inches="tight"``), it is never cut at the figure's edge."""
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -368,6 +370,22 @@ def _growth_lines(figure: WallTimeFigure, ok: pd.DataFrame) -> dict:
     return {axis: lines for axis, lines in panels.items() if lines}
 
 
+UNDECIDED = ("no latency points", "too few", "not identifiable")
+"""Designs whose joint fit decides nothing (``bench.judge``'s reasons): no line is drawn."""
+
+
+def decided_fit(figure: WallTimeFigure, ok: pd.DataFrame, rounds) -> dict:
+    """The time the joint fit of each of the figure's specs puts at each of its points, by
+    case key: only for a design that decided (too few points or rounds, or a design that
+    cannot tell the count from the work, draws no line: a fit there shows nothing decided)."""
+    out = {}
+    for spec in figure.specs:
+        _, facts = judge.judge(spec, ok, rounds, boot=0)  # (the reason needs no interval)
+        if facts["reason"] not in UNDECIDED:
+            out |= judge.predicted(spec, ok, rounds)
+    return out
+
+
 def growth_plot(
     run_dir: pathlib.Path,
     figure: WallTimeFigure,
@@ -377,7 +395,7 @@ def growth_plot(
     """``wall_time_<claim>.png``: the claim's latency-regime sweeps, time against its depth
     measure, one panel per swept axis (see the module docstring)."""
     rounds = round_times(samples)
-    decided = {k: t for spec in figure.specs for k, t in judge.predicted(spec, ok, rounds).items()}
+    decided = decided_fit(figure, ok, rounds)
     panels = _growth_lines(figure, ok)
     if not panels:
         return None
@@ -414,7 +432,8 @@ def growth_plot(
     fig.suptitle(
         f"{figure.claim}: wall time against {figure.measure}, latency regime, {n_rounds} "
         "interleaved rounds\nfaint: each round; line: the joint fit that decided the verdict, "
-        "t = c_v + a·work + b·count (bench.judge)",
+        "t = c_v + a·work + b·count (bench.judge)"
+        + ("" if decided else "; no line: too few points or rounds, or not identifiable"),
         fontsize=9,
     )
     fig.tight_layout()

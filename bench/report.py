@@ -2,13 +2,16 @@
 
 Rendering also writes ``fits.csv`` (see :mod:`bench.fits`), ``claims_derived.csv`` and the
 PNG plots (:mod:`bench.plots`). The report opens with a summary a reader can act on in ten
-seconds: the verdict counts, one line per claim and measure (the claim in plain words, its
-verdict and the figure that decided it), the headline ratio of each suite, and the cases too
-noisy to trust (spread above :data:`NOISY_IQR` of the median). The evidence follows: each
-claim's rule and measurements in full; variant ratios (each variant's median time and work
-over its suite's baseline variant, same sizes); fits; each case against its limit; plots; all
-measurements; failures. Tables are GitHub markdown, numbers keep 3 significant digits, and no
-cell holds more than :data:`MAX_CELL` characters (the CSVs keep the full text).
+seconds: one line per claim about sequential steps judged by the clock (what it says of the
+claim's count against its rivals, how sure, and which command can decide where this profile
+cannot: :func:`clock_lines`), the verdict counts, one line per claim and measure (the claim
+in plain words, its verdict and the figure that decided it), the headline speed-up of each
+suite, and the cases too noisy to trust (spread above :data:`NOISY_IQR` of the median). The
+evidence follows: each claim's rule and measurements in full; variant speed-ups (each
+variant's over its suite's baseline variant, same sizes, with its work ratio); fits; each case
+against its limit; plots; all measurements; failures. Tables are GitHub markdown, numbers
+keep 3 significant digits, and no cell holds more than :data:`MAX_CELL` characters (the CSVs
+keep the full text).
 
 What is particular to one suite is the suite's own (``bench.workloads.Suite``): the clauses it
 adds to its headline and its sections, placed after the variant ratios or after the fits. This
@@ -25,6 +28,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from bench import claims, fits, plots, store, timing
+from bench.config import DEFAULT_ROUNDS
 from bench.workloads import SIZE_FIELDS, suites
 
 NOISY_IQR = timing.NOISY_SPREAD
@@ -33,6 +37,11 @@ exceeds this fraction of its median is listed as too noisy to trust (its ratios 
 that noise), by the same measure as its row's note."""
 MAX_CELL = 160
 """The longest text a table cell shows; longer text is cut at a word with "…"."""
+SPEEDUP = "the baseline's median time over the variant's, ×2 = twice as fast, ×0.5 = half as fast"
+"""How every speed-up in the report reads: headline, variant table, the suites' sections (the
+DEER section's) and the claims (C13's ``s = t_sequential / t_variant``) alike."""
+CLAIM_CELL = 110
+"""The claim's words in the summary table are cut at this length (in full below)."""
 
 
 def _fmt(v) -> str:
@@ -81,8 +90,10 @@ def _noisy(df: pd.DataFrame) -> pd.Series:
 
 
 def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd.DataFrame:
-    """Median time (and work) of each variant over its suite's baseline variant at equal
-    sizes; a work ratio outside [0.9, 1.1] should be explained by the variant's note."""
+    """Each variant's speed-up over its suite's baseline variant at equal sizes (the
+    baseline's median time over the variant's: above 1 the variant is faster, the direction
+    of every speed-up the report writes, :data:`SPEEDUP`) and its work over the baseline's; a
+    work ratio outside [0.9, 1.1] should be explained by the variant's note."""
     ok = df[df.status == "ok"]
     out = []
     for (suite, mode), group in ok.groupby(["suite", "mode"]):
@@ -105,7 +116,7 @@ def variant_ratios(df: pd.DataFrame, baselines: dict[str, dict[str, str]]) -> pd
                     sizes=sizes,
                     time_ms=rec["time_median_s"] * 1e3,
                     baseline_ms=rec["time_median_s_base"] * 1e3,
-                    ratio=rec["time_median_s"] / rec["time_median_s_base"],
+                    speedup=rec["time_median_s_base"] / rec["time_median_s"],
                     work_ratio=rec["work_flops"] / rec["work_flops_base"],
                     too_noisy=bool(rec["noisy"] or rec["noisy_base"]),
                     note=rec["note"],
@@ -283,17 +294,19 @@ def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) 
         measured = store.load_claims(path)
         found.append(measured.drop_duplicates(["claim", "measure"], keep="last")[columns])
     rows = [
-        {"suite": "+".join(rule.suites), **v.as_row()}
+        {"suite": "+".join(rule.suites), **v.as_row(), "facts": dict(v.facts)}
         for rule in claims.derived()
         for v in rule.judge(df, fitted, run_dir)
     ]
-    derived = pd.DataFrame(rows, columns=columns)
-    derived.to_csv(run_dir / "claims_derived.csv", index=False)
+    derived = pd.DataFrame(rows, columns=[*columns, "facts"])
+    derived[columns].to_csv(run_dir / "claims_derived.csv", index=False)
     found.append(derived)
     found = [f for f in found if not f.empty]
     if not found:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=[*columns, "facts"])
     every = pd.concat(found, ignore_index=True)
+    facts = every["facts"] if "facts" in every else [None] * len(every)
+    every["facts"] = [f if isinstance(f, dict) else {} for f in facts]  # claims.csv keeps none
     return every.sort_values(
         "claim", key=lambda s: s.map(claims.claim_number), kind="stable", ignore_index=True
     )
@@ -321,6 +334,90 @@ def _anchor(claim: str) -> str:
     return f"claim-{claim.lower()}"
 
 
+WALL_TIME = "wall time"
+"""A verdict row whose measure starts with this judges a claim about sequential steps by the
+clock: the first screen gives each such row a line of its own (:func:`clock_lines`)."""
+NEXT = {
+    "smoke": 'a larger profile: `make bench ARGS="--profile cpu"` (it times the latency sweeps '
+    f"in {DEFAULT_ROUNDS['cpu']} interleaved rounds) or, on an accelerator, `make bench` "
+    "(profile `full`)",
+    "cpu": "the `full` profile on an accelerator may: `make bench` on a GPU machine (it picks "
+    "the profile by device)",
+    "full": "no profile of this suite decides it: see the rule in `docs/claims.md`",
+}
+"""Where a profile's run leaves a wall-time claim INCONCLUSIVE, the command that can decide it."""
+QUIETER = "a quieter machine can: the same run with the load average below the cores (`uptime`)"
+
+
+def _sure(facts: Mapping) -> str:
+    """How sure a joint-fit verdict is (``bench.judge``'s facts): the closest rival's held-out
+    error over the claim's, with its 95% interval; empty where the facts hold no such fit."""
+    ratio, ci = facts.get("ratio") or {}, facts.get("ratio_ci") or {}
+    usable = [r for r in ratio if r in ci and all(x == x for x in ci[r]) and ratio[r] == ratio[r]]
+    if not usable:
+        return ""
+    closest = min(usable, key=lambda r: ratio[r])
+    lo, hi = ci[closest]
+    return (
+        f"the closest rival ({closest}) has ×{ratio[closest]:.3g} [{lo:.3g}, {hi:.3g}] the "
+        f"claim's held-out error (95% interval, {facts.get('rounds')} rounds resampled; above 1: "
+        "the claim's count predicts better)"
+    )
+
+
+UNSURE = ("no latency points", "too few", "not identifiable")
+"""Joint-fit outcomes whose intervals say nothing about the claim (``bench.judge``'s reasons)."""
+
+
+def _said(statement: str, measured: str) -> str:
+    """The statement's first clause with the figure that decided it (``measured``'s first
+    clause) merged in where the statement ends with its words, else after it in brackets."""
+    said = first_clause(statement) or "no statement"
+    decided = shorten(first_clause(measured), MAX_CELL)
+    head, _, tail = said.rpartition(": ")
+    if tail and decided.startswith(tail):
+        return f"{head}: {decided}"
+    return said if not decided or decided in said else f"{said} ({decided})"
+
+
+def _next(verdict: str, facts: Mapping, profile: str | None) -> str:
+    """Which command can decide a wall-time claim this run left INCONCLUSIVE."""
+    if verdict != "INCONCLUSIVE":
+        return ""
+    if profile != "smoke" and "noise" in (facts.get("open") or ()):
+        return QUIETER
+    return NEXT.get(str(profile), NEXT["cpu"])
+
+
+def clock_lines(every: pd.DataFrame, profile: str | None) -> str:
+    """One line per wall-time verdict row: what the clock says of the claim's count against its
+    rivals, how sure, and where this profile cannot decide, which command can; never cut."""
+    rows = every[every.measure.astype(str).str.startswith(WALL_TIME)]
+    if rows.empty:
+        return ""
+    texts = claim_texts()
+    lines = [
+        "**Sequential depth on the clock** (one line per claim about sequential steps: does "
+        "wall time follow the claim's count better than its rivals? rule: `docs/claims.md`):\n\n"
+    ]
+    for rec in rows.to_dict("records"):
+        facts = rec.get("facts") if isinstance(rec.get("facts"), Mapping) else {}
+        parts = [_said(_fmt(rec["statement"]), _fmt(rec["measured"]))]
+        sure = "" if facts.get("reason") in UNSURE else _sure(facts)
+        if sure:
+            parts.append(f"how sure: {sure}")
+        then = _next(rec["verdict"], facts, profile)
+        if then:
+            parts.append(f"to decide: {then}")
+        words = shorten(texts.get(rec["claim"], _fmt(rec["check"])), CLAIM_CELL)
+        lines.append(
+            f"- [{rec['claim']}](#{_anchor(rec['claim'])}) **{rec['verdict']}**, {words}: "
+            + "; ".join(" ".join(p.split()) for p in parts)
+            + "\n"
+        )
+    return "".join(lines) + "\n"
+
+
 def verdict_summary(every: pd.DataFrame) -> str:
     """The verdict counts and one line per claim and measure."""
     counts = every.verdict.value_counts()
@@ -341,7 +438,8 @@ def verdict_summary(every: pd.DataFrame) -> str:
             "decided by": [first_clause(m) for m in every.measured],
         }
     )
-    lines.append(table(rows, max_cell=110))
+    rows["the seed's claim"] = [shorten(t, CLAIM_CELL) for t in rows["the seed's claim"]]
+    lines.append(table(rows, max_cell=MAX_CELL))
     return "".join(lines)
 
 
@@ -371,9 +469,9 @@ def _geomean(x: pd.Series) -> float:
 def headlines(
     df: pd.DataFrame, ratios: pd.DataFrame, own: Mapping[str, list[str]] | None = None
 ) -> list[str]:
-    """One line per suite: its compared variants' time over the baseline's (geometric mean
-    over the matched sizes, with the range), then the clauses the suite gives itself in
-    ``own`` (its ``Suite.headline``: a FLOP-rate fraction, a scaling efficiency). A ratio
+    """One line per suite: its compared variants' speed-up over the baseline (:data:`SPEEDUP`;
+    geometric mean over the matched sizes, with the range), then the clauses the suite gives
+    itself in ``own`` (its ``Suite.headline``: a FLOP-rate fraction, a scaling efficiency). A ratio
     whose case or baseline is too noisy to trust (:func:`noisy_cases`) is left out of the
     mean and counted."""
     lines = []
@@ -382,22 +480,23 @@ def headlines(
         mine = ratios[ratios.suite == suite] if not ratios.empty else ratios
         for (mode, base), group in mine.groupby(["mode", "baseline"]) if not mine.empty else ():
             each = [_headline(variant, g) for variant, g in group.groupby("variant")]
-            parts.append(f"{mode}, time over {base}: " + "; ".join(each))
+            parts.append(f"{mode}, speed-up over {base}: " + "; ".join(each))
         parts += (own or {}).get(suite, [])
         lines.append(f"- **{suite}**: " + (" · ".join(parts) or "no variant compared here"))
     return lines
 
 
 def _headline(variant: str, g: pd.DataFrame) -> str:
-    """``variant 0.9× (n cases, range)`` over the cases not too noisy to trust."""
+    """``variant ×1.1 (n cases, range)``, its speed-up over the cases not too noisy to trust."""
     noisy = g.too_noisy.sum() if "too_noisy" in g else 0
     left_out = f"; {noisy} too noisy, left out" if noisy else ""
     g = g[~g.too_noisy] if "too_noisy" in g else g
     if g.empty:
-        return f"{variant}: all {noisy} cases too noisy to trust, no ratio"
-    spread = f"{g.ratio.min():.3g}–{g.ratio.max():.3g}" if len(g) > 1 else ""
+        cases = "its one case" if noisy == 1 else f"all {noisy} cases"
+        return f"{variant}: {cases} too noisy to trust, no ratio"
+    spread = f"×{g.speedup.min():.3g}–{g.speedup.max():.3g}" if len(g) > 1 else ""
     cases = f"{len(g)} cases, {spread}" if len(g) > 1 else "1 case"
-    return f"{variant} {_geomean(g.ratio):.3g}× ({cases}{left_out})"
+    return f"{variant} ×{_geomean(g.speedup):.3g} ({cases}{left_out})"
 
 
 def noisy_cases(df: pd.DataFrame, limit: int = 12) -> str:
@@ -483,6 +582,7 @@ def summary(
     ]
     parts.append("\n## Summary\n\n")
     if not every.empty:
+        parts.append(clock_lines(every, env.get("profile")))
         parts.append(verdict_summary(every))
     elif env.get("experiments") is False:
         parts.append(
@@ -502,8 +602,8 @@ def summary(
         )
     parts.append(f"\n{cases}.\n\n")
     parts.append(
-        "**Headline per suite** (median time ratio of each variant over the suite's baseline at "
-        "equal sizes and model, < 1 is faster; geometric mean over the matched cases whose "
+        f"**Headline per suite** (speed-up of each variant over the suite's baseline at equal "
+        f"sizes and model, {SPEEDUP}; geometric mean over the matched cases whose "
         "times are not too noisy to trust (below), range in brackets):\n\n"
         + "\n".join(headlines(df, ratios, own))
         + "\n\n"
@@ -560,15 +660,27 @@ def depth_section(fitted: pd.DataFrame, samples: pd.DataFrame | None = None) -> 
     )
 
 
+def spread_cells(ok: pd.DataFrame) -> list[str]:
+    """Each row's spread (:func:`_spread`, the measure :func:`noisy_cases` counts by), marked
+    "too noisy" on the row itself above :data:`NOISY_IQR` (a note cut in its cell, or written
+    by an older runner, cannot hide it)."""
+    return [
+        "" if pd.isna(x) else f"{float(x):.0%}" + (" too noisy" if x > NOISY_IQR else "")
+        for x in _spread(ok)
+    ]
+
+
 def measurements_section(df: pd.DataFrame) -> str:
-    """Every timed case, then the cases that did not produce a time."""
+    """Every timed case (its ``spread`` column says where it is too noisy to trust), then the
+    cases that did not produce a time."""
     parts = []
     ok = df[df.status == "ok"].copy()
     if not ok.empty:
         ok["median_ms"] = ok.time_median_s * 1e3
         ok["iqr_ms"] = ok.time_iqr_s * 1e3
+        ok["spread"] = spread_cells(ok)
         cols = ["suite", "model", "variant", "mode", *_sizes(ok), "n_devices", "median_ms",
-                "iqr_ms", "compile_s", "seq_steps_pred", "span_ops", "steps_executed",
+                "iqr_ms", "spread", "compile_s", "seq_steps_pred", "span_ops", "steps_executed",
                 "work_flops", "achieved_flops_per_s", "note"]  # fmt: skip
         cols = [c for c in cols if c in ok and ok[c].notna().any()]
         parts.append("\n## Measurements\n\n" + table(ok, cols, max_cell=MAX_CELL))
@@ -614,8 +726,9 @@ def render(run_dir: str | pathlib.Path, env: dict | None = None) -> pathlib.Path
         parts.append(claim_details(every))
     if not ratios.empty:
         parts.append(
-            "\n## Variants against their baseline (median time ratio, <1 is faster; work ratio "
-            "from the jaxpr, explained by the note where it is not ≈ 1)\n\n"
+            f"\n## Variants against their baseline (speed-up: {SPEEDUP}; work ratio: the "
+            "variant's work over the baseline's, from the jaxpr, explained by the note where it "
+            "is not ≈ 1)\n\n"
         )
         parts.append(table(ratios, max_cell=MAX_CELL))
     parts += [section.text for section, _ in sections if section.after == "variants"]

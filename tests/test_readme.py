@@ -108,3 +108,40 @@ def test_the_first_session_runs_as_written_in_a_clean_copy(tmp_path):
     latest = copy / "results" / "latest"
     assert latest.is_symlink() and latest.resolve().name == "second"
     assert (copy / "results" / "first" / "report.md").exists()
+
+
+def test_the_readmes_gate_passes_on_unchanged_code(tmp_path):
+    """The README's gate, run on two pytest-benchmark saves of one commit whose whole run moved
+    1.16× and whose cases moved 5% each (what unchanged code does on a shared CPU): exit 0.
+    (pytest-benchmark's median threshold, which the README no longer offers as a gate, and
+    the comparison's earlier per-case rule both failed it.)"""
+    import numpy as np
+
+    from bench.cli import main
+    from bench.workloads import IDENTITY
+    from tests.bench.test_compare import synthetic_run, write_save
+
+    (gate,) = [c for c in COMMANDS if "bench compare --pytest-benchmark" in c]
+    rng = np.random.default_rng(0)
+    saves = []
+    for name, drift in (("0001_old", 1.0), ("0002_new", 1.16)):
+        run = synthetic_run(tmp_path, rng, drift=drift, case_noise=0.05)
+        entries = [
+            (dict(zip(IDENTITY, key, strict=True)), list(t)) for key, t in run.samples.items()
+        ]
+        saves.append(write_save(tmp_path / "storage" / "Linux" / f"{name}.json", entries))
+    assert "--benchmark-compare-fail" not in " ".join(COMMANDS)
+    argv = shlex.split(gate)[3:]
+    assert main([*argv, *map(str, saves)]) == 0
+
+
+def test_the_pandas_example_runs_as_written_on_the_first_sessions_runs(tmp_path, monkeypatch):
+    from tests.bench.test_compare import same_code
+
+    (block,) = re.findall(r"## Analysing results with pandas\n\n```python\n(.*?)```", README, re.S)
+    for name in ("first", "second"):
+        same_code(tmp_path / "results" / name, env={"started_utc": f"2026-12-0{len(name)}"})
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["ok"].groupby(scope["keys"], dropna=False).ngroups == 4  # 3 LSTM + matmul

@@ -134,3 +134,12 @@ def test_a_suite_model_or_variant_named_twice_is_measured_once():
     assert config.suites == ("binary_adder",) and config.models == ("m",)
     assert config.variants == ("v", "w")
     assert RunConfig.from_env(config.to_env()) == config
+
+
+@pytest.mark.parametrize("command", ["report", "list", "plan", "compare", "history"])
+def test_every_option_of_the_reading_commands_says_what_it_does(command):
+    from bench.cli import parser
+
+    (sub,) = [a for a in parser()._actions if getattr(a, "choices", None)]
+    actions = [a for a in sub.choices[command]._actions if a.dest != "help"]
+    assert actions and all(a.help for a in actions), [a.dest for a in actions if not a.help]

@@ -5,6 +5,7 @@ never on noise; slower cases on a machine that moved between the runs are their 
 Every run here is written by the test from recorded samples (no timing in the test)."""
 
 import csv
+import dataclasses
 import json
 import shutil
 
@@ -74,7 +75,8 @@ def write_run(path, cases, env=None):
                 }
             )
             for i, t in enumerate(times if ok else ()):
-                samples.writerow({"run_id": path.name, **identity, "repeat": i, "time_s": repr(t)})
+                ident = {k: v for k, v in identity.items() if k in SAMPLE_COLUMNS}
+                samples.writerow({"run_id": path.name, **ident, "repeat": i, "time_s": repr(t)})
     return path
 
 
@@ -436,8 +438,8 @@ def test_remeasure_times_the_flagged_case_again_in_interleaved_rounds(
     shutil.copytree(smoke_run, new)
     key = slow_down(new, "manual-bwd] train batch=8 seq_len=8", 3.0)
     first = cmp.compare(cmp.open_run(smoke_run), cmp.open_run(new), resamples=200)
-    label = cmp.case_label(key)
-    assert label in set(first.of("slower").case)
+    (label,) = [c for c in first.of("slower").case if c.startswith(cmp.case_label(key) + " ")]
+    assert label.endswith(" params=488")  # the program's size is part of its identity
     again = cmp.remeasure(first, rounds=3)
     (row,) = again.cases[again.cases.case == label].to_dict("records")
     assert again.remeasured == list(first.of("slower").case)
@@ -454,3 +456,117 @@ def test_remeasure_refuses_a_run_of_other_code(smoke_run, tmp_path, capsys):
     (new / "env.json").write_text(json.dumps({**env, "git_sha": "f" * 40}))
     assert run_compare(smoke_run, new, "--remeasure") == 2
     assert "not the new run's code" in capsys.readouterr().err
+
+
+# --- what makes a case a different program -----------------------------------------------------
+
+TRAINED = dict(suite="trained", model="mdrnn-trained", variant="diagonal", mode="sample",
+               batch=16, depth=2, height=8, width=8)  # fmt: skip
+
+
+def test_two_sizes_of_one_model_are_two_cases_never_one_that_got_slower(tmp_path, capsys):
+    """The profile sizes the trained MDRNN (469 parameters at smoke, 26,145 at cpu): the same
+    identity, a different program; a run that did not count the parameters still matches."""
+    small = write_run(tmp_path / "smoke", [(case(**TRAINED, n_params=469), ("ok", noisy(0.01)))])
+    big = write_run(tmp_path / "cpu", [(case(**TRAINED, n_params=26145), ("ok", noisy(0.079)))])
+    uncounted = write_run(tmp_path / "old", [(case(**TRAINED), ("ok", noisy(0.01, seed=1)))])
+    with pytest.raises(cmp.CompareError, match="no case in common"):
+        cmp.compare(cmp.open_run(small), cmp.open_run(big))
+    result = cmp.compare(cmp.open_run(uncounted), cmp.open_run(small), resamples=200)
+    (row,) = result.cases.to_dict("records")
+    assert row["outcome"] == "unchanged" and row["case"].endswith("width=8 params=469")
+    other = (case(16), ("ok", noisy(0.01)))
+    both = write_run(
+        tmp_path / "both", [(case(**TRAINED, n_params=469), ("ok", noisy(0.01))), other]
+    )
+    bigger = (case(**TRAINED, n_params=26145), ("ok", noisy(0.079)))
+    resized = write_run(tmp_path / "resized", [bigger, other])
+    assert run_compare(both, resized) == 1
+    out = capsys.readouterr().out
+    assert "vanished (1):\n  trained/mdrnn-trained[diagonal] sample" in out and "params=469" in out
+    assert "appeared (1):" in out and "params=26,145" in out and "slower (" not in out
+    assert "(median over 1 timed case)" in out  # not "1 cases"
+
+
+# --- A/A and planted slowdowns through the suite's own compare ----------------------------------
+
+
+def synthetic_run(path, rng, *, drift, case_noise, factors=None, n_cases=30, n=20):
+    """A run (in memory) of ``n_cases`` cases of 0.1-10 ms: the whole run ``drift`` times
+    slower (the machine), each case moved by its own log-normal ``case_noise`` (what ran beside
+    it), its ``n`` samples scattered by 3%; ``factors`` maps a case's index to a change of the
+    code (a planted slowdown)."""
+    rows, samples = [], {}
+    for i, base in enumerate(np.geomspace(1e-4, 1e-2, n_cases)):
+        identity = case(seq_len=i + 1)
+        t = base * drift * (factors or {}).get(i, 1.0) * np.exp(case_noise * rng.standard_normal())
+        times = t * np.exp(0.03 * rng.standard_normal(n))
+        samples[cmp.case_key(identity)] = times
+        rows.append({**identity, "status": "ok", "repeats": n,
+                     "time_median_s": float(np.median(times))})  # fmt: skip
+    return cmp.Run(path, "run folder", cmp.pd.DataFrame(rows), samples, {"host_cpu_count": 2})
+
+
+def aa_and_planted(tmp_path, case_noise, pairs=10, seed=0):
+    """Exit statuses of ``pairs`` A/A comparisons and of ``pairs`` with case 7 planted 1.5×
+    slower, each pair's runs moved 0.85-1.16× as a whole (consecutive runs of one commit on an
+    idle 2-core CPU, #35); and whether the planted case was flagged slower."""
+    rng = np.random.default_rng(seed)
+    aa, planted, flagged = [], [], []
+    for _ in range(pairs):
+        old = synthetic_run(tmp_path / "a", rng, drift=1.0, case_noise=case_noise)
+        drift = float(np.exp(rng.uniform(np.log(0.85), np.log(1.16))))
+        same = synthetic_run(tmp_path / "b", rng, drift=drift, case_noise=case_noise)
+        aa.append(cmp.compare(old, same, resamples=200).exit_code)
+        slow = synthetic_run(tmp_path / "c", rng, drift=drift, case_noise=case_noise,
+                             factors={7: 1.5})  # fmt: skip
+        result = cmp.compare(old, slow, resamples=200)
+        planted.append(result.exit_code)
+        flagged.append(result.of("slower").seq_len.tolist() == [8])
+    return aa, planted, flagged
+
+
+def test_unchanged_code_passes_and_a_planted_1_5x_slowdown_is_flagged(tmp_path):
+    """A rule must be able to say no: fed A/A runs whose whole run moved by up to 16% and whose
+    cases moved 5% each, it passes; fed the same with one case 1.5× slower, it flags that case
+    and only it."""
+    aa, planted, flagged = aa_and_planted(tmp_path, case_noise=0.05)
+    assert aa.count(0) >= 9, aa
+    assert planted.count(1) >= 9 and sum(flagged) >= 9, (planted, flagged)
+
+
+def test_where_cases_scatter_too_much_to_see_1_5x_the_comparison_says_how_much_it_can_see(
+    tmp_path, capsys
+):
+    """Cases that move 30% each between runs (a 2-core CPU at load 4-6 moved them 12-50%):
+    unchanged code still passes, and the rule line says the smallest change it could flag,
+    which is above the 1.5× it then misses."""
+    aa, _, flagged = aa_and_planted(tmp_path, case_noise=0.3, pairs=5)
+    assert aa.count(0) >= 4, aa
+    rng = np.random.default_rng(1)
+    old = synthetic_run(tmp_path / "a", rng, drift=1.0, case_noise=0.3)
+    new = synthetic_run(tmp_path / "b", rng, drift=1.0, case_noise=0.3, factors={7: 1.5})
+    text = cmp.render(cmp.compare(old, new, resamples=200))
+    beyond = float(text.split("so beyond ×")[1].split(")")[0])
+    assert beyond > 1.5 and "no regression" in text
+
+
+def test_code_that_slows_the_whole_run_is_a_regression_the_case_scatter_cannot_hide(tmp_path):
+    rng = np.random.default_rng(2)
+    old = synthetic_run(tmp_path / "a", rng, drift=1.0, case_noise=0.05)
+    new = synthetic_run(tmp_path / "b", rng, drift=1.6, case_noise=0.05)
+    result = cmp.compare(old, new, resamples=200)
+    assert result.of("slower").empty and result.drifted and result.exit_code == 1
+    assert "REGRESSION: the whole run slower (typical case ×1.6" in cmp.render(result)
+    busy = dataclasses.replace(new, context={"host_cpu_count": 2, "load_avg_start": [5.0]})
+    assert cmp.compare(old, busy, resamples=200).exit_code == cmp.EXIT_MOVED
+
+
+def test_runs_of_two_machines_are_not_a_regression_nor_a_re_run_on_a_quiet_one(tmp_path, capsys):
+    old = same_code(tmp_path / "old", env={"host_cpu": "Intel(R) Xeon(R) Processor"})
+    new = same_code(tmp_path / "new", seed=100, slower={16: 1.5}, env={"host_cpu": "AMD EPYC"})
+    assert run_compare(old, new) == cmp.EXIT_MOVED
+    out = capsys.readouterr().out
+    assert "OTHER MACHINE: 1 case(s) slower between runs on two machines (the host CPU" in out
+    assert "(Intel(R) Xeon(R) Processor → AMD EPYC)" in out and "compare two runs of one" in out
+    assert "REGRESSION" not in out and "quiet machine" not in out.split("OTHER MACHINE")[1]

@@ -57,3 +57,36 @@ def test_the_band_of_a_run_timed_in_rounds_spans_its_per_round_medians():
     lo, hi, band = history._band(times, np.repeat(np.arange(4), 2))
     assert band == "rounds"
     assert (lo, hi) == pytest.approx(tuple(np.percentile([1.05, 2.05, 3.05, 4.05], [25, 75])))
+
+
+def test_two_sizes_of_one_model_and_two_profiles_never_share_a_line(tmp_path):
+    """The trained MDRNN has 469 parameters at smoke and 26,145 at cpu, at the same sizes: two
+    cases, each in its profile's panel."""
+    from tests.bench.test_compare import TRAINED, case, write_run
+
+    folder = tmp_path / "results"
+    for name, profile, params, day in (("s", "smoke", 469, 1), ("c", "cpu", 26145, 2)):
+        env = {"profile": profile, "started_utc": f"2026-12-0{day}T10:00:00+00:00"}
+        write_run(folder / name, [(case(**TRAINED, n_params=params), ("ok", noisy(0.01)))], env)
+    _, _, df = history.write(folder)
+    assert sorted(df.case) == [
+        "trained/mdrnn-trained[diagonal] sample batch=16 depth=2 height=8 width=8 params=26,145",
+        "trained/mdrnn-trained[diagonal] sample batch=16 depth=2 height=8 width=8 params=469",
+    ]
+    assert history.panels(df) == [("trained", "cpu"), ("trained", "smoke")]
+
+
+def test_a_panel_of_many_cases_draws_their_typical_time_and_the_cases_that_moved_most():
+    rows = [
+        dict(case=f"lstm/case{i}", run_id=run, median_s=1.0 * (3.0 if i == 7 and run == "b"
+                                                               else 1.0 + 0.01 * i),
+             band_lo_s=0.9, band_hi_s=1.1)
+        for i in range(80) for run in ("a", "b", "c")
+    ]  # fmt: skip
+    lines = history.panel_lines(pd.DataFrame(rows), one_case=False)
+    assert len(lines) == 1 + history.MOVERS <= history.MAX_LINES
+    assert lines[0][0] == "typical of its 80 cases (median; bar: their IQR)"
+    assert lines[1][0] == "case7"  # moved 3× in run b
+    assert lines[0][1].median_s.tolist() == pytest.approx([1.0, 1.0, 1.0])
+    few = history.panel_lines(pd.DataFrame(rows[: 3 * 4]), one_case=False)
+    assert [name for name, _ in few] == ["case0", "case1", "case2", "case3"]

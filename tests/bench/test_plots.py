@@ -89,3 +89,29 @@ def test_time_plots_are_in_ms_as_the_report_is(smoke_run, tmp_path, monkeypatch)
     (label, ys), *_ = seen["time_lstm.png"]
     assert label == "median time per call (ms)"
     assert min(ys) >= ok.time_median_s.min() * 1e3 * 0.999 and max(ys) > 0.01
+
+
+def test_a_title_wider_than_its_panels_is_saved_whole(tmp_path):
+    import matplotlib.image
+
+    from bench import plots
+
+    fig, _ = plots._grid(1, panel=(2.0, 2.0))
+    title = fig.suptitle("a title far wider than one small panel, " * 3, fontsize=10)
+    path = plots._save(fig, tmp_path / "t.png")
+    height, width = matplotlib.image.imread(path).shape[:2]
+    assert width > 3 * 2.0 * 90 and title.get_text()  # the whole title, not 2 inches of it
+
+
+def test_the_wall_time_figure_draws_a_fit_only_where_the_design_decided():
+    from bench import plots
+    from bench.claims import WallTimeFigure
+    from tests.bench.synthetic import grid_design, grid_time, judged
+    from tests.bench.test_judge import SPEC
+
+    figure = WallTimeFigure("C0", ("toy",), "forward", "steps_executed", specs=(SPEC,))
+    df, rounds = judged(grid_design(), grid_time())
+    drawn = plots.decided_fit(figure, df, rounds)
+    assert len(drawn) == len(df)  # every point of the design that decided
+    few, few_rounds = judged(grid_design(), grid_time(), rounds=3)  # a smoke run's 3 rounds
+    assert plots.decided_fit(figure, few, few_rounds) == {}

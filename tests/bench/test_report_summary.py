@@ -50,7 +50,7 @@ def test_the_headline_is_the_geometric_mean_of_each_variants_ratio_over_the_base
     df = frame(rows)
     ratios = report.variant_ratios(df, {"lstm": {"train": "base"}})
     (line,) = report.headlines(df, ratios)
-    assert line == "- **lstm**: train, time over base: fast 0.354× (2 cases, 0.25–0.5)"
+    assert line == "- **lstm**: train, speed-up over base: fast ×2.83 (2 cases, ×2–4)"
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_a_headline_leaves_out_the_ratios_of_cases_too_noisy_to_trust():
     assert ratios.too_noisy.tolist() == [False, False, True]
     (line,) = report.headlines(df, ratios)
     assert line == (
-        "- **lstm**: train, time over base: fast 0.354× (2 cases, 0.25–0.5; 1 too noisy, left out)"
+        "- **lstm**: train, speed-up over base: fast ×2.83 (2 cases, ×2–4; 1 too noisy, left out)"
     )
     all_noisy = ratios.assign(too_noisy=True)
     (line,) = report.headlines(df, all_noisy)
@@ -132,3 +132,113 @@ def test_a_run_without_experiments_says_its_claims_were_not_checked(smoke_run, t
     text = report.render(run).read_text()
     summary = text.split("## Summary")[1].split("##")[0]
     assert "**Claims: not checked**: this run was made with `--no-experiments`" in summary
+
+
+def _wall_row(claim, verdict, statement, measured, facts, measure="wall time vs steps (latency)"):
+    return dict(claim=claim, verdict=verdict, check="c", measure=measure, rule="r",
+                measured=measured, statement=statement, facts=facts)  # fmt: skip
+
+
+JUDGE_HEADLINE = (
+    "the claim's count predicts held-out time best, ≥ 1.2× better than every rival (held-out "
+    "error 0.042 with steps, 0.091 with √steps, the closest rival)"
+)
+
+
+def test_the_first_screen_gives_each_wall_time_claim_one_line_with_how_sure_and_what_decides():
+    rows = pd.DataFrame(
+        [
+            _wall_row("C11", "PASS", "wall time follows steps better than no count, √steps",
+                      JUDGE_HEADLINE + "; 42 points",
+                      dict(reason="beats every rival", rounds=12,
+                           ratio={"no count": 3.8, "√steps": 2.18},
+                           ratio_ci={"no count": (3.5, 4.1), "√steps": (1.82, 2.49)})),
+            _wall_row("C8", "INCONCLUSIVE",
+                      "the clock cannot decide: no latency-regime point measured",
+                      "no latency-regime point measured", dict(reason="no latency points")),
+            _wall_row("C13", "INCONCLUSIVE", "this device cannot decide the claim; more",
+                      "forward T=4096 H=4: deer ×0.328", {}, measure="wall time vs the scan"),
+            _wall_row("C1", "PASS", "adds", "0 of 9 wrong", {}, measure="exact count"),
+        ]
+    )  # fmt: skip
+    smoke = report.clock_lines(rows, "smoke")
+    lines = [line for line in smoke.splitlines() if line.startswith("- ")]
+    assert [line[3:6].rstrip("]") for line in lines] == ["C11", "C8", "C13"]  # not C1's
+    c11, c8, c13 = lines
+    assert JUDGE_HEADLINE in c11  # the numbers, uncut
+    assert "how sure: the closest rival (√steps) has ×2.18 [1.82, 2.49]" in c11
+    assert "to decide" not in c11
+    assert 'to decide: a larger profile: `make bench ARGS="--profile cpu"`' in c8
+    assert "how sure" not in c8  # no interval from a fit that never ran
+    assert "deer ×0.328" in c13 and "more" not in c13  # the statement's first clause
+    on_cpu = [line for line in report.clock_lines(rows, "cpu").splitlines() if line]
+    assert "to decide: the `full` profile on an accelerator" in on_cpu[-1]
+
+
+def test_the_summary_table_keeps_a_deciding_clause_with_its_numbers_whole():
+    rows = pd.DataFrame(
+        [_wall_row("C11", "PASS", "s", JUDGE_HEADLINE + "; " + LONG, {})]
+        + [_wall_row("C1", "PASS", "s", "x " * 200, {})]
+    )
+    text = report.verdict_summary(rows)
+    assert f"| {JUDGE_HEADLINE} |" in text
+    assert max(len(c) for line in text.splitlines() for c in line.split(" | ")) <= 162
+
+
+def test_a_variant_whose_one_case_is_too_noisy_says_so_in_words_not_1_cases():
+    g = pd.DataFrame([dict(speedup=2.0, too_noisy=True)])
+    assert report._headline("fast", g) == "fast: its one case too noisy to trust, no ratio"
+
+
+def test_a_speed_up_reads_one_way_in_the_headline_the_deer_section_and_c13():
+    from bench.claims import deer
+
+    size = dict(suite="deer", model="lstm", mode="forward", batch=1, seq_len=4096, hidden=4)
+    rows = [
+        size | dict(variant=v, status="ok", time_median_s=t, time_min_s=t, work_flops=1.0)
+        | dict(n_devices=1)
+        for v, t in [("sequential", 2e-3), ("deer", 6e-3)]
+    ]  # fmt: skip
+    df = frame(rows)
+    ratios = report.variant_ratios(df, {"deer": {"forward": "sequential"}})
+    (line,) = report.headlines(df, ratios)
+    assert line == "- **deer**: forward, speed-up over sequential: deer ×0.333 (1 case)"
+    table = deer.speedups(df)
+    assert deer.speedup_grid(table)["T=4096"].tolist() == ["×0.333"]  # the DEER section
+    assert "deer ×0.333" in deer.judge_wall_time(table).measured  # C13
+
+
+def test_a_case_counted_too_noisy_says_so_on_its_own_row_by_the_same_measure():
+    base = dict(suite="lstm", model="lstm", mode="train", n_devices=1, status="ok")
+    note = "a long note " * 20
+    df = frame(
+        [
+            base
+            | dict(
+                variant="steady",
+                seq_len=8,
+                time_median_s=1.0,
+                time_iqr_s=0.9,
+                round_spread=0.03,
+                note=note,
+            ),  # fmt: skip
+            base
+            | dict(
+                variant="wild",
+                seq_len=8,
+                time_median_s=1.0,
+                time_iqr_s=0.01,
+                round_spread=0.4,
+                note=note,
+            ),  # fmt: skip
+            base | dict(variant="solo", seq_len=8, time_median_s=1.0, time_iqr_s=0.3),
+        ]
+    )
+    assert ": 2 of 3 timed cases" in report.noisy_cases(df)
+    rows = {
+        line.split(" | ")[2]: line
+        for line in report.measurements_section(df).splitlines()
+        if line.startswith("| lstm")
+    }
+    assert "| 3% |" in rows["steady"] and "too noisy" not in rows["steady"]
+    assert "| 40% too noisy |" in rows["wild"] and "| 30% too noisy |" in rows["solo"]
