@@ -61,7 +61,7 @@ def test_report_is_rerendered_from_the_csvs(smoke_run, tmp_path):
     (copy / "report.md").unlink()
     assert main(["report", str(copy)]) == 0
     assert (copy / "report.md").read_text() == original
-    assert "flax-optimized" in original and "| ratio |" in original
+    assert "flax-optimized" in original and "| speedup |" in original
 
 
 def test_resuming_a_finished_run_measures_nothing(smoke_run, tmp_path, capsys):
