@@ -65,7 +65,7 @@ ifeq ($(origin PYTHON),command line)
 else
   TEST_WORKERS ?= auto
 endif
-PYTEST = -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
+PYTEST = -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal)
 
 test: $(ENV)
 	$(RUN) $(PYTEST) $(ARGS)

@@ -470,8 +470,7 @@ class _Output:
     def write(self, rows: list[dict], samples: list[list[dict]]) -> None:
         for row, found in zip(rows, samples, strict=True):
             identity = {k: row.get(k) for k in ("run_id", *IDENTITY)}
-            for sample in found:
-                self.samples.write({**identity, **sample})
+            self.samples.write_many({**identity, **sample} for sample in found)
         for row in rows:
             self.rows.write(row)
 

@@ -190,7 +190,8 @@ def open_no_follow(path: pathlib.Path, flags: int) -> int:
 
 
 class CsvAppender:
-    """Append rows to a CSV with a fixed header; each row is flushed and fsync'ed."""
+    """Append rows to a CSV with a fixed header; each write (a row, or a case's rows with
+    :meth:`write_many`) is flushed and fsync'ed."""
 
     def __init__(self, path: pathlib.Path, columns: Iterable[str]):
         self.path, self.columns = path, list(columns)
@@ -207,7 +208,12 @@ class CsvAppender:
                 raise
 
     def write(self, row: dict) -> None:
-        self._writer.writerow({k: _cell(row.get(k)) for k in self.columns})
+        self.write_many([row])
+
+    def write_many(self, rows: Iterable[dict]) -> None:
+        """Append ``rows`` and sync once (a case's samples: one fsync, not one per sample)."""
+        for row in rows:
+            self._writer.writerow({k: _cell(row.get(k)) for k in self.columns})
         self._sync()
 
     def _sync(self) -> None:
