@@ -259,18 +259,16 @@ Paths = dict[int, _Path]
 position) and :data:`CONST`. Depth of the variable = max over sources of (depth + length)."""
 
 
-def _then(first: _Path, second: _Path) -> _Path:
-    return _Path(
-        first.length + second.length, first.steps + second.steps, first.loops + second.loops
-    )
-
-
 def _join(*all_paths: Paths) -> Paths:
-    """Keep the longest path from each source."""
-    out: Paths = {}
-    for paths in all_paths:
+    """Keep the longest path from each source. (Paths are never changed in place, so one
+    set of paths is returned as it is: the span of a large program is walked in seconds.)"""
+    if len(all_paths) == 1:
+        return all_paths[0]
+    out: Paths = dict(all_paths[0]) if all_paths else {}
+    for paths in all_paths[1:]:
         for source, path in paths.items():
-            if source not in out or path.rank() > out[source].rank():
+            kept = out.get(source)
+            if kept is None or (path.length, path.steps) > (kept.length, kept.steps):
                 out[source] = path
     return out
 
@@ -280,13 +278,15 @@ def _substitute(paths: Paths, sources: Mapping[int, Paths]) -> Paths:
 
     Sources missing from the mapping (``CONST``, loop invariants) are kept as they are.
     """
-    parts = []
-    for source, path in paths.items():
-        if source in sources:
-            parts.append({s: _then(p, path) for s, p in sources[source].items()})
-        else:
-            parts.append({source: path})
-    return _join(*parts)
+    out: Paths = {}
+    for source, path in paths.items():  # (the join of the re-expressed paths, done in place)
+        via = sources.get(source)
+        for s, p in ((source, _ZERO),) if via is None else via.items():
+            length, steps = p.length + path.length, p.steps + path.steps
+            kept = out.get(s)
+            if kept is None or (length, steps) > (kept.length, kept.steps):
+                out[s] = _Path(length, steps, p.loops + path.loops)
+    return out
 
 
 def _iterate(step: dict[int, Paths], n: int) -> tuple[dict[int, Paths], dict[int, Paths]]:
@@ -401,9 +401,10 @@ class _Counter:
             inner = self._cond_paths(eqn)
         else:
             _reject_unknown_nested(eqn)
-            cost = _Path(0 if name in LAYOUT else 1, 0, ())
             before = _join(*ins) if ins else {CONST: _ZERO}
-            return [{s: _then(p, cost) for s, p in before.items()}] * len(eqn.outvars)
+            if name not in LAYOUT:  # one operation more on every path
+                before = {s: _Path(p.length + 1, p.steps, p.loops) for s, p in before.items()}
+            return [before] * len(eqn.outvars)
         return [_substitute(paths, sources) for paths in inner]
 
     def _scan_paths(self, eqn: JaxprEqn) -> list[Paths]:
