@@ -411,8 +411,9 @@ class Session:
         left = self.cases_left()
         if left:
             _warn(
-                f"{left} case(s) of the run not measured yet (this session was narrowed, or "
-                f"they did not fit --budget-s): {resume} measures them"
+                f"{left} case(s) of the run not measured yet (this session was narrowed, they "
+                "did not fit --budget-s, or a point of their sweep group hung or crashed): "
+                f"{resume} measures them"
             )
         if self.deferred_claims:
             _warn(
