@@ -504,7 +504,10 @@ def cmd_compare(args, argv) -> int:
     elif args.pytest_benchmark:
         runs = last_saves(BENCHMARK_STORAGE)
     else:
-        runs = last_runs(RESULTS)
+        left_out: list[str] = []
+        runs = last_runs(RESULTS, left_out=left_out)
+        for line in left_out:
+            print(f"bench: warning: {line}", file=sys.stderr)
     if len(runs) != 2:
         where = BENCHMARK_STORAGE if args.pytest_benchmark and not args.runs else RESULTS
         raise ConfigError(
@@ -513,22 +516,31 @@ def cmd_compare(args, argv) -> int:
             + " (name two run folders or pytest-benchmark saves)"
         )
     try:
+        for run in runs:
+            if run.is_dir():  # (a run still writing has rows to come, maybe one half written)
+                store.check_not_in_use(run, "compare it when that run finishes", writing=False)
         old, new = open_run(runs[0]), open_run(runs[1])
         options = dict(threshold=args.threshold, normalise=args.normalise)
         result = compare(old, new, allow=tuple(args.allow), **options)
         if args.remeasure:
             result = remeasure(result, **options)
-    except CompareError as e:
+    except (CompareError, store.RunFolderError) as e:
         raise ConfigError(f"cannot compare: {e}") from None
     print(render(result, every=args.all))
     return result.exit_code
 
 
 def cmd_history(args, argv) -> int:
+    left_out: list[str] = []
     try:
-        csv_path, png_path, df = history.write(args.results, args.out, args.suite, args.case)
+        csv_path, png_path, df = history.write(
+            args.results, args.out, args.suite, args.case, left_out=left_out
+        )
     except (history.HistoryError, SchemaError) as e:
         raise ConfigError(str(e)) from None
+    finally:
+        for line in left_out:
+            print(f"bench: warning: {line}", file=sys.stderr)
     print(f"{df.case.nunique()} cases over {df.run_id.nunique()} runs: {csv_path}, {png_path}")
     return 0
 

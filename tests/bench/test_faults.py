@@ -7,9 +7,11 @@ marked ``slow``.
 """
 
 import errno
+import gzip
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -197,6 +199,10 @@ def test_a_locked_run_folder_is_refused_whole_and_left_untouched(run_copy, capsy
             main(["run", "--resume", str(run_copy)]), capsys, "in use by another process"
         )
         _one_line_exit_2(main(["report", str(run_copy)]), capsys, "is being written")
+        for argv in ([run_copy, run_copy.parent], [run_copy.parent, run_copy]):
+            _one_line_exit_2(
+                main(["compare", *map(str, argv)]), capsys, "is being written", "cannot compare"
+            )
         assert _files(run_copy) == before
     assert main(["run", "--resume", str(run_copy)]) == 0  # the lock went with its holder
     assert_nothing_lost_or_invented(run_copy, 2)
@@ -961,3 +967,59 @@ def test_a_run_killed_at_any_moment_resumes_to_the_same_complete_folder(sig, mom
     assert (run_dir / ROWS).read_text().startswith(before[: before.rfind("\n") + 1])
     done = analysis.load_claims(run_dir / "claims.csv")
     assert done.claim.tolist() == ["C1"] and (done.verdict != "ERROR").all()
+
+
+def _extra_session(env):
+    forged = {**env["sessions"][0], "session": 2, "first_row": 3, "jax": "0.0.1"}
+    return {**env, "sessions": [*env["sessions"], forged]}
+
+
+ENV_DAMAGE = {  # what each does to env.json, and the field the one line names
+    "started-a-number": (lambda env: {**env, "started_utc": 1733650000}, "started_utc is"),
+    "calibration-a-string": (lambda env: {**env, "calibration": "fast"}, "calibration is"),
+    "suites-a-string": (lambda env: {**env, "suites": "faults"}, 'suites is "faults"'),
+    "repeats-a-word": (lambda env: {**env, "repeats": "two"}, 'repeats is "two"'),
+    "extra-session": (_extra_session, 'sessions[1].jax is "0.0.1"'),
+    "session-out-of-order": (
+        lambda env: {**env, "sessions": [{**env["sessions"][0], "first_row": 2}]},
+        "sessions[0].first_row is 2",
+    ),
+    "byte-0xff": (b'{"schema_version": 3, "run_id": "\xff"}', "not UTF-8"),
+    "a-list": ([1, 2], "a JSON list"),
+    "cut-short": (b'{"schema_version": 3, "run_id": "r', "invalid JSON"),
+}
+
+
+def _damage_env(run_dir, damage):
+    path = run_dir / "env.json"
+    if isinstance(damage, bytes):
+        path.write_bytes(damage)
+    elif isinstance(damage, list):
+        path.write_text(json.dumps(damage))
+    else:
+        path.write_text(json.dumps(damage(json.loads(path.read_text()))))
+
+
+@pytest.mark.parametrize("damage, field", ENV_DAMAGE.values(), ids=ENV_DAMAGE)
+def test_a_damaged_env_json_is_one_line_naming_file_and_field(run_copy, damage, field, capsys):
+    before = _files(run_copy)
+    _damage_env(run_copy, damage)
+    before["env.json"] = (run_copy / "env.json").read_bytes()
+    with pytest.raises(SchemaError, match=re.escape(field)):
+        analysis.load(run_copy)
+    for argv in (["run", "--resume", str(run_copy)], ["report", str(run_copy)]):
+        line = _one_line_exit_2(main(argv), capsys, field)
+        assert str(run_copy / "env.json") in line
+    line = _one_line_exit_2(main(["compare", str(run_copy), str(run_copy)]), capsys, field)
+    assert _files(run_copy) == before  # nothing written, nothing lost
+
+
+@pytest.mark.parametrize("damage", ["cut", "not-gzip"])
+def test_kept_samples_whose_gzip_is_damaged_are_one_line(run_copy, damage, capsys):
+    samples = run_copy / "samples.csv"
+    gz = run_copy / "samples.csv.gz"  # as a reference run keeps them
+    data = gzip.compress(samples.read_bytes())
+    gz.write_bytes(data[:-30] if damage == "cut" else b"\xff" + data)
+    samples.unlink()
+    for argv in (["report", str(run_copy)], ["compare", str(run_copy), str(run_copy)]):
+        _one_line_exit_2(main(argv), capsys, "samples.csv.gz: not a whole gzip file")
