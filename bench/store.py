@@ -1216,9 +1216,11 @@ def check_resumable(run_dir: pathlib.Path) -> None:
 
     A case's samples are written before its row (a sweep group's before its rows), so only the
     cases in flight when a run died have samples and no row, and theirs are the last samples
-    written: the resume drops them. Samples without a row that come before samples of a case
-    with one, or samples beside a measurements.csv that is gone or empty, are rows lost:
-    refused, never deleted."""
+    written, and the mark a dead run leaves in ``in_flight.json`` names them: the resume drops
+    them. Samples without a row that come before samples of a case with one, samples beside a
+    measurements.csv that is gone or empty, and last samples of cases that no mark names (a
+    measurements.csv cut to its header, or short of its last rows) are rows lost: refused,
+    never deleted."""
     frames = {}
     for name, columns in FILES.items():
         path = run_dir / name
@@ -1241,6 +1243,18 @@ def check_resumable(run_dir: pathlib.Path) -> None:
     last = len(keys)  # the samples of the cases in flight when a run died: the last ones
     while last and keys[last - 1] not in done:
         last -= 1
+    flying, marked = set(keys[last:]), _in_flight_keys(run_dir)
+    if flying and marked is not None and not flying <= marked:
+        unmarked = [k for k in keys[last:] if k not in marked]
+        line = last + keys[last:].index(unmarked[0]) + 2
+        gone = "has no rows" if rows.empty else "has no row of them"
+        raise SchemaError(
+            f"{run_dir / 'samples.csv'}: line {line}: {len(unmarked)} samples of "
+            f"{_cases(set(unmarked))} that no run was measuring when it stopped "
+            f"({IN_FLIGHT} names none of them), but measurements.csv {gone}: their rows were "
+            "lost, not cut short; restore measurements.csv, or start a new run (the same "
+            "command without --resume)"
+        )
     lost = [i for i, key in enumerate(keys[:last]) if key not in done]
     if lost:
         raise SchemaError(
@@ -1263,6 +1277,19 @@ def check_resumable(run_dir: pathlib.Path) -> None:
                 f"{run_dir / 'samples.csv'}: {found} samples of the case on line {line} of "
                 f"measurements.csv, whose row says {expected}"
             )
+
+
+def _in_flight_keys(run_dir: pathlib.Path) -> set[tuple] | None:
+    """The cases the mark a dead run left names (:func:`mark_in_flight`): none when it left
+    no mark; ``None`` (unknown: any may be) when its mark names no case keys (an experiment's,
+    an unreadable one, or one of an earlier version)."""
+    what = _in_flight(run_dir)
+    if what is None:
+        return set()
+    listed = what.get("keys") if "interleaved" in what else [what.get("key")]
+    if not isinstance(listed, list) or not all(isinstance(k, list) for k in listed):
+        return None
+    return {case_key(dict(zip(IDENTITY, k, strict=False))) for k in listed}
 
 
 def _cases(keys: set) -> str:

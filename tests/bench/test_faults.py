@@ -755,10 +755,13 @@ def test_resume_refuses_a_row_whose_samples_were_damaged(run_copy, edit, capsys)
     assert _files(run_copy) == before
 
 
-@pytest.mark.parametrize("edit", ["deleted", "emptied"])
+@pytest.mark.parametrize("edit", ["deleted", "emptied", "header-only"])
 def test_samples_whose_rows_file_is_gone_are_refused_never_deleted(run_copy, edit, capsys):
     path = run_copy / ROWS
-    path.unlink() if edit == "deleted" else path.write_bytes(b"")
+    if edit == "header-only":  # cut to its header line: no run was measuring these cases
+        path.write_text(path.read_text().splitlines(keepends=True)[0])
+    else:
+        path.unlink() if edit == "deleted" else path.write_bytes(b"")
     before = _files(run_copy)
     line = _one_line_exit_2(main(["run", "--resume", str(run_copy)]), capsys, SAMPLES)
     assert "samples of 1 case" in line and "rows were lost" in line and "new run" in line
@@ -779,9 +782,15 @@ def test_samples_whose_row_was_deleted_by_hand_are_refused_never_deleted(sized_c
 
 def test_the_last_samples_of_several_cases_without_rows_are_a_group_cut_short(sized_copy):
     """A sweep group's samples are written before its rows: killed between the two, the run
-    leaves the group's samples last, with no row; the resume measures the group again."""
+    leaves the group's samples last, with no row, and its mark of the group in flight; the
+    resume measures the group again."""
     path = sized_copy / ROWS
+    keys = [
+        list(workloads.case_key(r)) for r in analysis.load_measurements(path).to_dict("records")
+    ]
     path.write_text(path.read_text().splitlines(keepends=True)[0])
+    mark = {"interleaved": ["first", "second"], "keys": keys}
+    (sized_copy / store.IN_FLIGHT).write_text(json.dumps(mark))
     assert main(["run", "--resume", str(sized_copy)]) == 0
     assert_nothing_lost_or_invented(sized_copy, 2)
 
