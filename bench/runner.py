@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 
 import jax
 
+import bench
 from bench import plan, store
 from bench.calibration import Calibration, bytes_moved, limit
 from bench.config import RunConfig
@@ -114,6 +115,10 @@ def user_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if _watching:  # nested: the outer block watches
+        with _users_own():
+            yield
+        return
 
     def handler(signum, frame):
         global _stop
@@ -129,7 +134,9 @@ def user_signals() -> Iterator[None]:
             previous[sig] = signal.signal(sig, handler)
     _watching, _stop = True, None
     try:
-        yield
+        check_stop()  # a Ctrl-C before the handlers were in place
+        with _users_own():
+            yield
     finally:
         stopped = _stop is not None
         for sig, old in previous.items():
@@ -137,6 +144,18 @@ def user_signals() -> Iterator[None]:
         if stopped:
             _after_stop.update(previous)
         _watching, _stop = False, None
+
+
+@contextlib.contextmanager
+def _users_own() -> Iterator[None]:
+    """The user's interrupt as :class:`Interrupted`, also when a library wrapped it (raised in
+    a host callback, it comes back as the runtime's error)."""
+    try:
+        yield
+    except Exception:
+        if _stop is not None:
+            raise Interrupted(_stop) from None
+        raise
 
 
 def restore_signals() -> None:
@@ -148,8 +167,13 @@ def restore_signals() -> None:
 
 
 def check_stop() -> None:
+    """Raise :class:`Interrupted` if the user has stopped the run (an interrupt that a library
+    swallowed: "Exception ignored in ..."), even before :func:`user_signals` (``bench.
+    SIGNALLED``)."""
     if _stop is not None:
         raise Interrupted(_stop)
+    if bench.SIGNALLED:
+        raise Interrupted(bench.SIGNALLED[0])
 
 
 def users(error: BaseException) -> bool:

@@ -32,6 +32,7 @@ from tests.bench.helpers import only_run
 FAULTS_MODULE = "tests.bench.faults_suite"
 FAULT_SUITES = (
     "faults", "faults-hang", "faults-rude", "faults-crash", "faults-worker", "faults-sized",
+    "faults-ctrl-c",
 )  # fmt: skip
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -885,6 +886,47 @@ def test_a_second_ctrl_c_while_the_run_stops_is_ignored_until_the_process_ends(s
         os.kill(os.getpid(), signal.SIGINT)
     except KeyboardInterrupt:
         pytest.fail("a second Ctrl-C raised after the run had stopped")
+
+
+def test_a_ctrl_c_inside_a_host_callback_stops_the_run_with_one_line(
+    sigint, faults, tmp_path, capsys
+):
+    argv = ["run", "--suite", "faults-ctrl-c", "--profile", "smoke", "--out", str(tmp_path)]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    run_dir = only_run(tmp_path)
+    assert "Traceback" not in err
+    assert err.rstrip().splitlines()[-1] == (
+        f"bench: interrupted; finished cases are saved (resume with --resume {run_dir})"
+    )
+    df = analysis.load_measurements(run_dir / ROWS)  # the case before it, and not this one
+    assert df.variant.tolist() == ["fine"] and df.status.tolist() == ["ok"]
+
+
+def test_a_ctrl_c_a_library_swallowed_while_the_run_started_stops_it(
+    sigint, faults, tmp_path, monkeypatch, capsys
+):
+    import bench
+
+    monkeypatch.setattr(bench, "SIGNALLED", [signal.SIGINT])  # as bench/__main__.py keeps it
+    argv = ["run", "--suite", "faults-sized", "--profile", "smoke", "--out", str(tmp_path)]
+    assert main(argv) == 130
+    assert capsys.readouterr().err == "bench: interrupted\n"
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())  # nothing started
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after_s", [0.6, 1.0, 1.4])
+def test_a_ctrl_c_at_start_up_stops_the_run(after_s, tmp_path):
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        pytest.skip("SIGINT is ignored here (started in the background): a child inherits it")
+    proc = _bench("run", "--suite", "faults-sized", "--profile", "smoke", "--out", str(tmp_path))
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.rstrip().splitlines()[-1].startswith("bench: interrupted")
 
 
 @pytest.mark.slow
