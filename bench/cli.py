@@ -9,6 +9,7 @@ import argparse
 import math
 import os
 import pathlib
+import subprocess
 import sys
 import time
 
@@ -420,9 +421,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args, argv) -> int:
+    # From here on a Ctrl-C is the run's (runner.user_signals), even one a library swallows
+    # while the run starts up, or one that comes back wrapped in a runtime error.
+    with runner.user_signals():
+        return _run(args, argv)
+
+
+def _run(args, argv) -> int:
     # Joining a multi-process cluster must come before anything touches a device, so it is
     # the first thing a run does (the imports above create no arrays).
     maybe_initialize_distributed()
+    check_jax()
+    check_counts(args)
     deadline = None if args.budget_s is None else time.monotonic() + args.budget_s
     if args.resume is not None:
         return _resume(args, argv, deadline)
@@ -442,6 +452,65 @@ def cmd_run(args, argv) -> int:
     options = dict(out=args.out, name=args.name, allow_slow=args.allow_slow, deadline=deadline)
     with Session.new(config, argv=argv, **options) as session:
         return session.run()
+
+
+JAX_ENV = ("JAX_PLATFORMS", "JAX_PLATFORM_NAME", "XLA_FLAGS")
+
+
+def check_jax() -> None:
+    """Refuse, in one line and before anything is written, an environment JAX cannot start in:
+    ``XLA_FLAGS`` that XLA does not know (XLA would end the process itself, exit 1), or a
+    backend that ``JAX_PLATFORMS`` names and this machine lacks."""
+    flags = os.environ.get("XLA_FLAGS", "").strip()
+    if flags:
+        _check_xla_flags(flags)
+    try:
+        jax.devices()
+    except RuntimeError as e:
+        named = [f"{k}={os.environ[k]!r}" for k in JAX_ENV if os.environ.get(k)]
+        raise ConfigError(
+            f"JAX cannot start a backend ({', '.join(named) or 'no JAX_PLATFORMS set'}): "
+            + runner.first_line(e).split(": ", 1)[-1]
+        ) from None
+
+
+def _check_xla_flags(flags: str) -> None:
+    """XLA reads ``XLA_FLAGS`` as its first backend starts, and ends the process on a flag it
+    does not know: tried first in a child process (a few seconds, only when it is set)."""
+    code = "import jax; jax.devices('cpu')"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return  # cannot tell here: the run will
+    said = [ln.split("] ", 1)[-1] for ln in child.stderr.splitlines() if "XLA_FLAGS" in ln]
+    if child.returncode != 0 and said:
+        raise ConfigError(f"XLA_FLAGS={flags!r}: {said[-1]}")
+
+
+COUNT_LIMITS = {"repeats": 10_000, "warmup": 1_000, "rounds": 1_000}
+"""Per case, without ``--budget-s``: more would take hours on any case worth timing (a count
+of 10^12 never ends)."""
+
+
+def check_counts(args) -> None:
+    """Refuse a repeat, warm-up or round count that could not end, unless ``--budget-s`` bounds
+    the session (a case whose estimate does not fit it is not started)."""
+    if args.budget_s is not None:
+        return
+    for name, limit in COUNT_LIMITS.items():
+        value = getattr(args, name)
+        if value is not None and value > limit:
+            raise ConfigError(
+                f"--{name} {value}: more than {limit} per case (at 1 ms a call, "
+                f"{value * 1e-3 / 3600:.3g} h for each case); pass --budget-s to bound the "
+                f"session, and see `python -m bench plan --{name} {value}` for the estimate"
+                if name == "repeats"
+                else f"--{name} {value}: more than {limit} per case; pass --budget-s to bound "
+                "the session"
+            )
 
 
 def _resume(args, argv, deadline) -> int:
@@ -517,7 +586,10 @@ def cmd_compare(args, argv) -> int:
     elif args.pytest_benchmark:
         runs = last_saves(BENCHMARK_STORAGE)
     else:
-        runs = last_runs(RESULTS)
+        left_out: list[str] = []
+        runs = last_runs(RESULTS, left_out=left_out)
+        for line in left_out:
+            print(f"bench: warning: {line}", file=sys.stderr)
     if len(runs) != 2:
         where = BENCHMARK_STORAGE if args.pytest_benchmark and not args.runs else RESULTS
         raise ConfigError(
@@ -526,22 +598,31 @@ def cmd_compare(args, argv) -> int:
             + " (name two run folders or pytest-benchmark saves)"
         )
     try:
+        for run in runs:
+            if run.is_dir():  # (a run still writing has rows to come, maybe one half written)
+                store.check_not_in_use(run, "compare it when that run finishes", writing=False)
         old, new = open_run(runs[0]), open_run(runs[1])
         options = dict(threshold=args.threshold, normalise=args.normalise)
         result = compare(old, new, allow=tuple(args.allow), **options)
         if args.remeasure:
             result = remeasure(result, **options)
-    except CompareError as e:
+    except (CompareError, store.RunFolderError) as e:
         raise ConfigError(f"cannot compare: {e}") from None
     print(render(result, every=args.all))
     return result.exit_code
 
 
 def cmd_history(args, argv) -> int:
+    left_out: list[str] = []
     try:
-        csv_path, png_path, df = history.write(args.results, args.out, args.suite, args.case)
+        csv_path, png_path, df = history.write(
+            args.results, args.out, args.suite, args.case, left_out=left_out
+        )
     except (history.HistoryError, SchemaError) as e:
         raise ConfigError(str(e)) from None
+    finally:
+        for line in left_out:
+            print(f"bench: warning: {line}", file=sys.stderr)
     print(f"{df.case.nunique()} cases over {df.run_id.nunique()} runs: {csv_path}, {png_path}")
     return 0
 
@@ -561,6 +642,8 @@ def cmd_list(args, argv) -> int:
 
 
 def cmd_plan(args, argv) -> int:
+    if not args.assume:
+        check_jax()
     config = _config(args)
     if args.assume:
         cal, cost = plan.ASSUMED[args.assume]

@@ -928,19 +928,17 @@ def render(c: Comparison, *, every: bool = False) -> str:
     return "\n".join(lines + _verdict(c))
 
 
-def last_runs(results: pathlib.Path, n: int = 2) -> list[pathlib.Path]:
+def last_runs(
+    results: pathlib.Path, n: int = 2, left_out: list[str] | None = None
+) -> list[pathlib.Path]:
     """The ``n`` run folders under ``results`` started last (by ``env.json``'s
-    ``started_utc``); a pointer such as ``results/latest`` is not a second copy."""
-    found = []
-    for env in results.glob("*/env.json"):
-        if env.parent.is_symlink():
-            continue
-        try:
-            started = json.loads(env.read_text()).get("started_utc") or ""
-        except (OSError, json.JSONDecodeError):
-            continue
-        found.append((started, env.parent.name, env.parent))
-    return [p for *_, p in sorted(found)[-n:]]
+    ``started_utc``); a pointer such as ``results/latest`` is not a second copy. A folder
+    whose env.json is damaged is left out, with a line in ``left_out``
+    (:func:`bench.store.find_runs`)."""
+    found, damaged = store.find_runs(results)
+    if left_out is not None:
+        left_out.extend(damaged)
+    return [folder for _, folder in found[-n:]]
 
 
 def last_saves(storage: pathlib.Path, n: int = 2) -> list[pathlib.Path]:

@@ -17,6 +17,7 @@ cases, the band their interquartile range) and the cases that moved most, not ev
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import matplotlib
@@ -50,20 +51,14 @@ class HistoryError(ValueError):
     """No run to draw (the CLI exits 2)."""
 
 
-def run_folders(results: pathlib.Path) -> list[pathlib.Path]:
+def run_folders(results: pathlib.Path, left_out: list[str] | None = None) -> list[pathlib.Path]:
     """Every run folder under ``results`` (a folder with an ``env.json``; a link such as
-    ``results/latest`` is not a second run), in order of its start."""
-    found = []
-    for env_path in results.glob("*/env.json"):
-        folder = env_path.parent
-        if folder.is_symlink():
-            continue
-        try:
-            env = store.load_env(folder)
-        except store.SchemaError:
-            continue  # not a run folder this version reads: left out, as compare does
-        found.append((env.get("started_utc") or "", folder.name, folder))
-    return [folder for *_, folder in sorted(found)]
+    ``results/latest`` is not a second run), in order of its start; one whose env.json is
+    damaged is left out, with a line in ``left_out`` (:func:`bench.store.find_runs`)."""
+    found, damaged = store.find_runs(results)
+    if left_out is not None:
+        left_out.extend(damaged)
+    return [folder for _, folder in found]
 
 
 def _band(times: np.ndarray, rounds: np.ndarray | None) -> tuple[float, float, str]:
@@ -75,13 +70,20 @@ def _band(times: np.ndarray, rounds: np.ndarray | None) -> tuple[float, float, s
     return float(lo), float(hi), "samples"
 
 
-def table(folders: list[pathlib.Path]) -> pd.DataFrame:
-    """One row per case and run (:data:`COLUMNS`)."""
+def table(folders: list[pathlib.Path], left_out: list[str] | None = None) -> pd.DataFrame:
+    """One row per case and run (:data:`COLUMNS`); a run whose files are damaged is left out,
+    with a line in ``left_out`` (else its error is raised)."""
     rows = []
     for folder in folders:
-        env = store.load_env(folder)
-        measured = store.load_measurements(folder / "measurements.csv")
-        samples = store.run_samples(folder)
+        try:
+            env = store.load_env(folder)
+            measured = store.load_measurements(folder / "measurements.csv")
+            samples = store.run_samples(folder)
+        except store.SchemaError as e:
+            if left_out is None:
+                raise
+            left_out.append(f"{folder} left out: {e}")
+            continue
         by_case: dict[tuple, tuple[list, list]] = {}
         if samples is not None:
             has_rounds = "round" in samples
@@ -248,17 +250,46 @@ def plot(df: pd.DataFrame, path: pathlib.Path) -> pathlib.Path:
 
 
 def write(
-    results: pathlib.Path, out: pathlib.Path | None = None, suites=None, case: str | None = None
+    results: pathlib.Path,
+    out: pathlib.Path | None = None,
+    suites=None,
+    case: str | None = None,
+    left_out: list[str] | None = None,
 ) -> tuple[pathlib.Path, pathlib.Path, pd.DataFrame]:
-    """``history.csv`` and ``history.png`` in ``out`` (default: ``results``)."""
+    """``history.csv`` and ``history.png`` in ``out`` (default: ``results``); a run folder
+    that is damaged is left out, with a line in ``left_out``."""
     if not results.is_dir():
         raise HistoryError(f"{results}: not a folder")
-    folders = run_folders(results)
+    left_out = [] if left_out is None else left_out
+    folders = run_folders(results, left_out)
     if not folders:
-        raise HistoryError(f"{results}: no run folder (a folder with an env.json) in it")
-    df = choose(table(folders), suites, case)
+        damaged = f" ({len(left_out)} damaged: {left_out[0]})" if left_out else ""
+        raise HistoryError(f"{results}: no run folder (a folder with an env.json) in it{damaged}")
+    df = choose(table(folders, left_out), suites, case)
     out = results if out is None else out
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / "history.csv"
-    df.to_csv(csv_path, index=False)
-    return csv_path, plot(df, out / "history.png"), df
+    csv_path, png_path = out / "history.csv", out / "history.png"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _whole(csv_path, lambda path: df.to_csv(path, index=False))
+        _whole(png_path, lambda path: plot(df, path))
+    except OSError as e:  # a full disk, a read-only folder
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        raise HistoryError(
+            f"history: cannot write into {out}: {e.strerror or e}{where}; the run folders are "
+            "untouched (--out names another folder)"
+        ) from None
+    return csv_path, png_path, df
+
+
+def _whole(path: pathlib.Path, write) -> None:
+    """``write(aside)`` to a file beside ``path``, then renamed over it: ``path`` is the old
+    file or the new one, never half of one (a full disk, Ctrl-C, a kill)."""
+    aside = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # (its format)
+    try:
+        write(aside)
+        with open(aside, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(aside, path)
+    except BaseException:
+        aside.unlink(missing_ok=True)
+        raise

@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 import pathlib
+import re
 import signal
 import sys
 import threading
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterator
 
 import jax
 
+import bench
 from bench import plan, store
 from bench.calibration import Calibration, bytes_moved, limit
 from bench.config import RunConfig
@@ -113,6 +115,10 @@ def user_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if _watching:  # nested: the outer block watches
+        with _users_own():
+            yield
+        return
 
     def handler(signum, frame):
         global _stop
@@ -128,7 +134,9 @@ def user_signals() -> Iterator[None]:
             previous[sig] = signal.signal(sig, handler)
     _watching, _stop = True, None
     try:
-        yield
+        check_stop()  # a Ctrl-C before the handlers were in place
+        with _users_own():
+            yield
     finally:
         stopped = _stop is not None
         for sig, old in previous.items():
@@ -136,6 +144,18 @@ def user_signals() -> Iterator[None]:
         if stopped:
             _after_stop.update(previous)
         _watching, _stop = False, None
+
+
+@contextlib.contextmanager
+def _users_own() -> Iterator[None]:
+    """The user's interrupt as :class:`Interrupted`, also when a library wrapped it (raised in
+    a host callback, it comes back as the runtime's error)."""
+    try:
+        yield
+    except Exception:
+        if _stop is not None:
+            raise Interrupted(_stop) from None
+        raise
 
 
 def restore_signals() -> None:
@@ -147,8 +167,13 @@ def restore_signals() -> None:
 
 
 def check_stop() -> None:
+    """Raise :class:`Interrupted` if the user has stopped the run (an interrupt that a library
+    swallowed: "Exception ignored in ..."), even before :func:`user_signals` (``bench.
+    SIGNALLED``)."""
     if _stop is not None:
         raise Interrupted(_stop)
+    if bench.SIGNALLED:
+        raise Interrupted(bench.SIGNALLED[0])
 
 
 def users(error: BaseException) -> bool:
@@ -165,6 +190,8 @@ def classify(error: BaseException) -> str:
         return "oom"
     text = str(error)
     if "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower():
+        return "oom"
+    if re.search(r"^MemoryError\b", text, re.MULTILINE):  # raised in a host callback
         return "oom"
     return "error"
 
@@ -376,12 +403,15 @@ def measure_group(
     budget: plan.Budget | None = None,
     log=print,
     on_case: Callable[[Case | None], None] = lambda case: None,
+    on_visit: Callable[[int], None] | None = None,
 ) -> list[tuple[dict, list[dict]]]:
     """Build and time the cases of one sweep group interleaved (:func:`bench.timing.
     time_rounds`): every case built, compiled and warmed up first, then ``how.rounds`` rounds
     in a random order seeded by the group. One ``(row, samples)`` per case, in order; never
-    raises. ``on_case(case)`` is told which case is being built (``None``: the rounds have
-    begun)."""
+    raises. A case that fails in the rounds costs only itself: its row gets its status and
+    error, the others their rounds. ``on_case(case)`` is told which case is being built
+    (``None``: the rounds have begun); ``on_visit(j)``, the index in ``cases`` of the case each
+    visit of the rounds is to."""
     results = [(identity_row(case, how), []) for case in cases]
     ready = _prepare_group(cases, how, results, budget=budget, log=log, on_case=on_case)
     if not ready:
@@ -390,10 +420,12 @@ def measure_group(
     group = cases[min(ready)].sweep_group or cases[min(ready)].label
     log(f"    timing {len(ready)} cases in {how.rounds} interleaved rounds ...")
     trace = _trace_dir(how, group)
+    index = list(ready)  # the rounds' point i is the case index[i]
+    visit = None if on_visit is None else (lambda i: on_visit(index[i]))
     try:
         timings = time_rounds(
             list(ready.values()), rounds=how.rounds, seed=zlib.crc32(group.encode()),
-            trace_dir=trace,
+            trace_dir=trace, isolate=True, on_visit=visit,
         )  # fmt: skip
     except BaseException as e:
         if users(e):
@@ -403,6 +435,10 @@ def measure_group(
         return results
     for i, timing in zip(ready, timings, strict=True):
         row = results[i][0]
+        if timing.error is not None:
+            row.update(status=classify(timing.error), error=first_line(timing.error))
+            log(f"    {cases[i].label}: {row['status']} in the rounds; the others go on")
+            continue
         if trace is not None:
             _add_note(row, f"traced ({trace}): its times include the profiler's overhead")
         results[i] = (row, finish_row(row, timing, how.calibration))
@@ -519,13 +555,27 @@ class IsolatedRunner:
                 f"the case worker process {how} before it could start {cases[0].label} "
                 "(its error, if any, is above)"
             )
-        message = self._receive(self.timeout_s * len(cases))
+        deadline = time.monotonic() + self.timeout_s * len(cases)
+        at = None  # the case of the group the worker was last busy with
+        while True:
+            message = self._receive(max(0.0, deadline - time.monotonic()))
+            if message[0] != "at":
+                break
+            at = message[1]
         if message[0] == "done":
             return message[1]
         self.close()
         out = []
-        for case in cases:
+        for j, case in enumerate(cases):
             row = identity_row(case, how)
+            if at is not None and j != at and len(cases) > 1:
+                # the group's point that hung or crashed costs only itself: the others are
+                # measured again by --resume (their rounds died with the worker)
+                why = f"not timed: {cases[at].label} of its interleaved group " + (
+                    "ran past --case-timeout" if message[0] == "late" else "crashed the worker"
+                )
+                out.append((_skipped(row, why), []))
+                continue
             if message[0] == "late":
                 limit_s = f"--case-timeout {self.timeout_s} s"
                 if len(cases) > 1:
@@ -588,15 +638,30 @@ def _worker(profile, compile_cache, tasks, results, parent_pid):
             for suite, key in keys
         ]
         log = lambda s: print(s, file=sys.stderr)  # noqa: E731
-        results.send(("done", measure(cases, how, budget=budget, log=log)))
+
+        def at(j: int) -> None:  # which case of a group the worker is busy with
+            results.send(("at", j))
+
+        index = {id(case): j for j, case in enumerate(cases)}
+        found = measure(
+            cases, how, budget=budget, log=log, on_visit=at,
+            on_case=lambda case, index=index: case is not None and at(index[id(case)]),
+        )  # fmt: skip
+        results.send(("done", found))
 
 
 def measure(
-    cases: list[Case], how: Protocol, *, budget=None, log=print, on_case=lambda case: None
+    cases: list[Case],
+    how: Protocol,
+    *,
+    budget=None,
+    log=print,
+    on_case=lambda case: None,
+    on_visit=None,
 ) -> list[tuple[dict, list]]:
-    """One case timed back to back, or a sweep group of them interleaved (``on_case``: see
-    :func:`measure_group`)."""
+    """One case timed back to back, or a sweep group of them interleaved (``on_case``,
+    ``on_visit``: see :func:`measure_group`)."""
     if len(cases) == 1 and cases[0].sweep_group is None:
         on_case(cases[0])
         return [measure_case(cases[0], how, budget=budget, log=log)]
-    return measure_group(cases, how, budget=budget, log=log, on_case=on_case)
+    return measure_group(cases, how, budget=budget, log=log, on_case=on_case, on_visit=on_visit)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import os
 import pathlib
 import sys
@@ -96,6 +97,7 @@ class Session:
         """A new run folder under ``out``, locked while the session lasts. Every check comes
         before the first write: a refused run leaves nothing behind."""
         chosen = get_suites(config.suites)
+        check_out(out, name)
         if config.data is not None:
             check_data(config.data)
         keep = config.case_filter(chosen)
@@ -155,7 +157,7 @@ class Session:
             if models or variants:  # this session only
                 only = case_filter(chosen, config.profile, models, variants)
                 keep = lambda case: in_run(case) and only(case)  # noqa: E731
-            check_devices(config.devices)
+            check_devices(config.devices, env.get("jax_env"))
             values = store.check_settings(
                 run_dir, env, allow_mixed=allow_mixed, cases=run_cases, described=_settings(config)
             )
@@ -185,10 +187,12 @@ class Session:
         self.account.add("start-up (imports, checks, env.json)", startup)
         calibration = Calibration.from_dict(self.env["calibration"])  # one per run folder
         with runner.user_signals():
+            runner.check_stop()  # (a Ctrl-C swallowed while the run started)
             self.measure_cases(Protocol.of(self.config, self.run_id, self.run_dir, calibration))
             if self.experiments:
                 self.run_experiments()
             self.finish()
+            runner.check_stop()  # (one swallowed in the report's rendering)
         return self.tell_user()
 
     @property
@@ -411,8 +415,9 @@ class Session:
         left = self.cases_left()
         if left:
             _warn(
-                f"{left} case(s) of the run not measured yet (this session was narrowed, or "
-                f"they did not fit --budget-s): {resume} measures them"
+                f"{left} case(s) of the run not measured yet (this session was narrowed, they "
+                "did not fit --budget-s, or a point of their sweep group hung or crashed): "
+                f"{resume} measures them"
             )
         if self.deferred_claims:
             _warn(
@@ -637,9 +642,45 @@ def check_data(path: str) -> None:
         raise ConfigError(str(e)) from None
 
 
-def check_devices(devices: int) -> int:
-    """Refuse a device count the machine lacks, before any run. (Cases whose batch it does
-    not divide run on one device; their rows say so.)"""
+DEVICE_COUNT_ENV = "JAX_NUM_CPU_DEVICES"  # how many devices JAX makes of the CPU
+
+
+def check_devices(devices: int, jax_env: dict | None = None) -> int:
+    """Refuse a device count the machine lacks, before any run, naming the variable that
+    makes CPU devices (and its value when the run, whose ``jax_env`` is given, had it).
+    (Cases whose batch it does not divide run on one device; their rows say so.)"""
     if devices > jax.device_count():
-        raise ConfigError(f"--devices {devices}: only {jax.device_count()} device(s) visible")
+        hint = ""
+        if jax.default_backend() == "cpu":
+            ran = (jax_env or {}).get(DEVICE_COUNT_ENV)
+            now = os.environ.get(DEVICE_COUNT_ENV)
+            hint = (
+                f"; the run was made with {DEVICE_COUNT_ENV}={ran} (env.json jax_env), here it "
+                + (f"is {now}" if now else "is not set")
+                + ": set it as the run had it"
+                if ran and ran != now
+                else f"; on CPU, {DEVICE_COUNT_ENV}={devices} makes {devices} devices"
+            )
+        raise ConfigError(f"--devices {devices}: only {jax.device_count()} device(s) visible{hint}")
     return devices
+
+
+def check_out(out: pathlib.Path, name: str | None) -> None:
+    """Refuse an ``--out`` (and ``--name`` in it) that cannot hold a run folder, before the
+    first write: a loop of symbolic links, a path too long, a file."""
+    for path in (out, out / name) if name else (out,):
+        try:
+            path.stat()
+        except FileNotFoundError:
+            continue  # (made when the run starts)
+        except OSError as e:
+            what = "a loop of symbolic links" if e.errno == errno.ELOOP else store._reason(e)
+            flag = "--out" if path == out else "--name"
+            shown = (
+                str(path)
+                if len(str(path)) <= 80
+                else f"{str(path)[:60]}... ({len(str(path))} characters)"
+            )
+            raise ConfigError(f"{flag} {shown}: {what}") from None
+        if path == out and not path.is_dir():
+            raise ConfigError(f"--out {out}: a file is in the way of a folder")

@@ -37,19 +37,21 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import pathlib
 import platform
 import secrets
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from bench.config import RunConfig
-from bench.workloads import IDENTITY, SIZE_FIELDS, ConfigError, case_key
+from bench.workloads import IDENTITY, PROFILES, SIZE_FIELDS, ConfigError, case_key
 
 # --- The schema ----------------------------------------------------------------------------------
 
@@ -545,8 +547,11 @@ ENV_REQUIRED = (
 
 def load_env(run_dir: pathlib.Path) -> dict:
     """A run folder's ``env.json``, checked: UTF-8 JSON, an object, a schema version this
-    version reads (:data:`READABLE_VERSIONS`), the fields of :data:`ENV_REQUIRED`, and
-    sessions with their first rows; else a :class:`SchemaError` naming the problem."""
+    version reads (:data:`READABLE_VERSIONS`), the fields of :data:`ENV_REQUIRED`, the type of
+    every field a reader uses (:data:`ENV_TYPES`), and sessions as a run writes them
+    (:func:`_check_sessions`); else a :class:`SchemaError`, one line naming the file and the
+    field. The one reader of env.json: the resume, the report, ``compare``, ``history`` and
+    :mod:`bench.analysis` all read it here."""
     path = run_dir / "env.json"
     if not path.exists():
         raise SchemaError(f"{path}: file not found (not a run folder?)")
@@ -556,10 +561,12 @@ def load_env(run_dir: pathlib.Path) -> dict:
         raise SchemaError(f"{path}: byte {e.start}: not UTF-8: not written by bench") from None
     except json.JSONDecodeError as e:
         raise SchemaError(f"{path}: line {e.lineno}: invalid JSON: {e.msg}") from None
+    except OSError as e:
+        raise SchemaError(f"{path}: cannot be read: {e.strerror or e}") from None
     if not isinstance(env, dict):
         raise SchemaError(f"{path}: a JSON {type(env).__name__}, expected an object (a run's env)")
     version = env.get("schema_version")
-    if version not in READABLE_VERSIONS:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise SchemaError(
             f"{path}: schema_version {version!r}; this version of the suite reads "
             f"{', '.join(map(str, READABLE_VERSIONS))} (re-run, or load with a "
@@ -568,14 +575,186 @@ def load_env(run_dir: pathlib.Path) -> dict:
     missing = [k for k in ENV_REQUIRED if k not in env]
     if missing:
         raise SchemaError(f"{path}: no {', '.join(missing)}: not a run's env.json")
-    if not isinstance(env["run_id"], str) or not env["run_id"]:
-        raise SchemaError(f"{path}: run_id {env['run_id']!r} is not a run id")
-    past = env.get("sessions", [])
-    if not isinstance(past, list) or not all(
-        isinstance(x, dict) and isinstance(x.get("first_row"), int) for x in past
-    ):
-        raise SchemaError(f"{path}: sessions must be a list of objects with a first_row")
+    _check_fields(path, "", env, ENV_TYPES)
+    _check_sessions(path, env)
     return env
+
+
+# --- env.json: the one reader ----------------------------------------------------------------
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    return (_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _utc(v) -> bool:
+    if not isinstance(v, str):
+        return False
+    try:
+        dt.datetime.fromisoformat(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _strings(v) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _or_null(check):
+    return lambda v: v is None or check(v)
+
+
+def _calibration(v) -> bool:
+    return isinstance(v, dict) and all(
+        isinstance(c := v.get(name), dict)
+        and _number(c.get("value"))
+        and c["value"] > 0
+        and isinstance(c.get("unit"), str)
+        and isinstance(c.get("how"), str)
+        for name in CALIBRATION_CONSTANTS
+    )
+
+
+CALIBRATION_CONSTANTS = (
+    "matmul_flops_per_s", "bandwidth_bytes_per_s", "loop_iteration_s", "dependent_op_s",
+)  # fmt: skip
+"""The constants of ``env.json["calibration"]`` (:class:`bench.calibration.Calibration`)."""
+
+_TEXT = (lambda v: isinstance(v, str), "a string")
+_POSITIVE = (lambda v: _int(v) and v >= 1, "a positive integer")
+_UTC = (_utc, "an ISO 8601 time")
+_LOAD = (_or_null(lambda v: isinstance(v, list) and all(map(_number, v))), "a list of numbers")
+SETTING_TYPES = {
+    "git_sha": (_or_null(lambda v: isinstance(v, str)), "a commit sha or null"),
+    "git_dirty": (_or_null(lambda v: isinstance(v, bool)), "true, false or null"),
+    "git_diff_sha256": (_or_null(lambda v: isinstance(v, str)), "a hash or null"),
+    **{k: _TEXT for k in ("python", "jax", "jaxlib", "flax", "optax", "numpy", "backend")},
+    **{k: _TEXT for k in ("device_kind", "host_cpu", "XLA_FLAGS")},
+    "device_count": _POSITIVE,
+    "process_count": _POSITIVE,
+    "jax_env": (
+        lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+        "an object of strings",
+    ),
+    "jax_default_matmul_precision": (_or_null(lambda v: isinstance(v, str)), "a string or null"),
+    "jax_enable_x64": (lambda v: isinstance(v, bool), "true or false"),
+}
+"""The type of each of :data:`SETTINGS` in env.json (the run's, and each session's)."""
+ENV_TYPES = {
+    "run_id": (lambda v: isinstance(v, str) and v != "", "a run id"),
+    "profile": (lambda v: v in PROFILES, f"one of {', '.join(PROFILES)}"),
+    "suites": (lambda v: _strings(v) and v != [], "a list of suite names"),
+    "models": (_strings, "a list of model names"),
+    "variants": (_strings, "a list of variant names"),
+    **{k: _POSITIVE for k in ("repeats", "warmup", "rounds", "devices")},
+    "case_timeout_s": (_or_null(lambda v: _number(v) and v > 0), "a positive number or null"),
+    "experiments": (lambda v: isinstance(v, bool), "true or false"),
+    **{
+        k: (_or_null(lambda v: isinstance(v, str)), "a path or null")
+        for k in ("data", "compile_cache", "trace_dir")
+    },
+    "started_utc": _UTC,
+    "finished_utc": _UTC,
+    **{k: _TEXT for k in ("host", "os", "command")},
+    "host_cpu_count": (_or_null(lambda v: _int(v) and v >= 1), "a positive integer or null"),
+    "load_avg_start": _LOAD,
+    "load_avg_finish": _LOAD,
+    "calibration": (
+        _calibration,
+        f"an object of {', '.join(CALIBRATION_CONSTANTS)}, each with a positive value, its "
+        "unit and how",
+    ),
+    "sessions": (lambda v: isinstance(v, list) and v != [], "a list of sessions"),
+    **SETTING_TYPES,
+}
+"""The type of each field of env.json that a reader uses (a field not named here is kept
+unread)."""
+SESSION_TYPES = {
+    "session": (_int, "an integer"),
+    "first_row": (lambda v: _int(v) and v >= 0, "a row index (an integer ≥ 0)"),
+    "started_utc": _UTC,
+    "finished_utc": _UTC,
+    "command": _TEXT,
+    "host": _TEXT,
+    "mixed": (_strings, "a list of settings"),
+    "retry_crashed": (lambda v: isinstance(v, bool), "true or false"),
+    "time_s": (
+        lambda v: isinstance(v, dict) and all(map(_number, v.values())),
+        "an object of seconds",
+    ),
+    "report_s": (_number, "seconds"),
+    **SETTING_TYPES,
+}
+
+
+def _check_fields(path: pathlib.Path, where: str, data: dict, types: dict) -> None:
+    for name, (check, expected) in types.items():
+        if name in data and not check(data[name]):
+            raise SchemaError(f"{path}: {where}{name} is {_short(data[name])}, expected {expected}")
+
+
+def _short(value) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_sessions(path: pathlib.Path, env: dict) -> None:
+    """Sessions as the suite writes them: numbered 1, 2, ... in order, the first from row 0,
+    each from a row no earlier than the last one's, and each resume with the run's settings
+    unless its ``mixed`` says which differ (``--allow-mixed`` records them): a session added
+    by hand would otherwise be given the rows from its ``first_row`` on."""
+    previous = 0
+    for i, session in enumerate(env.get("sessions", [])):
+        where = f"sessions[{i}]."
+        if not isinstance(session, dict):
+            raise SchemaError(f"{path}: sessions[{i}] is {_short(session)}, expected an object")
+        for name in ("session", "first_row"):
+            if name not in session:
+                raise SchemaError(f"{path}: {where}{name} is missing")
+        _check_fields(path, where, session, SESSION_TYPES)
+        if session["session"] != i + 1:
+            raise SchemaError(f"{path}: {where}session is {session['session']}, expected {i + 1}")
+        first = session["first_row"]
+        if (i == 0 and first != 0) or first < previous:
+            raise SchemaError(
+                f"{path}: {where}first_row is {first}, expected "
+                + ("0" if i == 0 else f"{previous} or more (the previous session's)")
+            )
+        previous = first
+        said = {m.split(" ", 1)[0] for m in session.get("mixed", [])}
+        for name in SETTINGS if i > 0 else ():  # (the first session's are the run's)
+            if name in session and name in env and session[name] != env[name]:
+                if name not in said:
+                    raise SchemaError(
+                        f"{path}: {where}{name} is {_short(session[name])}, the run's is "
+                        f"{_short(env[name])}, and the session's mixed does not say so: not "
+                        "as a resume records it"
+                    )
+
+
+def find_runs(results: pathlib.Path) -> tuple[list[tuple[dict, pathlib.Path]], list[str]]:
+    """The run folders directly under ``results`` (each a folder with an ``env.json``; a link
+    such as ``results/latest`` is not a second run) with their env (:func:`load_env`), in
+    order of their start; and one line for each folder left out because its env.json is
+    damaged (``compare`` and ``history`` name them, never drop them silently)."""
+    found, damaged = [], []
+    for env_path in results.glob("*/env.json"):
+        folder = env_path.parent
+        if folder.is_symlink():
+            continue
+        try:
+            env = load_env(folder)
+        except SchemaError as e:
+            damaged.append(f"{folder} left out: {e}")
+            continue
+        found.append((env["started_utc"], folder.name, env, folder))
+    found.sort(key=lambda x: x[:2])
+    return [(env, folder) for *_, env, folder in found], sorted(damaged)
 
 
 # --- One run at a time: the lock -----------------------------------------------------------------
@@ -630,10 +809,16 @@ class RunLock:
             self._fd = None
 
 
-def check_not_in_use(run_dir: pathlib.Path) -> None:
-    """Refuse to render a run folder's report while a run holds its lock (its last row may be
-    half written), or when it holds a symbolic link (the report would be written through
-    it): a :class:`RunFolderError`. A folder without a lock file is not in use."""
+def check_not_in_use(
+    run_dir: pathlib.Path,
+    then: str = "its report is rendered when that run finishes",
+    *,
+    writing: bool = True,
+) -> None:
+    """Refuse to render a run folder's report (``writing``; or only to read it, ``then`` says
+    what waits) while a run holds its lock (its last row may be half written), or, to write,
+    when it holds a symbolic link (the report would be written through it): a
+    :class:`RunFolderError`. A folder without a lock file is not in use."""
     path = pathlib.Path(run_dir) / LOCK
     try:
         fd = _open_lock(path, os.O_RDONLY)
@@ -644,12 +829,12 @@ def check_not_in_use(run_dir: pathlib.Path) -> None:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RunFolderError(
-                f"{run_dir} is being written (locked by {_holder(fd)}); its report is "
-                "rendered when that run finishes"
+                f"{run_dir} is being written (locked by {_holder(fd)}); {then}"
             ) from None
         finally:
             os.close(fd)
-    check_no_links(run_dir)
+    if writing:
+        check_no_links(run_dir)
 
 
 def check_no_links(run_dir: pathlib.Path) -> None:
@@ -844,7 +1029,10 @@ def _text(path: pathlib.Path, columns: Mapping[str, str] | None, *, whole_only: 
     refused, as a reader of a finished run must not lose a row silently."""
     data = path.read_bytes()
     if path.suffix == ".gz":  # a kept reference run's samples (results/reference)
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e:  # (BadGzipFile is an OSError)
+            raise SchemaError(f"{path}: not a whole gzip file: {e}") from None
     if whole_only:
         data = data[: data.rfind(b"\n") + 1] + _last_line(data)
     try:
@@ -1034,9 +1222,11 @@ def check_resumable(run_dir: pathlib.Path) -> None:
 
     A case's samples are written before its row (a sweep group's before its rows), so only the
     cases in flight when a run died have samples and no row, and theirs are the last samples
-    written: the resume drops them. Samples without a row that come before samples of a case
-    with one, or samples beside a measurements.csv that is gone or empty, are rows lost:
-    refused, never deleted."""
+    written, and the mark a dead run leaves in ``in_flight.json`` names them: the resume drops
+    them. Samples without a row that come before samples of a case with one, samples beside a
+    measurements.csv that is gone or empty, and last samples of cases that no mark names (a
+    measurements.csv cut to its header, or short of its last rows) are rows lost: refused,
+    never deleted."""
     frames = {}
     for name, columns in FILES.items():
         path = run_dir / name
@@ -1059,6 +1249,18 @@ def check_resumable(run_dir: pathlib.Path) -> None:
     last = len(keys)  # the samples of the cases in flight when a run died: the last ones
     while last and keys[last - 1] not in done:
         last -= 1
+    flying, marked = set(keys[last:]), _in_flight_keys(run_dir)
+    if flying and marked is not None and not flying <= marked:
+        unmarked = [k for k in keys[last:] if k not in marked]
+        line = last + keys[last:].index(unmarked[0]) + 2
+        gone = "has no rows" if rows.empty else "has no row of them"
+        raise SchemaError(
+            f"{run_dir / 'samples.csv'}: line {line}: {len(unmarked)} samples of "
+            f"{_cases(set(unmarked))} that no run was measuring when it stopped "
+            f"({IN_FLIGHT} names none of them), but measurements.csv {gone}: their rows were "
+            "lost, not cut short; restore measurements.csv, or start a new run (the same "
+            "command without --resume)"
+        )
     lost = [i for i, key in enumerate(keys[:last]) if key not in done]
     if lost:
         raise SchemaError(
@@ -1081,6 +1283,19 @@ def check_resumable(run_dir: pathlib.Path) -> None:
                 f"{run_dir / 'samples.csv'}: {found} samples of the case on line {line} of "
                 f"measurements.csv, whose row says {expected}"
             )
+
+
+def _in_flight_keys(run_dir: pathlib.Path) -> set[tuple] | None:
+    """The cases the mark a dead run left names (:func:`mark_in_flight`): none when it left
+    no mark; ``None`` (unknown: any may be) when its mark names no case keys (an experiment's,
+    an unreadable one, or one of an earlier version)."""
+    what = _in_flight(run_dir)
+    if what is None:
+        return set()
+    listed = what.get("keys") if "interleaved" in what else [what.get("key")]
+    if not isinstance(listed, list) or not all(isinstance(k, list) for k in listed):
+        return None
+    return {case_key(dict(zip(IDENTITY, k, strict=False))) for k in listed}
 
 
 def _cases(keys: set) -> str:

@@ -72,6 +72,7 @@ class Timing:
     warmup_s: float = 0.0  # the untimed first call and warm-up calls
     rounds: list[int] | None = None  # interleaved: each sample's round (None: back to back)
     orders: list[int] | None = None  # ...and its visit's position in that round
+    error: Exception | None = None  # interleaved, isolated: what a visit of it raised
 
     @property
     def n_rounds(self) -> int | None:
@@ -358,11 +359,23 @@ def visit_calls(call_s: float) -> int:
 
 
 def time_rounds(
-    ready: Sequence[Ready], *, rounds: int, seed: int = 0, trace_dir: str | None = None
+    ready: Sequence[Ready],
+    *,
+    rounds: int,
+    seed: int = 0,
+    trace_dir: str | None = None,
+    isolate: bool = False,
+    on_visit: Callable[[int], None] | None = None,
 ) -> list[Timing]:
     """Time prepared points interleaved: ``rounds`` rounds, each visiting every point once in
     a fresh random order (seeded), each visit :func:`visit_calls` calls. One :class:`Timing`
-    per point, in the order given, with each sample's round and visit position."""
+    per point, in the order given, with each sample's round and visit position.
+
+    ``isolate``: a point whose visit raises (an error in its program or host callback, a
+    recompilation) costs only itself: its :class:`Timing` keeps the error (``error``) and no
+    sample, it is not visited again, and the other points finish their rounds. Otherwise the
+    error ends every point's timing. ``on_visit(i)`` is told before each visit of point ``i``
+    (a watchdog's way to know which point a hang is in)."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     rng = np.random.default_rng(seed)
@@ -370,18 +383,34 @@ def time_rounds(
     timings = [
         Timing([], r.compile_s, r.memory, r.output, r.warmup_s, rounds=[], orders=[]) for r in ready
     ]
-    with _tracing(trace_dir), no_recompilation():
+    with _tracing(trace_dir), contextlib.nullcontext() if isolate else no_recompilation():
         for round_ in range(rounds):
             for position, i in enumerate(rng.permutation(len(ready))):
-                call, timing = ready[i].call, timings[i]
-                # the switch to this program is paid here, untimed: the first call of a visit
-                # ran ~1.3× its case's median, the second ~1.05×
-                jax.block_until_ready(call())
-                for _ in range(calls[i]):
-                    t0 = time.perf_counter()
-                    out = jax.block_until_ready(call())
-                    timing.samples_s.append(time.perf_counter() - t0)
-                    timing.rounds.append(round_)
-                    timing.orders.append(int(position))
-                timing.output = out
+                timing = timings[i]
+                if timing.error is not None:
+                    continue
+                if on_visit is not None:
+                    on_visit(int(i))
+                try:
+                    with no_recompilation() if isolate else contextlib.nullcontext():
+                        _visit(ready[i].call, calls[i], timing, round_, int(position))
+                except Exception as e:
+                    if not isolate:
+                        raise
+                    timing.error = e
+                    timing.samples_s, timing.rounds, timing.orders = [], [], []
     return timings
+
+
+def _visit(call: Callable[[], Any], n: int, timing: Timing, round_: int, position: int) -> None:
+    """One visit of a point: an untimed call, then ``n`` timed ones, into ``timing``."""
+    # the switch to this program is paid here, untimed: the first call of a visit ran ~1.3×
+    # its case's median, the second ~1.05×
+    jax.block_until_ready(call())
+    for _ in range(n):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(call())
+        timing.samples_s.append(time.perf_counter() - t0)
+        timing.rounds.append(round_)
+        timing.orders.append(position)
+    timing.output = out

@@ -49,6 +49,7 @@ import functools
 import math
 import os
 import pathlib
+import sys
 from collections.abc import Callable
 
 import jax
@@ -237,30 +238,61 @@ def _timed_summaries(
 
 def train_all(config, folder: pathlib.Path) -> None:
     """``prepare``: train every model to the target and time its step under each schedule,
-    unless the run folder already holds it."""
+    unless the run folder already holds it (:func:`_kept`). Each model's files are written as
+    it finishes, its curve last: a run killed while it trains the next one keeps it whole."""
     splits = load_splits(config.data)
     target = quality.validation_target(splits, TARGET_RATIO)
     base_val = independent_pixel_nll(splits.train, splits.validation).nats_per_image
     base_test = independent_pixel_nll(splits.train, splits.test).nats_per_image
-    summaries, runs_rows = [], []
     for t in trainees(config.profile):
-        curve_path = folder / f"trained_curve_{t.name}.csv"
-        if checkpoint(folder, t.name).exists() and curve_path.exists():
+        if _kept(t, folder):
             continue  # a resumed run keeps its trained weights and timings
         result = quality.train_grid(t.build, t.loss, splits, t.config, target)
-        quality.save_checkpoint(checkpoint(folder, t.name), result.state, overwrite=True)
-        runs_rows += [dict(model=t.name, **row) for row in result.runs]
         common = _grid_summary(t, result, target, base_val, base_test)
-        summaries += _timed_summaries(t, result, common, splits)
-        write_table(folder, curve_path.name, [
-            dict(**row, validation_ratio=row["validation_nats"] / base_val) for row in result.curve
-        ])  # fmt: skip
-    if summaries:
+        summaries = _timed_summaries(t, result, common, splits)
+        quality.save_checkpoint(checkpoint(folder, t.name), result.state, overwrite=True)
+        runs = [dict(model=t.name, **row) for row in result.runs]
+        write_table(folder, "trained_runs.csv", _merged(folder, "trained_runs.csv", runs))
         write_table(
             folder, "trained_summary.csv", _merged(folder, "trained_summary.csv", summaries)
         )
-        write_table(folder, "trained_runs.csv", _merged(folder, "trained_runs.csv", runs_rows))
+        write_table(folder, f"trained_curve_{t.name}.csv", [
+            dict(**row, validation_ratio=row["validation_nats"] / base_val) for row in result.curve
+        ])  # fmt: skip
     _sampling_checks(config, folder, splits)
+
+
+def _kept(t: Trainee, folder: pathlib.Path) -> bool:
+    """Whether the run folder holds all of ``t``'s training: its curve (written last), its
+    rows in ``trained_runs.csv`` and ``trained_summary.csv`` (one per schedule), and a
+    checkpoint that loads. A model with some of them missing or damaged (a run killed while
+    it trained, a checkpoint that cannot be read) is trained again, and the log says why."""
+    curve = folder / f"trained_curve_{t.name}.csv"
+    if not curve.exists() and not checkpoint(folder, t.name).exists():
+        return False  # not trained yet
+    missing = [] if curve.exists() else [curve.name]
+    for name, models in (
+        ("trained_runs.csv", {t.name}),
+        ("trained_summary.csv", {t.timed(s) for s in t.schedules}),
+    ):
+        if not models <= _models(folder / name):
+            missing.append(f"its rows of {name}")
+    if not missing:
+        try:
+            trained_model(t, folder)
+            return True
+        except CheckpointError as e:
+            missing.append(str(e))
+    print(f"    training {t.name} again: {'; '.join(missing)}", file=sys.stderr, flush=True)
+    return False
+
+
+def _models(path: pathlib.Path) -> set[str]:
+    """The models a table of the run folder has rows of (none when it is missing or damaged)."""
+    try:
+        return set(pd.read_csv(path).model)
+    except (OSError, ValueError, AttributeError):  # (pandas' parser errors are ValueErrors)
+        return set()
 
 
 def _merged(folder: pathlib.Path, name: str, new: list[dict]) -> list[dict]:
@@ -271,9 +303,23 @@ def _merged(folder: pathlib.Path, name: str, new: list[dict]) -> list[dict]:
     return [row for row in old if row["model"] not in models] + new
 
 
+class CheckpointError(ValueError):
+    """A trained model's checkpoint that cannot be loaded: its path and why."""
+
+
 def trained_model(trainee: Trainee, folder: pathlib.Path, schedule: str | None = None):
+    """``trainee`` with the trained weights of its checkpoint in the run folder; one that
+    cannot be loaded is a :class:`CheckpointError` naming it."""
     model = trainee.build(0) if schedule is None else trainee.build(0, schedule)
-    nnx.update(model, quality.load_checkpoint(checkpoint(folder, trainee.name), nnx.state(model)))
+    path = checkpoint(folder, trainee.name)
+    try:
+        state = quality.load_checkpoint(path, nnx.state(model))
+    except Exception as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CheckpointError(
+            f"checkpoint {path} cannot be loaded ({type(e).__name__}: {why})"
+        ) from None
+    nnx.update(model, state)
     return model
 
 

@@ -9,11 +9,13 @@ BENCH_SUITE_MODULES).
 - ``faults-crash``: a case that aborts the process measuring it, then one that is fine;
 - ``faults-worker``: for ``--case-timeout``: a case that starts slowly, one that aborts its
   worker, one that hangs, one after them;
-- ``faults-sized``: two quick cases whose sizes depend on the profile, as a real suite's do.
+- ``faults-sized``: two quick cases whose sizes depend on the profile, as a real suite's do;
+- ``faults-ctrl-c``: a case, then one whose host callback gets the user's Ctrl-C.
 """
 
 import multiprocessing
 import os
+import signal
 import time
 
 import jax
@@ -182,3 +184,29 @@ register(Suite("faults-rude", "cases that try to end the run", rude_cases))
 register(Suite("faults-crash", "a case that kills the process", crash_cases))
 register(Suite("faults-worker", "cases for --case-timeout", worker_cases))
 register(Suite("faults-sized", "cases sized by the profile", sized_cases))
+
+
+def _ctrl_c_in_callback(x):
+    def host(v):
+        os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, while the callback runs
+        time.sleep(5)
+        return v
+
+    return jax.pure_callback(host, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+
+
+def ctrl_c_cases(profile):
+    return [
+        Case("faults-ctrl-c", "toy", "fine", "forward", _sleep(0), {"batch": 1}),
+        Case(
+            "faults-ctrl-c",
+            "toy",
+            "in-callback",
+            "forward",
+            _workload(_ctrl_c_in_callback, jnp.ones(3)),
+            {"batch": 1},
+        ),  # fmt: skip
+    ]
+
+
+register(Suite("faults-ctrl-c", "a Ctrl-C while a case's host callback runs", ctrl_c_cases))

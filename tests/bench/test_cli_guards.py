@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from bench import cli, plan
@@ -90,3 +91,87 @@ def test_env_json_records_the_values_the_run_used(smoke_run):
     # precision, a clean git tree (no diff to hash)
     allowed = {"case_timeout_s", "data", "trace_dir", "jax_default_matmul_precision"}
     assert unset <= allowed | {"git_diff_sha256"}, unset
+
+
+# --- Paths, counts and the environment: refused in one line before the first write (#34) ------
+
+FAULTS = "tests.bench.faults_suite"
+
+
+@pytest.fixture
+def sized(monkeypatch):
+    monkeypatch.setenv("BENCH_SUITE_MODULES", FAULTS)
+    yield ["run", "--suite", "faults-sized", "--profile", "smoke", "--no-experiments"]
+    from tests.bench.test_faults import _forget_fault_suites
+
+    _forget_fault_suites()
+
+
+def _one_line(code, capsys, *needles) -> str:
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("bench: error: "), err
+    for needle in needles:
+        assert needle in err
+    return err
+
+
+def test_an_out_folder_too_long_for_the_file_system_is_one_line(sized, tmp_path, capsys):
+    out = tmp_path / ("x" * 250) / ("y" * 250)
+    out = pathlib.Path(str(out) + "/z" * 1900)  # 4,200 characters or so: over PATH_MAX
+    code = main([*sized, "--out", str(out), "--name", "n"])
+    _one_line(code, capsys, "--out", "File name too long")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_out_folder_that_is_a_loop_of_links_is_one_line(sized, tmp_path, capsys):
+    (tmp_path / "loop").symlink_to("loop")
+    _one_line(main([*sized, "--out", str(tmp_path / "loop")]), capsys, "a loop of symbolic links")
+
+
+@pytest.mark.parametrize("flag", ["--repeats", "--warmup", "--rounds"])
+def test_a_count_that_could_never_end_is_refused_unless_a_budget_bounds_it(
+    flag, sized, tmp_path, capsys
+):
+    code = main([*sized, "--out", str(tmp_path), flag, str(10**12)])
+    _one_line(code, capsys, f"{flag} {10**12}: more than", "--budget-s")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_too_few_cpu_devices_name_the_variable_the_run_had(monkeypatch):
+    from bench.session import check_devices
+
+    monkeypatch.delenv("JAX_NUM_CPU_DEVICES", raising=False)
+    n = jax.device_count() + 1
+    with pytest.raises(cli.ConfigError, match=f"JAX_NUM_CPU_DEVICES={n}.*is not set"):
+        check_devices(n, {"JAX_NUM_CPU_DEVICES": str(n)})
+    with pytest.raises(cli.ConfigError, match=f"on CPU, JAX_NUM_CPU_DEVICES={n} makes"):
+        check_devices(n)
+
+
+def test_xla_flags_xla_does_not_know_are_one_line_exit_2(sized, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XLA_FLAGS", "--no_such_xla_flag=1")
+    code = main([*sized, "--out", str(tmp_path)])
+    _one_line(code, capsys, "XLA_FLAGS='--no_such_xla_flag=1'", "no_such_xla_flag")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_backend_jax_cannot_start_is_one_line_exit_2(sized, tmp_path, monkeypatch, capsys):
+    def no_backend(*args):
+        raise RuntimeError("Unable to initialize backend 'nonsense': not a known backend")
+
+    monkeypatch.setenv("JAX_PLATFORMS", "nonsense")
+    monkeypatch.setattr(jax, "devices", no_backend)
+    code = main([*sized, "--out", str(tmp_path)])
+    _one_line(code, capsys, "JAX_PLATFORMS='nonsense'", "Unable to initialize backend")
+
+
+@pytest.mark.slow
+def test_jax_platforms_naming_no_backend_is_one_line_exit_2(tmp_path):
+    root = pathlib.Path(__file__).resolve().parents[2]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), "JAX_PLATFORMS": "nonsense"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--suite", "binary_adder", "--out", str(tmp_path)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "JAX_PLATFORMS='nonsense'" in done.stderr

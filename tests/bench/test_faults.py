@@ -7,9 +7,11 @@ marked ``slow``.
 """
 
 import errno
+import gzip
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -30,6 +32,7 @@ from tests.bench.helpers import only_run
 FAULTS_MODULE = "tests.bench.faults_suite"
 FAULT_SUITES = (
     "faults", "faults-hang", "faults-rude", "faults-crash", "faults-worker", "faults-sized",
+    "faults-ctrl-c",
 )  # fmt: skip
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -197,6 +200,10 @@ def test_a_locked_run_folder_is_refused_whole_and_left_untouched(run_copy, capsy
             main(["run", "--resume", str(run_copy)]), capsys, "in use by another process"
         )
         _one_line_exit_2(main(["report", str(run_copy)]), capsys, "is being written")
+        for argv in ([run_copy, run_copy.parent], [run_copy.parent, run_copy]):
+            _one_line_exit_2(
+                main(["compare", *map(str, argv)]), capsys, "is being written", "cannot compare"
+            )
         assert _files(run_copy) == before
     assert main(["run", "--resume", str(run_copy)]) == 0  # the lock went with its holder
     assert_nothing_lost_or_invented(run_copy, 2)
@@ -749,10 +756,13 @@ def test_resume_refuses_a_row_whose_samples_were_damaged(run_copy, edit, capsys)
     assert _files(run_copy) == before
 
 
-@pytest.mark.parametrize("edit", ["deleted", "emptied"])
+@pytest.mark.parametrize("edit", ["deleted", "emptied", "header-only"])
 def test_samples_whose_rows_file_is_gone_are_refused_never_deleted(run_copy, edit, capsys):
     path = run_copy / ROWS
-    path.unlink() if edit == "deleted" else path.write_bytes(b"")
+    if edit == "header-only":  # cut to its header line: no run was measuring these cases
+        path.write_text(path.read_text().splitlines(keepends=True)[0])
+    else:
+        path.unlink() if edit == "deleted" else path.write_bytes(b"")
     before = _files(run_copy)
     line = _one_line_exit_2(main(["run", "--resume", str(run_copy)]), capsys, SAMPLES)
     assert "samples of 1 case" in line and "rows were lost" in line and "new run" in line
@@ -773,9 +783,15 @@ def test_samples_whose_row_was_deleted_by_hand_are_refused_never_deleted(sized_c
 
 def test_the_last_samples_of_several_cases_without_rows_are_a_group_cut_short(sized_copy):
     """A sweep group's samples are written before its rows: killed between the two, the run
-    leaves the group's samples last, with no row; the resume measures the group again."""
+    leaves the group's samples last, with no row, and its mark of the group in flight; the
+    resume measures the group again."""
     path = sized_copy / ROWS
+    keys = [
+        list(workloads.case_key(r)) for r in analysis.load_measurements(path).to_dict("records")
+    ]
     path.write_text(path.read_text().splitlines(keepends=True)[0])
+    mark = {"interleaved": ["first", "second"], "keys": keys}
+    (sized_copy / store.IN_FLIGHT).write_text(json.dumps(mark))
     assert main(["run", "--resume", str(sized_copy)]) == 0
     assert_nothing_lost_or_invented(sized_copy, 2)
 
@@ -872,6 +888,47 @@ def test_a_second_ctrl_c_while_the_run_stops_is_ignored_until_the_process_ends(s
         pytest.fail("a second Ctrl-C raised after the run had stopped")
 
 
+def test_a_ctrl_c_inside_a_host_callback_stops_the_run_with_one_line(
+    sigint, faults, tmp_path, capsys
+):
+    argv = ["run", "--suite", "faults-ctrl-c", "--profile", "smoke", "--out", str(tmp_path)]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    run_dir = only_run(tmp_path)
+    assert "Traceback" not in err
+    assert err.rstrip().splitlines()[-1] == (
+        f"bench: interrupted; finished cases are saved (resume with --resume {run_dir})"
+    )
+    df = analysis.load_measurements(run_dir / ROWS)  # the case before it, and not this one
+    assert df.variant.tolist() == ["fine"] and df.status.tolist() == ["ok"]
+
+
+def test_a_ctrl_c_a_library_swallowed_while_the_run_started_stops_it(
+    sigint, faults, tmp_path, monkeypatch, capsys
+):
+    import bench
+
+    monkeypatch.setattr(bench, "SIGNALLED", [signal.SIGINT])  # as bench/__main__.py keeps it
+    argv = ["run", "--suite", "faults-sized", "--profile", "smoke", "--out", str(tmp_path)]
+    assert main(argv) == 130
+    assert capsys.readouterr().err == "bench: interrupted\n"
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())  # nothing started
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after_s", [0.6, 1.0, 1.4])
+def test_a_ctrl_c_at_start_up_stops_the_run(after_s, tmp_path):
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        pytest.skip("SIGINT is ignored here (started in the background): a child inherits it")
+    proc = _bench("run", "--suite", "faults-sized", "--profile", "smoke", "--out", str(tmp_path))
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.rstrip().splitlines()[-1].startswith("bench: interrupted")
+
+
 @pytest.mark.slow
 def test_two_ctrl_c_in_a_row_stop_the_run_with_one_line(tmp_path):
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
@@ -961,3 +1018,59 @@ def test_a_run_killed_at_any_moment_resumes_to_the_same_complete_folder(sig, mom
     assert (run_dir / ROWS).read_text().startswith(before[: before.rfind("\n") + 1])
     done = analysis.load_claims(run_dir / "claims.csv")
     assert done.claim.tolist() == ["C1"] and (done.verdict != "ERROR").all()
+
+
+def _extra_session(env):
+    forged = {**env["sessions"][0], "session": 2, "first_row": 3, "jax": "0.0.1"}
+    return {**env, "sessions": [*env["sessions"], forged]}
+
+
+ENV_DAMAGE = {  # what each does to env.json, and the field the one line names
+    "started-a-number": (lambda env: {**env, "started_utc": 1733650000}, "started_utc is"),
+    "calibration-a-string": (lambda env: {**env, "calibration": "fast"}, "calibration is"),
+    "suites-a-string": (lambda env: {**env, "suites": "faults"}, 'suites is "faults"'),
+    "repeats-a-word": (lambda env: {**env, "repeats": "two"}, 'repeats is "two"'),
+    "extra-session": (_extra_session, 'sessions[1].jax is "0.0.1"'),
+    "session-out-of-order": (
+        lambda env: {**env, "sessions": [{**env["sessions"][0], "first_row": 2}]},
+        "sessions[0].first_row is 2",
+    ),
+    "byte-0xff": (b'{"schema_version": 3, "run_id": "\xff"}', "not UTF-8"),
+    "a-list": ([1, 2], "a JSON list"),
+    "cut-short": (b'{"schema_version": 3, "run_id": "r', "invalid JSON"),
+}
+
+
+def _damage_env(run_dir, damage):
+    path = run_dir / "env.json"
+    if isinstance(damage, bytes):
+        path.write_bytes(damage)
+    elif isinstance(damage, list):
+        path.write_text(json.dumps(damage))
+    else:
+        path.write_text(json.dumps(damage(json.loads(path.read_text()))))
+
+
+@pytest.mark.parametrize("damage, field", ENV_DAMAGE.values(), ids=ENV_DAMAGE)
+def test_a_damaged_env_json_is_one_line_naming_file_and_field(run_copy, damage, field, capsys):
+    before = _files(run_copy)
+    _damage_env(run_copy, damage)
+    before["env.json"] = (run_copy / "env.json").read_bytes()
+    with pytest.raises(SchemaError, match=re.escape(field)):
+        analysis.load(run_copy)
+    for argv in (["run", "--resume", str(run_copy)], ["report", str(run_copy)]):
+        line = _one_line_exit_2(main(argv), capsys, field)
+        assert str(run_copy / "env.json") in line
+    line = _one_line_exit_2(main(["compare", str(run_copy), str(run_copy)]), capsys, field)
+    assert _files(run_copy) == before  # nothing written, nothing lost
+
+
+@pytest.mark.parametrize("damage", ["cut", "not-gzip"])
+def test_kept_samples_whose_gzip_is_damaged_are_one_line(run_copy, damage, capsys):
+    samples = run_copy / "samples.csv"
+    gz = run_copy / "samples.csv.gz"  # as a reference run keeps them
+    data = gzip.compress(samples.read_bytes())
+    gz.write_bytes(data[:-30] if damage == "cut" else b"\xff" + data)
+    samples.unlink()
+    for argv in (["report", str(run_copy)], ["compare", str(run_copy), str(run_copy)]):
+        _one_line_exit_2(main(argv), capsys, "samples.csv.gz: not a whole gzip file")

@@ -1,6 +1,12 @@
 """`bench history`: one row per case and run folder, in order of the runs' start, with each
 run's median and noise band, and a plot with the commits' short SHAs on the axis."""
 
+import errno
+import gzip
+import json
+import os
+
+import matplotlib.figure
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,3 +96,67 @@ def test_a_panel_of_many_cases_draws_their_typical_time_and_the_cases_that_moved
     assert lines[0][1].median_s.tolist() == pytest.approx([1.0, 1.0, 1.0])
     few = history.panel_lines(pd.DataFrame(rows[: 3 * 4]), one_case=False)
     assert [name for name, _ in few] == ["case0", "case1", "case2", "case3"]
+
+
+def _damage(run_dir, **fields):
+    env = json.loads((run_dir / "env.json").read_text())
+    (run_dir / "env.json").write_text(json.dumps({**env, **fields}))
+
+
+def test_a_damaged_run_is_left_out_by_name_and_the_others_drawn(results, capsys):
+    _damage(results / "run1", started_utc=1733650000)  # a number: unsortable with the others
+    (results / "run2" / "env.json").write_text('{"schema_version": 3, "run_')  # cut short
+    assert main(["history", str(results)]) == 0
+    captured = capsys.readouterr()
+    assert "4 cases over 1 runs" in captured.out
+    warnings = [ln for ln in captured.err.splitlines() if ln.startswith("bench: warning:")]
+    assert len(warnings) == 2 and "Traceback" not in captured.err
+    assert "run1 left out" in warnings[0] and "started_utc is 1733650000" in warnings[0]
+    assert "run2 left out" in warnings[1] and "invalid JSON" in warnings[1]
+
+
+def test_a_run_whose_samples_are_damaged_is_left_out_by_name(results, capsys):
+    samples = results / "run1" / "samples.csv"
+    with gzip.open(samples.with_suffix(".csv.gz"), "wb") as f:
+        f.write(samples.read_bytes())
+    samples.unlink()
+    gz = samples.with_suffix(".csv.gz")
+    gz.write_bytes(gz.read_bytes()[:-30])  # cut short
+    assert main(["history", str(results)]) == 0
+    captured = capsys.readouterr()
+    assert "4 cases over 2 runs" in captured.out
+    assert "run1 left out" in captured.err and "samples.csv.gz" in captured.err
+
+
+def test_the_default_compare_names_a_damaged_run_and_compares_the_last_two_sound_ones(
+    results, monkeypatch, capsys
+):
+    _damage(results / "run2", calibration="fast")  # the run started last
+    monkeypatch.chdir(results.parent)
+    assert main(["compare"]) == 0
+    captured = capsys.readouterr()
+    assert "run2 left out" in captured.err and 'calibration is "fast"' in captured.err
+    assert "run0" in captured.out and "run1" in captured.out
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS])
+def test_a_history_that_cannot_be_written_is_one_line_and_leaves_the_old_files(
+    error, results, monkeypatch, capsys
+):
+    assert main(["history", str(results)]) == 0
+    before = {p.name: p.read_bytes() for p in results.iterdir() if p.is_file()}
+    real = matplotlib.figure.Figure.savefig
+
+    def full(self, path, **kwargs):
+        real(self, path, **kwargs)
+        with open(path, "r+b") as f:  # half of it written, then the disk is full
+            f.truncate(100)
+        raise OSError(error, os.strerror(error), str(path))
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    capsys.readouterr()
+    assert main(["history", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bench: error: history: cannot write into") and err.count("\n") == 1
+    assert os.strerror(error) in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in results.iterdir() if p.is_file()} == before

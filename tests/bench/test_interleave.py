@@ -14,6 +14,7 @@ import pytest
 from bench import analysis
 from bench.cli import main
 from tests.bench.helpers import only_run
+from tests.bench.interleave_suite import GROUP_FAULT
 from tests.bench.test_faults import ROOT
 
 MODULE = "tests.bench.interleave_suite"
@@ -88,3 +89,46 @@ def test_a_death_inside_a_groups_rounds_counts_against_each_of_its_cases():
     counts = store.deaths({"sessions": [*sessions, {"session": 3, "first_row": 0}]})
     assert counts == {("case", "sweep", 1): 2, ("case", "sweep", 2): 2}
     assert store.deaths({"sessions": [{"first_row": 0, "died_in": {"interleaved": 5}}]}) == {}
+
+
+@pytest.mark.parametrize(
+    "fault, status, error",
+    [("raise", "error", "ValueError: broke"), ("memory", "oom", "MemoryError")],
+)
+def test_a_point_that_fails_in_the_rounds_costs_only_itself(
+    fault, status, error, sweep_suite, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv(GROUP_FAULT, fault)
+    argv = ["run", "--suite", "sweep-faulty", "--profile", "smoke", "--out", str(tmp_path)]
+    assert main([*argv, "--no-experiments"]) == 0
+    run_dir = only_run(tmp_path)
+    df = analysis.load(run_dir).set_index("seq_len")
+    samples = analysis.load_samples(run_dir / "samples.csv")
+    assert df.loc[3, "status"] == status and error in df.loc[3, "error"]
+    assert (samples.seq_len == 3).sum() == 0
+    healthy = df.drop(index=3)
+    assert (healthy.status == "ok").all() and (healthy.rounds == 3).all()
+    for n, row in healthy.iterrows():  # every round each healthy point finished
+        mine = samples[samples.seq_len == n]
+        assert len(mine) == row.repeats and set(mine["round"]) == {0, 1, 2}
+    capsys.readouterr()
+    assert main(["run", "--resume", str(run_dir), "--no-experiments"]) == 0
+    assert "already complete" in capsys.readouterr().err  # each case has its own row
+
+
+@pytest.mark.slow
+def test_a_point_that_hangs_in_the_rounds_costs_only_itself(sweep_suite, tmp_path, monkeypatch):
+    monkeypatch.setenv(GROUP_FAULT, "hang")
+    argv = ["run", "--suite", "sweep-faulty", "--profile", "smoke", "--out", str(tmp_path)]
+    assert main([*argv, "--no-experiments", "--case-timeout", "5"]) == 0
+    run_dir = only_run(tmp_path)
+    df = analysis.load(run_dir).set_index("seq_len")
+    assert df.loc[3, "status"] == "timeout"
+    others = df.drop(index=3)  # their rounds died with the worker: measured again on resume
+    assert (others.status == "skipped").all() and others.error.str.contains("--resume").all()
+    monkeypatch.setenv(GROUP_FAULT, "raise")
+    assert main(["run", "--resume", str(run_dir), "--no-experiments"]) == 0
+    df = analysis.load(run_dir).set_index("seq_len")
+    assert df.loc[3, "status"] == "timeout" and (df.drop(index=3).status == "ok").all()
+    samples = analysis.load_samples(run_dir / "samples.csv")
+    assert len(samples) == df.repeats.sum() and set(samples["round"]) == {0, 1, 2}

@@ -1,5 +1,6 @@
 """Failure modes: a bad case is a row, a hung case times out, a killed run resumes."""
 
+import json
 import os
 import signal
 import subprocess
@@ -158,7 +159,10 @@ def test_resume_after_a_write_cut_short_keeps_one_row_and_one_set_of_samples_per
     assert main(argv) == 0
     run_dir = _only_run(tmp_path)
     rows = run_dir / "measurements.csv"
-    # killed while writing the last row: its samples are on disk, the row is half a line
+    # killed while writing the last row: its samples are on disk, the row is half a line, and
+    # the run's mark of the case in flight is still there
+    key = workloads.case_key(analysis.load_measurements(rows).to_dict("records")[-1])
+    (run_dir / "in_flight.json").write_text(json.dumps({"case": "last", "key": list(key)}))
     text = rows.read_text()
     last = text.rstrip("\n").rsplit("\n", 1)[1]
     rows.write_text(text[: len(text) - len(last) - 1] + last[:25])

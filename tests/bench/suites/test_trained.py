@@ -1,15 +1,27 @@
 """The trained suite (bench/suites/trained.py): train to a target before the cases, save the
 weights, sample with them beside random init; a resume reuses the weights."""
 
+import json
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 from flax import nnx
 
-from bench import analysis
+from bench import analysis, quality
 from bench.cli import main
+from bench.config import RunConfig
 from bench.data import load_mnist_npz
-from bench.suites.trained import SIZES, steps_to_target, trainees
+from bench.suites.trained import (
+    SIZES,
+    CheckpointError,
+    _kept,
+    steps_to_target,
+    train_all,
+    trained_model,
+    trainees,
+)
 from models import mdrnn
 from tests.bench.helpers import only_run
 
@@ -115,3 +127,113 @@ def test_every_profile_trains_pixelcnn_and_the_mdrnn_once_and_times_each_schedul
     for schedule in md.schedules:
         model = nnx.eval_shape(lambda s=schedule: md.build(0, s))
         assert model.mdrnn.schedule == schedule
+
+
+def _copy(run_dir, tmp_path):
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
+def _config(run_dir):
+    return RunConfig.from_env(json.loads((run_dir / "env.json").read_text()))
+
+
+TRAIN_GRID = quality.train_grid
+
+
+class Killed(BaseException):
+    """The process killed at this point (nothing after it runs)."""
+
+
+def _count_training(monkeypatch, *, interrupt: str | None = None) -> list[str]:
+    """The models ``quality.train_grid`` trains from now on (by their loss's module); with
+    ``interrupt``, it is stopped (as a kill would) when it starts that one."""
+    trained, real = [], TRAIN_GRID
+
+    def train_grid(build, loss, *args, **kwargs):
+        name = loss.__module__.rsplit(".", 1)[-1]
+        trained.append(name)
+        if name == interrupt:
+            raise Killed
+        return real(build, loss, *args, **kwargs)
+
+    monkeypatch.setattr(quality, "train_grid", train_grid)
+    return trained
+
+
+@pytest.mark.slow  # (trains both models; the fast test of what is kept is below)
+def test_a_run_killed_while_training_keeps_each_model_it_finished(
+    trained_run, tmp_path, monkeypatch
+):
+    copy = _copy(trained_run, tmp_path)
+    runs_before = pd.read_csv(copy / "trained_runs.csv")
+    # what a run killed while it trained the MDRNN left before #34: PixelCNN's checkpoint
+    # and curve, and neither table
+    shutil.rmtree(copy / "checkpoints" / "mdrnn")
+    for name in ("trained_curve_mdrnn.csv", "trained_summary.csv", "trained_runs.csv"):
+        (copy / name).unlink()
+    trained = _count_training(monkeypatch, interrupt="mdrnn")
+    with pytest.raises(Killed):  # killed again, while it trains the MDRNN
+        train_all(_config(copy), copy)
+    assert trained == ["pixelcnn", "mdrnn"]  # PixelCNN's rows were lost: trained again
+    assert set(pd.read_csv(copy / "trained_summary.csv").model) == {"pixelcnn"}
+    runs = pd.read_csv(copy / "trained_runs.csv")
+    assert len(runs) == len(runs_before[runs_before.model == "pixelcnn"])  # kept whole
+
+    trained = _count_training(monkeypatch)
+    train_all(_config(copy), copy)  # the resume
+    assert trained == ["mdrnn"]
+    summary = pd.read_csv(copy / "trained_summary.csv")
+    assert list(summary.model) == ["pixelcnn", "mdrnn-raster", "mdrnn-wavefront", "mdrnn-pipelined"]
+    runs = pd.read_csv(copy / "trained_runs.csv")
+    assert runs.groupby("model").size().to_dict() == runs_before.groupby("model").size().to_dict()
+
+
+def test_a_damaged_checkpoint_is_named_and_its_model_trained_again(
+    trained_run, tmp_path, monkeypatch, capsys
+):
+    copy = _copy(trained_run, tmp_path)
+    (copy / "checkpoints" / "pixelcnn" / "_METADATA").unlink()
+    pixelcnn = trainees("smoke")[0]
+    with pytest.raises(CheckpointError, match=str(copy / "checkpoints" / "pixelcnn")):
+        trained_model(pixelcnn, copy)
+    trained = _count_training(monkeypatch)
+    train_all(_config(copy), copy)
+    assert trained == ["pixelcnn"]
+    err = capsys.readouterr().err
+    assert "training pixelcnn again" in err and "checkpoints/pixelcnn" in err
+    trained_model(pixelcnn, copy)  # loads
+
+
+@pytest.mark.parametrize(
+    "damage, said",
+    [
+        (lambda d: (d / "trained_curve_pixelcnn.csv").unlink(), "trained_curve_pixelcnn.csv"),
+        (lambda d: _drop_model(d / "trained_runs.csv", "pixelcnn"), "rows of trained_runs.csv"),
+        (lambda d: _drop_model(d / "trained_summary.csv", "pixelcnn"), "trained_summary.csv"),
+        (lambda d: (d / "checkpoints/pixelcnn/_METADATA").unlink(), "checkpoints/pixelcnn"),
+    ],
+)
+def test_a_model_whose_training_the_folder_lacks_in_part_is_trained_again(
+    damage, said, trained_run, tmp_path, capsys
+):
+    copy = _copy(trained_run, tmp_path)
+    pixelcnn, mdrnn = trainees("smoke")
+    assert _kept(pixelcnn, copy) and _kept(mdrnn, copy)
+    damage(copy)
+    assert not _kept(pixelcnn, copy) and _kept(mdrnn, copy)
+    err = capsys.readouterr().err
+    assert "training pixelcnn again" in err and said in err
+
+
+def _drop_model(path, model):
+    table = pd.read_csv(path)
+    table[table.model != model].to_csv(path, index=False)
+
+
+def test_a_damaged_checkpoint_is_named(trained_run, tmp_path):
+    copy = _copy(trained_run, tmp_path)
+    (copy / "checkpoints" / "pixelcnn" / "_METADATA").unlink()
+    with pytest.raises(CheckpointError, match="checkpoint .*checkpoints/pixelcnn cannot be loaded"):
+        trained_model(trainees("smoke")[0], copy)
