@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from flax import nnx
 
-from bench import analysis, quality
+from bench import analysis, quality, workloads
 from bench.cli import main
 from bench.config import RunConfig
 from bench.data import load_mnist_npz
@@ -86,6 +86,16 @@ def test_a_resume_reuses_the_trained_weights(trained_run, tmp_path):
     shutil.copytree(trained_run, copy)
     rows = (copy / "measurements.csv").read_text().splitlines(keepends=True)
     (copy / "measurements.csv").write_text("".join(rows[:-2]))  # two cases to measure again
+    # and their samples, the last ones written: rows without samples are cases never measured
+    # (samples without rows would be rows lost, and the resume refuses them)
+    dropped = {workloads.case_key(r) for r in analysis.load(trained_run).tail(2).to_dict("records")}
+    samples = (copy / "samples.csv").read_text().splitlines(keepends=True)
+    keys = [
+        workloads.case_key(r)
+        for r in analysis.load_samples(copy / "samples.csv").to_dict("records")
+    ]
+    kept = [line for line, key in zip(samples[1:], keys, strict=True) if key not in dropped]
+    (copy / "samples.csv").write_text("".join(samples[:1] + kept))
     curve = copy / "trained_curve_pixelcnn.csv"
     before = curve.stat().st_mtime_ns, (copy / "trained_summary.csv").read_text()
     assert main(["run", "--resume", str(copy)]) == 0
