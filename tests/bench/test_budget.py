@@ -2,6 +2,8 @@
 started; its row says `skipped` and why, and `--resume` measures it, its new row replacing the
 skipped one."""
 
+import json
+
 import jax.numpy as jnp
 import pandas as pd
 import pytest
@@ -12,7 +14,7 @@ from bench.cli import main
 from bench.plan import Budget, CompileCost
 from bench.runner import Protocol, measure_case
 from bench.session import _eta
-from bench.workloads import IDENTITY, Case, Workload
+from bench.workloads import IDENTITY, Case, Workload, case_key
 from tests.bench.helpers import only_run
 
 FREE = CompileCost(fixed_s=0.0, per_eqn_s=0.0, per_loop_s=0.0)
@@ -91,6 +93,8 @@ def test_samples_of_a_skipped_case_cut_short_by_a_kill_are_dropped_on_resume(tmp
     out = store.CsvAppender(run_dir / "samples.csv", store.SAMPLE_COLUMNS)
     out.write({**identity, "repeat": 0, "time_s": 1.0})  # killed before the row was written
     out.close()
+    key = case_key(skipped.to_dict())  # and the run's mark of the case in flight
+    (run_dir / "in_flight.json").write_text(json.dumps({"case": "first", "key": list(key)}))
     assert main(["run", "--resume", str(run_dir), "--no-experiments"]) == 0
     rows = analysis.load(run_dir)
     samples = analysis.load_samples(run_dir / "samples.csv")
