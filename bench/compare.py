@@ -512,13 +512,14 @@ class Comparison:
 
 
 def _index(run: Run) -> dict[tuple, dict]:
-    out = {}
+    out, seen = {}, set()
     for rec in run.rows.to_dict("records"):
         if rec["status"] == "skipped":  # not measured (--budget-s): absent, not broken
             continue
         key = program_key(rec)
-        if key[:-1] in {k[:-1] for k in out}:
+        if key[:-1] in seen:
             raise CompareError(f"{run.path}: case {case_label(key)} appears twice")
+        seen.add(key[:-1])
         out[key] = rec
     return out
 
@@ -692,6 +693,9 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
         w = match[0].workload(context)
         ready.append(prepare(w.fn, w.args))  # the runner's protocol, and its rounds
     timings = time_rounds(ready, rounds=rounds)
+    for timing in timings:
+        if timing.error is not None:
+            raise timing.error
     samples = {key: t.samples_s for key, t in zip(flagged, timings, strict=True)}
     round_of = {key: t.rounds for key, t in zip(flagged, timings, strict=True)}
     rows = new.rows.copy()
@@ -896,19 +900,18 @@ def _verdict(c: Comparison) -> list[str]:
     lines = [f"\n{len(c.cases)} cases: {summary}"]
     problems = c.problems
     whole = f"the whole run slower (typical case ×{c.shift:.3g}, beyond ×{1 + DRIFT_BAND:g})"
-    if c.exit_code == EXIT_MOVED and c.other_machine():
+    if c.exit_code == EXIT_MOVED:
         what = f"{len(problems)} case(s) slower" if len(problems) else whole
-        lines.append(
-            f"OTHER MACHINE: {what} between runs on two machines ("
-            + "; ".join(c.other_machine())
-            + "): compare two runs of one machine (exit status 3, not a regression verdict)"
+        other = c.other_machine()
+        head, why, then = (
+            ("OTHER MACHINE", "between runs on two machines", "compare two runs of one machine")
+            if other
+            else ("MACHINE MOVED", "while the whole machine moved", "re-run on a quiet machine")
         )
-    elif c.exit_code == EXIT_MOVED:
-        what = f"{len(problems)} case(s) slower" if len(problems) else whole
         lines.append(
-            f"MACHINE MOVED: {what} while the whole machine moved ("
-            + "; ".join(c.machine_moved())
-            + "): re-run on a quiet machine (exit status 3, not a regression verdict)"
+            f"{head}: {what} {why} ("
+            + "; ".join(other or c.machine_moved())
+            + f"): {then} (exit status 3, not a regression verdict)"
         )
     elif c.exit_code == EXIT_REGRESSION:
         if len(problems):

@@ -69,6 +69,9 @@ MARGIN = 1.2
 """Every rival's held-out error must be at least this many times the claim's to pass."""
 BOOTSTRAP = 200
 """Bootstrap resamples of the rounds."""
+UNDECIDED = ("no latency points", "too few", "not identifiable")
+"""The reasons (``facts["reason"]``) of a design that decided nothing: no fit to draw, no
+interval to quote."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,7 +402,7 @@ def _ci(pair, fmt="{:.3g}") -> str:
 def headline(f: dict) -> str:
     """What decided, in one clause (no ``;``: the report's summary shows it): the branch of the
     rule, with the claim's held-out error and its closest rival's where they were fitted."""
-    if "error" not in f or f["reason"] in ("not identifiable", "too few"):
+    if "error" not in f or f["reason"] in UNDECIDED:
         return why(f)
     closest = min(f["rivals"], key=lambda r: f["ratio"][r])
     return (

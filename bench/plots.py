@@ -370,10 +370,6 @@ def _growth_lines(figure: WallTimeFigure, ok: pd.DataFrame) -> dict:
     return {axis: lines for axis, lines in panels.items() if lines}
 
 
-UNDECIDED = ("no latency points", "too few", "not identifiable")
-"""Designs whose joint fit decides nothing (``bench.judge``'s reasons): no line is drawn."""
-
-
 def decided_fit(figure: WallTimeFigure, ok: pd.DataFrame, rounds) -> dict:
     """The time the joint fit of each of the figure's specs puts at each of its points, by
     case key: only for a design that decided (too few points or rounds, or a design that
@@ -381,7 +377,7 @@ def decided_fit(figure: WallTimeFigure, ok: pd.DataFrame, rounds) -> dict:
     out = {}
     for spec in figure.specs:
         _, facts = judge.judge(spec, ok, rounds, boot=0)  # (the reason needs no interval)
-        if facts["reason"] not in UNDECIDED:
+        if facts["reason"] not in judge.UNDECIDED:
             out |= judge.predicted(spec, ok, rounds)
     return out
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from bench import claims, fits, plots, store, timing
+from bench import claims, fits, judge, plots, store, timing
 from bench.config import DEFAULT_ROUNDS
 from bench.workloads import SIZE_FIELDS, suites
 
@@ -365,10 +365,6 @@ def _sure(facts: Mapping) -> str:
     )
 
 
-UNSURE = ("no latency points", "too few", "not identifiable")
-"""Joint-fit outcomes whose intervals say nothing about the claim (``bench.judge``'s reasons)."""
-
-
 def _said(statement: str, measured: str) -> str:
     """The statement's first clause with the figure that decided it (``measured``'s first
     clause) merged in where the statement ends with its words, else after it in brackets."""
@@ -403,7 +399,7 @@ def clock_lines(every: pd.DataFrame, profile: str | None) -> str:
     for rec in rows.to_dict("records"):
         facts = rec.get("facts") if isinstance(rec.get("facts"), Mapping) else {}
         parts = [_said(_fmt(rec["statement"]), _fmt(rec["measured"]))]
-        sure = "" if facts.get("reason") in UNSURE else _sure(facts)
+        sure = "" if facts.get("reason") in judge.UNDECIDED else _sure(facts)
         if sure:
             parts.append(f"how sure: {sure}")
         then = _next(rec["verdict"], facts, profile)

@@ -425,7 +425,7 @@ def measure_group(
     try:
         timings = time_rounds(
             list(ready.values()), rounds=how.rounds, seed=zlib.crc32(group.encode()),
-            trace_dir=trace, isolate=True, on_visit=visit,
+            trace_dir=trace, on_visit=visit,
         )  # fmt: skip
     except BaseException as e:
         if users(e):

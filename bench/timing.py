@@ -364,18 +364,16 @@ def time_rounds(
     rounds: int,
     seed: int = 0,
     trace_dir: str | None = None,
-    isolate: bool = False,
     on_visit: Callable[[int], None] | None = None,
 ) -> list[Timing]:
     """Time prepared points interleaved: ``rounds`` rounds, each visiting every point once in
     a fresh random order (seeded), each visit :func:`visit_calls` calls. One :class:`Timing`
     per point, in the order given, with each sample's round and visit position.
 
-    ``isolate``: a point whose visit raises (an error in its program or host callback, a
-    recompilation) costs only itself: its :class:`Timing` keeps the error (``error``) and no
-    sample, it is not visited again, and the other points finish their rounds. Otherwise the
-    error ends every point's timing. ``on_visit(i)`` is told before each visit of point ``i``
-    (a watchdog's way to know which point a hang is in)."""
+    A point whose visit raises (an error in its program or host callback, a recompilation)
+    costs only itself: its :class:`Timing` keeps the error (``error``) and no sample, it is
+    not visited again, and the other points finish their rounds. ``on_visit(i)`` is told
+    before each visit of point ``i`` (a watchdog's way to know which point a hang is in)."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     rng = np.random.default_rng(seed)
@@ -383,7 +381,7 @@ def time_rounds(
     timings = [
         Timing([], r.compile_s, r.memory, r.output, r.warmup_s, rounds=[], orders=[]) for r in ready
     ]
-    with _tracing(trace_dir), contextlib.nullcontext() if isolate else no_recompilation():
+    with _tracing(trace_dir):
         for round_ in range(rounds):
             for position, i in enumerate(rng.permutation(len(ready))):
                 timing = timings[i]
@@ -392,11 +390,9 @@ def time_rounds(
                 if on_visit is not None:
                     on_visit(int(i))
                 try:
-                    with no_recompilation() if isolate else contextlib.nullcontext():
+                    with no_recompilation():
                         _visit(ready[i].call, calls[i], timing, round_, int(position))
                 except Exception as e:
-                    if not isolate:
-                        raise
                     timing.error = e
                     timing.samples_s, timing.rounds, timing.orders = [], [], []
     return timings

@@ -211,27 +211,12 @@ def test_a_speed_up_reads_one_way_in_the_headline_the_deer_section_and_c13():
 def test_a_case_counted_too_noisy_says_so_on_its_own_row_by_the_same_measure():
     base = dict(suite="lstm", model="lstm", mode="train", n_devices=1, status="ok")
     note = "a long note " * 20
+    timed = base | dict(seq_len=8, time_median_s=1.0)
     df = frame(
         [
-            base
-            | dict(
-                variant="steady",
-                seq_len=8,
-                time_median_s=1.0,
-                time_iqr_s=0.9,
-                round_spread=0.03,
-                note=note,
-            ),  # fmt: skip
-            base
-            | dict(
-                variant="wild",
-                seq_len=8,
-                time_median_s=1.0,
-                time_iqr_s=0.01,
-                round_spread=0.4,
-                note=note,
-            ),  # fmt: skip
-            base | dict(variant="solo", seq_len=8, time_median_s=1.0, time_iqr_s=0.3),
+            timed | dict(variant="steady", time_iqr_s=0.9, round_spread=0.03, note=note),
+            timed | dict(variant="wild", time_iqr_s=0.01, round_spread=0.4, note=note),
+            timed | dict(variant="solo", time_iqr_s=0.3),
         ]
     )
     assert ": 2 of 3 timed cases" in report.noisy_cases(df)
