@@ -17,7 +17,6 @@ cases, the band their interquartile range) and the cases that moved most, not ev
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 import matplotlib
@@ -244,7 +243,7 @@ def plot(df: pd.DataFrame, path: pathlib.Path) -> pathlib.Path:
         _dress_panel(ax, f"{suite} (profile {prof})", part, ticks, one_case)
     axes[-1, 0].set_xlabel("run: commit (short SHA, + = uncommitted changes) and start (UTC)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend outside, whole
+    fig.savefig(path, dpi=110, bbox_inches="tight", format="png")  # the legend outside, whole
     plt.close(fig)
     return path
 
@@ -270,8 +269,8 @@ def write(
     csv_path, png_path = out / "history.csv", out / "history.png"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        _whole(csv_path, lambda path: df.to_csv(path, index=False))
-        _whole(png_path, lambda path: plot(df, path))
+        store.write_whole(csv_path, lambda path: df.to_csv(path, index=False))
+        store.write_whole(png_path, lambda path: plot(df, path))
     except OSError as e:  # a full disk, a read-only folder
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         raise HistoryError(
@@ -279,17 +278,3 @@ def write(
             "untouched (--out names another folder)"
         ) from None
     return csv_path, png_path, df
-
-
-def _whole(path: pathlib.Path, write) -> None:
-    """``write(aside)`` to a file beside ``path``, then renamed over it: ``path`` is the old
-    file or the new one, never half of one (a full disk, Ctrl-C, a kill)."""
-    aside = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # (its format)
-    try:
-        write(aside)
-        with open(aside, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(aside, path)
-    except BaseException:
-        aside.unlink(missing_ok=True)
-        raise

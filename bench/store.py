@@ -45,7 +45,7 @@ import secrets
 import subprocess
 import sys
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -236,22 +236,35 @@ def _cell(value):
     return value
 
 
-def _replace_text(path: pathlib.Path, text: str) -> None:
-    """Write ``path`` whole: aside (:func:`aside`), fsync'ed, then renamed over it. A write
+def write_whole(path: pathlib.Path, write: Callable[[pathlib.Path], object]) -> None:
+    """Write ``path`` whole: ``write(tmp)`` aside (:func:`aside`), fsync'ed, then renamed over
+    it, so a reader sees the old file or the new one (a full disk, Ctrl-C, a kill). A write
     that fails leaves the old file, and removes what it wrote aside."""
     tmp = aside(path)
     try:
-        fd = open_no_follow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        with open(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
+        fd = open_no_follow(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             if not tmp.is_symlink():
                 tmp.unlink()
         raise
+
+
+def _replace_text(path: pathlib.Path, text: str) -> None:
+    """Write ``path`` whole (:func:`write_whole`), never through a symbolic link."""
+
+    def write(tmp: pathlib.Path) -> None:
+        fd = open_no_follow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        with open(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+
+    write_whole(path, write)
 
 
 def write_json(path: pathlib.Path, data: dict) -> None:

@@ -184,3 +184,13 @@ def test_best_of_takes_the_highest_rates_and_the_lowest_costs():
     assert best.matmul_flops_per_s.how.startswith("best of 2")
     with pytest.raises(ValueError):
         best_of()
+
+
+def test_the_env_json_reader_checks_every_calibration_constant():
+    """``bench.store`` keeps the names without importing JAX; they must be the dataclass's."""
+    import dataclasses
+
+    from bench import store
+    from bench.calibration import Calibration
+
+    assert store.CALIBRATION_CONSTANTS == tuple(f.name for f in dataclasses.fields(Calibration))
