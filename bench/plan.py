@@ -316,7 +316,7 @@ def render(config, cal: Calibration, cost: CompileCost, device: str) -> str:
     total on ``device`` (described in words), for ``config`` (a :class:`bench.config.RunConfig`)."""
     import pandas as pd
 
-    from bench.report import table
+    from bench.markdown import table
     from bench.workloads import get_suites
 
     chosen = get_suites(config.suites)

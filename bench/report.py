@@ -29,49 +29,18 @@ import pandas as pd
 
 from bench import claims, fits, judge, plots, store, timing
 from bench.config import DEFAULT_ROUNDS
+from bench.markdown import MAX_CELL, fmt, shorten, table
 from bench.workloads import SIZE_FIELDS, suites
 
 NOISY_IQR = timing.NOISY_SPREAD
 """A case whose spread (``bench.timing.spread``: of its per-round medians when timed in rounds)
 exceeds this fraction of its median is listed as too noisy to trust (its ratios and fits carry
 that noise), by the same measure as its row's note."""
-MAX_CELL = 160
-"""The longest text a table cell shows; longer text is cut at a word with "…"."""
 SPEEDUP = "the baseline's median time over the variant's, ×2 = twice as fast, ×0.5 = half as fast"
 """How every speed-up in the report reads: headline, variant table, the suites' sections (the
 DEER section's) and the claims (C13's ``s = t_sequential / t_variant``) alike."""
 CLAIM_CELL = 110
 """The claim's words in the summary table are cut at this length (in full below)."""
-
-
-def _fmt(v) -> str:
-    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
-        return ""
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
-
-
-def shorten(text: str, limit: int = MAX_CELL) -> str:
-    """``text`` cut at a word boundary to at most ``limit`` characters, ending in "…"."""
-    text = " ".join(str(text).split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    return (cut[: cut.rfind(" ")] if " " in cut[limit // 2 :] else cut).rstrip(" ,;:") + "…"
-
-
-def table(df: pd.DataFrame, columns: list[str] | None = None, max_cell: int | None = None) -> str:
-    columns = columns or list(df.columns)
-    if df.empty:
-        return "_(none)_\n"
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for rec in df[columns].to_dict("records"):
-        cells = [_fmt(rec[c]).replace("\n", " ") for c in columns]
-        if max_cell:
-            cells = [shorten(c, max_cell) for c in cells]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _sizes(df: pd.DataFrame) -> list[str]:
@@ -398,14 +367,14 @@ def clock_lines(every: pd.DataFrame, profile: str | None) -> str:
     ]
     for rec in rows.to_dict("records"):
         facts = rec.get("facts") if isinstance(rec.get("facts"), Mapping) else {}
-        parts = [_said(_fmt(rec["statement"]), _fmt(rec["measured"]))]
+        parts = [_said(fmt(rec["statement"]), fmt(rec["measured"]))]
         sure = "" if facts.get("reason") in judge.UNDECIDED else _sure(facts)
         if sure:
             parts.append(f"how sure: {sure}")
         then = _next(rec["verdict"], facts, profile)
         if then:
             parts.append(f"to decide: {then}")
-        words = shorten(texts.get(rec["claim"], _fmt(rec["check"])), CLAIM_CELL)
+        words = shorten(texts.get(rec["claim"], fmt(rec["check"])), CLAIM_CELL)
         lines.append(
             f"- [{rec['claim']}](#{_anchor(rec['claim'])}) **{rec['verdict']}**, {words}: "
             + "; ".join(" ".join(p.split()) for p in parts)
@@ -448,11 +417,11 @@ def claim_details(every: pd.DataFrame, limit: int = 700) -> str:
         slip = f" ({rec['slip']})" if rec.get("slip") and not pd.isna(rec["slip"]) else ""
         parts.append(
             f"\n{anchor}### {rec['claim']} · {rec['verdict']}{slip} · {rec['measure']}\n\n"
-            f"{_fmt(rec['statement']) or '_(no statement)_'}\n\n"
-            f"- checked: {_fmt(rec['check'])}\n"
-            f"- rule: {_fmt(rec['rule'])}\n"
-            f"- measured: {shorten(_fmt(rec['measured']), limit)}"
-            + (" (full text: `claims.csv`)" if len(_fmt(rec["measured"])) > limit else "")
+            f"{fmt(rec['statement']) or '_(no statement)_'}\n\n"
+            f"- checked: {fmt(rec['check'])}\n"
+            f"- rule: {fmt(rec['rule'])}\n"
+            f"- measured: {shorten(fmt(rec['measured']), limit)}"
+            + (" (full text: `claims.csv`)" if len(fmt(rec["measured"])) > limit else "")
             + "\n"
         )
     return "".join(parts)

@@ -45,7 +45,7 @@ import secrets
 import subprocess
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -254,6 +254,25 @@ def write_whole(path: pathlib.Path, write: Callable[[pathlib.Path], object]) -> 
             if not tmp.is_symlink():
                 tmp.unlink()
         raise
+
+
+def write_table(
+    run_dir: pathlib.Path, name: str, rows: Iterable[Mapping], columns: Sequence[str] | None = None
+) -> pathlib.Path:
+    """Write a table ``run_dir/name`` (CSV) whole (:func:`write_whole`): an experiment's, a
+    suite's, the judge's. A run killed mid-write never leaves half a table behind."""
+    rows = list(rows)
+    columns = list(columns or (rows[0].keys() if rows else ()))
+    path = pathlib.Path(run_dir) / name
+
+    def write(tmp: pathlib.Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, extrasaction="raise")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_whole(path, write)
+    return path
 
 
 def _replace_text(path: pathlib.Path, text: str) -> None:

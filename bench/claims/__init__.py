@@ -7,7 +7,7 @@ generated from them by :mod:`bench.claims.doc`). A rule is two steps: a decision
 the verdict and the facts that decided it (the numbers, by name: what the tests assert), and
 the sentences (``measured``, ``statement``) formatted from those facts, so a rewording never
 changes a verdict. A rule returns a :class:`Verdict`; experiment tables go into the run folder
-through :func:`write_table`. A module registers what it measures with :func:`register`:
+through :func:`bench.store.write_table`. A module registers what it measures with :func:`register`:
 
 - an :class:`Experiment` runs once per run folder, after the suite's cases (it measures
   something the timed cases do not: exhaustive checks, gradient curves, exact counts);
@@ -17,14 +17,12 @@ through :func:`write_table`. A module registers what it measures with :func:`reg
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import importlib
-import os
 import pathlib
 import pkgutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 
 import pandas as pd
 
@@ -74,25 +72,6 @@ class Verdict:
             raise ValueError("a CORRECTED verdict, and only one, names the seed's slip")
 
 
-def write_table(
-    run_dir: pathlib.Path, name: str, rows: Iterable[Mapping], columns: Sequence[str] | None = None
-) -> pathlib.Path:
-    """Write an experiment table ``run_dir/name`` (CSV) whole: written aside, then renamed, so
-    a run killed mid-write never leaves half a table behind."""
-    rows = list(rows)
-    columns = list(columns or (rows[0].keys() if rows else ()))
-    path = pathlib.Path(run_dir) / name
-    tmp = path.with_name(path.name + ".bench-tmp")  # (store.ASIDE: a resume removes it)
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="raise")
-        writer.writeheader()
-        writer.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
-
 @dataclasses.dataclass(frozen=True)
 class Curve:
     """A plot of an experiment table, drawn by :mod:`bench.plots`: ``y`` against ``x``, one
@@ -119,7 +98,7 @@ class Curve:
 class Experiment:
     """The experiment behind some claims of one suite.
 
-    ``run(profile, run_dir)`` measures, writes its tables with :func:`write_table` and
+    ``run(profile, run_dir)`` measures, writes its tables with :func:`bench.store.write_table` and
     returns one :class:`Verdict` per claim id in ``claims``, in that order.
     """
 

@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.claims import Claim, Experiment, Verdict, register, state, write_table
+from bench.claims import Claim, Experiment, Verdict, register, state
+from bench.store import write_table
 from models.binary_adder import SEED_WEIGHTS_ROW_CONVENTION, BinaryAdderRNN, add
 
 # Exhaustive up to this many bits; then RANDOM_PAIRS random pairs at each of RANDOM_BITS.

@@ -16,8 +16,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from bench.claims import Claim, Experiment, Verdict, register, state, write_table
+from bench.claims import Claim, Experiment, Verdict, register, state
 from bench.nnx_adapters import forward_fn
+from bench.store import write_table
 from bench.suites.convnet import abstract_model, seed_net
 from models.convnet import SEED, forward_flops, layer_param_counts, layer_table
 

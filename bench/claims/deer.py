@@ -41,9 +41,9 @@ from bench.claims import (
     Verdict,
     register,
     state,
-    write_table,
 )
 from bench.fits import loglog_slope
+from bench.store import write_table
 from bench.structure import analyse
 from bench.suites.deer import MAX_ITER, evaluator, problem
 

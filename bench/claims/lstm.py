@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
-from bench.claims import Claim, Curve, Experiment, Verdict, register, state, write_table
+from bench.claims import Claim, Curve, Experiment, Verdict, register, state
+from bench.store import write_table
 from models.lstm import (
     LSTM,
     adjoints_and_values,

@@ -40,10 +40,10 @@ from bench.claims import (
     uncounted,
     wall_time,
     wall_time_rule,
-    write_table,
 )
 from bench.claims.pixelcnn import C8_TIME
 from bench.judge import Count, WallTimeSpec, column
+from bench.store import write_table
 from bench.structure import analyse
 from models.mdrnn import CELLS, SCHEDULES, MDRNNPixel, connections, macs, sequential_steps
 

@@ -35,10 +35,10 @@ from bench.claims import (
     uncounted,
     wall_time,
     wall_time_rule,
-    write_table,
 )
 from bench.fits import sweeps
 from bench.judge import Count, WallTimeSpec, column
+from bench.store import write_table
 from bench.structure import analyse
 from bench.suites.pixelcnn import SAMPLERS, numpy_initialized
 from models.pixelcnn import connections, connections_order, n_taps

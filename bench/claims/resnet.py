@@ -67,9 +67,10 @@ import optax
 from flax import nnx
 from sklearn.datasets import load_digits
 
-from bench.claims import Claim, Curve, Experiment, Verdict, register, state, write_table
+from bench.claims import Claim, Curve, Experiment, Verdict, register, state
 from bench.fits import t975
 from bench.nnx_adapters import fresh
+from bench.store import write_table
 from models.resnet import VARIANTS, ResNet, cross_entropy_loss
 
 CLAIM = "C6"

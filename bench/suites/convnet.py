@@ -30,8 +30,8 @@ import optax
 import pandas as pd
 from flax import nnx
 
+from bench.markdown import table
 from bench.nnx_adapters import finite_loss, n_params, train_step_fn
-from bench.report import table
 from bench.workloads import SIZE_FIELDS, Case, Section, Suite, Workload, register
 from models.convnet import (
     KERNEL,

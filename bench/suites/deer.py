@@ -49,8 +49,8 @@ import optax
 import pandas as pd
 from flax import nnx
 
+from bench.markdown import table
 from bench.plots import plt  # pyplot with the Agg backend bench.plots selects
-from bench.report import table
 from bench.workloads import BuildContext, Case, Section, Suite, Workload, register
 from models.deer import lstm_deer
 from models.lstm import LSTM, lstm_scan

@@ -25,7 +25,7 @@ from __future__ import annotations
 import jax
 import pandas as pd
 
-from bench.report import table
+from bench.markdown import table
 from bench.sharding import shard_workload
 from bench.suites import lstm
 from bench.workloads import SIZE_FIELDS, Case, Section, Suite, Workload, register

@@ -59,13 +59,13 @@ import pandas as pd
 from flax import nnx
 
 from bench import quality
-from bench.claims import write_table
 from bench.data import Splits, independent_pixel_nll, load_digits_binary, load_mnist_npz
 from bench.fits import t975
+from bench.markdown import table
 from bench.nnx_adapters import binary_image_health, forward_fn, n_params, train_step_fn
 from bench.plots import plt  # pyplot with the Agg backend bench.plots selects
 from bench.quality import TrainConfig
-from bench.report import table
+from bench.store import write_table
 from bench.structure import analyse
 from bench.suites.mdrnn import pieces_for
 from bench.suites.pixelcnn import SAMPLERS, sampler_note

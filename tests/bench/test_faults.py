@@ -444,7 +444,7 @@ def flaky_experiment():
         attempts.append(1)
         if len(attempts) == 1:
             raise OSError(errno.ENOSPC, "No space left on device")
-        claims.write_table(run_dir, "flaky.csv", [{"x": 1, "y": 2.0}])
+        store.write_table(run_dir, "flaky.csv", [{"x": 1, "y": 2.0}])
         return [
             Verdict(claim, "PASS", "flaky check", "x", "x = 1", f"x = 1 ({len(attempts)})")
             for claim in ("X1", "X2")
