@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import pathlib
 
-import matplotlib
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from bench import store  # noqa: E402
-from bench.compare import case_label, program_key  # noqa: E402
-from bench.workloads import IDENTITY, case_key  # noqa: E402
+from bench import figures, store
+from bench.compare import case_label, program_key
+from bench.figures import plt
+from bench.workloads import IDENTITY, case_key
 
 COLUMNS = (
     "case", *IDENTITY, "n_params", "run_id", "started_utc", "git_sha", "git_short", "git_dirty",
@@ -243,9 +240,7 @@ def plot(df: pd.DataFrame, path: pathlib.Path) -> pathlib.Path:
         _dress_panel(ax, f"{suite} (profile {prof})", part, ticks, one_case)
     axes[-1, 0].set_xlabel("run: commit (short SHA, + = uncommitted changes) and start (UTC)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight", format="png")  # the legend outside, whole
-    plt.close(fig)
-    return path
+    return figures.save(fig, path, dpi=110, bbox_inches="tight")  # the legend outside, whole
 
 
 def write(

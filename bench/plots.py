@@ -2,8 +2,8 @@
 
 One figure answers one question of a suite, with every compared variant on the same axes. The
 figures here are drawn the same way for every suite; a figure particular to one suite is drawn
-by that suite (its report section or its ``prepare``: ``bench.workloads.Suite``), with pyplot
-imported from here, where the Agg backend is selected:
+by that suite (its report section or its ``prepare``: ``bench.workloads.Suite``) through
+:mod:`bench.figures`, where the figures are declared as data and saved:
 
 - ``time_<suite>.png``: median time against each swept size, log-log, a grid of panels (one
   per mode, swept axis and regime), one line per variant (the suite's baseline first,
@@ -13,11 +13,11 @@ imported from here, where the Agg backend is selected:
 - ``span_<suite>.png``: the jaxpr critical path against the same sizes (exact counts, no
   error bars). Lines that coincide stay visible: each variant has its own marker, drawn
   smaller than the one before it.
-- ``wall_time_<claim>.png``: one per wall-time claim (:class:`bench.claims.WallTimeFigure`):
+- ``wall_time_<claim>.png``: one per wall-time claim (:class:`bench.figures.WallTimeFigure`):
   each latency-regime sweep's time against the claim's depth measure, every interleaved round
   a faint point, the median a marker, and through them the joint fit that decided the verdict,
   t = c_v + a·work + b·count over all the claim's points (``bench.judge.predicted``).
-- experiment curves as each claim module declares them (:class:`bench.claims.Curve`), bands
+- experiment curves as each claim module declares them (:class:`bench.figures.Curve`), bands
   from ``y_low`` / ``y_high``; one panel per value of ``hue`` when a single panel would
   hold more than :data:`MAX_LINES` lines. A log axis spanning more than
   :data:`LOG_DECADES` decades is cut there: values below are drawn as ▼ on the floor.
@@ -29,23 +29,14 @@ import math
 import pathlib
 import re
 
-import matplotlib
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from bench import judge  # noqa: E402
-from bench.claims import Curve, WallTimeFigure  # noqa: E402
-from bench.fits import (  # noqa: E402
-    GROUP,
-    axis_values,
-    round_times,
-    sweeps,
-)
-from bench.workloads import SIZE_FIELDS, case_key, suites  # noqa: E402
+from bench import figures, judge
+from bench.figures import Curve, WallTimeFigure, plt
+from bench.fits import GROUP, axis_values, round_times, sweeps
+from bench.workloads import SIZE_FIELDS, case_key, suites
 
 AXIS_LABEL = {
     "hw": "pixels H·W",
@@ -88,9 +79,7 @@ def _save(fig, path: pathlib.Path) -> pathlib.Path:
     """Lay the figure out and save it whole: a title wider than the panels widens the image
     (``bbox_inches="tight"``), it is never cut at the figure's edge."""
     fig.tight_layout()
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return figures.save(fig, path, dpi=90, bbox_inches="tight")
 
 
 class _PlainLog(matplotlib.ticker.LogFormatter):

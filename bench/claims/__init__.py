@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 import pandas as pd
 
 from bench import judge
+from bench.figures import Curve, WallTimeFigure  # noqa: F401  (claims declare figures)
 from bench.fits import round_times
 from bench.judge import WallTimeSpec, rule_text
 from bench.store import CLAIM_COLUMNS, VERDICTS, run_samples
@@ -70,28 +71,6 @@ class Verdict:
             raise ValueError(f"slip {self.slip!r} is not one of {SLIPS}")
         if (self.verdict == "CORRECTED") != bool(self.slip):
             raise ValueError("a CORRECTED verdict, and only one, names the seed's slip")
-
-
-@dataclasses.dataclass(frozen=True)
-class Curve:
-    """A plot of an experiment table, drawn by :mod:`bench.plots`: ``y`` against ``x``, one
-    line per value of ``hue`` (error bars from ``y_low``/``y_high`` columns where named)."""
-
-    table: str
-    x: str
-    y: str
-    hue: str
-    xlabel: str
-    ylabel: str
-    title: str
-    logx: bool = False
-    logy: bool = True
-    y_low: str | None = None
-    y_high: str | None = None
-
-    @property
-    def png(self) -> str:
-        return self.table.replace(".csv", ".png")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,20 +210,6 @@ def wall_time(spec: WallTimeSpec, df: pd.DataFrame, rounds) -> list[Verdict]:
             facts=facts,
         )
     ]
-
-
-@dataclasses.dataclass(frozen=True)
-class WallTimeFigure:
-    """The sweeps a claim's wall-time half reads, for its figure (``bench.plots``): time against
-    the claim's depth ``measure``, per variant of each of ``suites`` in ``mode``."""
-
-    claim: str
-    suites: tuple[str, ...]
-    mode: str
-    measure: str
-    axes: tuple[str, ...] = ("hw", "depth")
-    specs: tuple[WallTimeSpec, ...] = ()
-    """The joint fits that decided the claim, drawn through its points."""
 
 
 _FIGURES: list[WallTimeFigure] = []

@@ -49,8 +49,8 @@ import optax
 import pandas as pd
 from flax import nnx
 
+from bench.figures import plt, save
 from bench.markdown import table
-from bench.plots import plt  # pyplot with the Agg backend bench.plots selects
 from bench.workloads import BuildContext, Case, Section, Suite, Workload, register
 from models.deer import lstm_deer
 from models.lstm import LSTM, lstm_scan
@@ -299,10 +299,7 @@ def speedup_heatmap(speedups: pd.DataFrame, path: str | os.PathLike) -> pathlib.
             image, where = _heatmap_panel(ax, cells, hiddens, seq_lens, cmap, limit)
             ax.set_title(f"{variant} · {mode} · batch {batch}\n({where})", fontsize=9)
     fig.colorbar(image, ax=axes.ravel().tolist(), label="log₂ speed-up over the sequential scan")
-    path = pathlib.Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def _heatmap_panel(ax, cells: pd.DataFrame, hiddens, seq_lens, cmap, limit: float):

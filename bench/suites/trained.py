@@ -60,10 +60,10 @@ from flax import nnx
 
 from bench import quality
 from bench.data import Splits, independent_pixel_nll, load_digits_binary, load_mnist_npz
+from bench.figures import plt, save
 from bench.fits import t975
 from bench.markdown import table
 from bench.nnx_adapters import binary_image_health, forward_fn, n_params, train_step_fn
-from bench.plots import plt  # pyplot with the Agg backend bench.plots selects
 from bench.quality import TrainConfig
 from bench.store import write_table
 from bench.structure import analyse
@@ -429,10 +429,7 @@ def sample_grid(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = pathlib.Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=100)
 
 
 def training_curves(
@@ -460,10 +457,7 @@ def training_curves(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = pathlib.Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=100)
 
 
 # --- the report's section -----------------------------------------------------------------------
