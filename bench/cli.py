@@ -15,7 +15,7 @@ import time
 
 import jax
 
-from bench import history, plan, report, runner, store
+from bench import history, plan, report, runner, store, verdicts
 from bench.calibration import calibrate
 from bench.compare import (
     PROBLEMS,
@@ -565,7 +565,7 @@ def cmd_report(args, argv) -> int:
         raise ConfigError(f"{args.run_dir}: no such run folder")
     store.check_not_in_use(args.run_dir)  # (nor one that holds a symbolic link)
     try:
-        print(report.render(args.run_dir))
+        print(report.render(verdicts.judge_run(args.run_dir)))
     except SchemaError as e:
         raise ConfigError(str(e)) from None
     except OSError as e:  # a read-only folder, a full disk

@@ -264,7 +264,7 @@ def write(
     csv_path, png_path = out / "history.csv", out / "history.png"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        store.write_whole(csv_path, lambda path: df.to_csv(path, index=False))
+        store.write_frame(csv_path, df)
         store.write_whole(png_path, lambda path: plot(df, path))
     except OSError as e:  # a full disk, a read-only folder
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""

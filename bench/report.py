@@ -1,17 +1,17 @@
 """``report.md`` for a run folder, rendered from its CSVs alone (so it can be re-rendered).
 
-Rendering also writes ``fits.csv`` (see :mod:`bench.fits`), ``claims_derived.csv`` and the
-PNG plots (:mod:`bench.plots`). The report opens with a summary a reader can act on in ten
-seconds: one line per claim about sequential steps judged by the clock (what it says of the
-claim's count against its rivals, how sure, and which command can decide where this profile
-cannot: :func:`clock_lines`), the verdict counts, one line per claim and measure (the claim
-in plain words, its verdict and the figure that decided it), the headline speed-up of each
-suite, and the cases too noisy to trust (spread above :data:`NOISY_IQR` of the median). The
-evidence follows: each claim's rule and measurements in full; variant speed-ups (each
-variant's over its suite's baseline variant, same sizes, with its work ratio); fits; each case
-against its limit; plots; all measurements; failures. Tables are GitHub markdown, numbers
-keep 3 significant digits, and no cell holds more than :data:`MAX_CELL` characters (the CSVs
-keep the full text).
+The run is judged first (:mod:`bench.verdicts`: ``fits.csv``, ``shapes.csv``,
+``claims_derived.csv``); rendering writes ``report.md`` and the PNG plots (:mod:`bench.plots`). The
+report opens with a summary a reader can act on in ten seconds: one line per claim about sequential
+steps judged by the clock (what it says of the claim's count against its rivals, how sure, and which
+command can decide where this profile cannot: :func:`clock_lines`), the verdict counts, one line per
+claim and measure (the claim in plain words, its verdict and the figure that decided it), the
+headline speed-up of each suite, and the cases too noisy to trust (spread above :data:`NOISY_IQR` of
+the median). The evidence follows: each claim's rule and measurements in full; variant speed-ups
+(each variant's over its suite's baseline variant, same sizes, with its work ratio); fits; each case
+against its limit; plots; all measurements; failures. Tables are GitHub markdown, numbers keep 3
+significant digits, and no cell holds more than :data:`MAX_CELL` characters (the CSVs keep the full
+text).
 
 What is particular to one suite is the suite's own (``bench.workloads.Suite``): the clauses it
 adds to its headline and its sections, placed after the variant ratios or after the fits. This
@@ -30,6 +30,7 @@ import pandas as pd
 from bench import claims, fits, judge, plots, store, timing
 from bench.config import DEFAULT_ROUNDS
 from bench.markdown import MAX_CELL, fmt, shorten, table
+from bench.verdicts import Judged
 from bench.workloads import SIZE_FIELDS, suites
 
 NOISY_IQR = timing.NOISY_SPREAD
@@ -249,35 +250,6 @@ def _beaten_limits(rows: pd.DataFrame, cal: dict) -> str:
         "There the limit model does not hold and their efficiency means nothing"
         + (": " + "; ".join(seen) if seen else "")
         + ".\n"
-    )
-
-
-def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) -> pd.DataFrame:
-    """Every claim's verdicts: the experiments' (``claims.csv``, the last row of each claim
-    and measure) and those derived from the measurements (rewritten to
-    ``claims_derived.csv``); a claim about sequential steps has one row per measure."""
-    columns = [c for c in store.CLAIM_COLUMNS if c != "run_id"]
-    found = []
-    path = run_dir / "claims.csv"
-    if path.exists():
-        measured = store.load_claims(path)
-        found.append(measured.drop_duplicates(["claim", "measure"], keep="last")[columns])
-    rows = [
-        {"suite": "+".join(rule.suites), **v.as_row(), "facts": dict(v.facts)}
-        for rule in claims.derived()
-        for v in rule.judge(df, fitted, run_dir)
-    ]
-    derived = pd.DataFrame(rows, columns=[*columns, "facts"])
-    derived[columns].to_csv(run_dir / "claims_derived.csv", index=False)
-    found.append(derived)
-    found = [f for f in found if not f.empty]
-    if not found:
-        return pd.DataFrame(columns=[*columns, "facts"])
-    every = pd.concat(found, ignore_index=True)
-    facts = every["facts"] if "facts" in every else [None] * len(every)
-    every["facts"] = [f if isinstance(f, dict) else {} for f in facts]  # claims.csv keeps none
-    return every.sort_values(
-        "claim", key=lambda s: s.map(claims.claim_number), kind="stable", ignore_index=True
     )
 
 
@@ -662,20 +634,15 @@ def measurements_section(df: pd.DataFrame) -> str:
     return "".join(parts)
 
 
-def render(run_dir: str | pathlib.Path, env: dict | None = None) -> pathlib.Path:
-    """Write ``run_dir/report.md`` from the run's CSVs and env.json (``env``: as the session
-    that ends is about to write it); returns its path."""
-    run_dir = pathlib.Path(run_dir)
+def render(judged: Judged, env: dict | None = None) -> pathlib.Path:
+    """Write ``report.md`` for a judged run folder (:func:`bench.verdicts.judge_run`) and its
+    env.json (``env``: as the session that ends is about to write it); returns its path."""
+    run_dir, df, samples, fitted, every = (
+        judged.run_dir, judged.df, judged.samples, judged.fitted, judged.every
+    )  # fmt: skip
     env = store.load_env(run_dir) if env is None else env
-    df = store.load_measurements(run_dir / "measurements.csv")
     baselines = {name: s.baselines for name, s in suites().items()}
     run_suites = set(df.suite.dropna()) | set(env.get("suites", ()))
-
-    samples = store.run_samples(run_dir)
-    fitted = fits.fit(df, samples)
-    fitted.to_csv(run_dir / "fits.csv", index=False)
-    fits.shapes(df, samples).to_csv(run_dir / "shapes.csv", index=False)
-    every = claims_table(run_dir, df, fitted)
     ratios = variant_ratios(df, baselines)
     headline, sections = suite_output(run_dir, df, run_suites)
 
@@ -707,5 +674,5 @@ def render(run_dir: str | pathlib.Path, env: dict | None = None) -> pathlib.Path
         parts.append("\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in pngs))
     parts.append(measurements_section(df))
     path = run_dir / "report.md"
-    path.write_text("".join(parts))
+    store.write_text(path, "".join(parts))
     return path

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 import jax
 
 import bench
-from bench import claims, plan, report, runner, store
+from bench import claims, plan, report, runner, store, verdicts
 from bench.account import TimeAccount
 from bench.calibration import Calibration, calibrate
 from bench.config import RunConfig
@@ -391,7 +391,7 @@ class Session:
         env = store.end_session(env, time_s=self.account.closed())
         began = time.perf_counter()
         try:
-            self.report_path = report.render(self.run_dir, env=env)
+            self.report_path = report.render(verdicts.judge_run(self.run_dir), env=env)
         finally:  # (a report that fails keeps the session's end)
             spent = round(time.perf_counter() - began, 3)
             self.env = store.with_last_session(env, report_s=spent)

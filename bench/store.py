@@ -275,7 +275,7 @@ def write_table(
     return path
 
 
-def _replace_text(path: pathlib.Path, text: str) -> None:
+def write_text(path: pathlib.Path, text: str) -> None:
     """Write ``path`` whole (:func:`write_whole`), never through a symbolic link."""
 
     def write(tmp: pathlib.Path) -> None:
@@ -286,10 +286,15 @@ def _replace_text(path: pathlib.Path, text: str) -> None:
     write_whole(path, write)
 
 
+def write_frame(path: pathlib.Path, df: pd.DataFrame) -> None:
+    """Write a data frame as CSV whole (:func:`write_whole`): fits, shapes, verdicts, history."""
+    write_whole(path, lambda tmp: df.to_csv(tmp, index=False))
+
+
 def write_json(path: pathlib.Path, data: dict) -> None:
     """Write JSON whole: aside, then renamed (a reader sees the old file or the new one)."""
     text = json.dumps(data, indent=2, sort_keys=False, default=str)
-    _replace_text(path, text + "\n")
+    write_text(path, text + "\n")
 
 
 def read_json(path: pathlib.Path) -> dict:
@@ -1394,7 +1399,7 @@ def repair_interrupted(run_dir: pathlib.Path) -> None:
     for name, kept in zip(FILES, (rows, samples, claims), strict=True):
         path, new = run_dir / name, "".join(line for _, line in kept)
         if path.exists() and path.read_bytes() != new.encode("utf-8"):
-            _replace_text(path, new)
+            write_text(path, new)
 
 
 def recorded_claims(path: pathlib.Path) -> set[str]:
@@ -1414,4 +1419,4 @@ def record_claims(path: pathlib.Path, rows: list[dict]) -> None:
     writer.writeheader()
     for r in [*old, *rows]:
         writer.writerow({k: _cell(r.get(k)) for k in CLAIM_COLUMNS})
-    _replace_text(path, buffer.getvalue())
+    write_text(path, buffer.getvalue())

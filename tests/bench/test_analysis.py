@@ -139,11 +139,11 @@ def test_re_rendering_the_reference_run_gives_its_verdicts_fits_and_report(tmp_p
     committed: the same verdicts, fits, shapes and text (a refactor that changes one fails
     here). The figures drawn while the run trained its models are neither committed nor drawn
     again: the committed report's links to them are the only lines a re-render leaves out."""
-    from bench import report
+    from bench import report, verdicts
 
     copy = tmp_path / REFERENCE.name
     shutil.copytree(REFERENCE, copy)
-    report.render(copy)
+    report.render(verdicts.judge_run(copy))
     for name in ("claims_derived.csv", "fits.csv", "shapes.csv"):
         assert (copy / name).read_text() == (REFERENCE / name).read_text(), name
     drawn_in_training = [  # (the figures a re-render draws are not committed either)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bench import claims, fits, report, workloads
+from bench import claims, fits, verdicts, workloads
 from bench.structure import analyse
 from tests.bench.synthetic import timed
 
@@ -41,7 +41,7 @@ def design(plugin):
 def judged(plugin, tmp_path, time_of):
     df, samples = timed(design(plugin), time_of)
     samples.to_csv(tmp_path / "samples.csv", index=False)
-    table = report.claims_table(tmp_path, df, fits.fit(df, samples)).set_index("claim")
+    table = verdicts.claims_table(tmp_path, df, fits.fit(df, samples)).set_index("claim")
     return table, fits.fit(df, samples)
 
 

@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from bench import report
+from bench import report, verdicts
 from bench.store import CLAIM_COLUMNS
 from tests.bench.test_fits import frame
 
@@ -78,7 +78,7 @@ def claimed_run(smoke_run, tmp_path):
 
 
 def test_the_report_opens_with_the_summary_and_keeps_table_cells_short(claimed_run):
-    text = report.render(claimed_run).read_text()
+    text = report.render(verdicts.judge_run(claimed_run)).read_text()
     summary = text.index("## Summary")
     assert summary < text.index("## Claims in detail") < text.index("## Measurements")
     assert "**Verdicts:** 1 PASS · 0 FAIL · 0 CORRECTED · 1 INCONCLUSIVE · 0 ERROR" in text
@@ -129,7 +129,7 @@ def test_device_constants_come_only_from_fits_whose_interval_is_narrower_than_th
 def test_a_run_without_experiments_says_its_claims_were_not_checked(smoke_run, tmp_path):
     run = tmp_path / smoke_run.name
     shutil.copytree(smoke_run, run)
-    text = report.render(run).read_text()
+    text = report.render(verdicts.judge_run(run)).read_text()
     summary = text.split("## Summary")[1].split("##")[0]
     assert "**Claims: not checked**: this run was made with `--no-experiments`" in summary
 

@@ -13,7 +13,7 @@ import tokenize
 import pandas as pd
 import pytest
 
-from bench import compare, report, workloads
+from bench import compare, report, verdicts, workloads
 from bench.workloads import PROFILES, ConfigError, Section, suites
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -106,7 +106,7 @@ def hooked_run(smoke_run, tmp_path, monkeypatch):
 
 
 def test_a_suites_hooks_place_its_headline_clause_and_sections(hooked_run):
-    text = report.render(hooked_run).read_text()
+    text = report.render(verdicts.judge_run(hooked_run)).read_text()
     rows = len(pd.read_csv(hooked_run / "measurements.csv"))
     (line,) = [line for line in text.splitlines() if line.startswith("- **lstm**:")]
     assert line.endswith(f" · {rows} rows")

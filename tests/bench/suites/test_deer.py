@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import analysis, report, store
+from bench import analysis, report, store, verdicts
 from bench.claims import deer as claims_deer
 from bench.config import RunConfig
 from bench.runner import Protocol
@@ -119,5 +119,5 @@ def test_a_newton_iteration_capped_short_of_converging_is_recorded_as_diverged(
         assert extra["newton_iterations"] == 1 and extra["max_iter"] == 1
         assert extra["converged"] is False and extra["residual"] > 0
         assert row.steps_executed == 1  # counted for the run actually made
-    text = report.render(tmp_path).read_text()
+    text = report.render(verdicts.judge_run(tmp_path)).read_text()
     assert "diverged" in text.split("## DEER")[1]
