@@ -94,7 +94,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from bench import analysis, store
+from bench import analysis, environment, store
 from bench.workloads import IDENTITY, SIZE_FIELDS, case_key, suites
 
 THRESHOLD = 0.10
@@ -661,7 +661,6 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
     """``c`` decided again after timing its slower cases anew in the current checkout, in
     ``rounds`` interleaved rounds (see the module docstring); ``options`` go to
     :func:`compare` (threshold, normalise, ...) as ``c`` was made."""
-    from bench import store
     from bench.timing import prepare, time_rounds
     from bench.workloads import BuildContext, suites
 
@@ -671,7 +670,7 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
     new = c.new
     if new.kind != "run folder":
         raise CompareError("--remeasure re-times a run folder's cases, not a pytest-benchmark save")
-    here = store.git_info()
+    here = environment.git_info()
     ran = {k: new.context.get(k) for k in ("git_sha", "git_diff_sha256")}
     if ran != {k: here.get(k) for k in ran}:
         raise CompareError(

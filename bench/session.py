@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 import jax
 
 import bench
-from bench import claims, plan, report, runner, store, verdicts
+from bench import claims, environment, plan, report, runner, store, verdicts
 from bench.account import TimeAccount
 from bench.calibration import Calibration, calibrate
 from bench.config import RunConfig
@@ -106,7 +106,7 @@ class Session:
         slow = plan.refuse_oversized(
             chosen, config.profile, jax.default_backend(), allowed=allow_slow, flag="--allow-slow"
         )
-        run_id = (name or store.new_run_id()) + process_suffix()
+        run_id = (name or environment.new_run_id()) + process_suffix()
         if name and (out / run_id).exists():
             raise ConfigError(f"--name {name}: {out / run_id} exists already")
         if slow:
@@ -116,7 +116,7 @@ class Session:
         run_dir = store.create_run_dir(out, run_id)
         run_id = run_dir.name  # (with the suffix a clash gave it: one id, one folder)
         with writing(run_dir), store.RunLock(run_dir):
-            env = store.environment(run_id, config, ["python -m bench", *argv])
+            env = environment.environment(run_id, config, ["python -m bench", *argv])
             env.update(load_avg_start=load_avg(), calibration=calibration)
             store.write_json(run_dir / "env.json", env)  # the session's first write of two
             point_latest(out, run_dir)
@@ -158,7 +158,7 @@ class Session:
                 only = case_filter(chosen, config.profile, models, variants)
                 keep = lambda case: in_run(case) and only(case)  # noqa: E731
             check_devices(config.devices, env.get("jax_env"))
-            values = store.check_settings(
+            values = environment.check_settings(
                 run_dir, env, allow_mixed=allow_mixed, cases=run_cases, described=_settings(config)
             )
             if retry_crashed:

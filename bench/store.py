@@ -1,5 +1,6 @@
 """The run folder, written and read one way: its schema, appends, env.json and sessions, the
-lock, crash counting, repair, and the one reader of its CSVs.
+lock, crash counting, repair, and the one reader of its CSVs (what a run ran on is captured
+by :mod:`bench.environment`).
 
 A run folder ``results/<run_id>/`` holds
 
@@ -34,23 +35,18 @@ import datetime as dt
 import errno
 import fcntl
 import gzip
-import hashlib
 import io
 import json
 import math
 import os
 import pathlib
 import platform
-import secrets
-import subprocess
-import sys
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from bench.config import RunConfig
 from bench.workloads import IDENTITY, PROFILES, SIZE_FIELDS, ConfigError, case_key
 
 # --- The schema ----------------------------------------------------------------------------------
@@ -304,34 +300,8 @@ def read_json(path: pathlib.Path) -> dict:
 # --- A new run folder ----------------------------------------------------------------------------
 
 
-def git_info() -> dict:
-    root = pathlib.Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
-
-    sha = git("rev-parse", "HEAD")
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no")) if sha else None
-    # two dirty trees at one commit differ by their uncommitted changes: hash them
-    diff = hashlib.sha256(git("diff", "HEAD").encode()).hexdigest()[:16] if dirty else None
-    return {"git_sha": sha or None, "git_dirty": dirty, "git_diff_sha256": diff}
-
-
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def new_run_id() -> str:
-    """``<UTC time>-<git sha>-<4 random hex digits>``: runs started in the same second at one
-    commit (a CI matrix, on one machine or several) still get ids of their own."""
-    sha = git_info()["git_sha"]
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{sha[:7] if sha else 'nogit'}-{secrets.token_hex(2)}"
 
 
 def create_run_dir(parent: pathlib.Path, run_id: str) -> pathlib.Path:
@@ -398,16 +368,6 @@ def _remove_unstarted(run_dir: pathlib.Path) -> bool:
 # --- env.json: the run's context and its sessions ------------------------------------------------
 
 
-def _host_cpu() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 SETTINGS = (
     "git_sha", "git_dirty", "git_diff_sha256", "python", "jax", "jaxlib", "flax", "optax",
     "numpy", "backend", "device_kind", "device_count", "process_count", "host_cpu", "XLA_FLAGS",
@@ -415,65 +375,6 @@ SETTINGS = (
 )  # fmt: skip
 """What a time depends on besides the case: code version, platform, devices and flags. A
 resume under other settings is refused unless asked for (see :func:`begin_session`)."""
-
-
-def settings() -> dict:
-    """This process's values of :data:`SETTINGS`."""
-    import flax
-    import jax
-    import jaxlib
-    import numpy
-    import optax
-
-    devices = jax.devices()
-    return {
-        **git_info(),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
-        "flax": flax.__version__,
-        "optax": optax.__version__,
-        "numpy": numpy.__version__,
-        "backend": jax.default_backend(),
-        "device_kind": devices[0].device_kind,
-        "device_count": len(devices),
-        "process_count": jax.process_count(),
-        "host_cpu": _host_cpu(),
-        "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-        "jax_env": {k: v for k, v in os.environ.items() if k.startswith("JAX_")},
-        "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
-        "jax_enable_x64": bool(jax.config.jax_enable_x64),
-    }
-
-
-def _session(number: int, first_row: int, command: str, values: dict) -> dict:
-    return {
-        "session": number,
-        "started_utc": utc_now(),
-        "first_row": first_row,  # its rows are measurements.csv's data rows from this index on
-        "command": command,
-        "host": platform.node(),
-        **values,
-    }
-
-
-def environment(run_id: str, config: RunConfig, argv: list[str] | None = None) -> dict:
-    """The run context that every row of a run shares, with the run's configuration; its
-    ``sessions`` list starts with this one."""
-    values = settings()
-    command = " ".join(argv if argv is not None else sys.argv)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        **values,
-        "started_utc": utc_now(),
-        "host": platform.node(),
-        "host_cpu_count": os.cpu_count(),
-        "os": platform.platform(),
-        "command": command,
-        **config.to_env(),
-        "sessions": [_session(1, 0, command, values)],
-    }
 
 
 def sessions(env: dict) -> list[dict]:
@@ -484,67 +385,24 @@ def sessions(env: dict) -> list[dict]:
     return [{"session": 1, "first_row": 0, **first}]
 
 
-def mixed_settings(env: dict, values: dict) -> list[str]:
-    """``"name: recorded -> now"`` for each setting that differs from the run's (the first
-    session's; a setting the run did not record is not compared)."""
-    return [
-        f"{k} {env[k]!r} -> {values.get(k)!r}"
-        for k in SETTINGS
-        if k in env and env[k] != values.get(k)
-    ]
-
-
-def check_settings(
-    run_dir: pathlib.Path,
-    env: dict,
-    *,
-    allow_mixed: bool,
-    cases: set[tuple] | None = None,
-    described: str = "",
-) -> dict:
-    """This session's settings (:data:`SETTINGS`), with ``"mixed"`` listing those that differ
-    from the run's. A difference is refused (:class:`RunFolderError`) unless ``allow_mixed``.
-
-    ``cases``: the identities of the cases the run's own settings in env.json (profile,
-    suites, devices, models and variants: ``described``) give. A row of any other case was
-    measured under other settings than env.json says (an edited env.json): a difference too.
-    """
-    values = settings()
-    mixed = mixed_settings(env, values)
-    if cases is not None:
-        mixed += _foreign_rows(run_dir / "measurements.csv", cases, described)
-    if mixed and not allow_mixed:
-        raise RunFolderError(
-            f"--resume {run_dir}: this session's settings differ from the run's "
-            f"({'; '.join(mixed)}); rows would mix them: resume from the run's settings, or "
-            "pass --allow-mixed to record each session's settings in env.json"
-        )
-    return {**values, "mixed": mixed} if mixed else values
-
-
-def _foreign_rows(path: pathlib.Path, cases: set[tuple], described: str) -> list[str]:
-    """``["rows: ..."]`` when rows of ``path`` are not among ``cases``, else ``[]``."""
-    foreign = [
-        (line, row)
-        for line, row in enumerate(_dicts(_kept(path)), start=2)
-        if case_key(row) not in cases
-    ]
-    if not foreign:
-        return []
-    line, row = foreign[0]
-    sizes = " ".join(f"{f}={row[f]}" for f in SIZE_FIELDS if row.get(f))
-    what = f"{row.get('suite')}/{row.get('model')}[{row.get('variant')}] {row.get('mode')} {sizes}"
-    return [
-        f"rows: {path.name} line {line} ({what.strip()}) and {len(foreign) - 1} more are not a "
-        f"case of {described}: env.json does not hold the settings its rows were measured under"
-    ]
+def session_record(number: int, first_row: int, command: str, values: dict) -> dict:
+    """One session of env.json's ``sessions``: its number, start, first row, command, host
+    and settings."""
+    return {
+        "session": number,
+        "started_utc": utc_now(),
+        "first_row": first_row,  # its rows are measurements.csv's data rows from this index on
+        "command": command,
+        "host": platform.node(),
+        **values,
+    }
 
 
 def begin_session(
     run_dir: pathlib.Path, env: dict, argv: list[str], values: dict, *, first_row: int
 ) -> dict:
-    """Add a resume session with ``values`` (from :func:`check_settings`) to ``env``, write it
-    to ``env.json`` and return the new env.
+    """Add a resume session with ``values`` (``bench.environment.check_settings``) to ``env``,
+    write it to ``env.json`` and return the new env.
 
     Every row the session writes is attributed to it by ``first_row`` (see
     :func:`bench.analysis.load`). A case or experiment left marked in flight
@@ -555,7 +413,10 @@ def begin_session(
     died_in = _in_flight(run_dir)
     if died_in is not None:
         past = [*past[:-1], {**past[-1], "died_in": died_in}]
-    env = {**env, "sessions": [*past, _session(len(past) + 1, first_row, " ".join(argv), values)]}
+    env = {
+        **env,
+        "sessions": [*past, session_record(len(past) + 1, first_row, " ".join(argv), values)],
+    }
     env.pop("finished_utc", None)
     write_json(run_dir / "env.json", env)
     clear_in_flight(run_dir)
@@ -1349,6 +1210,11 @@ def _kept(path: pathlib.Path) -> list[tuple[list[str], str]]:
         return _parse(path, _text(path, FILES.get(path.name), whole_only=True))
     except SchemaError as e:
         raise RunFolderError(str(e)) from None
+
+
+def kept_rows(path: pathlib.Path) -> list[dict]:
+    """A run file's whole records as dicts (the resume's reading: :func:`_kept`)."""
+    return _dicts(_kept(path))
 
 
 def _dicts(records: list[tuple[list[str], str]]) -> list[dict]:

@@ -56,16 +56,16 @@ def pytest_sessionstart(session):
 
 
 MACHINE = ("jax", "jaxlib", "flax", "optax", "numpy", "backend", "device_kind", "device_count")
-"""The run settings (``bench.store.settings``) that identify the machine and its software."""
+"""The run settings (``bench.environment.settings``) that identify the machine and its software."""
 
 
 @functools.cache
 def _machine() -> dict:
     """Versions and device (the same all session; asked for only when pytest-benchmark
     compares or saves, so a plain test session does not start jax's backend here)."""
-    from bench import store
+    from bench import environment
 
-    values = store.settings()
+    values = environment.settings()
     return {key: values[key] for key in MACHINE}
 
 

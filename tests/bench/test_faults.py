@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import analysis, claims, runner, store, workloads
+from bench import analysis, claims, environment, runner, store, workloads
 from bench.analysis import SchemaError
 from bench.claims import Experiment, Verdict
 from bench.cli import main
@@ -334,8 +334,8 @@ def test_a_resume_whose_env_json_settings_are_not_its_rows_is_refused(sized_copy
 
 
 def test_runs_started_in_the_same_second_have_their_own_run_ids(faults, tmp_path, monkeypatch):
-    assert store.new_run_id() != store.new_run_id()  # (a CI matrix starts runs together)
-    monkeypatch.setattr(store, "new_run_id", lambda: "20260101T000000Z-abc1234")
+    assert environment.new_run_id() != environment.new_run_id()  # (a CI matrix)
+    monkeypatch.setattr(environment, "new_run_id", lambda: "20260101T000000Z-abc1234")
     argv = ["run", "--suite", "faults", "--variant", "fine", "--profile", "smoke"]
     assert main([*argv, "--out", str(tmp_path)]) == 0
     assert main([*argv, "--out", str(tmp_path)]) == 0

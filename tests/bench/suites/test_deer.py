@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import analysis, report, store, verdicts
+from bench import analysis, environment, report, store, verdicts
 from bench.claims import deer as claims_deer
 from bench.config import RunConfig
 from bench.runner import Protocol
@@ -104,7 +104,7 @@ def test_a_newton_iteration_capped_short_of_converging_is_recorded_as_diverged(
     monkeypatch.setitem(deer.SIZES, "smoke", [("forward", 1, 16, 2)])
     monkeypatch.setattr(deer, "MAX_ITER", {"deer": 1, "quasi-deer": 1})
     config = RunConfig.create(profile="smoke", suites=["deer"], repeats=1, experiments=False)
-    env = store.environment("test", config)
+    env = environment.environment("test", config)
     store.write_json(tmp_path / "env.json", env)
     session = Session(config, tmp_path, env, keep=all_cases, in_run=all_cases, experiments=False)
     session.log = lambda text: None
