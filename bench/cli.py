@@ -15,7 +15,7 @@ import time
 
 import jax
 
-from bench import history, plan, report, runner, store, verdicts
+from bench import history, lock, plan, report, runner, store, verdicts
 from bench.calibration import calibrate
 from bench.compare import (
     PROBLEMS,
@@ -563,7 +563,7 @@ def _absolute(path: str | None) -> str | None:
 def cmd_report(args, argv) -> int:
     if not args.run_dir.is_dir():
         raise ConfigError(f"{args.run_dir}: no such run folder")
-    store.check_not_in_use(args.run_dir)  # (nor one that holds a symbolic link)
+    lock.check_not_in_use(args.run_dir)  # (nor one that holds a symbolic link)
     try:
         print(report.render(verdicts.judge_run(args.run_dir)))
     except SchemaError as e:
@@ -597,7 +597,7 @@ def cmd_compare(args, argv) -> int:
     try:
         for run in runs:
             if run.is_dir():  # (a run still writing has rows to come, maybe one half written)
-                store.check_not_in_use(run, "compare it when that run finishes", writing=False)
+                lock.check_not_in_use(run, "compare it when that run finishes", writing=False)
         old, new = open_run(runs[0]), open_run(runs[1])
         options = dict(threshold=args.threshold, normalise=args.normalise)
         result = compare(old, new, allow=tuple(args.allow), **options)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 import jax
 
 import bench
-from bench import claims, environment, plan, report, runner, store, verdicts
+from bench import claims, environment, lock, plan, report, runner, store, verdicts
 from bench.account import TimeAccount
 from bench.calibration import Calibration, calibrate
 from bench.config import RunConfig
@@ -115,7 +115,7 @@ class Session:
         calibration = _calibrate(config.profile, account)  # before the folder: nothing to lose
         run_dir = store.create_run_dir(out, run_id)
         run_id = run_dir.name  # (with the suffix a clash gave it: one id, one folder)
-        with writing(run_dir), store.RunLock(run_dir):
+        with writing(run_dir), lock.RunLock(run_dir):
             env = environment.environment(run_id, config, ["python -m bench", *argv])
             env.update(load_avg_start=load_avg(), calibration=calibration)
             store.write_json(run_dir / "env.json", env)  # the session's first write of two
@@ -145,7 +145,7 @@ class Session:
         folder's lock, before any write; then a folder a killed run left is repaired."""
         if not (run_dir / "env.json").is_file():
             raise ConfigError(f"--resume {run_dir}: not a run folder (no env.json)")
-        with writing(run_dir), store.RunLock(run_dir):
+        with writing(run_dir), lock.RunLock(run_dir):
             env = _resumable_env(run_dir)
             config = RunConfig.from_env(env)
             _check_asked(config, asked)

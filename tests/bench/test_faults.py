@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import analysis, claims, environment, runner, store, workloads
+from bench import analysis, claims, environment, lock, runner, store, workloads
 from bench.analysis import SchemaError
 from bench.claims import Experiment, Verdict
 from bench.cli import main
-from bench.store import RunLock
+from bench.lock import RunLock
 from tests.bench.helpers import only_run
 
 FAULTS_MODULE = "tests.bench.faults_suite"
@@ -160,7 +160,7 @@ def _until(condition, proc=None, limit_s=240):
 
 def _locked(run_dir) -> bool:
     try:
-        store.check_not_in_use(run_dir)
+        lock.check_not_in_use(run_dir)
     except store.RunFolderError:
         return True
     return False
