@@ -377,7 +377,6 @@ SHAPES = {
 }
 """Candidate shapes of time in the swept axis n, each fitted as c + β·shape(n) (Google
 Benchmark's complexity fits, which have no intercept)."""
-SHAPE_EXPONENT = {"1": 0.0, "log n": 0.0, "√n": 0.5, "n": 1.0, "n·log n": 1.0, "n²": 2.0}
 
 
 def shape_table(x, t) -> pd.DataFrame:

@@ -349,10 +349,3 @@ def check_profile(profile: str) -> str:
 def default_profile(platform: str) -> str:
     """CPU gets a profile that finishes in minutes; accelerators get the full sizes."""
     return "cpu" if platform == "cpu" else "full"
-
-
-def positive(name: str, value: int) -> int:
-    """Validate a size at construction time with a clear message."""
-    if not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return value
