@@ -31,6 +31,8 @@ Claims C7-C9 are checked in ``bench/claims/pixelcnn.py``.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -165,10 +167,15 @@ SIZES = {
 }
 
 
+@functools.cache
+def _abstract(kernel: int, depth: int, channels: int):
+    """The graph and parameter shapes of a PixelCNN (traced once per size: many cases share it)."""
+    return nnx.split(nnx.eval_shape(lambda: PixelCNN(kernel, depth, channels, rngs=nnx.Rngs(0))))
+
+
 def numpy_initialized(depth: int, channels: int, seed: int, kernel: int = KERNEL) -> PixelCNN:
     """A PixelCNN whose parameters are drawn by NumPy: N(0, 2/fan_in) taps, zero biases."""
-    abstract = nnx.eval_shape(lambda: PixelCNN(kernel, depth, channels, rngs=nnx.Rngs(0)))
-    graphdef, state = nnx.split(abstract)
+    graphdef, state = _abstract(kernel, depth, channels)
     rng = np.random.default_rng(seed)
 
     def draw(path, leaf):
