@@ -81,6 +81,11 @@ C10_RULE = (
     "multiply-adds from macs); CORRECTED iff the count's growth exponent along an axis "
     f"differs from the seed's by > {SEED_EXPONENT_TOL}; else PASS"
 )
+C10_CHECK = (
+    "connections (weight × cell pairs between units that exist) counted cell by cell over a "
+    "sweep, vs the derived closed form and the seed's O(d + W·k²); multiply-adds of the raster "
+    "program read from its jaxpr"
+)
 
 
 def count_connections(C: int, k: int, d: int, H: int, W: int, cell: str) -> int:
@@ -171,25 +176,19 @@ def c10_verdict(
         )
     else:
         statement = f"the count grows as {grows}, as the seed's O(d + W·k²) does ({seed_grows})"
+    slip = "mathematical error" if verdict == "CORRECTED" else ""
+    facts = dict(mismatches=mismatches, configs=n_configs, macs_ok=macs_ok, exponents=measured_exp)
+    facts |= dict(seed_exponents=seed_exp, seed_wrong=seed_wrong)
     return Verdict(
         "C10",
         verdict,
-        "connections (weight × cell pairs between units that exist) counted cell by cell over "
-        "a sweep, vs the derived closed form and the seed's O(d + W·k²); multiply-adds of the "
-        "raster program read from its jaxpr",
+        C10_CHECK,
         "exact connection count",
         C10_RULE,
         measured,
         statement,
-        slip="mathematical error" if verdict == "CORRECTED" else "",
-        facts=dict(
-            mismatches=mismatches,
-            configs=n_configs,
-            macs_ok=macs_ok,
-            exponents=measured_exp,
-            seed_exponents=seed_exp,
-            seed_wrong=seed_wrong,
-        ),
+        slip,
+        facts,
     )
 
 
@@ -208,6 +207,11 @@ C11_RULE = (
     f"INCONCLUSIVE if squares or other shapes are not swept over {C11_MIN_RANGE:g}×; PASS "
     f"iff steps/(√(HW)·d) grows with the aspect ratio with exponent ≤ {C11_EXPONENT_TOL}; "
     "else CORRECTED"
+)
+C11_CHECK = (
+    "loop iterations executed in sequence by each schedule's forward program (steps_executed of "
+    "its jaxpr) over H, W, d, vs H·W·d, (H+W−1)·d, H+W+d−2; the sampler's vs H+W−1 "
+    "anti-diagonals (d layer updates each)"
 )
 
 
@@ -363,18 +367,9 @@ def c11_verdict(rows: list[tuple]) -> Verdict:
             f"pipelining the layers executes H+W+d−2 steps; the sampler H+W−1, each updating d "
             f"layers; {both_measures}"
         )
+    slip = "mathematical error" if verdict == "CORRECTED" else ""
     return Verdict(
-        "C11",
-        verdict,
-        "loop iterations executed in sequence by each schedule's forward program "
-        "(steps_executed of its jaxpr) over H, W, d, vs H·W·d, (H+W−1)·d, H+W+d−2; the "
-        "sampler's vs H+W−1 anti-diagonals (d layer updates each)",
-        "steps_executed",
-        C11_RULE,
-        measured,
-        statement,
-        slip="mathematical error" if verdict == "CORRECTED" else "",
-        facts=f,
+        "C11", verdict, C11_CHECK, "steps_executed", C11_RULE, measured, statement, slip, f
     )
 
 
@@ -454,20 +449,11 @@ def c12_structure(pairs: pd.DataFrame) -> Verdict:
             if rows.height.nunique() < C12_MIN_SIZES:
                 continue
             rows = rows.sort_values("height")
-            heights, ratios = (
-                list(rows.height.astype(int)),
-                (rows.span_ops_mdrnn / rows.span_ops_pix).tolist(),
-            )
-            ok = all(r > 1 for r in ratios) and ratios[-1] > ratios[0]
-            groups.append(
-                dict(
-                    schedule=schedule,
-                    regime=regime,
-                    heights=heights,
-                    ratios=ratios,
-                    deeper_and_growing=ok,
-                )
-            )
+            heights = list(rows.height.astype(int))
+            ratios = (rows.span_ops_mdrnn / rows.span_ops_pix).tolist()
+            grows = all(r > 1 for r in ratios) and ratios[-1] > ratios[0]
+            group = dict(schedule=schedule, regime=regime, heights=heights, ratios=ratios)
+            groups.append(group | dict(deeper_and_growing=grows))
             parts.append(
                 f"{schedule} ({regime}, batch {rows.batch.iloc[0]}, k = C = {rows.hidden.iloc[0]}, "
                 f"d {rows.depth.iloc[0]}): span ×"
@@ -485,15 +471,9 @@ def c12_structure(pairs: pd.DataFrame) -> Verdict:
     else:
         verdict, statement = "FAIL", "the MDRNN's training span is not above PixelCNN's, growing"
     measured = "; ".join(parts) or "no matched sizes"
+    facts = dict(groups=groups)
     return Verdict(
-        "C12",
-        verdict,
-        C12_CHECK,
-        "span_ops",
-        C12_RULE_SPAN,
-        measured,
-        statement,
-        facts=dict(groups=groups),
+        "C12", verdict, C12_CHECK, "span_ops", C12_RULE_SPAN, measured, statement, facts=facts
     )
 
 
@@ -566,15 +546,10 @@ def c12_time(df: pd.DataFrame, rounds: dict) -> Verdict:
         statement = "the intervals of the step times do not decide at every matched size"
     else:
         statement = "no matched latency-regime size was timed"
+    measure = "wall time attributed to sequential steps (latency regime)"
+    measured = measured or "no latency fit"
     return Verdict(
-        "C12",
-        verdict,
-        C12_CHECK,
-        "wall time attributed to sequential steps (latency regime)",
-        C12_RULE_TIME,
-        measured or "no latency fit",
-        statement,
-        facts=facts,
+        "C12", verdict, C12_CHECK, measure, C12_RULE_TIME, measured, statement, facts=facts
     )
 
 

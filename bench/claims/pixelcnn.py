@@ -56,6 +56,11 @@ C7_RULE = (
     f"PASS iff exact / (H·W·K²·(C+(d−1)C²)) changes by less than {DRIFT_TOL:.0%} "
     "between the two largest values of each axis; else FAIL"
 )
+C7_CHECK = (
+    "exact connection count over the masks (edges unit→unit through unmasked taps landing inside "
+    "the image; brute force and Jacobian non-zeros agree in tests) vs the seed's O(d·H·W·K²) over "
+    "a sweep"
+)
 
 
 def _drift(axis: str, values: tuple, base: dict) -> float:
@@ -109,22 +114,11 @@ def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) ->
             f"exact / order still moves along {', '.join(moved)}: the count does not grow as "
             "d·H·W·K²"
         )
+    facts = dict(ratio_range=(float(ratios.min()), float(ratios.max())), constant=fitted)
+    facts |= dict(drift=drift, moved=moved)
+    verdict = "PASS" if settled else "FAIL"
     return Verdict(
-        "C7",
-        "PASS" if settled else "FAIL",
-        "exact connection count over the masks (edges unit→unit through unmasked taps landing "
-        "inside the image; brute force and Jacobian non-zeros agree in tests) vs the seed's "
-        "O(d·H·W·K²) over a sweep",
-        "exact connection count",
-        C7_RULE,
-        measured,
-        statement,
-        facts=dict(
-            ratio_range=(float(ratios.min()), float(ratios.max())),
-            constant=fitted,
-            drift=drift,
-            moved=moved,
-        ),
+        "C7", verdict, C7_CHECK, "exact connection count", C7_RULE, measured, statement, facts=facts
     )
 
 
@@ -147,6 +141,11 @@ C9_RULE = (
     f"α grows faster than K^{K_EXPONENT + K_EXPONENT_TOL:g}; INCONCLUSIVE with < "
     f"{MIN_K_VALUES} values of K or K over < {MIN_K_RANGE:g}×; PASS iff α ∝ K^e with e "
     f"within {K_EXPONENT_TOL} of {K_EXPONENT:g} for both samplers; else CORRECTED"
+)
+C9_CHECK = (
+    "span (longest chain of dependent ops, loops unrolled) of the naive and cached raster samplers "
+    "traced over H=W, d, K; least-squares fit; exact agreement of the three samplers on shared "
+    "per-pixel noise"
 )
 
 
@@ -302,19 +301,8 @@ def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) 
             "of a step are not K² sequential operations; the seed's O(H·W·d·K²) counts work, "
             "not sequential steps"
         )
-    return Verdict(
-        "C9",
-        verdict,
-        "span (longest chain of dependent ops, loops unrolled) of the naive and cached raster "
-        "samplers traced over H=W, d, K; least-squares fit; exact agreement of the three "
-        "samplers on shared per-pixel noise",
-        "span_ops",
-        C9_RULE,
-        measured,
-        statement,
-        slip="mathematical error" if verdict == "CORRECTED" else "",
-        facts=f,
-    )
+    slip = "mathematical error" if verdict == "CORRECTED" else ""
+    return Verdict("C9", verdict, C9_CHECK, "span_ops", C9_RULE, measured, statement, slip, f)
 
 
 # --- C8: the training step's sequential depth, from the timed cases ------------------------
