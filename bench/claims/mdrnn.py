@@ -497,16 +497,10 @@ def c12_time_decision(df: pd.DataFrame, rounds: dict) -> tuple[str, dict]:
     for r, n in zip(latency.itertuples(), C8_TIME.count.of(latency), strict=True):
         p_lo, p_hi = (b * n for b in pix["b_ci"])  # PixelCNN's step time; the sizes share d
         m_lo, m_hi = (b * r.span_ops_mdrnn for b in mdr["b_ci"])
-        facts["pairs"].append(
-            dict(
-                schedule=r.variant_mdrnn,
-                side=int(r.height),
-                ratio=(mdr["b_s_per_step"] * r.span_ops_mdrnn)
-                / max(pix["b_s_per_step"] * n, 1e-30),
-                lo=m_lo / p_hi if p_hi > 0 else math.inf,
-                hi=m_hi / p_lo if p_lo > 0 else math.inf,
-            )
-        )
+        ratio = (mdr["b_s_per_step"] * r.span_ops_mdrnn) / max(pix["b_s_per_step"] * n, 1e-30)
+        lo, hi = (m_lo / p_hi if p_hi > 0 else math.inf), (m_hi / p_lo if p_lo > 0 else math.inf)
+        pair = dict(schedule=r.variant_mdrnn, side=int(r.height), ratio=ratio, lo=lo, hi=hi)
+        facts["pairs"].append(pair)
     if not facts["pairs"]:
         return "INCONCLUSIVE", facts
     if any(p["hi"] < 1 for p in facts["pairs"]):
