@@ -773,7 +773,7 @@ state(
         "C12",
         "§4-3",
         "PixelCNN parallelises in training; the MDRNN does not, to the same degree",
-        "`span_ops`; wall time (latency regime); steps to a quality target × time per step",
+        "`span_ops`; wall-time ratio (latency regime); steps to a quality target × time per step",
         __name__,
         (C12_RULE_SPAN, C12_RULE_TIME, C12_RULE_TTQ),
         "from the timed `train` cases of both, and the `trained` suite",
