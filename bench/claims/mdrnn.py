@@ -110,12 +110,10 @@ def connection_sweep(profile: str, run_dir) -> list[Verdict]:
         for W in (H, s["wide"]):
             exact = count_connections(C, k, d, H, W, cell)
             formula = connections(C, k, d, H, W, cell)
-            rows.append(
-                dict(cell=cell, channels=C, hidden=k, depth=d, height=H, width=W)
-                | dict(connections_counted=exact, connections_formula=formula)
-                | dict(seed_order_d_plus_wk2=seed_order(k, d, W))
-                | dict(counted_over_dhwk2=round(exact / (d * H * W * k * k), 4))
-            )
+            size = dict(cell=cell, channels=C, hidden=k, depth=d, height=H, width=W)
+            counts = dict(connections_counted=exact, connections_formula=formula)
+            seed, ratio = seed_order(k, d, W), round(exact / (d * H * W * k * k), 4)
+            rows.append(size | counts | dict(seed_order_d_plus_wk2=seed, counted_over_dhwk2=ratio))
     write_table(run_dir, "mdrnn_connections.csv", rows)
     mismatches = sum(r["connections_counted"] != r["connections_formula"] for r in rows)
     # Growth exponents at the largest values of the other axes (LSTM cell, C = 1).
@@ -225,21 +223,11 @@ def sequential_steps_sweep(profile: str, run_dir) -> list[Verdict]:
         x = jax.ShapeDtypeStruct((1, H, W, 1), jnp.float32)
         for schedule in SCHEDULES:
             st = _forward(schedule, params, x)
-            rows.append(
-                (
-                    schedule,
-                    H,
-                    W,
-                    d,
-                    st.steps_executed,
-                    st.loop_steps,
-                    sequential_steps(schedule, H, W, d),
-                )
-            )
+            formula = sequential_steps(schedule, H, W, d)
+            rows.append((schedule, H, W, d, st.steps_executed, st.loop_steps, formula))
         # The sampler: one scan step per anti-diagonal (each runs the d layers in turn).
-        graphdef, variables = nnx.split(
-            nnx.eval_shape(lambda d=d: MDRNNPixel(2, d, rngs=nnx.Rngs(0)))
-        )
+        abstract = nnx.eval_shape(lambda d=d: MDRNNPixel(2, d, rngs=nnx.Rngs(0)))
+        graphdef, variables = nnx.split(abstract)
         u = jax.ShapeDtypeStruct((1, H, W), jnp.float32)
         st = analyse(lambda v, u, g=graphdef: nnx.merge(g, v).sample(u), variables, u)
         rows.append(("sampler", H, W, d, st.steps_executed, st.loop_steps, H + W - 1))
