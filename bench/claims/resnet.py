@@ -190,14 +190,8 @@ def _runs(train, params, rest, n_seeds: int, lr: float, **labels) -> list[dict]:
     """Train every seed at one learning rate: one row per seed."""
     curves, g, error = jax.tree.map(np.asarray, train(params, rest, jnp.arange(n_seeds), lr))
     return [
-        dict(
-            **labels,
-            lr=lr,
-            seed=seed,
-            train_loss=final_loss(curves[seed]),
-            held_out_error=float(error[seed]),
-            grad_log10_ratio=float(g[seed]),
-        )
+        dict(**labels, lr=lr, seed=seed, train_loss=final_loss(curves[seed]))
+        | dict(held_out_error=float(error[seed]), grad_log10_ratio=float(g[seed]))
         for seed in range(n_seeds)
     ]
 
