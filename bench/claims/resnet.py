@@ -324,52 +324,52 @@ def _sentences(verdict: str, f: dict) -> tuple[str, str]:
         f"{_ci(r, 'grad_log10_ratio', '.2f')}"
         for (v, d), r in sorted(summary.items(), key=lambda item: (item[0][1], item[0][0]))
     )
+
+    def cannot_decide(why: str) -> tuple[str, str]:
+        return f"{why}; {measured}", f"the runs cannot decide: {why}"
+
     if f["few"]:
-        why = f"fewer than {MIN_SEEDS} seeds for {f['few'][0][0]} N={f['few'][0][1]}"
-    elif f["edge"]:
-        why = "best learning rate at the grid's edge: " + ", ".join(
-            f"{v} N={d}" for v, d in f["edge"]
+        return cannot_decide(
+            f"fewer than {MIN_SEEDS} seeds for {f['few'][0][0]} N={f['few'][0][1]}"
         )
-    else:
-        pre, post = (summary[v, depths[-1]] for v in JUDGED)
-        loss = (
-            f"at N = {depths[-1]} pre-act's training loss {_ci(pre, 'train_loss')} vs "
-            f"post-act's {_ci(post, 'train_loss')}"
+    if f["edge"]:
+        edge = ", ".join(f"{v} N={d}" for v, d in f["edge"])
+        return cannot_decide(f"best learning rate at the grid's edge: {edge}")
+    pre, post = (summary[v, depths[-1]] for v in JUDGED)
+    loss = (
+        f"at N = {depths[-1]} pre-act's training loss {_ci(pre, 'train_loss')} vs "
+        f"post-act's {_ci(post, 'train_loss')}"
+    )
+    g = ", ".join(f"N={d}: {_ci(summary['pre-act', d], 'grad_log10_ratio', '.2f')}" for d in depths)
+    plain = summary.get(("plain", depths[-1]))
+    loss_and_control = loss
+    if plain and plain["train_loss_lo"] > max(pre["train_loss_hi"], post["train_loss_hi"]):
+        loss_and_control = f"{loss}; without shortcuts (plain) {_ci(plain, 'train_loss')}"
+    r = summary["pre-act", f["outside"][0]] if f["outside"] else None
+    if f["training"] == "harder":
+        return measured, f"the post-act network trained more easily: {loss}"
+    if verdict == "FAIL":
+        return measured, (
+            f"pre-act's gradient {'grows' if r['grad_log10_ratio'] > 0 else 'shrinks'} "
+            f"across its N = {r['depth']} blocks by 10^{r['grad_log10_ratio']:.2f} "
+            f"(g {_ci(r, 'grad_log10_ratio', '.2f')}), and training does not separate "
+            f"the variants ({loss})"
         )
-        g = ", ".join(
-            f"N={d}: {_ci(summary['pre-act', d], 'grad_log10_ratio', '.2f')}" for d in depths
+    if verdict == "PASS":
+        return measured, (
+            f"pre-act trained more easily ({loss_and_control}) and its gradient stayed "
+            f"within 10^±{GRAD_BOUND:g} across the blocks at every depth (g: {g})"
         )
-        plain = summary.get(("plain", depths[-1]))
-        if plain and plain["train_loss_lo"] > max(pre["train_loss_hi"], post["train_loss_hi"]):
-            loss_and_control = f"{loss}; without shortcuts (plain) {_ci(plain, 'train_loss')}"
-        else:
-            loss_and_control = loss
-        r = summary["pre-act", f["outside"][0]] if f["outside"] else None
-        if f["training"] == "harder":
-            return measured, f"the post-act network trained more easily: {loss}"
-        if verdict == "FAIL":
-            return measured, (
-                f"pre-act's gradient {'grows' if r['grad_log10_ratio'] > 0 else 'shrinks'} "
-                f"across its N = {r['depth']} blocks by 10^{r['grad_log10_ratio']:.2f} "
-                f"(g {_ci(r, 'grad_log10_ratio', '.2f')}), and training does not separate "
-                f"the variants ({loss})"
-            )
-        if verdict == "PASS":
-            return measured, (
-                f"pre-act trained more easily ({loss_and_control}) and its gradient stayed "
-                f"within 10^±{GRAD_BOUND:g} across the blocks at every depth (g: {g})"
-            )
-        if verdict == "CORRECTED":
-            return measured, (
-                f"pre-act trained more easily ({loss_and_control}), but not because its "
-                f"gradient stays bounded: across N = {r['depth']} blocks it changes by "
-                f"10^{r['grad_log10_ratio']:.2f} (g: {g})"
-            )
-        undecided = [f"training {f['training']}"] if f["training"] == "undecided" else []
-        if f["gradient"] == "undecided":
-            undecided.append(f"pre-act's g interval crosses ±{GRAD_BOUND:g} ({g})")
-        why = f"{'; '.join(undecided)} ({loss})"
-    return f"{why}; {measured}", f"the runs cannot decide: {why}"
+    if verdict == "CORRECTED":
+        return measured, (
+            f"pre-act trained more easily ({loss_and_control}), but not because its "
+            f"gradient stays bounded: across N = {r['depth']} blocks it changes by "
+            f"10^{r['grad_log10_ratio']:.2f} (g: {g})"
+        )
+    undecided = [f"training {f['training']}"] if f["training"] == "undecided" else []
+    if f["gradient"] == "undecided":
+        undecided.append(f"pre-act's g interval crosses ±{GRAD_BOUND:g} ({g})")
+    return cannot_decide(f"{'; '.join(undecided)} ({loss})")
 
 
 def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
