@@ -1,19 +1,14 @@
 """C7, C8, C9 (seed §4-1): PixelCNN's connections, its training depth and its sampling depth.
 
-* C7 (``connection_sweep``): the exact connection count (``models.pixelcnn.connections``,
-  counted over the masks) over a sweep of d, H = W, K and C, against the seed's order written
-  with each layer's channels, H·W·K²·(C + (d−1)·C²); local exponents along each axis.
-* C8 (derived from the timed ``train`` cases): the training step's span is Θ(d) and does not
-  grow with H·W.
-* C9 (``sampler_span``): span (longest chain of dependent operations, ``bench.structure``)
-  of the naive and cached samplers over H = W, d and K, fitted to α·H·W·d + β·H·W + γ, and
-  the exponent of K in α (the seed's is 2); plus the three samplers' exact agreement on
-  shared noise.
+C7 (:func:`connection_sweep`) and C9's span (:func:`sampler_span`) are experiments; C8 (both
+halves) and C9's wall time are judged from the suite's timed cases. What each sweeps, and why
+its rule is so: docs/claims.md, C7-C9.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 from fractions import Fraction
 
 import jax
@@ -46,78 +41,63 @@ from models.pixelcnn import connections, connections_order, n_taps
 # --- C7: connections ------------------------------------------------------------------------
 
 SWEEP = {
-    "smoke": dict(depths=(1, 2, 4, 8), sides=(8, 16, 32, 64), kernels=(3, 5, 7), channels=(1, 4)),
+    "smoke": dict(depth=(1, 2, 4, 8), height=(8, 16, 32, 64), kernel=(3, 5, 7), channels=(1, 4)),
     "cpu": dict(
-        depths=(1, 2, 4, 8, 16, 32),
-        sides=(8, 16, 32, 64, 128, 256),
-        kernels=(3, 5, 7, 9),
+        depth=(1, 2, 4, 8, 16, 32),
+        height=(8, 16, 32, 64, 128, 256),
+        kernel=(3, 5, 7, 9),
         channels=(1, 4, 16, 64),
     ),
 }
 SWEEP["full"] = SWEEP["cpu"]
+AXES = {"d": "depth", "H=W": "height", "K": "kernel"}  # the axes whose drift C7 judges
 DRIFT_TOL = 0.1  # exact/order may move by less than this between the two largest values
-
-
-def _ratio(height, kernel, depth, channels) -> float:
-    args = (height, height, kernel, depth, channels)
-    return connections(*args) / connections_order(*args)
+C7_RULE = (
+    f"PASS iff exact / (H·W·K²·(C+(d−1)C²)) changes by less than {DRIFT_TOL:.0%} "
+    "between the two largest values of each axis; else FAIL"
+)
+C7_CHECK = (
+    "exact connection count over the masks (edges unit→unit through unmasked taps landing inside "
+    "the image; brute force and Jacobian non-zeros agree in tests) vs the seed's O(d·H·W·K²) over "
+    "a sweep"
+)
 
 
 def _drift(axis: str, values: tuple, base: dict) -> float:
-    """Relative change of exact/order between the two largest values of one axis."""
-    lo, hi = (_ratio(**{**base, axis: v}) for v in values[-2:])
+    """Relative change of exact/order between the two largest values of one axis (the other
+    axes at ``base``)."""
+
+    def ratio(a: dict) -> float:
+        args = (a["height"], a["height"], a["kernel"], a["depth"], a["channels"])
+        return connections(*args) / connections_order(*args)
+
+    lo, hi = (ratio({**base, axis: v}) for v in values[-2:])
     return hi / lo - 1
 
 
 def connection_sweep(profile: str, run_dir) -> list[Verdict]:
     s = SWEEP[profile]
     rows = []
-    for depth in s["depths"]:
-        for side in s["sides"]:
-            for kernel in s["kernels"]:
-                for channels in s["channels"]:
-                    exact = connections(side, side, kernel, depth, channels)
-                    order = connections_order(side, side, kernel, depth, channels)
-                    rows.append((depth, side, kernel, channels, exact, order, exact / order))
-    write_table(
-        run_dir,
-        "pixelcnn_connections.csv",
-        [
-            dict(depth=depth, height=side, width=side, kernel=kernel, channels=channels,
-                 connections=exact, order_hwk2c=order, ratio=round(ratio, 6))
-            for depth, side, kernel, channels, exact, order, ratio in rows
-        ],
-    )  # fmt: skip
-
-    exact, order = np.array([r[4] for r in rows], float), np.array([r[5] for r in rows], float)
-    # Only constant factors (the seed's argument): exact/order settles, i.e. barely moves
-    # between the two largest values of each axis (the others at their largest too).
-    big = dict(height=s["sides"][-1], kernel=s["kernels"][-1], depth=s["depths"][-1],
-               channels=s["channels"][-1])  # fmt: skip
-    drift = {
-        "d": _drift("depth", s["depths"], big),
-        "H=W": _drift("height", s["sides"], big),
-        "K": _drift("kernel", s["kernels"], big),
-    }
-    swept = (
-        f"{len(rows)} configs (d {s['depths'][0]}..{s['depths'][-1]}, H=W "
-        f"{s['sides'][0]}..{s['sides'][-1]}, K {s['kernels'][0]}..{s['kernels'][-1]}, C "
-        f"{s['channels'][0]}..{s['channels'][-1]})"
+    for depth, side, kernel, channels in itertools.product(*s.values()):  # SWEEP's order
+        args = (side, side, kernel, depth, channels)
+        exact, order = connections(*args), connections_order(*args)
+        size = dict(depth=depth, height=side, width=side, kernel=kernel, channels=channels)
+        rows.append(
+            size | dict(connections=exact, order_hwk2c=order, ratio=round(exact / order, 6))
+        )
+    write_table(run_dir, "pixelcnn_connections.csv", rows)
+    exact, order = (np.array([r[k] for r in rows], float) for k in ("connections", "order_hwk2c"))
+    largest = {axis: values[-1] for axis, values in s.items()}
+    drift = {name: _drift(axis, s[axis], largest) for name, axis in AXES.items()}
+    ranges = ", ".join(
+        f"{name} {s[a][0]}..{s[a][-1]}" for name, a in {**AXES, "C": "channels"}.items()
     )
-    return [c7_verdict(exact, order, drift, swept)]
-
-
-C7_RULE = (
-    f"PASS iff exact / (H·W·K²·(C+(d−1)C²)) changes by less than {DRIFT_TOL:.0%} "
-    "between the two largest values of each axis; else FAIL"
-)
+    return [c7_verdict(exact, order, drift, f"{len(rows)} configs ({ranges})")]
 
 
 def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) -> Verdict:
-    """The C7 rule on exact counts and the seed's order over a sweep (see docs/claims.md).
-
-    Only whether exact/order settles decides: that it lies in (0, 1] is reported, not judged,
-    since masks and borders only remove edges from the full convolution the order counts."""
+    """The C7 rule on exact counts and the seed's order over a sweep: only whether exact/order
+    settles decides (that it lies in (0, 1] is reported, not judged: docs/claims.md, C7)."""
     ratios = exact / order
     fitted = float(exact @ order / (order @ order))  # least squares: exact ≈ c · order
     settled = all(abs(x) < DRIFT_TOL for x in drift.values())
@@ -128,30 +108,17 @@ def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) ->
         "values of " + ", ".join(f"{k} {v:+.1%}" for k, v in drift.items())
     )
     if settled:
-        verdict = "PASS"
         statement = f"connections ≈ {fitted:.2f}·H·W·K²·(C+(d−1)C²) = Θ(d·H·W·K²) at fixed channels"
     else:
-        verdict = "FAIL"
         statement = (
             f"exact / order still moves along {', '.join(moved)}: the count does not grow as "
             "d·H·W·K²"
         )
+    facts = dict(ratio_range=(float(ratios.min()), float(ratios.max())), constant=fitted)
+    facts |= dict(drift=drift, moved=moved)
+    verdict = "PASS" if settled else "FAIL"
     return Verdict(
-        claim="C7",
-        verdict=verdict,
-        check="exact connection count over the masks (edges unit→unit through unmasked "
-        "taps landing inside the image; brute force and Jacobian non-zeros agree in "
-        "tests) vs the seed's O(d·H·W·K²) over a sweep",
-        measure="exact connection count",
-        rule=C7_RULE,
-        measured=measured,
-        statement=statement,
-        facts=dict(
-            ratio_range=(float(ratios.min()), float(ratios.max())),
-            constant=fitted,
-            drift=drift,
-            moved=moved,
-        ),
+        "C7", verdict, C7_CHECK, "exact connection count", C7_RULE, measured, statement, facts=facts
     )
 
 
@@ -162,17 +129,24 @@ SPAN_SWEEP = {
     "cpu": dict(sides=(4, 8, 12), depths=(1, 2, 4, 8), kernels=(3, 5, 7), channels=4, batch=2),
 }
 SPAN_SWEEP["full"] = SPAN_SWEEP["cpu"]
-K_EXPONENT = 2.0
-"""The seed's O(H·W·d·K²): the span per pixel and layer should grow as K^2 ..."""
-K_EXPONENT_TOL = 0.3
-"""... within this: the fitted exponent of K must lie in 2 ± 0.3 for a PASS."""
-MIN_K_VALUES, MIN_K_RANGE = 3, 2.0
-"""No verdict on K from fewer values of K, or K over less than 2×."""
 AGREEMENT = {  # (kernel, depth, side, batch, channels) configs; weight scales; noise seeds
     "smoke": dict(configs=((3, 2, 5, 2, 4),), scales=(1.0, 3.0), seeds=(0,)),
     "cpu": dict(configs=((3, 3, 8, 4, 8), (5, 2, 7, 4, 8)), scales=(1.0, 3.0), seeds=(0, 1)),
 }
 AGREEMENT["full"] = AGREEMENT["cpu"]
+K_EXPONENT, K_EXPONENT_TOL = 2.0, 0.3  # the seed's O(H·W·d·K²): α ∝ K^e, e within 2 ± 0.3
+MIN_K_VALUES, MIN_K_RANGE = 3, 2.0  # no exponent of K from fewer values, or over less than 2×
+C9_RULE = (
+    "FAIL iff the samplers disagree, span ≠ α·H·W·d + β·H·W (max residual ≥ 1%) or "
+    f"α grows faster than K^{K_EXPONENT + K_EXPONENT_TOL:g}; INCONCLUSIVE with < "
+    f"{MIN_K_VALUES} values of K or K over < {MIN_K_RANGE:g}×; PASS iff α ∝ K^e with e "
+    f"within {K_EXPONENT_TOL} of {K_EXPONENT:g} for both samplers; else CORRECTED"
+)
+C9_CHECK = (
+    "span (longest chain of dependent ops, loops unrolled) of the naive and cached raster samplers "
+    "traced over H=W, d, K; least-squares fit; exact agreement of the three samplers on shared "
+    "per-pixel noise"
+)
 
 
 def _params(kernel: int, depth: int, channels: int, seed: int, scale: float = 1.0) -> dict:
@@ -183,60 +157,45 @@ def _params(kernel: int, depth: int, channels: int, seed: int, scale: float = 1.
 def sampler_agreement(profile: str, run_dir) -> tuple[int, int, list[int]]:
     """Run the three samplers on shared noise; returns (identical, total, fixed-point passes)."""
     a = AGREEMENT[profile]
-    rows, identical, passes_seen = [], 0, []
     naive, cached, fixed = (jax.jit(SAMPLERS[v]) for v in SAMPLERS)
-    for kernel, depth, side, batch, channels in a["configs"]:
-        for seed in a["seeds"]:
-            for scale in a["scales"]:
-                params = _params(kernel, depth, channels, seed, scale)
-                rng = np.random.default_rng(100 + seed)
-                u = jnp.asarray(rng.random((batch, side, side), np.float32))
-                x_naive, x_cached = naive(params, u), cached(params, u)
-                x_fixed, passes = fixed(params, u)
-                same_cached = bool((x_naive == x_cached).all())
-                same_fixed = bool((x_naive == x_fixed).all())
-                identical += same_cached and same_fixed
-                passes_seen.append(int(passes))
-                rows.append([kernel, depth, side, side, batch, channels, seed, scale,
-                             same_cached, same_fixed, int(passes), side * side + 1,
-                             f"{float(x_naive.mean()):.4f}"])  # fmt: skip
-    columns = ["kernel", "depth", "height", "width", "batch", "channels", "seed",
-               "weight_scale", "cached_equals_naive", "fixed_point_equals_naive",
-               "fixed_point_passes", "passes_bound", "mean_pixel"]  # fmt: skip
-    records = [dict(zip(columns, r, strict=True)) for r in rows]
-    write_table(run_dir, "pixelcnn_sampler_agreement.csv", records)
-    return identical, len(rows), passes_seen
+    rows = []
+    for config, seed, scale in itertools.product(a["configs"], a["seeds"], a["scales"]):
+        kernel, depth, side, batch, channels = config
+        params = _params(kernel, depth, channels, seed, scale)
+        u = jnp.asarray(np.random.default_rng(100 + seed).random((batch, side, side), np.float32))
+        x_naive, x_cached, (x_fixed, passes) = (f(params, u) for f in (naive, cached, fixed))
+        rows.append(
+            dict(kernel=kernel, depth=depth, height=side, width=side, batch=batch)
+            | dict(channels=channels, seed=seed, weight_scale=scale)
+            | dict(
+                cached_equals_naive=bool((x_naive == x_cached).all()),
+                fixed_point_equals_naive=bool((x_naive == x_fixed).all()),
+                fixed_point_passes=int(passes),
+                passes_bound=side * side + 1,
+                mean_pixel=f"{float(x_naive.mean()):.4f}",
+            )
+        )
+    write_table(run_dir, "pixelcnn_sampler_agreement.csv", rows)
+    identical = sum(r["cached_equals_naive"] and r["fixed_point_equals_naive"] for r in rows)
+    return identical, len(rows), [r["fixed_point_passes"] for r in rows]
 
 
 def sampler_span(profile: str, run_dir) -> list[Verdict]:
     s = SPAN_SWEEP[profile]
     rows = []
-    for kernel in s["kernels"]:
-        for depth in s["depths"]:
-            params = _params(kernel, depth, s["channels"], seed=0)
-            for side in s["sides"]:
-                u = jnp.zeros((s["batch"], side, side), jnp.float32)
-                for variant in ("naive", "cached"):
-                    st = analyse(functools.partial(SAMPLERS[variant], params), u)
-                    rows.append(dict(variant=variant, kernel=kernel, depth=depth, side=side,
-                                     span_ops=st.span_ops, loop_steps=st.loop_steps,
-                                     work_flops=st.work_flops))  # fmt: skip
-    write_table(
-        run_dir,
-        "pixelcnn_sampler_span.csv",
-        [{**row, "height": row["side"], "width": row["side"]} for row in rows],
-    )
-
-    identical, total, passes = sampler_agreement(profile, run_dir)
-    return [c9_verdict(rows, identical, total, passes)]
-
-
-C9_RULE = (
-    "FAIL iff the samplers disagree, span ≠ α·H·W·d + β·H·W (max residual ≥ 1%) or "
-    f"α grows faster than K^{K_EXPONENT + K_EXPONENT_TOL:g}; INCONCLUSIVE with < "
-    f"{MIN_K_VALUES} values of K or K over < {MIN_K_RANGE:g}×; PASS iff α ∝ K^e with e "
-    f"within {K_EXPONENT_TOL} of {K_EXPONENT:g} for both samplers; else CORRECTED"
-)
+    for kernel, depth in itertools.product(s["kernels"], s["depths"]):
+        params = _params(kernel, depth, s["channels"], seed=0)
+        for side, variant in itertools.product(s["sides"], ("naive", "cached")):
+            u = jnp.zeros((s["batch"], side, side), jnp.float32)
+            st = analyse(functools.partial(SAMPLERS[variant], params), u)
+            size = dict(variant=variant, kernel=kernel, depth=depth, side=side)
+            rows.append(
+                size
+                | dict(span_ops=st.span_ops, loop_steps=st.loop_steps, work_flops=st.work_flops)
+            )
+    table = [{**row, "height": row["side"], "width": row["side"]} for row in rows]
+    write_table(run_dir, "pixelcnn_sampler_span.csv", table)
+    return [c9_verdict(rows, *sampler_agreement(profile, run_dir))]
 
 
 def _span_fit(rs: list[dict], kernels: list[int]) -> tuple[np.ndarray, float, float]:
@@ -245,18 +204,15 @@ def _span_fit(rs: list[dict], kernels: list[int]) -> tuple[np.ndarray, float, fl
     per_kernel = []
     for kernel in kernels:
         rk = [r for r in rs if r["kernel"] == kernel]
-        hw = np.array([r["side"] ** 2 for r in rk], float)
-        d = np.array([r["depth"] for r in rk], float)
-        span = np.array([r["span_ops"] for r in rk], float)
+        side, d, span = (np.array([r[k] for r in rk], float) for k in ("side", "depth", "span_ops"))
+        hw = side**2
         design = np.stack([hw * d, hw, np.ones_like(hw)], axis=1)
         coef, *_ = np.linalg.lstsq(design, span, rcond=None)
         per_kernel.append((coef, float(np.abs(design @ coef - span).max() / span.max())))
     alphas = np.array([coef[0] for coef, _ in per_kernel])
-    exponent = (
-        round(float(np.polyfit(np.log(kernels), np.log(alphas), 1)[0]), 6) + 0.0
-        if (alphas > 0).all() and len(kernels) > 1
-        else float("nan")
-    )
+    exponent = float("nan")
+    if (alphas > 0).all() and len(kernels) > 1:
+        exponent = round(float(np.polyfit(np.log(kernels), np.log(alphas), 1)[0]), 6) + 0.0
     return per_kernel[0][0], max(res for _, res in per_kernel), exponent
 
 
@@ -274,27 +230,15 @@ def c9_decision(
         rs = [r for r in rows if r["variant"] == variant]
         coef, residual, k_exponent[variant] = _span_fit(rs, kernels)
         fits[variant] = (coef, residual)
-        for depth in depths:
-            for side in sides:
-                same = [r for r in rs if r["depth"] == depth and r["side"] == side]
-                k_free &= len({r["span_ops"] for r in same}) == 1
-                if variant == "cached":
-                    works = sorted((r["kernel"], r["work_flops"]) for r in same)
-                    k_work.append(works[-1][1] / works[0][1])
-    facts = dict(
-        kernels=kernels,
-        depths=depths,
-        sides=sides,
-        fits=fits,
-        k_exponent=k_exponent,
-        k_free=k_free,
-        k_work=k_work,
-        identical=identical,
-        total=total,
-        passes=passes,
-    )
-    (a_n, _, _), res_n = fits["naive"]
-    (a_c, _, _), res_c = fits["cached"]
+        for depth, side in itertools.product(depths, sides):
+            same = [r for r in rs if r["depth"] == depth and r["side"] == side]
+            k_free &= len({r["span_ops"] for r in same}) == 1
+            if variant == "cached":
+                works = sorted((r["kernel"], r["work_flops"]) for r in same)
+                k_work.append(works[-1][1] / works[0][1])
+    facts = dict(kernels=kernels, depths=depths, sides=sides, fits=fits, k_exponent=k_exponent)
+    facts |= dict(k_free=k_free, k_work=k_work, identical=identical, total=total, passes=passes)
+    ((a_n, _, _), res_n), ((a_c, _, _), res_c) = fits["naive"], fits["cached"]
     facts["linear"] = res_n < 0.01 and res_c < 0.01 and a_n > 0 and a_c > 0
     facts["k_decidable"] = len(kernels) >= MIN_K_VALUES and kernels[-1] / kernels[0] >= MIN_K_RANGE
     exponents = k_exponent.values()
@@ -302,22 +246,22 @@ def c9_decision(
         return "FAIL", facts
     if any(e > K_EXPONENT + K_EXPONENT_TOL for e in exponents):
         return "FAIL", facts
-    if not facts["k_decidable"]:
-        return "INCONCLUSIVE", facts
-    if any(e != e for e in exponents):
+    if not facts["k_decidable"] or any(e != e for e in exponents):
         return "INCONCLUSIVE", facts
     if all(abs(e - K_EXPONENT) <= K_EXPONENT_TOL for e in exponents):
         return "PASS", facts
     return "CORRECTED", facts
 
 
-def _c9_sentences(verdict: str, f: dict) -> tuple[str, str]:
-    """(measured, statement) of C9, from :func:`c9_decision`'s facts."""
-    kernels, k_work, identical, total = f["kernels"], f["k_work"], f["identical"], f["total"]
+def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) -> Verdict:
+    """The C9 rule (:func:`c9_decision`) on the samplers' spans (rows: variant, kernel, depth,
+    side, span_ops, work_flops) and their agreement on shared noise, put in words."""
+    verdict, f = c9_decision(rows, identical, total, passes)
+    kernels, k_work = f["kernels"], f["k_work"]
     k_lo, k_hi = kernels[0], kernels[-1]
-    (a_n, b_n, _), res_n = f["fits"]["naive"]
-    (a_c, b_c, _), res_c = f["fits"]["cached"]
+    ((a_n, b_n, _), res_n), ((a_c, b_c, _), res_c) = f["fits"]["naive"], f["fits"]["cached"]
     exponents = ", ".join(f"{v} K^{e:.2f}" for v, e in f["k_exponent"].items())
+    work = f"{min(k_work):.1f}-{max(k_work):.1f}×"
     measured = (
         f"span (bench.structure) over H=W {f['sides']}, d {f['depths']}, K {kernels}, fitted "
         f"per K (at K={kernels[0]}): "
@@ -325,11 +269,10 @@ def _c9_sentences(verdict: str, f: dict) -> tuple[str, str]:
         f"{a_c:.2f}·H·W·d + {b_c:.2f}·H·W (max residual {res_c:.1%}); α grows as {exponents} "
         f"over K = {kernels}; span "
         + ("identical" if f["k_free"] else "NOT identical")
-        + f" for every K at fixed H, W, d, while the cached sampler's work grows "
-        f"{min(k_work):.1f}-{max(k_work):.1f}× from K={k_lo} to K={k_hi} (mask-B taps "
-        f"{n_taps(k_hi, 'B') / n_taps(k_lo, 'B'):.1f}×); naive, cached and fixed-point samples "
-        f"identical in {identical}/{total} runs (fixed-point passes {min(f['passes'])}-"
-        f"{max(f['passes'])}, bound H·W+1)"
+        + f" for every K at fixed H, W, d, while the cached sampler's work grows {work} from "
+        f"K={k_lo} to K={k_hi} (mask-B taps {n_taps(k_hi, 'B') / n_taps(k_lo, 'B'):.1f}×); "
+        f"naive, cached and fixed-point samples identical in {identical}/{total} runs "
+        f"(fixed-point passes {min(passes)}-{max(passes)}, bound H·W+1)"
     )
     if identical != total:
         statement = f"the samplers disagree in {total - identical} of {total} runs"
@@ -354,34 +297,24 @@ def _c9_sentences(verdict: str, f: dict) -> tuple[str, str]:
             f"sampling takes {a_n:.3g}·H·W·d + {b_n:.3g}·H·W sequential operations (naive; "
             f"cached {a_c:.3g}·H·W·d + {b_c:.3g}·H·W) at K = {k_lo}, growing as {exponents} "
             + (f"(the same span for K = {k_lo}..{k_hi}) " if f["k_free"] else "")
-            + f"while the cached sampler's work grows {min(k_work):.1f}-{max(k_work):.1f}× "
-            "over that K: the K² multiply-adds of a step are not K² sequential operations; the "
-            "seed's O(H·W·d·K²) counts work, not sequential steps"
+            + f"while the cached sampler's work grows {work} over that K: the K² multiply-adds "
+            "of a step are not K² sequential operations; the seed's O(H·W·d·K²) counts work, "
+            "not sequential steps"
         )
-    return measured, statement
-
-
-def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) -> Verdict:
-    """The C9 rule on the samplers' spans (rows: variant, kernel, depth, side, span_ops,
-    work_flops) and their agreement on shared noise (see docs/claims.md)."""
-    verdict, facts = c9_decision(rows, identical, total, passes)
-    measured, statement = _c9_sentences(verdict, facts)
-    return Verdict(
-        claim="C9",
-        verdict=verdict,
-        check="span (longest chain of dependent ops, loops unrolled) of the naive and "
-        "cached raster samplers traced over H=W, d, K; least-squares fit; exact "
-        "agreement of the three samplers on shared per-pixel noise",
-        measure="span_ops",
-        rule=C9_RULE,
-        measured=measured,
-        statement=statement,
-        slip="mathematical error" if verdict == "CORRECTED" else "",
-        facts=facts,
-    )
+    slip = "mathematical error" if verdict == "CORRECTED" else ""
+    return Verdict("C9", verdict, C9_CHECK, "span_ops", C9_RULE, measured, statement, slip, f)
 
 
 # --- C8: the training step's sequential depth, from the timed cases ------------------------
+
+C8_CHECK = (
+    "jaxpr span of the training step along each sweep of the timed train cases: exactly "
+    "linear in d, the same for every H·W"
+)
+C8_RULE = (
+    "PASS iff along every sweep over d the span is an exact line with a positive slope and "
+    "along every sweep over H·W it is one value; FAIL otherwise; INCONCLUSIVE without both sweeps"
+)
 
 
 def exact_line(xs, ys) -> tuple[Fraction, Fraction] | None:
@@ -396,12 +329,6 @@ def exact_line(xs, ys) -> tuple[Fraction, Fraction] | None:
     return slope, y0 - slope * x0
 
 
-C8_CHECK = (
-    "jaxpr span of the training step along each sweep of the timed train cases: exactly "
-    "linear in d, the same for every H·W"
-)
-
-
 def c8_decision(rows: pd.DataFrame) -> tuple[str, dict]:
     """(verdict, facts) of C8 on the count. Facts: per sweep over d its depths, spans and exact
     line (slope, intercept; None if the spans lie on none), per sweep over H·W its sides and
@@ -412,13 +339,15 @@ def c8_decision(rows: pd.DataFrame) -> tuple[str, dict]:
         where = " ".join(f"{f}={sweep[f].iloc[0]}" for f in fixed if f in ("batch", "hidden"))
         if axis == "depth":
             sweep = sweep.sort_values("depth")
-            lines.append(dict(where=where, depths=list(sweep.depth.astype(int)),
-                              spans=list(sweep.span_ops.astype(int)),
-                              line=exact_line(sweep.depth, sweep.span_ops)))  # fmt: skip
+            line = exact_line(sweep.depth, sweep.span_ops)
+            spans = list(sweep.span_ops.astype(int))
+            lines.append(
+                dict(where=where, depths=list(sweep.depth.astype(int)), spans=spans, line=line)
+            )
         elif axis == "hw":
             sweep = sweep.sort_values("height")
-            flats.append(dict(where=where, sides=list(sweep.height.astype(int)),
-                              spans=sorted(set(sweep.span_ops.astype(int)))))  # fmt: skip
+            spans = sorted(set(sweep.span_ops.astype(int)))
+            flats.append(dict(where=where, sides=list(sweep.height.astype(int)), spans=spans))
     facts = dict(
         lines=lines,
         flats=flats,
@@ -430,65 +359,45 @@ def c8_decision(rows: pd.DataFrame) -> tuple[str, dict]:
     return ("PASS" if facts["linear"] and facts["flat"] else "FAIL"), facts
 
 
-def _c8_sentences(verdict: str, f: dict) -> tuple[str, str]:
-    """(measured, statement) of C8 on the count, from :func:`c8_decision`'s facts."""
+def c8_structure(rows: pd.DataFrame) -> Verdict:
+    """C8 on the count (:func:`c8_decision`), put in words."""
+    verdict, f = c8_decision(rows)
+    measured = "; ".join(
+        [
+            f"over d={s['depths']} ({s['where']}): span {s['spans']}"
+            + (
+                f" = {s['line'][0]}·d + {s['line'][1]} exactly"
+                if s["line"]
+                else " (not on one line)"
+            )
+            for s in f["lines"]
+        ]
+        + [
+            f"over H=W={s['sides']} ({s['where']}): span "
+            + (
+                f"{s['spans'][0]} at every size"
+                if len(s["spans"]) == 1
+                else f"takes values {s['spans']}"
+            )
+            for s in f["flats"]
+        ]
+    )
     if verdict == "INCONCLUSIVE":
-        return (
-            f"{len(f['lines'])} sweep(s) over d and {len(f['flats'])} over H·W",
-            "the run has no sweep over d and over H·W to judge the span on",
-        )
-    parts = [
-        f"over d={s['depths']} ({s['where']}): span {s['spans']}"
-        + (f" = {s['line'][0]}·d + {s['line'][1]} exactly" if s["line"] else " (not on one line)")
-        for s in f["lines"]
-    ] + [
-        f"over H=W={s['sides']} ({s['where']}): span "
-        + (
-            f"{s['spans'][0]} at every size"
-            if len(s["spans"]) == 1
-            else f"takes values {s['spans']}"
-        )
-        for s in f["flats"]
-    ]
-    if verdict == "PASS":
-        slopes = sorted({str(s["line"][0]) for s in f["lines"]})
+        measured = f"{len(f['lines'])} sweep(s) over d and {len(f['flats'])} over H·W"
+        statement = "the run has no sweep over d and over H·W to judge the span on"
+    elif verdict == "PASS":
+        slopes = " or ".join(sorted({str(s["line"][0]) for s in f["lines"]}))
         statement = (
-            f"the training step takes {' or '.join(slopes)} sequential operations per layer "
-            "plus a constant, Θ(d), and the same number at every image size"
+            f"the training step takes {slopes} sequential operations per layer plus a constant, "
+            "Θ(d), and the same number at every image size"
         )
     else:
-        statement = "; ".join(
-            text
-            for ok, text in (
-                (f["linear"], "the span is not an exact line in d"),
-                (f["flat"], "the span changes with H·W"),
-            )
-            if not ok
+        fails = (
+            (f["linear"], "the span is not an exact line in d"),
+            (f["flat"], "the span changes with H·W"),
         )
-    return "; ".join(parts), statement
-
-
-def c8_structure(rows: pd.DataFrame) -> Verdict:
-    """C8 on the count: the span along every d sweep is an exact line with a positive slope,
-    and along every H·W sweep it does not change."""
-    verdict, facts = c8_decision(rows)
-    measured, statement = _c8_sentences(verdict, facts)
-    return Verdict(
-        claim="C8",
-        verdict=verdict,
-        check=C8_CHECK,
-        measure="span_ops",
-        rule=C8_RULE,
-        measured=measured,
-        statement=statement,
-        facts=facts,
-    )
-
-
-C8_RULE = (
-    "PASS iff along every sweep over d the span is an exact line with a positive slope and "
-    "along every sweep over H·W it is one value; FAIL otherwise; INCONCLUSIVE without both sweeps"
-)
+        statement = "; ".join(text for ok, text in fails if not ok)
+    return Verdict("C8", verdict, C8_CHECK, "span_ops", C8_RULE, measured, statement, facts=f)
 
 
 def _hwd(rows: pd.DataFrame) -> np.ndarray:
@@ -496,30 +405,33 @@ def _hwd(rows: pd.DataFrame) -> np.ndarray:
 
 
 C8_TIME = WallTimeSpec(
-    "C8", "pixelcnn", "train", ("masked",),
+    "C8",
+    "pixelcnn",
+    "train",
+    ("masked",),
     Count("layers d", "d, the seed's O(d)", lambda rows: rows.depth.to_numpy(float)),
     rivals=(Count("per pixel H·W·d", "H·W·d: every pixel a step of every layer", _hwd),),
     what="PixelCNN's train step",
     same="the span is no rival: it is 6·d + 26 exactly (the structural half), d up to a "
     "constant, whose 26 ops off the layers (loss, update) a fixed cost c ≥ 0 must absorb",
-)  # fmt: skip
-"""C8 on the clock: the latency-regime train steps over d, over H = W and over the channels
-(which move the work at a fixed depth), against the per-pixel count of a raster model. The
-count is the layers, the seed's O(d), which the structural half shows the span to be up to its
-constant: a span op off the layers (the loss, the update) is no layer's cost."""
-
+)
+"""C8 on the clock: the layers d, not the span, are the count (docs/claims.md, C8)."""
 C9_TIME = WallTimeSpec(
-    "C9", "pixelcnn", "sample", tuple(SAMPLERS), column("span", "span_ops"),
+    "C9",
+    "pixelcnn",
+    "sample",
+    tuple(SAMPLERS),
+    column("span", "span_ops"),
     rivals=(
-        Count("seed H·W·d·K²", "H·W·d·K² for every sampler, the seed's count",
-              lambda rows: _hwd(rows) * rows.kernel.to_numpy(float) ** 2),
+        Count(
+            "seed H·W·d·K²",
+            "H·W·d·K² for every sampler, the seed's count",
+            lambda rows: _hwd(rows) * rows.kernel.to_numpy(float) ** 2,
+        ),
         Count("d", "d: sampling as parallel as training", lambda rows: rows.depth.to_numpy(float)),
     ),
     what="the naive, cached and fixed-point samplers",
-)  # fmt: skip
-"""C9 on the clock: the three samplers at the same sizes (the naive one does H·W times the
-cached one's work in the same span; the fixed-point one few passes), against the seed's count
-(which the fixed-point sampler does not follow) and training's O(d)."""
+)
 
 
 def c8_pixelcnn_training_span(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:

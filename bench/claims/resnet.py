@@ -1,56 +1,20 @@
-"""C6 (seed §3-2): the identity-shortcut, pre-activation residual block is
-easier to train than the post-activation one; its gradients neither vanish nor explode with
-depth.
+"""C6 (seed §3-2): the identity-shortcut, pre-activation residual block is easier to train than
+the post-activation one; its gradients neither vanish nor explode with depth.
 
-Task. The 8×8 handwritten digits of scikit-learn (``sklearn.datasets.load_digits``: 1797
-images, 10 classes, shipped with the package), pixels scaled to zero mean and unit variance
-on the training part; a fixed random split holds out ``HELD_OUT`` images.
-
-Networks. ``models.resnet.ResNet`` with post-act, pre-act and plain blocks (identical layers,
-parameter count and initialisation; only the shortcut and the ReLU's place differ), one input
-channel, width C, N blocks at full 8×8 resolution, BatchNorm on batch statistics. For each
-variant and depth N: SGD with momentum ``MOMENTUM``, a fixed budget of ``steps`` minibatches of
-``batch`` images drawn with replacement, for every learning rate of a grid and ``seeds``
-seeds. A seed fixes the initial weights and the minibatch order, shared by every variant and
-learning rate (paired runs). The grid starts at the profile's ``lrs``; when a variant's best
-rate is at an end, the grid is extended past that end by factors of ``LR_STEP``, up to
-``extend`` times per side, so that the best rate is bracketed.
-
-Measured per run: the training loss (mean minibatch cross-entropy over the last ``TAIL`` of
-the steps), the held-out error (BatchNorm on the statistics of the held-out set, one batch:
-after a few dozen steps the running averages, momentum 0.99, still carry their initial
-values), and one gradient metric, fixed before measuring:
+The experiment, its rule and why it runs at the ``full`` profile only: docs/claims.md, C6. The
+post-act, pre-act and plain variants of ``models.resnet.ResNet`` (the same layers and
+initialisation: only the shortcut and the ReLU's place differ) are trained with SGD on the 8×8
+digits of scikit-learn, each (variant, depth N) over a learning-rate grid extended past an end
+that holds the best rate (:func:`train_grid`), seeds paired across variants and depths. Each
+run gives the training loss (mean over the last ``TAIL`` of the steps), the held-out error
+(BatchNorm on the held-out set's own statistics: after a few dozen steps the running averages
+still carry their initial values) and one gradient metric, fixed before measuring,
 
     g(N) = log10( ‖∂ℓ/∂x_0‖ / ‖∂ℓ/∂x_N‖ )  at initialisation, on the first minibatch,
 
-x_0 the input of the first block, x_N the output of the last (the head's input), by autodiff
-through zero probes (``ResNet(x, probe)``). Why this one: it is the quantity of He et al.
-2016's argument (∂ℓ/∂x_l = ∂ℓ/∂x_L·(I + ∂/∂x_l Σ F_k)), the gain of the backward pass through
-the N blocks alone: no stem, image or loss scale enters (a ratio), and at initialisation it
-depends on the architecture, not on a learning rate. g < 0: the gradient shrinks towards the
-input (vanishes), g > 0: it grows (explodes). (An image-gradient spread mixes in the stem,
-and can rank the variants differently; that is why one metric is fixed here.)
-
-Cost. On XLA:CPU a training step is compute-bound: the networks' convolutions are computed by
-:func:`conv_as_matmul` (the same function, cheaper there than XLA's convolution at these
-widths: docs/claims.md, C6), and the seeds of one learning rate run one after another inside
-one compiled program per (variant, N) (``lax.map``; vmapping them turns every convolution into
-a grouped one, which is slower). All variants and depths start from the same initialisations: the
-variants own the same layers, and a depth-N network takes the first N blocks of the deepest.
-
-Statistics: for each (variant, N), the best learning rate minimises the seeds' mean training
-loss; at it, every quantity is reported as its mean over seeds with a 95% Student-t interval.
-
-Rule: :data:`RULE`, decided by :func:`decision` (pre-act against post-act; the plain stack
-is the control that the shortcut matters, reported, not judged). A FAIL is a contradicted
-part of the claim with nothing left to correct it to; CORRECTED is pre-act training more
-easily, but not because its gradient stays bounded with depth: the seed's reason, that the
-identity term of ∂ℓ/∂x_l keeps it from vanishing or exploding, ignores the Σ F_k term, which
-can grow with depth (a mathematical error).
-
-Profiles: the experiment runs at :data:`RUN_AT` (``full``) only: the grid that can decide
-costs more than the cpu profile's budget (docs/claims.md, C6, gives the figures); the cpu and
-smoke runs report a C6 row that says it was not run, and why (:func:`not_run`).
+x_0 the first block's input, x_N the last block's output, by autodiff through zero probes
+(``ResNet(x, probe)``): He et al. 2016's quantity, a ratio no stem, image or loss scale enters.
+g < 0: the gradient shrinks towards the input (vanishes); g > 0: it grows (explodes).
 """
 
 from __future__ import annotations
@@ -73,7 +37,6 @@ from bench.nnx_adapters import fresh
 from bench.store import write_table
 from models.resnet import VARIANTS, ResNet, cross_entropy_loss
 
-CLAIM = "C6"
 RUNS_TABLE = "resnet_digits_runs.csv"
 SUMMARY_TABLE = "resnet_digits_summary.csv"
 N_CLASSES = 10
@@ -82,20 +45,15 @@ MOMENTUM = 0.9
 LR_STEP = math.sqrt(10)  # grid extension factor
 TAIL = 0.2  # training loss = mean over the last 20% of the steps
 
-# The experiment runs at the profiles of RUN_AT only (docs/claims.md, C6, says why).
-# smoke: the sizes the tests run the experiment at (:func:`train_and_judge`).
-RUN_AT = ("full",)
-SIZES = {
+RUN_AT = ("full",)  # the profiles that run the experiment (docs/claims.md, C6, says why)
+SIZES = {  # smoke: the sizes the tests run the experiment at (:func:`train_and_judge`)
     "smoke": dict(depths=(2,), width=4, batch=8, steps=3, seeds=3, lrs=(0.03, 0.3), extend=0),
-    # full: sized for about a minute of one H100-class GPU (the plan's budget for the whole
-    # profile is 10 minutes): N = 110 (He et al.'s depth) would alone take longer than that.
+    # full: about a minute of one H100-class GPU (the whole profile's budget is 10 minutes);
+    # N = 110 (He et al.'s depth) alone would take longer than that.
     "full": dict(
-        depths=(2, 32), width=16, batch=64, steps=200, seeds=3,
-        lrs=(0.01, 0.03, 0.1, 0.3), extend=1,
+        depths=(2, 32), width=16, batch=64, steps=200, seeds=3, extend=1, lrs=(0.01, 0.03, 0.1, 0.3)
     ),
-}  # fmt: skip
-
-# Thresholds of the rule (module docstring).
+}
 MIN_SEEDS = 3
 GRAD_BOUND = 1.0  # |g| ≤ 1: the gradient changes by less than 10× across the N blocks
 JUDGED = ("pre-act", "post-act")
@@ -132,10 +90,7 @@ def initial_states(depth: int, width: int, seeds: int):
     return jax.tree.map(lambda *a: jnp.stack(a), *states)
 
 
-def conv_as_matmul(
-    lhs, rhs, window_strides, padding, *, lhs_dilation=None, rhs_dilation=None,
-    dimension_numbers=None, feature_group_count=1, precision=None, **_,
-):  # fmt: skip
+def conv_as_matmul(lhs, rhs, window_strides, padding, *, precision=None, **options):
     """The stride-1 'SAME' NHWC × HWIO convolution of ``models.resnet`` (``nnx.Conv``'s call
     of ``lax.conv_general_dilated``) as the K_h·K_w shifted copies of the zero-padded input
     concatenated along channels, times the kernel reshaped: the same function (tested), and
@@ -146,10 +101,9 @@ def conv_as_matmul(
     if (
         tuple(window_strides) != unit
         or padding != "SAME"
-        or tuple(lhs_dilation or unit) != unit
-        or tuple(rhs_dilation or unit) != unit
-        or feature_group_count != 1
-        or (dimension_numbers is not None and dimension_numbers != nhwc)
+        or any(tuple(options.get(k) or unit) != unit for k in ("lhs_dilation", "rhs_dilation"))
+        or options.get("feature_group_count", 1) != 1
+        or options.get("dimension_numbers") not in (None, nhwc)
     ):
         raise NotImplementedError("only stride-1 'SAME' NHWC×HWIO convolutions")
     k_h, k_w, c_in, c_out = rhs.shape
@@ -183,8 +137,9 @@ def at_depth(variant: str, depth: int, width: int, params, rest):
 
 def make_trainer(graphdef, data, *, depth: int, width: int, batch: int, steps: int):
     """``train(params_S, rest_S, seeds_S, lr) -> (losses_SxT, g_S, error_S)``: every seed
-    trained at one learning rate, one after another, compiled once per (variant, depth) (the
-    rate is an argument)."""
+    trained at one learning rate, compiled once per (variant, depth) (the rate is an argument).
+    The seeds run one after another (``lax.map``): vmapping them would turn every convolution
+    into a grouped one, which is slower."""
     x_train, y_train, x_test, y_test = data
     image = x_train.shape[1:3]
 
@@ -235,14 +190,8 @@ def _runs(train, params, rest, n_seeds: int, lr: float, **labels) -> list[dict]:
     """Train every seed at one learning rate: one row per seed."""
     curves, g, error = jax.tree.map(np.asarray, train(params, rest, jnp.arange(n_seeds), lr))
     return [
-        dict(
-            **labels,
-            lr=lr,
-            seed=seed,
-            train_loss=final_loss(curves[seed]),
-            held_out_error=float(error[seed]),
-            grad_log10_ratio=float(g[seed]),
-        )
+        dict(**labels, lr=lr, seed=seed, train_loss=final_loss(curves[seed]))
+        | dict(held_out_error=float(error[seed]), grad_log10_ratio=float(g[seed]))
         for seed in range(n_seeds)
     ]
 
@@ -325,6 +274,10 @@ MEASURE = (
 )
 
 
+def _ends(row: Mapping, name: str) -> tuple[float, float]:
+    return row[f"{name}_lo"], row[f"{name}_hi"]
+
+
 def _ci(row: Mapping, name: str, fmt: str = ".3g") -> str:
     return f"{row[name]:{fmt}} [{row[name + '_lo']:{fmt}}, {row[name + '_hi']:{fmt}}]"
 
@@ -346,23 +299,13 @@ def decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
     )
     if facts["few"] or facts["edge"]:
         return "INCONCLUSIVE", facts
-    pre, post = summary["pre-act", depths[-1]], summary["post-act", depths[-1]]
-    if pre["train_loss_hi"] < post["train_loss_lo"]:
-        training = "easier"
-    elif pre["train_loss_lo"] > post["train_loss_hi"]:
-        training = "harder"
-    else:
-        training = "undecided"
-    grads = [summary["pre-act", d] for d in depths]
-    outside = [
-        r["depth"]
-        for r in grads
-        if r["grad_log10_ratio_lo"] > GRAD_BOUND or r["grad_log10_ratio_hi"] < -GRAD_BOUND
-    ]
-    inside = all(
-        -GRAD_BOUND <= r["grad_log10_ratio_lo"] and r["grad_log10_ratio_hi"] <= GRAD_BOUND
-        for r in grads
+    (pre_lo, pre_hi), (post_lo, post_hi) = (
+        _ends(summary[v, depths[-1]], "train_loss") for v in JUDGED
     )
+    training = "easier" if pre_hi < post_lo else "harder" if pre_lo > post_hi else "undecided"
+    g = {d: _ends(summary["pre-act", d], "grad_log10_ratio") for d in depths}
+    outside = [d for d, (lo, hi) in g.items() if lo > GRAD_BOUND or hi < -GRAD_BOUND]
+    inside = all(-GRAD_BOUND <= lo and hi <= GRAD_BOUND for lo, hi in g.values())
     gradient = "unbounded" if outside else "bounded" if inside else "undecided"
     facts.update(training=training, gradient=gradient, outside=outside)
     if training == "harder" or (gradient == "unbounded" and training == "undecided"):
@@ -381,54 +324,52 @@ def _sentences(verdict: str, f: dict) -> tuple[str, str]:
         f"{_ci(r, 'grad_log10_ratio', '.2f')}"
         for (v, d), r in sorted(summary.items(), key=lambda item: (item[0][1], item[0][0]))
     )
+
+    def cannot_decide(why: str) -> tuple[str, str]:
+        return f"{why}; {measured}", f"the runs cannot decide: {why}"
+
     if f["few"]:
-        why = f"fewer than {MIN_SEEDS} seeds for {f['few'][0][0]} N={f['few'][0][1]}"
-        return f"{why}; {measured}", f"the runs cannot decide: {why}"
-    if f["edge"]:
-        why = "best learning rate at the grid's edge: " + ", ".join(
-            f"{v} N={d}" for v, d in f["edge"]
+        return cannot_decide(
+            f"fewer than {MIN_SEEDS} seeds for {f['few'][0][0]} N={f['few'][0][1]}"
         )
-        return f"{why}; {measured}", f"the runs cannot decide: {why}"
-    deepest = depths[-1]
-    pre, post = summary["pre-act", deepest], summary["post-act", deepest]
-    loss_text = (
-        f"at N = {deepest} pre-act's training loss {_ci(pre, 'train_loss')} vs post-act's "
-        f"{_ci(post, 'train_loss')}"
+    if f["edge"]:
+        edge = ", ".join(f"{v} N={d}" for v, d in f["edge"])
+        return cannot_decide(f"best learning rate at the grid's edge: {edge}")
+    pre, post = (summary[v, depths[-1]] for v in JUDGED)
+    loss = (
+        f"at N = {depths[-1]} pre-act's training loss {_ci(pre, 'train_loss')} vs "
+        f"post-act's {_ci(post, 'train_loss')}"
     )
-    grads = [summary["pre-act", d] for d in depths]
-    g_text = ", ".join(f"N={r['depth']}: {_ci(r, 'grad_log10_ratio', '.2f')}" for r in grads)
-    plain = summary.get(("plain", deepest))
-    control = (
-        f"; without shortcuts (plain) {_ci(plain, 'train_loss')}"
-        if plain and plain["train_loss_lo"] > max(pre["train_loss_hi"], post["train_loss_hi"])
-        else ""
-    )
+    g = ", ".join(f"N={d}: {_ci(summary['pre-act', d], 'grad_log10_ratio', '.2f')}" for d in depths)
+    plain = summary.get(("plain", depths[-1]))
+    loss_and_control = loss
+    if plain and plain["train_loss_lo"] > max(pre["train_loss_hi"], post["train_loss_hi"]):
+        loss_and_control = f"{loss}; without shortcuts (plain) {_ci(plain, 'train_loss')}"
     r = summary["pre-act", f["outside"][0]] if f["outside"] else None
     if f["training"] == "harder":
-        return measured, f"the post-act network trained more easily: {loss_text}"
+        return measured, f"the post-act network trained more easily: {loss}"
     if verdict == "FAIL":
         return measured, (
             f"pre-act's gradient {'grows' if r['grad_log10_ratio'] > 0 else 'shrinks'} "
             f"across its N = {r['depth']} blocks by 10^{r['grad_log10_ratio']:.2f} "
             f"(g {_ci(r, 'grad_log10_ratio', '.2f')}), and training does not separate "
-            f"the variants ({loss_text})"
+            f"the variants ({loss})"
         )
     if verdict == "PASS":
         return measured, (
-            f"pre-act trained more easily ({loss_text}{control}) and its gradient stayed "
-            f"within 10^±{GRAD_BOUND:g} across the blocks at every depth (g: {g_text})"
+            f"pre-act trained more easily ({loss_and_control}) and its gradient stayed "
+            f"within 10^±{GRAD_BOUND:g} across the blocks at every depth (g: {g})"
         )
     if verdict == "CORRECTED":
         return measured, (
-            f"pre-act trained more easily ({loss_text}{control}), but not because its "
+            f"pre-act trained more easily ({loss_and_control}), but not because its "
             f"gradient stays bounded: across N = {r['depth']} blocks it changes by "
-            f"10^{r['grad_log10_ratio']:.2f} (g: {g_text})"
+            f"10^{r['grad_log10_ratio']:.2f} (g: {g})"
         )
     undecided = [f"training {f['training']}"] if f["training"] == "undecided" else []
     if f["gradient"] == "undecided":
-        undecided.append(f"pre-act's g interval crosses ±{GRAD_BOUND:g} ({g_text})")
-    why = f"{'; '.join(undecided)} ({loss_text})"
-    return f"{why}; {measured}", f"the runs cannot decide: {why}"
+        undecided.append(f"pre-act's g interval crosses ±{GRAD_BOUND:g} ({g})")
+    return cannot_decide(f"{'; '.join(undecided)} ({loss})")
 
 
 def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
@@ -442,13 +383,13 @@ def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
         "learning-rate grid per variant and depth, seeds paired across variants"
     )
     slip = "mathematical error" if verdict == "CORRECTED" else ""
-    return Verdict(CLAIM, verdict, check, MEASURE, RULE, measured, statement, slip, facts)
+    return Verdict("C6", verdict, check, MEASURE, RULE, measured, statement, slip, facts)
 
 
 def not_run(profile: str) -> Verdict:
     """C6's row at a profile that does not run the experiment (:data:`RUN_AT`)."""
     return Verdict(
-        CLAIM,
+        "C6",
         "INCONCLUSIVE",
         f"not run at the {profile} profile (only at {', '.join(RUN_AT)})",
         MEASURE,
@@ -474,45 +415,28 @@ def train_and_judge(profile: str, run_dir: pathlib.Path) -> list[Verdict]:
     return [judge(rows, steps=SIZES[profile]["steps"])]
 
 
-register(
-    Experiment(
-        "resnet",
-        ("C6",),
-        run,
-        cost_s=dict(smoke=0, cpu=0, full=60),
-        curves=(
-            Curve(
-                SUMMARY_TABLE,
-                "depth",
-                "train_loss",
-                "variant",
-                "blocks N",
-                "training loss at the best rate (95% CI)",
-                "Residual variants on the digits: training loss vs depth",
-                logx=True,
-                logy=False,
-                y_low="train_loss_lo",
-                y_high="train_loss_hi",
-            ),
-            Curve(
-                SUMMARY_TABLE,
-                "depth",
-                "grad_log10_ratio",
-                "variant",
-                "blocks N",
-                "log10 ‖∂ℓ/∂x_0‖ / ‖∂ℓ/∂x_N‖ at init (95% CI)",
-                "Residual variants: gradient gain through the blocks vs depth",
-                logx=True,
-                logy=False,
-                y_low="grad_log10_ratio_lo",
-                y_high="grad_log10_ratio_hi",
-            ),
+BY_DEPTH = dict(table=SUMMARY_TABLE, x="depth", hue="variant", xlabel="blocks N", logx=True)
+CURVES = tuple(  # a column of the summary against N, one line per variant, with its interval
+    Curve(
+        y=y, ylabel=ylabel, title=title, logy=False, y_low=f"{y}_lo", y_high=f"{y}_hi", **BY_DEPTH
+    )
+    for y, ylabel, title in (
+        (
+            "train_loss",
+            "training loss at the best rate (95% CI)",
+            "Residual variants on the digits: training loss vs depth",
+        ),
+        (
+            "grad_log10_ratio",
+            "log10 ‖∂ℓ/∂x_0‖ / ‖∂ℓ/∂x_N‖ at init (95% CI)",
+            "Residual variants: gradient gain through the blocks vs depth",
         ),
     )
 )
+register(Experiment("resnet", ("C6",), run, CURVES, cost_s=dict(smoke=0, cpu=0, full=60)))
 state(
     Claim(
-        CLAIM,
+        "C6",
         "§3-2",
         "the identity-shortcut (pre-activation) residual block is easier to train than the "
         "post-activation one; its gradients neither vanish nor explode with depth",
