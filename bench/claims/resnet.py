@@ -29,7 +29,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from sklearn.datasets import load_digits
 
 from bench.claims import Claim, Curve, Experiment, Verdict, register, state
 from bench.fits import t975
@@ -62,6 +61,8 @@ JUDGED = ("pre-act", "post-act")
 def digits(held_out: int = HELD_OUT, seed: int = 0):
     """(x_train, y_train, x_test, y_test): NHWC float32 images, standardised on the training
     part; int32 labels; a fixed random split."""
+    from sklearn.datasets import load_digits  # (a second's import, for this experiment only)
+
     data = load_digits()
     order = np.random.default_rng(seed).permutation(len(data.target))
     images = data.images[order].astype(np.float32)[..., None]
