@@ -24,7 +24,6 @@ derived rule, the last.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 
@@ -45,10 +44,19 @@ from bench.claims import (
 from bench.fits import loglog_slope
 from bench.store import write_table
 from bench.structure import analyse
-from bench.suites.deer import MAX_ITER, evaluator, problem
+from bench.suites.deer import (
+    FASTER,
+    MAX_ITER,
+    PARALLEL,
+    SLOWER,
+    crossovers,
+    evaluator,
+    outcome,
+    problem,
+    speedups,
+)
 
 CLAIM = "C13"
-PARALLEL = ("deer", "quasi-deer")
 
 # --- The structural sweep (traced, not run) ------------------------------------------------
 
@@ -495,131 +503,12 @@ def structure_experiment(profile: str, run_dir) -> list[Verdict]:
 
 # --- From the timed rows: iterations and wall time ------------------------------------------
 
-FASTER = 1.1
-"""A parallel variant beats the sequential scan at a size iff t_seq / t_variant ≥ 1.1 ..."""
-SLOWER = 0.9
-"""... and loses iff it is ≤ 0.9, by the ratio of the medians and by the ratio of the fastest
-repeats alike (a loaded machine inflates the upper quantiles, not the minimum); a size where
-the two ratios disagree is a tie."""
 GOAL = dict(batch=1, max_hidden=8, min_seq_len=4096)
 """Where the issue expects the parallel evaluator to win on a CPU."""
 MODEL_OFF = 2.0
 """The limit model decides only where it predicts the clock: the measured times at most this
 many times its limits (median over the timed cases). A bound 10× below the time predicts
 nothing, and the speed-up it implies moved between 1.1 and 1.9 from run to run here."""
-PUBLISHED = (
-    "Lim et al. (ICLR 2024) report GPU evaluation of sequential models up to three orders of "
-    "magnitude faster than the sequential scan and training more than 10× faster, for a GRU "
-    "at small state sizes and long sequences, the gain shrinking as the state grows (a GRU "
-    "on an A100: about 41× at 8 hidden units, 14× at 16, slower than the scan from 32); "
-    "Gonzalez et al. (NeurIPS 2024) note that DEER's cost is cubic in the state size, which "
-    "their diagonal (quasi-DEER) Jacobians reduce"
-)
-PUBLISHED_SPEEDUP = {8: 41.0, 16: 14.0}
-"""A GRU on an A100, batch 1, as read from Lim et al. 2024 (hidden → speed-up of DEER)."""
-
-
-def _extra(text) -> dict:
-    if text is None or text is pd.NA or (isinstance(text, float) and text != text):
-        return {}
-    return json.loads(text)
-
-
-SIZE_KEYS = ["mode", "batch", "seq_len", "hidden", "n_devices"]
-
-
-def speedups(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per parallel case of the ``deer`` suite with a sequential ``ok`` row at its
-    sizes: its status, Newton iterations, and (when both are ``ok``) the speed-up t_seq /
-    t_variant of the medians and of the fastest repeats, and the :func:`outcome`."""
-    columns = [*SIZE_KEYS[:-1], "variant", "status", "seq_ms", "time_ms", "limit_ms", "speedup",
-               "speedup_min", "outcome", "model_speedup", "newton_iterations", "converged",
-               "residual"]  # fmt: skip
-    rows = df[df.suite == "deer"] if not df.empty else df
-    if rows.empty:
-        return pd.DataFrame(columns=columns)
-    if "limit_s" not in rows:
-        rows = rows.assign(limit_s=math.nan)  # a run without the device's calibration
-    seq = rows[(rows.variant == "sequential") & (rows.status == "ok")]
-    merged = rows[rows.variant.isin(PARALLEL)].merge(
-        seq[[*SIZE_KEYS, "time_median_s", "time_min_s", "limit_s"]], on=SIZE_KEYS,
-        suffixes=("", "_seq"),
-    )  # fmt: skip
-    out = []
-    for r in merged.to_dict("records"):
-        extra = _extra(r.get("extra_json"))
-        rec = {k: r[k] for k in SIZE_KEYS[:-1]} | dict(
-            variant=r["variant"],
-            status=r["status"],
-            seq_ms=r["time_median_s_seq"] * 1e3,
-            time_ms=math.nan,
-            limit_ms=_ratio(r["limit_s"], 1e-3),
-            speedup=math.nan,
-            speedup_min=math.nan,
-            outcome=r["status"],
-            # the limit model's speed-up: the time the device could not beat, scan / variant
-            model_speedup=_ratio(r["limit_s_seq"], r["limit_s"]),
-            newton_iterations=extra.get("newton_iterations"),
-            converged=extra.get("converged"),
-            residual=extra.get("residual"),
-        )
-        if r["status"] == "ok":
-            speedup = r["time_median_s_seq"] / r["time_median_s"]
-            fastest = r["time_min_s_seq"] / r["time_min_s"]
-            rec.update(time_ms=r["time_median_s"] * 1e3, speedup=speedup, speedup_min=fastest)
-            rec["outcome"] = outcome(speedup, fastest)
-        out.append(rec)
-    table = pd.DataFrame(out, columns=columns)
-    return table.sort_values(["mode", "batch", "variant", "hidden", "seq_len"], ignore_index=True)
-
-
-def _ratio(num, den) -> float:
-    """num / den, NaN where either is missing or den is not positive."""
-    if pd.isna(num) or pd.isna(den) or not float(den) > 0:
-        return math.nan
-    return float(num) / float(den)
-
-
-def outcome(speedup: float, speedup_min: float) -> str:
-    """``faster`` iff both ratios (of the medians, of the fastest repeats) are ≥ :data:`FASTER`,
-    ``slower`` iff both are ≤ :data:`SLOWER`, else ``tie``."""
-    if min(speedup, speedup_min) >= FASTER:
-        return "faster"
-    if max(speedup, speedup_min) <= SLOWER:
-        return "slower"
-    return "tie"
-
-
-def crossover(hiddens: Sequence[int], outcomes: Sequence[str]) -> str:
-    """Where, along the hidden sizes of one (mode, batch, T, variant), the outcome changes."""
-    pairs = sorted(zip(hiddens, outcomes, strict=True))
-    faster = [h for h, o in pairs if o == "faster"]
-    slower = [h for h, o in pairs if o == "slower"]
-    listed = ", ".join(str(h) for h, _ in pairs)
-    if not faster and not slower:
-        return f"undecided at H = {listed}"
-    if not faster:
-        return f"slower at every H measured ({listed}): no crossover, the scan wins"
-    if not slower:
-        return f"faster at every H measured ({listed}): the crossover lies above H = {pairs[-1][0]}"
-    if max(faster) < min(slower):
-        return f"faster up to H = {max(faster)}, slower from H = {min(slower)}"
-    return f"faster at H = {faster}, slower at H = {slower} (no single crossover)"
-
-
-def crossovers(table: pd.DataFrame) -> list[str]:
-    """:func:`crossover` for each (mode, batch, T, variant) with a time at two or more H."""
-    lines = []
-    timed = table[table.outcome.isin(["faster", "slower", "tie"])]
-    for (mode, batch, seq_len, variant), g in timed.groupby(
-        ["mode", "batch", "seq_len", "variant"]
-    ):
-        if len(g) >= 2:
-            text = crossover(list(g.hidden), list(g.outcome))
-            lines.append(f"{variant} {mode} B={batch} T={seq_len}: {text}")
-    return lines
-
-
 WALL_RULE = (
     f"speed-up s = t_sequential / t_variant, a win iff s ≥ {FASTER} and a loss iff s ≤ "
     f"{SLOWER}, by the medians and by the fastest repeats alike (else a tie); the limit model's "
@@ -635,9 +524,8 @@ WALL_RULE = (
 
 
 def _model_says(model_speedup: float) -> str:
-    if not model_speedup == model_speedup:
-        return "no limit"
-    return "faster" if model_speedup >= FASTER else "slower" if model_speedup <= SLOWER else "tie"
+    """The limit model's outcome: :func:`outcome` of its speed-up, or ``no limit``."""
+    return outcome(model_speedup, model_speedup) if model_speedup == model_speedup else "no limit"
 
 
 def wall_time_decision(table: pd.DataFrame) -> tuple[str, dict]:
@@ -779,43 +667,6 @@ def judge_wall_time(table: pd.DataFrame) -> Verdict:
         statement=statement,
         facts=facts,
     )
-
-
-def iterations_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Newton iterations (and a mark where a case did not converge) by T, one row per
-    (variant, mode, batch, H): the report's iterations-vs-T table."""
-    return _by_seq_len(
-        table,
-        lambda t: [
-            f"{int(k)}" + ("" if s == "ok" else f" ({s})") if k == k and k is not None else str(s)
-            for k, s in zip(t.newton_iterations, t.status, strict=True)
-        ],
-    )
-
-
-def speedup_grid(table: pd.DataFrame) -> pd.DataFrame:
-    """Speed-ups as text ("×0.27"; the status where there is none), rows (variant, mode,
-    batch, H), columns T."""
-    return _by_seq_len(
-        table,
-        lambda t: [
-            f"×{s:.3g}" if s == s else str(status)
-            for s, status in zip(t.speedup, t.status, strict=True)
-        ],
-    )
-
-
-def _by_seq_len(table: pd.DataFrame, cells) -> pd.DataFrame:
-    """``cells(table)`` (one text per row) laid out by T, one row per (variant, mode, batch,
-    H)."""
-    if table.empty:
-        return pd.DataFrame()
-    wide = table.assign(cell=cells(table)).pivot_table(
-        index=["variant", "mode", "batch", "hidden"], columns="seq_len", values="cell",
-        aggfunc="first",
-    )  # fmt: skip
-    wide.columns = [f"T={c}" for c in wide.columns]
-    return wide.reset_index()
 
 
 def judge_rows(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
