@@ -21,17 +21,8 @@ from bench.claims import Claim, Curve, Derived, Experiment, Verdict, register, s
 from bench.fits import loglog_slope
 from bench.store import write_table
 from bench.structure import analyse
-from bench.suites.deer import (
-    FASTER,
-    MAX_ITER,
-    PARALLEL,
-    SLOWER,
-    crossovers,
-    evaluator,
-    outcome,
-    problem,
-    speedups,
-)
+from bench.suites import deer as suite
+from bench.suites.deer import FASTER, PARALLEL, SLOWER
 
 CLAIM = "C13"
 
@@ -55,17 +46,16 @@ QUASI_H_EXPONENT_CORRECTED = (1.7, 2.3)  # O(k·T·H²): the cells' h·W_h, left
 T_EXPONENT = (0.95, 1.05)  # work linear in T, both variants
 
 
-def trace(variant: str, seq_len: int, hidden: int, k: int, batch: int = 1) -> dict:
-    """One row of the structural sweep: the forward program's counts at trip count k, traced
-    from ``jax.ShapeDtypeStruct`` inputs (nothing allocated, nothing run)."""
+def trace(variant: str, seq_len: int, hidden: int, k: int) -> dict:
+    """One row of the structural sweep: the forward program's counts at trip count k, batch 1,
+    traced from ``jax.ShapeDtypeStruct`` inputs (nothing allocated, nothing run)."""
     f32 = functools.partial(jax.ShapeDtypeStruct, dtype=jnp.float32)
-    params = dict(
-        w_x=f32((hidden, 4 * hidden)), w_h=f32((hidden, 4 * hidden)), b=f32((4 * hidden,))
-    )
-    s = analyse(evaluator(variant), params, f32((batch, seq_len, hidden)), while_trip_count=k)
+    w = f32((hidden, 4 * hidden))
+    params = dict(w_x=w, w_h=w, b=f32((4 * hidden,)))
+    s = analyse(suite.evaluator(variant), params, f32((1, seq_len, hidden)), while_trip_count=k)
     counts = {name: getattr(s, name) for name in ("span_ops", "steps_executed", "work_flops")}
     k = k if variant in PARALLEL else None
-    return dict(variant=variant, batch=batch, seq_len=seq_len, hidden=hidden, k=k, **counts)
+    return dict(variant=variant, batch=1, seq_len=seq_len, hidden=hidden, k=k, **counts)
 
 
 def structure_sweep(sweep: Mapping = STRUCTURE) -> list[dict]:
@@ -90,14 +80,16 @@ def _line_residual(x, y) -> tuple[float, float, float]:
 
 def _select(rows, sweep: str, variant: str) -> pd.DataFrame:
     df = pd.DataFrame(list(rows))
-    if df.empty:
-        return df
-    return df[(df.sweep == sweep) & (df.variant == variant)]
+    return df[(df.sweep == sweep) & (df.variant == variant)] if not df.empty else df
 
 
 def _decidable(values: Sequence[float], min_range: float) -> bool:
     values = [v for v in values if v == v]
     return len(values) >= MIN_POINTS and max(values) / min(values) >= min_range
+
+
+def _listed(values) -> str:
+    return ", ".join(map(str, values))
 
 
 def _judged(spec: dict, verdict: str, facts: dict, measured: str, statement: str) -> Verdict:
@@ -181,10 +173,11 @@ def judge_span(rows: Sequence[Mapping]) -> Verdict:
     verdict, f = span_decision(rows)
     parts = []
     for variant, fit in f["fits"].items():
-        steps = f"≠ k at {fit['wrong_steps']} programs" if fit["wrong_steps"] else None
-        steps = steps or f"= k at all {fit['programs']} programs"
-        k_list = ", ".join(map(str, fit["ks"]))
-        parts.append(SPAN_FIT.format(variant=variant, steps=steps, k_list=k_list, **fit))
+        right = f"= k at all {fit['programs']} programs"
+        steps = f"≠ k at {fit['wrong_steps']} programs" if fit["wrong_steps"] else right
+        parts.append(
+            SPAN_FIT.format(variant=variant, steps=steps, k_list=_listed(fit["ks"]), **fit)
+        )
     if f["sequential"]:
         parts.append(SEQUENTIAL_SPAN.format(**f["sequential"]))
     undecided = [f"{v}: {why}" for v, why in f["undecided"].items()]
@@ -206,7 +199,7 @@ WORK_RULE = (
 )
 WORK = dict(
     check=f"forward programs traced at k = {TRACE_ITERATIONS} over H = "
-    f"{', '.join(map(str, STRUCTURE['hiddens']))} at T = {STRUCTURE['at_seq_len']} and over "
+    f"{_listed(STRUCTURE['hiddens'])} at T = {STRUCTURE['at_seq_len']} and over "
     f"T = {STRUCTURE['seq_lens'][0]}…{STRUCTURE['seq_lens'][-1]} at H = {STRUCTURE['at_hidden']}",
     measure="work_flops (traced)",
     rule=WORK_RULE,
@@ -340,9 +333,9 @@ def iteration_sweep(sweep: Mapping) -> list[dict]:
     batch, hidden, rows = sweep["batch"], sweep["hidden"], []
     for variant in PARALLEL:
         for seq_len in sweep["seq_lens"]:
-            params, x = problem(batch, seq_len, hidden)
-            _, stats = jax.jit(evaluator(variant))(params, x)
-            k, cap = int(stats.iterations), min(MAX_ITER[variant], seq_len)
+            params, x = suite.problem(batch, seq_len, hidden)
+            _, stats = jax.jit(suite.evaluator(variant))(params, x)
+            k, cap = int(stats.iterations), min(suite.MAX_ITER[variant], seq_len)
             values = (variant, batch, seq_len, hidden, k, bool(stats.converged), cap)
             rows.append(dict(zip(ITERATION_COLUMNS, values, strict=True)))
     return rows
@@ -389,15 +382,10 @@ def iterations_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
 def judge_iterations(rows: Sequence[Mapping]) -> Verdict:
     """Newton iterations vs T: the span O(k·log T) is O(log T) only if k does not grow."""
     verdict, f = iterations_decision(rows)
-    parts = [
-        ITERATIONS_FIT.format(
-            variant=v,
-            k_list=", ".join(map(str, fit["ks"])),
-            t_list=", ".join(map(str, fit["seq_lens"])),
-            **fit,
-        )
-        for v, fit in f["fits"].items()
-    ]
+    parts = []
+    for v, fit in f["fits"].items():
+        lists = dict(k_list=_listed(fit["ks"]), t_list=_listed(fit["seq_lens"]))
+        parts.append(ITERATIONS_FIT.format(variant=v, **lists, **fit))
     parts += [STALLED.format(**r) for r in f["stalled"]]
     undecided = [
         f"{v}: {n} values of T" + (f" over {span:g}×" if n else "")
@@ -417,9 +405,8 @@ def judge_iterations(rows: Sequence[Mapping]) -> Verdict:
         logarithmic=", ".join(f["logarithmic"]),
         shares=", ".join(f"{v} g = {g:.2f}" for v, g in shares.items()),
     )
-    return _judged(
-        ITERATIONS, verdict, f, "; ".join(parts + undecided) or "no parallel run", statement
-    )
+    measured = "; ".join(parts + undecided) or "no parallel run"
+    return _judged(ITERATIONS, verdict, f, measured, statement)
 
 
 def structure_experiment(profile: str, run_dir) -> list[Verdict]:
@@ -471,6 +458,7 @@ WALL_SAYS = {
     "INCONCLUSIVE": "the timings tie at some size where the limit model leaves room for a win",
 }
 WALL_CELL = "{mode} T={seq_len} H={hidden}: {speedups} → {best}{room}"
+NO_ROOM = " (not deciding: the limit model leaves no room for a win)"
 WALL_LOSS = "T={seq_len} H={hidden} ({mode}, best ×{best_speedup:.2g})"
 MODEL_MATCHES = (
     "; the limit model's outcome (win, tie, loss) matches the measured one in {matches} of "
@@ -484,7 +472,11 @@ MODEL_CHECKED = (
 
 def _model_says(model_speedup: float) -> str:
     """The limit model's outcome: :func:`outcome` of its speed-up, or ``no limit``."""
-    return outcome(model_speedup, model_speedup) if model_speedup == model_speedup else "no limit"
+    return (
+        suite.outcome(model_speedup, model_speedup)
+        if model_speedup == model_speedup
+        else "no limit"
+    )
 
 
 def _model_check(timed: pd.DataFrame) -> tuple[float, float]:
@@ -534,7 +526,7 @@ def wall_time_decision(table: pd.DataFrame) -> tuple[str, dict]:
             if _model_says(r.model_speedup) not in ("no limit", r.outcome)
         ],
         modelled=sum(_model_says(r) != "no limit" for r in timed.model_speedup),
-        crossovers=crossovers(table),
+        crossovers=suite.crossovers(table),
         timed=[
             (r.variant, r.mode, r.batch, r.seq_len, r.hidden, r.speedup) for r in timed.itertuples()
         ],
@@ -559,15 +551,10 @@ def judge_wall_time(table: pd.DataFrame) -> Verdict:
     """Does the parallel evaluator beat the scan where the issue expects it to, on a device
     whose limit model leaves it room to?"""
     verdict, f = wall_time_decision(table)
-    no_room = " (not deciding: the limit model leaves no room for a win)"
-    cells = [
-        WALL_CELL.format(
-            speedups=", ".join(f"{v} ×{s:.3g} (limit model ×{m:.3g})" for v, s, m in c["variants"]),
-            room="" if c["decides"] else no_room,
-            **c,
-        )
-        for c in f["cells"]
-    ]
+    cells = []
+    for c in f["cells"]:
+        pairs = ", ".join(f"{v} ×{s:.3g} (limit model ×{m:.3g})" for v, s, m in c["variants"])
+        cells.append(WALL_CELL.format(speedups=pairs, room="" if c["decides"] else NO_ROOM, **c))
     statement = WALL_SAYS[_wall_case(verdict, f)].format(
         lost="; ".join(WALL_LOSS.format(**c) for c in f["losses"]), sizes=len(cells), **f
     )
@@ -587,10 +574,8 @@ def judge_wall_time(table: pd.DataFrame) -> Verdict:
 
 
 def judge_rows(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
-    table = speedups(df)
-    if table.empty:
-        return []
-    return [judge_wall_time(table)]
+    table = suite.speedups(df)
+    return [judge_wall_time(table)] if not table.empty else []
 
 
 register(

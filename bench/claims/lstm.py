@@ -455,13 +455,6 @@ def discriminates(row: Mapping) -> bool:
     return row["prod_f_min"] < DISCRIMINATES
 
 
-def _run(row: Mapping) -> str:
-    return (
-        f"{row['regime']} T={row['seq_len']} (T(1−f)={row['horizon']:.3g}, "
-        f"i, o ≤ {max(row['worst_i'], row['worst_o']):.2g})"
-    )
-
-
 FLOW_RULE = (
     f"seed's regime: at every step mean 1−f ≤ {F_NEAR_1}, mean i, o ≤ {GATE_NEAR_0}; a "
     f"hypothesis fits a run iff every ρ(t) = ‖c̄(t)‖/‖c̄(T)‖ lies within ×{FIT_RATIO:g} of it: "
@@ -479,19 +472,19 @@ FLOW_CHECK = (
 FLOW_MEASURE = (
     "ρ(t) = ‖∂L/∂c(t)‖/‖∂L/∂c(T)‖ over t = 1..T against 1 and against Π f (max |ln| error)"
 )
+# C4's sentences: fields from the facts, the run they name (its ρ, Π f, ...) and the thresholds
 FLOW_COUNTS = (
-    "{runs} runs, {seed} in the seed's regime ({telling} where Π f falls below "
-    f"1/{FIT_RATIO:g}²); "
+    "{runs} runs, {seed} in the seed's regime ({telling} where Π f falls below 1/{ratio:g}²); "
     "'unchanged' fits {fit_unchanged[0]}/{seed} of them ({fit_unchanged[1]}/{telling} "
     "discriminating), 'Π f' fits {fit_prod_f[0]}/{seed} ({fit_prod_f[1]}/{telling})"
 )
 FLOW_EXTREMES = (
     "; largest miss of Π f ×{miss:.3g} at {worst}; smallest Π f {prod_f_min:.3g} against min ρ "
-    "{rho_min:.3g} at {deepest}"
+    "{rho_min:.3g} at {run}"
 )
-FLOW_OUTSIDE = "; outside it {exploded}/{others} runs exploded (max ρ {rho_max:.3g} at {top})"
+FLOW_OUTSIDE = "; outside it {exploded}/{others} runs exploded (max ρ {rho_max:.3g} at {run})"
 FLOW_UNDECIDED = {
-    "too few discriminating runs": f"; need ≥ {MIN_RUNS} runs in the seed's regime where Π f "
+    "too few discriminating runs": "; need ≥ {min_runs} runs in the seed's regime where Π f "
     "strays from 1 enough to tell the two hypotheses apart",
     "no explosion seen": "; no run of the flow_sweep exploded, so the measurement was never "
     "shown able to see an explosion",
@@ -501,18 +494,27 @@ FLOW_SAYS = {
     "{n} run(s) (min ρ {rho_min:.3g}, max ρ {rho_max:.3g}, Π f down to {prod_f_min:.3g} at "
     "{run})",
     "unchanged": "with f ≈ 1 and i, o ≈ 0 the cell gradient was carried unchanged (ρ within "
-    f"×{FIT_RATIO:g} of 1) in all "
-    "{n} runs, even where Π f fell to {prod_f_min:.3g} ({run}); it did not explode there, while "
-    "it did outside",
+    "×{ratio:g} of 1) in all {n} runs, even where Π f fell to {prod_f_min:.3g} ({run}); it did "
+    "not explode there, while it did outside",
     "prod f": "with f ≈ 1 and i, o ≈ 0 the cell gradient is not carried unchanged but multiplied "
-    "by the forget gates: c̄(t) ≈ Π_{{s>t}} f(s) ⊙ c̄(T) (ρ within "
-    f"×{FIT_RATIO:g} of Π f in all "
-    "{n} runs, not of 1 in {not_1}; down to ×{rho_min:.3g} at {run}), so it is kept only while "
+    "by the forget gates: c̄(t) ≈ Π_{{s>t}} f(s) ⊙ c̄(T) (ρ within ×{ratio:g} of Π f in all {n} "
+    "runs, not of 1 in {not_1}; down to ×{rho_min:.3g} at {run}), so it is kept only while "
     "T(1−f) ≪ 1; it did not explode there (max ρ {top:.3g}; recurrent weights up to ×{w_h:g} "
     "while the gates stayed closed)",
     "mixed": "neither hypothesis fits every run in the seed's regime: some follow 1, others Π f",
 }
 BLOWN = ", but it exploded in {n} runs outside it{gates}, up to ×{rho_max:.3g} at {run}"
+GATES_OPEN = ", all with i or o > {gate} at some step"
+RUN = "{regime} T={seq_len} (T(1−f)={horizon:.3g}, i, o ≤ {open:.2g})"
+THRESHOLDS = dict(ratio=FIT_RATIO, min_runs=MIN_RUNS, gate=GATE_NEAR_0)
+
+
+def _say(template: str, row: Mapping | None = None, **fields) -> str:
+    """``template`` filled from ``fields``, :data:`THRESHOLDS` and the numbers of the run
+    ``row`` names (``{run}``: the run in words)."""
+    if row is not None:
+        fields |= dict(row, run=RUN.format(open=max(row["worst_i"], row["worst_o"]), **row))
+    return template.format(**THRESHOLDS, **fields)
 
 
 def gradient_flow_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
@@ -549,56 +551,50 @@ def _flow_measured(f: dict) -> str:
     """C4's ``measured``: how many runs each hypothesis fits, and the extreme runs."""
     seed, telling, others = f["seed"], f["telling"], f["others"]
     counts = dict(runs=f["runs"], seed=len(seed), telling=len(telling))
-    measured = FLOW_COUNTS.format(
-        **counts, fit_unchanged=f["fit_unchanged"], fit_prod_f=f["fit_prod_f"]
+    measured = _say(
+        FLOW_COUNTS, **counts, fit_unchanged=f["fit_unchanged"], fit_prod_f=f["fit_prod_f"]
     )
     if seed:
         worst = max(seed, key=lambda r: r["err_prod_f"])
-        deepest = min(seed, key=lambda r: r["prod_f_min"])
-        miss = math.exp(min(worst["err_prod_f"], 700))
-        measured += FLOW_EXTREMES.format(
-            miss=miss, worst=_run(worst), deepest=_run(deepest), **deepest
+        miss, worst = math.exp(min(worst["err_prod_f"], 700)), _say("{run}", worst)
+        measured += _say(
+            FLOW_EXTREMES, min(seed, key=lambda r: r["prod_f_min"]), miss=miss, worst=worst
         )
     if others:
         top = max(others, key=lambda r: r["rho_max"])
-        blown = sum(map(exploded, others))
-        measured += FLOW_OUTSIDE.format(
-            exploded=blown, others=len(others), rho_max=top["rho_max"], top=_run(top)
-        )
-    return measured + FLOW_UNDECIDED.get(f["reason"], "")
+        measured += _say(FLOW_OUTSIDE, top, exploded=sum(map(exploded, others)), others=len(others))
+    return measured + _say(FLOW_UNDECIDED.get(f["reason"], ""))
 
 
 def _flow_statement(f: dict, measured: str) -> str:
     """C4's ``statement``, from :func:`gradient_flow_decision`'s facts."""
     reason, seed = f["reason"], f["seed"]
+    deepest = min(f["telling"], key=lambda r: r["prod_f_min"], default=None)
     if reason == "fits neither":
         r = max(f["neither"], key=lambda r: min(r["err_unchanged"], r["err_prod_f"]))
-        return FLOW_SAYS[reason].format(n=len(f["neither"]), run=_run(r), **r)
-    if reason in ("unchanged", "prod f"):
-        r = min(f["telling"], key=lambda r: r["prod_f_min"])
-        statement = FLOW_SAYS[reason].format(
+        return _say(FLOW_SAYS[reason], r, n=len(f["neither"]))
+    if reason == "unchanged":
+        return _say(FLOW_SAYS[reason], deepest, n=len(seed))
+    if reason == "prod f":
+        statement = _say(
+            FLOW_SAYS[reason],
+            deepest,
             n=len(seed),
-            run=_run(r),
             not_1=sum(not fits_unchanged(s) for s in seed),
             top=max(s["rho_max"] for s in seed),
             w_h=max(s["w_h_scale"] for s in seed),
-            **r,
         )
-        return statement + (_blown(f["others"]) if reason == "prod f" else "")
+        blown = [r for r in f["others"] if exploded(r)]
+        if blown:
+            open_ = all(max(b["worst_i"], b["worst_o"]) > GATE_NEAR_0 for b in blown)
+            gates = _say(GATES_OPEN) if open_ else ""
+            statement += _say(
+                BLOWN, max(blown, key=lambda r: r["rho_max"]), n=len(blown), gates=gates
+            )
+        return statement
     if reason == "mixed":
         return FLOW_SAYS[reason]
     return f"the sweep cannot decide: {measured.split(';')[0]}"
-
-
-def _blown(others: list) -> str:
-    """Where the gradient exploded outside the seed's regime (the corrected statement's end)."""
-    blown = [r for r in others if exploded(r)]
-    if not blown:
-        return ""
-    r = max(blown, key=lambda r: r["rho_max"])
-    gates = all(max(b["worst_i"], b["worst_o"]) > GATE_NEAR_0 for b in blown)
-    gates = f", all with i or o > {GATE_NEAR_0} at some step" if gates else ""
-    return BLOWN.format(n=len(blown), gates=gates, run=_run(r), **r)
 
 
 def judge_gradient_flow(rows: Sequence[Mapping]) -> Verdict:
