@@ -130,11 +130,9 @@ SPAN_SAYS = {
 
 
 def span_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
-    """(verdict, facts) of the sequential steps. Facts: per parallel variant, the programs
-    counted and those whose loop steps are not k (``wrong_steps``), the line span/k =
-    a·log₂T + b and span = c·k + e with their largest relative residuals (``fits``); the
-    variants that fail or cannot be judged (``undecided``: variant → why); the sequential
-    scan's steps and span at its largest T (``sequential``)."""
+    """(verdict, facts) of the sequential steps: per parallel variant its ``fits`` (programs,
+    ``wrong_steps``, the lines span/k in log₂ T and span in k), ``failures``, ``undecided``
+    (variant → why) and the ``sequential`` scan's steps and span at its largest T."""
     fits, failures, undecided = {}, [], {}
     for variant in PARALLEL:
         by_t, by_k = _select(rows, "T", variant), _select(rows, "k", variant)
@@ -217,15 +215,9 @@ WORK_SAYS = {
 }
 
 
-def _within(value: float, band: tuple[float, float]) -> bool:
-    return band[0] <= value <= band[1]
-
-
 def work_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
-    """(verdict, facts) of the work: each variant's log-log slopes of the work in H and T
-    (``exponents``: variant → (in H, in T, smallest H, largest H)), the variants whose sweep
-    could not decide (``undecided``: variant → why) and the slopes out of their band
-    (``failures``: (variant, axis, slope))."""
+    """(verdict, facts) of the work: ``exponents`` (variant → slopes in H and T, smallest and
+    largest H), ``undecided`` (variant → why), ``failures`` ((variant, axis, slope) off band)."""
     exponents, undecided = {}, {}
     for variant in PARALLEL:
         by_h, by_t = _select(rows, "H", variant), _select(rows, "T", variant)
@@ -248,11 +240,12 @@ def work_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
         ("quasi-DEER", "H", quasi_h, [QUASI_H_EXPONENT, QUASI_H_EXPONENT_CORRECTED]),
     ]
     facts["failures"] += [
-        (v, axis, e) for v, axis, e, within in bands if not any(_within(e, b) for b in within)
+        (v, axis, e) for v, axis, e, within in bands if not any(lo <= e <= hi for lo, hi in within)
     ]
     if facts["failures"]:
         return "FAIL", facts
-    return ("CORRECTED" if _within(quasi_h, QUASI_H_EXPONENT_CORRECTED) else "PASS"), facts
+    lo, hi = QUASI_H_EXPONENT_CORRECTED
+    return ("CORRECTED" if lo <= quasi_h <= hi else "PASS"), facts
 
 
 def judge_work(rows: Sequence[Mapping]) -> Verdict:
@@ -350,10 +343,9 @@ def log_share(seq_lens: Sequence[int], ks: Sequence[int]) -> tuple[float, float,
 
 
 def iterations_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
-    """(verdict, facts) of the iterations. Facts: ``fits`` (variant → its runs and
-    k ≈ a + b·log₂T with the share g growing with log T), ``undecided`` (variant → (values of
-    T, their range)), ``stalled`` (the runs that did not converge), ``faster`` and
-    ``logarithmic`` (the variants whose g is above, or in, :data:`LOG_SHARE`)."""
+    """(verdict, facts) of the iterations: ``fits`` (variant → its runs, k ≈ a + b·log₂T and g),
+    ``undecided`` (variant → (values of T, their range)), the ``stalled`` runs, and the variants
+    whose g is above (``faster``) or in (``logarithmic``) :data:`LOG_SHARE`."""
     df = pd.DataFrame(list(rows))
     fits, undecided = {}, {}
     stalled = df[~df.converged.astype(bool)] if not df.empty else df
@@ -412,8 +404,10 @@ def judge_iterations(rows: Sequence[Mapping]) -> Verdict:
 def structure_experiment(profile: str, run_dir) -> list[Verdict]:
     rows = structure_sweep()
     write_table(run_dir, "deer_structure.csv", rows)
-    for sweep, name in (("T", "deer_structure_T.csv"), ("H", "deer_structure_H.csv")):
-        write_table(run_dir, name, [r for r in rows if r["sweep"] == sweep])
+    for sweep in ("T", "H"):  # the tables of the figures (:func:`_structure_curve`)
+        write_table(
+            run_dir, f"deer_structure_{sweep}.csv", [r for r in rows if r["sweep"] == sweep]
+        )
     iterations = iteration_sweep(ITERATION_SWEEP[profile])
     write_table(run_dir, "deer_iterations.csv", iterations, ITERATION_COLUMNS)
     return [judge_span(rows), judge_work(rows), judge_iterations(iterations)]
@@ -491,11 +485,10 @@ def _model_check(timed: pd.DataFrame) -> tuple[float, float]:
 
 
 def wall_time_decision(table: pd.DataFrame) -> tuple[str, dict]:
-    """(verdict, facts) of the wall time. Facts: ``cells`` (each size at :data:`GOAL`: its
-    variants' speed-ups, measured and modelled, the best one's outcome, and whether it
-    ``decides``), ``deciding``, ``wins``, ``losses`` (the deciding sizes the best variant
-    lost), ``modelled`` and ``disagree`` (the timed cases whose limit model's outcome differs
-    from the measured one), ``crossovers`` and ``timed`` (every timed case)."""
+    """(verdict, facts) of the wall time: ``cells`` (each size at :data:`GOAL`: speed-ups
+    measured and modelled, the best one's outcome, whether it ``decides``), ``deciding``,
+    ``wins``, ``losses``, the timed cases ``modelled`` and those whose model outcome
+    ``disagree``s with the clock's, ``crossovers``, every ``timed`` case."""
     timed = table[table.outcome.isin(["faster", "slower", "tie"])]
     goal = timed[
         (timed.batch == GOAL["batch"])
@@ -578,32 +571,25 @@ def judge_rows(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdi
     return [judge_wall_time(table)] if not table.empty else []
 
 
+def _structure_curve(sweep: str, y: str, y_label: str, title: str) -> Curve:
+    """A plot of the structural sweep over T or H (the other size and k fixed), one line per
+    variant."""
+    x, x_label, fixed = dict(
+        T=("seq_len", "sequence length T", f"H = {STRUCTURE['at_hidden']}"),
+        H=("hidden", "hidden units H", f"T = {STRUCTURE['at_seq_len']}"),
+    )[sweep]
+    title = f"{title} ({fixed}, k = {TRACE_ITERATIONS})"
+    return Curve(f"deer_structure_{sweep}.csv", x, y, "variant", x_label, y_label, title, logx=True)
+
+
 register(
     Experiment(
         "deer",
         (CLAIM, CLAIM, CLAIM),
         structure_experiment,
         curves=(
-            Curve(
-                "deer_structure_T.csv",
-                "seq_len",
-                "span_ops",
-                "variant",
-                "sequence length T",
-                "span (ops on the critical path)",
-                f"span vs T (H = {STRUCTURE['at_hidden']}, k = {TRACE_ITERATIONS})",
-                logx=True,
-            ),
-            Curve(
-                "deer_structure_H.csv",
-                "hidden",
-                "work_flops",
-                "variant",
-                "hidden units H",
-                "work (FLOPs)",
-                f"work vs H (T = {STRUCTURE['at_seq_len']}, k = {TRACE_ITERATIONS})",
-                logx=True,
-            ),
+            _structure_curve("T", "span_ops", "span (ops on the critical path)", "span vs T"),
+            _structure_curve("H", "work_flops", "work (FLOPs)", "work vs H"),
         ),
         cost_s=dict(smoke=2, cpu=15, full=15),
     )

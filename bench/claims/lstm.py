@@ -217,6 +217,11 @@ BACKWARD_RULE = (
     f"off by > {TOL_F64:g}, the slip that of the equations; else PASS; side notes "
     "reported as their own findings"
 )
+BACKWARD = dict(measure="max relative error against autodiff", rule=BACKWARD_RULE)
+BACKWARD_CHECK = (
+    "hand-written reverse-scan BPTT vs jax.grad on random data ({sizes}; float32 and float64), "
+    "and each seed line vs autodiff's per-step adjoints (grad w.r.t. zero probes) in float64"
+)
 BACKWARD_MEASURED = (
     "hand-written BPTT vs jax.grad, max rel err: float32 {bptt[float32]:.1e}, float64 "
     "{bptt[float64]:.1e}; corrected equations vs autodiff adjoints ≤ {corrected:.1e}; seed lines "
@@ -234,10 +239,9 @@ NOTATION = (
 
 
 def backward_decision(claim: str, table: pd.DataFrame) -> tuple[str, str, dict]:
-    """(verdict, slip, facts) of C2 or C3 from the table of errors. Facts: ``bptt`` (the
-    hand-written pass's largest relative error per dtype), ``corrected`` (the largest of the
-    corrected lines'), ``wrong`` and ``wrong_notes`` (the seed's equations and side notes off by
-    more than the tolerance: equation → error), ``notes`` (every side note's error)."""
+    """(verdict, slip, facts) of C2 or C3 from the table of errors: ``bptt`` (dtype → the
+    hand-written pass's error), the largest ``corrected`` line's, the seed's equations and
+    side notes off by more than the tolerance (``wrong``, ``wrong_notes``), every note's."""
     t = table[table.claim == claim]
     bptt = t[t.form == BPTT].set_index("dtype").max_rel_err
     note = t.equation.map(lambda e: LINES[e].side_note if e in LINES else False)
@@ -274,19 +278,9 @@ def _backward_verdict(claim: str, table: pd.DataFrame, sizes: str) -> Verdict:
         statement += "; apart from the equations: " + "; ".join(
             f"{LINES[e].fix} ({LINES[e].slip} in a note)" for e in f["wrong_notes"]
         )
-    return Verdict(
-        claim=claim,
-        verdict=verdict,
-        check=f"hand-written reverse-scan BPTT vs jax.grad on random data ({sizes}; float32 and "
-        "float64), and each seed line vs autodiff's per-step adjoints (grad w.r.t. zero probes) "
-        "in float64",
-        measure="max relative error against autodiff",
-        rule=BACKWARD_RULE,
-        measured=measured,
-        statement=statement,
-        slip=slip,
-        facts=f,
-    )
+    said = dict(measured=measured, statement=statement, slip=slip, facts=f)
+    check = BACKWARD_CHECK.format(sizes=sizes)
+    return Verdict(claim=claim, verdict=verdict, check=check, **BACKWARD, **said)
 
 
 # --- C4: gradient flow through the cell --------------------------------------------------------
@@ -518,10 +512,9 @@ def _say(template: str, row: Mapping | None = None, **fields) -> str:
 
 
 def gradient_flow_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
-    """(verdict, facts) of C4 from the flow_sweep's rows. Facts: the runs in the seed's regime
-    (``seed``), those of them that discriminate (``telling``), those that fit neither hypothesis
-    (``neither``), the runs outside the regime (``others``), how many runs each hypothesis fits,
-    whether any run ``exploded``, and ``reason``: the branch of the rule that decided."""
+    """(verdict, facts) of C4 from the flow_sweep's rows: the runs in the seed's regime, those
+    that discriminate (``telling``), fit ``neither`` or lie outside (``others``), how many each
+    hypothesis fits, whether any ``exploded``, and the branch of the rule that decided."""
     seed = [r for r in rows if in_seed_regime(r)]
     telling = [r for r in seed if discriminates(r)]
     facts = dict(
