@@ -290,15 +290,7 @@ ITERATIONS = dict(
     measure="Newton iterations vs log T",
     rule=ITERATIONS_RULE,
 )
-ITERATION_COLUMNS = (
-    "variant",
-    "batch",
-    "seq_len",
-    "hidden",
-    "newton_iterations",
-    "converged",
-    "max_iter",
-)
+ITERATION_COLUMNS = "variant batch seq_len hidden newton_iterations converged max_iter".split()
 ITERATIONS_FIT = (
     "{variant} (B={batch}, H={hidden}): k = {k_list} at T = {t_list}; k ≈ {a:.3g} + "
     "{b:.3g}·log2 T, share growing with log T g = {share:.2f}"
@@ -309,8 +301,8 @@ STALLED = (
 )
 ITERATIONS_SAYS = {
     "FAIL": "{failures}",
-    "undecided": f"the iterations need ≥ {MIN_ITER_POINTS} values of T over "
-    f"≥ {MIN_ITER_RANGE:g}×: {{undecided}}",
+    "undecided": "the iterations need ≥ {min_points} values of T over ≥ {min_range:g}×: "
+    "{undecided}",
     "PASS": "the Newton iterations do not grow with T (at most {top_share:.0%} of k grows with "
     "log T), so the span k·O(log T) stays O(log T) at the default initialisation",
     "CORRECTED": "the Newton iterations of {logarithmic} grow as log T, so k·O(log T) "
@@ -320,9 +312,8 @@ ITERATIONS_SAYS = {
 
 
 def iteration_sweep(sweep: Mapping) -> list[dict]:
-    """Rows (variant, batch, seq_len, hidden, newton_iterations, converged, max_iter): each
-    parallel variant's forward pass run to convergence on ``bench.suites.deer.problem``'s data
-    (the suite's tolerance, cap and initialisation)."""
+    """Rows of :data:`ITERATION_COLUMNS`: each parallel variant's forward pass run to
+    convergence on the suite's data (its tolerance, cap and initialisation)."""
     batch, hidden, rows = sweep["batch"], sweep["hidden"], []
     for variant in PARALLEL:
         for seq_len in sweep["seq_lens"]:
@@ -393,6 +384,8 @@ def judge_iterations(rows: Sequence[Mapping]) -> Verdict:
     statement = ITERATIONS_SAYS[says].format(
         failures="; ".join(failures),
         undecided="; ".join(undecided),
+        min_points=MIN_ITER_POINTS,
+        min_range=MIN_ITER_RANGE,
         top_share=max(shares.values(), default=math.nan),
         logarithmic=", ".join(f["logarithmic"]),
         shares=", ".join(f"{v} g = {g:.2f}" for v, g in shares.items()),
@@ -437,18 +430,18 @@ WALL = dict(
 )
 WHERE = f"batch {GOAL['batch']}, H ≤ {GOAL['max_hidden']}, T ≥ {GOAL['min_seq_len']}"
 WALL_SAYS = {
-    "untimed": f"no case at {WHERE} was timed with both evaluators",
+    "untimed": "no case at {where} was timed with both evaluators",
     "uncalibrated": "no timed case has a limit model (no calibration): the device cannot decide",
     "far": "this device's limit model decides nothing: the measured times are ×{limit_gap:.3g} "
-    f"its limits (median; ×{MODEL_OFF:g} allowed), and its speed-ups miss the measured ones by "
+    "its limits (median; ×{allowed:g} allowed), and its speed-ups miss the measured ones by "
     "×{model_off:.3g}",
-    "no room": f"this device cannot decide the claim: at {WHERE} its limit model (or its missing "
+    "no room": "this device cannot decide the claim: at {where} its limit model (or its missing "
     "calibration) leaves the parallel evaluator no room to win; the claim is decided on a "
     "device where it does",
     "FAIL": "on this device the sequential scan is faster where its limit model leaves the "
     "parallel evaluator room to win: {lost}",
     "PASS": "on this device the parallel evaluator beats the sequential scan at every size of "
-    f"{WHERE} where the limit model leaves it room to win ({{deciding}} of {{sizes}})",
+    "{where} where the limit model leaves it room to win ({deciding} of {sizes})",
     "INCONCLUSIVE": "the timings tie at some size where the limit model leaves room for a win",
 }
 WALL_CELL = "{mode} T={seq_len} H={hidden}: {speedups} → {best}{room}"
@@ -549,7 +542,11 @@ def judge_wall_time(table: pd.DataFrame) -> Verdict:
         pairs = ", ".join(f"{v} ×{s:.3g} (limit model ×{m:.3g})" for v, s, m in c["variants"])
         cells.append(WALL_CELL.format(speedups=pairs, room="" if c["decides"] else NO_ROOM, **c))
     statement = WALL_SAYS[_wall_case(verdict, f)].format(
-        lost="; ".join(WALL_LOSS.format(**c) for c in f["losses"]), sizes=len(cells), **f
+        lost="; ".join(WALL_LOSS.format(**c) for c in f["losses"]),
+        sizes=len(cells),
+        where=WHERE,
+        allowed=MODEL_OFF,
+        **f,
     )
     if f["modelled"]:
         matches = f["modelled"] - len(f["disagree"])
