@@ -1,30 +1,14 @@
-"""C13 (the suite's own claim): a nonlinear recurrence evaluated in parallel over time.
+"""C13, the suite's own claim: the LSTM evaluated in O(k·log T) sequential steps by DEER.
 
-The claim, as filed: "a nonlinear recurrence of T steps (the LSTM) can be evaluated in
-O(k·log T) sequential steps for k Newton iterations (DEER), at O(k·T·H³) work (O(k·T·H) for
-quasi-DEER)". It is judged four times, each on its own measure:
-
-* sequential steps (experiment, by tracing): ``steps_executed`` = k and ``span_ops`` / k a
-  line in log₂ T, over T = 256 … 65,536 and k = 1 … 8 (:func:`judge_span`);
-* work (experiment, by tracing): the exponents of ``work_flops`` in H and in T
-  (:func:`judge_work`). The quasi-DEER clause is a counting error: each iteration evaluates
-  the T LSTM cells, whose h(t-1)·W_h costs 8H² FLOPs per step, so its work is O(k·T·H²);
-* Newton iterations vs T (experiment, run to convergence over T = 256 … 65,536): k fitted
-  against log T; k must not grow with T, or the span is not O(log T) (:func:`judge_iterations`);
-* wall time (derived from the timed rows): the speed-up over the sequential scan per
-  (T, hidden), the crossover in hidden size on this device, and the limit model's speed-up;
-  the issue's goal is a win at batch 1, hidden ≤ 8, T ≥ 4,096, decided on a device whose
-  limit model leaves the parallel evaluator room to win there (:func:`judge_wall_time`).
-
-The structural sweep traces programs without running them (``jax.ShapeDtypeStruct``
-inputs), so every profile traces the same sizes, up to T = 65,536 and H = 64, in seconds.
-Its experiment returns the first three verdicts (``claims = ("C13", "C13", "C13")``); the
-derived rule, the last.
+Four verdicts, one per measure (docs/claims.md, C13, says how each is measured and why its rule
+is so): the experiment's three, from programs traced with abstract inputs (the span and the
+work) and run to convergence over T (the Newton iterations); and the wall time, derived from
+the timed rows of the ``deer`` suite against the limit model's speed-up.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -33,27 +17,18 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from bench.claims import (
-    Claim,
-    Curve,
-    Derived,
-    Experiment,
-    Verdict,
-    register,
-    state,
-)
+from bench.claims import Claim, Curve, Derived, Experiment, Verdict, register, state
 from bench.fits import loglog_slope
 from bench.store import write_table
 from bench.structure import analyse
-from bench.suites.deer import MAX_ITER, evaluator, problem
+from bench.suites import deer as suite
+from bench.suites.deer import FASTER, PARALLEL, SLOWER
 
 CLAIM = "C13"
-PARALLEL = ("deer", "quasi-deer")
 
 # --- The structural sweep (traced, not run) ------------------------------------------------
 
-TRACE_ITERATIONS = 5
-"""The trip count k of the T and H sweeps (DEER's typical count at the default init)."""
+TRACE_ITERATIONS = 5  # the trip count k of the T and H sweeps (DEER's typical count)
 STRUCTURE = dict(
     seq_lens=(256, 1024, 4096, 16384, 65536),
     at_hidden=8,
@@ -61,45 +36,26 @@ STRUCTURE = dict(
     at_seq_len=1024,
     trips=(1, 2, 4, 8),
 )
-"""T sweep at H = ``at_hidden``; H sweep at T = ``at_seq_len``; k sweep at both. The H sweep
-starts at 16 so that the leading power of H, not the lower-order terms, sets the exponent."""
-
-SPAN_RESIDUAL = 0.05
-"""span/k must lie within 5% of a line in log₂ T (and span within 5% of a line in k)."""
-MIN_POINTS = 3
-"""No verdict from a sweep of fewer points..."""
-MIN_T_RANGE = 8.0
-"""...or over less than 8× in T (4× in H, :data:`MIN_H_RANGE`)."""
-MIN_H_RANGE = 4.0
-DEER_H_EXPONENT = (2.7, 3.3)
-"""O(k·T·H³): DEER's work exponent in H must lie here."""
-QUASI_H_EXPONENT = (0.7, 1.3)
-"""O(k·T·H), as claimed for quasi-DEER."""
-QUASI_H_EXPONENT_CORRECTED = (1.7, 2.3)
-"""O(k·T·H²): the cells' h·W_h, which the claim leaves out."""
-T_EXPONENT = (0.95, 1.05)
-"""Work linear in T, both variants."""
+"""T sweep at H = ``at_hidden``; H sweep at T = ``at_seq_len`` (from 16: the leading power of H
+sets the slope); k sweep at both."""
+SPAN_RESIDUAL = 0.05  # span/k within 5% of a line in log₂ T, and the span of a line in k
+MIN_POINTS, MIN_T_RANGE, MIN_H_RANGE = 3, 8.0, 4.0  # no verdict from a shorter sweep
+DEER_H_EXPONENT = (2.7, 3.3)  # O(k·T·H³)
+QUASI_H_EXPONENT = (0.7, 1.3)  # O(k·T·H), as claimed for quasi-DEER
+QUASI_H_EXPONENT_CORRECTED = (1.7, 2.3)  # O(k·T·H²): the cells' h·W_h, left out by the claim
+T_EXPONENT = (0.95, 1.05)  # work linear in T, both variants
 
 
-def _abstract_problem(batch: int, seq_len: int, hidden: int):
-    shape = {"w_x": (hidden, 4 * hidden), "w_h": (hidden, 4 * hidden), "b": (4 * hidden,)}
-    params = {name: jax.ShapeDtypeStruct(s, jnp.float32) for name, s in shape.items()}
-    return params, jax.ShapeDtypeStruct((batch, seq_len, hidden), jnp.float32)
-
-
-def trace(variant: str, seq_len: int, hidden: int, k: int, batch: int = 1) -> dict:
-    """One row of the structural sweep: the forward program's counts at trip count k."""
-    s = analyse(evaluator(variant), *_abstract_problem(batch, seq_len, hidden), while_trip_count=k)
-    return dict(
-        variant=variant,
-        batch=batch,
-        seq_len=seq_len,
-        hidden=hidden,
-        k=k if variant in PARALLEL else None,
-        span_ops=s.span_ops,
-        steps_executed=s.steps_executed,
-        work_flops=s.work_flops,
-    )
+def trace(variant: str, seq_len: int, hidden: int, k: int) -> dict:
+    """One row of the structural sweep: the forward program's counts at trip count k, batch 1,
+    traced from ``jax.ShapeDtypeStruct`` inputs (nothing allocated, nothing run)."""
+    f32 = functools.partial(jax.ShapeDtypeStruct, dtype=jnp.float32)
+    w = f32((hidden, 4 * hidden))
+    params = dict(w_x=w, w_h=w, b=f32((4 * hidden,)))
+    s = analyse(suite.evaluator(variant), params, f32((1, seq_len, hidden)), while_trip_count=k)
+    counts = {name: getattr(s, name) for name in ("span_ops", "steps_executed", "work_flops")}
+    k = k if variant in PARALLEL else None
+    return dict(variant=variant, batch=1, seq_len=seq_len, hidden=hidden, k=k, **counts)
 
 
 def structure_sweep(sweep: Mapping = STRUCTURE) -> list[dict]:
@@ -124,9 +80,7 @@ def _line_residual(x, y) -> tuple[float, float, float]:
 
 def _select(rows, sweep: str, variant: str) -> pd.DataFrame:
     df = pd.DataFrame(list(rows))
-    if df.empty:
-        return df
-    return df[(df.sweep == sweep) & (df.variant == variant)]
+    return df[(df.sweep == sweep) & (df.variant == variant)] if not df.empty else df
 
 
 def _decidable(values: Sequence[float], min_range: float) -> bool:
@@ -134,20 +88,51 @@ def _decidable(values: Sequence[float], min_range: float) -> bool:
     return len(values) >= MIN_POINTS and max(values) / min(values) >= min_range
 
 
+def _listed(values) -> str:
+    return ", ".join(map(str, values))
+
+
+def _judged(spec: dict, verdict: str, facts: dict, measured: str, statement: str) -> Verdict:
+    """C13's verdict on one measure (``spec``: its check, measure and rule); each CORRECTED of
+    C13 corrects a mathematical error."""
+    slip = "mathematical error" if verdict == "CORRECTED" else ""
+    said = dict(measured=measured, statement=statement, facts=facts)
+    return Verdict(claim=CLAIM, verdict=verdict, slip=slip, **spec, **said)
+
+
+# --- Sequential steps ------------------------------------------------------------------------
+
 SPAN_RULE = (
     f"FAIL iff a parallel program executes other than k loop steps, span/k misses a line in "
     f"log2 T by more than {SPAN_RESIDUAL:.0%}, or the span misses a line in k by more than "
     f"{SPAN_RESIDUAL:.0%}; INCONCLUSIVE with fewer than {MIN_POINTS} T or k values, T over "
     f"less than {MIN_T_RANGE:g}×, or a missing count; else PASS"
 )
+SPAN = dict(
+    check=f"forward programs traced (not run) at trip counts k over T at H = "
+    f"{STRUCTURE['at_hidden']} and over k at T = {STRUCTURE['at_seq_len']}, batch 1",
+    measure="span_ops, steps_executed (traced)",
+    rule=SPAN_RULE,
+)
+SPAN_FIT = (
+    "{variant}: steps_executed {steps}; span/k = {per_log_t:.3g}·log2 T + {at_log_t_0:.3g} "
+    "(largest residual {residual_t:.1%}, T = {seq_lens[0]}…{seq_lens[1]}); span = "
+    "{per_k:.3g}·k + {at_k_0:.3g} (residual {residual_k:.1%}, k = {k_list}); at T = "
+    "{at_t_max[seq_len]}, k = {at_t_max[k]}: span {at_t_max[span]}"
+)
+SEQUENTIAL_SPAN = "sequential scan: {steps} loop steps, span {span} at T = {seq_len}"
+SPAN_SAYS = {
+    "FAIL": "the span of {failures} does not grow as k·log T",
+    "INCONCLUSIVE": "the traced sweep cannot decide: {undecided}",
+    "PASS": "each Newton iteration is one loop step executed, whose span grows as log T: k "
+    "iterations take O(k·log T) sequential steps, against T for the sequential scan",
+}
 
 
 def span_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
-    """(verdict, facts) of the sequential-steps clause. Facts: per parallel variant, the
-    programs counted and those whose loop steps are not k (``wrong_steps``), the line span/k =
-    a·log₂T + b and span = c·k + e with their largest relative residuals (``fits``); the
-    variants that fail or cannot be judged (``undecided``: variant → why); the sequential
-    scan's steps and span at its largest T (``sequential``)."""
+    """(verdict, facts) of the sequential steps: per parallel variant its ``fits`` (programs,
+    ``wrong_steps``, the lines span/k in log₂ T and span in k), ``failures``, ``undecided``
+    (variant → why) and the ``sequential`` scan's steps and span at its largest T."""
     fits, failures, undecided = {}, [], {}
     for variant in PARALLEL:
         by_t, by_k = _select(rows, "T", variant), _select(rows, "k", variant)
@@ -158,76 +143,49 @@ def span_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
         if not (_decidable(by_t.seq_len, MIN_T_RANGE) and len(by_k) >= MIN_POINTS):
             undecided[variant] = "sweep too short"
             continue
-        a, b, off_t = _line_residual(np.log2(by_t.seq_len), by_t.span_ops / by_t.k)
-        per_k, c, off_k = _line_residual(by_k.k, by_k.span_ops)
-        t_max = by_t.loc[by_t.seq_len.idxmax()]
-        fits[variant] = dict(
-            programs=len(counted), wrong_steps=int((counted.steps_executed != counted.k).sum()),
-            per_log_t=a, at_log_t_0=b, residual_t=off_t, per_k=per_k, at_k_0=c, residual_k=off_k,
+        per_log_t = _line_residual(np.log2(by_t.seq_len), by_t.span_ops / by_t.k)
+        per_k = _line_residual(by_k.k, by_k.span_ops)
+        top = by_t.loc[by_t.seq_len.idxmax()]
+        fit = fits[variant] = dict(
+            programs=len(counted),
+            wrong_steps=int((counted.steps_executed != counted.k).sum()),
+            **dict(zip(("per_log_t", "at_log_t_0", "residual_t"), per_log_t, strict=True)),
+            **dict(zip(("per_k", "at_k_0", "residual_k"), per_k, strict=True)),
             seq_lens=(int(by_t.seq_len.min()), int(by_t.seq_len.max())),
             ks=[int(k) for k in by_k.k],
-            at_t_max=dict(seq_len=int(t_max.seq_len), k=int(t_max.k), span=int(t_max.span_ops)),
-        )  # fmt: skip
-        if fits[variant]["wrong_steps"] or off_t > SPAN_RESIDUAL or off_k > SPAN_RESIDUAL:
+            at_t_max=dict(seq_len=int(top.seq_len), k=int(top.k), span=int(top.span_ops)),
+        )
+        if fit["wrong_steps"] or max(fit["residual_t"], fit["residual_k"]) > SPAN_RESIDUAL:
             failures.append(variant)
     seq = _select(rows, "T", "sequential")
     sequential = None
     if not seq.empty and seq.span_ops.notna().all():
-        top = seq.loc[seq.seq_len.idxmax()]
-        sequential = dict(steps=int(top.steps_executed), span=int(top.span_ops),
-                          seq_len=int(top.seq_len))  # fmt: skip
+        s = seq.loc[seq.seq_len.idxmax()]
+        sequential = dict(steps=int(s.steps_executed), span=int(s.span_ops), seq_len=int(s.seq_len))
     facts = dict(fits=fits, failures=failures, undecided=undecided, sequential=sequential)
     return ("FAIL" if failures else "INCONCLUSIVE" if undecided else "PASS"), facts
 
 
-def _span_sentences(verdict: str, f: dict) -> tuple[str, str]:
-    """(measured, statement) of the sequential-steps clause, from :func:`span_decision`'s."""
+def judge_span(rows: Sequence[Mapping]) -> Verdict:
+    """O(k·log T) sequential steps for k Newton iterations."""
+    verdict, f = span_decision(rows)
     parts = []
     for variant, fit in f["fits"].items():
+        right = f"= k at all {fit['programs']} programs"
+        steps = f"≠ k at {fit['wrong_steps']} programs" if fit["wrong_steps"] else right
         parts.append(
-            f"{variant}: steps_executed = k at all {fit['programs']} programs"
-            if not fit["wrong_steps"]
-            else f"{variant}: steps_executed ≠ k at {fit['wrong_steps']} programs"
-        )
-        top = fit["at_t_max"]
-        parts[-1] += (
-            f"; span/k = {fit['per_log_t']:.3g}·log2 T + {fit['at_log_t_0']:.3g} (largest "
-            f"residual {fit['residual_t']:.1%}, T = {fit['seq_lens'][0]}…{fit['seq_lens'][1]}); "
-            f"span = {fit['per_k']:.3g}·k + {fit['at_k_0']:.3g} (residual {fit['residual_k']:.1%}, "
-            f"k = {', '.join(map(str, fit['ks']))}); at T = {top['seq_len']}, k = {top['k']}: "
-            f"span {top['span']}"
+            SPAN_FIT.format(variant=variant, steps=steps, k_list=_listed(fit["ks"]), **fit)
         )
     if f["sequential"]:
-        s = f["sequential"]
-        parts.append(
-            f"sequential scan: {s['steps']} loop steps, span {s['span']} at T = {s['seq_len']}"
-        )
+        parts.append(SEQUENTIAL_SPAN.format(**f["sequential"]))
     undecided = [f"{v}: {why}" for v, why in f["undecided"].items()]
-    statement = {
-        "FAIL": f"the span of {', '.join(f['failures'])} does not grow as k·log T",
-        "INCONCLUSIVE": "the traced sweep cannot decide: " + "; ".join(undecided),
-        "PASS": "each Newton iteration is one loop step executed, whose span grows as log T: k "
-        "iterations take O(k·log T) sequential steps, against T for the sequential scan",
-    }[verdict]
-    return "; ".join(parts + undecided), statement
-
-
-def judge_span(rows: Sequence[Mapping]) -> Verdict:
-    """The sequential-steps clause: O(k·log T) for k Newton iterations."""
-    verdict, facts = span_decision(rows)
-    measured, statement = _span_sentences(verdict, facts)
-    return Verdict(
-        claim=CLAIM,
-        verdict=verdict,
-        check=f"forward programs traced (not run) at trip counts k over T at H = "
-        f"{STRUCTURE['at_hidden']} and over k at T = {STRUCTURE['at_seq_len']}, batch 1",
-        measure="span_ops, steps_executed (traced)",
-        rule=SPAN_RULE,
-        measured=measured,
-        statement=statement,
-        facts=facts,
+    statement = SPAN_SAYS[verdict].format(
+        failures=", ".join(f["failures"]), undecided="; ".join(undecided)
     )
+    return _judged(SPAN, verdict, f, "; ".join(parts + undecided), statement)
 
+
+# --- Work ----------------------------------------------------------------------------------
 
 WORK_RULE = (
     f"log-log slopes of work_flops: FAIL iff DEER's in H is outside {DEER_H_EXPONENT}, either "
@@ -237,24 +195,29 @@ WORK_RULE = (
     f"{MIN_POINTS} points, H over less than {MIN_H_RANGE:g}× or T over less than "
     f"{MIN_T_RANGE:g}×, or a missing count; else PASS"
 )
-
-
-WORK_CHECK = (
-    f"forward programs traced at k = {TRACE_ITERATIONS} over H = "
-    f"{', '.join(map(str, STRUCTURE['hiddens']))} at T = {STRUCTURE['at_seq_len']} and over "
-    f"T = {STRUCTURE['seq_lens'][0]}…{STRUCTURE['seq_lens'][-1]} at H = {STRUCTURE['at_hidden']}"
+WORK = dict(
+    check=f"forward programs traced at k = {TRACE_ITERATIONS} over H = "
+    f"{_listed(STRUCTURE['hiddens'])} at T = {STRUCTURE['at_seq_len']} and over "
+    f"T = {STRUCTURE['seq_lens'][0]}…{STRUCTURE['seq_lens'][-1]} at H = {STRUCTURE['at_hidden']}",
+    measure="work_flops (traced)",
+    rule=WORK_RULE,
 )
+WORK_FIT = "{variant}: work ∝ H^{e_h:.2f} (H = {lo}…{hi}), ∝ T^{e_t:.3f}"
+WORK_MISS = "{variant}'s work grows as {axis}^{e:.2f}, {not_as}"
+NOT_AS = {("DEER", "H"): "not H³", ("quasi-DEER", "H"): "neither H nor H²"}
+WORK_SAYS = {
+    "INCONCLUSIVE": "the traced sweep cannot decide the work",
+    "FAIL": "{failures}",
+    "CORRECTED": "DEER's work is O(k·T·H³), quasi-DEER's O(k·T·H²), not O(k·T·H): its diagonal "
+    "scan is O(T·H) per iteration, but every iteration also evaluates the T LSTM cells, and "
+    "h(t-1)·W_h costs 8H² FLOPs per step (measured: H^{quasi_h:.2f})",
+    "PASS": "DEER's work is O(k·T·H³) and quasi-DEER's O(k·T·H), linear in T",
+}
 
 
-def _within(value: float, band: tuple[float, float]) -> bool:
-    return band[0] <= value <= band[1]
-
-
-def work_decision(rows: Sequence[Mapping]) -> tuple[str, str, dict]:
-    """(verdict, slip, facts) of the work clause: each variant's log-log slopes of the work in H
-    and T (``exponents``: variant → (in H, in T, smallest H, largest H)), the variants whose
-    sweep could not decide (``undecided``: variant → why) and the slopes out of their band
-    (``failures``: (variant, axis, slope))."""
+def work_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
+    """(verdict, facts) of the work: ``exponents`` (variant → slopes in H and T, smallest and
+    largest H), ``undecided`` (variant → why), ``failures`` ((variant, axis, slope) off band)."""
     exponents, undecided = {}, {}
     for variant in PARALLEL:
         by_h, by_t = _select(rows, "H", variant), _select(rows, "T", variant)
@@ -268,103 +231,52 @@ def work_decision(rows: Sequence[Mapping]) -> tuple[str, str, dict]:
             exponents[variant] = (e_h, e_t, by_h.hidden.min(), by_h.hidden.max())
     facts = {"exponents": exponents, "undecided": undecided, "failures": []}
     if undecided:
-        return "INCONCLUSIVE", "", facts
+        return "INCONCLUSIVE", facts
     (deer_h, deer_t), (quasi_h, quasi_t) = exponents["deer"][:2], exponents["quasi-deer"][:2]
-    failures = facts["failures"]
-    if not _within(deer_h, DEER_H_EXPONENT):
-        failures.append(("DEER", "H", deer_h))
-    for v, e_t in (("DEER", deer_t), ("quasi-DEER", quasi_t)):
-        if not _within(e_t, T_EXPONENT):
-            failures.append((v, "T", e_t))
-    corrected = _within(quasi_h, QUASI_H_EXPONENT_CORRECTED)
-    if not (corrected or _within(quasi_h, QUASI_H_EXPONENT)):
-        failures.append(("quasi-DEER", "H", quasi_h))
-    if failures:
-        return "FAIL", "", facts
-    if corrected:
-        return "CORRECTED", "mathematical error", facts
-    return "PASS", "", facts
-
-
-def _work_sentences(verdict: str, facts: dict) -> tuple[str, str]:
-    """(measured, statement) of the work clause, from :func:`work_decision`'s facts."""
-    if facts["undecided"]:
-        measured = "; ".join(f"{v}: {why}" for v, why in facts["undecided"].items())
-        return measured, "the traced sweep cannot decide the work"
-    measured = "; ".join(
-        f"{v}: work ∝ H^{e_h:.2f} (H = {int(lo)}…{int(hi)}), ∝ T^{e_t:.3f}"
-        for v, (e_h, e_t, lo, hi) in facts["exponents"].items()
-    )
-    not_as = {("DEER", "H"): "not H³", ("quasi-DEER", "H"): "neither H nor H²"}
-    statement = {
-        "FAIL": "; ".join(
-            f"{v}'s work grows as {axis}^{e:.2f}, {not_as.get((v, axis), 'not T')}"
-            for v, axis, e in facts["failures"]
-        ),
-        "CORRECTED": "DEER's work is O(k·T·H³), quasi-DEER's O(k·T·H²), not O(k·T·H): its "
-        "diagonal scan is O(T·H) per iteration, but every iteration also evaluates the T LSTM "
-        "cells, and h(t-1)·W_h costs 8H² FLOPs per step (measured: "
-        f"H^{facts['exponents']['quasi-deer'][0]:.2f})",
-        "PASS": "DEER's work is O(k·T·H³) and quasi-DEER's O(k·T·H), linear in T",
-    }[verdict]
-    return measured, statement
+    bands = [
+        ("DEER", "H", deer_h, [DEER_H_EXPONENT]),
+        ("DEER", "T", deer_t, [T_EXPONENT]),
+        ("quasi-DEER", "T", quasi_t, [T_EXPONENT]),
+        ("quasi-DEER", "H", quasi_h, [QUASI_H_EXPONENT, QUASI_H_EXPONENT_CORRECTED]),
+    ]
+    facts["failures"] += [
+        (v, axis, e) for v, axis, e, within in bands if not any(lo <= e <= hi for lo, hi in within)
+    ]
+    if facts["failures"]:
+        return "FAIL", facts
+    lo, hi = QUASI_H_EXPONENT_CORRECTED
+    return ("CORRECTED" if lo <= quasi_h <= hi else "PASS"), facts
 
 
 def judge_work(rows: Sequence[Mapping]) -> Verdict:
-    """The work clause: O(k·T·H³) for DEER, O(k·T·H) claimed for quasi-DEER."""
-    verdict, slip, facts = work_decision(rows)
-    measured, statement = _work_sentences(verdict, facts)
-    return Verdict(
-        claim=CLAIM,
-        verdict=verdict,
-        check=WORK_CHECK,
-        measure="work_flops (traced)",
-        rule=WORK_RULE,
-        measured=measured,
-        statement=statement,
-        slip=slip,
-        facts=facts,
-    )
+    """O(k·T·H³) work for DEER, O(k·T·H) as claimed for quasi-DEER."""
+    verdict, f = work_decision(rows)
+    fits = [
+        WORK_FIT.format(variant=v, e_h=e_h, e_t=e_t, lo=int(lo), hi=int(hi))
+        for v, (e_h, e_t, lo, hi) in f["exponents"].items()
+    ]
+    failures = [
+        WORK_MISS.format(variant=v, axis=axis, e=e, not_as=NOT_AS.get((v, axis), "not T"))
+        for v, axis, e in f["failures"]
+    ]
+    quasi_h = f["exponents"]["quasi-deer"][0] if "quasi-deer" in f["exponents"] else math.nan
+    statement = WORK_SAYS[verdict].format(failures="; ".join(failures), quasi_h=quasi_h)
+    undecided = [f"{v}: {why}" for v, why in f["undecided"].items()]
+    return _judged(WORK, verdict, f, "; ".join(undecided or fits), statement)
 
 
-# --- Newton iterations vs T (run, not traced) ------------------------------------------------
+# --- Newton iterations vs T (run, not traced) ----------------------------------------------
 
 ITERATION_SWEEP = {
     "smoke": dict(seq_lens=(), hidden=4, batch=1),
     "cpu": dict(seq_lens=(256, 1024, 4096, 16384, 65536), hidden=4, batch=1),
 }
-"""The forward pass of each parallel variant is run to convergence at these T (one compile
-each; the smoke profile runs none). 256× in T: over 16× a k that grows
-as log T rises by a factor 1.5 only, which no ×2 threshold of k(T_max)/k(T_min) can see."""
+"""Each parallel variant's forward pass is run to convergence at these T (the smoke profile
+runs none); 256×, since over 16× a k ∝ log T grows by 1.5× only."""
 ITERATION_SWEEP["full"] = ITERATION_SWEEP["cpu"]
-MIN_ITER_POINTS = 5
-"""No verdict on the iterations from fewer values of T ..."""
-MIN_ITER_RANGE = 64.0
-"""... or from T over less than 64×."""
-CONSTANT_SHARE = 1 / 3
-"""k ≈ a + b·log₂T: the share g = b·log₂T_max / k(T_max) of k that grows with log T is 0 for a
-constant k and 1 for k ∝ log T; k counts as constant iff g ≤ 1/3 ..."""
-LOG_SHARE = (2 / 3, 4 / 3)
-"""... as ∝ log T iff g lies here; above it, k grows faster than log T."""
-
-
-def iteration_sweep(sweep: Mapping) -> list[dict]:
-    """Rows (variant, batch, seq_len, hidden, newton_iterations, converged, max_iter): each
-    parallel variant's forward pass run to convergence (suite defaults: tolerance, cap,
-    initialisation, ``bench.suites.deer.problem``'s data)."""
-    rows = []
-    for variant in PARALLEL:
-        for seq_len in sweep["seq_lens"]:
-            params, x = problem(sweep["batch"], seq_len, sweep["hidden"])
-            _, stats = jax.jit(evaluator(variant))(params, x)
-            rows.append(
-                dict(variant=variant, batch=sweep["batch"], seq_len=seq_len,
-                     hidden=sweep["hidden"], newton_iterations=int(stats.iterations),
-                     converged=bool(stats.converged), max_iter=min(MAX_ITER[variant], seq_len))
-            )  # fmt: skip
-    return rows
-
-
+MIN_ITER_POINTS, MIN_ITER_RANGE = 5, 64.0  # no verdict from fewer values of T, or a narrower T
+CONSTANT_SHARE = 1 / 3  # k constant iff the share g of k growing with log T is ≤ this ...
+LOG_SHARE = (2 / 3, 4 / 3)  # ... k ∝ log T iff g lies here; above it, k grows faster
 ITERATIONS_RULE = (
     f"per parallel variant, k ≈ a + b·log2 T fitted over ≥ {MIN_ITER_POINTS} values of T over "
     f"≥ {MIN_ITER_RANGE:g}× (else INCONCLUSIVE); g = b·log2 T_max / k(T_max): FAIL iff a run did "
@@ -372,6 +284,45 @@ ITERATIONS_RULE = (
     f"{CONSTANT_SHARE:.3g} (k constant); CORRECTED iff some g lies in [{LOG_SHARE[0]:.3g}, "
     f"{LOG_SHARE[1]:.3g}] (k ∝ log T); else INCONCLUSIVE"
 )
+ITERATIONS = dict(
+    check="Newton iterations to converge (tolerance 8 ulp on the scaled update, default "
+    "initialisation) of each parallel variant's forward pass, run over T",
+    measure="Newton iterations vs log T",
+    rule=ITERATIONS_RULE,
+)
+ITERATION_COLUMNS = "variant batch seq_len hidden newton_iterations converged max_iter".split()
+ITERATIONS_FIT = (
+    "{variant} (B={batch}, H={hidden}): k = {k_list} at T = {t_list}; k ≈ {a:.3g} + "
+    "{b:.3g}·log2 T, share growing with log T g = {share:.2f}"
+)
+STALLED = (
+    "{variant} T={seq_len} H={hidden}: did not converge in {newton_iterations} iterations "
+    "(cap {max_iter})"
+)
+ITERATIONS_SAYS = {
+    "FAIL": "{failures}",
+    "undecided": "the iterations need ≥ {min_points} values of T over ≥ {min_range:g}×: "
+    "{undecided}",
+    "PASS": "the Newton iterations do not grow with T (at most {top_share:.0%} of k grows with "
+    "log T), so the span k·O(log T) stays O(log T) at the default initialisation",
+    "CORRECTED": "the Newton iterations of {logarithmic} grow as log T, so k·O(log T) "
+    "sequential steps are O(log² T), not O(log T)",
+    "INCONCLUSIVE": "k grows with T, but neither as a constant nor as log T: {shares}",
+}
+
+
+def iteration_sweep(sweep: Mapping) -> list[dict]:
+    """Rows of :data:`ITERATION_COLUMNS`: each parallel variant's forward pass run to
+    convergence on the suite's data (its tolerance, cap and initialisation)."""
+    batch, hidden, rows = sweep["batch"], sweep["hidden"], []
+    for variant in PARALLEL:
+        for seq_len in sweep["seq_lens"]:
+            params, x = suite.problem(batch, seq_len, hidden)
+            _, stats = jax.jit(suite.evaluator(variant))(params, x)
+            k, cap = int(stats.iterations), min(suite.MAX_ITER[variant], seq_len)
+            values = (variant, batch, seq_len, hidden, k, bool(stats.converged), cap)
+            rows.append(dict(zip(ITERATION_COLUMNS, values, strict=True)))
+    return rows
 
 
 def log_share(seq_lens: Sequence[int], ks: Sequence[int]) -> tuple[float, float, float]:
@@ -382,11 +333,10 @@ def log_share(seq_lens: Sequence[int], ks: Sequence[int]) -> tuple[float, float,
     return float(a), float(b), float(b * x.max() / top) if top > 0 else math.inf
 
 
-def iterations_decision(rows: Sequence[Mapping]) -> tuple[str, str, dict]:
-    """(verdict, slip, facts) of the iterations clause. Facts: ``fits`` (variant → its runs and
-    k ≈ a + b·log₂T with the share g growing with log T), ``undecided`` (variant → (values of
-    T, their range)), ``stalled`` (the runs that did not converge), ``faster`` and
-    ``logarithmic`` (the variants whose g is above, or in, :data:`LOG_SHARE`)."""
+def iterations_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
+    """(verdict, facts) of the iterations: ``fits`` (variant → its runs, k ≈ a + b·log₂T and g),
+    ``undecided`` (variant → (values of T, their range)), the ``stalled`` runs, and the variants
+    whose g is above (``faster``) or in (``logarithmic``) :data:`LOG_SHARE`."""
     df = pd.DataFrame(list(rows))
     fits, undecided = {}, {}
     stalled = df[~df.converged.astype(bool)] if not df.empty else df
@@ -396,230 +346,70 @@ def iterations_decision(rows: Sequence[Mapping]) -> tuple[str, str, dict]:
             undecided[variant] = (len(g), g.seq_len.max() / g.seq_len.min() if len(g) else None)
             continue
         a, b, share = log_share(g.seq_len, g.newton_iterations)
-        fits[variant] = dict(
-            batch=int(g.batch.iloc[0]), hidden=int(g.hidden.iloc[0]), a=a, b=b, share=share,
-            ks=[int(k) for k in g.newton_iterations], seq_lens=[int(t) for t in g.seq_len],
-        )  # fmt: skip
+        fits[variant] = dict(batch=int(g.batch.iloc[0]), hidden=int(g.hidden.iloc[0]), a=a, b=b)
+        fits[variant] |= dict(share=share, ks=[int(k) for k in g.newton_iterations])
+        fits[variant]["seq_lens"] = [int(t) for t in g.seq_len]
     shares = {v: f["share"] for v, f in fits.items()}
-    facts = dict(
-        fits=fits, undecided=undecided, stalled=stalled.to_dict("records"),
-        faster=[v for v, g in shares.items() if g > LOG_SHARE[1]],
-        logarithmic=[v for v, g in shares.items() if LOG_SHARE[0] <= g <= LOG_SHARE[1]],
-    )  # fmt: skip
+    facts = dict(fits=fits, undecided=undecided, stalled=stalled.to_dict("records"))
+    facts["faster"] = [v for v, g in shares.items() if g > LOG_SHARE[1]]
+    facts["logarithmic"] = [v for v, g in shares.items() if LOG_SHARE[0] <= g <= LOG_SHARE[1]]
     if facts["faster"] or facts["stalled"]:
-        return "FAIL", "", facts
+        return "FAIL", facts
     if undecided:
-        return "INCONCLUSIVE", "", facts
+        return "INCONCLUSIVE", facts
     if all(g <= CONSTANT_SHARE for g in shares.values()):
-        return "PASS", "", facts
-    if facts["logarithmic"]:
-        return "CORRECTED", "mathematical error", facts
-    return "INCONCLUSIVE", "", facts
-
-
-def _iterations_sentences(verdict: str, facts: dict) -> tuple[str, str]:
-    """(measured, statement) of the iterations clause, from :func:`iterations_decision`'s."""
-    parts = [
-        f"{v} (B={f['batch']}, H={f['hidden']}): k = {', '.join(map(str, f['ks']))} at T = "
-        f"{', '.join(map(str, f['seq_lens']))}; k ≈ {f['a']:.3g} + {f['b']:.3g}·log2 T, "
-        f"share growing with log T g = {f['share']:.2f}"
-        for v, f in facts["fits"].items()
-    ] + [
-        f"{r['variant']} T={r['seq_len']} H={r['hidden']}: did not converge in "
-        f"{r['newton_iterations']} iterations (cap {r['max_iter']})"
-        for r in facts["stalled"]
-    ]
-    undecided = [
-        f"{v}: {n} values of T" + (f" over {span:g}×" if n else "")
-        for v, (n, span) in facts["undecided"].items()
-    ]
-    shares = {v: f["share"] for v, f in facts["fits"].items()}
-    if verdict == "FAIL":
-        faster, stalled = facts["faster"], facts["stalled"]
-        statement = "; ".join(
-            ([f"the iterations grow faster than log T ({', '.join(faster)})"] if faster else [])
-            + ([f"{len(stalled)} runs did not converge within their cap"] if stalled else [])
-        )
-    elif verdict == "INCONCLUSIVE" and undecided:
-        statement = (
-            f"the iterations need ≥ {MIN_ITER_POINTS} values of T over ≥ {MIN_ITER_RANGE:g}×: "
-            + "; ".join(undecided)
-        )
-    elif verdict == "PASS":
-        statement = (
-            f"the Newton iterations do not grow with T (at most {max(shares.values()):.0%} of k "
-            "grows with log T), so the span k·O(log T) stays O(log T) at the default "
-            "initialisation"
-        )
-    elif verdict == "CORRECTED":
-        statement = (
-            f"the Newton iterations of {', '.join(facts['logarithmic'])} grow as log T, so "
-            "k·O(log T) sequential steps are O(log² T), not O(log T)"
-        )
-    else:
-        statement = "k grows with T, but neither as a constant nor as log T: " + ", ".join(
-            f"{v} g = {g:.2f}" for v, g in shares.items()
-        )
-    return "; ".join(parts + undecided) or "no parallel run", statement
+        return "PASS", facts
+    return ("CORRECTED" if facts["logarithmic"] else "INCONCLUSIVE"), facts
 
 
 def judge_iterations(rows: Sequence[Mapping]) -> Verdict:
     """Newton iterations vs T: the span O(k·log T) is O(log T) only if k does not grow."""
-    verdict, slip, facts = iterations_decision(rows)
-    measured, statement = _iterations_sentences(verdict, facts)
-    return Verdict(
-        claim=CLAIM,
-        verdict=verdict,
-        check="Newton iterations to converge (tolerance 8 ulp on the scaled update, default "
-        "initialisation) of each parallel variant's forward pass, run over T",
-        measure="Newton iterations vs log T",
-        rule=ITERATIONS_RULE,
-        measured=measured,
-        statement=statement,
-        slip=slip,
-        facts=facts,
+    verdict, f = iterations_decision(rows)
+    parts = []
+    for v, fit in f["fits"].items():
+        lists = dict(k_list=_listed(fit["ks"]), t_list=_listed(fit["seq_lens"]))
+        parts.append(ITERATIONS_FIT.format(variant=v, **lists, **fit))
+    parts += [STALLED.format(**r) for r in f["stalled"]]
+    undecided = [
+        f"{v}: {n} values of T" + (f" over {span:g}×" if n else "")
+        for v, (n, span) in f["undecided"].items()
+    ]
+    shares = {v: fit["share"] for v, fit in f["fits"].items()}
+    failures = []
+    if f["faster"]:
+        failures.append(f"the iterations grow faster than log T ({', '.join(f['faster'])})")
+    if f["stalled"]:
+        failures.append(f"{len(f['stalled'])} runs did not converge within their cap")
+    says = "undecided" if verdict == "INCONCLUSIVE" and undecided else verdict
+    statement = ITERATIONS_SAYS[says].format(
+        failures="; ".join(failures),
+        undecided="; ".join(undecided),
+        min_points=MIN_ITER_POINTS,
+        min_range=MIN_ITER_RANGE,
+        top_share=max(shares.values(), default=math.nan),
+        logarithmic=", ".join(f["logarithmic"]),
+        shares=", ".join(f"{v} g = {g:.2f}" for v, g in shares.items()),
     )
+    measured = "; ".join(parts + undecided) or "no parallel run"
+    return _judged(ITERATIONS, verdict, f, measured, statement)
 
 
 def structure_experiment(profile: str, run_dir) -> list[Verdict]:
     rows = structure_sweep()
     write_table(run_dir, "deer_structure.csv", rows)
-    for sweep, name in (("T", "deer_structure_T.csv"), ("H", "deer_structure_H.csv")):
-        write_table(run_dir, name, [r for r in rows if r["sweep"] == sweep])
+    for sweep in ("T", "H"):  # the tables of the figures (:func:`_structure_curve`)
+        write_table(
+            run_dir, f"deer_structure_{sweep}.csv", [r for r in rows if r["sweep"] == sweep]
+        )
     iterations = iteration_sweep(ITERATION_SWEEP[profile])
-    columns = ["variant", "batch", "seq_len", "hidden", "newton_iterations", "converged",
-               "max_iter"]  # fmt: skip
-    write_table(run_dir, "deer_iterations.csv", iterations, columns)
+    write_table(run_dir, "deer_iterations.csv", iterations, ITERATION_COLUMNS)
     return [judge_span(rows), judge_work(rows), judge_iterations(iterations)]
 
 
-# --- From the timed rows: iterations and wall time ------------------------------------------
+# --- Wall time, from the timed rows ----------------------------------------------------------
 
-FASTER = 1.1
-"""A parallel variant beats the sequential scan at a size iff t_seq / t_variant ≥ 1.1 ..."""
-SLOWER = 0.9
-"""... and loses iff it is ≤ 0.9, by the ratio of the medians and by the ratio of the fastest
-repeats alike (a loaded machine inflates the upper quantiles, not the minimum); a size where
-the two ratios disagree is a tie."""
-GOAL = dict(batch=1, max_hidden=8, min_seq_len=4096)
-"""Where the issue expects the parallel evaluator to win on a CPU."""
-MODEL_OFF = 2.0
-"""The limit model decides only where it predicts the clock: the measured times at most this
-many times its limits (median over the timed cases). A bound 10× below the time predicts
-nothing, and the speed-up it implies moved between 1.1 and 1.9 from run to run here."""
-PUBLISHED = (
-    "Lim et al. (ICLR 2024) report GPU evaluation of sequential models up to three orders of "
-    "magnitude faster than the sequential scan and training more than 10× faster, for a GRU "
-    "at small state sizes and long sequences, the gain shrinking as the state grows (a GRU "
-    "on an A100: about 41× at 8 hidden units, 14× at 16, slower than the scan from 32); "
-    "Gonzalez et al. (NeurIPS 2024) note that DEER's cost is cubic in the state size, which "
-    "their diagonal (quasi-DEER) Jacobians reduce"
-)
-PUBLISHED_SPEEDUP = {8: 41.0, 16: 14.0}
-"""A GRU on an A100, batch 1, as read from Lim et al. 2024 (hidden → speed-up of DEER)."""
-
-
-def _extra(text) -> dict:
-    if text is None or text is pd.NA or (isinstance(text, float) and text != text):
-        return {}
-    return json.loads(text)
-
-
-SIZE_KEYS = ["mode", "batch", "seq_len", "hidden", "n_devices"]
-
-
-def speedups(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per parallel case of the ``deer`` suite with a sequential ``ok`` row at its
-    sizes: its status, Newton iterations, and (when both are ``ok``) the speed-up t_seq /
-    t_variant of the medians and of the fastest repeats, and the :func:`outcome`."""
-    columns = [*SIZE_KEYS[:-1], "variant", "status", "seq_ms", "time_ms", "limit_ms", "speedup",
-               "speedup_min", "outcome", "model_speedup", "newton_iterations", "converged",
-               "residual"]  # fmt: skip
-    rows = df[df.suite == "deer"] if not df.empty else df
-    if rows.empty:
-        return pd.DataFrame(columns=columns)
-    if "limit_s" not in rows:
-        rows = rows.assign(limit_s=math.nan)  # a run without the device's calibration
-    seq = rows[(rows.variant == "sequential") & (rows.status == "ok")]
-    merged = rows[rows.variant.isin(PARALLEL)].merge(
-        seq[[*SIZE_KEYS, "time_median_s", "time_min_s", "limit_s"]], on=SIZE_KEYS,
-        suffixes=("", "_seq"),
-    )  # fmt: skip
-    out = []
-    for r in merged.to_dict("records"):
-        extra = _extra(r.get("extra_json"))
-        rec = {k: r[k] for k in SIZE_KEYS[:-1]} | dict(
-            variant=r["variant"],
-            status=r["status"],
-            seq_ms=r["time_median_s_seq"] * 1e3,
-            time_ms=math.nan,
-            limit_ms=_ratio(r["limit_s"], 1e-3),
-            speedup=math.nan,
-            speedup_min=math.nan,
-            outcome=r["status"],
-            # the limit model's speed-up: the time the device could not beat, scan / variant
-            model_speedup=_ratio(r["limit_s_seq"], r["limit_s"]),
-            newton_iterations=extra.get("newton_iterations"),
-            converged=extra.get("converged"),
-            residual=extra.get("residual"),
-        )
-        if r["status"] == "ok":
-            speedup = r["time_median_s_seq"] / r["time_median_s"]
-            fastest = r["time_min_s_seq"] / r["time_min_s"]
-            rec.update(time_ms=r["time_median_s"] * 1e3, speedup=speedup, speedup_min=fastest)
-            rec["outcome"] = outcome(speedup, fastest)
-        out.append(rec)
-    table = pd.DataFrame(out, columns=columns)
-    return table.sort_values(["mode", "batch", "variant", "hidden", "seq_len"], ignore_index=True)
-
-
-def _ratio(num, den) -> float:
-    """num / den, NaN where either is missing or den is not positive."""
-    if pd.isna(num) or pd.isna(den) or not float(den) > 0:
-        return math.nan
-    return float(num) / float(den)
-
-
-def outcome(speedup: float, speedup_min: float) -> str:
-    """``faster`` iff both ratios (of the medians, of the fastest repeats) are ≥ :data:`FASTER`,
-    ``slower`` iff both are ≤ :data:`SLOWER`, else ``tie``."""
-    if min(speedup, speedup_min) >= FASTER:
-        return "faster"
-    if max(speedup, speedup_min) <= SLOWER:
-        return "slower"
-    return "tie"
-
-
-def crossover(hiddens: Sequence[int], outcomes: Sequence[str]) -> str:
-    """Where, along the hidden sizes of one (mode, batch, T, variant), the outcome changes."""
-    pairs = sorted(zip(hiddens, outcomes, strict=True))
-    faster = [h for h, o in pairs if o == "faster"]
-    slower = [h for h, o in pairs if o == "slower"]
-    listed = ", ".join(str(h) for h, _ in pairs)
-    if not faster and not slower:
-        return f"undecided at H = {listed}"
-    if not faster:
-        return f"slower at every H measured ({listed}): no crossover, the scan wins"
-    if not slower:
-        return f"faster at every H measured ({listed}): the crossover lies above H = {pairs[-1][0]}"
-    if max(faster) < min(slower):
-        return f"faster up to H = {max(faster)}, slower from H = {min(slower)}"
-    return f"faster at H = {faster}, slower at H = {slower} (no single crossover)"
-
-
-def crossovers(table: pd.DataFrame) -> list[str]:
-    """:func:`crossover` for each (mode, batch, T, variant) with a time at two or more H."""
-    lines = []
-    timed = table[table.outcome.isin(["faster", "slower", "tie"])]
-    for (mode, batch, seq_len, variant), g in timed.groupby(
-        ["mode", "batch", "seq_len", "variant"]
-    ):
-        if len(g) >= 2:
-            text = crossover(list(g.hidden), list(g.outcome))
-            lines.append(f"{variant} {mode} B={batch} T={seq_len}: {text}")
-    return lines
-
-
+GOAL = dict(batch=1, max_hidden=8, min_seq_len=4096)  # where the issue expects a win on a CPU
+MODEL_OFF = 2.0  # the limit model decides only while the times are at most this × its limits
 WALL_RULE = (
     f"speed-up s = t_sequential / t_variant, a win iff s ≥ {FASTER} and a loss iff s ≤ "
     f"{SLOWER}, by the medians and by the fastest repeats alike (else a tie); the limit model's "
@@ -632,20 +422,66 @@ WALL_RULE = (
     "variant measured: FAIL iff it loses at a deciding size, PASS iff it wins at every one, "
     "else INCONCLUSIVE (also with no deciding size: this device cannot decide the claim)"
 )
+WALL = dict(
+    check="wall time of the timed deer cases (forward and train) against the sequential "
+    "scan at the same sizes, parameters and inputs, and against the limit model's speed-up",
+    measure="wall time vs the sequential scan (speed-up)",
+    rule=WALL_RULE,
+)
+WHERE = f"batch {GOAL['batch']}, H ≤ {GOAL['max_hidden']}, T ≥ {GOAL['min_seq_len']}"
+WALL_SAYS = {
+    "untimed": "no case at {where} was timed with both evaluators",
+    "uncalibrated": "no timed case has a limit model (no calibration): the device cannot decide",
+    "far": "this device's limit model decides nothing: the measured times are ×{limit_gap:.3g} "
+    "its limits (median; ×{allowed:g} allowed), and its speed-ups miss the measured ones by "
+    "×{model_off:.3g}",
+    "no room": "this device cannot decide the claim: at {where} its limit model (or its missing "
+    "calibration) leaves the parallel evaluator no room to win; the claim is decided on a "
+    "device where it does",
+    "FAIL": "on this device the sequential scan is faster where its limit model leaves the "
+    "parallel evaluator room to win: {lost}",
+    "PASS": "on this device the parallel evaluator beats the sequential scan at every size of "
+    "{where} where the limit model leaves it room to win ({deciding} of {sizes})",
+    "INCONCLUSIVE": "the timings tie at some size where the limit model leaves room for a win",
+}
+WALL_CELL = "{mode} T={seq_len} H={hidden}: {speedups} → {best}{room}"
+NO_ROOM = " (not deciding: the limit model leaves no room for a win)"
+WALL_LOSS = "T={seq_len} H={hidden} ({mode}, best ×{best_speedup:.2g})"
+MODEL_MATCHES = (
+    "; the limit model's outcome (win, tie, loss) matches the measured one in {matches} of "
+    "{modelled} timed cases"
+)
+MODEL_CHECKED = (
+    "; limit model checked: its speed-ups ×{model_off:.3g} from the measured (median), the "
+    "measured times ×{limit_gap:.3g} its limits"
+)
 
 
 def _model_says(model_speedup: float) -> str:
-    if not model_speedup == model_speedup:
-        return "no limit"
-    return "faster" if model_speedup >= FASTER else "slower" if model_speedup <= SLOWER else "tie"
+    """The limit model's outcome: :func:`outcome` of its speed-up, or ``no limit``."""
+    return (
+        suite.outcome(model_speedup, model_speedup)
+        if model_speedup == model_speedup
+        else "no limit"
+    )
+
+
+def _model_check(timed: pd.DataFrame) -> tuple[float, float]:
+    """How far the limit model is from the clock over the timed cases: its speed-ups' typical
+    factor from the measured ones, and the measured time over the limit (medians; NaN where
+    no case has a limit)."""
+    both = timed[(timed.model_speedup > 0) & (timed.speedup > 0) & (timed.limit_ms > 0)]
+    if both.empty:
+        return math.nan, math.nan
+    off = np.exp(np.median(np.abs(np.log(both.model_speedup / both.speedup))))
+    return float(off), float(np.median(both.time_ms / both.limit_ms))
 
 
 def wall_time_decision(table: pd.DataFrame) -> tuple[str, dict]:
-    """(verdict, facts) of the wall-time clause. Facts: ``cells`` (each size at
-    :data:`GOAL`: its variants' speed-ups, measured and modelled, the best one's outcome, and
-    whether it ``decides``), ``deciding``, ``wins``, ``losses`` (the deciding sizes the best
-    variant lost), ``modelled`` and ``disagree`` (the timed cases whose limit model's outcome
-    differs from the measured one), ``crossovers`` and ``timed`` (every timed case)."""
+    """(verdict, facts) of the wall time: ``cells`` (each size at :data:`GOAL`: speed-ups
+    measured and modelled, the best one's outcome, whether it ``decides``), ``deciding``,
+    ``wins``, ``losses``, the timed cases ``modelled`` and those whose model outcome
+    ``disagree``s with the clock's, ``crossovers``, every ``timed`` case."""
     timed = table[table.outcome.isin(["faster", "slower", "tie"])]
     goal = timed[
         (timed.batch == GOAL["batch"])
@@ -658,10 +494,10 @@ def wall_time_decision(table: pd.DataFrame) -> tuple[str, dict]:
     for (mode, seq_len, hidden), g in goal.groupby(["mode", "seq_len", "hidden"]):
         best = g.loc[g.speedup.idxmax()]
         cells.append(
-            dict(mode=mode, seq_len=seq_len, hidden=hidden, best=best.outcome,
-                 best_speedup=best.speedup, decides=bool((g.model_speedup >= room).any()),
-                 variants=[(r.variant, r.speedup, r.model_speedup) for r in g.itertuples()])
-        )  # fmt: skip
+            dict(mode=mode, seq_len=seq_len, hidden=hidden, best=best.outcome)
+            | dict(best_speedup=best.speedup, decides=bool((g.model_speedup >= room).any()))
+            | dict(variants=[(r.variant, r.speedup, r.model_speedup) for r in g.itertuples()])
+        )
     deciding = [c for c in cells if c["decides"]] if gap <= MODEL_OFF else []
     facts = dict(
         model_off=off,
@@ -676,7 +512,7 @@ def wall_time_decision(table: pd.DataFrame) -> tuple[str, dict]:
             if _model_says(r.model_speedup) not in ("no limit", r.outcome)
         ],
         modelled=sum(_model_says(r) != "no limit" for r in timed.model_speedup),
-        crossovers=crossovers(table),
+        crossovers=suite.crossovers(table),
         timed=[
             (r.variant, r.mode, r.batch, r.seq_len, r.hidden, r.speedup) for r in timed.itertuples()
         ],
@@ -688,141 +524,59 @@ def wall_time_decision(table: pd.DataFrame) -> tuple[str, dict]:
     return ("PASS" if facts["wins"] == facts["deciding"] else "INCONCLUSIVE"), facts
 
 
-def _model_check(timed: pd.DataFrame) -> tuple[float, float]:
-    """How far the limit model is from the clock over the timed cases: its speed-ups' typical
-    factor from the measured ones, and the measured time over the limit (medians; NaN where
-    no case has a limit)."""
-    both = timed[(timed.model_speedup > 0) & (timed.speedup > 0) & (timed.limit_ms > 0)]
-    if both.empty:
-        return math.nan, math.nan
-    off = np.exp(np.median(np.abs(np.log(both.model_speedup / both.speedup))))
-    return float(off), float(np.median(both.time_ms / both.limit_ms))
-
-
-def _wall_time_sentences(verdict: str, facts: dict) -> tuple[str, str]:
-    """(measured, statement) of the wall-time clause, from :func:`wall_time_decision`'s."""
-    cells = [
-        f"{c['mode']} T={c['seq_len']} H={c['hidden']}: "
-        + ", ".join(f"{v} ×{s:.3g} (limit model ×{m:.3g})" for v, s, m in c["variants"])
-        + f" → {c['best']}"
-        + ("" if c["decides"] else " (not deciding: the limit model leaves no room for a win)")
-        for c in facts["cells"]
-    ]
-    where = f"batch {GOAL['batch']}, H ≤ {GOAL['max_hidden']}, T ≥ {GOAL['min_seq_len']}"
-    if not cells:
-        statement = f"no case at {where} was timed with both evaluators"
-    elif not facts["limit_gap"] <= MODEL_OFF:
-        statement = (
-            "this device's limit model decides nothing: the measured times are "
-            f"×{facts['limit_gap']:.3g} its limits (median; ×{MODEL_OFF:g} allowed), and its "
-            f"speed-ups miss the measured ones by ×{facts['model_off']:.3g}"
-            if facts["limit_gap"] == facts["limit_gap"]
-            else "no timed case has a limit model (no calibration): the device cannot decide"
-        )
-    elif not facts["deciding"]:
-        statement = (
-            f"this device cannot decide the claim: at {where} its limit model (or its missing "
-            "calibration) leaves the parallel evaluator no room to win; the claim is decided on a "
-            "device where it does"
-        )
-    elif verdict == "FAIL":
-        statement = (
-            "on this device the sequential scan is faster where its limit model leaves the "
-            "parallel evaluator room to win: "
-            + "; ".join(
-                f"T={c['seq_len']} H={c['hidden']} ({c['mode']}, best ×{c['best_speedup']:.2g})"
-                for c in facts["losses"]
-            )
-        )
-    elif verdict == "PASS":
-        statement = (
-            "on this device the parallel evaluator beats the sequential scan at every size of "
-            f"{where} where the limit model leaves it room to win ({facts['deciding']} of "
-            f"{len(cells)})"
-        )
-    else:
-        statement = "the timings tie at some size where the limit model leaves room for a win"
-    modelled, disagree = facts["modelled"], facts["disagree"]
-    if modelled:
-        statement += (
-            f"; the limit model's outcome (win, tie, loss) matches the measured one in "
-            f"{modelled - len(disagree)} of {modelled} timed cases"
-            + (f", not in {', '.join(disagree)}" if disagree else "")
-        )
-    if facts["crossovers"]:
-        statement += "; crossover in hidden size: " + "; ".join(facts["crossovers"])
-    all_timed = ", ".join(
-        f"{v} {mode} B={b} T={t} H={h} ×{s:.3g}" for v, mode, b, t, h, s in facts["timed"]
-    )
-    measured = "; ".join(cells) + (f" (all: {all_timed})" if all_timed else "")
-    if facts["model_off"] == facts["model_off"]:
-        measured += (
-            f"; limit model checked: its speed-ups ×{facts['model_off']:.3g} from the measured "
-            f"(median), the measured times ×{facts['limit_gap']:.3g} its limits"
-        )
-    return measured or "no parallel case timed against the sequential scan", statement
+def _wall_case(verdict: str, f: dict) -> str:
+    """Which of :data:`WALL_SAYS` states the verdict."""
+    if not f["cells"]:
+        return "untimed"
+    if not f["limit_gap"] <= MODEL_OFF:
+        return "far" if f["limit_gap"] == f["limit_gap"] else "uncalibrated"
+    return verdict if f["deciding"] else "no room"
 
 
 def judge_wall_time(table: pd.DataFrame) -> Verdict:
     """Does the parallel evaluator beat the scan where the issue expects it to, on a device
-    whose limit model leaves it room to? (docs/claims.md: which device decides, and why)."""
-    verdict, facts = wall_time_decision(table)
-    measured, statement = _wall_time_sentences(verdict, facts)
-    return Verdict(
-        claim=CLAIM,
-        verdict=verdict,
-        check="wall time of the timed deer cases (forward and train) against the sequential "
-        "scan at the same sizes, parameters and inputs, and against the limit model's speed-up",
-        measure="wall time vs the sequential scan (speed-up)",
-        rule=WALL_RULE,
-        measured=measured,
-        statement=statement,
-        facts=facts,
+    whose limit model leaves it room to?"""
+    verdict, f = wall_time_decision(table)
+    cells = []
+    for c in f["cells"]:
+        pairs = ", ".join(f"{v} ×{s:.3g} (limit model ×{m:.3g})" for v, s, m in c["variants"])
+        cells.append(WALL_CELL.format(speedups=pairs, room="" if c["decides"] else NO_ROOM, **c))
+    statement = WALL_SAYS[_wall_case(verdict, f)].format(
+        lost="; ".join(WALL_LOSS.format(**c) for c in f["losses"]),
+        sizes=len(cells),
+        where=WHERE,
+        allowed=MODEL_OFF,
+        **f,
     )
-
-
-def iterations_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Newton iterations (and a mark where a case did not converge) by T, one row per
-    (variant, mode, batch, H): the report's iterations-vs-T table."""
-    return _by_seq_len(
-        table,
-        lambda t: [
-            f"{int(k)}" + ("" if s == "ok" else f" ({s})") if k == k and k is not None else str(s)
-            for k, s in zip(t.newton_iterations, t.status, strict=True)
-        ],
+    if f["modelled"]:
+        matches = f["modelled"] - len(f["disagree"])
+        statement += MODEL_MATCHES.format(matches=matches, modelled=f["modelled"])
+        statement += f", not in {', '.join(f['disagree'])}" if f["disagree"] else ""
+    if f["crossovers"]:
+        statement += "; crossover in hidden size: " + "; ".join(f["crossovers"])
+    timed = ", ".join(
+        f"{v} {mode} B={b} T={t} H={h} ×{s:.3g}" for v, mode, b, t, h, s in f["timed"]
     )
-
-
-def speedup_grid(table: pd.DataFrame) -> pd.DataFrame:
-    """Speed-ups as text ("×0.27"; the status where there is none), rows (variant, mode,
-    batch, H), columns T."""
-    return _by_seq_len(
-        table,
-        lambda t: [
-            f"×{s:.3g}" if s == s else str(status)
-            for s, status in zip(t.speedup, t.status, strict=True)
-        ],
-    )
-
-
-def _by_seq_len(table: pd.DataFrame, cells) -> pd.DataFrame:
-    """``cells(table)`` (one text per row) laid out by T, one row per (variant, mode, batch,
-    H)."""
-    if table.empty:
-        return pd.DataFrame()
-    wide = table.assign(cell=cells(table)).pivot_table(
-        index=["variant", "mode", "batch", "hidden"], columns="seq_len", values="cell",
-        aggfunc="first",
-    )  # fmt: skip
-    wide.columns = [f"T={c}" for c in wide.columns]
-    return wide.reset_index()
+    measured = "; ".join(cells) + (f" (all: {timed})" if timed else "")
+    measured += MODEL_CHECKED.format(**f) if f["model_off"] == f["model_off"] else ""
+    measured = measured or "no parallel case timed against the sequential scan"
+    return _judged(WALL, verdict, f, measured, statement)
 
 
 def judge_rows(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
-    table = speedups(df)
-    if table.empty:
-        return []
-    return [judge_wall_time(table)]
+    table = suite.speedups(df)
+    return [judge_wall_time(table)] if not table.empty else []
+
+
+def _structure_curve(sweep: str, y: str, y_label: str, title: str) -> Curve:
+    """A plot of the structural sweep over T or H (the other size and k fixed), one line per
+    variant."""
+    x, x_label, fixed = dict(
+        T=("seq_len", "sequence length T", f"H = {STRUCTURE['at_hidden']}"),
+        H=("hidden", "hidden units H", f"T = {STRUCTURE['at_seq_len']}"),
+    )[sweep]
+    title = f"{title} ({fixed}, k = {TRACE_ITERATIONS})"
+    return Curve(f"deer_structure_{sweep}.csv", x, y, "variant", x_label, y_label, title, logx=True)
 
 
 register(
@@ -831,27 +585,9 @@ register(
         (CLAIM, CLAIM, CLAIM),
         structure_experiment,
         curves=(
-            Curve(
-                "deer_structure_T.csv",
-                "seq_len",
-                "span_ops",
-                "variant",
-                "sequence length T",
-                "span (ops on the critical path)",
-                f"span vs T (H = {STRUCTURE['at_hidden']}, k = {TRACE_ITERATIONS})",
-                logx=True,
-            ),
-            Curve(
-                "deer_structure_H.csv",
-                "hidden",
-                "work_flops",
-                "variant",
-                "hidden units H",
-                "work (FLOPs)",
-                f"work vs H (T = {STRUCTURE['at_seq_len']}, k = {TRACE_ITERATIONS})",
-                logx=True,
-            ),
-        ),  # fmt: skip
+            _structure_curve("T", "span_ops", "span (ops on the critical path)", "span vs T"),
+            _structure_curve("H", "work_flops", "work (FLOPs)", "work vs H"),
+        ),
         cost_s=dict(smoke=2, cpu=15, full=15),
     )
 )

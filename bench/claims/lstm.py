@@ -1,19 +1,8 @@
-"""C2, C3 (seed §2-1, §2-2) and C4 (seed §2-3): the LSTM's backward pass and gradient flow.
+"""C2, C3 (seed §2-1, §2-2): the LSTM's backward equations; C4 (§2-3): its cell gradient flow.
 
-``backward_claims``: the hand-written backward pass through time (``models.lstm.lstm_bptt``)
-against ``jax.grad`` on random data, and each equation of the seed, as written and as
-corrected, against autodiff's per-step adjoints (gradients with respect to zero probes,
-``models.lstm.lstm_scan_probed``). Writes ``lstm_backward_equations.csv``.
-
-``gradient_flow`` (C4): ‖∂L/∂c(t)‖ by autodiff (a zero probe added to c(t)) with the loss on
-the last of T steps, over forget-gate biases × T and regimes whose large recurrent weights or
-open gates can make it explode; the seed's "carried unchanged" (ρ(t) = 1) and the corrected
-"carried as Π f" (the product of the measured forget gates) are each tested against it, so
-either can fail. Writes ``lstm_gradient_flow_sweep.csv``; the rule is :data:`FLOW_RULE`,
-decided by :func:`gradient_flow_decision`.
-
-Both run in float64 where precision matters (decays reach 1e-300) with the highest matmul
-precision (no TF32 on GPUs), so the numbers measure the maths, not rounding.
+How each is measured and why its rule is so: docs/claims.md, C2, C3 and C4. Both experiments
+run in float64 where precision matters (decays reach 1e-300) with the highest matmul precision
+(no TF32 on GPUs), so the numbers measure the maths, not rounding.
 """
 
 from __future__ import annotations
@@ -22,6 +11,7 @@ import dataclasses
 import functools
 import math
 import pathlib
+import types
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -44,6 +34,8 @@ from models.lstm import (
     random_problem,
 )
 
+# --- C2, C3: the backward equations ----------------------------------------------------------
+
 # (batch, seq_len, features, hidden) per profile.
 BACKWARD_SIZES = {
     "smoke": dict(batch=2, seq_len=5, features=3, hidden=4),
@@ -51,9 +43,9 @@ BACKWARD_SIZES = {
     "full": dict(batch=32, seq_len=256, features=64, hidden=256),
 }
 TOL_F32, TOL_F64 = 1e-5, 1e-10  # max |error| / max |reference|
-
-
-# --- C2, C3: the backward equations ------------------------------------------------------
+BPTT = "hand-written BPTT"
+FORMS = ("as written", "corrected")
+ERROR_COLUMNS = ("claim", "equation", "form", "dtype", "max_abs_err", "max_rel_err")
 
 
 @jax.jit
@@ -74,44 +66,41 @@ def _errors(actual, expected) -> tuple[float, float]:
     return abs_err, abs_err / scale if scale > 0 else abs_err
 
 
+def _error_row(claim: str, equation: str, form: str, dtype: str, actual, expected) -> dict:
+    """A row of ``lstm_backward_equations.csv``."""
+    values = (claim, equation, form, dtype, *_errors(actual, expected))
+    return dict(zip(ERROR_COLUMNS, values, strict=True))
+
+
 @dataclasses.dataclass(frozen=True)
 class SeedLine:
-    """One equation of the seed, as written and as corrected, each with the autodiff quantity
-    it claims to equal: ``(expression, reference)`` functions of ``v``, the arrays of one
-    float64 problem (:func:`_equation_arrays`). ``fix`` states the correction; it is reported
-    only if the as-written form measures wrong."""
+    """One equation of the seed, as written and as corrected, each an ``(expression, reference)``
+    pair: a function of the arrays of one float64 problem (:func:`_equation_arrays`) and the
+    name of the autodiff array it claims to equal. ``fix`` states the correction (reported only
+    if the line as written measures wrong) and ``slip`` its kind (``bench.claims.SLIPS``)."""
 
     claim: str
     equation: str
     as_written: tuple
     corrected: tuple
     fix: str = ""
-    slip: str = ""  # what kind of mistake the fix corrects (bench.claims.SLIPS)
+    slip: str = ""
     side_note: bool = False
-    """A note the seed writes beside an equation, not the equation: judged as its own finding,
-    it does not decide the verdict or its slip (the equation is judged on what it says)."""
+    """A note beside an equation, judged as its own finding: it sets neither the verdict nor
+    the slip (the equation is judged on what it says)."""
 
 
-def _next(a, last):
-    """a(t+1) for t = 1..T along axis 1, with ``last`` standing for a(T+1)."""
-    return np.concatenate([a[:, 1:], last[:, None]], axis=1)
-
-
-def _same(expression, reference):
+def _same(expression, reference: str):
     """A line the seed gets right: as written = corrected."""
     return (expression, reference), (expression, reference)
-
-
-def _tanh_prime(v):
-    return 1 - np.tanh(v["c"]) ** 2
 
 
 SEED_LINES = (
     SeedLine(
         "C2",
         "h̄(t) = [direct term] + Σ_k W_hk (k̄ ⊙ k')(t+1)",
-        (lambda v: v["c_bar"] + v["h_bar_future"], lambda v: v["h_bar"]),
-        (lambda v: v["dh"] + v["h_bar_future"], lambda v: v["h_bar"]),
+        (lambda v: v.c_bar + v.h_bar_future, "h_bar"),
+        (lambda v: v.dh + v.h_bar_future, "h_bar"),
         "the direct term of h̄(t) is ∂ℓ/∂h(t); the seed writes '+ dL/dC(t)' (measured with "
         "dL/dC(t) read as c̄(t))",
         "notation or transcription slip",
@@ -119,42 +108,34 @@ SEED_LINES = (
     SeedLine(
         "C2",
         "c̄(t) = h̄(t) o(t)(1 - tanh² c(t)) + c̄(t+1) f(t+1)",
-        *_same(
-            lambda v: v["h_bar"] * v["o"] * _tanh_prime(v) + v["c_bar_future"], lambda v: v["c_bar"]
-        ),
+        *_same(lambda v: v.h_bar * v.o * (1 - np.tanh(v.c) ** 2) + v.c_bar_future, "c_bar"),
     ),
-    SeedLine("C2", "ḡ(t) = c̄(t) i(t)", *_same(lambda v: v["c_bar"] * v["i"], lambda v: v["g_bar"])),
-    SeedLine(
-        "C2",
-        "ō(t) = h̄(t) tanh c(t)",
-        *_same(lambda v: v["h_bar"] * np.tanh(v["c"]), lambda v: v["o_bar"]),
-    ),
-    SeedLine(
-        "C2", "f̄(t) = c̄(t) c(t-1)", *_same(lambda v: v["c_bar"] * v["c_prev"], lambda v: v["f_bar"])
-    ),
+    SeedLine("C2", "ḡ(t) = c̄(t) i(t)", *_same(lambda v: v.c_bar * v.i, "g_bar")),
+    SeedLine("C2", "ō(t) = h̄(t) tanh c(t)", *_same(lambda v: v.h_bar * np.tanh(v.c), "o_bar")),
+    SeedLine("C2", "f̄(t) = c̄(t) c(t-1)", *_same(lambda v: v.c_bar * v.c_prev, "f_bar")),
     SeedLine(
         "C2",
         "last line: seed 'ō(t) = c̄(t) g(t)', corrected ī(t) = c̄(t) g(t)",
-        (lambda v: v["c_bar"] * v["g"], lambda v: v["o_bar"]),
-        (lambda v: v["c_bar"] * v["g"], lambda v: v["i_bar"]),
+        (lambda v: v.c_bar * v.g, "o_bar"),
+        (lambda v: v.c_bar * v.g, "i_bar"),
         "the seed's second ō line is the input gate's: ī(t) = c̄(t) ⊙ g(t)",
         "notation or transcription slip",
     ),
     SeedLine(
         "C2",
         "σ' in h̄: z̄_k = k̄ ⊙ k(1-k) for k = i, f, o",
-        *_same(lambda v: v["k_bar_sigma_prime"], lambda v: v["z_bar_ifo"]),
+        *_same(lambda v: v.k_bar_sigma_prime, "z_bar_ifo"),
     ),
     SeedLine(
         "C2",
         "tanh' in h̄: z̄_g = ḡ ⊙ (1 - tanh²(W_xg x + W_hg h))",
-        *_same(lambda v: v["g_bar"] * (1 - v["g"] ** 2), lambda v: v["z_bar_g"]),
+        *_same(lambda v: v.g_bar * (1 - v.g**2), "z_bar_g"),
     ),
     SeedLine(
         "C2",
         "side note under tanh' in h̄: seed 'tanh(x) = (1-tanh²x)/(1+tanh²x)', read as tanh'(x)",
-        (lambda v: v["g_bar"] * (1 - v["g"] ** 2) / (1 + v["g"] ** 2), lambda v: v["z_bar_g"]),
-        (lambda v: v["g_bar"] * (1 - v["g"] ** 2), lambda v: v["z_bar_g"]),
+        (lambda v: v.g_bar * (1 - v.g**2) / (1 + v.g**2), "z_bar_g"),
+        (lambda v: v.g_bar * (1 - v.g**2), "z_bar_g"),
         "the seed's side note tanh'(x) = (1-tanh²x)/(1+tanh²x) is false (that is sech 2x); "
         "tanh'(x) = 1 - tanh²x, which its equation uses",
         "mathematical error",
@@ -163,22 +144,27 @@ SEED_LINES = (
     SeedLine(
         "C3",
         "W̄_xi: seed Σ_t c̄ o(1-o) x(t), corrected Σ_t x(t)ᵀ (c̄ g i(1-i))",
-        (
-            lambda v: np.einsum("bti,bth->ih", v["x"], v["c_bar"] * v["o"] * (1 - v["o"])),
-            lambda v: v["w_xi_bar"],
-        ),
-        (
-            lambda v: np.einsum("bti,bth->ih", v["x"], v["c_bar"] * v["g"] * v["i"] * (1 - v["i"])),
-            lambda v: v["w_xi_bar"],
-        ),
+        (lambda v: np.einsum("bti,bth->ih", v.x, v.c_bar * v.o * (1 - v.o)), "w_xi_bar"),
+        (lambda v: np.einsum("bti,bth->ih", v.x, v.c_bar * v.g * v.i * (1 - v.i)), "w_xi_bar"),
         "W̄_xi = Σ_t x(t)ᵀ (ī(t) ⊙ i(t)(1 - i(t))) with ī = c̄ ⊙ g: the seed differentiates o, "
         "not i (do/dw, o(1-o)), drops the factor g(t), and writes x̄(t) for the input x(t)",
         "mathematical error",
     ),
 )
+LINES = {line.equation: line for line in SEED_LINES}
 
 
-def _equation_arrays(problem) -> dict:
+def _w_xi(grads, hidden: int):
+    """W̄_xi: the input gate's block of W̄_x in (W̄_x, W̄_h, b̄)-first gradients."""
+    return grads[0]["w_x"][:, :hidden]
+
+
+def _next(a, last):
+    """a(t+1) for t = 1..T along axis 1, with ``last`` standing for a(T+1)."""
+    return np.concatenate([a[:, 1:], last[:, None]], axis=1)
+
+
+def _equation_arrays(problem) -> types.SimpleNamespace:
     """Everything the seed's lines refer to, from autodiff only, as float64 NumPy arrays."""
     params, x, _, dh, dcarry = problem
     hidden = dh.shape[-1]
@@ -195,8 +181,8 @@ def _equation_arrays(problem) -> dict:
     v["k_bar_sigma_prime"] = np.concatenate(
         [v[k + "_bar"] * v[k] * (1 - v[k]) for k in ("i", "f", "o")], axis=-1
     )
-    v["w_xi_bar"] = np.asarray(expected[0]["w_x"][:, :hidden])
-    return v
+    v["w_xi_bar"] = np.asarray(_w_xi(expected, hidden))
+    return types.SimpleNamespace(**v)
 
 
 def backward_claims(profile: str, run_dir: pathlib.Path) -> list[Verdict]:
@@ -204,53 +190,25 @@ def backward_claims(profile: str, run_dir: pathlib.Path) -> list[Verdict]:
     s = BACKWARD_SIZES[profile]
     rows = []
     with jax.default_matmul_precision("highest"):
-        for dtype, x64 in ((np.float32, False), (np.float64, True)):
-            with jax.enable_x64(x64):
-                problem = random_problem(**s, dtype=dtype)
-                manual, expected = _manual_and_autodiff(*problem)
-                hidden = s["hidden"]
-                for claim, what, a, e in (
-                    ("C2", "all gradients: W_x, W_h, b, x, h(0), c(0)", manual, expected),
-                    (
-                        "C3",
-                        "W̄_xi (i-block of W̄_x)",
-                        manual[0]["w_x"][:, :hidden],
-                        expected[0]["w_x"][:, :hidden],
-                    ),
-                ):
-                    abs_err, rel_err = _errors(a, e)
-                    rows.append(
-                        dict(
-                            claim=claim,
-                            equation=what,
-                            form="hand-written BPTT",
-                            dtype=np.dtype(dtype).name,
-                            max_abs_err=abs_err,
-                            max_rel_err=rel_err,
-                        )
-                    )
+        for dtype in (np.float32, np.float64):
+            with jax.enable_x64(dtype == np.float64):
+                manual, expected = _manual_and_autodiff(*random_problem(**s, dtype=dtype))
+                name = np.dtype(dtype).name
+                everything = "all gradients: W_x, W_h, b, x, h(0), c(0)"
+                rows.append(_error_row("C2", everything, BPTT, name, manual, expected))
+                w_xi = [_w_xi(grads, s["hidden"]) for grads in (manual, expected)]
+                rows.append(_error_row("C3", "W̄_xi (i-block of W̄_x)", BPTT, name, *w_xi))
         with jax.enable_x64(True):
             v = _equation_arrays(random_problem(**s, dtype=np.float64))
     for line in SEED_LINES:
-        for form, (expression, reference) in (
-            ("as written", line.as_written),
-            ("corrected", line.corrected),
+        for form, (expression, reference) in zip(
+            FORMS, (line.as_written, line.corrected), strict=True
         ):
-            abs_err, rel_err = _errors(expression(v), reference(v))
-            rows.append(
-                dict(
-                    claim=line.claim,
-                    equation=line.equation,
-                    form=form,
-                    dtype="float64",
-                    max_abs_err=abs_err,
-                    max_rel_err=rel_err,
-                )
-            )
-    table = pd.DataFrame(rows)
+            actual, expected = expression(v), getattr(v, reference)
+            rows.append(_error_row(line.claim, line.equation, form, "float64", actual, expected))
     write_table(run_dir, "lstm_backward_equations.csv", rows)
     sizes = ", ".join(f"{k}={val}" for k, val in s.items())
-    return [_backward_verdict(claim, table, sizes) for claim in ("C2", "C3")]
+    return [_backward_verdict(claim, pd.DataFrame(rows), sizes) for claim in ("C2", "C3")]
 
 
 BACKWARD_RULE = (
@@ -259,17 +217,34 @@ BACKWARD_RULE = (
     f"off by > {TOL_F64:g}, the slip that of the equations; else PASS; side notes "
     "reported as their own findings"
 )
+BACKWARD = dict(measure="max relative error against autodiff", rule=BACKWARD_RULE)
+BACKWARD_CHECK = (
+    "hand-written reverse-scan BPTT vs jax.grad on random data ({sizes}; float32 and float64), "
+    "and each seed line vs autodiff's per-step adjoints (grad w.r.t. zero probes) in float64"
+)
+BACKWARD_MEASURED = (
+    "hand-written BPTT vs jax.grad, max rel err: float32 {bptt[float32]:.1e}, float64 "
+    "{bptt[float64]:.1e}; corrected equations vs autodiff adjoints ≤ {corrected:.1e}; seed lines "
+    "as written that are wrong: {wrong_lines}"
+)
+BACKWARD_SAYS = {
+    "FAIL": "the backward equations, even corrected, do not give autodiff's gradients",
+    "PASS": "every line of the seed equals autodiff's adjoint",
+    "CORRECTED": "{fixes}",
+}
+NOTATION = (
+    "; notation (not measurable): σ'(x) = σ(x)(1-σ(x)) is labelled 'σ(x) = ...', the '≈' in h̄ "
+    "is an equality, and w_hk multiplies as W_hkᵀ for vectors"
+)
 
 
 def backward_decision(claim: str, table: pd.DataFrame) -> tuple[str, str, dict]:
-    """(verdict, slip, facts) of C2 or C3 from the table of errors. Facts: ``bptt`` (the
-    hand-written pass's largest relative error per dtype), ``corrected`` (the largest of the
-    corrected lines'), ``wrong`` and ``wrong_notes`` (the seed's equations and side notes off by
-    more than the tolerance: equation → error), ``notes`` (every side note's error)."""
+    """(verdict, slip, facts) of C2 or C3 from the table of errors: ``bptt`` (dtype → the
+    hand-written pass's error), the largest ``corrected`` line's, the seed's equations and
+    side notes off by more than the tolerance (``wrong``, ``wrong_notes``), every note's."""
     t = table[table.claim == claim]
-    bptt = t[t.form == "hand-written BPTT"].set_index("dtype").max_rel_err
-    lines = {line.equation: line for line in SEED_LINES}
-    note = t.equation.map(lambda e: lines[e].side_note if e in lines else False)
+    bptt = t[t.form == BPTT].set_index("dtype").max_rel_err
+    note = t.equation.map(lambda e: LINES[e].side_note if e in LINES else False)
     written, notes = t[(t.form == "as written") & ~note], t[(t.form == "as written") & note]
     facts = dict(
         bptt={"float32": bptt["float32"], "float64": bptt["float64"]},
@@ -282,72 +257,36 @@ def backward_decision(claim: str, table: pd.DataFrame) -> tuple[str, str, dict]:
     bptt_ok = bptt["float32"] <= TOL_F32 and bptt["float64"] <= TOL_F64
     if not bptt_ok or (t[t.form == "corrected"].max_rel_err > TOL_F64).any():
         return "FAIL", "", facts
-    if facts["wrong"]:
-        slips = {lines[e].slip for e in facts["wrong"]}
-        return (
-            "CORRECTED",
-            "mathematical error" if "mathematical error" in slips else min(slips),
-            facts,
-        )
-    return "PASS", "", facts
-
-
-def _backward_sentences(claim: str, verdict: str, facts: dict) -> tuple[str, str]:
-    """(measured, statement) of C2 or C3, from :func:`backward_decision`'s facts."""
-    lines = {line.equation: line for line in SEED_LINES}
-    measured = (
-        f"hand-written BPTT vs jax.grad, max rel err: float32 {facts['bptt']['float32']:.1e}, "
-        f"float64 {facts['bptt']['float64']:.1e}; corrected equations vs autodiff adjoints "
-        f"≤ {facts['corrected']:.1e}; seed lines as written that are wrong: "
-        + ("; ".join(f"'{e}' rel err {err:.2f}" for e, err in facts["wrong"].items()) or "none")
-    )
-    if facts["notes"]:
-        measured += "; side notes (judged apart from the equations): " + "; ".join(
-            f"'{e}' rel err {err:.2g}" for e, err in facts["notes"].items()
-        )
-    if verdict == "FAIL":
-        return measured, "the backward equations, even corrected, do not give autodiff's gradients"
-    if verdict == "PASS":
-        statement = "every line of the seed equals autodiff's adjoint"
-    else:
-        statement = "; ".join(f"{lines[e].fix} ({lines[e].slip})" for e in facts["wrong"])
-    if verdict == "CORRECTED" and claim == "C2":
-        statement += (
-            "; notation (not measurable): σ'(x) = σ(x)(1-σ(x)) is labelled 'σ(x) = ...', the "
-            "'≈' in h̄ is an equality, and w_hk multiplies as W_hkᵀ for vectors"
-        )
-    if facts["wrong_notes"]:
-        statement += "; apart from the equations: " + "; ".join(
-            f"{lines[e].fix} ({lines[e].slip} in a note)" for e in facts["wrong_notes"]
-        )
-    return measured, statement
+    if not facts["wrong"]:
+        return "PASS", "", facts
+    slips = {LINES[e].slip for e in facts["wrong"]}
+    return "CORRECTED", "mathematical error" if "mathematical error" in slips else min(slips), facts
 
 
 def _backward_verdict(claim: str, table: pd.DataFrame, sizes: str) -> Verdict:
-    verdict, slip, facts = backward_decision(claim, table)
-    measured, statement = _backward_sentences(claim, verdict, facts)
-    return Verdict(
-        claim=claim,
-        verdict=verdict,
-        check=(
-            f"hand-written reverse-scan BPTT vs jax.grad on random data ({sizes}; float32 and "
-            "float64), and each seed line vs autodiff's per-step adjoints (grad w.r.t. zero "
-            "probes) in float64"
-        ),
-        measure="max relative error against autodiff",
-        rule=BACKWARD_RULE,
-        measured=measured,
-        statement=statement,
-        slip=slip,
-        facts=facts,
-    )
+    verdict, slip, f = backward_decision(claim, table)
+    wrong = "; ".join(f"'{e}' rel err {err:.2f}" for e, err in f["wrong"].items())
+    measured = BACKWARD_MEASURED.format(wrong_lines=wrong or "none", **f)
+    if f["notes"]:
+        measured += "; side notes (judged apart from the equations): " + "; ".join(
+            f"'{e}' rel err {err:.2g}" for e, err in f["notes"].items()
+        )
+    fixes = "; ".join(f"{LINES[e].fix} ({LINES[e].slip})" for e in f["wrong"])
+    statement = BACKWARD_SAYS[verdict].format(fixes=fixes)
+    statement += NOTATION if verdict == "CORRECTED" and claim == "C2" else ""
+    if f["wrong_notes"] and verdict != "FAIL":
+        statement += "; apart from the equations: " + "; ".join(
+            f"{LINES[e].fix} ({LINES[e].slip} in a note)" for e in f["wrong_notes"]
+        )
+    said = dict(measured=measured, statement=statement, slip=slip, facts=f)
+    check = BACKWARD_CHECK.format(sizes=sizes)
+    return Verdict(claim=claim, verdict=verdict, check=check, **BACKWARD, **said)
 
 
-# --- C4: gradient flow through the cell (FLOW_RULE, decided by gradient_flow_decision) ----
+# --- C4: gradient flow through the cell --------------------------------------------------------
 
 FLOW_CLAIM = "C4"
 FLOW_TABLE = "lstm_gradient_flow_sweep.csv"
-
 # Sizes per profile: the horizons T and the LSTM's batch, input features and hidden units.
 FLOW_SIZES = {
     "smoke": dict(horizons=(10, 100, 300, 1000), batch=4, features=4, hidden=8),
@@ -356,7 +295,6 @@ FLOW_SIZES = {
 }
 FORGET_BIASES = (0, 2, 4, 6, 8, 12)
 CLOSED = -6.0  # b_i = b_o for "i, o ≈ 0": σ(−6) ≈ 0.0025
-
 # Thresholds of the rule (FLOW_RULE).
 F_NEAR_1 = 0.05  # f ≈ 1: 1 − f ≤ this (mean over batch and units, at every step)
 GATE_NEAR_0 = 0.02  # i, o ≈ 0: i and o ≤ this (likewise)
@@ -436,7 +374,7 @@ def cell_gradient_flow(params: dict, x_BxTxI: jax.Array, horizons: tuple[int, ..
 
 
 def flow_sweep(profile: str, seed: int = 0) -> list[dict]:
-    """One row per (regime, T): the measured gates and the ratios ρ (module docstring)."""
+    """One row per (regime, T): the measured gates and the ratios ρ (:func:`_flow_row`)."""
     s = FLOW_SIZES[profile]
     horizons = tuple(s["horizons"])
     rows = []
@@ -446,35 +384,30 @@ def flow_sweep(profile: str, seed: int = 0) -> list[dict]:
         shape = (s["batch"], max(horizons), s["features"])
         x = jax.random.normal(jax.random.key(seed), shape, jnp.float64)
         for regime in REGIMES:
-            flow = cell_gradient_flow(regime.params(base), x, horizons)
-            flow = jax.tree.map(np.asarray, flow)
-            for k, steps in enumerate(horizons):
-                rho, prod_f = flow["rho"][k, :steps], flow["prod_f"][k, :steps]
-                one_minus_f, i, o = (flow[g][:steps] for g in ("one_minus_f", "i", "o"))
-                rows.append(
-                    dict(
-                        regime=regime.name,
-                        b_i=regime.b_i,
-                        b_f=regime.b_f,
-                        b_o=regime.b_o,
-                        w_h_scale=regime.w_h_scale,
-                        seq_len=steps,
-                        mean_1_minus_f=float(one_minus_f.mean()),
-                        mean_i=float(i.mean()),
-                        mean_o=float(o.mean()),
-                        worst_1_minus_f=float(one_minus_f.max()),
-                        worst_i=float(i.max()),
-                        worst_o=float(o.max()),
-                        horizon=steps * float(one_minus_f.mean()),
-                        rho_first=float(rho[0]),
-                        rho_min=float(rho.min()),
-                        rho_max=float(rho.max()),
-                        prod_f_min=float(prod_f.min()),
-                        err_unchanged=_log_error(rho, np.ones_like(rho)),
-                        err_prod_f=_log_error(rho, prod_f),
-                    )
-                )
+            flow = jax.tree.map(np.asarray, cell_gradient_flow(regime.params(base), x, horizons))
+            rows += [_flow_row(regime, flow, k, steps) for k, steps in enumerate(horizons)]
     return rows
+
+
+def _flow_row(regime: Regime, flow: dict, k: int, steps: int) -> dict:
+    """Horizon ``k`` (T = ``steps``) of a regime's :func:`cell_gradient_flow`: the gates'
+    means and worst steps, ρ, min Π f, and how far ρ is from each hypothesis."""
+    rho, prod_f = flow["rho"][k, :steps], flow["prod_f"][k, :steps]
+    one_minus_f, i, o = (flow[g][:steps] for g in ("one_minus_f", "i", "o"))
+    gates = {"1_minus_f": one_minus_f, "i": i, "o": o}
+    row = dict(regime=regime.name, b_i=regime.b_i, b_f=regime.b_f, b_o=regime.b_o)
+    row |= dict(w_h_scale=regime.w_h_scale, seq_len=steps)
+    row |= {f"mean_{g}": float(a.mean()) for g, a in gates.items()}
+    row |= {f"worst_{g}": float(a.max()) for g, a in gates.items()}
+    return row | dict(
+        horizon=steps * float(one_minus_f.mean()),
+        rho_first=float(rho[0]),
+        rho_min=float(rho.min()),
+        rho_max=float(rho.max()),
+        prod_f_min=float(prod_f.min()),
+        err_unchanged=_log_error(rho, np.ones_like(rho)),
+        err_prod_f=_log_error(rho, prod_f),
+    )
 
 
 def _log_error(measured: np.ndarray, predicted: np.ndarray) -> float:
@@ -491,16 +424,10 @@ def gradient_flow(profile: str, run_dir: pathlib.Path) -> list[Verdict]:
     return [judge_gradient_flow(rows)]
 
 
-# --- The rule --------------------------------------------------------------------------------
-
-
 def in_seed_regime(row: Mapping) -> bool:
     """f ≈ 1 and i, o ≈ 0 at every step, read from the measured gates."""
-    return (
-        row["worst_1_minus_f"] <= F_NEAR_1
-        and row["worst_i"] <= GATE_NEAR_0
-        and row["worst_o"] <= GATE_NEAR_0
-    )
+    gates_closed = max(row["worst_i"], row["worst_o"]) <= GATE_NEAR_0
+    return row["worst_1_minus_f"] <= F_NEAR_1 and gates_closed
 
 
 def exploded(row: Mapping) -> bool:
@@ -522,13 +449,6 @@ def discriminates(row: Mapping) -> bool:
     return row["prod_f_min"] < DISCRIMINATES
 
 
-def _run(row: Mapping) -> str:
-    return (
-        f"{row['regime']} T={row['seq_len']} (T(1−f)={row['horizon']:.3g}, "
-        f"i, o ≤ {max(row['worst_i'], row['worst_o']):.2g})"
-    )
-
-
 FLOW_RULE = (
     f"seed's regime: at every step mean 1−f ≤ {F_NEAR_1}, mean i, o ≤ {GATE_NEAR_0}; a "
     f"hypothesis fits a run iff every ρ(t) = ‖c̄(t)‖/‖c̄(T)‖ lies within ×{FIT_RATIO:g} of it: "
@@ -546,13 +466,55 @@ FLOW_CHECK = (
 FLOW_MEASURE = (
     "ρ(t) = ‖∂L/∂c(t)‖/‖∂L/∂c(T)‖ over t = 1..T against 1 and against Π f (max |ln| error)"
 )
+# C4's sentences: fields from the facts, the run they name (its ρ, Π f, ...) and the thresholds
+FLOW_COUNTS = (
+    "{runs} runs, {seed} in the seed's regime ({telling} where Π f falls below 1/{ratio:g}²); "
+    "'unchanged' fits {fit_unchanged[0]}/{seed} of them ({fit_unchanged[1]}/{telling} "
+    "discriminating), 'Π f' fits {fit_prod_f[0]}/{seed} ({fit_prod_f[1]}/{telling})"
+)
+FLOW_EXTREMES = (
+    "; largest miss of Π f ×{miss:.3g} at {worst}; smallest Π f {prod_f_min:.3g} against min ρ "
+    "{rho_min:.3g} at {run}"
+)
+FLOW_OUTSIDE = "; outside it {exploded}/{others} runs exploded (max ρ {rho_max:.3g} at {run})"
+FLOW_UNDECIDED = {
+    "too few discriminating runs": "; need ≥ {min_runs} runs in the seed's regime where Π f "
+    "strays from 1 enough to tell the two hypotheses apart",
+    "no explosion seen": "; no run of the flow_sweep exploded, so the measurement was never "
+    "shown able to see an explosion",
+}
+FLOW_SAYS = {
+    "fits neither": "with f ≈ 1 and i, o ≈ 0 the cell gradient followed neither 1 nor Π f in "
+    "{n} run(s) (min ρ {rho_min:.3g}, max ρ {rho_max:.3g}, Π f down to {prod_f_min:.3g} at "
+    "{run})",
+    "unchanged": "with f ≈ 1 and i, o ≈ 0 the cell gradient was carried unchanged (ρ within "
+    "×{ratio:g} of 1) in all {n} runs, even where Π f fell to {prod_f_min:.3g} ({run}); it did "
+    "not explode there, while it did outside",
+    "prod f": "with f ≈ 1 and i, o ≈ 0 the cell gradient is not carried unchanged but multiplied "
+    "by the forget gates: c̄(t) ≈ Π_{{s>t}} f(s) ⊙ c̄(T) (ρ within ×{ratio:g} of Π f in all {n} "
+    "runs, not of 1 in {not_1}; down to ×{rho_min:.3g} at {run}), so it is kept only while "
+    "T(1−f) ≪ 1; it did not explode there (max ρ {top:.3g}; recurrent weights up to ×{w_h:g} "
+    "while the gates stayed closed)",
+    "mixed": "neither hypothesis fits every run in the seed's regime: some follow 1, others Π f",
+}
+BLOWN = ", but it exploded in {n} runs outside it{gates}, up to ×{rho_max:.3g} at {run}"
+GATES_OPEN = ", all with i or o > {gate} at some step"
+RUN = "{regime} T={seq_len} (T(1−f)={horizon:.3g}, i, o ≤ {open:.2g})"
+THRESHOLDS = dict(ratio=FIT_RATIO, min_runs=MIN_RUNS, gate=GATE_NEAR_0)
+
+
+def _say(template: str, row: Mapping | None = None, **fields) -> str:
+    """``template`` filled from ``fields``, :data:`THRESHOLDS` and the numbers of the run
+    ``row`` names (``{run}``: the run in words)."""
+    if row is not None:
+        fields |= dict(row, run=RUN.format(open=max(row["worst_i"], row["worst_o"]), **row))
+    return template.format(**THRESHOLDS, **fields)
 
 
 def gradient_flow_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
-    """(verdict, facts) of C4 from the flow_sweep's rows. Facts: the runs in the seed's regime
-    (``seed``), those of them that discriminate (``telling``), those that fit neither hypothesis
-    (``neither``), the runs outside the regime (``others``), how many runs each hypothesis fits,
-    whether any run ``exploded``, and ``reason``: the branch of the rule that decided."""
+    """(verdict, facts) of C4 from the flow_sweep's rows: the runs in the seed's regime, those
+    that discriminate (``telling``), fit ``neither`` or lie outside (``others``), how many each
+    hypothesis fits, whether any ``exploded``, and the branch of the rule that decided."""
     seed = [r for r in rows if in_seed_regime(r)]
     telling = [r for r in seed if discriminates(r)]
     facts = dict(
@@ -578,70 +540,60 @@ def gradient_flow_decision(rows: Sequence[Mapping]) -> tuple[str, dict]:
     return "FAIL", {**facts, "reason": "mixed"}
 
 
-def _flow_summary(f: dict) -> str:
+def _flow_measured(f: dict) -> str:
     """C4's ``measured``: how many runs each hypothesis fits, and the extreme runs."""
     seed, telling, others = f["seed"], f["telling"], f["others"]
-    summary = (
-        f"{f['runs']} runs, {len(seed)} in the seed's regime ({len(telling)} where Π f falls "
-        f"below 1/{FIT_RATIO:g}²); 'unchanged' fits {f['fit_unchanged'][0]}/{len(seed)} "
-        f"of them ({f['fit_unchanged'][1]}/{len(telling)} discriminating), 'Π f' "
-        f"fits {f['fit_prod_f'][0]}/{len(seed)} ({f['fit_prod_f'][1]}/{len(telling)})"
+    counts = dict(runs=f["runs"], seed=len(seed), telling=len(telling))
+    measured = _say(
+        FLOW_COUNTS, **counts, fit_unchanged=f["fit_unchanged"], fit_prod_f=f["fit_prod_f"]
     )
     if seed:
         worst = max(seed, key=lambda r: r["err_prod_f"])
-        deepest = min(seed, key=lambda r: r["prod_f_min"])
-        summary += (
-            f"; largest miss of Π f ×{math.exp(min(worst['err_prod_f'], 700)):.3g} at "
-            f"{_run(worst)}; smallest Π f {deepest['prod_f_min']:.3g} against min ρ "
-            f"{deepest['rho_min']:.3g} at {_run(deepest)}"
+        miss, worst = math.exp(min(worst["err_prod_f"], 700)), _say("{run}", worst)
+        measured += _say(
+            FLOW_EXTREMES, min(seed, key=lambda r: r["prod_f_min"]), miss=miss, worst=worst
         )
     if others:
         top = max(others, key=lambda r: r["rho_max"])
-        summary += (
-            f"; outside it {sum(map(exploded, others))}/{len(others)} runs exploded "
-            f"(max ρ {top['rho_max']:.3g} at {_run(top)})"
-        )
-    if f["reason"] == "too few discriminating runs":
-        summary += (
-            f"; need ≥ {MIN_RUNS} runs in the seed's regime where Π f strays from 1 enough to "
-            "tell the two hypotheses apart"
-        )
-    elif f["reason"] == "no explosion seen":
-        summary += (
-            "; no run of the flow_sweep exploded, so the measurement was never shown able to "
-            "see an explosion"
-        )
-    return summary
+        measured += _say(FLOW_OUTSIDE, top, exploded=sum(map(exploded, others)), others=len(others))
+    return measured + _say(FLOW_UNDECIDED.get(f["reason"], ""))
 
 
 def _flow_statement(f: dict, measured: str) -> str:
     """C4's ``statement``, from :func:`gradient_flow_decision`'s facts."""
     reason, seed = f["reason"], f["seed"]
+    deepest = min(f["telling"], key=lambda r: r["prod_f_min"], default=None)
     if reason == "fits neither":
         r = max(f["neither"], key=lambda r: min(r["err_unchanged"], r["err_prod_f"]))
-        return (
-            f"with f ≈ 1 and i, o ≈ 0 the cell gradient followed neither 1 nor Π f in "
-            f"{len(f['neither'])} run(s) (min ρ {r['rho_min']:.3g}, max ρ {r['rho_max']:.3g}, "
-            f"Π f down to {r['prod_f_min']:.3g} at {_run(r)})"
-        )
+        return _say(FLOW_SAYS[reason], r, n=len(f["neither"]))
     if reason == "unchanged":
-        r = min(f["telling"], key=lambda r: r["prod_f_min"])
-        return (
-            f"with f ≈ 1 and i, o ≈ 0 the cell gradient was carried unchanged (ρ within "
-            f"×{FIT_RATIO:g} of 1) in all {len(seed)} runs, even where Π f fell to "
-            f"{r['prod_f_min']:.3g} ({_run(r)}); it did not explode there, while it did outside"
-        )
+        return _say(FLOW_SAYS[reason], deepest, n=len(seed))
     if reason == "prod f":
-        return _corrected_statement(seed, f["telling"], f["others"])
+        statement = _say(
+            FLOW_SAYS[reason],
+            deepest,
+            n=len(seed),
+            not_1=sum(not fits_unchanged(s) for s in seed),
+            top=max(s["rho_max"] for s in seed),
+            w_h=max(s["w_h_scale"] for s in seed),
+        )
+        blown = [r for r in f["others"] if exploded(r)]
+        if blown:
+            open_ = all(max(b["worst_i"], b["worst_o"]) > GATE_NEAR_0 for b in blown)
+            gates = _say(GATES_OPEN) if open_ else ""
+            statement += _say(
+                BLOWN, max(blown, key=lambda r: r["rho_max"]), n=len(blown), gates=gates
+            )
+        return statement
     if reason == "mixed":
-        return "neither hypothesis fits every run in the seed's regime: some follow 1, others Π f"
+        return FLOW_SAYS[reason]
     return f"the sweep cannot decide: {measured.split(';')[0]}"
 
 
 def judge_gradient_flow(rows: Sequence[Mapping]) -> Verdict:
     """C4's verdict from the flow_sweep's rows (columns as written by :func:`flow_sweep`)."""
     verdict, facts = gradient_flow_decision(rows)
-    measured = _flow_summary(facts)
+    measured = _flow_measured(facts)
     return Verdict(
         claim=FLOW_CLAIM,
         verdict=verdict,
@@ -653,27 +605,6 @@ def judge_gradient_flow(rows: Sequence[Mapping]) -> Verdict:
         slip="mathematical error" if verdict == "CORRECTED" else "",
         facts=facts,
     )
-
-
-def _corrected_statement(seed, telling, others) -> str:
-    deepest = min(telling, key=lambda r: r["prod_f_min"])
-    worst_up = max(seed, key=lambda r: r["rho_max"])
-    statement = (
-        "with f ≈ 1 and i, o ≈ 0 the cell gradient is not carried unchanged but multiplied by "
-        f"the forget gates: c̄(t) ≈ Π_{{s>t}} f(s) ⊙ c̄(T) (ρ within ×{FIT_RATIO:g} of Π f in "
-        f"all {len(seed)} runs, not of 1 in {sum(not fits_unchanged(r) for r in seed)}; down to "
-        f"×{deepest['rho_min']:.3g} at {_run(deepest)}), so it is kept only while T(1−f) ≪ 1; "
-        f"it did not explode there (max ρ {worst_up['rho_max']:.3g}; recurrent weights up to "
-        f"×{max(r['w_h_scale'] for r in seed):g} while the gates stayed closed)"
-    )
-    blown = [r for r in others if exploded(r)]
-    if blown:
-        r = max(blown, key=lambda r: r["rho_max"])
-        statement += f", but it exploded in {len(blown)} runs outside it"
-        if all(max(b["worst_i"], b["worst_o"]) > GATE_NEAR_0 for b in blown):
-            statement += f", all with i or o > {GATE_NEAR_0} at some step"
-        statement += f", up to ×{r['rho_max']:.3g} at {_run(r)}"
-    return statement
 
 
 register(Experiment("lstm", ("C2", "C3"), backward_claims, cost_s=dict(smoke=3, cpu=4, full=8)))
@@ -697,26 +628,13 @@ register(
         ),
     )
 )
-state(
-    Claim(
-        "C2",
-        "§2-1",
-        "the backward equations of the LSTM through time (h̄, c̄, ḡ, ō, f̄, ī)",
-        "relative error against autodiff",
-        __name__,
-        (BACKWARD_RULE,),
+for claim, section, words in (
+    ("C2", "§2-1", "the backward equations of the LSTM through time (h̄, c̄, ḡ, ō, f̄, ī)"),
+    ("C3", "§2-2", "the gradient of the input-gate weights is a sum over time"),
+):
+    state(
+        Claim(claim, section, words, "relative error against autodiff", __name__, (BACKWARD_RULE,))
     )
-)
-state(
-    Claim(
-        "C3",
-        "§2-2",
-        "the gradient of the input-gate weights is a sum over time",
-        "relative error against autodiff",
-        __name__,
-        (BACKWARD_RULE,),
-    )
-)
 state(
     Claim(
         FLOW_CLAIM,

@@ -30,17 +30,20 @@ several times over inside the associative scan, and in ``train`` both parallel v
 :data:`JACOBIAN_ENTRIES_LIMIT` is left out of the grid. The cpu profile is a small sweep,
 most of whose time is compiling: XLA:CPU's compile time of a parallel program (its
 associative scan) does not shrink with its size.
-C13's rules are in ``bench/claims/deer.py``; the suite's section of ``report.md``
-(:func:`report_sections`, with the heat map :func:`speedup_heatmap`) shows the speed-up
-tables computed there.
+The speed-up over the sequential scan (:func:`speedups`) is computed here, for the suite's
+section of ``report.md`` (:func:`report_sections`, with the heat map :func:`speedup_heatmap`)
+and for C13's wall-time rule in ``bench/claims/deer.py``.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import math
 import os
 import pathlib
 import time
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -56,7 +59,8 @@ from models.deer import lstm_deer
 from models.lstm import LSTM, lstm_scan
 
 NAME = "deer"
-VARIANTS = ("sequential", "deer", "quasi-deer")
+PARALLEL = ("deer", "quasi-deer")
+VARIANTS = ("sequential", *PARALLEL)
 JACOBIAN = {"deer": "full", "quasi-deer": "diagonal"}
 MODES = ("forward", "train")
 MAX_ITER = {"deer": 64, "quasi-deer": 256}
@@ -261,15 +265,166 @@ def cases_of(cells) -> list[Case]:
     return out
 
 
+# --- speed-up over the sequential scan: the report's tables, and C13's wall-time data --------
+
+FASTER = 1.1
+"""A parallel variant beats the sequential scan at a size iff t_seq / t_variant ≥ 1.1 ..."""
+SLOWER = 0.9
+"""... and loses iff it is ≤ 0.9, by the ratio of the medians and by the ratio of the fastest
+repeats alike (a loaded machine inflates the upper quantiles, not the minimum); a size where
+the two ratios disagree is a tie."""
+PUBLISHED = (
+    "Lim et al. (ICLR 2024) report GPU evaluation of sequential models up to three orders of "
+    "magnitude faster than the sequential scan and training more than 10× faster, for a GRU "
+    "at small state sizes and long sequences, the gain shrinking as the state grows (a GRU "
+    "on an A100: about 41× at 8 hidden units, 14× at 16, slower than the scan from 32); "
+    "Gonzalez et al. (NeurIPS 2024) note that DEER's cost is cubic in the state size, which "
+    "their diagonal (quasi-DEER) Jacobians reduce"
+)
+PUBLISHED_SPEEDUP = {8: 41.0, 16: 14.0}
+"""A GRU on an A100, batch 1, as read from Lim et al. 2024 (hidden → speed-up of DEER)."""
+SIZE_KEYS = ["mode", "batch", "seq_len", "hidden", "n_devices"]
+SPEEDUP_COLUMNS = [*SIZE_KEYS[:-1], "variant", "status", "seq_ms", "time_ms", "limit_ms"]
+SPEEDUP_COLUMNS += ["speedup", "speedup_min", "outcome", "model_speedup"]
+SPEEDUP_COLUMNS += ["newton_iterations", "converged", "residual"]
+
+
+def speedups(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per parallel case of the suite with a sequential ``ok`` row at its sizes: its
+    status, Newton iterations, and (when both are ``ok``) the speed-up t_seq / t_variant of the
+    medians and of the fastest repeats and its :func:`outcome`; ``model_speedup``: the limit
+    model's (``limit_s``, the time the device could not beat: scan / variant)."""
+    rows = df[df.suite == NAME] if not df.empty else df
+    if rows.empty:
+        return pd.DataFrame(columns=SPEEDUP_COLUMNS)
+    if "limit_s" not in rows:
+        rows = rows.assign(limit_s=math.nan)  # a run without the device's calibration
+    seq = rows[(rows.variant == "sequential") & (rows.status == "ok")]
+    seq = seq[[*SIZE_KEYS, "time_median_s", "time_min_s", "limit_s"]]
+    merged = rows[rows.variant.isin(PARALLEL)].merge(seq, on=SIZE_KEYS, suffixes=("", "_seq"))
+    out = []
+    for r in merged.to_dict("records"):
+        ok = r["status"] == "ok"
+        speedup = r["time_median_s_seq"] / r["time_median_s"] if ok else math.nan
+        fastest = r["time_min_s_seq"] / r["time_min_s"] if ok else math.nan
+        extra = _extra(r.get("extra_json"))
+        out.append(
+            {k: r[k] for k in SIZE_KEYS[:-1]}
+            | dict(
+                variant=r["variant"],
+                status=r["status"],
+                seq_ms=r["time_median_s_seq"] * 1e3,
+                time_ms=r["time_median_s"] * 1e3 if ok else math.nan,
+                limit_ms=_ratio(r["limit_s"], 1e-3),
+                speedup=speedup,
+                speedup_min=fastest,
+                outcome=outcome(speedup, fastest) if ok else r["status"],
+                model_speedup=_ratio(r["limit_s_seq"], r["limit_s"]),
+            )
+            | {k: extra.get(k) for k in ("newton_iterations", "converged", "residual")}
+        )
+    table = pd.DataFrame(out, columns=SPEEDUP_COLUMNS)
+    return table.sort_values(["mode", "batch", "variant", "hidden", "seq_len"], ignore_index=True)
+
+
+def _extra(text) -> dict:
+    if text is None or text is pd.NA or (isinstance(text, float) and text != text):
+        return {}
+    return json.loads(text)
+
+
+def _ratio(num, den) -> float:
+    """num / den, NaN where either is missing or den is not positive."""
+    if pd.isna(num) or pd.isna(den) or not float(den) > 0:
+        return math.nan
+    return float(num) / float(den)
+
+
+def outcome(speedup: float, speedup_min: float) -> str:
+    """``faster`` iff both ratios (of the medians, of the fastest repeats) are ≥ :data:`FASTER`,
+    ``slower`` iff both are ≤ :data:`SLOWER`, else ``tie``."""
+    if min(speedup, speedup_min) >= FASTER:
+        return "faster"
+    if max(speedup, speedup_min) <= SLOWER:
+        return "slower"
+    return "tie"
+
+
+def crossover(hiddens: Sequence[int], outcomes: Sequence[str]) -> str:
+    """Where, along the hidden sizes of one (mode, batch, T, variant), the outcome changes."""
+    pairs = sorted(zip(hiddens, outcomes, strict=True))
+    faster = [h for h, o in pairs if o == "faster"]
+    slower = [h for h, o in pairs if o == "slower"]
+    listed = ", ".join(str(h) for h, _ in pairs)
+    if not faster and not slower:
+        return f"undecided at H = {listed}"
+    if not faster:
+        return f"slower at every H measured ({listed}): no crossover, the scan wins"
+    if not slower:
+        return f"faster at every H measured ({listed}): the crossover lies above H = {pairs[-1][0]}"
+    if max(faster) < min(slower):
+        return f"faster up to H = {max(faster)}, slower from H = {min(slower)}"
+    return f"faster at H = {faster}, slower at H = {slower} (no single crossover)"
+
+
+def crossovers(table: pd.DataFrame) -> list[str]:
+    """:func:`crossover` for each (mode, batch, T, variant) with a time at two or more H."""
+    timed = table[table.outcome.isin(["faster", "slower", "tie"])]
+    return [
+        f"{variant} {mode} B={batch} T={seq_len}: {crossover(list(g.hidden), list(g.outcome))}"
+        for (mode, batch, seq_len, variant), g in timed.groupby(
+            ["mode", "batch", "seq_len", "variant"]
+        )
+        if len(g) >= 2
+    ]
+
+
+def iterations_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Newton iterations (and a mark where a case did not converge) by T."""
+    return _by_seq_len(
+        table,
+        [
+            f"{int(k)}" + ("" if s == "ok" else f" ({s})") if k == k and k is not None else str(s)
+            for k, s in zip(table.newton_iterations, table.status, strict=True)
+        ],
+    )
+
+
+def speedup_grid(table: pd.DataFrame) -> pd.DataFrame:
+    """Speed-ups as text ("×0.27"; the status where there is none) by T."""
+    return _by_seq_len(
+        table,
+        [
+            f"×{s:.3g}" if s == s else str(st)
+            for s, st in zip(table.speedup, table.status, strict=True)
+        ],
+    )
+
+
+def _by_seq_len(table: pd.DataFrame, cells: list[str]) -> pd.DataFrame:
+    """``cells`` (one text per row of ``table``) laid out one row per (variant, mode, batch, H),
+    one column per T."""
+    if table.empty:
+        return pd.DataFrame()
+    wide = table.assign(cell=cells).pivot_table(
+        index=["variant", "mode", "batch", "hidden"],
+        columns="seq_len",
+        values="cell",
+        aggfunc="first",
+    )
+    wide.columns = [f"T={c}" for c in wide.columns]
+    return wide.reset_index()
+
+
 # --- the report: speed-up over the sequential scan -------------------------------------------
 
 
 def speedup_heatmap(speedups: pd.DataFrame, path: str | os.PathLike) -> pathlib.Path | None:
     """A PNG of each parallel variant's speed-up over the sequential scan on a (T, hidden) grid,
-    one panel per (mode, batch) and variant, from :func:`bench.claims.deer.speedups`.
+    one panel per (mode, batch) and variant, from :func:`speedups`.
 
     Colour: log₂ of the speed-up (blue faster, red slower); each cell says ×speed-up and the
-    Newton iterations k (and "tie" where :func:`bench.claims.deer.outcome` cannot decide), or
+    Newton iterations k (and "tie" where :func:`outcome` cannot decide), or
     the status of a case without a time (``diverged``, ...); a cell without a time is grey
     (unlabelled where nothing was measured). The crossover (speed-up 1) is drawn as a thick
     black line between the cells on either side of it.
@@ -349,31 +504,28 @@ def report_sections(run_dir: pathlib.Path, df: pd.DataFrame) -> list[Section]:
     """The suite's section (C13), after the fits and the trained suite's: speed-up over the
     sequential scan on the (T, hidden) grid as a heat map with the crossover marked, the Newton
     iterations vs T, and the published numbers."""
-    # the speed-up tables live beside the claim, whose module imports this one
-    from bench.claims import deer
-
-    speedups = deer.speedups(df)
-    if speedups.empty:
+    timed = speedups(df)
+    if timed.empty:
         return []
-    png = speedup_heatmap(speedups, run_dir / "deer_speedup.png")
+    png = speedup_heatmap(timed, run_dir / "deer_speedup.png")
     parts = [
         "\n## DEER: the LSTM evaluated in parallel over time\n\n",
         "Speed-up = median time of the sequential scan / median time of the parallel evaluator, "
         "at the same sizes, parameters and inputs (above 1: the parallel evaluator is faster); "
         "k = Newton iterations to converge (measured per case, in `extra_json`).\n\n",
         f"![{png.stem}]({png.name})\n\n",
-        table(deer.speedup_grid(speedups)),
+        table(speedup_grid(timed)),
     ]
-    lines = deer.crossovers(speedups)
+    lines = crossovers(timed)
     if lines:
         parts.append(
-            f"\nCrossover in hidden size (a win needs ≥ {deer.FASTER}, a loss ≤ {deer.SLOWER}, "
+            f"\nCrossover in hidden size (a win needs ≥ {FASTER}, a loss ≤ {SLOWER}, "
             "by the medians and by the fastest repeats): " + "; ".join(lines) + ".\n"
         )
-    parts += ["\nNewton iterations to converge, by T:\n\n", table(deer.iterations_table(speedups))]
-    ours = speedups[(speedups.batch == 1) & speedups.speedup.notna()]
+    parts += ["\nNewton iterations to converge, by T:\n\n", table(iterations_table(timed))]
+    ours = timed[(timed.batch == 1) & timed.speedup.notna()]
     rows = []
-    for hidden, published in deer.PUBLISHED_SPEEDUP.items():
+    for hidden, published in PUBLISHED_SPEEDUP.items():
         here = ours[ours.hidden == hidden]
         best = here.loc[here.speedup.idxmax()] if not here.empty else None
         rows.append(
@@ -397,7 +549,7 @@ def report_sections(run_dir: pathlib.Path, df: pd.DataFrame) -> list[Section]:
         )
     device = df[df.suite == NAME].device_kind.dropna()
     parts += [
-        f"\nPublished: {deer.PUBLISHED}. Batch 1 on this device "
+        f"\nPublished: {PUBLISHED}. Batch 1 on this device "
         f"({device.iloc[0] if not device.empty else 'unknown'}):\n\n",
         table(pd.DataFrame(rows)),
     ]

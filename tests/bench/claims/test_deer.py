@@ -8,15 +8,8 @@ import pandas as pd
 import pytest
 
 from bench.claims import deer
-from bench.claims.deer import (
-    crossover,
-    judge_iterations,
-    judge_span,
-    judge_wall_time,
-    judge_work,
-    outcome,
-    speedups,
-)
+from bench.claims.deer import judge_iterations, judge_span, judge_wall_time, judge_work
+from bench.suites.deer import crossover, outcome, speedups
 
 SEQ_LENS = (256, 1024, 4096, 16384)
 HIDDENS = (16, 32, 64)
