@@ -699,6 +699,7 @@ def render(run_dir: str | pathlib.Path, env: dict | None = None) -> pathlib.Path
     run_dir = pathlib.Path(run_dir)
     env = store.load_env(run_dir) if env is None else env
     df = store.load_measurements(run_dir / "measurements.csv")
+    store.check_rows_kept(run_dir, df)
     baselines = {name: s.baselines for name, s in suites().items()}
     run_suites = set(df.suite.dropna()) | set(env.get("suites", ()))
 

@@ -757,7 +757,9 @@ def test_resume_refuses_a_row_whose_samples_were_damaged(run_copy, edit, capsys)
 
 
 @pytest.mark.parametrize("edit", ["deleted", "emptied", "header-only"])
-def test_samples_whose_rows_file_is_gone_are_refused_never_deleted(run_copy, edit, capsys):
+def test_samples_whose_rows_file_is_gone_are_refused_never_deleted(
+    small_run, run_copy, edit, capsys
+):
     path = run_copy / ROWS
     if edit == "header-only":  # cut to its header line: no run was measuring these cases
         path.write_text(path.read_text().splitlines(keepends=True)[0])
@@ -766,7 +768,14 @@ def test_samples_whose_rows_file_is_gone_are_refused_never_deleted(run_copy, edi
     before = _files(run_copy)
     line = _one_line_exit_2(main(["run", "--resume", str(run_copy)]), capsys, SAMPLES)
     assert "samples of 1 case" in line and "rows were lost" in line and "new run" in line
+    # the reading commands refuse the folder too (not a run of no cases), and name its rows
+    with pytest.raises(SchemaError, match=ROWS):
+        analysis.load(run_copy)
+    _one_line_exit_2(main(["report", str(run_copy)]), capsys, ROWS)
+    _one_line_exit_2(main(["compare", str(small_run), str(run_copy)]), capsys, ROWS)
     assert _files(run_copy) == before
+    assert main(["history", str(run_copy.parent), "--out", str(run_copy.parent / "h")]) == 2
+    assert f"{run_copy} left out: " in capsys.readouterr().err  # its only run: none to draw
 
 
 def test_samples_whose_row_was_deleted_by_hand_are_refused_never_deleted(sized_copy, capsys):
