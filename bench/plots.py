@@ -37,7 +37,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench import judge  # noqa: E402
+from bench import judge, store  # noqa: E402
 from bench.claims import Curve, WallTimeFigure  # noqa: E402
 from bench.fits import (  # noqa: E402
     GROUP,
@@ -88,8 +88,12 @@ def _save(fig, path: pathlib.Path) -> pathlib.Path:
     """Lay the figure out and save it whole: a title wider than the panels widens the image
     (``bbox_inches="tight"``), it is never cut at the figure's edge."""
     fig.tight_layout()
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    try:  # whole or not at all (the name aside has no suffix to say the format)
+        store.write_whole(
+            path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:], dpi=90, bbox_inches="tight")
+        )
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -299,7 +299,9 @@ def claims_table(run_dir: pathlib.Path, df: pd.DataFrame, fitted: pd.DataFrame) 
         for v in rule.judge(df, fitted, run_dir)
     ]
     derived = pd.DataFrame(rows, columns=[*columns, "facts"])
-    derived[columns].to_csv(run_dir / "claims_derived.csv", index=False)
+    store.write_whole(
+        run_dir / "claims_derived.csv", lambda tmp: derived[columns].to_csv(tmp, index=False)
+    )
     found.append(derived)
     found = [f for f in found if not f.empty]
     if not found:
@@ -705,8 +707,10 @@ def render(run_dir: str | pathlib.Path, env: dict | None = None) -> pathlib.Path
 
     samples = store.run_samples(run_dir)
     fitted = fits.fit(df, samples)
-    fitted.to_csv(run_dir / "fits.csv", index=False)
-    fits.shapes(df, samples).to_csv(run_dir / "shapes.csv", index=False)
+    shapes = fits.shapes(df, samples)
+    # the report's own files, each written whole (a full disk or a kill leaves the old one)
+    store.write_whole(run_dir / "fits.csv", lambda tmp: fitted.to_csv(tmp, index=False))
+    store.write_whole(run_dir / "shapes.csv", lambda tmp: shapes.to_csv(tmp, index=False))
     every = claims_table(run_dir, df, fitted)
     ratios = variant_ratios(df, baselines)
     headline, sections = suite_output(run_dir, df, run_suites)
@@ -739,5 +743,5 @@ def render(run_dir: str | pathlib.Path, env: dict | None = None) -> pathlib.Path
         parts.append("\n## Plots\n\n" + "".join(f"![{p.stem}]({p.name})\n" for p in pngs))
     parts.append(measurements_section(df))
     path = run_dir / "report.md"
-    path.write_text("".join(parts))
+    store.write_whole(path, lambda tmp: tmp.write_text("".join(parts), encoding="utf-8"))
     return path

@@ -587,6 +587,35 @@ def test_a_report_into_a_read_only_folder_is_one_line(run_copy, monkeypatch, cap
     _one_line_exit_2(main(["report", str(run_copy)]), capsys, "Read-only file system", "fits.csv")
 
 
+@pytest.mark.parametrize("name", ["report.md", "fits.csv", "shapes.csv", "claims_derived.csv"])
+def test_a_report_cut_short_by_a_full_disk_leaves_each_of_its_files_as_it_was(
+    name, run_copy, monkeypatch, capsys
+):
+    """The disk fills while one of the report's files is half written: every file the report
+    writes is the old one, whole, and nothing is left beside them."""
+    before = _files(run_copy)
+    to_csv, write_text = pd.DataFrame.to_csv, pathlib.Path.write_text
+
+    def half_then_full(path, text):
+        if not pathlib.Path(path).name.startswith(name):
+            return False
+        pathlib.Path(path).write_bytes(text.encode()[: len(text) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    def csv(self, path=None, *args, **kwargs):
+        if path is None or not half_then_full(path, to_csv(self, None, *args, **kwargs)):
+            return to_csv(self, path, *args, **kwargs)
+
+    def text(self, data, *args, **kwargs):
+        if not half_then_full(self, data):
+            return write_text(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", csv)
+    monkeypatch.setattr(pathlib.Path, "write_text", text)
+    _one_line_exit_2(main(["report", str(run_copy)]), capsys, "No space left on device", name)
+    assert _files(run_copy) == before
+
+
 def test_an_infinite_case_timeout_is_refused(tmp_path, capsys):
     argv = ["run", "--case-timeout", "inf", "--out", str(tmp_path)]
     _one_line_exit_2(main(argv), capsys, "expected a positive finite number, got inf")
