@@ -47,6 +47,7 @@ def _load_one(path: pathlib.Path) -> pd.DataFrame:
     if path.is_dir():
         env = load_env(path)
         df = store.read_table(path / "measurements.csv", store.COLUMNS)
+        store.check_rows_kept(path, df)
         # each row gets the context of the session that wrote it (they differ only in a run
         # resumed with --allow-mixed)
         sessions = store.sessions(env)

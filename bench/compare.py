@@ -234,6 +234,7 @@ def _repeats_ran(rows: pd.DataFrame) -> str | None:
 def _open_run_folder(path: pathlib.Path) -> Run:
     env = store.load_env(path)
     rows = store.load_measurements(path / "measurements.csv")
+    store.check_rows_kept(path, rows)
     samples = store.run_samples(path)
     return Run(
         path=path,

@@ -74,6 +74,7 @@ def table(folders: list[pathlib.Path], left_out: list[str] | None = None) -> pd.
         try:
             env = store.load_env(folder)
             measured = store.load_measurements(folder / "measurements.csv")
+            store.check_rows_kept(folder, measured)
             samples = store.run_samples(folder)
         except store.SchemaError as e:
             if left_out is None:

@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import dataclasses
 import json
+import logging
 import multiprocessing
 import os
 import pathlib
@@ -94,6 +95,15 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+class _NotTheUsersStop(logging.Filter):
+    """Drops a library's log of the user's Ctrl-C: JAX logs what a host callback raised,
+    traceback and all ("jax.pure_callback failed"), before it returns it as its own error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], Interrupted))
+
+
+_CALLBACK_LOG = logging.getLogger("jax._src.callback")
 _watching = False  # user_signals() is active: a KeyboardInterrupt not from it is a case's own
 _stop: int | None = None  # the signal the user sent, once they did
 _after_stop: dict = {}  # the handlers a stopped run set aside (see restore_signals)
@@ -133,11 +143,14 @@ def user_signals() -> Iterator[None]:
         if signal.getsignal(sig) is not signal.SIG_IGN:
             previous[sig] = signal.signal(sig, handler)
     _watching, _stop = True, None
+    quiet = _NotTheUsersStop()
+    _CALLBACK_LOG.addFilter(quiet)
     try:
         check_stop()  # a Ctrl-C before the handlers were in place
         with _users_own():
             yield
     finally:
+        _CALLBACK_LOG.removeFilter(quiet)
         stopped = _stop is not None
         for sig, old in previous.items():
             signal.signal(sig, signal.SIG_IGN if stopped else old)
@@ -421,7 +434,14 @@ def measure_group(
     log(f"    timing {len(ready)} cases in {how.rounds} interleaved rounds ...")
     trace = _trace_dir(how, group)
     index = list(ready)  # the rounds' point i is the case index[i]
-    visit = None if on_visit is None else (lambda i: on_visit(index[i]))
+
+    def visit(i: int) -> None:
+        # a Ctrl-C inside a point's host callback comes back as that point's error: it stops
+        # the rounds here, before the next visit, and is not recorded as the point's failure
+        check_stop()
+        if on_visit is not None:
+            on_visit(index[i])
+
     try:
         timings = time_rounds(
             list(ready.values()), rounds=how.rounds, seed=zlib.crc32(group.encode()),
@@ -433,6 +453,7 @@ def measure_group(
         for i in ready:
             results[i][0].update(status=classify(e), error=first_line(e))
         return results
+    check_stop()  # (the rounds' last visit)
     for i, timing in zip(ready, timings, strict=True):
         row = results[i][0]
         if timing.error is not None:

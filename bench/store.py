@@ -984,6 +984,14 @@ def run_samples(run_dir: str | pathlib.Path) -> pd.DataFrame | None:
 # --- Resuming: what a run folder already holds ---------------------------------------------------
 
 
+def check_rows_kept(run_dir: pathlib.Path, rows: pd.DataFrame) -> None:
+    """For the reading commands: a run folder whose ``measurements.csv`` has no row, beside
+    samples of cases no run was measuring (one cut to its header line), is refused as
+    :func:`check_resumable` refuses it (rows lost), not read as a run of no cases."""
+    if rows.empty:
+        check_resumable(run_dir)
+
+
 def check_resumable(run_dir: pathlib.Path) -> None:
     """Raise :class:`SchemaError` unless a run folder's CSVs are sound in their whole records
     (what ``--resume`` keeps of them and appends to), and each row with a time has exactly

@@ -33,6 +33,7 @@ def judge_run(run_dir: str | pathlib.Path) -> Judged:
     """Fit and judge the run folder ``run_dir``; write its fits, shapes and derived verdicts."""
     run_dir = pathlib.Path(run_dir)
     df = store.load_measurements(run_dir / "measurements.csv")
+    store.check_rows_kept(run_dir, df)  # (a measurements.csv cut to its header: refused)
     samples = store.run_samples(run_dir)
     fitted = fits.fit(df, samples)
     store.write_frame(run_dir / "fits.csv", fitted)

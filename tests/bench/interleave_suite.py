@@ -4,6 +4,7 @@ run while it is in the group's rounds; and ``sweep-faulty``, a group of four who
 fails in the third round (:data:`GROUP_FAULT` says how)."""
 
 import os
+import signal
 import time
 
 import jax
@@ -47,7 +48,8 @@ register(Suite("sweep", "a sweep group of three sleepy cases, and one case timed
 
 GROUP_FAULT = "BENCH_TEST_GROUP_FAULT"
 """How the faulty point of ``sweep-faulty`` fails once its rounds are under way: ``raise`` (an
-error in its host callback, the default), ``memory`` (a MemoryError there) or ``hang``."""
+error in its host callback, the default), ``memory`` (a MemoryError there), ``hang``, or
+``ctrl-c`` (the user's Ctrl-C while it waits in its host callback)."""
 FAULTY_AFTER = 6  # calls: its first and warm-up call (2), then two rounds' visits (2 each)
 
 
@@ -59,7 +61,9 @@ def _faulty():
             calls.append(1)
             if len(calls) > FAULTY_AFTER:  # the third round
                 fault = os.environ.get(GROUP_FAULT, "raise")
-                if fault == "hang":
+                if fault == "ctrl-c":
+                    os.kill(os.getpid(), signal.SIGINT)
+                if fault in ("hang", "ctrl-c"):
                     time.sleep(600)
                 raise MemoryError("host buffer") if fault == "memory" else ValueError("broke")
             time.sleep(SLEEP_S)

@@ -587,6 +587,31 @@ def test_a_report_into_a_read_only_folder_is_one_line(run_copy, monkeypatch, cap
     _one_line_exit_2(main(["report", str(run_copy)]), capsys, "Read-only file system", "fits.csv")
 
 
+@pytest.mark.parametrize("name", ["report.md", "fits.csv", "shapes.csv", "claims_derived.csv"])
+def test_a_report_cut_short_by_a_full_disk_leaves_each_of_its_files_as_it_was(
+    name, run_copy, monkeypatch, capsys
+):
+    """The disk fills while one of the report's files is half written: every file the report
+    writes is the old one, whole, and nothing is left beside them (each goes through the
+    store's write-aside-and-rename: a file written any other way is not cut, and the run
+    would end 0)."""
+    before = _files(run_copy)
+    write_whole = store.write_whole
+
+    def half_then_full(path, write):
+        def half(tmp):
+            write(tmp)
+            data = tmp.read_bytes()
+            tmp.write_bytes(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+        return write_whole(path, half if path.name == name else write)
+
+    monkeypatch.setattr(store, "write_whole", half_then_full)
+    _one_line_exit_2(main(["report", str(run_copy)]), capsys, "No space left on device", name)
+    assert _files(run_copy) == before
+
+
 def test_an_infinite_case_timeout_is_refused(tmp_path, capsys):
     argv = ["run", "--case-timeout", "inf", "--out", str(tmp_path)]
     _one_line_exit_2(main(argv), capsys, "expected a positive finite number, got inf")
@@ -757,7 +782,9 @@ def test_resume_refuses_a_row_whose_samples_were_damaged(run_copy, edit, capsys)
 
 
 @pytest.mark.parametrize("edit", ["deleted", "emptied", "header-only"])
-def test_samples_whose_rows_file_is_gone_are_refused_never_deleted(run_copy, edit, capsys):
+def test_samples_whose_rows_file_is_gone_are_refused_never_deleted(
+    small_run, run_copy, edit, capsys
+):
     path = run_copy / ROWS
     if edit == "header-only":  # cut to its header line: no run was measuring these cases
         path.write_text(path.read_text().splitlines(keepends=True)[0])
@@ -766,7 +793,14 @@ def test_samples_whose_rows_file_is_gone_are_refused_never_deleted(run_copy, edi
     before = _files(run_copy)
     line = _one_line_exit_2(main(["run", "--resume", str(run_copy)]), capsys, SAMPLES)
     assert "samples of 1 case" in line and "rows were lost" in line and "new run" in line
+    # the reading commands refuse the folder too (not a run of no cases), and name its rows
+    with pytest.raises(SchemaError, match=ROWS):
+        analysis.load(run_copy)
+    _one_line_exit_2(main(["report", str(run_copy)]), capsys, ROWS)
+    _one_line_exit_2(main(["compare", str(small_run), str(run_copy)]), capsys, ROWS)
     assert _files(run_copy) == before
+    assert main(["history", str(run_copy.parent), "--out", str(run_copy.parent / "h")]) == 2
+    assert f"{run_copy} left out: " in capsys.readouterr().err  # its only run: none to draw
 
 
 def test_samples_whose_row_was_deleted_by_hand_are_refused_never_deleted(sized_copy, capsys):

@@ -128,14 +128,26 @@ def test_a_run_whose_samples_are_damaged_is_left_out_by_name(results, capsys):
     assert "run1 left out" in captured.err and "samples.csv.gz" in captured.err
 
 
+DAMAGED_ENV = {  # env.json of the run started last, and what the warning says of it
+    "calibration-a-string": ({"calibration": "fast"}, 'calibration is "fast"'),
+    "byte-0xff": (b'{"schema_version": 3, "run_id": "\xff"}', "not UTF-8"),
+    "a-list": (b"[1, 2]", "a JSON list"),
+}
+
+
+@pytest.mark.parametrize("damage, said", DAMAGED_ENV.values(), ids=DAMAGED_ENV)
 def test_the_default_compare_names_a_damaged_run_and_compares_the_last_two_sound_ones(
-    results, monkeypatch, capsys
+    damage, said, results, monkeypatch, capsys
 ):
-    _damage(results / "run2", calibration="fast")  # the run started last
+    if isinstance(damage, bytes):
+        (results / "run2" / "env.json").write_bytes(damage)
+    else:
+        _damage(results / "run2", **damage)  # the run started last
     monkeypatch.chdir(results.parent)
     assert main(["compare"]) == 0
     captured = capsys.readouterr()
-    assert "run2 left out" in captured.err and 'calibration is "fast"' in captured.err
+    assert "run2 left out" in captured.err and said in captured.err
+    assert "Traceback" not in captured.err
     assert "run0" in captured.out and "run1" in captured.out
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bench import analysis
+from bench import analysis, runner
 from bench.cli import main
 from tests.bench.helpers import only_run
 from tests.bench.interleave_suite import GROUP_FAULT
@@ -114,6 +114,28 @@ def test_a_point_that_fails_in_the_rounds_costs_only_itself(
     capsys.readouterr()
     assert main(["run", "--resume", str(run_dir), "--no-experiments"]) == 0
     assert "already complete" in capsys.readouterr().err  # each case has its own row
+
+
+def test_a_ctrl_c_inside_a_points_host_callback_stops_the_rounds_with_one_line(
+    sweep_suite, tmp_path, monkeypatch, capsys, caplog
+):
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        pytest.skip("SIGINT is ignored here (started in the background)")
+    monkeypatch.setenv(GROUP_FAULT, "ctrl-c")
+    argv = ["run", "--suite", "sweep-faulty", "--profile", "smoke", "--out", str(tmp_path)]
+    try:
+        assert main([*argv, "--no-experiments"]) == 130
+    finally:
+        runner.restore_signals()
+    run_dir = only_run(tmp_path)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "the others go on" not in err, err
+    assert err.rstrip().splitlines()[-1] == (
+        f"bench: interrupted; finished cases are saved (resume with --resume {run_dir})"
+    )
+    # JAX logs what a host callback raised, traceback and all: not the user's Ctrl-C
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+    assert analysis.load_measurements(run_dir / "measurements.csv").empty  # none finished
 
 
 @pytest.mark.slow
