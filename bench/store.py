@@ -234,7 +234,8 @@ def _cell(value):
 def write_whole(path: pathlib.Path, write: Callable[[pathlib.Path], object]) -> None:
     """Write ``path`` whole: ``write(tmp)`` aside (:func:`aside`), fsync'ed, then renamed over
     it, so a reader sees the old file or the new one (a full disk, Ctrl-C, a kill). A write
-    that fails leaves the old file, and removes what it wrote aside."""
+    that fails leaves the old file, and removes what it wrote aside; its error names ``path``,
+    the file the user knows, not the name aside."""
     tmp = aside(path)
     try:
         write(tmp)
@@ -244,10 +245,12 @@ def write_whole(path: pathlib.Path, write: Callable[[pathlib.Path], object]) -> 
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             if not tmp.is_symlink():
                 tmp.unlink()
+        if isinstance(e, OSError) and e.filename in (str(tmp), tmp):
+            raise OSError(e.errno, e.strerror, str(path)) from None  # (same subclass, by errno)
         raise
 
 
