@@ -3,11 +3,13 @@
 Each model's module here holds the experiments that measure its claims, the rules that judge
 them and the claims' texts (:class:`Claim`, registered with :func:`state`: the seed's section,
 the claim in our words, the rule texts; ``docs/claims.md``'s table and rule lines are
-generated from them by :mod:`bench.claims.doc`). A rule is two steps: a decision that returns
-the verdict and the facts that decided it (the numbers, by name: what the tests assert), and
-the sentences (``measured``, ``statement``) formatted from those facts, so a rewording never
-changes a verdict. A rule returns a :class:`Verdict`; experiment tables go into the run folder
-through :func:`bench.store.write_table`. A module registers what it measures with :func:`register`:
+generated from them by :mod:`bench.claims.doc`). Each rule is declared once, a :class:`Rule`
+(its claim, check, measure and text), and judged in two steps: a decision that returns the
+verdict and the facts that decided it (the numbers, by name: what the tests assert), and the
+sentences (``measured``, ``statement``) formatted from those facts, so a rewording never
+changes a verdict; :meth:`Rule.verdict` makes them one :class:`Verdict`. Experiment tables go
+into the run folder through :func:`bench.store.write_table`. A module registers what it
+measures with :func:`register` (a claim with a wall-time half: :func:`wall_time_claim`):
 
 - an :class:`Experiment` runs once per run folder, after the suite's cases (it measures
   something the timed cases do not: exhaustive checks, gradient curves, exact counts);
@@ -264,6 +266,9 @@ def wall_time_claim(
     def judge_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
         return wall_time(spec, df, run_rounds(run_dir))
 
+    # Its home is the claim's module, where it is declared (as namedtuple does for its classes).
+    judge_wall_time.__module__ = module
+    judge_wall_time.__name__ = judge_wall_time.__qualname__ = f"{spec.claim.lower()}_wall_time"
     register(Derived((spec.suite,), (spec.claim,), judged or judge_wall_time))
     declare_figure(WallTimeFigure(spec.claim, (spec.suite,), spec.mode, measure, axes, (spec,)))
     return spec
