@@ -3,11 +3,13 @@
 Each model's module here holds the experiments that measure its claims, the rules that judge
 them and the claims' texts (:class:`Claim`, registered with :func:`state`: the seed's section,
 the claim in our words, the rule texts; ``docs/claims.md``'s table and rule lines are
-generated from them by :mod:`bench.claims.doc`). A rule is two steps: a decision that returns
-the verdict and the facts that decided it (the numbers, by name: what the tests assert), and
-the sentences (``measured``, ``statement``) formatted from those facts, so a rewording never
-changes a verdict. A rule returns a :class:`Verdict`; experiment tables go into the run folder
-through :func:`bench.store.write_table`. A module registers what it measures with :func:`register`:
+generated from them by :mod:`bench.claims.doc`). Each rule is declared once, a :class:`Rule`
+(its claim, check, measure and text), and judged in two steps: a decision that returns the
+verdict and the facts that decided it (the numbers, by name: what the tests assert), and the
+sentences (``measured``, ``statement``) formatted from those facts, so a rewording never
+changes a verdict; :meth:`Rule.verdict` makes them one :class:`Verdict`. Experiment tables go
+into the run folder through :func:`bench.store.write_table`. A module registers what it
+measures with :func:`register` (a claim with a wall-time half: :func:`wall_time_claim`):
 
 - an :class:`Experiment` runs once per run folder, after the suite's cases (it measures
   something the timed cases do not: exhaustive checks, gradient curves, exact counts);
@@ -71,6 +73,40 @@ class Verdict:
             raise ValueError(f"slip {self.slip!r} is not one of {SLIPS}")
         if (self.verdict == "CORRECTED") != bool(self.slip):
             raise ValueError("a CORRECTED verdict, and only one, names the seed's slip")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One rule of a claim, declared once in its claims file: the claim it judges, what it
+    checks on which measure, and its text (the rule's line in ``docs/claims.md``). Each verdict
+    of the rule is one call of :meth:`verdict`."""
+
+    claim: str
+    check: str
+    measure: str
+    text: str
+    slip: str = "mathematical error"
+    """The seed's slip that a CORRECTED verdict of this rule names."""
+
+    def verdict(
+        self,
+        verdict: str,
+        measured: str,
+        statement: str,
+        facts: Mapping,
+        *,
+        claim: str = "",
+        check: str = "",
+        slip: str | None = None,
+    ) -> Verdict:
+        """The rule's :class:`Verdict`. ``claim``, ``check`` and ``slip`` are the rule's unless
+        given (where the data decides them); the rule's slip is named on CORRECTED only."""
+        if slip is None:
+            slip = self.slip if verdict == "CORRECTED" else ""
+        said = (measured, statement, slip, facts)
+        return Verdict(
+            claim or self.claim, verdict, check or self.check, self.measure, self.text, *said
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,20 +232,46 @@ def wall_time(spec: WallTimeSpec, df: pd.DataFrame, rounds) -> list[Verdict]:
     nothing when the run timed no case of its suite and mode."""
     if ok_rows(df, spec.suite, spec.mode).empty:
         return []
+    rule = Rule(
+        spec.claim,
+        f"wall time of {spec.what}, every latency-regime point in one joint fit (timed in "
+        f"interleaved rounds), against {spec.count.name} and the rival counts",
+        f"wall time vs {spec.count.name} (latency regime)",
+        wall_time_rule(spec),
+    )
     verdict, facts, measured, statement = judge.wall_time_verdict_parts(spec, df, rounds)
-    return [
-        Verdict(
-            claim=spec.claim,
-            verdict=verdict,
-            check=f"wall time of {spec.what}, every latency-regime point in one joint fit "
-            f"(timed in interleaved rounds), against {spec.count.name} and the rival counts",
-            measure=f"wall time vs {spec.count.name} (latency regime)",
-            rule=wall_time_rule(spec),
-            measured=measured,
-            statement=statement,
-            facts=facts,
-        )
-    ]
+    return [rule.verdict(verdict, measured, statement, facts)]
+
+
+def wall_time_claim(
+    spec: WallTimeSpec,
+    section: str,
+    words: str,
+    module: str,
+    *,
+    rules: tuple[str, ...],
+    measure: str,
+    axes: tuple[str, ...] = ("hw", "depth"),
+    judged: Callable[..., list[Verdict]] | None = None,
+    source: str = "",
+) -> WallTimeSpec:
+    """Declare a claim with a wall-time half in one call: state it (:class:`Claim`: its
+    structural ``rules`` and the spec's wall-time rule, judged on the count column ``measure``
+    and the wall time), register its :class:`Derived` (``judged``; by default the wall-time
+    half alone) and declare its figure (time against ``measure`` along ``axes``)."""
+    measured_on = f"`{measure}`; wall time (latency regime)"
+    rules = (*rules, wall_time_rule(spec))
+    state(Claim(spec.claim, section, words, measured_on, module, rules, source))
+
+    def judge_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
+        return wall_time(spec, df, run_rounds(run_dir))
+
+    # Its home is the claim's module, where it is declared (as namedtuple does for its classes).
+    judge_wall_time.__module__ = module
+    judge_wall_time.__name__ = judge_wall_time.__qualname__ = f"{spec.claim.lower()}_wall_time"
+    register(Derived((spec.suite,), (spec.claim,), judged or judge_wall_time))
+    declare_figure(WallTimeFigure(spec.claim, (spec.suite,), spec.mode, measure, axes, (spec,)))
+    return spec
 
 
 _FIGURES: list[WallTimeFigure] = []
@@ -236,15 +298,8 @@ def uncounted(rows: pd.DataFrame, claim: str, check: str) -> list[Verdict]:
     if missing.empty:
         return []
     notes = sorted({str(n) for n in missing.note.dropna()}) or ["no note"]
-    return [
-        Verdict(
-            claim=claim,
-            verdict="INCONCLUSIVE",
-            check=check,
-            measure="span_ops",
-            rule="no verdict from rows without a structural count",
-            measured=f"{len(missing)} of {len(rows)} rows have no span: {'; '.join(notes)}",
-            statement="the structural count is missing, so the span cannot decide",
-            facts=dict(missing=len(missing), rows=len(rows), notes=notes),
-        )
-    ]
+    rule = Rule(claim, check, "span_ops", "no verdict from rows without a structural count")
+    measured = f"{len(missing)} of {len(rows)} rows have no span: {'; '.join(notes)}"
+    statement = "the structural count is missing, so the span cannot decide"
+    facts = dict(missing=len(missing), rows=len(rows), notes=notes)
+    return [rule.verdict("INCONCLUSIVE", measured, statement, facts)]

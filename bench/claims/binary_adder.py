@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.claims import Claim, Experiment, Verdict, register, state
+from bench.claims import Claim, Experiment, Rule, Verdict, register, state
 from bench.store import write_table
 from models.binary_adder import SEED_WEIGHTS_ROW_CONVENTION, BinaryAdderRNN, add
 
@@ -51,10 +51,16 @@ def exhaustive(profile: str) -> list[dict]:
     return rows
 
 
-RULE = (
+C1 = Rule(
+    "C1",
+    "seed weights in the Flax RNN (W_hh applied as W_hh·h(t-1)); all 4^n pairs for "
+    f"n = 1..{{exhaustive_bits}} plus {RANDOM_PAIRS} random pairs at n = "
+    f"{', '.join(map(str, RANDOM_BITS))}; n+1 steps, LSB first, y(t) read from h(t)",
+    "exact count of wrong sums",
     "PASS iff 0 pairs wrong and the control has > 0 wrong; FAIL iff any pair wrong; "
-    "INCONCLUSIVE iff the control is also right"
+    "INCONCLUSIVE iff the control is also right",
 )
+"""C1's rule; its check names the profile's exhaustive bits (``{exhaustive_bits}``)."""
 
 
 def judge(rows: list[dict], exhaustive_bits: int) -> Verdict:
@@ -71,25 +77,15 @@ def judge(rows: list[dict], exhaustive_bits: int) -> Verdict:
     else:
         verdict = "PASS"
         statement = f"the seed's network adds all {checked} pairs checked correctly"
-    return Verdict(
-        claim="C1",
-        verdict=verdict,
-        check=(
-            "seed weights in the Flax RNN (W_hh applied as W_hh·h(t-1)); all 4^n pairs for "
-            f"n = 1..{exhaustive_bits} plus {RANDOM_PAIRS} random pairs at n = "
-            f"{', '.join(map(str, RANDOM_BITS))}; n+1 steps, LSB first, y(t) read from h(t)"
-        ),
-        measure="exact count of wrong sums",
-        rule=RULE,
-        measured=(
-            f"{wrong} of {checked} pairs wrong; control (W_hh read as h(t-1)·W_hh): "
-            f"{ctrl_wrong} of {ctrl_checked} wrong"
-        ),
-        statement=statement,
-        facts=dict(
-            checked=checked, wrong=wrong, control_checked=ctrl_checked, control_wrong=ctrl_wrong
-        ),
+    measured = (
+        f"{wrong} of {checked} pairs wrong; control (W_hh read as h(t-1)·W_hh): "
+        f"{ctrl_wrong} of {ctrl_checked} wrong"
     )
+    facts = dict(
+        checked=checked, wrong=wrong, control_checked=ctrl_checked, control_wrong=ctrl_wrong
+    )
+    check = C1.check.format(exhaustive_bits=exhaustive_bits)
+    return C1.verdict(verdict, measured, statement, facts, check=check)
 
 
 def run(profile: str, run_dir) -> list[Verdict]:
@@ -105,8 +101,8 @@ state(
         "§1",
         "a 3-unit threshold RNN with the seed's hand-set weights adds two binary numbers, least "
         "significant bit first",
-        "exact count of wrong sums",
+        C1.measure,
         __name__,
-        (RULE,),
+        (C1.text,),
     )
 )

@@ -16,7 +16,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from bench.claims import Claim, Experiment, Verdict, register, state
+from bench.claims import Claim, Experiment, Rule, Verdict, register, state
 from bench.nnx_adapters import forward_fn
 from bench.store import write_table
 from bench.suites.convnet import abstract_model, seed_net
@@ -56,11 +56,15 @@ def xla_forward_flops(sizes: dict, batch: int) -> float:
     return float(jax.jit(fn).lower(state, x).compile().cost_analysis()["flops"])
 
 
-RULE = (
+C5 = Rule(
+    "C5",
+    "exact count of the nnx.Param leaves of models.convnet.ConvNet at 224×224×3, "
+    "1000 classes, per layer, vs the seed's 207,507,816 and 205,521,920",
+    "exact parameter count",
     "PASS iff every layer's count and the total equal the seed's; CORRECTED iff the "
     "model (equal to the analytic formula) differs from the seed, a mathematical error iff "
     "the seed's written expression for a wrong layer misses the count too, else a "
-    "transcription slip; FAIL iff the model differs from the formula"
+    "transcription slip; FAIL iff the model differs from the formula",
 )
 
 
@@ -136,18 +140,7 @@ def judge(
 ) -> Verdict:
     verdict, slip, facts = decision(counts, formula, seed, seed_total, seed_expressions)
     measured, statement = _sentences(verdict, facts, xla_ratio)
-    return Verdict(
-        claim="C5",
-        verdict=verdict,
-        check="exact count of the nnx.Param leaves of models.convnet.ConvNet at 224×224×3, "
-        "1000 classes, per layer, vs the seed's 207,507,816 and 205,521,920",
-        measure="exact parameter count",
-        rule=RULE,
-        measured=measured,
-        statement=statement,
-        slip=slip,
-        facts=facts,
-    )
+    return C5.verdict(verdict, measured, statement, facts, slip=slip)
 
 
 def run(profile: str, run_dir) -> list[Verdict]:
@@ -181,8 +174,8 @@ state(
         "C5",
         "§3-1",
         "the VGG-style net has 207,507,816 parameters, 205,521,920 of them in FC-1024",
-        "exact parameter count",
+        C5.measure,
         __name__,
-        (RULE,),
+        (C5.text,),
     )
 )

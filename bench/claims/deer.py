@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from bench.claims import Claim, Curve, Derived, Experiment, Verdict, register, state
+from bench.claims import Claim, Curve, Derived, Experiment, Rule, Verdict, register, state
 from bench.fits import loglog_slope
 from bench.store import write_table
 from bench.structure import analyse
@@ -92,27 +92,17 @@ def _listed(values) -> str:
     return ", ".join(map(str, values))
 
 
-def _judged(spec: dict, verdict: str, facts: dict, measured: str, statement: str) -> Verdict:
-    """C13's verdict on one measure (``spec``: its check, measure and rule); each CORRECTED of
-    C13 corrects a mathematical error."""
-    slip = "mathematical error" if verdict == "CORRECTED" else ""
-    said = dict(measured=measured, statement=statement, facts=facts)
-    return Verdict(claim=CLAIM, verdict=verdict, slip=slip, **spec, **said)
-
-
 # --- Sequential steps ------------------------------------------------------------------------
 
-SPAN_RULE = (
+SPAN = Rule(
+    CLAIM,
+    f"forward programs traced (not run) at trip counts k over T at H = "
+    f"{STRUCTURE['at_hidden']} and over k at T = {STRUCTURE['at_seq_len']}, batch 1",
+    "span_ops, steps_executed (traced)",
     f"FAIL iff a parallel program executes other than k loop steps, span/k misses a line in "
     f"log2 T by more than {SPAN_RESIDUAL:.0%}, or the span misses a line in k by more than "
     f"{SPAN_RESIDUAL:.0%}; INCONCLUSIVE with fewer than {MIN_POINTS} T or k values, T over "
-    f"less than {MIN_T_RANGE:g}×, or a missing count; else PASS"
-)
-SPAN = dict(
-    check=f"forward programs traced (not run) at trip counts k over T at H = "
-    f"{STRUCTURE['at_hidden']} and over k at T = {STRUCTURE['at_seq_len']}, batch 1",
-    measure="span_ops, steps_executed (traced)",
-    rule=SPAN_RULE,
+    f"less than {MIN_T_RANGE:g}×, or a missing count; else PASS",
 )
 SPAN_FIT = (
     "{variant}: steps_executed {steps}; span/k = {per_log_t:.3g}·log2 T + {at_log_t_0:.3g} "
@@ -182,25 +172,23 @@ def judge_span(rows: Sequence[Mapping]) -> Verdict:
     statement = SPAN_SAYS[verdict].format(
         failures=", ".join(f["failures"]), undecided="; ".join(undecided)
     )
-    return _judged(SPAN, verdict, f, "; ".join(parts + undecided), statement)
+    return SPAN.verdict(verdict, "; ".join(parts + undecided), statement, f)
 
 
 # --- Work ----------------------------------------------------------------------------------
 
-WORK_RULE = (
+WORK = Rule(
+    CLAIM,
+    f"forward programs traced at k = {TRACE_ITERATIONS} over H = "
+    f"{_listed(STRUCTURE['hiddens'])} at T = {STRUCTURE['at_seq_len']} and over "
+    f"T = {STRUCTURE['seq_lens'][0]}…{STRUCTURE['seq_lens'][-1]} at H = {STRUCTURE['at_hidden']}",
+    "work_flops (traced)",
     f"log-log slopes of work_flops: FAIL iff DEER's in H is outside {DEER_H_EXPONENT}, either "
     f"variant's in T outside {T_EXPONENT}, or quasi-DEER's in H outside both "
     f"{QUASI_H_EXPONENT} (as claimed) and {QUASI_H_EXPONENT_CORRECTED} (H²: the cells' h·W_h); "
     f"CORRECTED iff quasi-DEER's lies in the H² band; INCONCLUSIVE with fewer than "
     f"{MIN_POINTS} points, H over less than {MIN_H_RANGE:g}× or T over less than "
-    f"{MIN_T_RANGE:g}×, or a missing count; else PASS"
-)
-WORK = dict(
-    check=f"forward programs traced at k = {TRACE_ITERATIONS} over H = "
-    f"{_listed(STRUCTURE['hiddens'])} at T = {STRUCTURE['at_seq_len']} and over "
-    f"T = {STRUCTURE['seq_lens'][0]}…{STRUCTURE['seq_lens'][-1]} at H = {STRUCTURE['at_hidden']}",
-    measure="work_flops (traced)",
-    rule=WORK_RULE,
+    f"{MIN_T_RANGE:g}×, or a missing count; else PASS",
 )
 WORK_FIT = "{variant}: work ∝ H^{e_h:.2f} (H = {lo}…{hi}), ∝ T^{e_t:.3f}"
 WORK_MISS = "{variant}'s work grows as {axis}^{e:.2f}, {not_as}"
@@ -262,7 +250,7 @@ def judge_work(rows: Sequence[Mapping]) -> Verdict:
     quasi_h = f["exponents"]["quasi-deer"][0] if "quasi-deer" in f["exponents"] else math.nan
     statement = WORK_SAYS[verdict].format(failures="; ".join(failures), quasi_h=quasi_h)
     undecided = [f"{v}: {why}" for v, why in f["undecided"].items()]
-    return _judged(WORK, verdict, f, "; ".join(undecided or fits), statement)
+    return WORK.verdict(verdict, "; ".join(undecided or fits), statement, f)
 
 
 # --- Newton iterations vs T (run, not traced) ----------------------------------------------
@@ -277,18 +265,16 @@ ITERATION_SWEEP["full"] = ITERATION_SWEEP["cpu"]
 MIN_ITER_POINTS, MIN_ITER_RANGE = 5, 64.0  # no verdict from fewer values of T, or a narrower T
 CONSTANT_SHARE = 1 / 3  # k constant iff the share g of k growing with log T is ≤ this ...
 LOG_SHARE = (2 / 3, 4 / 3)  # ... k ∝ log T iff g lies here; above it, k grows faster
-ITERATIONS_RULE = (
+ITERATIONS = Rule(
+    CLAIM,
+    "Newton iterations to converge (tolerance 8 ulp on the scaled update, default "
+    "initialisation) of each parallel variant's forward pass, run over T",
+    "Newton iterations vs log T",
     f"per parallel variant, k ≈ a + b·log2 T fitted over ≥ {MIN_ITER_POINTS} values of T over "
     f"≥ {MIN_ITER_RANGE:g}× (else INCONCLUSIVE); g = b·log2 T_max / k(T_max): FAIL iff a run did "
     f"not converge within its cap or some g > {LOG_SHARE[1]:.3g}; PASS iff every g ≤ "
     f"{CONSTANT_SHARE:.3g} (k constant); CORRECTED iff some g lies in [{LOG_SHARE[0]:.3g}, "
-    f"{LOG_SHARE[1]:.3g}] (k ∝ log T); else INCONCLUSIVE"
-)
-ITERATIONS = dict(
-    check="Newton iterations to converge (tolerance 8 ulp on the scaled update, default "
-    "initialisation) of each parallel variant's forward pass, run over T",
-    measure="Newton iterations vs log T",
-    rule=ITERATIONS_RULE,
+    f"{LOG_SHARE[1]:.3g}] (k ∝ log T); else INCONCLUSIVE",
 )
 ITERATION_COLUMNS = "variant batch seq_len hidden newton_iterations converged max_iter".split()
 ITERATIONS_FIT = (
@@ -391,7 +377,7 @@ def judge_iterations(rows: Sequence[Mapping]) -> Verdict:
         shares=", ".join(f"{v} g = {g:.2f}" for v, g in shares.items()),
     )
     measured = "; ".join(parts + undecided) or "no parallel run"
-    return _judged(ITERATIONS, verdict, f, measured, statement)
+    return ITERATIONS.verdict(verdict, measured, statement, f)
 
 
 def structure_experiment(profile: str, run_dir) -> list[Verdict]:
@@ -410,7 +396,11 @@ def structure_experiment(profile: str, run_dir) -> list[Verdict]:
 
 GOAL = dict(batch=1, max_hidden=8, min_seq_len=4096)  # where the issue expects a win on a CPU
 MODEL_OFF = 2.0  # the limit model decides only while the times are at most this × its limits
-WALL_RULE = (
+WALL = Rule(
+    CLAIM,
+    "wall time of the timed deer cases (forward and train) against the sequential "
+    "scan at the same sizes, parameters and inputs, and against the limit model's speed-up",
+    "wall time vs the sequential scan (speed-up)",
     f"speed-up s = t_sequential / t_variant, a win iff s ≥ {FASTER} and a loss iff s ≤ "
     f"{SLOWER}, by the medians and by the fastest repeats alike (else a tie); the limit model's "
     f"speed-up ŝ = limit_sequential / limit_variant (bench.calibration, this device); at batch "
@@ -420,13 +410,7 @@ WALL_RULE = (
     f"while the measured times are at most {MODEL_OFF:g}× the limits (median over the timed "
     "cases: a model farther from the clock decides nothing); judged by the better "
     "variant measured: FAIL iff it loses at a deciding size, PASS iff it wins at every one, "
-    "else INCONCLUSIVE (also with no deciding size: this device cannot decide the claim)"
-)
-WALL = dict(
-    check="wall time of the timed deer cases (forward and train) against the sequential "
-    "scan at the same sizes, parameters and inputs, and against the limit model's speed-up",
-    measure="wall time vs the sequential scan (speed-up)",
-    rule=WALL_RULE,
+    "else INCONCLUSIVE (also with no deciding size: this device cannot decide the claim)",
 )
 WHERE = f"batch {GOAL['batch']}, H ≤ {GOAL['max_hidden']}, T ≥ {GOAL['min_seq_len']}"
 WALL_SAYS = {
@@ -560,7 +544,7 @@ def judge_wall_time(table: pd.DataFrame) -> Verdict:
     measured = "; ".join(cells) + (f" (all: {timed})" if timed else "")
     measured += MODEL_CHECKED.format(**f) if f["model_off"] == f["model_off"] else ""
     measured = measured or "no parallel case timed against the sequential scan"
-    return _judged(WALL, verdict, f, measured, statement)
+    return WALL.verdict(verdict, measured, statement, f)
 
 
 def judge_rows(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
@@ -602,7 +586,7 @@ state(
         "`steps_executed`, `span_ops`, `work_flops` (traced); Newton iterations vs log T; "
         "wall-time speed-up over the sequential scan, against the limit model's",
         __name__,
-        (SPAN_RULE, WORK_RULE, ITERATIONS_RULE, WALL_RULE),
+        (SPAN.text, WORK.text, ITERATIONS.text, WALL.text),
         "structure traced; iterations run over T; wall time from the timed `deer` cases",
     )
 )

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from flax import nnx
 
-from bench.claims import Claim, Curve, Experiment, Verdict, register, state
+from bench.claims import Claim, Curve, Experiment, Rule, Verdict, register, state
 from bench.store import write_table
 from models.lstm import (
     LSTM,
@@ -211,16 +211,15 @@ def backward_claims(profile: str, run_dir: pathlib.Path) -> list[Verdict]:
     return [_backward_verdict(claim, pd.DataFrame(rows), sizes) for claim in ("C2", "C3")]
 
 
-BACKWARD_RULE = (
+BACKWARD = Rule(  # C2's and C3's: each verdict names its claim, the sizes and the slip
+    "C2",
+    "hand-written reverse-scan BPTT vs jax.grad on random data ({sizes}; float32 and float64), "
+    "and each seed line vs autodiff's per-step adjoints (grad w.r.t. zero probes) in float64",
+    "max relative error against autodiff",
     f"FAIL iff the BPTT (tolerance {TOL_F32:g} f32 / {TOL_F64:g} f64) or any corrected "
     f"line is off; CORRECTED iff a seed equation as written (not its side notes) is "
     f"off by > {TOL_F64:g}, the slip that of the equations; else PASS; side notes "
-    "reported as their own findings"
-)
-BACKWARD = dict(measure="max relative error against autodiff", rule=BACKWARD_RULE)
-BACKWARD_CHECK = (
-    "hand-written reverse-scan BPTT vs jax.grad on random data ({sizes}; float32 and float64), "
-    "and each seed line vs autodiff's per-step adjoints (grad w.r.t. zero probes) in float64"
+    "reported as their own findings",
 )
 BACKWARD_MEASURED = (
     "hand-written BPTT vs jax.grad, max rel err: float32 {bptt[float32]:.1e}, float64 "
@@ -278,14 +277,12 @@ def _backward_verdict(claim: str, table: pd.DataFrame, sizes: str) -> Verdict:
         statement += "; apart from the equations: " + "; ".join(
             f"{LINES[e].fix} ({LINES[e].slip} in a note)" for e in f["wrong_notes"]
         )
-    said = dict(measured=measured, statement=statement, slip=slip, facts=f)
-    check = BACKWARD_CHECK.format(sizes=sizes)
-    return Verdict(claim=claim, verdict=verdict, check=check, **BACKWARD, **said)
+    check = BACKWARD.check.format(sizes=sizes)
+    return BACKWARD.verdict(verdict, measured, statement, f, claim=claim, check=check, slip=slip)
 
 
 # --- C4: gradient flow through the cell --------------------------------------------------------
 
-FLOW_CLAIM = "C4"
 FLOW_TABLE = "lstm_gradient_flow_sweep.csv"
 # Sizes per profile: the horizons T and the LSTM's batch, input features and hidden units.
 FLOW_SIZES = {
@@ -295,7 +292,7 @@ FLOW_SIZES = {
 }
 FORGET_BIASES = (0, 2, 4, 6, 8, 12)
 CLOSED = -6.0  # b_i = b_o for "i, o ≈ 0": σ(−6) ≈ 0.0025
-# Thresholds of the rule (FLOW_RULE).
+# Thresholds of the rule (FLOW).
 F_NEAR_1 = 0.05  # f ≈ 1: 1 − f ≤ this (mean over batch and units, at every step)
 GATE_NEAR_0 = 0.02  # i, o ≈ 0: i and o ≤ this (likewise)
 FIT_RATIO = 1.5  # a hypothesis fits a run iff every ρ(t) is within this factor of its prediction
@@ -449,22 +446,19 @@ def discriminates(row: Mapping) -> bool:
     return row["prod_f_min"] < DISCRIMINATES
 
 
-FLOW_RULE = (
+FLOW = Rule(
+    "C4",
+    "‖∂L/∂c(t)‖ for t = 1..T by autodiff (gradient w.r.t. a zero probe added to c(t)), "
+    "L = Σ h(T), float64, against the product of the measured forget gates; flow_sweep of "
+    "b_f × T with i, o ≈ 0 by bias, large recurrent weights, and f ≈ 1 with i, o ≈ 0.5",
+    "ρ(t) = ‖∂L/∂c(t)‖/‖∂L/∂c(T)‖ over t = 1..T against 1 and against Π f (max |ln| error)",
     f"seed's regime: at every step mean 1−f ≤ {F_NEAR_1}, mean i, o ≤ {GATE_NEAR_0}; a "
     f"hypothesis fits a run iff every ρ(t) = ‖c̄(t)‖/‖c̄(T)‖ lies within ×{FIT_RATIO:g} of it: "
     "'unchanged' ρ(t) = 1 (the seed), 'Π f' ρ(t) = ‖Π_{s>t} f(s) ⊙ c̄(T)‖/‖c̄(T)‖ from the "
     f"measured gates (corrected); a run discriminates iff min Π f < 1/{FIT_RATIO:g}². "
     f"INCONCLUSIVE with < {MIN_RUNS} discriminating runs in the regime, or if no run of the "
     f"sweep exploded (ρ > {EXPLODED:g}); FAIL if a run in the regime fits neither, or neither "
-    "fits them all; PASS if 'unchanged' fits every run; CORRECTED if 'Π f' does"
-)
-FLOW_CHECK = (
-    "‖∂L/∂c(t)‖ for t = 1..T by autodiff (gradient w.r.t. a zero probe added to c(t)), "
-    "L = Σ h(T), float64, against the product of the measured forget gates; flow_sweep of "
-    "b_f × T with i, o ≈ 0 by bias, large recurrent weights, and f ≈ 1 with i, o ≈ 0.5"
-)
-FLOW_MEASURE = (
-    "ρ(t) = ‖∂L/∂c(t)‖/‖∂L/∂c(T)‖ over t = 1..T against 1 and against Π f (max |ln| error)"
+    "fits them all; PASS if 'unchanged' fits every run; CORRECTED if 'Π f' does",
 )
 # C4's sentences: fields from the facts, the run they name (its ρ, Π f, ...) and the thresholds
 FLOW_COUNTS = (
@@ -594,17 +588,7 @@ def judge_gradient_flow(rows: Sequence[Mapping]) -> Verdict:
     """C4's verdict from the flow_sweep's rows (columns as written by :func:`flow_sweep`)."""
     verdict, facts = gradient_flow_decision(rows)
     measured = _flow_measured(facts)
-    return Verdict(
-        claim=FLOW_CLAIM,
-        verdict=verdict,
-        check=FLOW_CHECK,
-        measure=FLOW_MEASURE,
-        rule=FLOW_RULE,
-        measured=measured,
-        statement=_flow_statement(facts, measured),
-        slip="mathematical error" if verdict == "CORRECTED" else "",
-        facts=facts,
-    )
+    return FLOW.verdict(verdict, measured, _flow_statement(facts, measured), facts)
 
 
 register(Experiment("lstm", ("C2", "C3"), backward_claims, cost_s=dict(smoke=3, cpu=4, full=8)))
@@ -633,16 +617,16 @@ for claim, section, words in (
     ("C3", "§2-2", "the gradient of the input-gate weights is a sum over time"),
 ):
     state(
-        Claim(claim, section, words, "relative error against autodiff", __name__, (BACKWARD_RULE,))
+        Claim(claim, section, words, "relative error against autodiff", __name__, (BACKWARD.text,))
     )
 state(
     Claim(
-        FLOW_CLAIM,
+        FLOW.claim,
         "§2-3",
         "with f ≈ 1 and i, o ≈ 0 the cell gradient is carried unchanged: it neither vanishes "
         "nor explodes",
         "‖∂L/∂c(t)‖/‖∂L/∂c(T)‖ by autodiff",
         __name__,
-        (FLOW_RULE,),
+        (FLOW.text,),
     )
 )

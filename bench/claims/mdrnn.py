@@ -24,6 +24,7 @@ from bench.claims import (
     Claim,
     Derived,
     Experiment,
+    Rule,
     Verdict,
     WallTimeFigure,
     declare_figure,
@@ -32,8 +33,7 @@ from bench.claims import (
     run_rounds,
     state,
     uncounted,
-    wall_time,
-    wall_time_rule,
+    wall_time_claim,
 )
 from bench.claims.pixelcnn import C8_TIME
 from bench.judge import Count, WallTimeSpec, column
@@ -76,15 +76,15 @@ SWEEP = {
 SWEEP["full"] = SWEEP["cpu"]
 MAC_CHECKS = ((1, 4, 3, 5, 7), (3, 8, 2, 6, 6), (2, 2, 4, 3, 9))  # (C, k, d, H, W), traced
 SEED_EXPONENT_TOL = 0.5  # a growth exponent this far from the seed's is another order
-C10_RULE = (
-    "FAIL iff the closed form differs from the cell-by-cell count (or the traced "
-    "multiply-adds from macs); CORRECTED iff the count's growth exponent along an axis "
-    f"differs from the seed's by > {SEED_EXPONENT_TOL}; else PASS"
-)
-C10_CHECK = (
+C10 = Rule(
+    "C10",
     "connections (weight × cell pairs between units that exist) counted cell by cell over a "
     "sweep, vs the derived closed form and the seed's O(d + W·k²); multiply-adds of the raster "
-    "program read from its jaxpr"
+    "program read from its jaxpr",
+    "exact connection count",
+    "FAIL iff the closed form differs from the cell-by-cell count (or the traced "
+    "multiply-adds from macs); CORRECTED iff the count's growth exponent along an axis "
+    f"differs from the seed's by > {SEED_EXPONENT_TOL}; else PASS",
 )
 
 
@@ -174,20 +174,9 @@ def c10_verdict(
         )
     else:
         statement = f"the count grows as {grows}, as the seed's O(d + W·k²) does ({seed_grows})"
-    slip = "mathematical error" if verdict == "CORRECTED" else ""
     facts = dict(mismatches=mismatches, configs=n_configs, macs_ok=macs_ok, exponents=measured_exp)
     facts |= dict(seed_exponents=seed_exp, seed_wrong=seed_wrong)
-    return Verdict(
-        "C10",
-        verdict,
-        C10_CHECK,
-        "exact connection count",
-        C10_RULE,
-        measured,
-        statement,
-        slip,
-        facts,
-    )
+    return C10.verdict(verdict, measured, statement, facts)
 
 
 # --- C11: sequential steps ------------------------------------------------------------------
@@ -199,17 +188,17 @@ STEP_SWEEP = {
 STEP_SWEEP["full"] = STEP_SWEEP["cpu"]
 C11_EXPONENT_TOL = 0.15  # a wavefront's growth exponent within this of the seed's is its order
 C11_MIN_RANGE = 4.0  # no exponent from square sides (or aspect ratios) over less than this ratio
-C11_RULE = (
+C11 = Rule(
+    "C11",
+    "loop iterations executed in sequence by each schedule's forward program (steps_executed of "
+    "its jaxpr) over H, W, d, vs H·W·d, (H+W−1)·d, H+W+d−2; the sampler's vs H+W−1 "
+    "anti-diagonals (d layer updates each)",
+    "steps_executed",
     "FAIL iff a program executes other than its formula's steps, or on square images "
     f"the wavefront's steps grow in H or d with an exponent off 1 by > {C11_EXPONENT_TOL}; "
     f"INCONCLUSIVE if squares or other shapes are not swept over {C11_MIN_RANGE:g}×; PASS "
     f"iff steps/(√(HW)·d) grows with the aspect ratio with exponent ≤ {C11_EXPONENT_TOL}; "
-    "else CORRECTED"
-)
-C11_CHECK = (
-    "loop iterations executed in sequence by each schedule's forward program (steps_executed of "
-    "its jaxpr) over H, W, d, vs H·W·d, (H+W−1)·d, H+W+d−2; the sampler's vs H+W−1 "
-    "anti-diagonals (d layer updates each)"
+    "else CORRECTED",
 )
 
 
@@ -355,10 +344,7 @@ def c11_verdict(rows: list[tuple]) -> Verdict:
             f"pipelining the layers executes H+W+d−2 steps; the sampler H+W−1, each updating d "
             f"layers; {both_measures}"
         )
-    slip = "mathematical error" if verdict == "CORRECTED" else ""
-    return Verdict(
-        "C11", verdict, C11_CHECK, "steps_executed", C11_RULE, measured, statement, slip, f
-    )
+    return C11.verdict(verdict, measured, statement, f)
 
 
 C11_TIME = WallTimeSpec(
@@ -380,11 +366,6 @@ C11_TIME = WallTimeSpec(
 )
 
 
-def c11_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
-    """C11's wall-time half (the structural half is :func:`sequential_steps_sweep`)."""
-    return wall_time(C11_TIME, df, run_rounds(run_dir))
-
-
 # --- C12: training parallelism, PixelCNN vs MDRNN -------------------------------------------
 
 C12_CHECK = (
@@ -392,12 +373,18 @@ C12_CHECK = (
     "at equal batch, width, depth and image sizes (bench.suites.mdrnn.MATCHED_TRAIN)"
 )
 C12_MIN_SIZES = 3  # image sizes per schedule and regime for a verdict
-C12_RULE_SPAN = (
+C12_SPAN = Rule(
+    "C12",
+    C12_CHECK,
+    "span_ops",
     f"per schedule and regime with ≥ {C12_MIN_SIZES} sizes: PASS iff the MDRNN's span exceeds "
     "PixelCNN's at every size and the ratio grows from the smallest to the largest image; FAIL "
-    f"otherwise; INCONCLUSIVE without {C12_MIN_SIZES} matched sizes"
+    f"otherwise; INCONCLUSIVE without {C12_MIN_SIZES} matched sizes",
 )
-C12_RULE_TIME = (
+C12_TIME = Rule(
+    "C12",
+    C12_CHECK,
+    "wall time attributed to sequential steps (latency regime)",
     "latency regime: PixelCNN's train steps (C8's design, its layers d the count) and the "
     "MDRNN's (every schedule at the matched sizes, its span the count), each fitted "
     "t = c_v + a·work + b·count by the wall-time judge; the time each attributes to its "
@@ -405,7 +392,7 @@ C12_RULE_TIME = (
     "schedule, its interval from b's bootstrap intervals. INCONCLUSIVE when either design is "
     "too small or not identifiable; PASS iff the MDRNN's step time exceeds PixelCNN's at every "
     "matched size (the ratio's lower bound > 1); FAIL iff it is below at some (upper bound < 1); "
-    "else INCONCLUSIVE"
+    "else INCONCLUSIVE",
 )
 C12_MDRNN_TIME = WallTimeSpec(
     "C12",
@@ -460,9 +447,7 @@ def c12_structure(pairs: pd.DataFrame) -> Verdict:
         verdict, statement = "FAIL", "the MDRNN's training span is not above PixelCNN's, growing"
     measured = "; ".join(parts) or "no matched sizes"
     facts = dict(groups=groups)
-    return Verdict(
-        "C12", verdict, C12_CHECK, "span_ops", C12_RULE_SPAN, measured, statement, facts=facts
-    )
+    return C12_SPAN.verdict(verdict, measured, statement, facts)
 
 
 def c12_time_decision(df: pd.DataFrame, rounds: dict) -> tuple[str, dict]:
@@ -528,16 +513,17 @@ def c12_time(df: pd.DataFrame, rounds: dict) -> Verdict:
         statement = "the intervals of the step times do not decide at every matched size"
     else:
         statement = "no matched latency-regime size was timed"
-    measure = "wall time attributed to sequential steps (latency regime)"
-    measured = measured or "no latency fit"
-    return Verdict(
-        "C12", verdict, C12_CHECK, measure, C12_RULE_TIME, measured, statement, facts=facts
-    )
+    return C12_TIME.verdict(verdict, measured or "no latency fit", statement, facts)
 
 
 C12_TTQ_MIN_SEEDS = 3
 C12_TTQ_RESOLUTION = 10  # the steps to the target are read at least this finely
-C12_RULE_TTQ = (
+C12_TTQ = Rule(
+    "C12",
+    "time to quality (bench/suites/trained.py): PixelCNN and the MDRNN trained with Adam on "
+    "the binarised digits at matched settings until the validation target; steps to the "
+    "target × time per step, per MDRNN schedule",
+    "steps to a quality target × time per training step",
     "steps to a validation NLL of 0.85× the independent-pixel baseline, S (mean and 95% "
     "t-interval over seeds at each model's best rate; the MDRNN's schedules share one S), "
     "times the time per training step τ (noise u = the two relative IQRs): per schedule R = "
@@ -546,7 +532,7 @@ C12_RULE_TTQ = (
     "at which every seed reached the target, a best rate at its grid's edge, or a reading "
     f"coarser than {C12_TTQ_RESOLUTION} steps; FAIL iff some schedule's R interval lies below 1 "
     "and its P < 1/(1 + u); PASS iff every R interval lies above 1 and every P > 1 + u; else "
-    "INCONCLUSIVE"
+    "INCONCLUSIVE",
 )
 
 
@@ -697,18 +683,7 @@ def _ttq_statement(facts: dict) -> str:
 def c12_time_to_quality(summary: pd.DataFrame) -> Verdict:
     """C12 on trained models: time to quality as steps to the target × time per step."""
     verdict, facts = ttq_decision(summary)
-    return Verdict(
-        "C12",
-        verdict,
-        "time to quality (bench/suites/trained.py): PixelCNN and the MDRNN trained with Adam on "
-        "the binarised digits at matched settings until the validation target; steps to the "
-        "target × time per step, per MDRNN schedule",
-        "steps to a quality target × time per training step",
-        C12_RULE_TTQ,
-        _ttq_measured(summary, facts),
-        _ttq_statement(facts),
-        facts=facts,
-    )
+    return C12_TTQ.verdict(verdict, _ttq_measured(summary, facts), _ttq_statement(facts), facts)
 
 
 def c12_training_parallelism(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
@@ -728,9 +703,7 @@ def c12_training_parallelism(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None)
 
 register(Experiment("mdrnn", ("C10",), connection_sweep, cost_s=dict(smoke=1, cpu=2, full=2)))
 register(Experiment("mdrnn", ("C11",), sequential_steps_sweep, cost_s=dict(smoke=1, cpu=2, full=2)))
-register(Derived(("mdrnn",), ("C11",), c11_wall_time))
 register(Derived(("pixelcnn", "mdrnn", "trained"), ("C12",), c12_training_parallelism))
-declare_figure(WallTimeFigure("C11", ("mdrnn",), "forward", "steps_executed", specs=(C11_TIME,)))
 declare_figure(
     WallTimeFigure(
         "C12", ("pixelcnn", "mdrnn"), "train", "span_ops", ("hw",), (C8_TIME, C12_MDRNN_TIME)
@@ -743,18 +716,16 @@ state(
         "an MDRNN has O(d + W·k²) connections",
         "exact connection count",
         __name__,
-        (C10_RULE,),
+        (C10.text,),
     )
 )
-state(
-    Claim(
-        "C11",
-        "§4-2b",
-        "an MDRNN evaluated along a diagonal wavefront needs O(√(HW)·d) sequential operations",
-        "`steps_executed`; wall time (latency regime)",
-        __name__,
-        (C11_RULE, wall_time_rule(C11_TIME)),
-    )
+wall_time_claim(
+    C11_TIME,
+    "§4-2b",
+    "an MDRNN evaluated along a diagonal wavefront needs O(√(HW)·d) sequential operations",
+    __name__,
+    rules=(C11.text,),
+    measure="steps_executed",
 )
 state(
     Claim(
@@ -763,7 +734,7 @@ state(
         "PixelCNN parallelises in training; the MDRNN does not, to the same degree",
         "`span_ops`; wall-time ratio (latency regime); steps to a quality target × time per step",
         __name__,
-        (C12_RULE_SPAN, C12_RULE_TIME, C12_RULE_TTQ),
+        (C12_SPAN.text, C12_TIME.text, C12_TTQ.text),
         "from the timed `train` cases of both, and the `trained` suite",
     )
 )

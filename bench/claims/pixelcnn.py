@@ -18,18 +18,16 @@ import pandas as pd
 
 from bench.claims import (
     Claim,
-    Derived,
     Experiment,
+    Rule,
     Verdict,
-    WallTimeFigure,
-    declare_figure,
     ok_rows,
     register,
     run_rounds,
     state,
     uncounted,
     wall_time,
-    wall_time_rule,
+    wall_time_claim,
 )
 from bench.fits import sweeps
 from bench.judge import Count, WallTimeSpec, column
@@ -52,14 +50,14 @@ SWEEP = {
 SWEEP["full"] = SWEEP["cpu"]
 AXES = {"d": "depth", "H=W": "height", "K": "kernel"}  # the axes whose drift C7 judges
 DRIFT_TOL = 0.1  # exact/order may move by less than this between the two largest values
-C7_RULE = (
-    f"PASS iff exact / (H·W·K²·(C+(d−1)C²)) changes by less than {DRIFT_TOL:.0%} "
-    "between the two largest values of each axis; else FAIL"
-)
-C7_CHECK = (
+C7 = Rule(
+    "C7",
     "exact connection count over the masks (edges unit→unit through unmasked taps landing inside "
     "the image; brute force and Jacobian non-zeros agree in tests) vs the seed's O(d·H·W·K²) over "
-    "a sweep"
+    "a sweep",
+    "exact connection count",
+    f"PASS iff exact / (H·W·K²·(C+(d−1)C²)) changes by less than {DRIFT_TOL:.0%} "
+    "between the two largest values of each axis; else FAIL",
 )
 
 
@@ -116,10 +114,7 @@ def c7_verdict(exact: np.ndarray, order: np.ndarray, drift: dict, swept: str) ->
         )
     facts = dict(ratio_range=(float(ratios.min()), float(ratios.max())), constant=fitted)
     facts |= dict(drift=drift, moved=moved)
-    verdict = "PASS" if settled else "FAIL"
-    return Verdict(
-        "C7", verdict, C7_CHECK, "exact connection count", C7_RULE, measured, statement, facts=facts
-    )
+    return C7.verdict("PASS" if settled else "FAIL", measured, statement, facts)
 
 
 # --- C9: sequential steps of sampling ------------------------------------------------------
@@ -136,16 +131,16 @@ AGREEMENT = {  # (kernel, depth, side, batch, channels) configs; weight scales; 
 AGREEMENT["full"] = AGREEMENT["cpu"]
 K_EXPONENT, K_EXPONENT_TOL = 2.0, 0.3  # the seed's O(H·W·d·K²): α ∝ K^e, e within 2 ± 0.3
 MIN_K_VALUES, MIN_K_RANGE = 3, 2.0  # no exponent of K from fewer values, or over less than 2×
-C9_RULE = (
+C9 = Rule(
+    "C9",
+    "span (longest chain of dependent ops, loops unrolled) of the naive and cached raster samplers "
+    "traced over H=W, d, K; least-squares fit; exact agreement of the three samplers on shared "
+    "per-pixel noise",
+    "span_ops",
     "FAIL iff the samplers disagree, span ≠ α·H·W·d + β·H·W (max residual ≥ 1%) or "
     f"α grows faster than K^{K_EXPONENT + K_EXPONENT_TOL:g}; INCONCLUSIVE with < "
     f"{MIN_K_VALUES} values of K or K over < {MIN_K_RANGE:g}×; PASS iff α ∝ K^e with e "
-    f"within {K_EXPONENT_TOL} of {K_EXPONENT:g} for both samplers; else CORRECTED"
-)
-C9_CHECK = (
-    "span (longest chain of dependent ops, loops unrolled) of the naive and cached raster samplers "
-    "traced over H=W, d, K; least-squares fit; exact agreement of the three samplers on shared "
-    "per-pixel noise"
+    f"within {K_EXPONENT_TOL} of {K_EXPONENT:g} for both samplers; else CORRECTED",
 )
 
 
@@ -301,19 +296,18 @@ def c9_verdict(rows: list[dict], identical: int, total: int, passes: list[int]) 
             "of a step are not K² sequential operations; the seed's O(H·W·d·K²) counts work, "
             "not sequential steps"
         )
-    slip = "mathematical error" if verdict == "CORRECTED" else ""
-    return Verdict("C9", verdict, C9_CHECK, "span_ops", C9_RULE, measured, statement, slip, f)
+    return C9.verdict(verdict, measured, statement, f)
 
 
 # --- C8: the training step's sequential depth, from the timed cases ------------------------
 
-C8_CHECK = (
+C8 = Rule(
+    "C8",
     "jaxpr span of the training step along each sweep of the timed train cases: exactly "
-    "linear in d, the same for every H·W"
-)
-C8_RULE = (
+    "linear in d, the same for every H·W",
+    "span_ops",
     "PASS iff along every sweep over d the span is an exact line with a positive slope and "
-    "along every sweep over H·W it is one value; FAIL otherwise; INCONCLUSIVE without both sweeps"
+    "along every sweep over H·W it is one value; FAIL otherwise; INCONCLUSIVE without both sweeps",
 )
 
 
@@ -397,7 +391,7 @@ def c8_structure(rows: pd.DataFrame) -> Verdict:
             (f["flat"], "the span changes with H·W"),
         )
         statement = "; ".join(text for ok, text in fails if not ok)
-    return Verdict("C8", verdict, C8_CHECK, "span_ops", C8_RULE, measured, statement, facts=f)
+    return C8.verdict(verdict, measured, statement, f)
 
 
 def _hwd(rows: pd.DataFrame) -> np.ndarray:
@@ -438,24 +432,13 @@ def c8_pixelcnn_training_span(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None
     rows = ok_rows(df, "pixelcnn", "train")
     if rows.empty:
         return []
-    if missing := uncounted(rows, "C8", C8_CHECK):
+    if missing := uncounted(rows, "C8", C8.check):
         return missing
     return [c8_structure(rows), *wall_time(C8_TIME, df, run_rounds(run_dir))]
 
 
-def c9_wall_time(df: pd.DataFrame, fits: pd.DataFrame, run_dir=None) -> list[Verdict]:
-    """C9's wall-time half (the structural half is :func:`sampler_span`)."""
-    return wall_time(C9_TIME, df, run_rounds(run_dir))
-
-
 register(Experiment("pixelcnn", ("C7",), connection_sweep, cost_s=dict(smoke=1, cpu=1, full=1)))
 register(Experiment("pixelcnn", ("C9",), sampler_span, cost_s=dict(smoke=2, cpu=3, full=3)))
-register(Derived(("pixelcnn",), ("C8",), c8_pixelcnn_training_span))
-register(Derived(("pixelcnn",), ("C9",), c9_wall_time))
-declare_figure(
-    WallTimeFigure("C8", ("pixelcnn",), "train", "span_ops", ("depth", "hw"), (C8_TIME,))
-)
-declare_figure(WallTimeFigure("C9", ("pixelcnn",), "sample", "span_ops", specs=(C9_TIME,)))
 state(
     Claim(
         "C7",
@@ -463,27 +446,25 @@ state(
         "PixelCNN has O(d·H·W·K²) connections",
         "exact connection count",
         __name__,
-        (C7_RULE,),
+        (C7.text,),
     )
 )
-state(
-    Claim(
-        "C8",
-        "§4-1b",
-        "PixelCNN trains in O(d) sequential operations",
-        "`span_ops`; wall time (latency regime)",
-        __name__,
-        (C8_RULE, wall_time_rule(C8_TIME)),
-        "from the timed `train` cases",
-    )
+wall_time_claim(
+    C8_TIME,
+    "§4-1b",
+    "PixelCNN trains in O(d) sequential operations",
+    __name__,
+    rules=(C8.text,),
+    measure="span_ops",
+    axes=("depth", "hw"),
+    judged=c8_pixelcnn_training_span,
+    source="from the timed `train` cases",
 )
-state(
-    Claim(
-        "C9",
-        "§4-1b",
-        "PixelCNN samples in O(H·W·d·K²) sequential operations",
-        "`span_ops`; wall time (latency regime)",
-        __name__,
-        (C9_RULE, wall_time_rule(C9_TIME)),
-    )
+wall_time_claim(
+    C9_TIME,
+    "§4-1b",
+    "PixelCNN samples in O(H·W·d·K²) sequential operations",
+    __name__,
+    rules=(C9.text,),
+    measure="span_ops",
 )

@@ -30,7 +30,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from bench.claims import Claim, Curve, Experiment, Verdict, register, state
+from bench.claims import Claim, Curve, Experiment, Rule, Verdict, register, state
 from bench.fits import t975
 from bench.nnx_adapters import fresh
 from bench.store import write_table
@@ -260,19 +260,22 @@ def summarise(rows: Sequence[Mapping]) -> list[dict]:
     return out
 
 
-RULE = (
+C6 = Rule(
+    "C6",
+    f"digits (sklearn, 8×8, {HELD_OUT} held out): post-act, pre-act and plain ResNets at "
+    f"N = {{depths}}, SGD momentum {MOMENTUM}, {{budget}}learning-rate grid per variant and "
+    "depth, seeds paired across variants",
+    "training loss (mean of the last 20% of minibatch losses) and held-out error at each "
+    "variant's best learning rate, mean and 95% t-interval over seeds; "
+    "g = log10(‖∂ℓ/∂x_0‖/‖∂ℓ/∂x_N‖) at initialisation",
     f"≥ {MIN_SEEDS} seeds and every best learning rate of pre-act and post-act bracketed, else "
     "INCONCLUSIVE; at the deepest N, pre-act easier/harder iff its 95% training-loss interval "
     "lies below/above post-act's (overlap: undecided); pre-act's g = log10(‖∂ℓ/∂x_0‖/"
     f"‖∂ℓ/∂x_N‖) at init bounded iff every interval within ±{GRAD_BOUND:g}, unbounded iff one "
     "lies outside. FAIL: harder, or unbounded with training undecided; PASS: easier and "
-    "bounded; CORRECTED: easier but unbounded; else INCONCLUSIVE"
+    "bounded; CORRECTED: easier but unbounded; else INCONCLUSIVE",
 )
-MEASURE = (
-    "training loss (mean of the last 20% of minibatch losses) and held-out error at each "
-    "variant's best learning rate, mean and 95% t-interval over seeds; "
-    "g = log10(‖∂ℓ/∂x_0‖/‖∂ℓ/∂x_N‖) at initialisation"
-)
+"""C6's rule; its check names the depths and the steps of the run (``{depths}``, ``{budget}``)."""
 
 
 def _ends(row: Mapping, name: str) -> tuple[float, float]:
@@ -378,28 +381,20 @@ def judge(rows: Sequence[Mapping], *, steps: int | None = None) -> Verdict:
     verdict, facts = decision(rows)
     measured, statement = _sentences(verdict, facts)
     budget = f"{steps} steps, " if steps else ""
-    check = (
-        f"digits (sklearn, 8×8, {HELD_OUT} held out): post-act, pre-act and plain ResNets at "
-        f"N = {', '.join(map(str, facts['depths']))}, SGD momentum {MOMENTUM}, {budget}"
-        "learning-rate grid per variant and depth, seeds paired across variants"
-    )
-    slip = "mathematical error" if verdict == "CORRECTED" else ""
-    return Verdict("C6", verdict, check, MEASURE, RULE, measured, statement, slip, facts)
+    check = C6.check.format(depths=", ".join(map(str, facts["depths"])), budget=budget)
+    return C6.verdict(verdict, measured, statement, facts, check=check)
 
 
 def not_run(profile: str) -> Verdict:
     """C6's row at a profile that does not run the experiment (:data:`RUN_AT`)."""
-    return Verdict(
-        "C6",
+    return C6.verdict(
         "INCONCLUSIVE",
-        f"not run at the {profile} profile (only at {', '.join(RUN_AT)})",
-        MEASURE,
-        RULE,
         f"not measured at the {profile} profile",
         "not run at this profile: on a 2-core CPU, deciding C6 needs ~10 seeds per variant and "
         "4-5 learning rates at N = 32 (~200 s of training; docs/claims.md), more than this "
         f"profile's budget; `--profile {RUN_AT[0]}` runs it",
-        facts=dict(profile=profile, run_at=RUN_AT),
+        dict(profile=profile, run_at=RUN_AT),
+        check=f"not run at the {profile} profile (only at {', '.join(RUN_AT)})",
     )
 
 
@@ -443,6 +438,6 @@ state(
         "post-activation one; its gradients neither vanish nor explode with depth",
         "training loss on the digits; log10 gradient gain through the blocks",
         __name__,
-        (RULE,),
+        (C6.text,),
     )
 )

@@ -7,14 +7,13 @@ import pandas as pd
 import pytest
 
 from bench import fits
-from bench.claims import wall_time
+from bench.claims import derived, wall_time
 from bench.claims.mdrnn import (
     C11_TIME,
     _ttq_ratio,
     c10_verdict,
     c11_readings,
     c11_verdict,
-    c11_wall_time,
     c12_time,
     c12_time_to_quality,
     c12_training_parallelism,
@@ -128,7 +127,8 @@ def test_c11_wall_time_fails_when_every_schedule_takes_the_rasters_time():
 
 def test_c11_wall_time_is_inconclusive_without_latency_points():
     df, rounds = judged(mdrnn_design(), cost())
-    (v,) = c11_wall_time(df.assign(regime="work"), fits.fit(df))
+    (c11,) = [d for d in derived() if d.claims == ("C11",)]  # as wall_time_claim registered it
+    (v,) = c11.judge(df.assign(regime="work"), fits.fit(df))
     assert v.verdict == "INCONCLUSIVE" and v.facts["reason"] == "no latency points"
 
 
