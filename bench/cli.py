@@ -625,6 +625,7 @@ def cmd_history(args, argv) -> int:
 
 
 def cmd_list(args, argv) -> int:
+    profile = check_profile(args.profile) if args.profile else None  # before any output
     registered = suites()
     for problem in plugin_errors():
         print(f"bench: warning: {problem}", file=sys.stderr)
@@ -632,8 +633,8 @@ def cmd_list(args, argv) -> int:
         print(f"{name}: {suite.description}")
         for variant, why in (suite.unavailable() if suite.unavailable else {}).items():
             print(f"    (variant {variant} is absent here: {why})")
-        if args.profile:
-            for case in suite.cases(check_profile(args.profile)):
+        if profile:
+            for case in suite.cases(profile):
                 print(f"    {case.label}")
     return 0
 

@@ -117,6 +117,13 @@ def test_bad_arguments_are_one_line_exit_2_and_write_nothing(argv, message, tmp_
     assert list(tmp_path.iterdir()) == []
 
 
+def test_list_with_a_bad_profile_prints_only_its_error(capsys):
+    assert main(["list", "--profile", "huge"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # no suite listed before the error
+    assert err == "bench: error: unknown profile 'huge'; available: smoke, cpu, full\n"
+
+
 def test_measurement_columns_are_the_documented_schema(smoke_run):
     header = (smoke_run / "measurements.csv").read_text().splitlines()[0].split(",")
     assert header == list(COLUMNS)
