@@ -639,6 +639,10 @@ def cmd_list(args, argv) -> int:
     return 0
 
 
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def cmd_plan(args, argv) -> int:
     if not args.assume:
         check_jax()
@@ -650,7 +654,7 @@ def cmd_plan(args, argv) -> int:
         print(f"calibrating {jax.devices()[0].device_kind} ...", file=sys.stderr, flush=True)
         cal, cost = calibrate(config.profile), plan.compile_cost()
         device = f"{jax.device_count()} × {jax.devices()[0].device_kind}"
-    print(plan.render(config, cal, cost, device))
+    print(plan.render(config, cal, cost, device, log=_progress))
     return 0
 
 
