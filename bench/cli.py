@@ -25,6 +25,7 @@ from bench.compare import (
     last_runs,
     last_saves,
     open_run,
+    paired,
     remeasure,
     render,
 )
@@ -331,6 +332,15 @@ def _compare_command(sub) -> None:
         "interleaved rounds, and decide on those times (a case slow only while the machine "
         "was busy comes back unchanged)",
     )
+    cmp.add_argument(
+        "--paired",
+        metavar="OLD_CHECKOUT",
+        help="time every case of both runs again, the old run's code from OLD_CHECKOUT (a "
+        "checkout of its commit, e.g. `git worktree add /tmp/old SHA`) and the new run's "
+        "from this checkout, in alternating back-to-back visits, and decide each case on "
+        "those paired rounds: load on a shared machine weighs on both sides alike, so a "
+        "slower case exits 1 whatever the machine did",
+    )
 
 
 def _history_command(sub) -> None:
@@ -603,6 +613,8 @@ def cmd_compare(args, argv) -> int:
         result = compare(old, new, allow=tuple(args.allow), **options)
         if args.remeasure:
             result = remeasure(result, **options)
+        if args.paired is not None:
+            result = paired(result, args.paired)
     except (CompareError, store.RunFolderError) as e:
         raise ConfigError(f"cannot compare: {e}") from None
     print(render(result, every=args.all))
