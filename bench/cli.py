@@ -25,6 +25,7 @@ from bench.compare import (
     last_runs,
     last_saves,
     open_run,
+    paired,
     remeasure,
     render,
 )
@@ -331,6 +332,15 @@ def _compare_command(sub) -> None:
         "interleaved rounds, and decide on those times (a case slow only while the machine "
         "was busy comes back unchanged)",
     )
+    cmp.add_argument(
+        "--paired",
+        metavar="OLD_CHECKOUT",
+        help="time every case of both runs again, the old run's code from OLD_CHECKOUT (a "
+        "checkout of its commit, e.g. `git worktree add /tmp/old SHA`) and the new run's "
+        "from this checkout, in alternating back-to-back visits, and decide each case on "
+        "those paired rounds: load on a shared machine weighs on both sides alike, so a "
+        "slower case exits 1 whatever the machine did",
+    )
 
 
 def _history_command(sub) -> None:
@@ -603,6 +613,8 @@ def cmd_compare(args, argv) -> int:
         result = compare(old, new, allow=tuple(args.allow), **options)
         if args.remeasure:
             result = remeasure(result, **options)
+        if args.paired is not None:
+            result = paired(result, args.paired)
     except (CompareError, store.RunFolderError) as e:
         raise ConfigError(f"cannot compare: {e}") from None
     print(render(result, every=args.all))
@@ -625,6 +637,7 @@ def cmd_history(args, argv) -> int:
 
 
 def cmd_list(args, argv) -> int:
+    profile = check_profile(args.profile) if args.profile else None  # before any output
     registered = suites()
     for problem in plugin_errors():
         print(f"bench: warning: {problem}", file=sys.stderr)
@@ -632,10 +645,14 @@ def cmd_list(args, argv) -> int:
         print(f"{name}: {suite.description}")
         for variant, why in (suite.unavailable() if suite.unavailable else {}).items():
             print(f"    (variant {variant} is absent here: {why})")
-        if args.profile:
-            for case in suite.cases(check_profile(args.profile)):
+        if profile:
+            for case in suite.cases(profile):
                 print(f"    {case.label}")
     return 0
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def cmd_plan(args, argv) -> int:
@@ -649,7 +666,7 @@ def cmd_plan(args, argv) -> int:
         print(f"calibrating {jax.devices()[0].device_kind} ...", file=sys.stderr, flush=True)
         cal, cost = calibrate(config.profile), plan.compile_cost()
         device = f"{jax.device_count()} × {jax.devices()[0].device_kind}"
-    print(plan.render(config, cal, cost, device))
+    print(plan.render(config, cal, cost, device, log=_progress))
     return 0
 
 

@@ -55,6 +55,25 @@ interleaved rounds of every flagged case in turn (``bench.timing.compile_ahead``
 a case that was slow only while the machine was busy comes back unchanged, and the rounds
 give the case's own between-round spread.
 
+**Pairing.** On a shared machine two runs of the same code differ case by case by what ran
+beside each case: on the 2-core CPU at load 2-7 single cases moved 3-11× between two smoke runs
+of one commit, a robust SD of 0.4-0.5 in log(ratio / typical) (#35), which puts the smallest
+change the rule above can flag at ×5-7: neither it nor ``--remeasure`` (which re-times only
+the cases flagged, and only the new side) can see a 1.5× slowdown of one case there.
+:func:`paired` (``compare --paired OLD_CHECKOUT``) times every case both runs timed again,
+the old run's code (a checkout of its commit) and the new run's (this checkout) in visits
+that alternate back to back (:mod:`bench.paired`), and decides each case on those rounds
+alone: a round's ratio is its new visit's time over its old visit's, taken moments apart,
+so load that comes and goes weighs on both. A visit's time is its quickest call: on a shared
+machine other work only adds time to a call, and at load 5-6 the medians of two visits moments
+apart still differed up to 8× while their quickest calls agreed within 5% in most rounds
+(#35). ``r`` is the median of the rounds' ratios and
+``[lo, hi]`` its :data:`CONFIDENCE` percentile bootstrap interval over the rounds (seeded
+by the case). ``slower`` iff ``lo > 1 + threshold``, ``faster`` iff
+``hi < 1 / (1 + threshold)``; no typical case, scatter or machine test: the machine is the
+same for both sides of a round, so a slower case is a regression (exit 1) whatever the load
+(a case that broke, vanished or appeared still comes from the runs' own rows).
+
 **A machine that moved.** A case's time also moves with what else ran on the machine.
 The comparison sees that the whole machine moved when the calibration (``env.json``'s, or the
 matmul case) took a time outside ``[1/(1 + threshold), 1 + threshold]`` of the old run's, when
@@ -439,6 +458,9 @@ class Comparison:
     """The typical case's ratio the cases were judged against (1: each judged alone)."""
     spread: float | None = None
     """The cases' scatter around it (:func:`scatter`; None: too few cases to have one)."""
+    paired: dict | None = None
+    """With :func:`paired`: ``rounds``, ``old_checkout`` and the cases neither side could
+    build again (``errors``: label -> why)."""
 
     @property
     def drifted(self) -> bool:
@@ -507,6 +529,8 @@ class Comparison:
         problems = self.problems
         if problems.empty and not self.drifted:
             return 0
+        if self.paired is not None:  # both sides timed together: the machine cancels
+            return EXIT_REGRESSION
         if (problems.outcome == "slower").all() and self.machine_moved():
             return EXIT_MOVED
         return EXIT_REGRESSION
@@ -714,6 +738,106 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
     return result
 
 
+def paired(
+    c: Comparison,
+    old_checkout: str | pathlib.Path,
+    *,
+    rounds: int | None = None,
+    seed: int = SEED,
+    resamples: int = RESAMPLES,
+) -> Comparison:
+    """``c`` decided again on paired rounds (the module docstring's "Pairing"): every case
+    timed in both runs, its old program from ``old_checkout`` and its new one from this
+    checkout, in alternating visits (:func:`bench.paired.time_paired`)."""
+    from bench.paired import ROUNDS, PairedError, time_paired
+
+    rounds = ROUNDS if rounds is None else rounds
+    old_checkout = pathlib.Path(old_checkout)
+    if not old_checkout.is_dir():
+        raise CompareError(f"--paired {old_checkout}: not a folder (a checkout of the old run)")
+    for run, root, what in ((c.old, old_checkout, "--paired"), (c.new, None, "this checkout")):
+        if run.kind != "run folder":
+            raise CompareError("--paired re-times run folders' cases, not pytest-benchmark saves")
+        _check_code(run, environment.git_info(root), what)
+    profiles = {run.context.get("profile") for run in (c.old, c.new)}
+    if len(profiles) != 1:
+        raise CompareError(f"--paired: the runs' profiles differ ({' and '.join(profiles)})")
+    timed = c.cases[c.cases.outcome.isin(["slower", "faster", "unchanged"])]
+    keys = [case_key(r) for r in timed.to_dict("records")]
+    profile = profiles.pop()
+    try:
+        rounds_of, errors = time_paired(
+            (old_checkout, c.old.path, profile),
+            (pathlib.Path(__file__).resolve().parent.parent, c.new.path, profile),
+            keys,
+            rounds=rounds,
+            seed=seed,
+        )
+    except PairedError as e:
+        raise CompareError(f"--paired: {e}") from None
+    cases = c.cases.copy()
+    for i, key in zip(timed.index, keys, strict=True):
+        if key not in rounds_of:
+            cases.loc[i, "outcome"] = "unchanged"  # not re-timed: said under the table
+            continue
+        old_rounds, new_rounds = rounds_of[key]
+        ratio, lo, hi = paired_interval(
+            old_rounds, new_rounds, seed=_case_seed(seed, key), resamples=resamples
+        )
+        cases.loc[i, ["ratio", "lo", "hi", "over_typical"]] = [ratio, lo, hi, ratio]
+        cases.loc[i, ["n_old", "n_new"]] = [len(old_rounds), len(new_rounds)]
+        cases.loc[i, ["median_old_s", "median_new_s"]] = [
+            float(np.median([np.min(v) for v in old_rounds])),
+            float(np.median([np.min(v) for v in new_rounds])),
+        ]  # the rounds' typical visit: its quickest call
+        cases.loc[i, "noise"] = math.nan
+        cases.loc[i, "outcome"] = judge_paired(ratio, lo, hi, c.threshold)
+    info = dict(
+        rounds=rounds,
+        old_checkout=str(old_checkout),
+        errors={case_label(k): why for k, why in errors.items()},
+    )
+    return dataclasses.replace(c, cases=cases, shift=1.0, spread=None, paired=info)
+
+
+def _check_code(run: Run, here: dict, what: str) -> None:
+    """Refuse to re-time ``run``'s cases from a checkout (``here``: its
+    :func:`bench.environment.git_info`) that is not the code the run measured."""
+    ran = {k: run.context.get(k) for k in ("git_sha", "git_diff_sha256")}
+    if ran != {k: here.get(k) for k in ran}:
+        raise CompareError(
+            f"{what} is not {run.path.name}'s code (run: git {str(ran['git_sha'])[:10]}, "
+            f"checkout: git {str(here['git_sha'])[:10]}"
+            + (", uncommitted changes differ" if ran["git_sha"] == here["git_sha"] else "")
+            + ")"
+        )
+
+
+def paired_interval(
+    old_rounds, new_rounds, *, seed: int = SEED, resamples: int = RESAMPLES
+) -> tuple[float, float, float]:
+    """``(ratio, lo, hi)``: the median over rounds of (quickest new call / quickest old call
+    of the round's two visits), and its :data:`CONFIDENCE` percentile bootstrap interval,
+    resampling the rounds."""
+    per = np.array([np.min(b) / np.min(a) for a, b in zip(old_rounds, new_rounds, strict=True)])
+    if len(per) == 0:
+        raise CompareError("paired rounds: none")
+    rng = np.random.default_rng(seed)
+    draws = np.median(per[rng.integers(0, len(per), size=(resamples, len(per)))], axis=1)
+    tail = (1 - CONFIDENCE) / 2
+    lo, hi = np.quantile(draws, [tail, 1 - tail])
+    return float(np.median(per)), float(lo), float(hi)
+
+
+def judge_paired(ratio: float, lo: float, hi: float, threshold: float) -> str:
+    """A paired case's outcome: its interval wholly beyond the threshold band."""
+    if lo > 1 + threshold:
+        return "slower"
+    if hi < 1 / (1 + threshold):
+        return "faster"
+    return "unchanged"
+
+
 # --- Rendering --------------------------------------------------------------------------------
 
 
@@ -787,9 +911,11 @@ def _table(c: Comparison, rows: pd.DataFrame, timed: bool) -> str:
         if timed:
             noise = "" if pd.isna(r.noise) else f", round noise ±{r.noise:.3f}"
             typical = f", ×{r.over_typical:.3f} the typical" if c.spread is not None else ""
+            n = "paired rounds" if c.paired is not None else "n"
             lines.append(
                 f"  {r.case}: {_ms(r.median_old_s)} → {_ms(r.median_new_s)} ms, ratio "
-                f"{r.ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}]{typical} (n {r.n_old}/{r.n_new}{noise})"
+                f"{r.ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}]{typical} ({n} {r.n_old}/{r.n_new}"
+                f"{noise})"
             )
         else:
             lines.append(f"  {r.case}: {_status(r.status_old)} → {_status(r.status_new)}")
@@ -844,6 +970,17 @@ def _times_basis(c: Comparison) -> list[str]:
 def _rule(c: Comparison) -> list[str]:
     """The rule that flags a case slower or faster, and any remeasuring: how to read a flag."""
     level = f"{CONFIDENCE:.0%}"
+    if c.paired is not None:
+        lines = [
+            f"rule: PAIRED: every case timed in both runs was timed again, the old run's code "
+            f"({c.paired['old_checkout']}) and the new run's (this checkout) in "
+            f"{c.paired['rounds']} rounds of back-to-back visits; a round's ratio is its new "
+            f"visit's quickest call over its old one's; slower iff the {level} bootstrap "
+            f"interval of the rounds' median ratio lies above 1 + {c.threshold:g}, faster iff "
+            f"below 1/(1 + {c.threshold:g}); the machine weighs on both sides of a round alike"
+        ]
+        lines += [f"  not re-timed ({why}): {case}" for case, why in c.paired["errors"].items()]
+        return lines
     lines = [
         f"rule: slower iff the {level} bootstrap interval of the ratio of medians new/old "
         f"({RESAMPLES} resamples, seeded) lies above 1 + {c.threshold:g}; faster iff below "

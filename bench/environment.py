@@ -22,8 +22,10 @@ from bench.config import RunConfig
 from bench.workloads import SIZE_FIELDS, case_key
 
 
-def git_info() -> dict:
-    root = pathlib.Path(__file__).resolve().parent.parent
+def git_info(root: pathlib.Path | None = None) -> dict:
+    """The commit of the checkout at ``root`` (default: this code's), whether its tracked
+    files differ from it, and a hash of those differences."""
+    root = pathlib.Path(__file__).resolve().parent.parent if root is None else root
 
     def git(*args: str) -> str:
         try:

@@ -311,9 +311,11 @@ def side_costs(suites: Iterable[Suite], profile: str, experiments: bool) -> list
     return out
 
 
-def render(config, cal: Calibration, cost: CompileCost, device: str) -> str:
+def render(config, cal: Calibration, cost: CompileCost, device: str, log=lambda line: None) -> str:
     """``python -m bench plan``: a table of every case's estimate and the side costs, and the
-    total on ``device`` (described in words), for ``config`` (a :class:`bench.config.RunConfig`)."""
+    total on ``device`` (described in words), for ``config`` (a :class:`bench.config.RunConfig`).
+    Building and tracing every case of a large profile takes minutes on a CPU: ``log`` is told
+    so before the first, then each suite as its cases are done."""
     import pandas as pd
 
     from bench.markdown import table
@@ -321,14 +323,23 @@ def render(config, cal: Calibration, cost: CompileCost, device: str) -> str:
 
     chosen = get_suites(config.suites)
     keep = config.case_filter(chosen)
+    todo = [(s.name, [c for c in s.cases(config.profile) if keep(c)]) for s in chosen]
+    log(
+        f"planning {sum(len(cases) for _, cases in todo)} cases of the {config.profile} profile: "
+        "building and tracing each (no compile, no timing) ..."
+    )
     rows, total = [], 0.0
-    for case in (c for s in chosen for c in s.cases(config.profile) if keep(c)):
-        e = estimate(
-            case, cal, cost, repeats=config.repeats, warmup=config.warmup, rounds=config.rounds
-        )
-        rows.append(dict(case=e.label, compile_s=e.compile_s, call_ms=e.call_s * 1e3,
-                         repeats=e.repeats, total_s=e.total_s))  # fmt: skip
-        total += e.total_s
+    for name, cases in todo:
+        began = time.perf_counter()
+        for case in cases:
+            e = estimate(
+                case, cal, cost, repeats=config.repeats, warmup=config.warmup, rounds=config.rounds
+            )
+            rows.append(dict(case=e.label, compile_s=e.compile_s, call_ms=e.call_s * 1e3,
+                             repeats=e.repeats, total_s=e.total_s))  # fmt: skip
+            total += e.total_s
+        if cases:
+            log(f"    {name}: {len(cases)} cases traced ({time.perf_counter() - began:.1f} s)")
     side = side_costs(chosen, config.profile, config.experiments)
     rows += [dict(case=name, total_s=seconds) for name, seconds in side]
     total += sum(seconds for _, seconds in side)

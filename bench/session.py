@@ -75,6 +75,7 @@ class Session:
     prepared: set[str] = dataclasses.field(default_factory=set)  # suites prepared (or tried)
     unprepared: dict[str, str] = dataclasses.field(default_factory=dict)  # suite -> why not
     report_path: pathlib.Path | None = None
+    complete: bool = False  # a resumed run with nothing left: the session writes nothing
 
     def __post_init__(self):
         # the cases and experiments that killed earlier sessions (env.json's, fixed all session)
@@ -164,6 +165,12 @@ class Session:
             if retry_crashed:
                 values = {**values, store.RETRY: True}
             repair_or_refuse(run_dir)  # repaired if a run was killed; refused if damaged
+            experiments = config.experiments and experiments
+            if _complete(run_dir, env, config, cases, experiments):
+                # nothing to measure, no claim to decide, its last session ended: the folder
+                # stays as it is (no session added to env.json, the report not rewritten)
+                yield cls(config, run_dir, env, keep, in_run, False, deadline, complete=True)
+                return
             account = TimeAccount(bench.STARTED)
             if "calibration" not in env:  # (a run folder of an older version)
                 env = {**env, "calibration": _calibrate(config.profile, account)}
@@ -171,13 +178,19 @@ class Session:
                 run_dir, env, ["python -m bench", *argv], values, first_row=store.row_count(run_dir)
             )
             use_compile_cache(config.compile_cache)
-            experiments = config.experiments and experiments
             yield cls(config, run_dir, env, keep, in_run, experiments, deadline, account=account)
 
     # --- The run -------------------------------------------------------------------------------
 
     def run(self) -> int:
         """Measure what the session has left, then report; returns the exit status."""
+        if self.complete:
+            self.log(
+                f"this run is already complete: every case has its row, every claim its verdict "
+                f"and its last session ended; {self.run_dir} is left as it is"
+            )
+            print(f"results in {self.run_dir}/ (report: {self.run_dir / 'report.md'})")
+            return 0
         self.log(
             f"run folder: {self.run_dir} (profile {self.config.profile}, {jax.device_count()} × "
             f"{jax.devices()[0].device_kind})"
@@ -550,6 +563,23 @@ def _calibrate(profile: str, account: TimeAccount) -> dict:
     _log("calibrating the device ...")
     with account.spend("calibration"):
         return calibrate(profile).as_dict()
+
+
+def _complete(
+    run_dir: pathlib.Path, env: dict, config: RunConfig, cases: list[Case], experiments: bool
+) -> bool:
+    """A run a resume has nothing to add to: every case of the run has its row, every claim
+    of its experiments (when this session runs them) a verdict other than ERROR, and its last
+    session ended (a session killed while it rendered the report is continued: the report is
+    rendered then)."""
+    done = store.completed_keys(run_dir)
+    if any(c.key(config.devices) not in done for c in cases):
+        return False
+    if experiments:
+        recorded = store.recorded_claims(run_dir / "claims.csv")
+        if any(not set(e.claims) <= recorded for e in claims.experiments(config.suites)):
+            return False
+    return "finished_utc" in env and "finished_utc" in store.sessions(env)[-1]
 
 
 def _resumable_env(run_dir: pathlib.Path) -> dict:

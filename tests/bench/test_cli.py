@@ -64,13 +64,28 @@ def test_report_is_rerendered_from_the_csvs(smoke_run, tmp_path):
     assert "flax-optimized" in original and "| speedup |" in original
 
 
-def test_resuming_a_finished_run_measures_nothing(smoke_run, tmp_path, capsys):
+def test_resuming_a_finished_run_measures_nothing_and_changes_nothing(smoke_run, tmp_path, capsys):
     copy = tmp_path / smoke_run.name
     shutil.copytree(smoke_run, copy)
-    before = (copy / "measurements.csv").read_text()
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
     assert main(["run", "--resume", str(copy)]) == 0
-    assert "already complete" in capsys.readouterr().err
-    assert (copy / "measurements.csv").read_text() == before
+    assert "this run is already complete" in capsys.readouterr().err
+    after = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    assert after == before  # env.json keeps its sessions, report.md is not rewritten
+
+
+def test_resuming_a_run_whose_last_session_did_not_finish_renders_its_report(smoke_run, tmp_path):
+    """Every case has its row, but the session was killed before its end (no finished_utc, no
+    report): the resume is a session of its own, which renders the report."""
+    copy = tmp_path / smoke_run.name
+    shutil.copytree(smoke_run, copy)
+    env = json.loads((copy / "env.json").read_text())
+    env.pop("finished_utc")
+    (copy / "env.json").write_text(json.dumps(env))
+    (copy / "report.md").unlink()
+    assert main(["run", "--resume", str(copy)]) == 0
+    assert (copy / "report.md").is_file()
+    assert len(json.loads((copy / "env.json").read_text())["sessions"]) == 2
 
 
 @pytest.mark.parametrize(
@@ -100,6 +115,13 @@ def test_bad_arguments_are_one_line_exit_2_and_write_nothing(argv, message, tmp_
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_list_with_a_bad_profile_prints_only_its_error(capsys):
+    assert main(["list", "--profile", "huge"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # no suite listed before the error
+    assert err == "bench: error: unknown profile 'huge'; available: smoke, cpu, full\n"
 
 
 def test_measurement_columns_are_the_documented_schema(smoke_run):

@@ -42,6 +42,25 @@ def test_the_plan_command_prints_every_case_and_a_total(capsys):
     assert "claims C1" in out and "cases, estimated" in out
 
 
+def test_the_plan_says_what_it_does_before_the_first_case_is_built(monkeypatch, capsys):
+    """Building and tracing every case of a large profile takes minutes: the plan says so
+    first, then each suite as it is done, on stderr (stdout keeps the table)."""
+    said = []
+    estimate = plan.estimate
+
+    def spy(*args, **kwargs):
+        said.append(capsys.readouterr().err)
+        return estimate(*args, **kwargs)
+
+    monkeypatch.setattr(plan, "estimate", spy)
+    argv = ["plan", "--profile", "smoke", "--suite", "binary_adder", "--assume", "h100"]
+    assert main(argv) == 0
+    n = len(binary_adder.cases("smoke"))
+    assert said[0].startswith(f"planning {n} cases of the smoke profile: building and tracing")
+    err = "".join(said) + capsys.readouterr().err
+    assert f"binary_adder: {n} cases traced" in err
+
+
 def test_while_planning_cases_neither_read_a_run_folder_nor_run_to_count_their_loops():
     quasi = next(c for c in deer.cases("smoke") if c.variant == "quasi-deer")
     sampler = next(c for c in trained.cases("smoke") if c.model.endswith("-trained"))
