@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import pathlib
+import re
 from collections.abc import Mapping
 
 import pandas as pd
@@ -311,9 +312,9 @@ def _said(statement: str, measured: str) -> str:
     clause) merged in where the statement ends with its words, else after it in brackets."""
     said = first_clause(statement) or "no statement"
     decided = shorten(first_clause(measured), MAX_CELL)
-    head, _, tail = said.rpartition(": ")
-    if tail and decided.startswith(tail):
-        return f"{head}: {decided}"
+    for boundary in re.finditer(": ", said):  # the longest end of the statement it repeats
+        if decided.startswith(said[boundary.end() :]):
+            return said[: boundary.end()] + decided
     return said if not decided or decided in said else f"{said} ({decided})"
 
 

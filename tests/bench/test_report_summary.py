@@ -228,3 +228,18 @@ def test_a_case_counted_too_noisy_says_so_on_its_own_row_by_the_same_measure():
     }
     assert "| 3% |" in rows["steady"] and "too noisy" not in rows["steady"]
     assert "| 40% too noisy |" in rows["wild"] and "| 30% too noisy |" in rows["solo"]
+
+
+def test_a_clock_line_says_what_decided_once():
+    """The statement's end and the measured figure that starts with it are merged, not
+    repeated (a `no count fits: ...` reason said twice was seen in a cpu run)."""
+    reason = "no count fits: the claim's held-out error is above 15%"
+    statement = f"the clock cannot decide whether the time follows steps: {reason}"
+    measured = f"{reason} (held-out error 0.310 with steps); 48 points"
+    said = report._said(statement, measured)
+    assert said.count(reason) == 1
+    assert (
+        said == f"the clock cannot decide whether the time follows steps: {measured.split(';')[0]}"
+    )
+    assert report._said("PASS: steps", "steps 0.04") == "PASS: steps 0.04"
+    assert report._said("it held", "b = 2") == "it held (b = 2)"
