@@ -695,15 +695,7 @@ def remeasure(c: Comparison, *, rounds: int = REMEASURE_ROUNDS, **options) -> Co
     new = c.new
     if new.kind != "run folder":
         raise CompareError("--remeasure re-times a run folder's cases, not a pytest-benchmark save")
-    here = environment.git_info()
-    ran = {k: new.context.get(k) for k in ("git_sha", "git_diff_sha256")}
-    if ran != {k: here.get(k) for k in ran}:
-        raise CompareError(
-            f"--remeasure times the current checkout, which is not the new run's code (run: git "
-            f"{str(ran['git_sha'])[:10]}, checkout: git {str(here['git_sha'])[:10]}"
-            + (", uncommitted changes differ" if ran["git_sha"] == here["git_sha"] else "")
-            + ")"
-        )
+    _check_code(new, environment.git_info(), "--remeasure times the current checkout, which")
     registered = suites()
     profile = new.context.get("profile")
     ready = []

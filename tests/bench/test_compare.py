@@ -455,7 +455,8 @@ def test_remeasure_refuses_a_run_of_other_code(smoke_run, tmp_path, capsys):
     env = json.loads((new / "env.json").read_text())
     (new / "env.json").write_text(json.dumps({**env, "git_sha": "f" * 40}))
     assert run_compare(smoke_run, new, "--remeasure") == 2
-    assert "not the new run's code" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the current checkout, which is not new's code (run: git ffffffffff" in err
 
 
 # --- what makes a case a different program -----------------------------------------------------
