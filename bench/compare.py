@@ -769,8 +769,7 @@ def paired(
         raise CompareError(f"--paired: {e}") from None
     cases = c.cases.copy()
     for i, key in zip(timed.index, keys, strict=True):
-        if key not in rounds_of:
-            cases.loc[i, "outcome"] = "unchanged"  # not re-timed: said under the table
+        if key not in rounds_of:  # not re-timed (said under the table): the runs' verdict
             continue
         old_rounds, new_rounds = rounds_of[key]
         ratio, lo, hi = paired_interval(
@@ -971,7 +970,10 @@ def _rule(c: Comparison) -> list[str]:
             f"interval of the rounds' median ratio lies above 1 + {c.threshold:g}, faster iff "
             f"below 1/(1 + {c.threshold:g}); the machine weighs on both sides of a round alike"
         ]
-        lines += [f"  not re-timed ({why}): {case}" for case, why in c.paired["errors"].items()]
+        lines += [
+            f"  not re-timed ({why}; the two runs' verdict stands): {case}"
+            for case, why in c.paired["errors"].items()
+        ]
         return lines
     lines = [
         f"rule: slower iff the {level} bootstrap interval of the ratio of medians new/old "

@@ -448,6 +448,22 @@ def test_remeasure_times_the_flagged_case_again_in_interleaved_rounds(
     assert "REMEASURED:" in cmp.render(again)
 
 
+def test_a_case_paired_cannot_re_time_keeps_the_runs_verdict(smoke_run, tmp_path, monkeypatch):
+    """A case one checkout cannot build is not re-timed: it keeps what the two runs said (a
+    slower case still fails the gate), not an "unchanged" no data decided."""
+    import bench.paired
+
+    new = tmp_path / "new"
+    shutil.copytree(smoke_run, new)
+    key = slow_down(new, "manual-bwd] train batch=8 seq_len=8", 3.0)
+    first = cmp.compare(cmp.open_run(smoke_run), cmp.open_run(new), resamples=200)
+    monkeypatch.setattr(cmp, "_check_code", lambda run, here, what: None)
+    monkeypatch.setattr(bench.paired, "time_paired", lambda *a, **k: ({}, {key: "LookupError"}))
+    again = cmp.paired(first, tmp_path)
+    assert list(again.of("slower").case) == list(first.of("slower").case) != []
+    assert again.exit_code == first.exit_code == 1
+
+
 def test_remeasure_refuses_a_run_of_other_code(smoke_run, tmp_path, capsys):
     new = tmp_path / "new"
     shutil.copytree(smoke_run, new)
