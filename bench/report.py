@@ -638,9 +638,8 @@ def measurements_section(df: pd.DataFrame) -> str:
 def render(judged: Judged, env: dict | None = None) -> pathlib.Path:
     """Write ``report.md`` for a judged run folder (:func:`bench.verdicts.judge_run`) and its
     env.json (``env``: as the session that ends is about to write it); returns its path."""
-    run_dir, df, samples, fitted, every = (
-        judged.run_dir, judged.df, judged.samples, judged.fitted, judged.every
-    )  # fmt: skip
+    run_dir, df, samples, fitted = judged.run_dir, judged.df, judged.samples, judged.fitted
+    every = judged.every
     env = store.load_env(run_dir) if env is None else env
     baselines = {name: s.baselines for name, s in suites().items()}
     run_suites = set(df.suite.dropna()) | set(env.get("suites", ()))
