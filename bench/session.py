@@ -579,7 +579,7 @@ def _complete(
         recorded = store.recorded_claims(run_dir / "claims.csv")
         if any(not set(e.claims) <= recorded for e in claims.experiments(config.suites)):
             return False
-    return "finished_utc" in store.sessions(env)[-1]
+    return "finished_utc" in env and "finished_utc" in store.sessions(env)[-1]
 
 
 def _resumable_env(run_dir: pathlib.Path) -> dict:

@@ -461,7 +461,7 @@ def test_a_case_paired_cannot_re_time_keeps_the_runs_verdict(smoke_run, tmp_path
     monkeypatch.setattr(bench.paired, "time_paired", lambda *a, **k: ({}, {key: "LookupError"}))
     again = cmp.paired(first, tmp_path)
     assert list(again.of("slower").case) == list(first.of("slower").case) != []
-    assert again.exit_code == first.exit_code == 1
+    assert again.exit_code == 1  # (paired: a slower case fails whatever the machine did)
 
 
 def test_remeasure_refuses_a_run_of_other_code(smoke_run, tmp_path, capsys):
